@@ -1,0 +1,85 @@
+"""Settings read from the environment.
+
+``MEDREVIEW_DATA_DIR``      storage root (default ``./data``): originals, models, caches, queue.
+``MEDREVIEW_DATABASE_URL``  SQLAlchemy URL (default ``sqlite:///<data dir>/medreview.db``).
+``MEDREVIEW_REDIS_URL``     when set, background jobs go through Redis instead of SQLite.
+``MEDREVIEW_MAX_*``         ingest limits (see :class:`IngestLimits`).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["IngestLimits", "Settings", "get_settings"]
+
+
+@dataclass(frozen=True)
+class IngestLimits:
+    """Upper bounds that keep hostile or broken uploads from exhausting the machine."""
+
+    # One uploaded file (or one archive member once extracted), bytes.
+    max_file_bytes: int = 512 * 1024 * 1024
+    # Pixels in one decoded frame (rows * columns); Pillow's own bomb guard is ~89 Mpx.
+    max_frame_pixels: int = 64 * 1024 * 1024
+    # Bytes of decoded pixel data for a whole object (all frames), guards lying headers.
+    max_decoded_bytes: int = 2 * 1024 * 1024 * 1024
+    max_frames: int = 5000
+    # Zip archives: member count, total uncompressed size, and per-member compression ratio.
+    max_archive_members: int = 20000
+    max_archive_total_bytes: int = 4 * 1024 * 1024 * 1024
+    max_compression_ratio: float = 200.0
+    # A single non-pixel DICOM element (e.g. a private blob), bytes.
+    max_element_bytes: int = 16 * 1024 * 1024
+
+
+def _int_env(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    return int(raw) if raw else default
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    database_url: str
+    redis_url: str | None = None
+    limits: IngestLimits = field(default_factory=IngestLimits)
+
+    @property
+    def objects_dir(self) -> Path:
+        """Originals, content-addressed by SHA-256."""
+        return self.data_dir / "objects"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+    @property
+    def cache_dir(self) -> Path:
+        """Derived files (Grad-CAM maps, thumbnails) that can be rebuilt."""
+        return self.data_dir / "cache"
+
+    @property
+    def queue_path(self) -> Path:
+        return self.data_dir / "queue.db"
+
+
+def get_settings() -> Settings:
+    """Read settings from the environment; cheap, so call it where needed."""
+    data_dir = Path(os.environ.get("MEDREVIEW_DATA_DIR") or "data").resolve()
+    database_url = os.environ.get("MEDREVIEW_DATABASE_URL") or f"sqlite:///{data_dir / 'medreview.db'}"
+    limits = IngestLimits(
+        max_file_bytes=_int_env("MEDREVIEW_MAX_FILE_BYTES", IngestLimits.max_file_bytes),
+        max_frame_pixels=_int_env("MEDREVIEW_MAX_FRAME_PIXELS", IngestLimits.max_frame_pixels),
+        max_archive_members=_int_env("MEDREVIEW_MAX_ARCHIVE_MEMBERS", IngestLimits.max_archive_members),
+        max_archive_total_bytes=_int_env(
+            "MEDREVIEW_MAX_ARCHIVE_TOTAL_BYTES", IngestLimits.max_archive_total_bytes
+        ),
+    )
+    return Settings(
+        data_dir=data_dir,
+        database_url=database_url,
+        redis_url=os.environ.get("MEDREVIEW_REDIS_URL") or None,
+        limits=limits,
+    )
