@@ -1,0 +1,5 @@
+import sys
+
+from medreview.cli import main
+
+sys.exit(main())

@@ -1,0 +1,100 @@
+"""Reading the store for display: one image's record, its decoded pixels, and counts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from medreview.errors import NotFoundError
+from medreview.imaging import DecodedImage, decode_file
+from medreview.models import Annotation, Image, LabelClass, ModelVersion, Patient, Series, Study, User
+from medreview.store import Store
+
+__all__ = ["ImageRecord", "StoreCounts", "counts", "decode_image", "get_image"]
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    image_id: int
+    original_filename: str
+    sha256: str
+    media_type: str
+    path: Path
+    modality: str
+    patient_key: str
+    study_description: str
+    series_description: str
+    rows: int
+    columns: int
+    number_of_frames: int
+    burned_in_annotation: bool
+    label: str | None
+    unsure: bool
+    comment: str
+
+
+def get_image(store: Store, image_id: int, reader: str | None = None) -> ImageRecord:
+    """The record of one image, with the newest read (or ``reader``'s read when given)."""
+    with store.db.read() as session:
+        row = session.execute(
+            select(Image, Series, Study, Patient)
+            .join(Series, Series.id == Image.series_id)
+            .join(Study, Study.id == Series.study_id)
+            .join(Patient, Patient.id == Study.patient_id)
+            .where(Image.id == image_id)
+        ).first()
+        if row is None:
+            raise NotFoundError(f"image {image_id} does not exist")
+        image, series, study, patient = row
+        read_query = (
+            select(Annotation, LabelClass.name)
+            .join(LabelClass, LabelClass.id == Annotation.label_class_id)
+            .where(Annotation.image_id == image_id)
+            .order_by(Annotation.updated_at.desc(), Annotation.id.desc())
+        )
+        if reader is not None:
+            read_query = read_query.join(User, User.id == Annotation.reader_id).where(User.username == reader)
+        read = session.execute(read_query.limit(1)).first()
+        return ImageRecord(
+            image_id=image.id,
+            original_filename=image.original_filename,
+            sha256=image.sha256,
+            media_type=image.media_type,
+            path=store.blobs.path_for(image.sha256),
+            modality=series.modality,
+            patient_key=patient.patient_key,
+            study_description=study.description,
+            series_description=series.description,
+            rows=image.rows,
+            columns=image.columns,
+            number_of_frames=image.number_of_frames,
+            burned_in_annotation=image.burned_in_annotation,
+            label=read[1] if read else None,
+            unsure=bool(read[0].unsure) if read else False,
+            comment=read[0].comment if read else "",
+        )
+
+
+def decode_image(store: Store, image_id: int) -> DecodedImage:
+    record = get_image(store, image_id)
+    return decode_file(record.path, record.media_type)
+
+
+@dataclass(frozen=True)
+class StoreCounts:
+    images: int
+    labelled: int
+    patients: int
+    models: int
+
+
+def counts(store: Store) -> StoreCounts:
+    with store.db.read() as session:
+        return StoreCounts(
+            images=session.scalar(select(func.count(Image.id))) or 0,
+            labelled=session.scalar(select(func.count(func.distinct(Annotation.image_id)))) or 0,
+            patients=session.scalar(select(func.count(Patient.id))) or 0,
+            models=session.scalar(select(func.count(ModelVersion.id))) or 0,
+        )

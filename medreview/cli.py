@@ -1,0 +1,249 @@
+"""``python -m medreview``: the same services as the pages, for scripts and servers.
+
+Exit codes: 0 success; 1 the command failed (message on stderr); 2 some files were rejected
+(ingest / import-folder; the per-file results say which and why).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from medreview.errors import MedreviewError
+from medreview.store import Store
+
+__all__ = ["main"]
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _print_results(results: list, as_json: bool) -> int:
+    for result in results:
+        if as_json:
+            print(json.dumps({"file": result.file, "status": result.status, "reason": result.reason}))
+        else:
+            reason = f"  ({result.reason})" if result.reason else ""
+            print(f"{result.status:9s} {result.file}{reason}")
+    if not as_json:
+        counts = {status: sum(r.status == status for r in results) for status in ("stored", "duplicate", "rejected")}
+        print(", ".join(f"{n} {status}" for status, n in counts.items()), file=sys.stderr)
+    return 2 if any(r.status == "rejected" for r in results) else 0
+
+
+def _cmd_ingest(args: argparse.Namespace) -> int:
+    from medreview.ingest import ingest_paths
+
+    store = Store.open()
+    return _print_results(ingest_paths(store, [Path(p) for p in args.paths]), args.json)
+
+
+def _cmd_import_folder(args: argparse.Namespace) -> int:
+    from medreview.importer import import_class_folders
+
+    store = Store.open()
+    results = import_class_folders(store, Path(args.folder))
+    return _print_results(results, args.json)
+
+
+def _worker_alive(store: Store) -> bool:
+    from medreview.jobs import HEARTBEAT_INTERVAL, worker_last_seen
+
+    seen = worker_last_seen(store)
+    if seen is None:
+        return False
+    seen = seen if seen.tzinfo else seen.replace(tzinfo=dt.UTC)
+    return (dt.datetime.now(dt.UTC) - seen).total_seconds() < 3 * HEARTBEAT_INTERVAL
+
+
+def _start_worker() -> subprocess.Popen:
+    # A session of its own, so a Ctrl-C meant for this command is forwarded deliberately below.
+    return subprocess.Popen([sys.executable, "-m", "medreview", "worker"], start_new_session=True)
+
+
+def _wait_for_job(store: Store, job_id: int) -> int:
+    """Wait for a job; start a worker for the wait if none is running. Returns an exit code."""
+    from medreview.jobs import get_job
+
+    worker = None
+    if not _worker_alive(store):
+        print("no worker is running: starting one for this job", file=sys.stderr)
+        worker = _start_worker()
+    try:
+        last_epoch = 0
+        while True:
+            job = get_job(store, job_id)
+            for epoch in job.progress.get("epochs", [])[last_epoch:]:
+                print(
+                    f"epoch {epoch['epoch']}: loss {epoch['loss']:.4f}  val_loss {epoch['val_loss']:.4f}  "
+                    f"val_auc {epoch['val_auc']:.4f}  val_accuracy {epoch['val_accuracy']:.4f}",
+                    file=sys.stderr,
+                )
+                last_epoch = epoch["epoch"]
+            if job.status not in ("queued", "running"):
+                break
+            if worker is not None and worker.poll() is not None:
+                print("the worker process exited unexpectedly", file=sys.stderr)
+                return 1
+            time.sleep(1.0)
+    finally:
+        if worker is not None:
+            worker.send_signal(signal.SIGINT)
+            try:
+                worker.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+    if job.status != "succeeded":
+        print(f"job {job_id} {job.status}: {job.error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from medreview.jobs import get_job
+    from medreview.training.service import submit_training
+
+    store = Store.open()
+    params = {
+        key: value
+        for key, value in {
+            "architecture": args.architecture,
+            "input_size": args.input_size,
+            "epochs": args.epochs,
+            "batch_size": args.batch_size,
+            "seed": args.seed,
+        }.items()
+        if value is not None
+    }
+    job_id = submit_training(store, params)
+    print(f"training run {job_id} queued", file=sys.stderr)
+    if not args.wait:
+        return 0
+    code = _wait_for_job(store, job_id)
+    if code == 0:
+        print(json.dumps(get_job(store, job_id).result["metrics"], indent=2))
+    return code
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from medreview.jobs import get_job
+    from medreview.prediction import submit_predictions
+
+    store = Store.open()
+    scope = "all" if args.all else "unlabelled"
+    job_id = submit_predictions(store, scope=scope)
+    print(f"prediction job {job_id} queued ({scope} images)", file=sys.stderr)
+    code = _wait_for_job(store, job_id)
+    if code == 0:
+        result = get_job(store, job_id).result
+        print(f"{result['predicted']} images predicted with model version {result['model_version_id']}")
+        for line in result.get("skipped", []):
+            print(f"skipped {line}", file=sys.stderr)
+    return code
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from medreview.export import write_export
+
+    rows = write_export(Store.open(), args.kind, Path(args.output), args.format)
+    print(f"{rows} rows written to {args.output}", file=sys.stderr)
+    return 0
+
+
+def _cmd_demo(_: argparse.Namespace) -> int:
+    from medreview.demo import load_demo_data
+
+    return _print_results(load_demo_data(Store.open()), as_json=False)
+
+
+def _cmd_worker(_: argparse.Namespace) -> int:
+    from medreview.jobs import run_worker
+
+    run_worker()
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    """Start the worker and the Streamlit app; stop the worker when the app stops."""
+    Store.open()  # create the data dir and schema once, before two processes race to do it
+    worker = _start_worker()
+    command = [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(args.port)]
+    if args.headless:
+        command += ["--server.headless", "true"]
+    app = subprocess.Popen(command)
+    try:
+        return app.wait()
+    except KeyboardInterrupt:
+        app.send_signal(signal.SIGINT)
+        return app.wait()
+    finally:
+        worker.send_signal(signal.SIGINT)
+        try:
+            worker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m medreview", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    ingest = commands.add_parser("ingest", help="store DICOM / PNG / JPEG files, folders or zip archives")
+    ingest.add_argument("paths", nargs="+")
+    ingest.add_argument("--json", action="store_true", help="one JSON object per file: file, status, reason")
+    ingest.set_defaults(handler=_cmd_ingest)
+
+    folder = commands.add_parser("import-folder", help="ingest DIR/<class>/* and label each image with <class>")
+    folder.add_argument("folder")
+    folder.add_argument("--json", action="store_true")
+    folder.set_defaults(handler=_cmd_import_folder)
+
+    train = commands.add_parser("train", help="train a model on the labelled images")
+    train.add_argument("--wait", action="store_true", help="wait for the run and print its metrics")
+    train.add_argument("--architecture")
+    train.add_argument("--input-size", type=int)
+    train.add_argument("--epochs", type=int)
+    train.add_argument("--batch-size", type=int)
+    train.add_argument("--seed", type=int)
+    train.set_defaults(handler=_cmd_train)
+
+    predict = commands.add_parser("predict", help="run the active model on images (waits for the job)")
+    scope = predict.add_mutually_exclusive_group()
+    scope.add_argument("--all", action="store_true", help="every image")
+    scope.add_argument("--unlabelled", action="store_true", help="only images without a label (default)")
+    predict.set_defaults(handler=_cmd_predict)
+
+    export = commands.add_parser("export", help="write labels or predictions to a file")
+    export.add_argument("kind", choices=("labels", "predictions"))
+    export.add_argument("--format", default="csv", choices=("csv",))
+    export.add_argument("-o", "--output", required=True)
+    export.set_defaults(handler=_cmd_export)
+
+    commands.add_parser("demo", help="load generated demo images (labelled and unlabelled)").set_defaults(
+        handler=_cmd_demo
+    )
+    commands.add_parser("worker", help="run the background worker (training, predictions)").set_defaults(
+        handler=_cmd_worker
+    )
+    serve = commands.add_parser("serve", help="start the worker and the web app")
+    serve.add_argument("--port", type=int, default=int(os.environ.get("MEDREVIEW_PORT", "8501")))
+    serve.add_argument("--headless", action="store_true")
+    serve.set_defaults(handler=_cmd_serve)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except MedreviewError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,103 @@
+"""Engine and sessions.
+
+SQLite is the embedded default and needs care to be safe under concurrent writers (Streamlit
+sessions are threads; the worker is another process):
+
+- WAL journal so readers never block the writer, and ``busy_timeout`` so a writer waits for the
+  lock instead of failing with "database is locked".
+- pysqlite's own transaction handling is switched off and we emit ``BEGIN`` ourselves: write
+  sessions start with ``BEGIN IMMEDIATE``, which takes the write lock up front. With the default
+  deferred BEGIN two read-modify-write transactions can both read, and one loses its update (or
+  fails with a lock upgrade error that busy_timeout cannot retry).
+
+On PostgreSQL the same ``write()`` session is a normal transaction; code that reads then writes
+uses unique constraints or ``SELECT ... FOR UPDATE`` so it is correct there too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+
+from medreview.models import Base
+
+__all__ = ["Database", "upsert"]
+
+_IMMEDIATE = "medreview_begin_immediate"
+
+
+class Database:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        if self.is_sqlite:
+            self.engine: Engine = create_engine(
+                url, connect_args={"timeout": 30, "check_same_thread": False}, pool_pre_ping=False
+            )
+            _configure_sqlite(self.engine)
+        else:
+            self.engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+        self._read_sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._write_sessions = sessionmaker(
+            self.engine.execution_options(**{_IMMEDIATE: True}), expire_on_commit=False
+        )
+
+    def create_all(self) -> None:
+        Base.metadata.create_all(self.engine)
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A session for reads; rolled back at the end."""
+        with self._read_sessions() as session:
+            yield session
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        """A write transaction: committed when the block ends, rolled back on any exception."""
+        with self._write_sessions() as session, session.begin():
+            yield session
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+        # Let SQLAlchemy's "begin" event below issue BEGIN; pysqlite would otherwise start
+        # deferred transactions implicitly.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection) -> None:  # type: ignore[no-untyped-def]
+        immediate = connection.get_execution_options().get(_IMMEDIATE, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def upsert(
+    session: Session, model: type, values: dict[str, object], conflict_columns: list[str], update_columns: list[str]
+) -> None:
+    """INSERT ... ON CONFLICT (conflict_columns) DO UPDATE SET update_columns, on SQLite and
+    PostgreSQL alike. Unlike select-then-insert, this cannot race with a concurrent insert of
+    the same key (a row lock cannot cover a row that does not exist yet)."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:
+        raise NotImplementedError(f"upsert is not implemented for {dialect}")
+    statement = insert(model).values(**values)
+    statement = statement.on_conflict_do_update(
+        index_elements=conflict_columns, set_={column: statement.excluded[column] for column in update_columns}
+    )
+    session.execute(statement)

@@ -1,0 +1,409 @@
+"""Validate one uploaded DICOM object and read the header fields the store needs.
+
+:func:`read_dicom` is the gate every DICOM upload passes: it parses the bytes once, refuses objects
+that are not images, use a transfer syntax we cannot decode, or carry headers that lie about their
+size, and then decodes the pixel data once to prove the image can be shown. Everything it refuses
+raises :class:`~medreview.errors.IngestError` with a message written for a radiologist.
+
+:func:`open_dataset` is the one place that turns DICOM bytes (or a stored file) into a pydicom
+``Dataset``, including legacy files without the 128-byte preamble and file meta header; the display
+pipeline in :mod:`medreview.imaging` uses it too.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.multival import MultiValue
+from pydicom.pixels import get_decoder
+from pydicom.sequence import Sequence
+from pydicom.uid import (
+    UID,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+)
+
+from medreview.config import IngestLimits
+from medreview.errors import IngestError
+
+__all__ = ["DicomInfo", "looks_like_dicom", "open_dataset", "read_dicom"]
+
+_PREAMBLE_LENGTH = 128
+_MAGIC = b"DICM"
+# (7FE0,0008) Float Pixel Data, (7FE0,0009) Double Float Pixel Data, (7FE0,0010) Pixel Data.
+_PIXEL_TAGS = (0x7FE00008, 0x7FE00009, 0x7FE00010)
+_ALLOWED_BITS_ALLOCATED = (1, 8, 16, 32, 64)
+_UNDEFINED_LENGTH = 0xFFFFFFFF
+# Two-letter value representations, used to recognise an explicit-VR object without a preamble.
+_VALUE_REPRESENTATIONS = frozenset(
+    b"AE AS AT CS DA DS DT FD FL IS LO LT OB OD OF OL OV OW PN SH SL SQ SS ST SV TM UC UI UL UN UR US UT UV".split()
+)
+
+
+@dataclass(frozen=True)
+class DicomInfo:
+    """Header fields of one DICOM image object, as the store files it."""
+
+    sop_instance_uid: str
+    sop_class_uid: str
+    # "" when the object has no Study / Series Instance UID (broken legacy files); the caller decides.
+    study_instance_uid: str
+    series_instance_uid: str
+    patient_id: str  # "" when absent
+    patient_name: str  # str(PatientName) or ""
+    modality: str  # "" when absent: file it as "OT"
+    study_date: str | None  # "YYYYMMDD" or None
+    study_description: str
+    series_description: str
+    series_number: int | None
+    instance_number: int | None
+    # Millimetres along the slice normal: ImagePositionPatient projected on the normal of
+    # ImageOrientationPatient when both are present, else SliceLocation, else None.
+    slice_location: float | None
+    rows: int
+    columns: int
+    number_of_frames: int
+    photometric_interpretation: str
+    transfer_syntax_uid: str
+    burned_in_annotation: bool  # BurnedInAnnotation == "YES": text such as the patient name is in the pixels
+
+
+def looks_like_dicom(data: bytes) -> bool:
+    """True for a DICOM Part 10 file ("DICM" after the preamble) or a plausible preamble-less object.
+
+    A legacy object without preamble starts directly with a group 0x0002 (file meta) or 0x0008
+    (identifying) element, in implicit VR little endian or explicit VR (either byte order).
+    """
+    if len(data) >= _PREAMBLE_LENGTH + 4 and data[_PREAMBLE_LENGTH : _PREAMBLE_LENGTH + 4] == _MAGIC:
+        return True
+    if len(data) < 8:
+        return False
+    (group_little_endian,) = struct.unpack_from("<H", data, 0)
+    (group_big_endian,) = struct.unpack_from(">H", data, 0)
+    has_value_representation = data[4:6] in _VALUE_REPRESENTATIONS
+    if group_big_endian in (0x0002, 0x0008) and has_value_representation:
+        return True  # explicit VR big endian (retired, still found in old archives)
+    if group_little_endian not in (0x0002, 0x0008):
+        return False
+    if has_value_representation:
+        return True
+    (implicit_length,) = struct.unpack_from("<I", data, 4)
+    return implicit_length == _UNDEFINED_LENGTH or 8 + implicit_length <= len(data)
+
+
+def _has_preamble(data: bytes) -> bool:
+    return data[_PREAMBLE_LENGTH : _PREAMBLE_LENGTH + 4] == _MAGIC
+
+
+def open_dataset(source: Path | bytes) -> Dataset:
+    """Parse DICOM bytes or a stored file into a pydicom ``Dataset`` (pixel data not decoded).
+
+    ``force=True`` is used only for objects without the "DICM" preamble that :func:`looks_like_dicom`
+    accepts; when the file meta header is missing, its transfer syntax is filled in from the encoding
+    pydicom detected so that the pixel data can be decoded.
+    """
+    try:
+        data = source.read_bytes() if isinstance(source, Path) else bytes(source)
+    except OSError as error:
+        raise IngestError(f"cannot read the file: {error.strerror or error}") from error
+    if not data:
+        raise IngestError("empty file: no DICOM data")
+    has_preamble = _has_preamble(data)
+    if not has_preamble and not looks_like_dicom(data):
+        raise IngestError("not a DICOM file (no 'DICM' marker and no DICOM header at the start)")
+    try:
+        dataset = pydicom.dcmread(io.BytesIO(data), force=not has_preamble)
+    except Exception as error:  # pydicom raises many types for broken headers
+        raise IngestError(f"unreadable DICOM header: {_short_reason(error)}") from error
+    if not isinstance(dataset, Dataset) or len(dataset) == 0:
+        raise IngestError("not a DICOM file (no data elements could be read)")
+    _fill_transfer_syntax(dataset)
+    return dataset
+
+
+def _fill_transfer_syntax(dataset: Dataset) -> None:
+    """Give a meta-less legacy object the transfer syntax it was actually read with."""
+    file_meta = getattr(dataset, "file_meta", None)
+    if file_meta is not None and "TransferSyntaxUID" in file_meta:
+        return
+    is_implicit_vr, is_little_endian = dataset.original_encoding
+    if is_implicit_vr is None or is_little_endian is None:
+        return
+    if is_implicit_vr:
+        syntax = ImplicitVRLittleEndian
+    else:
+        syntax = ExplicitVRLittleEndian if is_little_endian else ExplicitVRBigEndian
+    if file_meta is None:
+        dataset.file_meta = FileMetaDataset()
+    dataset.file_meta.TransferSyntaxUID = syntax
+
+
+def read_dicom(data: bytes, limits: IngestLimits) -> DicomInfo:
+    """Validate one uploaded DICOM object and return its header fields.
+
+    Parses once, checks every size the header declares against ``limits`` before any pixel is
+    decoded, then decodes the pixel data once to prove it is readable. Raises ``IngestError``.
+    """
+    try:
+        dataset = open_dataset(data)
+        _check_element_sizes(dataset, limits)
+        transfer_syntax = _transfer_syntax(dataset)
+        geometry = _check_image_geometry(dataset, transfer_syntax, limits)
+        _decode_once(dataset, transfer_syntax)
+        return _info_from(dataset, transfer_syntax, geometry.number_of_frames)
+    except IngestError:
+        raise
+    except Exception as error:  # never let a raw exception reach the page
+        raise IngestError(f"unreadable DICOM object: {_short_reason(error)}") from error
+
+
+@dataclass(frozen=True)
+class _Geometry:
+    rows: int
+    columns: int
+    number_of_frames: int
+    samples_per_pixel: int
+    bits_allocated: int
+
+
+def _check_element_sizes(dataset: Dataset, limits: IngestLimits) -> None:
+    """Refuse any non-pixel element bigger than ``limits.max_element_bytes`` (e.g. a private blob)."""
+    oversized = _find_oversized_element(dataset, limits.max_element_bytes)
+    if oversized is not None:
+        tag, size = oversized
+        raise IngestError(
+            f"DICOM element ({tag >> 16:04X},{tag & 0xFFFF:04X}) is too large "
+            f"({size:,} bytes, limit {limits.max_element_bytes:,}); refusing a possibly hostile file"
+        )
+
+
+def _find_oversized_element(dataset: Dataset, max_bytes: int) -> tuple[int, int] | None:
+    # Dataset.values() gives the raw (unconverted) elements, so this walk costs almost nothing: a
+    # sequence is only parsed when its raw bytes exceed the limit, since anything it holds is smaller.
+    for element in list(dataset.values()):
+        tag = int(element.tag)
+        if tag in _PIXEL_TAGS:
+            continue
+        value = element.value
+        if isinstance(value, Sequence):
+            found = _find_in_sequence(value, max_bytes)
+            if found is not None:
+                return found
+            continue
+        size = len(value) if isinstance(value, bytes | bytearray | str) else 0
+        if size <= max_bytes:
+            continue
+        converted = dataset[tag]  # implicit-VR raw elements carry no VR until converted
+        if converted.VR == "SQ":
+            found = _find_in_sequence(converted.value, max_bytes)
+            if found is not None:
+                return found
+            continue
+        return tag, size
+    return None
+
+
+def _find_in_sequence(sequence: Sequence, max_bytes: int) -> tuple[int, int] | None:
+    for item in sequence:
+        found = _find_oversized_element(item, max_bytes)
+        if found is not None:
+            return found
+    return None
+
+
+def _transfer_syntax(dataset: Dataset) -> UID:
+    file_meta = getattr(dataset, "file_meta", None)
+    uid = file_meta.get("TransferSyntaxUID") if file_meta is not None else None
+    if not uid:
+        raise IngestError("DICOM object has no transfer syntax: cannot tell how its pixels are encoded")
+    uid = UID(str(uid).strip("\x00 "))
+    try:
+        decoder = get_decoder(uid)
+    except NotImplementedError:
+        name = uid.name if uid.is_transfer_syntax else "unknown transfer syntax"
+        raise IngestError(
+            f"unsupported transfer syntax {uid} ({name}): its pixels cannot be decoded here"
+        ) from None
+    if not decoder.is_available:
+        raise IngestError(
+            f"transfer syntax {uid} ({uid.name}) needs a decoder plug-in that is not installed on this server"
+        )
+    return uid
+
+
+def _int_attribute(dataset: Dataset, keyword: str, default: int | None = None) -> int:
+    value = dataset.get(keyword, default)
+    if isinstance(value, MultiValue | list):
+        value = value[0] if value else default
+    if value is None or value == "":
+        if default is None:
+            raise IngestError(f"DICOM image has no {keyword}")
+        return default
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise IngestError(f"DICOM image has an invalid {keyword} ({value!r})") from None
+
+
+def _check_image_geometry(dataset: Dataset, transfer_syntax: UID, limits: IngestLimits) -> _Geometry:
+    pixel_tag = next((tag for tag in _PIXEL_TAGS if tag in dataset), None)
+    if pixel_tag is None:
+        raise IngestError("no image in this DICOM object (SR / RT / other non-image)")
+    rows = _int_attribute(dataset, "Rows")
+    columns = _int_attribute(dataset, "Columns")
+    if rows <= 0 or columns <= 0:
+        raise IngestError(f"DICOM header gives an empty image size ({rows} rows x {columns} columns)")
+    if rows * columns > limits.max_frame_pixels:
+        raise IngestError(
+            f"image too large: {columns} x {rows} pixels per frame (limit {limits.max_frame_pixels:,} pixels)"
+        )
+    number_of_frames = _int_attribute(dataset, "NumberOfFrames", 1)
+    if number_of_frames <= 0:
+        raise IngestError(f"DICOM header gives an invalid number of frames ({number_of_frames})")
+    if number_of_frames > limits.max_frames:
+        raise IngestError(f"too many frames: {number_of_frames:,} (limit {limits.max_frames:,})")
+    samples_per_pixel = _int_attribute(dataset, "SamplesPerPixel", 1)
+    if samples_per_pixel not in (1, 3):
+        raise IngestError(f"unsupported samples per pixel ({samples_per_pixel}); expected 1 or 3")
+    bits_allocated = _int_attribute(dataset, "BitsAllocated")
+    if bits_allocated not in _ALLOWED_BITS_ALLOCATED:
+        raise IngestError(f"DICOM header gives an invalid bits allocated ({bits_allocated})")
+    if "PhotometricInterpretation" not in dataset:
+        raise IngestError("DICOM image has no PhotometricInterpretation")
+
+    expected_bytes = math.ceil(rows * columns * number_of_frames * samples_per_pixel * bits_allocated / 8)
+    # The decoder may widen 8-bit data or produce RGB from palette; 8 bytes per sample bounds it.
+    decoded_bytes = rows * columns * number_of_frames * samples_per_pixel * max(bits_allocated, 8) // 8
+    if decoded_bytes > limits.max_decoded_bytes:
+        raise IngestError(
+            f"image too large once decoded: {decoded_bytes:,} bytes "
+            f"(limit {limits.max_decoded_bytes:,}); {number_of_frames} frame(s) of {columns} x {rows}"
+        )
+    if not transfer_syntax.is_compressed:
+        found_bytes = _value_length(dataset, pixel_tag)
+        if found_bytes < expected_bytes:
+            raise IngestError(
+                f"truncated DICOM: pixel data ends early (expected {expected_bytes} bytes, found {found_bytes})"
+            )
+    return _Geometry(rows, columns, number_of_frames, samples_per_pixel, bits_allocated)
+
+
+def _value_length(dataset: Dataset, tag: int) -> int:
+    element = dataset.get_item(tag)
+    value = element.value if element is not None else None
+    return len(value) if isinstance(value, bytes | bytearray) else 0
+
+
+def _decode_once(dataset: Dataset, transfer_syntax: UID) -> None:
+    try:
+        pixels = dataset.pixel_array
+    except Exception as error:  # decoders raise RuntimeError, ValueError, struct.error, ...
+        raise IngestError(
+            f"cannot decode pixel data ({transfer_syntax.name}): {_short_reason(error)}"
+        ) from error
+    if not isinstance(pixels, np.ndarray) or pixels.size == 0:
+        raise IngestError(
+            f"cannot decode pixel data ({transfer_syntax.name}): the decoder returned no pixels"
+        )
+
+
+def _short_reason(error: BaseException) -> str:
+    """First meaningful line of an exception message, trimmed for a human."""
+    lines = [line.strip(" :-") for line in str(error).splitlines() if line.strip(" :-")]
+    if not lines:
+        return type(error).__name__
+    # pydicom's "all plugins failed" message lists one reason per plug-in on the following lines.
+    reason = lines[1] if len(lines) > 1 and lines[0].startswith("Unable to decode") else lines[0]
+    return reason if len(reason) <= 200 else reason[:197] + "..."
+
+
+def _text(dataset: Dataset, keyword: str) -> str:
+    value = dataset.get(keyword)
+    if value is None:
+        return ""
+    if isinstance(value, MultiValue | list):
+        value = value[0] if value else ""
+    return str(value).strip()
+
+
+def _optional_int(dataset: Dataset, keyword: str) -> int | None:
+    text = _text(dataset, keyword)
+    try:
+        return int(float(text)) if text else None
+    except ValueError:
+        return None
+
+
+def _float_values(dataset: Dataset, keyword: str, count: int) -> list[float] | None:
+    value = dataset.get(keyword)
+    if value is None:
+        return None
+    try:
+        numbers = [float(item) for item in value]
+    except (TypeError, ValueError):
+        return None
+    if len(numbers) != count or not all(math.isfinite(number) for number in numbers):
+        return None
+    return numbers
+
+
+def _slice_location(dataset: Dataset) -> float | None:
+    position = _float_values(dataset, "ImagePositionPatient", 3)
+    orientation = _float_values(dataset, "ImageOrientationPatient", 6)
+    if position is not None and orientation is not None:
+        # Slice normal = row direction x column direction (plain floats: numpy is slower for 3-vectors).
+        row_x, row_y, row_z, column_x, column_y, column_z = orientation
+        normal = (
+            row_y * column_z - row_z * column_y,
+            row_z * column_x - row_x * column_z,
+            row_x * column_y - row_y * column_x,
+        )
+        norm = math.sqrt(sum(component * component for component in normal))
+        if norm > 0:
+            return sum(p * n for p, n in zip(position, normal, strict=True)) / norm
+    text = _text(dataset, "SliceLocation")
+    try:
+        location = float(text) if text else None
+    except ValueError:
+        return None
+    return location if location is not None and math.isfinite(location) else None
+
+
+def _study_date(dataset: Dataset) -> str | None:
+    text = _text(dataset, "StudyDate").replace(".", "")  # ACR-NEMA style "YYYY.MM.DD"
+    return text[:8] if len(text) >= 8 and text[:8].isdigit() else None
+
+
+def _info_from(dataset: Dataset, transfer_syntax: UID, number_of_frames: int) -> DicomInfo:
+    sop_instance_uid = _text(dataset, "SOPInstanceUID")
+    if not sop_instance_uid:
+        raise IngestError("DICOM object has no SOP Instance UID, so it cannot be told apart from others")
+    return DicomInfo(
+        sop_instance_uid=sop_instance_uid,
+        sop_class_uid=_text(dataset, "SOPClassUID"),
+        study_instance_uid=_text(dataset, "StudyInstanceUID"),
+        series_instance_uid=_text(dataset, "SeriesInstanceUID"),
+        patient_id=_text(dataset, "PatientID"),
+        patient_name=_text(dataset, "PatientName"),
+        modality=_text(dataset, "Modality").upper(),
+        study_date=_study_date(dataset),
+        study_description=_text(dataset, "StudyDescription"),
+        series_description=_text(dataset, "SeriesDescription"),
+        series_number=_optional_int(dataset, "SeriesNumber"),
+        instance_number=_optional_int(dataset, "InstanceNumber"),
+        slice_location=_slice_location(dataset),
+        rows=int(dataset.Rows),
+        columns=int(dataset.Columns),
+        number_of_frames=number_of_frames,
+        photometric_interpretation=_text(dataset, "PhotometricInterpretation"),
+        transfer_syntax_uid=str(transfer_syntax),
+        burned_in_annotation=_text(dataset, "BurnedInAnnotation").upper() == "YES",
+    )

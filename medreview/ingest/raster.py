@@ -1,0 +1,220 @@
+"""Validate an uploaded PNG or JPEG (exported X-rays, screenshots, teaching files).
+
+Formats are recognised by their magic bytes only, never by the file name: an SVG or an HTML page
+named ``.png`` is refused. :func:`read_raster` checks the declared size before decoding (a 1 kB PNG
+can claim 100 000 x 100 000 pixels) and then decodes every pixel, so a truncated upload is refused
+at import instead of showing up grey at reading time.
+
+:func:`strip_metadata` removes what a camera or an editor writes next to the pixels (EXIF with
+dates, device serials and GPS, XMP, comments), which may identify a patient or an institution.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import warnings
+from dataclasses import dataclass
+
+from PIL import Image
+
+from medreview.config import IngestLimits
+from medreview.errors import IngestError
+
+__all__ = ["RasterInfo", "looks_like_raster", "read_raster", "strip_metadata"]
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_JPEG_SIGNATURE = b"\xff\xd8\xff"
+_EXIF_ORIENTATION_TAG = 0x0112
+
+
+@dataclass(frozen=True)
+class RasterInfo:
+    """What the header and a full decode of a PNG/JPEG say about it."""
+
+    format: str  # "PNG" or "JPEG"
+    width: int
+    height: int
+    mode: str  # Pillow mode as decoded, e.g. "L", "RGB", "I;16"
+
+
+def _format_of(data: bytes) -> str | None:
+    if data.startswith(_PNG_SIGNATURE):
+        return "PNG"
+    if data.startswith(_JPEG_SIGNATURE):
+        return "JPEG"
+    return None
+
+
+def looks_like_raster(data: bytes) -> bool:
+    """True when the bytes start with a PNG or JPEG signature (the file name is never consulted)."""
+    return _format_of(data) is not None
+
+
+def _looks_like_text(data: bytes) -> bool:
+    head = data[:4096].lstrip(b"\xef\xbb\xbf \t\r\n")  # UTF-8 byte-order mark, blank lines
+    if head.startswith(b"<"):
+        return True
+    if not head:
+        return False
+    printable = sum(1 for byte in head if byte in b"\t\r\n" or 32 <= byte < 127)
+    return printable / len(head) > 0.95
+
+
+def _refuse_unknown(data: bytes) -> IngestError:
+    if not data:
+        return IngestError("empty file: no image data")
+    if _looks_like_text(data):
+        return IngestError("not a PNG or JPEG image (looks like text/HTML/SVG)")
+    return IngestError("not a PNG or JPEG image (unrecognised file type)")
+
+
+def read_raster(data: bytes, limits: IngestLimits) -> RasterInfo:
+    """Validate one PNG/JPEG upload; raise ``IngestError`` for anything that will not display.
+
+    The pixel count from the header is checked against ``limits.max_frame_pixels`` before any
+    decoding; the image is then fully decoded (truncated files are refused, never padded).
+    """
+    image_format = _format_of(data)
+    if image_format is None:
+        raise _refuse_unknown(data)
+    try:
+        with warnings.catch_warnings():
+            # Our own pixel limit below is the guard; Pillow's bomb warning would only repeat it.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data), formats=[image_format])
+    except Image.DecompressionBombError as error:
+        raise IngestError(f"image too large: {error}; refusing a possible decompression bomb") from error
+    except Exception as error:  # Pillow raises UnidentifiedImageError, SyntaxError, struct.error...
+        raise IngestError(f"damaged {image_format} image: the header cannot be read ({error})") from error
+    with image:
+        width, height = image.size
+        if width <= 0 or height <= 0:
+            raise IngestError(f"damaged {image_format} image: it declares an empty size ({width} x {height})")
+        if width * height > limits.max_frame_pixels:
+            raise IngestError(
+                f"image too large: {width} x {height} pixels (limit {limits.max_frame_pixels:,} pixels); "
+                "refusing a possible decompression bomb"
+            )
+        try:
+            image.load()
+        except Exception as error:  # OSError "image file is truncated", zlib errors, SyntaxError...
+            raise IngestError(
+                f"truncated or damaged {image_format} image: the pixels cannot be fully decoded ({error})"
+            ) from error
+        return RasterInfo(format=image_format, width=width, height=height, mode=image.mode)
+
+
+def strip_metadata(data: bytes) -> bytes:
+    """Return the image without its metadata; the decoded pixels stay identical.
+
+    PNG: decoded and re-encoded losslessly with no text, EXIF, time or ICC chunks (palette and
+    transparency are kept, they are part of the pixels). JPEG: the APPn and COM segments (EXIF, XMP,
+    ICC, comments, JFIF extension thumbnails) are cut out of the byte stream without re-compressing;
+    the JFIF and Adobe segments stay because decoders need them to interpret colours, and an EXIF
+    orientation other than "normal" is kept as a minimal EXIF block so the image is not shown rotated.
+    """
+    image_format = _format_of(data)
+    if image_format is None:
+        raise _refuse_unknown(data)
+    try:
+        if image_format == "PNG":
+            return _strip_png(data)
+        return _strip_jpeg(data)
+    except IngestError:
+        raise
+    except Exception as error:
+        raise IngestError(f"damaged {image_format} image: cannot remove its metadata ({error})") from error
+
+
+def _strip_png(data: bytes) -> bytes:
+    with Image.open(io.BytesIO(data), formats=["PNG"]) as image:
+        image.load()
+        kept_info = {key: image.info[key] for key in ("transparency",) if key in image.info}
+        image.info = kept_info
+        output = io.BytesIO()
+        image.save(output, format="PNG", **kept_info)
+    return output.getvalue()
+
+
+def _exif_orientation(data: bytes) -> int:
+    try:
+        with Image.open(io.BytesIO(data), formats=["JPEG"]) as image:
+            orientation = image.getexif().get(_EXIF_ORIENTATION_TAG, 1)
+    except (OSError, SyntaxError, ValueError, TypeError, KeyError, struct.error):
+        return 1  # unreadable EXIF: nothing worth keeping
+    return orientation if isinstance(orientation, int) and 1 <= orientation <= 8 else 1
+
+
+def _orientation_segment(orientation: int) -> bytes:
+    exif = Image.Exif()
+    exif[_EXIF_ORIENTATION_TAG] = orientation
+    payload = exif.tobytes()  # b"Exif\0\0" + TIFF structure
+    return b"\xff\xe1" + struct.pack(">H", len(payload) + 2) + payload
+
+
+def _is_kept_application_segment(marker: int, payload: bytes) -> bool:
+    # APP0 "JFIF\0" carries the colour/density header; APP14 "Adobe" tells RGB from YCbCr / CMYK.
+    return (marker == 0xE0 and payload.startswith(b"JFIF\x00")) or (
+        marker == 0xEE and payload.startswith(b"Adobe")
+    )
+
+
+def _strip_jpeg(data: bytes) -> bytes:
+    """Copy the JPEG marker by marker, leaving out APPn and COM segments."""
+    orientation = _exif_orientation(data)
+    output = bytearray(data[:2])  # SOI
+    position = 2
+    inserted_orientation = orientation == 1
+    length = len(data)
+    while position < length:
+        if data[position] != 0xFF:
+            raise IngestError("damaged JPEG image: a segment marker is missing")
+        # Any number of 0xFF fill bytes may precede a marker.
+        while position < length and data[position] == 0xFF:
+            position += 1
+        if position >= length:
+            raise IngestError("damaged JPEG image: it ends inside a marker")
+        marker = data[position]
+        position += 1
+        if marker == 0xD9:  # EOI
+            output += b"\xff\xd9"
+            return bytes(output)
+        if 0xD0 <= marker <= 0xD7 or marker == 0x01:  # stand-alone markers, no length
+            output += bytes((0xFF, marker))
+            continue
+        if position + 2 > length:
+            raise IngestError("damaged JPEG image: it ends inside a segment header")
+        (segment_length,) = struct.unpack_from(">H", data, position)
+        if segment_length < 2 or position + segment_length > length:
+            raise IngestError("damaged JPEG image: a segment runs past the end of the file")
+        segment_end = position + segment_length
+        payload = data[position + 2 : segment_end]
+        is_metadata = (0xE0 <= marker <= 0xEF and not _is_kept_application_segment(marker, payload)) or (
+            marker == 0xFE
+        )
+        if not is_metadata:
+            if not inserted_orientation and not (0xE0 <= marker <= 0xEF):
+                output += _orientation_segment(orientation)
+                inserted_orientation = True
+            output += bytes((0xFF, marker)) + data[position:segment_end]
+        position = segment_end
+        if marker == 0xDA:  # SOS: entropy-coded data follows until the next real marker
+            scan_end = _end_of_entropy_coded_data(data, position)
+            output += data[position:scan_end]
+            position = scan_end
+    raise IngestError("damaged JPEG image: the end-of-image marker is missing")
+
+
+def _end_of_entropy_coded_data(data: bytes, position: int) -> int:
+    """Index of the first marker after a scan: 0xFF not followed by 0x00 (stuffing) or a restart marker."""
+    length = len(data)
+    while True:
+        position = data.find(b"\xff", position)
+        if position < 0 or position + 1 >= length:
+            return length
+        following = data[position + 1]
+        if following == 0x00 or 0xD0 <= following <= 0xD7:
+            position += 2
+            continue
+        return position  # a marker, possibly behind 0xFF fill bytes that the caller skips

@@ -1,0 +1,265 @@
+"""SQLAlchemy 2.0 ORM: the store's schema.
+
+Groups, top to bottom: imaging hierarchy (patient -> study -> series -> image), labelling
+(label classes, users, annotations), background jobs and models (jobs, model versions,
+predictions), project settings. The same schema runs on SQLite and PostgreSQL, so only portable
+types are used (JSON, not JSONB; timezone-aware datetimes stored as UTC).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+__all__ = [
+    "Annotation",
+    "Base",
+    "Image",
+    "Job",
+    "LabelClass",
+    "ModelVersion",
+    "Patient",
+    "Prediction",
+    "Series",
+    "Setting",
+    "Study",
+    "User",
+    "utcnow",
+]
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+# Named constraints so migrations (and error messages) are stable across SQLite and PostgreSQL.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {
+        dt.datetime: DateTime(timezone=True),
+        dict[str, Any]: JSON,
+        list[Any]: JSON,
+    }
+
+
+# --- imaging hierarchy ------------------------------------------------------------------------
+
+
+class Patient(Base):
+    __tablename__ = "patients"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # PatientID from DICOM, or a synthetic key for PNG/JPEG uploads ("raster-<sha prefix>").
+    patient_key: Mapped[str] = mapped_column(String(128), unique=True)
+    patient_name: Mapped[str] = mapped_column(String(256), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    studies: Mapped[list[Study]] = relationship(back_populates="patient")
+
+
+class Study(Base):
+    __tablename__ = "studies"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_uid: Mapped[str] = mapped_column(String(128), unique=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
+    study_date: Mapped[str | None] = mapped_column(String(8))
+    description: Mapped[str] = mapped_column(String(256), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    patient: Mapped[Patient] = relationship(back_populates="studies")
+    series: Mapped[list[Series]] = relationship(back_populates="study")
+
+
+class Series(Base):
+    __tablename__ = "series"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    series_uid: Mapped[str] = mapped_column(String(128), unique=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"), index=True)
+    modality: Mapped[str] = mapped_column(String(16), default="OT")
+    description: Mapped[str] = mapped_column(String(256), default="")
+    series_number: Mapped[int | None]
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    study: Mapped[Study] = relationship(back_populates="series")
+    images: Mapped[list[Image]] = relationship(back_populates="series")
+
+
+class Image(Base):
+    """One stored object: a DICOM instance (possibly multi-frame) or a PNG/JPEG file."""
+
+    __tablename__ = "images"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    series_id: Mapped[int] = mapped_column(ForeignKey("series.id"), index=True)
+    # Dedupe keys: the same bytes or the same SOPInstanceUID are stored once.
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    sop_instance_uid: Mapped[str] = mapped_column(String(128), unique=True)
+    media_type: Mapped[str] = mapped_column(String(16))  # "dicom" | "png" | "jpeg"
+    original_filename: Mapped[str] = mapped_column(String(512))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    rows: Mapped[int]
+    columns: Mapped[int]
+    number_of_frames: Mapped[int] = mapped_column(default=1)
+    photometric_interpretation: Mapped[str] = mapped_column(String(32), default="MONOCHROME2")
+    transfer_syntax_uid: Mapped[str | None] = mapped_column(String(128))
+    instance_number: Mapped[int | None]
+    slice_location: Mapped[float | None] = mapped_column(Float)
+    burned_in_annotation: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    series: Mapped[Series] = relationship(back_populates="images")
+    annotations: Mapped[list[Annotation]] = relationship(back_populates="image")
+
+
+# --- labelling ---------------------------------------------------------------------------------
+
+
+class LabelClass(Base):
+    """One class of the project's single-choice label schema."""
+
+    __tablename__ = "label_classes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    position: Mapped[int] = mapped_column(default=0)
+    # Retired classes keep their annotations but are no longer offered for new labels.
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str | None] = mapped_column(String(256))
+    role: Mapped[str] = mapped_column(String(16), default="annotator")  # annotator | reviewer | admin
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Annotation(Base):
+    """One reader's read of one image. A reader has at most one read per image; relabelling
+    updates it (and bumps ``updated_at``)."""
+
+    __tablename__ = "annotations"
+    __table_args__ = (UniqueConstraint("image_id", "reader_id", name="uq_annotations_image_reader"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id"), index=True)
+    reader_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    label_class_id: Mapped[int] = mapped_column(ForeignKey("label_classes.id"), index=True)
+    unsure: Mapped[bool] = mapped_column(Boolean, default=False)
+    comment: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(16), default="submitted")
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    image: Mapped[Image] = relationship(back_populates="annotations")
+    label_class: Mapped[LabelClass] = relationship()
+    reader: Mapped[User] = relationship()
+
+
+# --- jobs, models, predictions -----------------------------------------------------------------
+
+
+class Job(Base):
+    """A unit of background work run by the worker process: ``kind`` is "train" or "predict".
+
+    A training run is a job of kind "train"; its ``progress`` holds the per-epoch log and its
+    ``result`` the final metrics. The worker writes ``heartbeat_at`` while it runs so a run whose
+    worker died is detected and marked failed instead of staying "running" for ever.
+    """
+
+    __tablename__ = "jobs"
+    __table_args__ = (Index("ix_jobs_kind_status", "kind", "status"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    progress: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    result: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    error: Mapped[str | None] = mapped_column(Text)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_by: Mapped[str] = mapped_column(String(64), default="local")
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[dt.datetime | None]
+    finished_at: Mapped[dt.datetime | None]
+    heartbeat_at: Mapped[dt.datetime | None]
+    worker_pid: Mapped[int | None]
+
+
+class ModelVersion(Base):
+    __tablename__ = "model_versions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id"), unique=True)
+    # Path relative to the data dir; the file was written atomically before this row existed.
+    path: Mapped[str] = mapped_column(String(512))
+    sha256: Mapped[str] = mapped_column(String(64))
+    architecture: Mapped[str] = mapped_column(String(64))
+    input_size: Mapped[int]
+    class_names: Mapped[list[Any]] = mapped_column(default=list)
+    metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    job: Mapped[Job] = relationship()
+
+
+class Prediction(Base):
+    __tablename__ = "predictions"
+    __table_args__ = (
+        UniqueConstraint("image_id", "model_version_id", name="uq_predictions_image_model"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id"), index=True)
+    model_version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"), index=True)
+    predicted_class: Mapped[str] = mapped_column(String(64))
+    probability: Mapped[float] = mapped_column(Float)  # of the predicted class
+    probabilities: Mapped[dict[str, Any]] = mapped_column(default=dict)  # class name -> probability
+    # Grad-CAM map of the predicted class, relative to the data dir (a rebuildable cache file).
+    heatmap_path: Mapped[str | None] = mapped_column(String(512))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    image: Mapped[Image] = relationship()
+    model_version: Mapped[ModelVersion] = relationship()
+
+
+class Setting(Base):
+    """Project settings as JSON values (label schema lives in ``label_classes``)."""
+
+    __tablename__ = "settings"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[Any] = mapped_column(JSON)
+
+

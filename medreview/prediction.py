@@ -1,0 +1,191 @@
+"""Predictions: run the active model (in the worker) and read the results (in the UI).
+
+The prediction job stores, per image, the class probabilities and a Grad-CAM map per class
+(``(C, h, w)`` float16 in [0, 1], a rebuildable cache file under ``<data dir>/cache/gradcam``),
+so the UI can show overlays without loading TensorFlow.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import select
+
+from medreview.annotation import current_labels
+from medreview.blobs import atomic_write
+from medreview.db import upsert
+from medreview.errors import ImagingError, MedreviewError, NotFoundError
+from medreview.jobs import JobContext, submit_job
+from medreview.models import Image, ModelVersion, Prediction, utcnow
+from medreview.registry import active_model
+from medreview.store import LOCAL_USER, Store
+
+__all__ = [
+    "SCOPES",
+    "disagreements",
+    "load_heatmaps",
+    "predictions_table",
+    "run_prediction_job",
+    "submit_predictions",
+]
+
+SCOPES = ("unlabelled", "all", "selected")
+BATCH = 64
+
+
+def submit_predictions(
+    store: Store, scope: str = "unlabelled", image_ids: list[int] | None = None, created_by: str = LOCAL_USER
+) -> int:
+    """Queue a prediction job with the active model; returns the job id."""
+    if scope not in SCOPES:
+        raise MedreviewError(f"unknown scope '{scope}' (choose one of {', '.join(SCOPES)})")
+    if scope == "selected" and not image_ids:
+        raise MedreviewError("select at least one image to predict")
+    model = active_model(store)
+    if model is None:
+        raise MedreviewError("no active model yet: train one on the Train page first")
+    params = {"scope": scope, "image_ids": list(image_ids or []), "model_version_id": model.id}
+    return submit_job(store, "predict", params, created_by=created_by)
+
+
+def _target_images(store: Store, scope: str, image_ids: list[int]) -> list[tuple[int, str, str]]:
+    with store.db.read() as session:
+        query = select(Image.id, Image.sha256, Image.media_type).order_by(Image.id)
+        if scope == "selected":
+            query = query.where(Image.id.in_(image_ids))
+        rows = [tuple(row) for row in session.execute(query)]
+    if scope == "unlabelled":
+        labelled = set(current_labels(store)["image_id"])
+        rows = [row for row in rows if row[0] not in labelled]
+    return rows  # type: ignore[return-value]
+
+
+def run_prediction_job(context: JobContext) -> dict[str, Any]:
+    # TensorFlow enters here, in the worker process only.
+    from medreview.explain import grad_cam
+    from medreview.imaging import decode_file, training_array
+    from medreview.training.fit import load_model, predict_probabilities
+
+    params = context.params()
+    store = context.store
+    with store.db.read() as session:
+        version = session.get(ModelVersion, params["model_version_id"])
+        if version is None:
+            raise NotFoundError("the model version for this job no longer exists")
+    model = load_model(store.data_path(version.path))
+    targets = _target_images(store, params["scope"], params.get("image_ids", []))
+    total = len(targets)
+    context.report(stage="predicting", done=0, total=total)
+    skipped: list[str] = []
+    done = 0
+    for start in range(0, total, BATCH):
+        if context.should_stop():
+            from medreview.training.fit import TrainingCancelled
+
+            raise TrainingCancelled("cancelled by the user")
+        batch = targets[start : start + BATCH]
+        arrays, kept = [], []
+        for image_id, sha256, media_type in batch:
+            try:
+                arrays.append(training_array(decode_file(store.blobs.path_for(sha256), media_type), version.input_size))
+                kept.append(image_id)
+            except ImagingError as error:
+                skipped.append(f"image {image_id}: {error}")
+        if kept:
+            x = np.stack(arrays)  # (B, S, S) float32 in [0, 1]
+            probabilities = predict_probabilities(model, x)  # (B, C)
+            # One Grad-CAM map per class: (C, B, h, w) -> per image (C, h, w)
+            maps = np.stack([grad_cam(model, x, class_index=c) for c in range(len(version.class_names))], axis=1)
+            _store_batch(store, version, kept, probabilities, maps)
+        done += len(batch)
+        context.report(done=done, total=total)
+    return {"model_version_id": version.id, "predicted": done - len(skipped), "skipped": skipped}
+
+
+def _store_batch(
+    store: Store, version: ModelVersion, image_ids: list[int], probabilities: np.ndarray, maps: np.ndarray
+) -> None:
+    paths = []
+    for image_id, heatmaps in zip(image_ids, maps, strict=True):
+        relative = f"cache/gradcam/{version.id}-{image_id}.npy"
+        buffer = io.BytesIO()
+        np.save(buffer, heatmaps.astype(np.float16))  # (C, h, w) float16 in [0, 1]
+        atomic_write(store.data_path(relative), buffer.getvalue())
+        paths.append(relative)
+    with store.db.write() as session:
+        for image_id, row, relative in zip(image_ids, probabilities, paths, strict=True):
+            best = int(np.argmax(row))
+            values = {
+                "predicted_class": version.class_names[best],
+                "probability": float(row[best]),
+                "probabilities": {name: float(p) for name, p in zip(version.class_names, row, strict=True)},
+                "heatmap_path": relative,
+                "created_at": utcnow(),
+            }
+            upsert(
+                session,
+                Prediction,
+                {"image_id": image_id, "model_version_id": version.id, **values},
+                conflict_columns=["image_id", "model_version_id"],
+                update_columns=list(values),
+            )
+
+
+def predictions_table(store: Store, model_version_id: int | None = None) -> pd.DataFrame:
+    """Predictions of one model version (default: the active one) with the image's current label."""
+    if model_version_id is None:
+        model = active_model(store)
+        if model is None:
+            return pd.DataFrame(
+                columns=["image_id", "file", "predicted_class", "probability", "label", "agrees", "prediction_id"]
+            )
+        model_version_id = model.id
+    query = (
+        select(
+            Prediction.image_id,
+            Image.original_filename.label("file"),
+            Prediction.predicted_class,
+            Prediction.probability,
+            Prediction.id.label("prediction_id"),
+        )
+        .join(Image, Image.id == Prediction.image_id)
+        .where(Prediction.model_version_id == model_version_id)
+        .order_by(Prediction.image_id)
+    )
+    with store.db.read() as session:
+        table = pd.DataFrame(session.execute(query).mappings().all(), columns=list(query.selected_columns.keys()))
+    labels = current_labels(store).set_index("image_id")["label"]
+    table["label"] = table["image_id"].map(labels)
+    # None: the image has no label, so there is nothing to agree or disagree with.
+    table["agrees"] = pd.Series(
+        [
+            None if pd.isna(label) else label == predicted
+            for label, predicted in zip(table["label"], table["predicted_class"], strict=True)
+        ],
+        index=table.index,
+        dtype=object,
+    )
+    return table[["image_id", "file", "predicted_class", "probability", "label", "agrees", "prediction_id"]]
+
+
+def disagreements(store: Store, model_version_id: int | None = None) -> pd.DataFrame:
+    """Labelled images where the model's class differs from the label, most confident first."""
+    table = predictions_table(store, model_version_id)
+    wrong = table[table["agrees"] == False]  # noqa: E712  (None means unlabelled, not a disagreement)
+    return wrong.sort_values("probability", ascending=False)
+
+
+def load_heatmaps(store: Store, prediction_id: int) -> tuple[np.ndarray, list[str]]:
+    """Grad-CAM maps ``(C, h, w)`` float32 in [0, 1] and the class names they belong to."""
+    with store.db.read() as session:
+        prediction = session.get(Prediction, prediction_id)
+        if prediction is None:
+            raise NotFoundError(f"prediction {prediction_id} does not exist")
+        class_names = list(prediction.model_version.class_names)
+        path = prediction.heatmap_path
+    if not path or not store.data_path(path).exists():
+        raise NotFoundError("the Grad-CAM map for this prediction is missing; run the prediction again")
+    return np.load(store.data_path(path)).astype(np.float32), class_names

@@ -1,0 +1,33 @@
+"""Model versions: list, read, and switch the one active model."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from medreview.errors import NotFoundError
+from medreview.models import ModelVersion
+from medreview.store import Store
+
+__all__ = ["activate_model", "active_model", "list_models"]
+
+
+def list_models(store: Store) -> list[ModelVersion]:
+    with store.db.read() as session:
+        return list(session.scalars(select(ModelVersion).order_by(ModelVersion.id.desc())))
+
+
+def active_model(store: Store) -> ModelVersion | None:
+    with store.db.read() as session:
+        return session.scalar(select(ModelVersion).where(ModelVersion.is_active.is_(True)))
+
+
+def activate_model(store: Store, model_version_id: int) -> None:
+    """Make one model version the active one (exactly one is active afterwards)."""
+    with store.db.write() as session:
+        target = session.get(ModelVersion, model_version_id, with_for_update=True)
+        if target is None:
+            raise NotFoundError(f"model version {model_version_id} does not exist")
+        for version in session.scalars(select(ModelVersion).where(ModelVersion.is_active.is_(True))):
+            version.is_active = False
+        session.flush()
+        target.is_active = True

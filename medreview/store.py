@@ -1,0 +1,74 @@
+"""The store: database + content-addressed files under one data dir.
+
+Every service takes a :class:`Store` as its first argument. ``Store.open()`` reads settings from
+the environment, creates the schema on first use and seeds a fresh project (default label
+schema, the local user).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import select
+
+from medreview.blobs import BlobStore
+from medreview.config import Settings, get_settings
+from medreview.db import Database
+from medreview.models import Image, LabelClass, Prediction, Setting, User
+
+__all__ = ["DEFAULT_CLASSES", "LOCAL_USER", "Store"]
+
+DEFAULT_CLASSES = ("normal", "pneumonia")
+# Until accounts exist every read is made by this user.
+LOCAL_USER = "local"
+
+
+@dataclass
+class Store:
+    settings: Settings
+    db: Database
+    blobs: BlobStore
+
+    @classmethod
+    def open(cls, settings: Settings | None = None) -> Store:
+        settings = settings or get_settings()
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        store = cls(settings=settings, db=Database(settings.database_url), blobs=BlobStore(settings.objects_dir))
+        store.db.create_all()
+        store._seed()
+        return store
+
+    def _seed(self) -> None:
+        with self.db.write() as session:
+            if session.scalar(select(Setting).where(Setting.key == "initialised")) is not None:
+                return
+            for position, name in enumerate(DEFAULT_CLASSES):
+                session.add(LabelClass(name=name, position=position))
+            session.add(User(username=LOCAL_USER, role="admin"))
+            session.add(Setting(key="initialised", value=True))
+
+    def data_path(self, relative: str) -> Path:
+        """Resolve a path stored relative to the data dir (model files, cache files)."""
+        return self.settings.data_dir / relative
+
+    def collect_orphans(self, min_age_seconds: float = 3600) -> int:
+        """Remove original files that no image row names (left by a crash mid-ingest)."""
+        with self.db.read() as session:
+            referenced = session.scalars(select(Image.sha256)).all()
+            heatmaps = set(session.scalars(select(Prediction.heatmap_path)).all())
+        removed = self.blobs.collect_orphans(referenced, min_age_seconds)
+        cams = self.settings.cache_dir / "gradcam"
+        if cams.exists():
+            import time
+
+            cutoff = time.time() - min_age_seconds
+            for path in cams.glob("*.npy"):
+                relative = str(path.relative_to(self.settings.data_dir))
+                if relative not in heatmaps and path.stat().st_mtime < cutoff:
+                    path.unlink(missing_ok=True)
+                    removed += 1
+        return removed
+
+    def close(self) -> None:
+        self.db.dispose()

@@ -1,0 +1,97 @@
+"""Training data from the store: labelled images as arrays, split by patient.
+
+Arrays are cached per (image sha256, size) under ``<data dir>/cache/arrays`` so a second run on
+the same images skips decoding; the cache is derived data and can be deleted at any time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from medreview.annotation import current_labels, label_classes
+from medreview.blobs import atomic_write
+from medreview.errors import ImagingError, TrainingError
+from medreview.imaging import decode_file, training_array
+from medreview.store import Store
+from medreview.training.resolution import default_resolution
+
+__all__ = ["MIN_IMAGES_PER_CLASS", "Dataset", "load_dataset", "training_table"]
+
+MIN_IMAGES_PER_CLASS = 3
+
+
+@dataclass
+class Dataset:
+    images: np.ndarray  # (N, S, S) float32 in [0, 1]
+    labels: np.ndarray  # (N,) int64 class indices into class_names
+    patient_keys: list[str]
+    image_ids: list[int]
+    class_names: list[str]
+    input_size: int
+
+
+def training_table(store: Store) -> tuple[pd.DataFrame, list[str]]:
+    """Labelled images usable for training and the class names in schema order.
+
+    Raises TrainingError in plain words when there is not enough to train on.
+    """
+    table = current_labels(store)
+    schema = label_classes(store, include_retired=True)
+    counts = table["label"].value_counts() if len(table) else pd.Series(dtype=int)
+    class_names = [name for name in schema if counts.get(name, 0) > 0]
+    if len(class_names) < 2:
+        raise TrainingError(
+            "need labelled images of at least two classes to train "
+            f"(labelled so far: {', '.join(f'{k}: {v}' for k, v in counts.items()) or 'none'})"
+        )
+    short = [f"'{name}' has {counts[name]}" for name in class_names if counts[name] < MIN_IMAGES_PER_CLASS]
+    if short:
+        raise TrainingError(f"need at least {MIN_IMAGES_PER_CLASS} labelled images per class; " + ", ".join(short))
+    return table, class_names
+
+
+def load_dataset(
+    store: Store, input_size: int | None = None, progress: Callable[[int, int], None] | None = None
+) -> Dataset:
+    table, class_names = training_table(store)
+    size = input_size or default_resolution(list(zip(table["rows"], table["columns"], strict=True)))
+    cache_dir = store.settings.cache_dir / "arrays"
+    arrays: list[np.ndarray] = []
+    for position, row in enumerate(table.itertuples(index=False)):
+        cache_path = cache_dir / f"{row.sha256}-{size}.npy"
+        try:
+            array = np.load(cache_path) if cache_path.exists() else None
+        except (OSError, ValueError):
+            array = None  # a damaged cache file is rebuilt
+        if array is None:
+            try:
+                decoded = decode_file(store.blobs.path_for(row.sha256), row.media_type)
+            except ImagingError as error:
+                raise TrainingError(f"cannot read labelled image {row.original_filename}: {error}") from error
+            array = training_array(decoded, size)  # (size, size) float32 in [0, 1]
+            buffer = _npy_bytes(array)
+            atomic_write(cache_path, buffer)
+        arrays.append(array.astype(np.float32, copy=False))
+        if progress is not None and (position % 100 == 0 or position == len(table) - 1):
+            progress(position + 1, len(table))
+    index = {name: i for i, name in enumerate(class_names)}
+    return Dataset(
+        images=np.stack(arrays),
+        labels=np.array([index[name] for name in table["label"]], dtype=np.int64),
+        patient_keys=list(table["patient_key"]),
+        image_ids=[int(i) for i in table["image_id"]],
+        class_names=class_names,
+        input_size=size,
+    )
+
+
+def _npy_bytes(array: np.ndarray) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()

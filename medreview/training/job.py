@@ -1,0 +1,115 @@
+"""The training job, run by the worker: store -> dataset -> fit -> metrics -> model version.
+
+Order matters for crash safety: the ``.keras`` file is written atomically *before* the model
+version row is committed, so a registered model always has its complete file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any
+
+from sqlalchemy import select
+
+from medreview.jobs import JobContext
+from medreview.models import ModelVersion
+from medreview.training.dataset import load_dataset
+from medreview.training.fit import EpochLog, FitConfig, fit_model, predict_probabilities, save_model_atomic
+from medreview.training.metrics import classification_metrics
+from medreview.training.split import split_by_patient
+
+__all__ = ["TRAINING_DEFAULTS", "run_training_job"]
+
+TRAINING_DEFAULTS: dict[str, Any] = {
+    "architecture": FitConfig.architecture,
+    "input_size": None,  # None: chosen from the data (never upsample; cap large images)
+    "epochs": FitConfig.epochs,
+    "batch_size": FitConfig.batch_size,
+    "learning_rate": FitConfig.learning_rate,
+    "seed": FitConfig.seed,
+    "validation_fraction": 0.2,
+}
+
+
+def run_training_job(context: JobContext) -> dict[str, Any]:
+    params = {**TRAINING_DEFAULTS, **context.params()}
+    store = context.store
+    context.report(stage="loading images")
+    dataset = load_dataset(
+        store,
+        input_size=params["input_size"],
+        progress=lambda done, total: context.report(stage=f"loading images ({done}/{total})"),
+    )
+    train_index, validation_index = split_by_patient(
+        dataset.patient_keys, dataset.labels, validation_fraction=params["validation_fraction"], seed=params["seed"]
+    )
+    config = FitConfig(
+        architecture=params["architecture"],
+        input_size=dataset.input_size,
+        epochs=int(params["epochs"]),
+        batch_size=int(params["batch_size"]),
+        learning_rate=float(params["learning_rate"]),
+        seed=int(params["seed"]),
+    )
+    epochs: list[dict[str, Any]] = []
+    context.report(
+        stage="training",
+        total_epochs=config.epochs,
+        input_size=dataset.input_size,
+        train_images=len(train_index),
+        validation_images=len(validation_index),
+        epochs=epochs,
+    )
+
+    def on_epoch(log: EpochLog) -> None:
+        epochs.append(dataclasses.asdict(log))
+        context.report(epochs=epochs)
+
+    started = time.monotonic()
+    model, _ = fit_model(
+        dataset.images[train_index],
+        dataset.labels[train_index],
+        dataset.images[validation_index],
+        dataset.labels[validation_index],
+        num_classes=len(dataset.class_names),
+        config=config,
+        on_epoch=on_epoch,
+        should_stop=context.should_stop,
+    )
+    train_seconds = time.monotonic() - started
+    context.report(stage="evaluating")
+    probabilities = predict_probabilities(model, dataset.images[validation_index])
+    metrics = classification_metrics(dataset.labels[validation_index], probabilities, dataset.class_names)
+    metrics["train_seconds"] = round(train_seconds, 2)
+    metrics["train_images_per_second"] = round(len(train_index) * len(epochs) / max(train_seconds, 1e-9), 1)
+
+    relative_path = f"models/model-{context.job_id}.keras"
+    sha256 = save_model_atomic(model, store.data_path(relative_path))
+    snapshot = {
+        "train_image_ids": [dataset.image_ids[i] for i in train_index],
+        "validation_image_ids": [dataset.image_ids[i] for i in validation_index],
+        "labels": {str(image_id): dataset.class_names[label] for image_id, label in zip(dataset.image_ids, dataset.labels, strict=True)},
+    }
+    with store.db.write() as session:
+        has_active = session.scalar(select(ModelVersion.id).where(ModelVersion.is_active.is_(True))) is not None
+        version = ModelVersion(
+            job_id=context.job_id,
+            path=relative_path,
+            sha256=sha256,
+            architecture=config.architecture,
+            input_size=dataset.input_size,
+            class_names=dataset.class_names,
+            metrics=metrics,
+            is_active=not has_active,
+        )
+        session.add(version)
+        session.flush()
+        version_id = version.id
+    context.report(stage="done")
+    return {
+        "model_version_id": version_id,
+        "config": dataclasses.asdict(config),
+        "metrics": metrics,
+        "dataset": snapshot,
+    }

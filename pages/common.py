@@ -1,0 +1,65 @@
+"""UI plumbing shared by the pages: the store, cached decoding, error display.
+
+This is the only place (with the pages) that imports streamlit; ``medreview`` never does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+import streamlit as st
+
+from medreview.catalog import decode_image
+from medreview.errors import MedreviewError
+from medreview.imaging import DecodedImage, Window
+from medreview.store import Store
+
+T = TypeVar("T")
+
+
+@st.cache_resource(show_spinner=False)
+def get_store() -> Store:
+    return Store.open()
+
+
+@st.cache_resource(show_spinner=False, max_entries=24)
+def decoded(image_id: int) -> DecodedImage:
+    # Stored originals never change, so an image id's decoded pixels can be cached for good.
+    return decode_image(get_store(), image_id)
+
+
+def attempt(action: Callable[[], T]) -> T | None:
+    """Run a service call; show a MedreviewError as a message instead of a traceback."""
+    try:
+        return action()
+    except MedreviewError as error:
+        st.error(str(error))
+        return None
+
+
+def window_controls(image: DecodedImage, key: str) -> tuple[int, Window | None]:
+    """Frame slider and window/level controls; returns (frame index, window or None for colour)."""
+    from medreview.imaging import auto_window, default_display_window, window_presets
+
+    frame_index = 0
+    if image.frame_count > 1:
+        frame_index = st.slider("Frame", 1, image.frame_count, 1, key=f"{key}_frame") - 1
+    if image.is_color:
+        return frame_index, None
+    frame = image.frames[frame_index]
+    options: dict[str, Window | None] = {}
+    if image.default_window is not None:
+        options["From file"] = image.default_window
+    options["Auto (percentiles)"] = auto_window(frame)
+    options.update({name.title(): preset for name, preset in window_presets(image.modality).items()})
+    options["Manual"] = None
+    choice = st.selectbox("Window", list(options), key=f"{key}_preset")
+    window = options[choice]
+    if window is None:
+        start = default_display_window(image, frame_index)
+        center_column, width_column = st.columns(2)
+        center = center_column.number_input("Center", value=float(start.center), key=f"{key}_center")
+        width = width_column.number_input("Width", min_value=1.0, value=float(max(start.width, 1.0)), key=f"{key}_width")
+        window = Window(center=center, width=width)
+    return frame_index, window

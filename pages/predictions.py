@@ -1,0 +1,112 @@
+import streamlit as st
+
+from medreview.annotation import worklist
+from medreview.catalog import get_image
+from medreview.errors import MedreviewError
+from medreview.imaging import overlay_heatmap, render_frame
+from medreview.jobs import list_jobs
+from medreview.prediction import disagreements, load_heatmaps, predictions_table, submit_predictions
+from medreview.registry import active_model
+from pages.common import attempt, decoded, get_store, window_controls
+
+store = get_store()
+st.title("Predictions")
+
+model = active_model(store)
+if model is None:
+    st.info("No active model yet: train one on the Train page.")
+    st.stop()
+auc = model.metrics.get("roc_auc")
+st.caption(
+    f"Active model: version {model.id} ({model.architecture}, {model.input_size} px, classes "
+    f"{', '.join(model.class_names)}; validation AUC {'n/a' if auc is None else f'{auc:.3f}'})"
+)
+
+with st.expander("Run the model", expanded=True):
+    scope = st.radio(
+        "Images", ["unlabelled", "all", "selected"], horizontal=True, key="predict_scope",
+        format_func={"unlabelled": "All unlabelled", "all": "All images", "selected": "Selected images"}.get,
+    )
+    selected: list[int] = []
+    if scope == "selected":
+        images = worklist(store)
+        names = dict(zip(images["image_id"], images["file"], strict=True))
+        selected = st.multiselect("Images to predict", list(names), format_func=lambda i: names[i], key="predict_ids")
+    if st.button("Run predictions", type="primary", key="predict_run"):
+        job_id = attempt(lambda: submit_predictions(store, scope=scope, image_ids=selected))
+        if job_id is not None:
+            st.success(f"Prediction job {job_id} queued.")
+
+
+@st.fragment(run_every=2)
+def job_status_ui() -> None:
+    jobs = list_jobs(store, kind="predict", limit=1)
+    if not jobs:
+        return
+    job = jobs[0]
+    if job.status in ("queued", "running"):
+        done, total = job.progress.get("done", 0), job.progress.get("total") or 0
+        st.progress(done / total if total else 0.0, text=f"Prediction job {job.id}: {job.status} ({done}/{total})")
+    elif job.status == "failed":
+        st.error(f"Prediction job {job.id} failed: {job.error}")
+    elif st.session_state.get("predict_seen_job") != job.id:
+        st.session_state["predict_seen_job"] = job.id
+        st.rerun()  # refresh the table below with the new predictions
+
+
+job_status_ui()
+
+table = predictions_table(store, model.id)
+if table.empty:
+    st.info("No predictions from this model yet: run it above.")
+    st.stop()
+
+all_tab, disagree_tab = st.tabs([f"All predictions ({len(table)})", f"Model and label disagree ({len(disagreements(store, model.id))})"])
+with all_tab:
+    picked_all = st.dataframe(
+        table.drop(columns=["prediction_id"]), hide_index=True, on_select="rerun", selection_mode="single-row",
+        key="predict_table", height=260,
+        column_config={"probability": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="%.2f")},
+    )
+with disagree_tab:
+    wrong = disagreements(store, model.id)
+    picked_wrong = st.dataframe(
+        wrong.drop(columns=["prediction_id"]), hide_index=True, on_select="rerun", selection_mode="single-row",
+        key="predict_disagree", height=260,
+    )
+
+for source, picked in ((wrong, picked_wrong), (table, picked_all)):
+    if picked and picked.selection.rows:
+        st.session_state["predict_row"] = int(source["prediction_id"].iloc[picked.selection.rows[0]])
+prediction_id = st.session_state.get("predict_row", int(table["prediction_id"].iloc[0]))
+if prediction_id not in set(table["prediction_id"]):
+    prediction_id = int(table["prediction_id"].iloc[0])
+row = table[table["prediction_id"] == prediction_id].iloc[0]
+
+try:
+    record = get_image(store, int(row["image_id"]))
+    image = decoded(int(row["image_id"]))
+    heatmaps, class_names = load_heatmaps(store, prediction_id)
+except MedreviewError as error:
+    st.error(str(error))
+    st.stop()
+
+st.subheader(record.original_filename.rsplit("/", 1)[-1])
+verdict = f"Model: **{row['predicted_class']}** ({row['probability']:.1%})"
+if isinstance(row["label"], str):
+    verdict += f" · label: **{row['label']}**" + ("" if row["agrees"] else " · :red[disagrees]")
+st.markdown(verdict)
+
+controls, left, right = st.columns([1, 2, 2])
+with controls:
+    frame_index, window = window_controls(image, key="predict")
+    cam_class = st.selectbox(
+        "Grad-CAM for class", class_names, index=class_names.index(row["predicted_class"]), key="predict_cam_class"
+    )
+    opacity = st.slider("Overlay opacity", 0.0, 1.0, 0.45, 0.05, key="predict_opacity")
+pixels = render_frame(image, frame_index, window)
+left.image(pixels, caption="Image", width="stretch")
+right.image(
+    overlay_heatmap(pixels, heatmaps[class_names.index(cam_class)], opacity),
+    caption=f"Grad-CAM: {cam_class}", width="stretch",
+)

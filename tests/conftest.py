@@ -1,0 +1,98 @@
+"""Shared fixtures: a store on a real SQLite file, and the same on the real PostgreSQL server.
+
+PostgreSQL (127.0.0.1:5432, database ``test``) and Redis (127.0.0.1:6379) are real servers. On a
+machine without them the tests that need them skip and say why; under ``CI=true`` a missing
+server fails the run instead, so CI can never pass by skipping them.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from medreview.config import IngestLimits, Settings
+from medreview.store import Store
+
+POSTGRES_URL = os.environ.get("MEDREVIEW_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("MEDREVIEW_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+SHARED_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+CXR_SAMPLES = SHARED_DATA / "cxr-samples"
+PNEUMONIAMNIST = SHARED_DATA / "pneumoniamnist" / "pneumoniamnist_28_trainval.npz"
+
+
+def _reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def require_server(name: str, host: str, port: int) -> None:
+    if _reachable(host, port):
+        return
+    message = f"{name} is not running on {host}:{port}"
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{message} (CI=true: a missing server fails the run instead of skipping)")
+    pytest.skip(f"{message}; start it to run this test")
+
+
+def require_shared_data(path: Path) -> Path:
+    if not path.exists():
+        pytest.skip(f"shared data {path} is absent (only a checkout with ../shared/data has it)")
+    return path
+
+
+def make_settings(tmp_path: Path, database_url: str | None = None, limits: IngestLimits | None = None) -> Settings:
+    return Settings(
+        data_dir=tmp_path,
+        database_url=database_url or f"sqlite:///{tmp_path / 'medreview.db'}",
+        limits=limits or IngestLimits(),
+    )
+
+
+def _reset_postgres() -> None:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(POSTGRES_URL)
+    with engine.begin() as connection:
+        connection.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+        connection.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+
+
+@pytest.fixture
+def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Store]:
+    """A fresh store on a real SQLite file in a temporary data dir."""
+    monkeypatch.setenv("MEDREVIEW_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("MEDREVIEW_DATABASE_URL", raising=False)
+    monkeypatch.delenv("MEDREVIEW_REDIS_URL", raising=False)
+    opened = Store.open(make_settings(tmp_path))
+    yield opened
+    opened.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_store(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Store]:
+    """The same tests on SQLite and on the real PostgreSQL server."""
+    monkeypatch.setenv("MEDREVIEW_DATA_DIR", str(tmp_path))
+    if request.param == "postgresql":
+        require_server("PostgreSQL", "127.0.0.1", 5432)
+        _reset_postgres()
+        settings = make_settings(tmp_path, POSTGRES_URL)
+        monkeypatch.setenv("MEDREVIEW_DATABASE_URL", POSTGRES_URL)
+    else:
+        settings = make_settings(tmp_path)
+        monkeypatch.delenv("MEDREVIEW_DATABASE_URL", raising=False)
+    opened = Store.open(settings)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def cxr_files() -> list[Path]:
+    return sorted(require_shared_data(CXR_SAMPLES).glob("*.jpeg"))

@@ -1,0 +1,66 @@
+"""Small builders for test inputs (real encoders, no mocks)."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from PIL import Image as PILImage
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+
+def png_bytes(seed: int = 0, size: int = 32, mode: str = "L") -> bytes:
+    rng = np.random.default_rng(seed)
+    shape = (size, size) if mode == "L" else (size, size, 3)
+    buffer = io.BytesIO()
+    PILImage.fromarray(rng.integers(0, 255, shape, dtype=np.uint8), mode=None).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def jpeg_bytes(seed: int = 0, size: int = 32) -> bytes:
+    rng = np.random.default_rng(seed)
+    buffer = io.BytesIO()
+    PILImage.fromarray(rng.integers(0, 255, (size, size), dtype=np.uint8)).save(buffer, format="JPEG")
+    return buffer.getvalue()
+
+
+def dicom_bytes(
+    patient_id: str = "P1",
+    sop_instance_uid: str | None = None,
+    study_uid: str | None = None,
+    series_uid: str | None = None,
+    pixels: np.ndarray | None = None,
+    modality: str = "CT",
+    instance_number: int = 1,
+) -> bytes:
+    """A valid uncompressed DICOM file; ``pixels`` (H, W) uint16 or int16."""
+    if pixels is None:
+        pixels = (np.arange(64 * 64, dtype=np.uint16).reshape(64, 64) % 4096).astype(np.uint16)
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
+    meta.MediaStorageSOPInstanceUID = sop_instance_uid or generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    dataset = Dataset()
+    dataset.file_meta = meta
+    dataset.SOPClassUID = meta.MediaStorageSOPClassUID
+    dataset.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    dataset.StudyInstanceUID = study_uid or generate_uid()
+    dataset.SeriesInstanceUID = series_uid or generate_uid()
+    dataset.PatientID = patient_id
+    dataset.PatientName = f"Test^{patient_id}"
+    dataset.Modality = modality
+    dataset.InstanceNumber = instance_number
+    dataset.Rows, dataset.Columns = pixels.shape
+    dataset.SamplesPerPixel = 1
+    dataset.PhotometricInterpretation = "MONOCHROME2"
+    dataset.BitsAllocated = 16
+    dataset.BitsStored = 16
+    dataset.HighBit = 15
+    dataset.PixelRepresentation = 1 if pixels.dtype == np.int16 else 0
+    dataset.RescaleSlope = 1
+    dataset.RescaleIntercept = -1024 if modality == "CT" else 0
+    dataset.PixelData = pixels.tobytes()
+    buffer = io.BytesIO()
+    dataset.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()

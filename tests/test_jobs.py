@@ -1,0 +1,148 @@
+"""Training and prediction jobs end to end on a real store (tiny models, run in this process),
+plus the queue and liveness rules around them."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+from sqlalchemy import select
+
+from medreview.annotation import save_label
+from medreview.demo import load_demo_data
+from medreview.errors import TrainingError
+from medreview.ingest import InputFile, ingest_files
+from medreview.jobs import cancel_job, execute_job, get_job, reap_orphans, submit_job
+from medreview.models import Job, Prediction
+from medreview.prediction import disagreements, load_heatmaps, predictions_table, submit_predictions
+from medreview.registry import active_model
+from medreview.training.service import submit_training
+from tests.helpers import png_bytes
+
+TINY = {"epochs": 2, "input_size": 32, "batch_size": 16}
+
+
+@pytest.fixture
+def demo_store(store):
+    load_demo_data(store, per_class=10, unlabelled=4)
+    return store
+
+
+def test_training_job_records_metrics_model_and_snapshot(demo_store):
+    job_id = submit_training(demo_store, TINY)
+    assert execute_job(demo_store, job_id) == "succeeded"
+    job = get_job(demo_store, job_id)
+    assert [epoch["epoch"] for epoch in job.progress["epochs"]] == [1, 2]
+    metrics = job.result["metrics"]
+    for key in ("roc_auc", "accuracy", "sensitivity", "specificity", "confusion_matrix", "roc_curve"):
+        assert key in metrics
+    assert sum(map(sum, metrics["confusion_matrix"])) == len(job.result["dataset"]["validation_image_ids"])
+    assert job.result["config"]["seed"] == 0 and job.result["config"]["input_size"] == 32
+    # Labels used are recorded, and train/validation never share an image.
+    snapshot = job.result["dataset"]
+    assert len(snapshot["labels"]) == 20
+    assert not set(snapshot["train_image_ids"]) & set(snapshot["validation_image_ids"])
+    # The first model becomes the active one; its file is complete and matches the recorded hash.
+    model = active_model(demo_store)
+    assert model is not None and model.job_id == job_id
+    path = demo_store.data_path(model.path)
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == model.sha256
+    assert not list(path.parent.glob(".tmp-*"))
+
+
+def test_prediction_job_stores_probabilities_and_gradcam_per_class(demo_store):
+    assert execute_job(demo_store, submit_training(demo_store, TINY)) == "succeeded"
+    job_id = submit_predictions(demo_store, scope="unlabelled")
+    assert execute_job(demo_store, job_id) == "succeeded"
+    table = predictions_table(demo_store)
+    assert len(table) == 4 and table["label"].isna().all()
+    assert table["probability"].between(0.5, 1.0).all()  # probability of the predicted class
+    heatmaps, class_names = load_heatmaps(demo_store, int(table["prediction_id"].iloc[0]))
+    assert class_names == ["normal", "pneumonia"]
+    assert heatmaps.ndim == 3 and heatmaps.shape[0] == 2
+    assert np.isfinite(heatmaps).all() and heatmaps.min() >= 0 and heatmaps.max() <= 1
+    # Predict all: labelled images appear too, and disagreements are exactly the mismatches.
+    execute_job(demo_store, submit_predictions(demo_store, scope="all"))
+    table = predictions_table(demo_store)
+    assert len(table) == 24
+    wrong = disagreements(demo_store)
+    labelled = table.dropna(subset=["label"])
+    assert len(wrong) == int((labelled["label"] != labelled["predicted_class"]).sum())
+    with demo_store.db.read() as session:
+        assert {p.model_version_id for p in session.scalars(select(Prediction))} == {active_model(demo_store).id}
+
+
+def test_too_few_labels_is_explained_before_queueing(store):
+    results = ingest_files(store, [InputFile(f"{i}.png", png_bytes(i)) for i in range(4)])
+    save_label(store, results[0].image_id, "normal")
+    with pytest.raises(TrainingError, match="at least two classes"):
+        submit_training(store)
+    for result in results[1:3]:
+        save_label(store, result.image_id, "normal")
+    save_label(store, results[3].image_id, "pneumonia")
+    with pytest.raises(TrainingError, match=r"at least 3 labelled images per class; 'pneumonia' has 1"):
+        submit_training(store)
+    with store.db.read() as session:
+        assert session.scalar(select(Job.id)) is None  # nothing was queued
+
+
+def test_a_failing_job_reports_the_reason_instead_of_crashing(demo_store):
+    job_id = submit_training(demo_store, {"epochs": 1, "architecture": "mobilenet_v2", "input_size": 16})
+    assert execute_job(demo_store, job_id) == "failed"
+    assert "32" in get_job(demo_store, job_id).error  # mobilenet needs >= 32 px: said in plain words
+
+
+def test_cancel_stops_a_running_training(demo_store):
+    job_id = submit_training(demo_store, {**TINY, "epochs": 200})
+    outcome: list[str] = []
+    runner = threading.Thread(target=lambda: outcome.append(execute_job(demo_store, job_id)))
+    runner.start()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not get_job(demo_store, job_id).progress.get("epochs"):
+        time.sleep(0.2)
+    cancel_job(demo_store, job_id)
+    runner.join(timeout=120)
+    assert outcome == ["cancelled"]
+    job = get_job(demo_store, job_id)
+    assert job.status == "cancelled" and len(job.progress["epochs"]) < 200
+    assert active_model(demo_store) is None  # a cancelled run registers no model
+
+
+def test_cancelling_a_queued_job_means_it_never_runs(demo_store):
+    job_id = submit_training(demo_store, TINY)
+    cancel_job(demo_store, job_id)
+    assert execute_job(demo_store, job_id) == "cancelled"
+    assert get_job(demo_store, job_id).progress == {}
+
+
+def test_a_run_whose_worker_died_is_marked_failed(store):
+    with store.db.write() as session:
+        stale = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=10)
+        session.add(Job(kind="train", status="running", started_at=stale, heartbeat_at=stale, params={}))
+    assert reap_orphans(store) == 1
+    with store.db.read() as session:
+        job = session.scalar(select(Job))
+    assert job.status == "failed" and "worker process stopped" in job.error
+
+
+def test_ui_side_modules_never_import_tensorflow():
+    # The Streamlit server imports these; training must stay in the worker process.
+    code = (
+        "import sys, medreview.annotation, medreview.catalog, medreview.demo, medreview.export, "
+        "medreview.imaging, medreview.jobs, medreview.prediction, medreview.registry, "
+        "medreview.training.service, medreview.training.metrics, medreview.ingest; "
+        "print('tensorflow' in sys.modules, 'keras' in sys.modules)"
+    )
+    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert output.strip() == "False False"
+
+
+def test_unknown_job_kind_is_refused(store):
+    with pytest.raises(Exception, match="unknown job kind"):
+        submit_job(store, "mine-bitcoin", {})

@@ -1,0 +1,159 @@
+"""The store on SQLite and on PostgreSQL: same schema, same results."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from sqlalchemy import func, select
+
+from medreview.annotation import current_labels, label_classes, next_image_id, save_label, worklist
+from medreview.errors import MedreviewError, NotFoundError
+from medreview.ingest import InputFile, ingest_files
+from medreview.models import Annotation, Image, Job, ModelVersion, Patient, Series, Study
+from medreview.registry import activate_model, active_model
+from tests.helpers import dicom_bytes, png_bytes
+
+
+def test_new_store_has_default_schema_and_local_user(any_store):
+    assert label_classes(any_store) == ["normal", "pneumonia"]
+    # Opening again does not seed twice.
+    type(any_store).open(any_store.settings)
+    assert label_classes(any_store) == ["normal", "pneumonia"]
+
+
+def test_dicom_hierarchy_is_built_and_reused(any_store):
+    study, series = "1.2.3.4.1", "1.2.3.4.2"
+    files = [
+        InputFile(f"slice{i}.dcm", dicom_bytes("PAT-7", study_uid=study, series_uid=series, instance_number=i))
+        for i in range(3)
+    ]
+    results = ingest_files(any_store, files)
+    assert [r.status for r in results] == ["stored"] * 3
+    with any_store.db.read() as session:
+        assert session.scalar(select(func.count(Patient.id))) == 1
+        assert session.scalar(select(func.count(Study.id))) == 1
+        assert session.scalar(select(func.count(Series.id))) == 1
+        assert session.scalar(select(func.count(Image.id))) == 3
+        assert session.scalar(select(Patient.patient_key)) == "PAT-7"
+
+
+def test_originals_are_kept_byte_for_byte(any_store):
+    data = dicom_bytes("P2")
+    [result] = ingest_files(any_store, [InputFile("a.dcm", data)])
+    with any_store.db.read() as session:
+        sha = session.get(Image, result.image_id).sha256
+    assert any_store.blobs.read(sha) == data
+
+
+def test_duplicates_by_bytes_and_by_sop_instance_uid_are_not_stored_twice(any_store):
+    first = dicom_bytes("P3", sop_instance_uid="1.2.826.0.1.3680043.8.498.1")
+    # Different bytes (another patient name) but the same SOPInstanceUID.
+    same_uid = dicom_bytes("P3-other", sop_instance_uid="1.2.826.0.1.3680043.8.498.1")
+    picture = png_bytes(1)
+    results = ingest_files(
+        any_store,
+        [InputFile("a.dcm", first), InputFile("b.png", picture), InputFile("a-copy.dcm", first)],
+    )
+    assert [r.status for r in results] == ["stored", "stored", "duplicate"]
+    again = ingest_files(any_store, [InputFile("b-again.png", picture), InputFile("c.dcm", same_uid)])
+    assert [r.status for r in again] == ["duplicate", "duplicate"]
+    assert "b.png" in again[0].reason and "SOPInstanceUID" in again[1].reason
+    with any_store.db.read() as session:
+        assert session.scalar(select(func.count(Image.id))) == 2
+
+
+def test_a_bad_file_is_rejected_alone_and_leaves_nothing_behind(any_store):
+    good = png_bytes(2)
+    results = ingest_files(
+        any_store,
+        [InputFile("notes.png", b"just some text, not an image"), InputFile("empty.dcm", b""), InputFile("ok.png", good)],
+    )
+    assert [r.status for r in results] == ["rejected", "rejected", "stored"]
+    assert all(r.reason for r in results[:2])
+    blobs = [p for p in any_store.blobs.root.rglob("*") if p.is_file()]
+    assert len(blobs) == 1
+
+
+def test_labels_replace_per_reader_and_drive_the_worklist(any_store):
+    results = ingest_files(any_store, [InputFile(f"{i}.png", png_bytes(10 + i)) for i in range(3)])
+    first, second, third = (r.image_id for r in results)
+    assert next_image_id(any_store) == first
+    save_label(any_store, first, "normal")
+    save_label(any_store, first, "pneumonia", unsure=True)  # relabel replaces, never duplicates
+    save_label(any_store, third, "normal")
+    assert next_image_id(any_store, after_image_id=first) == second
+    assert next_image_id(any_store, after_image_id=third) == second  # wraps round
+    labels = current_labels(any_store).set_index("image_id")
+    assert labels.loc[first, "label"] == "pneumonia" and bool(labels.loc[first, "unsure"])
+    assert set(worklist(any_store, status="unlabelled")["image_id"]) == {second}
+    assert set(worklist(any_store, status="labelled", label="normal")["image_id"]) == {third}
+    with any_store.db.read() as session:
+        assert session.scalar(select(func.count(Annotation.id))) == 2
+
+
+def test_labelling_rejects_unknown_class_and_missing_image(any_store):
+    [result] = ingest_files(any_store, [InputFile("x.png", png_bytes(20))])
+    with pytest.raises(MedreviewError, match="not a class"):
+        save_label(any_store, result.image_id, "fracture")
+    with pytest.raises(NotFoundError):
+        save_label(any_store, 99999, "normal")
+
+
+def test_concurrent_label_writers_lose_nothing(any_store):
+    results = ingest_files(any_store, [InputFile(f"{i}.png", png_bytes(100 + i)) for i in range(40)])
+    ids = [r.image_id for r in results]
+    errors: list[BaseException] = []
+
+    def writer(offset: int) -> None:
+        try:
+            for position, image_id in enumerate(ids):
+                save_label(any_store, image_id, ("normal", "pneumonia")[(position + offset) % 2])
+        except BaseException as error:  # noqa: BLE001 - any error is a failure of the test
+            errors.append(error)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    with any_store.db.read() as session:
+        assert session.scalar(select(func.count(Annotation.id))) == len(ids)
+
+
+def test_exactly_one_model_version_is_active(any_store):
+    with any_store.db.write() as session:
+        for number in (1, 2):
+            job = Job(kind="train", status="succeeded")
+            session.add(job)
+            session.flush()
+            session.add(ModelVersion(job_id=job.id, path=f"models/{number}.keras", sha256="0" * 64,
+                                     architecture="small_cnn", input_size=28, class_names=["a", "b"],
+                                     is_active=number == 1))
+    versions = sorted(v.id for v in _all_versions(any_store))
+    activate_model(any_store, versions[1])
+    assert active_model(any_store).id == versions[1]
+    assert sum(v.is_active for v in _all_versions(any_store)) == 1
+    with pytest.raises(NotFoundError):
+        activate_model(any_store, 12345)
+
+
+def _all_versions(store):
+    with store.db.read() as session:
+        return list(session.scalars(select(ModelVersion)))
+
+
+def test_orphan_blob_from_a_crash_is_collected(store):
+    orphan = store.blobs.put(b"written, then the process died before the row was committed")
+    [kept] = ingest_files(store, [InputFile("kept.png", png_bytes(5))])
+    assert store.collect_orphans(min_age_seconds=0) == 1
+    assert not store.blobs.path_for(orphan).exists()
+    with store.db.read() as session:
+        assert store.blobs.path_for(session.get(Image, kept.image_id).sha256).exists()
+
+
+def test_sqlite_runs_in_wal_mode_with_busy_timeout(store):
+    with store.db.engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
