@@ -72,13 +72,16 @@ def _wait_for_job(store: Store, job_id: int) -> int:
     from medreview.jobs import get_job
 
     worker = None
-    if not _worker_alive(store):
-        print("no worker is running: starting one for this job", file=sys.stderr)
-        worker = _start_worker()
     try:
         last_epoch = 0
+        checked_worker_at = 0.0
         while True:
             job = get_job(store, job_id)
+            if worker is None and job.status == "queued" and time.monotonic() - checked_worker_at > 5:
+                checked_worker_at = time.monotonic()
+                if not _worker_alive(store):
+                    print("no worker is running: starting one for this job", file=sys.stderr)
+                    worker = _start_worker()
             for epoch in job.progress.get("epochs", [])[last_epoch:]:
                 print(
                     f"epoch {epoch['epoch']}: loss {epoch['loss']:.4f}  val_loss {epoch['val_loss']:.4f}  "

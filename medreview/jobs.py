@@ -275,7 +275,7 @@ def _beat(store: Store, job_id: int, stop: threading.Event) -> None:
 
 
 def _stamp_worker(store: Store, stop: threading.Event) -> None:
-    while True:
+    while not stop.is_set():
         try:
             with store.db.write() as session:
                 row = session.get(Setting, "worker_seen_at")
@@ -305,5 +305,10 @@ def run_worker(settings: Settings | None = None) -> None:
         Consumer(queue, workers=1, worker_type="thread", check_worker_health=True).run()
     finally:
         stop.set()
+        # Say we are gone at once, so `train --wait` does not wait on a worker that left.
+        with store.db.write() as session:
+            row = session.get(Setting, "worker_seen_at")
+            if row is not None:
+                session.delete(row)
 
 

@@ -47,10 +47,10 @@ def test_ingest_prints_one_json_result_per_file(tmp_path):
 def test_import_train_predict_export_loop(tmp_path):
     folder = tmp_path / "classes"
     data_dir = tmp_path / "data"
-    from medreview.demo import demo_image
-
     import numpy as np
     from PIL import Image
+
+    from medreview.demo import demo_image
 
     rng = np.random.default_rng(1)
     for class_name, opacity in (("normal", False), ("pneumonia", True)):

@@ -105,7 +105,7 @@ def test_predictions_page_shows_image_beside_gradcam(page_store):
     execute_job(page_store, submit_training(page_store, {"epochs": 1, "input_size": 32}))
     execute_job(page_store, submit_predictions(page_store, scope="all"))
     app = run_page("predictions")
-    captions = [image.caption for element in app.get("imgs") for image in element.images] if app.get("imgs") else []
+    captions = [caption for element in app.image for caption in element.captions]
     assert "Image" in captions and any(caption.startswith("Grad-CAM") for caption in captions)
     assert "Model: **" in app.markdown[0].value
 

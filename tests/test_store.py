@@ -109,7 +109,7 @@ def test_concurrent_label_writers_lose_nothing(any_store):
         try:
             for position, image_id in enumerate(ids):
                 save_label(any_store, image_id, ("normal", "pneumonia")[(position + offset) % 2])
-        except BaseException as error:  # noqa: BLE001 - any error is a failure of the test
+        except BaseException as error:
             errors.append(error)
 
     threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]

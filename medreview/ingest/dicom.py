@@ -121,13 +121,77 @@ def open_dataset(source: Path | bytes) -> Dataset:
     if not has_preamble and not looks_like_dicom(data):
         raise IngestError("not a DICOM file (no 'DICM' marker and no DICOM header at the start)")
     try:
-        dataset = pydicom.dcmread(io.BytesIO(data), force=not has_preamble)
+        # Small objects: BytesIO's C reads are faster than any Python reader; copies cost nothing.
+        reader = _ZeroCopyReader(data) if len(data) >= _ZeroCopyReader.VIEW_THRESHOLD else io.BytesIO(data)
+        dataset = pydicom.dcmread(reader, force=not has_preamble)
     except Exception as error:  # pydicom raises many types for broken headers
         raise IngestError(f"unreadable DICOM header: {_short_reason(error)}") from error
     if not isinstance(dataset, Dataset) or len(dataset) == 0:
         raise IngestError("not a DICOM file (no data elements could be read)")
     _fill_transfer_syntax(dataset)
+    if len(data) >= _ZeroCopyReader.VIEW_THRESHOLD:
+        _copy_views_except_native_pixels(dataset)
     return dataset
+
+
+class _ZeroCopyReader(io.RawIOBase):
+    """A read-only file over ``bytes`` whose large reads are views, not copies.
+
+    ``io.BytesIO`` copies every value it hands to pydicom, so a 60 MB uncompressed image would be
+    held twice (and paged in twice) before decoding even starts. Reads of 1 MiB or more are in
+    practice pixel data or large blobs and come back as a ``memoryview``; everything smaller is
+    returned as ``bytes`` because pydicom decodes text from it. After parsing,
+    :func:`_copy_views_except_native_pixels` turns every view but native pixel data back into bytes.
+    """
+
+    VIEW_THRESHOLD = 1024 * 1024
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__()
+        self._view = memoryview(data)
+        self._position = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if whence == io.SEEK_CUR:
+            offset += self._position
+        elif whence == io.SEEK_END:
+            offset += len(self._view)
+        self._position = max(0, offset)
+        return self._position
+
+    def read(self, size: int | None = -1) -> bytes | memoryview:  # type: ignore[override]
+        end = len(self._view) if size is None or size < 0 else min(len(self._view), self._position + size)
+        chunk = self._view[self._position : end]
+        self._position = max(self._position, end)
+        return chunk if len(chunk) >= self.VIEW_THRESHOLD else chunk.tobytes()
+
+
+def _copy_views_except_native_pixels(dataset: Dataset) -> None:
+    """Turn every ``memoryview`` value into ``bytes`` except uncompressed pixel data.
+
+    Decoders of encapsulated (compressed) pixel data and most other code expect ``bytes``; the
+    zero-copy view only pays off for native pixels, which numpy reads straight from the buffer.
+    """
+    file_meta = getattr(dataset, "file_meta", None)
+    syntax = file_meta.get("TransferSyntaxUID") if file_meta is not None else None
+    uid = UID(str(syntax)) if syntax is not None else None
+    keep_native_pixels = uid is not None and uid.is_transfer_syntax and not uid.is_compressed
+    for element in list(dataset.values()):
+        if not isinstance(element.value, memoryview):
+            continue
+        tag = int(element.tag)
+        if tag in _PIXEL_TAGS and keep_native_pixels:
+            continue
+        dataset[tag].value = element.value.tobytes()
 
 
 def _fill_transfer_syntax(dataset: Dataset) -> None:
@@ -155,7 +219,8 @@ def read_dicom(data: bytes, limits: IngestLimits) -> DicomInfo:
     """
     try:
         dataset = open_dataset(data)
-        _check_element_sizes(dataset, limits)
+        if len(data) > limits.max_element_bytes:  # no element can be longer than the file
+            _check_element_sizes(dataset, limits)
         transfer_syntax = _transfer_syntax(dataset)
         geometry = _check_image_geometry(dataset, transfer_syntax, limits)
         _decode_once(dataset, transfer_syntax)
@@ -199,7 +264,7 @@ def _find_oversized_element(dataset: Dataset, max_bytes: int) -> tuple[int, int]
             if found is not None:
                 return found
             continue
-        size = len(value) if isinstance(value, bytes | bytearray | str) else 0
+        size = len(value) if isinstance(value, bytes | bytearray | memoryview | str) else 0
         if size <= max_bytes:
             continue
         converted = dataset[tag]  # implicit-VR raw elements carry no VR until converted
@@ -241,7 +306,9 @@ def _transfer_syntax(dataset: Dataset) -> UID:
 
 
 def _int_attribute(dataset: Dataset, keyword: str, default: int | None = None) -> int:
-    value = dataset.get(keyword, default)
+    tag = tag_for_keyword(keyword)
+    element = dataset.get(tag) if tag is not None else None  # by tag: much cheaper than by keyword
+    value = element.value if element is not None else default
     if isinstance(value, MultiValue | list):
         value = value[0] if value else default
     if value is None or value == "":
@@ -257,6 +324,8 @@ def _int_attribute(dataset: Dataset, keyword: str, default: int | None = None) -
 def _check_image_geometry(dataset: Dataset, transfer_syntax: UID, limits: IngestLimits) -> _Geometry:
     pixel_tag = next((tag for tag in _PIXEL_TAGS if tag in dataset), None)
     if pixel_tag is None:
+        if "Rows" in dataset and "Columns" in dataset:
+            raise IngestError("truncated DICOM: the image header is there but the pixel data is missing")
         raise IngestError("no image in this DICOM object (SR / RT / other non-image)")
     rows = _int_attribute(dataset, "Rows")
     columns = _int_attribute(dataset, "Columns")
@@ -300,7 +369,7 @@ def _check_image_geometry(dataset: Dataset, transfer_syntax: UID, limits: Ingest
 def _value_length(dataset: Dataset, tag: int) -> int:
     element = dataset.get_item(tag)
     value = element.value if element is not None else None
-    return len(value) if isinstance(value, bytes | bytearray) else 0
+    return len(value) if isinstance(value, bytes | bytearray | memoryview) else 0
 
 
 def _decode_once(dataset: Dataset, transfer_syntax: UID) -> None:

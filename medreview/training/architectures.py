@@ -62,9 +62,7 @@ def build_model(
     from random weights.
     """
     if architecture not in ARCHITECTURES:
-        raise TrainingError(
-            f"Unknown architecture {architecture!r}; choose one of {', '.join(sorted(ARCHITECTURES))}."
-        )
+        raise TrainingError(f"Unknown architecture {architecture!r}; choose one of {', '.join(sorted(ARCHITECTURES))}.")
     if num_classes < 2:
         raise TrainingError(f"A classifier needs at least 2 classes, not {num_classes}.")
     keras.utils.set_random_seed(seed)

@@ -12,9 +12,12 @@ import hashlib
 import os
 import tempfile
 import time
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import keras
 import numpy as np
@@ -28,6 +31,7 @@ __all__ = [
     "EpochLog",
     "FitConfig",
     "TrainingCancelled",
+    "build_and_compile",
     "fit_model",
     "load_model",
     "predict_probabilities",
@@ -94,21 +98,8 @@ def fit_model(
     x_val = _as_model_input(x_val, config.input_size, "validation")
     y_train = _as_labels(y_train, x_train.shape[0], num_classes, "training")
     y_val = _as_labels(y_val, x_val.shape[0], num_classes, "validation")
-    if config.epochs < 1 or config.batch_size < 1 or config.learning_rate <= 0:
-        raise TrainingError("Epochs, batch size and learning rate must be positive.")
 
-    keras.utils.set_random_seed(config.seed)
-    if config.deterministic:
-        tf.config.experimental.enable_op_determinism()
-
-    model = architectures.build_model(config.architecture, config.input_size, num_classes, seed=config.seed)
-    train_model = _with_augmentation(model, config) if config.augment else model
-    train_model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate),
-        loss=keras.losses.SparseCategoricalCrossentropy(),
-    )
-    class_weight = _balanced_class_weight(y_train, num_classes) if config.class_weighting else None
-
+    model, train_model, fit_kwargs = _build_and_compile(y_train, num_classes, config)
     cancel = _CancelCheck(should_stop) if should_stop is not None else None
     monitor = _EpochMonitor(model, x_val, y_val, num_classes, on_epoch, cancel)
     callbacks: list[keras.callbacks.Callback] = [monitor]
@@ -118,21 +109,57 @@ def fit_model(
         # Before the monitor, so that a cancel in the last batch skips that epoch's validation.
         callbacks.insert(0, cancel)
 
-    train_model.fit(
-        x_train,
-        y_train,
-        batch_size=config.batch_size,
-        epochs=config.epochs,
-        shuffle=True,
-        class_weight=class_weight,
-        callbacks=callbacks,
-        verbose=0,
-    )
+    try:
+        train_model.fit(
+            x_train,
+            y_train,
+            batch_size=config.batch_size,
+            epochs=config.epochs,
+            callbacks=callbacks,
+            verbose=0,
+            **fit_kwargs,
+        )
+    finally:
+        monitor.close()
     if cancel is not None and cancel.cancelled:
         raise TrainingCancelled(f"Training was cancelled during epoch {len(monitor.logs) + 1}.")
-    if monitor.best_weights is not None:
-        model.set_weights(monitor.best_weights)
+    monitor.restore_best()
     return model, monitor.logs
+
+
+def build_and_compile(
+    x_train: np.ndarray, y_train: np.ndarray, num_classes: int, config: FitConfig
+) -> tuple[keras.Model, dict[str, Any]]:
+    """Seed, build and compile the model exactly as :func:`fit_model` does, without fitting it.
+
+    Returns ``(model, fit_kwargs)``: ``model.fit(x, y, epochs=..., batch_size=..., **fit_kwargs)`` then
+    trains it as the app would (class weights, shuffling), minus per-epoch validation, cancellation
+    and best-epoch restore. Benchmarks use it for the bare-Keras baseline. With ``config.augment`` the
+    returned model is the training wrapper.
+    """
+    _as_model_input(x_train, config.input_size, "training")
+    y_train = _as_labels(y_train, len(x_train), num_classes, "training")
+    _, train_model, fit_kwargs = _build_and_compile(y_train, num_classes, config)
+    return train_model, fit_kwargs
+
+
+def _build_and_compile(
+    y_train: np.ndarray, num_classes: int, config: FitConfig
+) -> tuple[keras.Model, keras.Model, dict[str, Any]]:
+    """(plain model, model to fit, keyword arguments for fit) after seeding the process."""
+    if config.epochs < 1 or config.batch_size < 1 or config.learning_rate <= 0:
+        raise TrainingError("Epochs, batch size and learning rate must be positive.")
+    keras.utils.set_random_seed(config.seed)
+    if config.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    model = architectures.build_model(config.architecture, config.input_size, num_classes, seed=config.seed)
+    train_model = _with_augmentation(model, config) if config.augment else model
+    train_model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate),
+        loss=keras.losses.SparseCategoricalCrossentropy(),
+    )
+    class_weight = _balanced_class_weight(y_train, num_classes) if config.class_weighting else None
+    return model, train_model, {"class_weight": class_weight, "shuffle": True}
 
 
 def save_model_atomic(model: keras.Model, path: Path) -> str:
@@ -236,7 +263,16 @@ def _fsync_directory(directory: Path) -> None:
 
 
 class _EpochMonitor(keras.callbacks.Callback):
-    """Validates once per epoch (one predict pass), reports an EpochLog and keeps the best weights."""
+    """Validates every epoch, reports an EpochLog per epoch and keeps the best epoch's weights.
+
+    Validation overlaps the next epoch's training: at the end of an epoch the weights are snapshotted
+    (tensor copies) and a background thread predicts the validation set with them through
+    ``model.stateless_call``, which leaves the live, training variables alone. Training a small CNN
+    leaves CPU cores partly idle (Python and small ops between steps), so validation costs the run
+    little wall time. Results are handed over on the training thread, in epoch order, after the next
+    batch (or at the end of training): ``on_epoch`` and the best-weights bookkeeping never run in the
+    background thread.
+    """
 
     def __init__(
         self,
@@ -251,17 +287,26 @@ class _EpochMonitor(keras.callbacks.Callback):
         self.cancel = cancel
         # The plain model, not the augmentation wrapper that fit() sets as self.model.
         self.plain_model = model
-        self.x_val = x_val
-        self.y_val = y_val
+        self.x_val = x_val  # (N_val, S, S, 1) float32
+        self.y_val = y_val  # (N_val,) int64
         self.class_names = [str(c) for c in range(num_classes)]
         self.on_epoch = on_epoch
-        # Validation is inference only: larger batches than training cost little memory and save steps.
+        # Inference only: larger batches than training cost little memory and save steps.
         pixels = x_val.shape[1] * x_val.shape[2]
         self.predict_batch_size = max(64, min(1024, (1 << 20) // pixels))
         self.logs: list[EpochLog] = []
         self.best_score = -np.inf
-        self.best_weights: list[np.ndarray] | None = None
+        self.best_values: list[tuple[keras.Variable, np.ndarray]] | None = None
         self.epoch_started = 0.0
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="medreview-validation")
+        self.pending: deque[tuple[Future, list[tf.Tensor]]] = deque()
+
+        @tf.function(reduce_retracing=True)
+        def infer(trainable, non_trainable, images):
+            probabilities, _ = model.stateless_call(trainable, non_trainable, images, training=False)
+            return probabilities
+
+        self.infer = infer
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch_started = time.perf_counter()
@@ -269,28 +314,59 @@ class _EpochMonitor(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if self.cancel is not None and self.cancel.cancelled:
             return  # a partial epoch: fit_model raises TrainingCancelled right after
-        probabilities = self.plain_model.predict(self.x_val, batch_size=self.predict_batch_size, verbose=0)
-        probabilities = np.asarray(probabilities, dtype=np.float64)  # (N_val, C)
+        # Copies taken between steps: the next optimizer step cannot change them.
+        trainable = [tf.identity(v.value) for v in self.plain_model.trainable_variables]
+        non_trainable = [tf.identity(v.value) for v in self.plain_model.non_trainable_variables]
+        loss = float((logs or {}).get("loss", float("nan")))
+        future = self.executor.submit(self._validate, epoch + 1, loss, self.epoch_started, trainable, non_trainable)
+        self.pending.append((future, trainable + non_trainable))
+
+    def on_train_batch_end(self, batch, logs=None):
+        while self.pending and self.pending[0][0].done():
+            self._deliver(*self.pending.popleft())
+
+    def on_train_end(self, logs=None):
+        while self.pending:
+            self._deliver(*self.pending.popleft())
+
+    def close(self) -> None:
+        for future, _ in self.pending:
+            future.cancel()
+        self.executor.shutdown(wait=True)
+
+    def _validate(self, epoch, loss, started, trainable, non_trainable) -> EpochLog:
+        chunks = [
+            self.infer(trainable, non_trainable, tf.constant(self.x_val[i : i + self.predict_batch_size])).numpy()
+            for i in range(0, len(self.x_val), self.predict_batch_size)
+        ]
+        probabilities = np.concatenate(chunks).astype(np.float64)  # (N_val, C)
         true_class_probability = probabilities[np.arange(len(self.y_val)), self.y_val]
         val_loss = float(-np.mean(np.log(np.clip(true_class_probability, 1e-7, 1.0))))
         metrics = classification_metrics(self.y_val, probabilities, self.class_names)
-        val_auc = metrics["roc_auc"] if metrics["roc_auc"] is not None else float("nan")
-        entry = EpochLog(
-            epoch=epoch + 1,
-            loss=float((logs or {}).get("loss", float("nan"))),
+        return EpochLog(
+            epoch=epoch,
+            loss=loss,
             val_loss=val_loss,
-            val_auc=float(val_auc),
+            val_auc=float(metrics["roc_auc"]) if metrics["roc_auc"] is not None else float("nan"),
             val_accuracy=float(metrics["accuracy"]),
-            seconds=time.perf_counter() - self.epoch_started,
+            seconds=time.perf_counter() - started,
         )
+
+    def _deliver(self, future: Future, values: list[tf.Tensor]) -> None:
+        entry = future.result()
         self.logs.append(entry)
         # Best by AUC; with a single-class validation set AUC is undefined, so fall back to the loss.
         score = entry.val_auc if not np.isnan(entry.val_auc) else -entry.val_loss
         if score > self.best_score:
             self.best_score = score
-            self.best_weights = [np.array(w) for w in self.plain_model.get_weights()]
+            variables = self.plain_model.trainable_variables + self.plain_model.non_trainable_variables
+            self.best_values = [(v, value.numpy()) for v, value in zip(variables, values, strict=True)]
         if self.on_epoch is not None:
             self.on_epoch(entry)
+
+    def restore_best(self) -> None:
+        for variable, value in self.best_values or []:
+            variable.assign(value)
 
 
 class _CancelCheck(keras.callbacks.Callback):

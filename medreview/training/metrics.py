@@ -47,9 +47,7 @@ def classification_metrics(
     probabilities = np.asarray(probabilities, dtype=np.float64)  # (N, C) float64
     num_classes = len(class_names)
     if probabilities.ndim != 2 or probabilities.shape[1] != num_classes:
-        raise TrainingError(
-            f"Expected probabilities of shape (N, {num_classes}), got {probabilities.shape}."
-        )
+        raise TrainingError(f"Expected probabilities of shape (N, {num_classes}), got {probabilities.shape}.")
     if probabilities.shape[0] != y_true.shape[0]:
         raise TrainingError(f"Got {probabilities.shape[0]} predictions for {y_true.shape[0]} labels.")
     if y_true.shape[0] == 0:

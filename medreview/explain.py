@@ -1,0 +1,161 @@
+"""Grad-CAM heat maps: which parts of an image drove the model's score for a class.
+
+Written in the project because tf-keras-vis 0.8.7 fails on Sequential models and on nested
+backbones under TF 2.21. Reference: Selvaraju et al., "Grad-CAM", ICCV 2017; keras-io
+examples/vision/grad_cam.py.
+
+The gradient is taken of the pre-softmax score (the layer named ``"logits"``) with respect to a
+convolutional feature map. A layer inside a nested backbone (a model used as a layer) cannot be an
+output of the outer model in Keras 3, so for such a layer the outer graph is rebuilt through a
+sub-model of the backbone that returns (feature map, backbone output), and the outer layers after
+the backbone are applied again to that output; weights are shared, nothing is copied.
+"""
+
+from __future__ import annotations
+
+import weakref
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+__all__ = ["find_last_conv_layer", "grad_cam"]
+
+LOGITS_LAYER = "logits"
+PREFERRED_LAYER = "last_conv"
+# Layer path separator: "backbone/out_relu" names layer out_relu inside the nested model backbone.
+SEPARATOR = "/"
+_BATCH = 32
+# Gradient models per (model, layer): building one adds nodes to the shared layers, so a model cached
+# by the UI and explained many times must not build a new one per call.
+_gradient_models: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def find_last_conv_layer(model: keras.Model) -> str:
+    """Name of the feature map Grad-CAM should use: ``"last_conv"`` if the model has one, else the
+    last layer with a 4-D output that is not a pooling layer, searching into nested models (returned
+    as ``"outer_name/inner_name"``)."""
+    names = [layer.name for layer in model.layers]
+    if PREFERRED_LAYER in names:
+        return PREFERRED_LAYER
+    for layer in reversed(model.layers):
+        if isinstance(layer, keras.Model):
+            try:
+                return f"{layer.name}{SEPARATOR}{find_last_conv_layer(layer)}"
+            except ValueError:
+                continue
+        if "Pooling" in type(layer).__name__ or isinstance(layer, keras.layers.InputLayer):
+            continue
+        if len(_output_shape(layer)) == 4:
+            return layer.name
+    raise ValueError(f"Model {model.name!r} has no layer with a 4-D (image-like) output for Grad-CAM.")
+
+
+def grad_cam(
+    model: keras.Model,
+    images: np.ndarray,
+    class_index: int | None = None,
+    layer_name: str | None = None,
+) -> np.ndarray:
+    """Grad-CAM heat maps (N, h, w) float32 in [0, 1] at the feature map's resolution.
+
+    ``images``: (N, S, S) or (N, S, S, 1) float32, the model's input size. ``class_index`` None explains
+    each image's predicted class. ``layer_name`` defaults to :func:`find_last_conv_layer`. Each map is
+    divided by its maximum when that is positive; a map with no positive evidence is all zeros. The
+    caller resizes the maps to the image for display.
+    """
+    images = np.asarray(images, dtype=np.float32)
+    if images.ndim == 3:
+        images = images[..., np.newaxis]  # (N, S, S, 1)
+    expected = tuple(model.inputs[0].shape[1:])
+    if images.ndim != 4 or images.shape[1:] != expected:
+        raise ValueError(f"Images of shape {images.shape[1:]} do not fit the model's input {expected}.")
+    if class_index is not None and not 0 <= class_index < int(model.outputs[0].shape[-1]):
+        raise ValueError(f"Class index {class_index} is outside the model's {model.outputs[0].shape[-1]} classes.")
+    layer_name = layer_name or find_last_conv_layer(model)
+    per_layer = _gradient_models.setdefault(model, {})
+    if layer_name not in per_layer:
+        per_layer[layer_name] = _gradient_model(model, layer_name)
+    gradient_model = per_layer[layer_name]
+    maps = [_grad_cam_batch(gradient_model, images[i : i + _BATCH], class_index) for i in range(0, len(images), _BATCH)]
+    if not maps:
+        return np.zeros((0, 0, 0), dtype=np.float32)
+    return np.concatenate(maps)
+
+
+def _grad_cam_batch(gradient_model: keras.Model, images: np.ndarray, class_index: int | None) -> np.ndarray:
+    with tf.GradientTape() as tape:
+        feature_maps, logits = gradient_model(tf.constant(images), training=False)  # (n, h, w, K), (n, C)
+        if class_index is None:
+            targets = tf.argmax(logits, axis=-1)
+        else:
+            targets = tf.fill([tf.shape(logits)[0]], tf.constant(class_index, dtype=tf.int64))
+        # Each image's score depends only on its own feature map: one summed score, per-image gradients.
+        scores = tf.gather(logits, targets, axis=1, batch_dims=1)  # (n,)
+    gradients = tape.gradient(scores, feature_maps)  # (n, h, w, K)
+    channel_weights = tf.reduce_mean(gradients, axis=(1, 2))  # (n, K)
+    cams = tf.nn.relu(tf.einsum("nhwk,nk->nhw", feature_maps, channel_weights)).numpy()  # (n, h, w)
+    cams = np.nan_to_num(cams.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+    maxima = cams.max(axis=(1, 2), keepdims=True)
+    # Random-init backbones give ~1e-10 activations: normalise any positive map, leave the rest at zero.
+    normalised = np.divide(cams, maxima, out=np.zeros_like(cams), where=maxima > 0)
+    return np.clip(normalised, 0.0, 1.0)
+
+
+def _gradient_model(model: keras.Model, layer_name: str) -> keras.Model:
+    """A model with the same input returning (feature map (N, h, w, K), logits (N, C))."""
+    outer_name, _, inner_name = layer_name.partition(SEPARATOR)
+    if not inner_name:
+        feature_layer = model.get_layer(outer_name)
+        logits = _logits_tensor(model)
+        return keras.Model(model.inputs, [_single(feature_layer.output), logits])
+
+    # Nested backbone: rebuild the outer graph, layer by layer, through a backbone sub-model that also
+    # returns the inner feature map. Assumes the outer model is a chain (one input per layer), as
+    # every architecture in medreview.training.architectures is.
+    backbone = model.get_layer(outer_name)
+    if not isinstance(backbone, keras.Model):
+        raise ValueError(f"Layer {outer_name!r} is not a nested model, so it has no layer {inner_name!r}.")
+    inner_model = _gradient_model_inner(backbone, inner_name)
+    inputs = keras.Input(shape=tuple(model.inputs[0].shape[1:]))
+    x = inputs
+    feature_map = None
+    logits_name = LOGITS_LAYER if LOGITS_LAYER in [layer.name for layer in model.layers] else None
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.InputLayer):
+            continue
+        if layer is backbone:
+            feature_map, x = inner_model(x)
+        else:
+            x = layer(x)
+        if layer.name == logits_name:
+            break
+    return keras.Model(inputs, [feature_map, x])
+
+
+def _gradient_model_inner(backbone: keras.Model, layer_path: str) -> keras.Model:
+    """Sub-model of ``backbone``: its input -> (the named inner layer's output, the backbone's output)."""
+    if SEPARATOR in layer_path:
+        raise ValueError(f"Grad-CAM goes one nested model deep, not into {layer_path!r}.")
+    feature_layer = backbone.get_layer(layer_path)
+    return keras.Model(backbone.inputs, [_single(feature_layer.output), _single(backbone.outputs)])
+
+
+def _logits_tensor(model: keras.Model):
+    names = [layer.name for layer in model.layers]
+    if LOGITS_LAYER in names:
+        return _single(model.get_layer(LOGITS_LAYER).output)
+    # No explicit logits layer (a model from elsewhere): the gradient of the output score still works.
+    return _single(model.outputs)
+
+
+def _single(tensors):
+    # Keras 3 gives one-element lists for .outputs (and Sequential raises on .output).
+    return tensors[0] if isinstance(tensors, (list, tuple)) else tensors
+
+
+def _output_shape(layer: keras.layers.Layer) -> tuple:
+    try:
+        return tuple(_single(layer.output).shape)
+    except (AttributeError, ValueError):
+        return ()

@@ -1,0 +1,496 @@
+"""Pixels for display and training: decode, window, render, resize, overlay.
+
+The display pipeline follows DICOM PS3.3 C.11 in this order:
+
+1. decode the stored pixels (:func:`decode_dicom`, :func:`decode_raster`);
+2. modality LUT: Rescale Slope/Intercept or a Modality LUT Sequence, giving modality values
+   (Hounsfield units for CT) as float32;
+3. VOI: a VOI LUT Sequence, or a linear window (center/width) from the file, a preset or the user;
+4. MONOCHROME1 inversion (it is defined on the VOI output, so it comes last).
+
+Colour images (RGB, YBR converted to RGB, palette colour expanded) skip steps 2 to 4: they are shown
+as stored. Every decode failure raises :class:`~medreview.errors.ImagingError`.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
+from pydicom.pixels import apply_color_lut, apply_modality_lut
+from skimage import transform
+
+from medreview.errors import ImagingError, MedreviewError
+from medreview.ingest.dicom import open_dataset
+
+__all__ = [
+    "WINDOW_PRESETS",
+    "DecodedImage",
+    "VoiLut",
+    "Window",
+    "auto_window",
+    "decode_dicom",
+    "decode_file",
+    "decode_raster",
+    "default_display_window",
+    "overlay_heatmap",
+    "render_frame",
+    "thumbnail",
+    "training_array",
+    "window_presets",
+]
+
+_GREY_PHOTOMETRIC = ("MONOCHROME1", "MONOCHROME2")
+# ITU-R BT.601 luma weights, the usual conversion of an RGB image to grey.
+_LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class Window:
+    """A linear VOI window in modality units (Hounsfield units for CT)."""
+
+    center: float
+    width: float
+
+
+WINDOW_PRESETS: dict[str, dict[str, Window]] = {
+    "CT": {
+        "lung": Window(-600.0, 1500.0),
+        "mediastinum": Window(50.0, 350.0),
+        "bone": Window(400.0, 1800.0),
+        "brain": Window(40.0, 80.0),
+        "abdomen": Window(40.0, 400.0),
+    },
+}
+
+
+@dataclass(frozen=True)
+class VoiLut:
+    """One item of a VOI LUT Sequence, ready to apply (PS3.3 C.11.2.1.1)."""
+
+    first_mapped: int  # the input value that maps to the first entry
+    table: np.ndarray  # (N,) int64 output values
+    output_max: int  # top of the output range: 2**bits - 1 from the LUT Descriptor, or the table max
+
+
+@dataclass
+class DecodedImage:
+    """Decoded pixels plus what the display pipeline needs from the header."""
+
+    # Greyscale: (F, H, W) float32 modality values (modality LUT applied).
+    # Colour: (F, H, W, 3) uint8 RGB.
+    frames: np.ndarray
+    is_color: bool
+    photometric_interpretation: str  # as in the file; "MONOCHROME2" for greyscale PNG/JPEG
+    modality: str  # "OT" for PNG/JPEG
+    default_window: Window | None  # first window of the file; None if absent or invalid (width <= 0)
+    voi_lut: VoiLut | None  # first item of the VOI LUT Sequence; None if absent
+
+    @property
+    def frame_count(self) -> int:
+        return int(self.frames.shape[0])
+
+
+def window_presets(modality: str) -> dict[str, Window]:
+    """Named windows for a modality ("lung", "bone", ... for CT); empty when there are none."""
+    return dict(WINDOW_PRESETS.get(modality.upper(), {}))
+
+
+# --- decoding --------------------------------------------------------------------------------
+
+
+def decode_file(path: Path, media_type: str) -> DecodedImage:
+    """Decode a stored original; ``media_type`` is "dicom", "png" or "jpeg"."""
+    if media_type == "dicom":
+        return decode_dicom(path)
+    if media_type in ("png", "jpeg"):
+        return decode_raster(path)
+    raise ImagingError(f"unknown image type {media_type!r}: expected dicom, png or jpeg")
+
+
+def decode_dicom(path_or_bytes: Path | bytes) -> DecodedImage:
+    """Decode all frames of a DICOM image and apply its modality LUT."""
+    try:
+        dataset = open_dataset(path_or_bytes)
+        return _decode_dataset(dataset)
+    except ImagingError:
+        raise
+    except MedreviewError as error:
+        raise ImagingError(str(error)) from error
+    except Exception as error:  # decoders and malformed headers raise many types
+        raise ImagingError(f"cannot decode this DICOM image: {_short_reason(error)}") from error
+
+
+def _short_reason(error: BaseException) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    reason = " ".join(lines[:2]) if lines else type(error).__name__
+    return reason if len(reason) <= 200 else reason[:197] + "..."
+
+
+def _decode_dataset(dataset: Dataset) -> DecodedImage:
+    photometric = str(dataset.get("PhotometricInterpretation", "")).strip().upper()
+    modality = str(dataset.get("Modality", "") or "").strip().upper() or "OT"
+    samples_per_pixel = int(dataset.get("SamplesPerPixel", 1) or 1)
+    with warnings.catch_warnings():
+        # pydicom warns about harmless header quirks; the pixels are what matter here.
+        warnings.simplefilter("ignore", UserWarning)
+        # as_rgb (pydicom's default) converts YBR_FULL / YBR_FULL_422 to RGB for colour images.
+        stored = dataset.pixel_array
+    # pydicom drops the frame axis for single-frame objects: give every image (F, H, W[, 3]).
+    if stored.ndim == (2 if samples_per_pixel == 1 else 3):
+        stored = stored[np.newaxis]
+
+    if photometric == "PALETTE COLOR":
+        return DecodedImage(
+            frames=_palette_to_rgb(stored, dataset),
+            is_color=True,
+            photometric_interpretation=photometric,
+            modality=modality,
+            default_window=None,
+            voi_lut=None,
+        )
+    if stored.ndim == 4:  # (F, H, W, samples): RGB, or YBR already converted by pydicom
+        return DecodedImage(
+            frames=_colour_to_uint8(stored, _bits_stored(dataset)),
+            is_color=True,
+            photometric_interpretation=photometric,
+            modality=modality,
+            default_window=None,
+            voi_lut=None,
+        )
+    if photometric and photometric not in _GREY_PHOTOMETRIC:
+        raise ImagingError(
+            f"unsupported photometric interpretation {photometric!r} for a single-sample image"
+        )
+    return DecodedImage(
+        frames=_modality_values(stored, dataset),
+        is_color=False,
+        photometric_interpretation=photometric or "MONOCHROME2",
+        modality=modality,
+        default_window=_file_window(dataset),
+        voi_lut=_voi_lut(dataset),
+    )
+
+
+def _bits_stored(dataset: Dataset) -> int:
+    return int(dataset.get("BitsStored", dataset.get("BitsAllocated", 8)) or 8)
+
+
+def _colour_to_uint8(stored: np.ndarray, bits_stored: int) -> np.ndarray:
+    """(F, H, W, 3) RGB of any integer depth -> uint8 (16-bit colour is scaled, not clipped)."""
+    if stored.dtype == np.uint8:
+        return np.ascontiguousarray(stored)
+    maximum = float(2**bits_stored - 1) if bits_stored > 0 else float(stored.max() or 1)
+    scaled = np.clip(stored.astype(np.float32) * (255.0 / maximum), 0, 255)
+    return np.rint(scaled).astype(np.uint8)
+
+
+def _palette_to_rgb(stored: np.ndarray, dataset: Dataset) -> np.ndarray:
+    """Expand PALETTE COLOR indices into (F, H, W, 3) uint8 RGB."""
+    rgb = apply_color_lut(stored, dataset)
+    descriptor = dataset.get("RedPaletteColorLookupTableDescriptor")
+    lut_bits = int(descriptor[2]) if descriptor is not None and len(descriptor) >= 3 else 8
+    return _colour_to_uint8(rgb[..., :3], 16 if lut_bits > 8 else 8)
+
+
+def _first_number(value: object) -> float | None:
+    if isinstance(value, MultiValue | list | tuple):
+        value = value[0] if len(value) else None
+    if value is None or value == "":
+        return None
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _rescale(item: Dataset) -> tuple[float, float] | None:
+    """(slope, intercept) from a dataset or functional-group item, None when absent."""
+    slope = _first_number(item.get("RescaleSlope"))
+    intercept = _first_number(item.get("RescaleIntercept"))
+    if slope is None and intercept is None:
+        return None
+    # A slope of 0 would flatten the image to the intercept: it is always a header error, read as 1.
+    return (slope if slope else 1.0), (intercept or 0.0)
+
+
+def _functional_group_item(dataset: Dataset, group_keyword: str, frame_index: int | None) -> Dataset | None:
+    """The first item of ``group_keyword`` in the per-frame (else shared) functional groups."""
+    sources = []
+    if frame_index is not None:
+        per_frame = dataset.get("PerFrameFunctionalGroupsSequence")
+        if per_frame is not None and frame_index < len(per_frame):
+            sources.append(per_frame[frame_index])
+    shared = dataset.get("SharedFunctionalGroupsSequence")
+    if shared:
+        sources.append(shared[0])
+    for source in sources:
+        group = source.get(group_keyword)
+        if group:
+            return group[0]
+    return None
+
+
+def _modality_values(stored: np.ndarray, dataset: Dataset) -> np.ndarray:
+    """(F, H, W) stored values -> (F, H, W) float32 modality values."""
+    if "ModalityLUTSequence" in dataset:
+        return np.asarray(apply_modality_lut(stored, dataset), dtype=np.float32)
+    values = stored.astype(np.float32)
+    rescale = _rescale(dataset)
+    if rescale is not None:
+        slope, intercept = rescale
+        return values * np.float32(slope) + np.float32(intercept)
+    # Enhanced multi-frame objects keep the rescale in functional groups, possibly per frame.
+    for frame_index in range(values.shape[0]):
+        item = _functional_group_item(dataset, "PixelValueTransformationSequence", frame_index)
+        frame_rescale = _rescale(item) if item is not None else None
+        if frame_rescale is not None:
+            slope, intercept = frame_rescale
+            values[frame_index] = values[frame_index] * np.float32(slope) + np.float32(intercept)
+    return values
+
+
+def _file_window(dataset: Dataset) -> Window | None:
+    """First Window Center/Width of the file (top level, else functional groups); None if invalid."""
+    candidates = [dataset]
+    frame_voi = _functional_group_item(dataset, "FrameVOILUTSequence", 0)
+    if frame_voi is not None:
+        candidates.append(frame_voi)
+    for item in candidates:
+        center = _first_number(item.get("WindowCenter"))
+        width = _first_number(item.get("WindowWidth"))
+        if center is not None and width is not None:
+            return Window(center, width) if width > 0 else None
+    return None
+
+
+def _voi_lut(dataset: Dataset) -> VoiLut | None:
+    sequence = dataset.get("VOILUTSequence")
+    if not sequence:
+        return None
+    item = sequence[0]
+    descriptor = item.get("LUTDescriptor")
+    if descriptor is None or "LUTData" not in item or len(descriptor) < 3:
+        return None
+    entries = int(descriptor[0]) or 65536  # 0 means 2**16 entries
+    first_mapped = int(descriptor[1])
+    # The second value is unsigned (US) in the header but signed when the pixels are (PS3.3 C.11.2.1.1).
+    if first_mapped >= 32768 and int(dataset.get("PixelRepresentation", 0) or 0) == 1:
+        first_mapped -= 65536
+    bits = int(descriptor[2])
+    raw = item.LUTData
+    if isinstance(raw, bytes | bytearray):
+        is_little_endian = getattr(dataset, "original_encoding", (None, True))[1] is not False
+        if len(raw) >= 2 * entries:
+            table = np.frombuffer(raw, dtype="<u2" if is_little_endian else ">u2", count=entries)
+        else:
+            table = np.frombuffer(raw, dtype=np.uint8, count=min(entries, len(raw)))
+    else:
+        table = np.asarray(raw if isinstance(raw, MultiValue | list | tuple) else [raw])
+    table = table.astype(np.int64)
+    if table.size == 0:
+        return None
+    output_max = max(2**bits - 1 if 0 < bits <= 16 else 0, int(table.max()), 1)
+    return VoiLut(first_mapped=first_mapped, table=table, output_max=output_max)
+
+
+def decode_raster(path_or_bytes: Path | bytes) -> DecodedImage:
+    """Decode a PNG/JPEG; greyscale (incl. 16-bit PNG, values kept) or RGB whose channels differ."""
+    try:
+        data = path_or_bytes.read_bytes() if isinstance(path_or_bytes, Path) else bytes(path_or_bytes)
+        with Image.open(io.BytesIO(data), formats=["PNG", "JPEG"]) as opened:
+            opened.load()
+            # Phones and some exporters store the picture sideways plus an EXIF "rotate" flag.
+            image = ImageOps.exif_transpose(opened)
+        frames, is_color = _raster_pixels(image)
+    except ImagingError:
+        raise
+    except Exception as error:  # Pillow: UnidentifiedImageError, OSError (truncated), ...
+        raise ImagingError(f"cannot decode this PNG/JPEG image: {_short_reason(error)}") from error
+    return DecodedImage(
+        frames=frames,
+        is_color=is_color,
+        photometric_interpretation="RGB" if is_color else "MONOCHROME2",
+        modality="OT",
+        default_window=None,
+        voi_lut=None,
+    )
+
+
+def _raster_pixels(image: Image.Image) -> tuple[np.ndarray, bool]:
+    """Pillow image -> ((1, H, W) float32 grey, False) or ((1, H, W, 3) uint8 RGB, True)."""
+    mode = image.mode
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F", "L", "1"):
+        grey = np.asarray(image).astype(np.float32)
+        return grey[np.newaxis], False
+    if mode in ("LA", "La"):
+        return np.asarray(image.getchannel("L")).astype(np.float32)[np.newaxis], False
+    rgb = np.asarray(image.convert("RGB"))  # P, RGBA, CMYK, YCbCr, ... -> (H, W, 3) uint8
+    if np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 0], rgb[..., 2]):
+        return rgb[..., 0].astype(np.float32)[np.newaxis], False
+    return np.ascontiguousarray(rgb)[np.newaxis], True
+
+
+# --- windowing and rendering -----------------------------------------------------------------
+
+
+def auto_window(frame: np.ndarray) -> Window:
+    """A window spanning the 0.5th to 99.5th percentile of a (H, W) frame, robust to outliers.
+
+    A constant frame gets width 1 centred on its value.
+    """
+    finite = np.asarray(frame, dtype=np.float64)
+    finite = finite[np.isfinite(finite)]
+    if finite.size == 0:
+        return Window(0.0, 1.0)
+    low, high = np.percentile(finite, [0.5, 99.5])
+    if not high > low:
+        return Window(float(low), 1.0)
+    return Window(float((low + high) / 2.0), float(high - low))
+
+
+def default_display_window(image: DecodedImage, frame_index: int = 0) -> Window | None:
+    """The file's window when valid, else :func:`auto_window` of the frame; None for colour."""
+    if image.is_color:
+        return None
+    if image.default_window is not None and image.default_window.width > 0:
+        return image.default_window
+    return auto_window(image.frames[_checked_frame_index(image, frame_index)])
+
+
+def _checked_frame_index(image: DecodedImage, frame_index: int) -> int:
+    if not 0 <= frame_index < image.frame_count:
+        raise ValueError(f"frame {frame_index} does not exist: the image has {image.frame_count} frame(s)")
+    return frame_index
+
+
+def _apply_linear_window(values: np.ndarray, window: Window) -> np.ndarray:
+    """DICOM PS3.3 C.11.2.1.2.1 LINEAR window: modality values -> float64 in [0, 255]."""
+    center = float(window.center)
+    width = float(window.width)
+    values = values.astype(np.float64, copy=False)
+    if width <= 1.0:
+        # Width 1 is a threshold at center - 0.5 (the formula divides by width - 1).
+        return np.where(values <= center - 0.5, 0.0, 255.0)
+    scaled = ((values - (center - 0.5)) / (width - 1.0) + 0.5) * 255.0
+    return np.clip(scaled, 0.0, 255.0)
+
+
+def _apply_voi_lut(values: np.ndarray, lut: VoiLut) -> np.ndarray:
+    """VOI LUT Sequence: modality values -> float64 in [0, 255] using the LUT's output range."""
+    indices = np.rint(values).astype(np.int64) - lut.first_mapped
+    np.clip(indices, 0, lut.table.size - 1, out=indices)
+    return lut.table[indices].astype(np.float64) * (255.0 / lut.output_max)
+
+
+def render_frame(
+    image: DecodedImage, frame_index: int = 0, window: Window | None = None, use_voi_lut: bool = True
+) -> np.ndarray:
+    """One frame ready for the screen: (H, W) uint8 for greyscale, (H, W, 3) uint8 for colour.
+
+    Greyscale: an explicit ``window`` wins; without one, the file's VOI LUT Sequence is used when
+    present and ``use_voi_lut`` is set, else :func:`default_display_window`. MONOCHROME1 (bright =
+    low values, e.g. some CR/DX) is inverted after the VOI step. Colour frames are returned as stored.
+    """
+    frame = image.frames[_checked_frame_index(image, frame_index)]
+    if image.is_color:
+        return frame
+    if window is None and use_voi_lut and image.voi_lut is not None:
+        display = _apply_voi_lut(frame, image.voi_lut)
+    else:
+        chosen = window if window is not None else default_display_window(image, frame_index)
+        if chosen is None:  # unreachable for greyscale; keeps the type checker honest
+            chosen = auto_window(frame)
+        display = _apply_linear_window(frame, chosen)
+    if image.photometric_interpretation == "MONOCHROME1":
+        display = 255.0 - display
+    return np.rint(display).astype(np.uint8)
+
+
+# --- training, overlays and thumbnails -------------------------------------------------------
+
+
+def training_array(image: DecodedImage, size: int) -> np.ndarray:
+    """(size, size) float32 in [0, 1]: frame 0 as displayed by default, grey, resized.
+
+    The aspect ratio is not preserved: the frame is stretched to a square, so every image fills the
+    network input the same way (chest radiographs are close to square; letterboxing would waste
+    input pixels and add an artificial border).
+    """
+    if size < 1:
+        raise ValueError(f"training size must be at least 1 pixel, got {size}")
+    rendered = render_frame(image, 0)
+    if rendered.ndim == 3:  # colour -> luminance
+        grey = rendered.astype(np.float32) @ _LUMA_WEIGHTS / 255.0
+    else:
+        grey = rendered.astype(np.float32) / 255.0
+    shrinking = grey.shape[0] > size or grey.shape[1] > size
+    resized = transform.resize(
+        grey, (size, size), order=1, mode="edge", anti_aliasing=shrinking, preserve_range=True
+    )
+    return np.clip(np.nan_to_num(resized, nan=0.0), 0.0, 1.0).astype(np.float32)
+
+
+def _jet(values: np.ndarray) -> np.ndarray:
+    """(H, W) float in [0, 1] -> (H, W, 3) float in [0, 1], the classic "jet" colour map.
+
+    Piecewise linear like matplotlib's jet (blue -> cyan -> yellow -> red), without the dependency.
+    """
+    four = 4.0 * values
+    red = np.clip(np.minimum(four - 1.5, -four + 4.5), 0.0, 1.0)
+    green = np.clip(np.minimum(four - 0.5, -four + 3.5), 0.0, 1.0)
+    blue = np.clip(np.minimum(four + 0.5, -four + 2.5), 0.0, 1.0)
+    return np.stack([red, green, blue], axis=-1)
+
+
+def overlay_heatmap(grey: np.ndarray, heatmap: np.ndarray, opacity: float) -> np.ndarray:
+    """Blend a [0, 1] heat map (e.g. Grad-CAM, any size) over an image: (H, W, 3) uint8.
+
+    ``grey`` is (H, W) or (H, W, 3) uint8; opacity 0 gives the image, 1 the pure colour map.
+    """
+    if not 0.0 <= opacity <= 1.0:
+        raise ValueError(f"opacity must be between 0 and 1, got {opacity}")
+    if grey.ndim == 2:
+        base = np.repeat(grey[..., np.newaxis], 3, axis=-1)
+    elif grey.ndim == 3 and grey.shape[-1] == 3:
+        base = grey
+    else:
+        raise ValueError(f"image must be (H, W) or (H, W, 3), got shape {grey.shape}")
+    if heatmap.ndim != 2 or heatmap.size == 0:
+        raise ValueError(f"heat map must be a non-empty (h, w) array, got shape {heatmap.shape}")
+    height, width = base.shape[:2]
+    heat = np.nan_to_num(heatmap.astype(np.float64), nan=0.0)
+    if heat.shape != (height, width):
+        heat = transform.resize(heat, (height, width), order=1, mode="edge", anti_aliasing=False)
+    colours = _jet(np.clip(heat, 0.0, 1.0)) * 255.0
+    blended = (1.0 - opacity) * base.astype(np.float64) + opacity * colours
+    return np.rint(np.clip(blended, 0.0, 255.0)).astype(np.uint8)
+
+
+def thumbnail(pixels: np.ndarray, max_side: int) -> np.ndarray:
+    """Shrink (H, W) or (H, W, C) pixels so the longer side is at most ``max_side``; never enlarges.
+
+    Keeps the aspect ratio and the dtype.
+    """
+    if max_side < 1:
+        raise ValueError(f"thumbnail size must be at least 1 pixel, got {max_side}")
+    height, width = pixels.shape[:2]
+    if max(height, width) <= max_side:
+        return pixels.copy()
+    scale = max_side / max(height, width)
+    shape = (max(1, round(height * scale)), max(1, round(width * scale)), *pixels.shape[2:])
+    resized = transform.resize(
+        pixels.astype(np.float64), shape, order=1, mode="edge", anti_aliasing=True, preserve_range=True
+    )
+    if np.issubdtype(pixels.dtype, np.integer):
+        info = np.iinfo(pixels.dtype)
+        resized = np.clip(np.rint(resized), info.min, info.max)
+    return resized.astype(pixels.dtype)

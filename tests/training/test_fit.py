@@ -1,0 +1,83 @@
+import numpy as np
+import pytest
+
+from medreview.errors import TrainingError
+from medreview.training.fit import (
+    EpochLog,
+    FitConfig,
+    TrainingCancelled,
+    fit_model,
+    load_model,
+    predict_probabilities,
+    save_model_atomic,
+)
+from tests.training import bright_square_images
+
+CONFIG = FitConfig(input_size=28, epochs=3, batch_size=32, seed=0)
+
+
+@pytest.fixture(scope="module")
+def square_task():
+    images, labels, _ = bright_square_images(320, seed=0)
+    return images[:256], labels[:256], images[256:], labels[256:]
+
+
+def test_learns_a_learnable_task_and_reports_every_epoch(square_task):
+    x_train, y_train, x_val, y_val = square_task
+    reported: list[EpochLog] = []
+    model, logs = fit_model(x_train, y_train, x_val, y_val, 2, CONFIG, on_epoch=reported.append)
+    assert reported == logs
+    assert [log.epoch for log in logs] == [1, 2, 3]
+    assert all(np.isfinite(log.loss) and log.loss > 0 and log.seconds > 0 for log in logs)
+    assert all(0.0 <= log.val_accuracy <= 1.0 for log in logs)
+    assert max(log.val_auc for log in logs) > 0.9
+    # The returned model is the best epoch's: its AUC on validation matches the best logged AUC.
+    from medreview.training.metrics import classification_metrics
+
+    probabilities = predict_probabilities(model, x_val)
+    best = classification_metrics(y_val, probabilities, ["none", "square"])["roc_auc"]
+    assert best == pytest.approx(max(log.val_auc for log in logs), abs=1e-6)
+
+
+def test_same_seed_gives_identical_weights_and_logs(square_task):
+    config = FitConfig(input_size=28, epochs=1, batch_size=32, seed=4)
+    first, first_logs = fit_model(*square_task, 2, config)
+    second, second_logs = fit_model(*square_task, 2, config)
+    assert all(np.array_equal(a, b) for a, b in zip(first.get_weights(), second.get_weights(), strict=True))
+    assert [(log.loss, log.val_auc) for log in first_logs] == [(log.loss, log.val_auc) for log in second_logs]
+
+
+def test_should_stop_cancels_within_a_batch(square_task):
+    calls = []
+
+    def should_stop() -> bool:
+        calls.append(1)
+        return len(calls) >= 3  # the check before training, then after batches 1 and 2
+
+    reported: list[EpochLog] = []
+    with pytest.raises(TrainingCancelled, match="cancelled"):
+        fit_model(*square_task, 2, CONFIG, on_epoch=reported.append, should_stop=should_stop)
+    assert len(calls) == 3
+    assert reported == []  # the partial epoch is not reported as a finished one
+
+
+def test_wrong_image_size_is_a_plain_error(square_task):
+    x_train, y_train, x_val, y_val = square_task
+    with pytest.raises(TrainingError, match="expected 32x32"):
+        fit_model(x_train, y_train, x_val, y_val, 2, FitConfig(input_size=32, epochs=1))
+
+
+def test_save_is_atomic_and_hashes_the_final_file(square_task, tmp_path):
+    import hashlib
+
+    from medreview.training.architectures import build_model
+
+    model = build_model("small_cnn", 28, 2)
+    path = tmp_path / "models" / "run-1.keras"
+    digest = save_model_atomic(model, path)
+    assert digest == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert [p.name for p in path.parent.iterdir()] == ["run-1.keras"]  # no temp file left behind
+    x_val = square_task[2]
+    np.testing.assert_allclose(predict_probabilities(load_model(path), x_val), predict_probabilities(model, x_val))
+    with pytest.raises(TrainingError):
+        save_model_atomic(model, tmp_path / "model.h5")
