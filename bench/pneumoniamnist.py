@@ -46,7 +46,9 @@ def cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "MEDREVIEW_DATA_DIR": str(data_dir)}
     env.pop("MEDREVIEW_DATABASE_URL", None)
     env.pop("MEDREVIEW_REDIS_URL", None)
-    completed = subprocess.run([sys.executable, "-m", "medreview", *args], cwd=ROOT, env=env, capture_output=True, text=True)
+    completed = subprocess.run(
+        [sys.executable, "-m", "medreview", *args], cwd=ROOT, env=env, capture_output=True, text=True
+    )
     if completed.returncode not in (0,):
         sys.exit(f"`medreview {' '.join(args)}` failed ({completed.returncode}):\n{completed.stderr[-3000:]}")
     return completed
@@ -97,10 +99,14 @@ def main() -> None:
     bare_seconds = time.perf_counter() - started
     bare_rate = len(train_index) * config.epochs / bare_seconds
     app_rate = metrics["train_images_per_second"]
-    print(f"training: app {app_rate:.0f} img/s, bare model.fit {bare_rate:.0f} img/s, ratio {app_rate / bare_rate:.3f} "
-          f"({config.architecture}, {config.input_size} px, {config.epochs} epochs, batch {config.batch_size})")
-    print(f"app run's own validation (patient split of train): ROC AUC {metrics['roc_auc']:.4f}, "
-          f"accuracy {metrics['accuracy']:.4f}")
+    print(
+        f"training: app {app_rate:.0f} img/s, bare model.fit {bare_rate:.0f} img/s, ratio {app_rate / bare_rate:.3f} "
+        f"({config.architecture}, {config.input_size} px, {config.epochs} epochs, batch {config.batch_size})"
+    )
+    print(
+        f"app run's own validation (patient split of train): ROC AUC {metrics['roc_auc']:.4f}, "
+        f"accuracy {metrics['accuracy']:.4f}"
+    )
 
     version = active_model(store)
     app_model = load_model(store.data_path(version.path))
@@ -109,10 +115,14 @@ def main() -> None:
     from medreview.imaging import decode_raster, training_array
 
     x_val = np.stack([training_array(decode_raster(_png(p)), config.input_size) for p in arrays["val_images"]])
-    scores = classification_metrics(arrays["val_labels"].astype(int), predict_probabilities(app_model, x_val), list(CLASS_NAMES))
-    print(f"official validation split ({len(x_val)} images): ROC AUC {scores['roc_auc']:.4f}, "
-          f"accuracy {scores['accuracy']:.4f}, sensitivity {scores['sensitivity']:.4f}, "
-          f"specificity {scores['specificity']:.4f}")
+    scores = classification_metrics(
+        arrays["val_labels"].astype(int), predict_probabilities(app_model, x_val), list(CLASS_NAMES)
+    )
+    print(
+        f"official validation split ({len(x_val)} images): ROC AUC {scores['roc_auc']:.4f}, "
+        f"accuracy {scores['accuracy']:.4f}, sensitivity {scores['sensitivity']:.4f}, "
+        f"specificity {scores['specificity']:.4f}"
+    )
     print(f"work folder: {work}")
 
 

@@ -109,9 +109,7 @@ def save_label(
     with store.db.write() as session:
         if session.get(Image, image_id) is None:
             raise NotFoundError(f"image {image_id} does not exist")
-        label = session.scalar(
-            select(LabelClass).where(LabelClass.name == class_name, LabelClass.active.is_(True))
-        )
+        label = session.scalar(select(LabelClass).where(LabelClass.name == class_name, LabelClass.active.is_(True)))
         if label is None:
             raise MedreviewError(f"'{class_name}' is not a class of this project's label schema")
         reader_id = _user_id(session, reader)

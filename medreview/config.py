@@ -73,9 +73,7 @@ def get_settings() -> Settings:
         max_file_bytes=_int_env("MEDREVIEW_MAX_FILE_BYTES", IngestLimits.max_file_bytes),
         max_frame_pixels=_int_env("MEDREVIEW_MAX_FRAME_PIXELS", IngestLimits.max_frame_pixels),
         max_archive_members=_int_env("MEDREVIEW_MAX_ARCHIVE_MEMBERS", IngestLimits.max_archive_members),
-        max_archive_total_bytes=_int_env(
-            "MEDREVIEW_MAX_ARCHIVE_TOTAL_BYTES", IngestLimits.max_archive_total_bytes
-        ),
+        max_archive_total_bytes=_int_env("MEDREVIEW_MAX_ARCHIVE_TOTAL_BYTES", IngestLimits.max_archive_total_bytes),
     )
     return Settings(
         data_dir=data_dir,

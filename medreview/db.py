@@ -41,9 +41,7 @@ class Database:
         else:
             self.engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
         self._read_sessions = sessionmaker(self.engine, expire_on_commit=False)
-        self._write_sessions = sessionmaker(
-            self.engine.execution_options(**{_IMMEDIATE: True}), expire_on_commit=False
-        )
+        self._write_sessions = sessionmaker(self.engine.execution_options(**{_IMMEDIATE: True}), expire_on_commit=False)
 
     def create_all(self) -> None:
         Base.metadata.create_all(self.engine)

@@ -14,7 +14,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from medreview.annotation import add_label_class, label_classes, save_label
-from medreview.ingest import InputFile, IngestResult, ingest_files
+from medreview.ingest import IngestResult, InputFile, ingest_files
 from medreview.store import Store
 
 __all__ = ["DEMO_CLASSES", "demo_image", "load_demo_data"]
@@ -64,8 +64,8 @@ def _dicom_bytes(pixels: np.ndarray, patient_number: int) -> bytes:
     dataset.BitsStored = 12
     dataset.HighBit = 11
     dataset.PixelRepresentation = 0
-    dataset.WindowCenter = 2048
-    dataset.WindowWidth = 4096
+    dataset.WindowCenter = 1900
+    dataset.WindowWidth = 2600
     dataset.PixelData = pixels.tobytes()
     buffer = io.BytesIO()
     dataset.save_as(buffer, enforce_file_format=True)

@@ -166,9 +166,7 @@ def _decode_dataset(dataset: Dataset) -> DecodedImage:
             voi_lut=None,
         )
     if photometric and photometric not in _GREY_PHOTOMETRIC:
-        raise ImagingError(
-            f"unsupported photometric interpretation {photometric!r} for a single-sample image"
-        )
+        raise ImagingError(f"unsupported photometric interpretation {photometric!r} for a single-sample image")
     return DecodedImage(
         frames=_modality_values(stored, dataset),
         is_color=False,
@@ -192,12 +190,32 @@ def _colour_to_uint8(stored: np.ndarray, bits_stored: int) -> np.ndarray:
     return np.rint(scaled).astype(np.uint8)
 
 
+_PALETTE_DATA_KEYWORDS = tuple(f"{colour}PaletteColorLookupTableData" for colour in ("Red", "Green", "Blue", "Alpha"))
+
+
 def _palette_to_rgb(stored: np.ndarray, dataset: Dataset) -> np.ndarray:
     """Expand PALETTE COLOR indices into (F, H, W, 3) uint8 RGB."""
+    _palette_to_little_endian(dataset)
     rgb = apply_color_lut(stored, dataset)
     descriptor = dataset.get("RedPaletteColorLookupTableDescriptor")
     lut_bits = int(descriptor[2]) if descriptor is not None and len(descriptor) >= 3 else 8
     return _colour_to_uint8(rgb[..., :3], 16 if lut_bits > 8 else 8)
+
+
+def _palette_to_little_endian(dataset: Dataset) -> None:
+    """Byte-swap 16-bit palette tables of a big endian object, in place.
+
+    pydicom 3.0's ``apply_color_lut`` reads (non-segmented) palette data in the machine's byte order,
+    so a big endian file came out with its colours scrambled (0x2500 read as 0x0025: a black image).
+    """
+    if getattr(dataset, "original_encoding", (None, True))[1] is not False:
+        return
+    descriptor = dataset.get("RedPaletteColorLookupTableDescriptor")
+    entries = (int(descriptor[0]) or 65536) if descriptor is not None and len(descriptor) >= 1 else 0
+    for keyword in _PALETTE_DATA_KEYWORDS:
+        raw = dataset.get(keyword)
+        if isinstance(raw, bytes | bytearray) and entries and len(raw) == 2 * entries:
+            dataset[keyword].value = np.frombuffer(raw, dtype=">u2").astype("<u2").tobytes()
 
 
 def _first_number(value: object) -> float | None:
@@ -433,9 +451,7 @@ def training_array(image: DecodedImage, size: int) -> np.ndarray:
     else:
         grey = rendered.astype(np.float32) / 255.0
     shrinking = grey.shape[0] > size or grey.shape[1] > size
-    resized = transform.resize(
-        grey, (size, size), order=1, mode="edge", anti_aliasing=shrinking, preserve_range=True
-    )
+    resized = transform.resize(grey, (size, size), order=1, mode="edge", anti_aliasing=shrinking, preserve_range=True)
     return np.clip(np.nan_to_num(resized, nan=0.0), 0.0, 1.0).astype(np.float32)
 
 

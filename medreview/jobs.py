@@ -210,7 +210,9 @@ def _runners() -> dict[str, Runner]:
 _RUNNERS = ("train", "predict")
 
 
-def _finish(store: Store, job_id: int, status: str, result: dict[str, Any] | None = None, error: str | None = None) -> None:
+def _finish(
+    store: Store, job_id: int, status: str, result: dict[str, Any] | None = None, error: str | None = None
+) -> None:
     with store.db.write() as session:
         job = session.get(Job, job_id)
         job.status = status
@@ -310,5 +312,3 @@ def run_worker(settings: Settings | None = None) -> None:
             row = session.get(Setting, "worker_seen_at")
             if row is not None:
                 session.delete(row)
-
-

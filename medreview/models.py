@@ -9,7 +9,7 @@ types are used (JSON, not JSONB; timezone-aware datetimes stored as UTC).
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -19,7 +19,6 @@ from sqlalchemy import (
     Float,
     ForeignKey,
     Index,
-
     MetaData,
     String,
     Text,
@@ -60,7 +59,7 @@ NAMING_CONVENTION = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map = {
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
         dt.datetime: DateTime(timezone=True),
         dict[str, Any]: JSON,
         list[Any]: JSON,
@@ -236,9 +235,7 @@ class ModelVersion(Base):
 
 class Prediction(Base):
     __tablename__ = "predictions"
-    __table_args__ = (
-        UniqueConstraint("image_id", "model_version_id", name="uq_predictions_image_model"),
-    )
+    __table_args__ = (UniqueConstraint("image_id", "model_version_id", name="uq_predictions_image_model"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     image_id: Mapped[int] = mapped_column(ForeignKey("images.id"), index=True)
@@ -261,5 +258,3 @@ class Setting(Base):
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[Any] = mapped_column(JSON)
-
-

@@ -18,6 +18,21 @@ from medreview.store import Store
 T = TypeVar("T")
 
 
+def _leave_legacy_page_discovery() -> None:
+    # On a fresh server whose first request is a deep link (say /label), Streamlit's legacy
+    # `pages/` auto-discovery runs the page script without app.py (no layout, raw file list as
+    # navigation) until some run calls st.navigation. Every page imports this module, so switch
+    # to app.py's navigation here and rerun: the same URL then resolves through app.py.
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
+_leave_legacy_page_discovery()
+
+
 @st.cache_resource(show_spinner=False)
 def get_store() -> Store:
     return Store.open()
@@ -60,6 +75,8 @@ def window_controls(image: DecodedImage, key: str) -> tuple[int, Window | None]:
         start = default_display_window(image, frame_index)
         center_column, width_column = st.columns(2)
         center = center_column.number_input("Center", value=float(start.center), key=f"{key}_center")
-        width = width_column.number_input("Width", min_value=1.0, value=float(max(start.width, 1.0)), key=f"{key}_width")
+        width = width_column.number_input(
+            "Width", min_value=1.0, value=float(max(start.width, 1.0)), key=f"{key}_width"
+        )
         window = Window(center=center, width=width)
     return frame_index, window

@@ -23,7 +23,9 @@ items = worklist(
 )
 
 if "label_image_id" not in st.session_state:
-    st.session_state["label_image_id"] = next_image_id(store) or (int(items["image_id"].iloc[0]) if len(items) else None)
+    st.session_state["label_image_id"] = next_image_id(store) or (
+        int(items["image_id"].iloc[0]) if len(items) else None
+    )
 
 list_column, view_column = st.columns([1, 2])
 with list_column:

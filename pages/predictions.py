@@ -24,7 +24,10 @@ st.caption(
 
 with st.expander("Run the model", expanded=True):
     scope = st.radio(
-        "Images", ["unlabelled", "all", "selected"], horizontal=True, key="predict_scope",
+        "Images",
+        ["unlabelled", "all", "selected"],
+        horizontal=True,
+        key="predict_scope",
         format_func={"unlabelled": "All unlabelled", "all": "All images", "selected": "Selected images"}.get,
     )
     selected: list[int] = []
@@ -61,18 +64,28 @@ if table.empty:
     st.info("No predictions from this model yet: run it above.")
     st.stop()
 
-all_tab, disagree_tab = st.tabs([f"All predictions ({len(table)})", f"Model and label disagree ({len(disagreements(store, model.id))})"])
+all_tab, disagree_tab = st.tabs(
+    [f"All predictions ({len(table)})", f"Model and label disagree ({len(disagreements(store, model.id))})"]
+)
 with all_tab:
     picked_all = st.dataframe(
-        table.drop(columns=["prediction_id"]), hide_index=True, on_select="rerun", selection_mode="single-row",
-        key="predict_table", height=260,
+        table.drop(columns=["prediction_id"]),
+        hide_index=True,
+        on_select="rerun",
+        selection_mode="single-row",
+        key="predict_table",
+        height=260,
         column_config={"probability": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="%.2f")},
     )
 with disagree_tab:
     wrong = disagreements(store, model.id)
     picked_wrong = st.dataframe(
-        wrong.drop(columns=["prediction_id"]), hide_index=True, on_select="rerun", selection_mode="single-row",
-        key="predict_disagree", height=260,
+        wrong.drop(columns=["prediction_id"]),
+        hide_index=True,
+        on_select="rerun",
+        selection_mode="single-row",
+        key="predict_disagree",
+        height=260,
     )
 
 for source, picked in ((wrong, picked_wrong), (table, picked_all)):
@@ -108,5 +121,6 @@ pixels = render_frame(image, frame_index, window)
 left.image(pixels, caption="Image", width="stretch")
 right.image(
     overlay_heatmap(pixels, heatmaps[class_names.index(cam_class)], opacity),
-    caption=f"Grad-CAM: {cam_class}", width="stretch",
+    caption=f"Grad-CAM: {cam_class}",
+    width="stretch",
 )

@@ -13,7 +13,9 @@ everything = label_classes(store, include_retired=True)
 for name in everything:
     name_column, rename_column, toggle_column = st.columns([2, 3, 1])
     name_column.write(f"**{name}**" if name in active else f"~~{name}~~ (retired)")
-    new_name = rename_column.text_input("Rename to", value=name, key=f"settings_rename_{name}", label_visibility="collapsed")
+    new_name = rename_column.text_input(
+        "Rename to", value=name, key=f"settings_rename_{name}", label_visibility="collapsed"
+    )
     if new_name != name and attempt(lambda old=name, new=new_name: rename_label_class(store, old, new)):
         st.rerun()
     if name in active:

@@ -17,14 +17,21 @@ st.title("Train")
 
 labels = current_labels(store)
 if len(labels):
-    st.write("Labelled images per class: " + ", ".join(f"**{k}** {v}" for k, v in labels["label"].value_counts().items()))
+    st.write(
+        "Labelled images per class: " + ", ".join(f"**{k}** {v}" for k, v in labels["label"].value_counts().items())
+    )
 else:
     st.info("No labelled images yet: label some on the Label page first.")
 
 seen = worker_last_seen(store)
-if seen is None or (dt.datetime.now(dt.UTC) - (seen if seen.tzinfo else seen.replace(tzinfo=dt.UTC))).total_seconds() > 30:
-    st.warning("No worker is running, so training will wait in the queue. Start one with `make run` "
-               "or `python -m medreview worker`.")
+if (
+    seen is None
+    or (dt.datetime.now(dt.UTC) - (seen if seen.tzinfo else seen.replace(tzinfo=dt.UTC))).total_seconds() > 30
+):
+    st.warning(
+        "No worker is running, so training will wait in the queue. Start one with `make run` "
+        "or `python -m medreview worker`."
+    )
 
 with st.form("train_form"):
     architecture_column, epochs_column, size_column, seed_column = st.columns(4)
@@ -33,7 +40,12 @@ with st.form("train_form"):
     )
     epochs = epochs_column.number_input("Epochs", 1, 500, 10, key="train_epochs")
     size = size_column.number_input(
-        "Resolution (px, 0 = automatic)", 0, 512, 0, step=4, key="train_size",
+        "Resolution (px, 0 = automatic)",
+        0,
+        512,
+        0,
+        step=4,
+        key="train_size",
         help="Automatic: never upsample small images; cap large ones (chest films train at 128 px).",
     )
     seed = seed_column.number_input("Seed", 0, 2**31 - 1, 0, key="train_seed")
@@ -61,17 +73,25 @@ def runs_ui() -> None:
     epochs = epoch_table(latest)
     total = progress.get("total_epochs") or latest.params.get("epochs") or 1
     if latest.status in ("queued", "running"):
-        st.progress(min(len(epochs) / total, 1.0), text=f"{progress.get('stage', 'waiting for the worker')} · "
-                    f"epoch {len(epochs)}/{total}")
+        st.progress(
+            min(len(epochs) / total, 1.0),
+            text=f"{progress.get('stage', 'waiting for the worker')} · epoch {len(epochs)}/{total}",
+        )
         if st.button("Cancel run", key=f"train_cancel_{latest.id}"):
             attempt(lambda: cancel_job(store, latest.id))
+    if latest.status not in ("queued", "running") and st.session_state.get("train_seen_finish") != latest.id:
+        # The run just ended: redraw the whole page so the model list below shows the new version.
+        st.session_state["train_seen_finish"] = latest.id
+        st.rerun(scope="app")
     if latest.status == "failed":
         st.error(f"Training failed: {latest.error}")
     if latest.status == "cancelled":
         st.info(f"Cancelled: {latest.error}")
     if "input_size" in progress:
-        st.caption(f"{progress.get('train_images')} training / {progress.get('validation_images')} validation images "
-                   f"(split by patient) at {progress['input_size']} px")
+        st.caption(
+            f"{progress.get('train_images')} training / {progress.get('validation_images')} validation images "
+            f"(split by patient) at {progress['input_size']} px"
+        )
     if len(epochs):
         loss_column, auc_column = st.columns(2)
         loss_column.line_chart(epochs.set_index("epoch")[["loss", "val_loss"]])
@@ -103,7 +123,12 @@ def show_metrics(metrics: dict) -> None:
     cells = st.columns(4)
     for cell, (title, key) in zip(
         cells,
-        [("ROC AUC", "roc_auc"), ("Accuracy", "accuracy"), ("Sensitivity", "sensitivity"), ("Specificity", "specificity")],
+        [
+            ("ROC AUC", "roc_auc"),
+            ("Accuracy", "accuracy"),
+            ("Sensitivity", "sensitivity"),
+            ("Specificity", "specificity"),
+        ],
         strict=True,
     ):
         value = metrics.get(key)
@@ -142,8 +167,13 @@ else:
         hide_index=True,
         key="train_models",
     )
-    choice = st.selectbox("Active model", [m.id for m in models], index=next(
-        (i for i, m in enumerate(models) if m.is_active), 0), format_func=lambda v: f"version {v}", key="train_active")
+    choice = st.selectbox(
+        "Active model",
+        [m.id for m in models],
+        index=next((i for i, m in enumerate(models) if m.is_active), 0),
+        format_func=lambda v: f"version {v}",
+        key="train_active",
+    )
     if st.button("Make active", key="train_activate"):
         attempt(lambda: activate_model(store, choice))
         st.rerun()

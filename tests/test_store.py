@@ -67,7 +67,11 @@ def test_a_bad_file_is_rejected_alone_and_leaves_nothing_behind(any_store):
     good = png_bytes(2)
     results = ingest_files(
         any_store,
-        [InputFile("notes.png", b"just some text, not an image"), InputFile("empty.dcm", b""), InputFile("ok.png", good)],
+        [
+            InputFile("notes.png", b"just some text, not an image"),
+            InputFile("empty.dcm", b""),
+            InputFile("ok.png", good),
+        ],
     )
     assert [r.status for r in results] == ["rejected", "rejected", "stored"]
     assert all(r.reason for r in results[:2])
@@ -128,9 +132,17 @@ def test_exactly_one_model_version_is_active(any_store):
             job = Job(kind="train", status="succeeded")
             session.add(job)
             session.flush()
-            session.add(ModelVersion(job_id=job.id, path=f"models/{number}.keras", sha256="0" * 64,
-                                     architecture="small_cnn", input_size=28, class_names=["a", "b"],
-                                     is_active=number == 1))
+            session.add(
+                ModelVersion(
+                    job_id=job.id,
+                    path=f"models/{number}.keras",
+                    sha256="0" * 64,
+                    architecture="small_cnn",
+                    input_size=28,
+                    class_names=["a", "b"],
+                    is_active=number == 1,
+                )
+            )
     versions = sorted(v.id for v in _all_versions(any_store))
     activate_model(any_store, versions[1])
     assert active_model(any_store).id == versions[1]

@@ -9,9 +9,10 @@ Refusals come in two sizes:
 - one member (unsafe path, link, encrypted, too large, suspicious compression, corrupt, nested
   archive): yielded as an :class:`ArchiveMember` with ``data=None`` and a plain ``error``; the rest
   of the archive is still read;
-- the whole archive (not a zip, too many members, too many bytes in total): ``IngestError``. The
-  member count is checked before anything is yielded; the byte total is checked as members are read,
-  so members yielded before that error have already been handed out.
+- the whole archive (not a zip, too many members, too many bytes in total): ``IngestError``, raised
+  before any member is yielded, so a refused archive never leaves some of its files stored. The byte
+  total is the sum of the sizes the members declare; that bound holds because a member is never read
+  past its declared size (``zipfile`` reports a member that inflates beyond it as corrupt).
 """
 
 from __future__ import annotations
@@ -77,22 +78,23 @@ def iter_zip_members(data: bytes, limits: IngestLimits) -> Iterator[ArchiveMembe
                 f"archive has too many files: {len(members):,} (limit {limits.max_archive_members:,}); "
                 "split it into smaller archives"
             )
+        refusals = {id(info): _header_refusal(info, limits) for info in members if not _is_skipped(info)}
+        declared_bytes = sum(info.file_size for info in members if id(info) in refusals and refusals[id(info)] is None)
+        if declared_bytes > limits.max_archive_total_bytes:
+            raise _archive_too_large(limits)
         total_bytes = 0
         for info in members:
-            if _is_skipped(info):
+            if id(info) not in refusals:
                 continue
-            error = _header_refusal(info, limits)
+            error = refusals[id(info)]
             if error is None:
                 remaining_budget = limits.max_archive_total_bytes - total_bytes
                 try:
                     content = _read_capped(archive, info, limits.max_file_bytes, remaining_budget)
                 except _MemberRefused as refusal:
                     error = str(refusal)
-                except _BudgetExceeded:
-                    raise IngestError(
-                        "archive too large once unpacked: more than "
-                        f"{limits.max_archive_total_bytes:,} bytes in total; split it into smaller archives"
-                    ) from None
+                except _BudgetExceeded:  # only if a member inflates past its declared size unnoticed
+                    raise _archive_too_large(limits) from None
                 else:
                     total_bytes += len(content)
                     if is_zip(content):
@@ -101,6 +103,13 @@ def iter_zip_members(data: bytes, limits: IngestLimits) -> Iterator[ArchiveMembe
                 yield ArchiveMember(info.filename, None, error)
             else:
                 yield ArchiveMember(info.filename, content, None)
+
+
+def _archive_too_large(limits: IngestLimits) -> IngestError:
+    return IngestError(
+        f"archive too large once unpacked: more than {limits.max_archive_total_bytes:,} bytes in total; "
+        "split it into smaller archives"
+    )
 
 
 class _MemberRefused(Exception):
@@ -176,9 +185,7 @@ def _read_capped(archive: zipfile.ZipFile, info: zipfile.ZipInfo, member_cap: in
             raise _MemberRefused("corrupt archive member: checksum mismatch") from error
         raise _MemberRefused("corrupt archive member: its data cannot be read") from error
     except NotImplementedError as error:
-        raise _MemberRefused(
-            "archive member uses a compression method that is not supported; re-zip it"
-        ) from error
+        raise _MemberRefused("archive member uses a compression method that is not supported; re-zip it") from error
     except RuntimeError as error:  # zipfile's wording for encrypted data without a password
         raise _MemberRefused("encrypted archive member: remove the password and upload again") from error
     except Exception as error:  # zlib.error, EOFError, struct.error, ... on damaged data

@@ -127,6 +127,10 @@ def open_dataset(source: Path | bytes) -> Dataset:
     except Exception as error:  # pydicom raises many types for broken headers
         raise IngestError(f"unreadable DICOM header: {_short_reason(error)}") from error
     if not isinstance(dataset, Dataset) or len(dataset) == 0:
+        if has_preamble:
+            raise IngestError(
+                "truncated or damaged DICOM: the file header is there but none of the data after it can be read"
+            )
         raise IngestError("not a DICOM file (no data elements could be read)")
     _fill_transfer_syntax(dataset)
     if len(data) >= _ZeroCopyReader.VIEW_THRESHOLD:
@@ -295,9 +299,7 @@ def _transfer_syntax(dataset: Dataset) -> UID:
         decoder = get_decoder(uid)
     except NotImplementedError:
         name = uid.name if uid.is_transfer_syntax else "unknown transfer syntax"
-        raise IngestError(
-            f"unsupported transfer syntax {uid} ({name}): its pixels cannot be decoded here"
-        ) from None
+        raise IngestError(f"unsupported transfer syntax {uid} ({name}): its pixels cannot be decoded here") from None
     if not decoder.is_available:
         raise IngestError(
             f"transfer syntax {uid} ({uid.name}) needs a decoder plug-in that is not installed on this server"
@@ -326,7 +328,10 @@ def _check_image_geometry(dataset: Dataset, transfer_syntax: UID, limits: Ingest
     if pixel_tag is None:
         if "Rows" in dataset and "Columns" in dataset:
             raise IngestError("truncated DICOM: the image header is there but the pixel data is missing")
-        raise IngestError("no image in this DICOM object (SR / RT / other non-image)")
+        kind = _object_kind(dataset)
+        if "Image" in kind:
+            raise IngestError(f"no image in this DICOM object: its header says {kind} but it holds no pixel data")
+        raise IngestError(f"no image in this DICOM object ({kind}); only images can be reviewed")
     rows = _int_attribute(dataset, "Rows")
     columns = _int_attribute(dataset, "Columns")
     if rows <= 0 or columns <= 0:
@@ -349,7 +354,10 @@ def _check_image_geometry(dataset: Dataset, transfer_syntax: UID, limits: Ingest
     if "PhotometricInterpretation" not in dataset:
         raise IngestError("DICOM image has no PhotometricInterpretation")
 
-    expected_bytes = math.ceil(rows * columns * number_of_frames * samples_per_pixel * bits_allocated / 8)
+    # Uncompressed YBR_FULL_422 stores two pixels as Y1 Y2 Cb Cr: two samples a pixel, not three.
+    photometric = _text(dataset, "PhotometricInterpretation").upper()
+    stored_samples = 2 if photometric == "YBR_FULL_422" and samples_per_pixel == 3 else samples_per_pixel
+    expected_bytes = math.ceil(rows * columns * number_of_frames * stored_samples * bits_allocated / 8)
     # The decoder may widen 8-bit data or produce RGB from palette; 8 bytes per sample bounds it.
     decoded_bytes = rows * columns * number_of_frames * samples_per_pixel * max(bits_allocated, 8) // 8
     if decoded_bytes > limits.max_decoded_bytes:
@@ -366,6 +374,20 @@ def _check_image_geometry(dataset: Dataset, transfer_syntax: UID, limits: Ingest
     return _Geometry(rows, columns, number_of_frames, samples_per_pixel, bits_allocated)
 
 
+def _object_kind(dataset: Dataset) -> str:
+    """Plain name of what a non-image object is, e.g. "Basic Text SR Storage", from its SOP class."""
+    file_meta = getattr(dataset, "file_meta", None)
+    uid_text = _text(dataset, "SOPClassUID") or (
+        str(file_meta.get("MediaStorageSOPClassUID", "")).strip("\x00 ") if file_meta is not None else ""
+    )
+    if not uid_text:
+        return "no SOP class given: a report, plan, index or other non-image"
+    name = UID(uid_text).name
+    if name == uid_text:  # pydicom knows no name for it
+        return f"SOP class {uid_text}: a report, plan, index or other non-image"
+    return name
+
+
 def _value_length(dataset: Dataset, tag: int) -> int:
     element = dataset.get_item(tag)
     value = element.value if element is not None else None
@@ -376,13 +398,9 @@ def _decode_once(dataset: Dataset, transfer_syntax: UID) -> None:
     try:
         pixels = dataset.pixel_array
     except Exception as error:  # decoders raise RuntimeError, ValueError, struct.error, ...
-        raise IngestError(
-            f"cannot decode pixel data ({transfer_syntax.name}): {_short_reason(error)}"
-        ) from error
+        raise IngestError(f"cannot decode pixel data ({transfer_syntax.name}): {_short_reason(error)}") from error
     if not isinstance(pixels, np.ndarray) or pixels.size == 0:
-        raise IngestError(
-            f"cannot decode pixel data ({transfer_syntax.name}): the decoder returned no pixels"
-        )
+        raise IngestError(f"cannot decode pixel data ({transfer_syntax.name}): the decoder returned no pixels")
 
 
 def _short_reason(error: BaseException) -> str:

@@ -84,7 +84,11 @@ def read_raster(data: bytes, limits: IngestLimits) -> RasterInfo:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data), formats=[image_format])
     except Image.DecompressionBombError as error:
-        raise IngestError(f"image too large: {error}; refusing a possible decompression bomb") from error
+        # Pillow refuses before it reports a size: read the declared size from the header ourselves.
+        declared = _declared_size(data, image_format)
+        if declared is None:
+            raise IngestError(f"image too large: {error}; refusing a possible decompression bomb") from error
+        raise _too_large(*declared, limits) from error
     except Exception as error:  # Pillow raises UnidentifiedImageError, SyntaxError, struct.error...
         raise IngestError(f"damaged {image_format} image: the header cannot be read ({error})") from error
     with image:
@@ -92,10 +96,7 @@ def read_raster(data: bytes, limits: IngestLimits) -> RasterInfo:
         if width <= 0 or height <= 0:
             raise IngestError(f"damaged {image_format} image: it declares an empty size ({width} x {height})")
         if width * height > limits.max_frame_pixels:
-            raise IngestError(
-                f"image too large: {width} x {height} pixels (limit {limits.max_frame_pixels:,} pixels); "
-                "refusing a possible decompression bomb"
-            )
+            raise _too_large(width, height, limits)
         try:
             image.load()
         except Exception as error:  # OSError "image file is truncated", zlib errors, SyntaxError...
@@ -103,6 +104,40 @@ def read_raster(data: bytes, limits: IngestLimits) -> RasterInfo:
                 f"truncated or damaged {image_format} image: the pixels cannot be fully decoded ({error})"
             ) from error
         return RasterInfo(format=image_format, width=width, height=height, mode=image.mode)
+
+
+def _too_large(width: int, height: int, limits: IngestLimits) -> IngestError:
+    return IngestError(
+        f"image too large: {width} x {height} pixels (limit {limits.max_frame_pixels:,} pixels); "
+        "refusing a possible decompression bomb"
+    )
+
+
+# JPEG start-of-frame markers: SOF0-SOF15 except DHT (C4), JPG (C8) and DAC (CC).
+_JPEG_FRAME_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+
+
+def _declared_size(data: bytes, image_format: str) -> tuple[int, int] | None:
+    """(width, height) as the PNG IHDR or the JPEG frame header states it; None if unreadable."""
+    if image_format == "PNG":
+        if len(data) < 24 or data[12:16] != b"IHDR":
+            return None
+        width, height = struct.unpack_from(">II", data, 16)
+        return width, height
+    position = 2
+    while position + 9 <= len(data):
+        if data[position] != 0xFF:
+            return None
+        marker = data[position + 1]
+        if marker == 0xFF:  # fill byte
+            position += 1
+            continue
+        (segment_length,) = struct.unpack_from(">H", data, position + 2)
+        if marker in _JPEG_FRAME_MARKERS:
+            height, width = struct.unpack_from(">HH", data, position + 5)
+            return width, height
+        position += 2 + segment_length
+    return None
 
 
 def strip_metadata(data: bytes) -> bytes:
@@ -155,9 +190,7 @@ def _orientation_segment(orientation: int) -> bytes:
 
 def _is_kept_application_segment(marker: int, payload: bytes) -> bool:
     # APP0 "JFIF\0" carries the colour/density header; APP14 "Adobe" tells RGB from YCbCr / CMYK.
-    return (marker == 0xE0 and payload.startswith(b"JFIF\x00")) or (
-        marker == 0xEE and payload.startswith(b"Adobe")
-    )
+    return (marker == 0xE0 and payload.startswith(b"JFIF\x00")) or (marker == 0xEE and payload.startswith(b"Adobe"))
 
 
 def _strip_jpeg(data: bytes) -> bytes:
@@ -190,9 +223,7 @@ def _strip_jpeg(data: bytes) -> bytes:
             raise IngestError("damaged JPEG image: a segment runs past the end of the file")
         segment_end = position + segment_length
         payload = data[position + 2 : segment_end]
-        is_metadata = (0xE0 <= marker <= 0xEF and not _is_kept_application_segment(marker, payload)) or (
-            marker == 0xFE
-        )
+        is_metadata = (0xE0 <= marker <= 0xEF and not _is_kept_application_segment(marker, payload)) or (marker == 0xFE)
         if not is_metadata:
             if not inserted_orientation and not (0xE0 <= marker <= 0xEF):
                 output += _orientation_segment(orientation)

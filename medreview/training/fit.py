@@ -67,7 +67,7 @@ class EpochLog:
     val_loss: float  # mean cross-entropy on the validation set, unweighted
     val_auc: float  # ROC AUC (scikit-learn, exact) on the validation set; NaN when it has one class
     val_accuracy: float
-    seconds: float  # wall time of the epoch, validation included
+    seconds: float  # wall time from the epoch's start to its validation result
 
 
 class TrainingCancelled(TrainingError):

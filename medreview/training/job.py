@@ -89,7 +89,10 @@ def run_training_job(context: JobContext) -> dict[str, Any]:
     snapshot = {
         "train_image_ids": [dataset.image_ids[i] for i in train_index],
         "validation_image_ids": [dataset.image_ids[i] for i in validation_index],
-        "labels": {str(image_id): dataset.class_names[label] for image_id, label in zip(dataset.image_ids, dataset.labels, strict=True)},
+        "labels": {
+            str(image_id): dataset.class_names[label]
+            for image_id, label in zip(dataset.image_ids, dataset.labels, strict=True)
+        },
     }
     with store.db.write() as session:
         has_active = session.scalar(select(ModelVersion.id).where(ModelVersion.is_active.is_(True))) is not None

@@ -5,6 +5,7 @@ train a tiny model, run predictions, and see a Grad-CAM overlay beside the image
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -42,7 +43,11 @@ def server(tmp_path):
     log = (tmp_path / "server.log").open("w")
     process = subprocess.Popen(
         [sys.executable, "-m", "medreview", "serve", "--headless", "--port", str(port)],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90
@@ -104,7 +109,8 @@ def test_upload_label_train_predict_in_a_real_browser(server, page, tmp_path):
         heading.wait_for()
         name = heading.inner_text().strip()
         class_name = "normal" if name.startswith("NORMAL") else "pneumonia"
-        page.get_by_role("button", name=class_name, exact=True).click()
+        # The button's accessible name carries its keyboard shortcut too ("normal 1").
+        page.get_by_role("button", name=re.compile(rf"^{class_name}\b")).click()
         if _ < 15:
             page.wait_for_function(
                 "name => !document.querySelector('h3') || document.querySelector('h3').innerText.trim() !== name",
@@ -115,8 +121,7 @@ def test_upload_label_train_predict_in_a_real_browser(server, page, tmp_path):
 
     # Train a tiny model in the background worker and watch it finish.
     _open(page, f"{server}/train")
-    page.get_by_label("Epochs").fill("2")
-    page.get_by_label("Epochs").press("Enter")
+    page.get_by_label("Epochs").fill("2")  # no Enter: that would submit the form a second time
     page.get_by_role("button", name="Train").click()
     page.get_by_text("Run 1: succeeded").wait_for(timeout=300_000)
     page.get_by_text("ROC AUC").first.wait_for()

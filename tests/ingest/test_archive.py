@@ -14,9 +14,7 @@ from medreview.ingest.archive import ArchiveMember, is_zip, iter_zip_members
 LIMITS = IngestLimits()
 
 
-def make_zip(
-    members: list[tuple[str | zipfile.ZipInfo, bytes]], compression: int = zipfile.ZIP_DEFLATED
-) -> bytes:
+def make_zip(members: list[tuple[str | zipfile.ZipInfo, bytes]], compression: int = zipfile.ZIP_DEFLATED) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=compression) as archive:
         for name, content in members:
@@ -45,9 +43,7 @@ def test_yields_files_and_skips_folders_and_macos_junk() -> None:
     ]
 
 
-@pytest.mark.parametrize(
-    "name", ["../evil.dcm", "study/../../evil.dcm", "/etc/x", "C:\\Windows\\x.dcm", "..\\evil"]
-)
+@pytest.mark.parametrize("name", ["../evil.dcm", "study/../../evil.dcm", "/etc/x", "C:\\Windows\\x.dcm", "..\\evil"])
 def test_refuses_paths_that_leave_the_archive(name: str) -> None:
     members = members_by_name(make_zip([(name, b"payload"), ("ok.dcm", b"fine")]))
     assert members[name].data is None
@@ -124,13 +120,20 @@ def test_too_many_members_stops_the_whole_archive() -> None:
     assert len(list(iter_zip_members(data, IngestLimits(max_archive_members=5)))) == 5
 
 
-def test_total_unpacked_size_stops_the_whole_archive() -> None:
+def test_total_unpacked_size_stops_the_whole_archive_before_any_member() -> None:
     data = make_zip([(f"img{index}.dcm", bytes([index]) * 60_000) for index in range(3)])
     members = iter_zip_members(data, IngestLimits(max_archive_total_bytes=150_000))
-    assert next(members).data is not None
-    assert next(members).data is not None
+    # Refused up front: no member is handed out (and stored) before the archive is found too large.
     with pytest.raises(IngestError, match="archive too large once unpacked"):
         next(members)
+    assert len(list(iter_zip_members(data, IngestLimits(max_archive_total_bytes=180_000)))) == 3
+
+
+def test_members_refused_from_their_headers_do_not_count_towards_the_total() -> None:
+    data = make_zip([("../escape.dcm", b"x" * 100_000), ("scan.dcm", b"y" * 1000)])
+    members = members_by_name(data, IngestLimits(max_archive_total_bytes=50_000))
+    assert members["../escape.dcm"].data is None
+    assert members["scan.dcm"].data == b"y" * 1000
 
 
 def test_not_a_zip() -> None:

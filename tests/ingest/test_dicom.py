@@ -190,18 +190,14 @@ def test_refuses_truncated_pixel_data_with_both_sizes() -> None:
     data = corpus_bytes("CT_small.dcm")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        with pytest.raises(
-            IngestError, match=r"truncated DICOM: pixel data ends early \(expected 32768 bytes"
-        ):
+        with pytest.raises(IngestError, match=r"truncated DICOM: pixel data ends early \(expected 32768 bytes"):
             read_dicom(data[:-1200], LIMITS)
 
 
 def test_refuses_a_header_that_lies_about_the_image_size() -> None:
     dataset = build_ct_dataset()
     dataset.Rows = 512  # the pixel data holds 4 x 4
-    with pytest.raises(
-        IngestError, match=r"truncated DICOM: pixel data ends early \(expected 4096 bytes, found 32\)"
-    ):
+    with pytest.raises(IngestError, match=r"truncated DICOM: pixel data ends early \(expected 4096 bytes, found 32\)"):
         read_dicom(to_bytes(dataset), LIMITS)
 
 

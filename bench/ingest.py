@@ -1,0 +1,201 @@
+"""Ingest throughput against bare pydicom, on real files and a generated CT series.
+
+    .venv/bin/python bench/ingest.py [--slices 500] [--repeats 2]
+
+Inputs (all read from disk in both runs):
+
+- the real corpus: every file of pydicom's test files and of the pydicom-data package, including
+  the ones the app refuses (reports, plans, broken files, text);
+- a generated CT series: ``--slices`` slices of 512 x 512 int16, written to a temporary folder
+  (never into the repository) and deleted afterwards.
+
+Two ways through the same files in the same run:
+
+- app: ``ingest_files`` into a fresh temporary store (``Store.open(Settings(...))``): parse, check
+  limits, decode every frame once, hash, write the original to the blob store, commit the rows;
+- baseline: ``pydicom.dcmread(path).pixel_array`` per file, nothing stored.
+
+The baseline skips the files pydicom cannot read (the time spent trying stays in, the files are
+not counted); the app counts every file, refused or stored. Each run is repeated and the
+fastest repeat is kept, so the page cache and the decoders' first-call costs do not decide the result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+import tempfile
+import time
+import warnings
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pydicom.data
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from medreview.config import Settings
+from medreview.ingest import InputFile, ingest_files
+from medreview.store import Store
+
+TARGET_RATIO = 0.8
+
+
+def corpus_folders() -> list[Path]:
+    folders = [Path(pydicom.data.__file__).parent / "test_files"]
+    spec = importlib.util.find_spec("data_store")  # the pydicom-data package
+    if spec is not None and spec.origin is not None:
+        folders.append(Path(spec.origin).parent / "data")
+    return [folder for folder in folders if folder.is_dir()]
+
+
+def corpus_files() -> list[Path]:
+    return [path for folder in corpus_folders() for path in sorted(folder.rglob("*")) if path.is_file()]
+
+
+def write_ct_series(folder: Path, slices: int, size: int = 512) -> list[Path]:
+    """``slices`` CT slices of (size, size) int16 stored values (HU + 1024), explicit VR little endian."""
+    study_uid, series_uid, frame_uid = generate_uid(), generate_uid(), generate_uid()
+    yy, xx = np.mgrid[:size, :size]
+    radius = np.hypot(yy - size / 2, xx - size / 2)
+    body = np.where(radius < size * 0.42, 40, -1000).astype(np.int16)  # soft tissue disc in air
+    noise = np.random.default_rng(0).normal(0, 15, (size, size)).astype(np.int16)
+    paths = []
+    for index in range(slices):
+        bone = np.where(np.abs(radius - size * (0.1 + 0.2 * index / slices)) < 6, 700, 0).astype(np.int16)
+        stored = (body + bone + np.roll(noise, index, axis=0) + 1024).astype(np.int16)
+        meta = FileMetaDataset()
+        meta.MediaStorageSOPClassUID = CTImageStorage
+        meta.MediaStorageSOPInstanceUID = generate_uid()
+        meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        dataset = Dataset()
+        dataset.file_meta = meta
+        dataset.SOPClassUID = CTImageStorage
+        dataset.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+        dataset.StudyInstanceUID, dataset.SeriesInstanceUID, dataset.FrameOfReferenceUID = (
+            study_uid,
+            series_uid,
+            frame_uid,
+        )
+        dataset.PatientID, dataset.PatientName, dataset.Modality = "BENCH-CT", "Bench^Phantom", "CT"
+        dataset.StudyDate, dataset.SeriesNumber, dataset.InstanceNumber = "20260101", 1, index + 1
+        dataset.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+        dataset.ImagePositionPatient = [-250, -250, -index * 1.0]
+        dataset.PixelSpacing, dataset.SliceThickness = [0.98, 0.98], 1.0
+        dataset.Rows = dataset.Columns = size
+        dataset.SamplesPerPixel, dataset.PhotometricInterpretation = 1, "MONOCHROME2"
+        dataset.BitsAllocated, dataset.BitsStored, dataset.HighBit, dataset.PixelRepresentation = 16, 16, 15, 1
+        dataset.RescaleSlope, dataset.RescaleIntercept = 1, -1024
+        dataset.WindowCenter, dataset.WindowWidth = 40, 400
+        dataset.PixelData = stored.tobytes()
+        path = folder / f"CT{index + 1:04d}.dcm"
+        dataset.save_as(path, enforce_file_format=True)
+        paths.append(path)
+    return paths
+
+
+@dataclass
+class Run:
+    seconds: float
+    counted: int  # files counted in the throughput
+    skipped: int  # files attempted but not counted (baseline only)
+    statuses: Counter[str]
+
+
+def run_baseline(paths: list[Path]) -> Run:
+    counted = skipped = 0
+    start = time.perf_counter()
+    for path in paths:
+        try:
+            pixels = pydicom.dcmread(path).pixel_array
+        except Exception:  # not DICOM, no pixels, broken: pydicom cannot read it
+            skipped += 1
+            continue
+        counted += 1 if pixels.size else 0
+    return Run(time.perf_counter() - start, counted, skipped, Counter())
+
+
+def run_app(paths: list[Path], data_dir: Path) -> Run:
+    settings = Settings(data_dir=data_dir, database_url=f"sqlite:///{data_dir / 'medreview.db'}")
+    store = Store.open(settings)  # schema creation and seeding happen before the clock starts
+    try:
+
+        def inputs() -> Iterator[InputFile]:
+            for path in paths:
+                yield InputFile(str(path), path.read_bytes())
+
+        start = time.perf_counter()
+        results = ingest_files(store, inputs())
+        seconds = time.perf_counter() - start
+    finally:
+        store.close()
+    return Run(seconds, len(results), 0, Counter(result.status for result in results))
+
+
+def best_of(repeats: int, run: object, *args: object) -> Run:
+    return min((run(*args) for _ in range(repeats)), key=lambda result: result.seconds)  # type: ignore[operator]
+
+
+def report(label: str, paths: list[Path], repeats: int, scratch: Path) -> float:
+    megabytes = sum(path.stat().st_size for path in paths) / 1e6
+    baseline = best_of(repeats, run_baseline, paths)
+    app_runs = []
+    for repeat in range(repeats):
+        data_dir = scratch / f"store-{label.replace(' ', '-')}-{repeat}"
+        app_runs.append(run_app(paths, data_dir))
+    app = min(app_runs, key=lambda result: result.seconds)
+    baseline_rate = baseline.counted / baseline.seconds
+    app_rate = app.counted / app.seconds
+    ratio = app_rate / baseline_rate
+    print(f"\n{label}: {len(paths)} files, {megabytes:.1f} MB")
+    print(
+        f"  baseline pydicom.dcmread + pixel_array: {baseline.counted} files in {baseline.seconds:.2f} s = "
+        f"{baseline_rate:.1f} files/s ({baseline.skipped} files pydicom cannot read were skipped, not counted)"
+    )
+    statuses = ", ".join(f"{count} {status}" for status, count in sorted(app.statuses.items()))
+    print(
+        f"  app ingest_files into a fresh store:    {app.counted} files in {app.seconds:.2f} s = "
+        f"{app_rate:.1f} files/s (every file counted: {statuses})"
+    )
+    print(f"  ratio app / baseline: {ratio:.2f} (target >= {TARGET_RATIO})")
+    return ratio
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--slices", type=int, default=500, help="slices in the generated CT series")
+    parser.add_argument("--repeats", type=int, default=2, help="runs of each kind; the fastest is kept")
+    arguments = parser.parse_args()
+    warnings.simplefilter("ignore")  # pydicom warns about the quirks the corpus files exist for
+    with tempfile.TemporaryDirectory(prefix="medreview-bench-") as scratch_name:
+        scratch = Path(scratch_name)
+        series_folder = scratch / "ct-series"
+        series_folder.mkdir()
+        generation_start = time.perf_counter()
+        series = write_ct_series(series_folder, arguments.slices)
+        print(f"generated {len(series)} CT slices (512 x 512 int16) in {time.perf_counter() - generation_start:.1f} s")
+        corpus = corpus_files()
+        if not corpus:
+            print("no corpus found: install pydicom (test files) and pydicom-data")
+        for path in [*corpus, *series]:  # warm the page cache for both contenders alike
+            path.read_bytes()
+        ratios = {}
+        if corpus:
+            ratios["corpus"] = report(
+                "real corpus (pydicom test files + pydicom-data)", corpus, arguments.repeats, scratch
+            )
+        ratios["series"] = report(f"generated CT series ({len(series)} slices)", series, arguments.repeats, scratch)
+        ratios["all"] = report("everything together", [*corpus, *series], arguments.repeats, scratch)
+    verdict = "meets" if ratios["all"] >= TARGET_RATIO else "misses"
+    print(f"\noverall ratio {ratios['all']:.2f} {verdict} the target of {TARGET_RATIO}")
+
+
+if __name__ == "__main__":
+    main()
