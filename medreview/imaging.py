@@ -31,6 +31,7 @@ from medreview.errors import ImagingError, MedreviewError
 from medreview.ingest.dicom import open_dataset
 
 __all__ = [
+    "AUTO_WINDOW_NAME",
     "WINDOW_PRESETS",
     "DecodedImage",
     "VoiLut",
@@ -44,6 +45,7 @@ __all__ = [
     "render_frame",
     "thumbnail",
     "training_array",
+    "window_choices",
     "window_presets",
 ]
 
@@ -90,8 +92,11 @@ class DecodedImage:
     is_color: bool
     photometric_interpretation: str  # as in the file; "MONOCHROME2" for greyscale PNG/JPEG
     modality: str  # "OT" for PNG/JPEG
-    default_window: Window | None  # first window of the file; None if absent or invalid (width <= 0)
+    default_window: Window | None  # first valid window of the file; None if absent or all invalid (width <= 0)
     voi_lut: VoiLut | None  # first item of the VOI LUT Sequence; None if absent
+    # Every valid window of the file, in file order, named by its Window Center & Width Explanation
+    # when the file gives one (a CT often carries "BRAIN", "SUBDURAL", "BONE" side by side).
+    file_windows: tuple[tuple[str, Window], ...] = ()
 
     @property
     def frame_count(self) -> int:
@@ -99,8 +104,36 @@ class DecodedImage:
 
 
 def window_presets(modality: str) -> dict[str, Window]:
-    """Named windows for a modality ("lung", "bone", ... for CT); empty when there are none."""
+    """Named windows for a modality ("lung", "bone", ... for CT); empty when there are none.
+
+    Only CT has fixed presets: its values are Hounsfield units, the same on every scanner. MR, CR, DX,
+    US and the rest have arbitrary units, so their window comes from the image itself
+    (:func:`auto_window`, offered by :func:`window_choices`).
+    """
     return dict(WINDOW_PRESETS.get(modality.upper(), {}))
+
+
+AUTO_WINDOW_NAME = "Auto (percentiles)"
+
+
+def window_choices(image: DecodedImage, frame_index: int = 0) -> dict[str, Window]:
+    """The windows to offer for one greyscale frame, in menu order; empty for colour.
+
+    The file's own windows first ("From file", or "From file: BRAIN" when the file names them), then
+    the automatic window of this frame, then the modality's presets ("Lung", "Bone", ... for CT).
+    """
+    if image.is_color:
+        return {}
+    choices: dict[str, Window] = {}
+    for position, (explanation, window) in enumerate(image.file_windows, start=1):
+        name = f"From file: {explanation}" if explanation else "From file"
+        if name in choices:
+            name = f"{name} ({position})"
+        choices[name] = window
+    choices[AUTO_WINDOW_NAME] = auto_window(image.frames[_checked_frame_index(image, frame_index)])
+    for name, window in window_presets(image.modality).items():
+        choices[name.title()] = window
+    return choices
 
 
 # --- decoding --------------------------------------------------------------------------------
@@ -167,13 +200,15 @@ def _decode_dataset(dataset: Dataset) -> DecodedImage:
         )
     if photometric and photometric not in _GREY_PHOTOMETRIC:
         raise ImagingError(f"unsupported photometric interpretation {photometric!r} for a single-sample image")
+    file_windows = _file_windows(dataset)
     return DecodedImage(
         frames=_modality_values(stored, dataset),
         is_color=False,
         photometric_interpretation=photometric or "MONOCHROME2",
         modality=modality,
-        default_window=_file_window(dataset),
+        default_window=file_windows[0][1] if file_windows else None,
         voi_lut=_voi_lut(dataset),
+        file_windows=file_windows,
     )
 
 
@@ -276,18 +311,44 @@ def _modality_values(stored: np.ndarray, dataset: Dataset) -> np.ndarray:
     return values
 
 
-def _file_window(dataset: Dataset) -> Window | None:
-    """First Window Center/Width of the file (top level, else functional groups); None if invalid."""
+def _numbers(value: object) -> list[float | None]:
+    """Every value of a (possibly multi-valued) DS element; None for an unreadable or non-finite one."""
+    values = list(value) if isinstance(value, MultiValue | list | tuple) else [value]
+    return [_first_number(item) for item in values]
+
+
+def _texts(value: object) -> list[str]:
+    if value is None:
+        return []
+    values = list(value) if isinstance(value, MultiValue | list | tuple) else [value]
+    return [str(item).strip() for item in values]
+
+
+def _file_windows(dataset: Dataset) -> tuple[tuple[str, Window], ...]:
+    """Every valid (width > 0) Window Center/Width pair of the file, with its explanation.
+
+    Read from the top level, else from the first frame's Frame VOI LUT functional group (enhanced
+    multi-frame objects). A centre without a width, or a width of 0, is a header error and is skipped.
+    """
     candidates = [dataset]
     frame_voi = _functional_group_item(dataset, "FrameVOILUTSequence", 0)
     if frame_voi is not None:
         candidates.append(frame_voi)
     for item in candidates:
-        center = _first_number(item.get("WindowCenter"))
-        width = _first_number(item.get("WindowWidth"))
-        if center is not None and width is not None:
-            return Window(center, width) if width > 0 else None
-    return None
+        centers = _numbers(item.get("WindowCenter"))
+        widths = _numbers(item.get("WindowWidth"))
+        if "WindowCenter" not in item or "WindowWidth" not in item:
+            continue
+        explanations = _texts(item.get("WindowCenterWidthExplanation"))
+        windows = []
+        for index, (center, width) in enumerate(zip(centers, widths, strict=False)):
+            if center is None or width is None or width <= 0:
+                continue
+            explanation = explanations[index] if index < len(explanations) else ""
+            windows.append((explanation, Window(center, width)))
+        if windows:
+            return tuple(windows)
+    return ()
 
 
 def _voi_lut(dataset: Dataset) -> VoiLut | None:

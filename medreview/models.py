@@ -28,6 +28,10 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 __all__ = [
     "Annotation",
+    "Assignment",
+    "AuditEvent",
+    "FinalLabel",
+    "PseudonymEntry",
     "Base",
     "Image",
     "Job",
@@ -173,16 +177,72 @@ class Annotation(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     image_id: Mapped[int] = mapped_column(ForeignKey("images.id"), index=True)
     reader_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
-    label_class_id: Mapped[int] = mapped_column(ForeignKey("label_classes.id"), index=True)
+    # Single-choice class; None for a read that only carries multi-label classes or boxes.
+    label_class_id: Mapped[int | None] = mapped_column(ForeignKey("label_classes.id"), index=True)
+    # Multi-label classes (names) and bounding boxes in image pixel coordinates:
+    # [{"label": str, "x": float, "y": float, "width": float, "height": float, "frame": int}]
+    labels: Mapped[list[Any]] = mapped_column(default=list)
+    boxes: Mapped[list[Any]] = mapped_column(default=list)
     unsure: Mapped[bool] = mapped_column(Boolean, default=False)
     comment: Mapped[str] = mapped_column(Text, default="")
-    status: Mapped[str] = mapped_column(String(16), default="submitted")
+    # submitted -> approved | rejected | returned (sent back with a comment) -> submitted again
+    status: Mapped[str] = mapped_column(String(16), default="submitted", index=True)
+    review_comment: Mapped[str] = mapped_column(Text, default="")
+    reviewed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    reviewed_at: Mapped[dt.datetime | None]
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     image: Mapped[Image] = relationship(back_populates="annotations")
-    label_class: Mapped[LabelClass] = relationship()
-    reader: Mapped[User] = relationship()
+    label_class: Mapped[LabelClass | None] = relationship()
+    reader: Mapped[User] = relationship(foreign_keys=[reader_id])
+
+
+class Assignment(Base):
+    """An image put on a reader's personal worklist by an admin."""
+
+    __tablename__ = "assignments"
+    __table_args__ = (UniqueConstraint("image_id", "reader_id", name="uq_assignments_image_reader"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id"), index=True)
+    reader_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    assigned_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class FinalLabel(Base):
+    """The label an image ends up with after review: an approved read or an adjudication."""
+
+    __tablename__ = "final_labels"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id"), unique=True)
+    label_class_id: Mapped[int | None] = mapped_column(ForeignKey("label_classes.id"))
+    labels: Mapped[list[Any]] = mapped_column(default=list)
+    boxes: Mapped[list[Any]] = mapped_column(default=list)
+    method: Mapped[str] = mapped_column(String(16))  # approved | adjudicated
+    decided_by: Mapped[str] = mapped_column(String(64))
+    comment: Mapped[str] = mapped_column(Text, default="")
+    decided_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    label_class: Mapped[LabelClass | None] = relationship()
+
+
+class AuditEvent(Base):
+    """Append-only audit trail. The code has no update or delete path for these rows, and the
+    database refuses both (triggers installed by ``medreview.audit.install_guards``)."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_events_action_created", "action", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(64), index=True)
+    action: Mapped[str] = mapped_column(String(48))
+    object_type: Mapped[str] = mapped_column(String(32), default="")
+    object_id: Mapped[str] = mapped_column(String(128), default="")
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
 # --- jobs, models, predictions -----------------------------------------------------------------
@@ -249,6 +309,21 @@ class Prediction(Base):
 
     image: Mapped[Image] = relationship()
     model_version: Mapped[ModelVersion] = relationship()
+
+
+class PseudonymEntry(Base):
+    """Original identifier -> pseudonym written at de-identification (kind: patient_id,
+    patient_name, study_uid, series_uid, sop_instance_uid). Kept apart from the imaging tables
+    and read only through ``medreview.deid_map``, which admits admins only."""
+
+    __tablename__ = "pseudonym_map"
+    __table_args__ = (UniqueConstraint("kind", "original", name="uq_pseudonym_map_kind_original"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(24))
+    original: Mapped[str] = mapped_column(String(256))
+    pseudonym: Mapped[str] = mapped_column(String(128), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
 class Setting(Base):

@@ -396,6 +396,9 @@ def _value_length(dataset: Dataset, tag: int) -> int:
 
 def _decode_once(dataset: Dataset, transfer_syntax: UID) -> None:
     try:
+        # Proving every frame decodes is the point; converting YBR to RGB is not (it cannot fail, and
+        # costs a third of the time for a multi-frame ultrasound clip). The dataset is ours to change.
+        dataset.pixel_array_options(as_rgb=False)
         pixels = dataset.pixel_array
     except Exception as error:  # decoders raise RuntimeError, ValueError, struct.error, ...
         raise IngestError(f"cannot decode pixel data ({transfer_syntax.name}): {_short_reason(error)}") from error
