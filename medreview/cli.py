@@ -159,6 +159,38 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pacs_client(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from medreview.ingest.dicomweb import DicomWebClient
+
+    # The password comes from the environment, never the command line (it would land in shell
+    # history and the process list).
+    return DicomWebClient(args.url, username=args.user, password=os.environ.get("MEDREVIEW_PACS_PASSWORD"))
+
+
+def _cmd_pacs_search(args: argparse.Namespace) -> int:
+    studies = _pacs_client(args).search_studies(
+        patient_id=args.patient_id, patient_name=args.patient_name, study_date=args.date, modality=args.modality
+    )
+    for study in studies:
+        print(
+            f"{study.study_uid}\t{study.patient_id}\t{study.study_date}\t{study.modalities}\t"
+            f"{study.instance_count if study.instance_count is not None else '?'} images\t{study.description}"
+        )
+    print(f"{len(studies)} studies", file=sys.stderr)
+    return 0
+
+
+def _cmd_pacs_import(args: argparse.Namespace) -> int:
+    from medreview.ingest.dicomweb import import_study
+
+    store = Store.open()
+    client = _pacs_client(args)
+    results = []
+    for study_uid in args.study_uids:
+        results.extend(import_study(store, client, study_uid))
+    return _print_results(results, args.json)
+
+
 def _cmd_demo(_: argparse.Namespace) -> int:
     from medreview.demo import load_demo_data
 
@@ -227,6 +259,20 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--format", default="csv", choices=("csv",))
     export.add_argument("-o", "--output", required=True)
     export.set_defaults(handler=_cmd_export)
+
+    pacs_search = commands.add_parser("pacs-search", help="search a PACS over DICOMweb (QIDO-RS)")
+    pacs_import = commands.add_parser("pacs-import", help="retrieve studies from a PACS (WADO-RS) into the store")
+    for pacs in (pacs_search, pacs_import):
+        pacs.add_argument("url", help="DICOMweb root, e.g. http://pacs:8042/dicom-web")
+        pacs.add_argument("--user", help="user name; the password is read from MEDREVIEW_PACS_PASSWORD")
+    pacs_search.add_argument("--patient-id", default="")
+    pacs_search.add_argument("--patient-name", default="")
+    pacs_search.add_argument("--date", default="", help="YYYYMMDD or a range YYYYMMDD-YYYYMMDD")
+    pacs_search.add_argument("--modality", default="")
+    pacs_search.set_defaults(handler=_cmd_pacs_search)
+    pacs_import.add_argument("study_uids", nargs="+")
+    pacs_import.add_argument("--json", action="store_true")
+    pacs_import.set_defaults(handler=_cmd_pacs_import)
 
     commands.add_parser("demo", help="load generated demo images (labelled and unlabelled)").set_defaults(
         handler=_cmd_demo

@@ -26,6 +26,7 @@ from medreview.imaging import (
     render_frame,
     thumbnail,
     training_array,
+    window_choices,
     window_presets,
 )
 
@@ -112,6 +113,58 @@ def test_window_presets_are_ct_only() -> None:
     assert window_presets("MR") == {}
 
 
+@pytest.mark.parametrize(
+    ("name", "center", "width"),
+    [("lung", -600, 1500), ("mediastinum", 50, 350), ("bone", 400, 1800), ("brain", 40, 80), ("abdomen", 40, 400)],
+)
+def test_ct_preset_maps_its_range_onto_black_to_white(name: str, center: float, width: float) -> None:
+    preset = window_presets("CT")[name]
+    assert preset == Window(center, width)
+    # The ramp runs from center - width/2 (black) to center + width/2 (white); center - 0.5 is its
+    # exact middle (127.5, shown as 128).
+    low, high = center - width / 2, center + width / 2
+    hounsfield = np.array([[low - 100, low, center - 0.5, high, high + 100]])
+    assert render_frame(grey_image(hounsfield), window=preset)[0].tolist() == [0, 0, 128, 255, 255]
+
+
+def test_auto_window_spans_the_robust_percentiles() -> None:
+    # 0..999: the 0.5th percentile is 4.995 and the 99.5th 994.005.
+    frame = np.arange(1000, dtype=np.float32).reshape(10, 100)
+    assert auto_window(frame) == Window(499.5, pytest.approx(989.01))
+    rendered = render_frame(grey_image(frame, modality="MR"))
+    assert rendered[0, :5].tolist() == [0, 0, 0, 0, 0] and rendered[-1, -5:].tolist() == [255] * 5
+
+
+def test_window_choices_offer_file_windows_then_auto_then_modality_presets() -> None:
+    stored = np.arange(64, dtype=np.int16).reshape(8, 8)
+    image = decode_dicom(
+        ct_bytes(
+            stored,
+            WindowCenter=[40, 20, -600],
+            WindowWidth=[80, 0, 1500],  # the middle pair is invalid and is skipped
+            WindowCenterWidthExplanation=["BRAIN", "BROKEN", "LUNG"],
+        )
+    )
+    assert image.default_window == Window(40, 80)
+    assert image.file_windows == (("BRAIN", Window(40, 80)), ("LUNG", Window(-600, 1500)))
+    choices = window_choices(image)
+    assert list(choices)[:3] == ["From file: BRAIN", "From file: LUNG", "Auto (percentiles)"]
+    assert choices["Auto (percentiles)"] == auto_window(image.frames[0])
+    assert {"Lung", "Mediastinum", "Bone", "Brain", "Abdomen"} <= set(choices)
+
+
+def test_window_choices_for_other_modalities_are_automatic_and_colour_has_none() -> None:
+    mr = grey_image(np.arange(16.0).reshape(4, 4), modality="MR")
+    assert list(window_choices(mr)) == ["Auto (percentiles)"]
+    red = DecodedImage(np.zeros((1, 2, 2, 3), dtype=np.uint8), True, "RGB", "US", None, None)
+    assert window_choices(red) == {}
+
+
+def test_first_valid_window_is_the_default_when_the_first_has_width_zero() -> None:
+    image = decode_dicom(ct_bytes(np.zeros((2, 2), dtype=np.int16), WindowCenter=[40, 50], WindowWidth=[0, 350]))
+    assert image.default_window == Window(50, 350)
+
+
 def test_file_window_is_used_by_default() -> None:
     image = grey_image(RAMP, default_window=Window(40, 400))
     assert default_display_window(image) == Window(40, 400)
@@ -141,6 +194,47 @@ def test_rescale_slope_zero_is_read_as_one() -> None:
     stored = np.array([[0, 100]], dtype=np.int16)
     image = decode_dicom(ct_bytes(stored, RescaleSlope=0, RescaleIntercept=-1024))
     assert image.frames[0].tolist() == [[-1024, -924]]
+
+
+def test_modality_lut_sequence_maps_stored_values_through_its_table() -> None:
+    item = Dataset()
+    item.LUTDescriptor = [4, 0, 16]  # 4 entries, first mapped value 0, 16-bit output
+    item.ModalityLUTType = "HU"
+    item.add_new(0x00283006, "US", [100, 200, 300, 400])  # LUT Data
+    stored = np.array([[0, 1, 2, 3, 10]], dtype=np.int16)
+    image = decode_dicom(ct_bytes(stored, ModalityLUTSequence=[item], PixelRepresentation=0))
+    # Values past the table take its last entry (PS3.3 C.11.1).
+    assert image.frames[0].tolist() == [[100, 200, 300, 400, 400]]
+
+
+def test_real_modality_lut_file_is_mapped_through_its_table() -> None:
+    path = corpus_path("mlut_18.dcm")
+    dataset = pydicom.dcmread(path)
+    image = decode_dicom(path)
+    table = np.asarray(dataset.ModalityLUTSequence[0].LUTData)
+    first_mapped = int(dataset.ModalityLUTSequence[0].LUTDescriptor[1])
+    indices = np.clip(dataset.pixel_array.astype(np.int64) - first_mapped, 0, table.size - 1)
+    assert np.array_equal(image.frames[0], table[indices].astype(np.float32))
+
+
+def test_per_frame_rescale_of_an_enhanced_object_applies_to_each_frame() -> None:
+    def rescale_group(slope: float, intercept: float) -> Dataset:
+        transformation = Dataset()
+        transformation.RescaleSlope, transformation.RescaleIntercept = slope, intercept
+        transformation.RescaleType = "HU"
+        group = Dataset()
+        group.PixelValueTransformationSequence = [transformation]
+        return group
+
+    stored = np.array([[10, 20]], dtype=np.int16)
+    data = ct_bytes(
+        np.concatenate([stored, stored]),  # (2, 2): read as two frames of 1 x 2
+        Rows=1,
+        NumberOfFrames=2,
+        PerFrameFunctionalGroupsSequence=[rescale_group(1, -1000), rescale_group(2, 0)],
+    )
+    image = decode_dicom(data)
+    assert image.frames.tolist() == [[[-990, -980]], [[20, 40]]]
 
 
 def test_window_width_zero_counts_as_absent() -> None:

@@ -10,7 +10,8 @@ from sqlalchemy import func, select
 from medreview.annotation import current_labels, label_classes, next_image_id, save_label, worklist
 from medreview.errors import MedreviewError, NotFoundError
 from medreview.ingest import InputFile, ingest_files
-from medreview.models import Annotation, Image, Job, ModelVersion, Patient, Series, Study
+from medreview.models import Annotation, Image, Job, ModelVersion, Patient, PseudonymEntry, Series, Study
+from medreview.project import set_setting
 from medreview.registry import activate_model, active_model
 from tests.helpers import dicom_bytes, png_bytes
 
@@ -35,10 +36,28 @@ def test_dicom_hierarchy_is_built_and_reused(any_store):
         assert session.scalar(select(func.count(Study.id))) == 1
         assert session.scalar(select(func.count(Series.id))) == 1
         assert session.scalar(select(func.count(Image.id))) == 3
-        assert session.scalar(select(Patient.patient_key)) == "PAT-7"
+        # De-identification is on by default: the patient is stored under a stable pseudonym.
+        assert session.scalar(select(Patient.patient_key)).startswith("ANON-")
 
 
-def test_originals_are_kept_byte_for_byte(any_store):
+def test_deidentified_by_default_with_the_map_kept_apart(any_store):
+    study = "1.2.3.4.9"
+    first = ingest_files(any_store, [InputFile("a.dcm", dicom_bytes("MRN-123", study_uid=study))])[0]
+    second = ingest_files(any_store, [InputFile("b.dcm", dicom_bytes("MRN-123", study_uid=study))])[0]
+    with any_store.db.read() as session:
+        images = [session.get(Image, r.image_id) for r in (first, second)]
+        stored = [any_store.blobs.read(image.sha256) for image in images]
+        assert images[0].series.study_id == images[1].series.study_id  # same study after UID remapping
+        entries = {(e.kind, e.original): e.pseudonym for e in session.scalars(select(PseudonymEntry))}
+    for data in stored:
+        assert b"MRN-123" not in data and b"Test^MRN-123" not in data and study.encode() not in data
+    pseudonym = entries[("patient_id", "MRN-123")]
+    assert pseudonym.startswith("ANON-") and pseudonym.encode() in stored[0]
+    assert entries[("StudyInstanceUID", study)] != study
+
+
+def test_originals_are_kept_byte_for_byte_when_deidentification_is_off(any_store):
+    set_setting(any_store, "deidentify", False)
     data = dicom_bytes("P2")
     [result] = ingest_files(any_store, [InputFile("a.dcm", data)])
     with any_store.db.read() as session:

@@ -8,10 +8,11 @@ so a crash leaves at most an orphan blob (collected later), never a row without 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from sqlalchemy import or_, select
@@ -19,8 +20,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from medreview.blobs import sha256_hex
+from medreview.deid_map import record_pseudonyms
 from medreview.errors import IngestError
 from medreview.ingest.archive import is_zip, iter_zip_members
+from medreview.ingest.deid import DeidResult, deidentify_dicom, strip_raster_metadata
 from medreview.ingest.dicom import DicomInfo, looks_like_dicom, read_dicom
 from medreview.ingest.raster import RasterInfo, looks_like_raster, read_raster
 from medreview.models import Image, Patient, Series, Study
@@ -53,10 +56,16 @@ class IngestResult:
 @dataclass(frozen=True)
 class _Accepted:
     name: str
+    data: bytes  # what gets stored: the upload, or its de-identified form
     sha256: str
-    size: int
     media_type: str
     info: DicomInfo | RasterInfo
+    deid: DeidResult | None = None
+    original_uids: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
 
 
 def _expand(files: Iterable[InputFile], store: Store) -> Iterator[InputFile | IngestResult]:
@@ -77,18 +86,58 @@ def _expand(files: Iterable[InputFile], store: Store) -> Iterator[InputFile | In
             yield item
 
 
-def _inspect(item: InputFile, store: Store) -> _Accepted:
+@dataclass(frozen=True)
+class _Policy:
+    """How this batch treats files: read once per batch, not per file."""
+
+    deidentify: bool
+    secret: bytes | None
+
+
+def _policy(store: Store) -> _Policy:
+    from medreview.deid_map import project_secret
+    from medreview.project import get_setting
+
+    deidentify = bool(get_setting(store, "deidentify"))
+    return _Policy(deidentify, project_secret(store) if deidentify else None)
+
+
+def _inspect(item: InputFile, store: Store, policy: _Policy) -> _Accepted:
     limits = store.settings.limits
     if not item.data:
         raise IngestError("empty file")
     if len(item.data) > limits.max_file_bytes:
         raise IngestError(f"file too large ({len(item.data)} bytes; limit {limits.max_file_bytes})")
-    sha256 = sha256_hex(item.data)
     if looks_like_raster(item.data):
         info: DicomInfo | RasterInfo = read_raster(item.data, limits)
-        return _Accepted(item.name, sha256, len(item.data), info.format.lower(), info)
+        data = strip_raster_metadata(item.data) if policy.deidentify else item.data
+        return _Accepted(item.name, data, sha256_hex(data), info.format.lower(), info)
     if looks_like_dicom(item.data):
-        return _Accepted(item.name, sha256, len(item.data), "dicom", read_dicom(item.data, limits))
+        # Validate (and decode once) the upload as sent, then store its de-identified form.
+        info = read_dicom(item.data, limits)
+        if not policy.deidentify:
+            return _Accepted(item.name, item.data, sha256_hex(item.data), "dicom", info)
+        result = deidentify_dicom(item.data, policy.secret)
+        originals = {
+            "StudyInstanceUID": info.study_instance_uid,
+            "SeriesInstanceUID": info.series_instance_uid,
+            "SOPInstanceUID": info.sop_instance_uid,
+        }
+        stored_info = dataclasses.replace(
+            info,
+            sop_instance_uid=result.uid_map.get(info.sop_instance_uid, info.sop_instance_uid),
+            study_instance_uid=result.uid_map.get(info.study_instance_uid, info.study_instance_uid),
+            series_instance_uid=result.uid_map.get(info.series_instance_uid, info.series_instance_uid),
+            patient_id=result.pseudonym_patient_id,
+            patient_name=result.pseudonym_patient_id,
+            study_date=None,
+            study_description="",
+            series_description="",
+            burned_in_annotation=info.burned_in_annotation or result.needs_burned_in_review,
+        )
+        return _Accepted(
+            item.name, result.data, sha256_hex(result.data), "dicom", stored_info, result, originals
+        )
     raise IngestError("not a DICOM, PNG, JPEG or zip file")
 
 
@@ -189,10 +238,10 @@ def _duplicate_of(session: Session, accepted: _Accepted) -> Image | None:
     return session.scalar(select(Image).where(or_(Image.sha256 == accepted.sha256, Image.sop_instance_uid == uid)))
 
 
-def _commit_chunk(store: Store, chunk: list[_Accepted], data_by_sha: dict[str, bytes]) -> list[IngestResult]:
+def _commit_chunk(store: Store, chunk: list[_Accepted]) -> list[IngestResult]:
     results: list[IngestResult] = []
     for accepted in chunk:
-        store.blobs.put(data_by_sha[accepted.sha256], accepted.sha256)
+        store.blobs.put(accepted.data, accepted.sha256)
     try:
         with store.db.write() as session:
             for accepted in chunk:
@@ -209,6 +258,8 @@ def _commit_chunk(store: Store, chunk: list[_Accepted], data_by_sha: dict[str, b
                     )
                     continue
                 image = _add_rows(session, accepted)
+                if accepted.deid is not None:
+                    record_pseudonyms(session, accepted.deid, accepted.original_uids)
                 results.append(IngestResult(accepted.name, STORED, "", image.id))
     except IntegrityError:
         # Another writer stored one of these files between our check and our insert: redo the
@@ -217,7 +268,7 @@ def _commit_chunk(store: Store, chunk: list[_Accepted], data_by_sha: dict[str, b
             return [IngestResult(chunk[0].name, DUPLICATE, "already stored (concurrent upload)")]
         results = []
         for accepted in chunk:
-            results.extend(_commit_chunk(store, [accepted], data_by_sha))
+            results.extend(_commit_chunk(store, [accepted]))
     return results
 
 
@@ -237,23 +288,22 @@ def ingest_files(
     results: list[IngestResult | None] = []
     chunk: list[_Accepted] = []
     slots: list[int] = []  # position in ``results`` of each accepted file in ``chunk``
-    data_by_sha: dict[str, bytes] = {}
     seen_in_batch: dict[str, str] = {}
 
     def flush() -> None:
         if chunk:
-            for slot, result in zip(slots, _commit_chunk(store, chunk, data_by_sha), strict=True):
+            for slot, result in zip(slots, _commit_chunk(store, chunk), strict=True):
                 results[slot] = result
             chunk.clear()
             slots.clear()
-            data_by_sha.clear()
 
+    policy = _policy(store)
     for item in _expand(files, store):
         if isinstance(item, IngestResult):
             results.append(item)
         else:
             try:
-                accepted = _inspect(item, store)
+                accepted = _inspect(item, store, policy)
             except IngestError as error:
                 results.append(IngestResult(item.name, REJECTED, str(error)))
             except Exception as error:  # a decoder bug must not abort the batch
@@ -268,7 +318,6 @@ def ingest_files(
                     slots.append(len(results))
                     results.append(None)
                     chunk.append(accepted)
-                    data_by_sha[accepted.sha256] = item.data
                     if len(chunk) >= chunk_size:
                         flush()
         if progress is not None:

@@ -119,10 +119,39 @@ def test_refuses_the_broken_jpeg_lossy_corpus_file_with_the_syntax_name() -> Non
         read_dicom(corpus_bytes("JPEG-lossy.dcm"), LIMITS)
 
 
-@pytest.mark.parametrize("name", ["rtplan.dcm", "rtstruct.dcm"])
-def test_refuses_objects_without_pixels(name: str) -> None:
-    with pytest.raises(IngestError, match="no image in this DICOM object"):
+@pytest.mark.parametrize(
+    ("name", "kind"), [("rtplan.dcm", "RT Plan Storage"), ("rtstruct.dcm", "RT Structure Set Storage")]
+)
+def test_refuses_objects_without_pixels_naming_what_they_are(name: str, kind: str) -> None:
+    with pytest.raises(IngestError, match=f"no image in this DICOM object \\({kind}\\)"):
         read_dicom(corpus_bytes(name), LIMITS)
+
+
+def test_refuses_an_image_object_whose_pixel_data_is_missing() -> None:
+    dataset = build_ct_dataset(np.zeros((4, 4), dtype=np.int16))
+    for keyword in ("PixelData", "Rows", "Columns"):
+        delattr(dataset, keyword)
+    with pytest.raises(IngestError, match="its header says CT Image Storage but it holds no pixel data"):
+        read_dicom(to_bytes(dataset), LIMITS)
+
+
+def test_accepts_uncompressed_ybr_full_422_with_two_samples_a_pixel() -> None:
+    # Y1 Y2 Cb Cr for every pair of pixels: 2/3 of the bytes of RGB, which is not a truncation.
+    dataset = build_ct_dataset(np.zeros((4, 4), dtype=np.int16))
+    dataset.SamplesPerPixel, dataset.PhotometricInterpretation, dataset.PlanarConfiguration = 3, "YBR_FULL_422", 0
+    dataset.BitsAllocated, dataset.BitsStored, dataset.HighBit, dataset.PixelRepresentation = 8, 8, 7, 0
+    dataset.PixelData = bytes([128, 130, 128, 128] * 8)  # 4 x 4 pixels, 32 bytes
+    assert read_dicom(to_bytes(dataset), LIMITS).photometric_interpretation == "YBR_FULL_422"
+    dataset.PixelData = bytes(30)
+    with pytest.raises(IngestError, match="expected 32 bytes, found 30"):
+        read_dicom(to_bytes(dataset), LIMITS)
+
+
+def test_a_part10_file_with_nothing_after_its_header_is_called_truncated() -> None:
+    data = to_bytes(build_ct_dataset(np.zeros((4, 4), dtype=np.int16)))
+    meta_end = data.index(b"\x08\x00", 132 + 12)  # first group 0x0008 element after the file meta
+    with pytest.raises(IngestError, match="truncated or damaged DICOM"):
+        read_dicom(data[:meta_end] + b"\xfe\xff\xdd", LIMITS)
 
 
 # --- built datasets --------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from medreview.config import IngestLimits, Settings
 from medreview.errors import IngestError
 from medreview.ingest.dicomweb import DicomWebClient, _iter_multipart, import_study
 from medreview.models import Image, Patient, Series, Study
+from medreview.project import set_setting
 from medreview.store import Store
 from tests.helpers import dicom_bytes
 from tests.orthanc import OrthancServer, free_port, run_orthanc
@@ -101,6 +102,9 @@ def test_search_without_a_match_returns_nothing(pacs: Pacs) -> None:
 
 
 def test_import_stores_every_instance_and_a_second_import_reports_duplicates(pacs: Pacs, store: Store) -> None:
+    # Byte-for-byte comparison with what the PACS holds needs de-identification off (it is on by
+    # default; test_import_is_deidentified_by_default covers that path).
+    set_setting(store, "deidentify", False)
     seen_progress: list[int] = []
 
     results = import_study(
@@ -123,6 +127,19 @@ def test_import_stores_every_instance_and_a_second_import_reports_duplicates(pac
 
     assert [result.status for result in again] == ["duplicate"] * 3
     assert all("already stored" in result.reason for result in again)
+
+
+def test_import_is_deidentified_by_default(pacs: Pacs, store: Store) -> None:
+    results = import_study(store, pacs.client(), pacs.ct_study_uid)
+    assert [result.status for result in results] == ["stored"] * 3
+    with store.db.read() as session:
+        assert session.scalar(select(Patient.patient_key)).startswith("ANON-")
+        assert session.scalar(select(Study.study_uid)) != pacs.ct_study_uid  # remapped, consistently:
+        assert _store_counts(store) == (1, 1, 1, 3)  # the three slices still share one study and series
+        for sha256 in session.scalars(select(Image.sha256)):
+            assert b"PACS-CT" not in store.blobs.read(sha256)
+    again = import_study(store, pacs.client(), pacs.ct_study_uid)
+    assert [result.status for result in again] == ["duplicate"] * 3
     assert _store_counts(store) == (1, 1, 1, 3)
 
 

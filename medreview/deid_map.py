@@ -1,0 +1,89 @@
+"""The de-identification key and the original-to-pseudonym map.
+
+The project secret (32 random bytes) lives in ``<data dir>/secrets/deid.key`` with mode 0600,
+outside the database: pseudonyms and remapped UIDs are HMACs under it, so the same patient or
+UID maps the same way across uploads, processes and machines sharing the data dir, and the
+database alone does not reveal who is who. The map of originals to pseudonyms is written to its
+own table at import and read only here, by admins.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from typing import TYPE_CHECKING
+
+import pandas as pd
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from medreview.models import PseudonymEntry
+from medreview.store import Store
+
+if TYPE_CHECKING:
+    from medreview.accounts import Actor
+    from medreview.ingest.deid import DeidResult
+
+__all__ = ["project_secret", "pseudonym_table", "record_pseudonyms"]
+
+_UID_KINDS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")
+
+
+def project_secret(store: Store) -> bytes:
+    path = store.settings.data_dir / "secrets" / "deid.key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            # O_EXCL: when two processes race to create the key, exactly one wins and both use it.
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            with os.fdopen(descriptor, "wb") as handle:
+                handle.write(secrets.token_bytes(32))
+                handle.flush()
+                os.fsync(handle.fileno())
+    key = path.read_bytes()
+    if len(key) != 32:
+        # A half-written key (crash between create and write) must not silently weaken pseudonyms.
+        raise RuntimeError(f"{path} is damaged ({len(key)} bytes); restore it from backup")
+    return key
+
+
+def record_pseudonyms(session: Session, result: DeidResult, originals: dict[str, str]) -> None:
+    """Add map rows for one de-identified file inside the caller's write session.
+
+    ``originals`` names the file's original StudyInstanceUID / SeriesInstanceUID / SOPInstanceUID.
+    """
+    entries = {
+        ("patient_id", result.original_patient_id): result.pseudonym_patient_id,
+        ("patient_name", result.original_patient_name): result.pseudonym_patient_id,
+    }
+    for kind in _UID_KINDS:
+        original = originals.get(kind, "")
+        if original and original in result.uid_map:
+            entries[(kind, original)] = result.uid_map[original]
+    for (kind, original), pseudonym in entries.items():
+        if not original:
+            continue
+        exists = session.scalar(
+            select(PseudonymEntry.id).where(PseudonymEntry.kind == kind, PseudonymEntry.original == original)
+        )
+        if exists is None:
+            session.add(PseudonymEntry(kind=kind, original=original, pseudonym=pseudonym))
+
+
+def pseudonym_table(store: Store, actor: Actor, search: str = "") -> pd.DataFrame:
+    """The map, for admins only (re-identification is an admin's decision, and audited)."""
+    from medreview.accounts import require
+    from medreview.audit import record_now
+
+    require(actor, "admin", "see the pseudonym map")
+    query = select(PseudonymEntry.kind, PseudonymEntry.original, PseudonymEntry.pseudonym, PseudonymEntry.created_at)
+    if search:
+        pattern = f"%{search}%"
+        query = query.where(PseudonymEntry.original.like(pattern) | PseudonymEntry.pseudonym.like(pattern))
+    with store.db.read() as session:
+        rows = session.execute(query.order_by(PseudonymEntry.id).limit(5000)).mappings().all()
+    record_now(store, actor.username, "pseudonyms.view", details={"search": search, "rows": len(rows)})
+    return pd.DataFrame(rows, columns=["kind", "original", "pseudonym", "created_at"])
