@@ -1,17 +1,80 @@
-"""medreview: the Streamlit entry point. Pages live in pages/; all logic lives in medreview/."""
+"""medreview: the Streamlit entry point. Login gate, then the pages the user's role may see.
+
+Pages live in pages/; all logic lives in medreview/. Each page checks the login and role again
+(pages/common.py session_actor), and each service checks the role a third time.
+"""
 
 import streamlit as st
 
-st.set_page_config(page_title="medreview", page_icon=":material/radiology:", layout="wide")
+from medreview.accounts import LoginSession, authenticate, create_first_admin, logout, needs_first_admin
+from medreview.errors import MedreviewError
+from medreview.models import utcnow
+from pages.common import get_store
 
-navigation = st.navigation(
-    [
-        st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
-        st.Page("pages/upload.py", title="Upload", icon=":material/upload:"),
-        st.Page("pages/label.py", title="Label", icon=":material/label:"),
+st.set_page_config(page_title="medreview", page_icon=":material/radiology:", layout="wide")
+store = get_store()
+
+
+def first_admin_ui() -> None:
+    st.title("Welcome to medreview")
+    st.write("This store has no accounts yet. Create the administrator account to begin.")
+    with st.form("first_admin"):
+        username = st.text_input("User name", key="first_admin_username")
+        password = st.text_input("Password (at least 10 characters)", type="password", key="first_admin_password")
+        repeat = st.text_input("Repeat the password", type="password", key="first_admin_repeat")
+        if st.form_submit_button("Create administrator", type="primary"):
+            if password != repeat:
+                st.error("The two passwords differ.")
+                return
+            try:
+                actor = create_first_admin(store, username, password)
+            except MedreviewError as error:
+                st.error(str(error))
+                return
+            st.session_state["login"] = LoginSession(actor, utcnow())
+            st.rerun()
+
+
+def login_ui() -> None:
+    st.title("medreview")
+    with st.form("login"):
+        username = st.text_input("User name", key="login_username")
+        password = st.text_input("Password", type="password", key="login_password")
+        if st.form_submit_button("Log in", type="primary"):
+            try:
+                actor = authenticate(store, username, password)
+            except MedreviewError as error:
+                st.error(str(error))
+                return
+            st.session_state["login"] = LoginSession(actor, utcnow())
+            st.rerun()
+
+
+if "login" not in st.session_state:
+    first_admin_ui() if needs_first_admin(store) else login_ui()
+    st.stop()
+
+actor = st.session_state["login"].actor
+with st.sidebar:
+    st.caption(f"Signed in as **{actor.username}** ({actor.role})")
+    if st.button("Log out", key="logout"):
+        logout(store, actor)
+        del st.session_state["login"]
+        st.rerun()
+
+pages = [
+    st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+    st.Page("pages/upload.py", title="Upload", icon=":material/upload:"),
+    st.Page("pages/label.py", title="Label", icon=":material/label:"),
+    st.Page("pages/browse.py", title="Browse", icon=":material/folder_open:"),
+    st.Page("pages/predictions.py", title="Predictions", icon=":material/insights:"),
+]
+if actor.can("reviewer"):
+    pages.append(st.Page("pages/review.py", title="Review", icon=":material/fact_check:"))
+if actor.can("admin"):
+    pages += [
         st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
-        st.Page("pages/predictions.py", title="Predictions", icon=":material/insights:"),
+        st.Page("pages/team.py", title="Team", icon=":material/group:"),
         st.Page("pages/settings.py", title="Settings", icon=":material/settings:"),
     ]
-)
-navigation.run()
+st.navigation(pages).run()

@@ -1,34 +1,63 @@
-"""Labelling: the label schema, reads (annotations), and the worklist.
+"""Labelling: the label schema, reads, worklists and the labels images end up with.
 
-A read is one reader's label for one image; saving again replaces that reader's label. The label
-an image "has" (for the worklist, training and export) is its most recent read.
+A *read* is one reader's labels for one image (a single-choice class, multi-label classes and/or
+bounding boxes, an unsure flag, a comment). Saving again replaces that reader's read. Every write
+checks the actor's role and lands in the audit trail in the same transaction.
+
+The label an image *has* (for training, export and the model-vs-label comparison) is its final
+label: an adjudicated or approved decision when a reviewer made one, otherwise the class its
+non-rejected reads agree on. Images whose readers disagree have no label until adjudicated.
 """
 
 from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
 
 import pandas as pd
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from medreview.accounts import Actor, require
+from medreview.audit import record
 from medreview.db import upsert
 from medreview.errors import MedreviewError, NotFoundError
-from medreview.models import Annotation, Image, LabelClass, Patient, Series, Study, User, utcnow
+from medreview.models import (
+    Annotation,
+    Assignment,
+    FinalLabel,
+    Image,
+    LabelClass,
+    Patient,
+    Series,
+    Study,
+    User,
+    utcnow,
+)
 from medreview.store import LOCAL_USER, Store
 
 __all__ = [
+    "LABEL_SOURCES",
+    "LOCAL_ACTOR",
     "WORKLIST_FILTERS",
     "add_label_class",
     "current_labels",
     "label_classes",
     "modalities",
     "next_image_id",
+    "reads_table",
     "rename_label_class",
-    "save_label",
+    "save_read",
     "set_label_class_active",
     "worklist",
 ]
 
-WORKLIST_FILTERS = ("all", "unlabelled", "labelled")
+WORKLIST_FILTERS = ("all", "unlabelled", "labelled", "returned")
+LABEL_SOURCES = ("final", "all")
+# The CLI, the demo loader and import-folder act as the seeded local admin (it cannot log in to
+# the web app: it has no password). Their reads are that user's reads.
+LOCAL_ACTOR = Actor(LOCAL_USER, "admin")
 
 
 # --- schema -------------------------------------------------------------------------------------
@@ -52,7 +81,8 @@ def _clean_name(name: str) -> str:
     return cleaned
 
 
-def add_label_class(store: Store, name: str) -> str:
+def add_label_class(store: Store, actor: Actor, name: str) -> str:
+    require(actor, "admin", "change the label schema")
     cleaned = _clean_name(name)
     with store.db.write() as session:
         existing = session.scalar(select(LabelClass).where(LabelClass.name == cleaned))
@@ -60,13 +90,15 @@ def add_label_class(store: Store, name: str) -> str:
             if existing.active:
                 raise MedreviewError(f"class '{cleaned}' already exists")
             existing.active = True
-            return cleaned
-        position = (session.scalar(select(func.max(LabelClass.position))) or 0) + 1
-        session.add(LabelClass(name=cleaned, position=position))
+        else:
+            position = (session.scalar(select(func.max(LabelClass.position))) or 0) + 1
+            session.add(LabelClass(name=cleaned, position=position))
+        record(session, actor.username, "settings.change", "label_class", cleaned, change="add")
     return cleaned
 
 
-def rename_label_class(store: Store, old_name: str, new_name: str) -> str:
+def rename_label_class(store: Store, actor: Actor, old_name: str, new_name: str) -> str:
+    require(actor, "admin", "change the label schema")
     cleaned = _clean_name(new_name)
     with store.db.write() as session:
         row = session.scalar(select(LabelClass).where(LabelClass.name == old_name))
@@ -75,16 +107,19 @@ def rename_label_class(store: Store, old_name: str, new_name: str) -> str:
         if cleaned != old_name and session.scalar(select(LabelClass).where(LabelClass.name == cleaned)):
             raise MedreviewError(f"class '{cleaned}' already exists")
         row.name = cleaned
+        record(session, actor.username, "settings.change", "label_class", cleaned, old=old_name, new=cleaned)
     return cleaned
 
 
-def set_label_class_active(store: Store, name: str, active: bool) -> None:
+def set_label_class_active(store: Store, actor: Actor, name: str, active: bool) -> None:
     """Retire (or restore) a class. Retiring keeps existing labels; it only stops new ones."""
+    require(actor, "admin", "change the label schema")
     with store.db.write() as session:
         row = session.scalar(select(LabelClass).where(LabelClass.name == name))
         if row is None:
             raise NotFoundError(f"no class named '{name}'")
         row.active = active
+        record(session, actor.username, "settings.change", "label_class", name, active=active)
 
 
 # --- reads --------------------------------------------------------------------------------------
@@ -97,127 +132,272 @@ def _user_id(session: Session, username: str) -> int:
     return user_id
 
 
-def save_label(
+def _check_boxes(boxes: Sequence[dict[str, Any]], image: Image, allowed: set[str]) -> list[dict[str, Any]]:
+    """Boxes in image pixel coordinates, clipped to the image; refuse nonsense."""
+    checked = []
+    for box in boxes:
+        try:
+            x, y = float(box["x"]), float(box["y"])
+            width, height = float(box["width"]), float(box["height"])
+            frame = int(box.get("frame", 0))
+            label = str(box["label"])
+        except (KeyError, TypeError, ValueError) as error:
+            raise MedreviewError(f"a box needs label, x, y, width and height ({error})") from error
+        if label not in allowed:
+            raise MedreviewError(f"box label '{label}' is not a class of this project")
+        if not all(map(math.isfinite, (x, y, width, height))) or width <= 0 or height <= 0:
+            raise MedreviewError("a box needs a positive, finite width and height")
+        left, top = max(0.0, x), max(0.0, y)
+        right, bottom = min(float(image.columns), x + width), min(float(image.rows), y + height)
+        if right <= left or bottom <= top:
+            raise MedreviewError("the box lies outside the image")
+        if not 0 <= frame < image.number_of_frames:
+            raise MedreviewError(f"frame {frame + 1} does not exist in this image")
+        checked.append(
+            {"label": label, "x": left, "y": top, "width": right - left, "height": bottom - top, "frame": frame}
+        )
+    return checked
+
+
+def _read_value(annotation: Annotation | None, class_name: str | None) -> dict[str, Any] | None:
+    if annotation is None:
+        return None
+    return {
+        "label": class_name,
+        "labels": list(annotation.labels or []),
+        "boxes": len(annotation.boxes or []),
+        "unsure": annotation.unsure,
+        "status": annotation.status,
+    }
+
+
+def save_read(
     store: Store,
+    actor: Actor,
     image_id: int,
-    class_name: str,
-    reader: str = LOCAL_USER,
+    label: str | None = None,
+    *,
+    labels: Sequence[str] = (),
+    boxes: Sequence[dict[str, Any]] = (),
     unsure: bool = False,
     comment: str = "",
 ) -> None:
-    """Record ``reader``'s label for an image (replacing their earlier one)."""
+    """Record ``actor``'s read of an image (replacing their earlier one; a read that was sent
+    back becomes submitted again)."""
+    require(actor, "annotator", "label images")
+    if label is None and not labels and not boxes:
+        raise MedreviewError("choose a class (or draw a box) before saving")
     with store.db.write() as session:
-        if session.get(Image, image_id) is None:
+        image = session.get(Image, image_id)
+        if image is None:
             raise NotFoundError(f"image {image_id} does not exist")
-        label = session.scalar(select(LabelClass).where(LabelClass.name == class_name, LabelClass.active.is_(True)))
-        if label is None:
-            raise MedreviewError(f"'{class_name}' is not a class of this project's label schema")
-        reader_id = _user_id(session, reader)
+        active = {row.name: row for row in session.scalars(select(LabelClass).where(LabelClass.active.is_(True)))}
+        for name in [label, *labels] if label is not None else list(labels):
+            if name not in active:
+                raise MedreviewError(f"'{name}' is not a class of this project's label schema")
+        checked_boxes = _check_boxes(boxes, image, set(active))
+        reader_id = _user_id(session, actor.username)
+        previous = session.scalar(
+            select(Annotation).where(Annotation.image_id == image_id, Annotation.reader_id == reader_id)
+        )
+        old = _read_value(previous, previous.label_class.name if previous and previous.label_class else None)
         now = utcnow()
+        values = {
+            "label_class_id": active[label].id if label is not None else None,
+            "labels": sorted(set(labels)),
+            "boxes": checked_boxes,
+            "unsure": unsure,
+            "comment": comment,
+            "status": "submitted",
+            "updated_at": now,
+        }
         upsert(
             session,
             Annotation,
-            {
-                "image_id": image_id,
-                "reader_id": reader_id,
-                "label_class_id": label.id,
-                "unsure": unsure,
-                "comment": comment,
-                "status": "submitted",
-                "created_at": now,
-                "updated_at": now,
-            },
+            {"image_id": image_id, "reader_id": reader_id, "created_at": now, **values},
             conflict_columns=["image_id", "reader_id"],
-            update_columns=["label_class_id", "unsure", "comment", "status", "updated_at"],
+            update_columns=list(values),
         )
+        new = {"label": label, "labels": values["labels"], "boxes": len(checked_boxes), "unsure": unsure}
+        action = "label.create" if previous is None else "label.change"
+        record(session, actor.username, action, "image", image_id, old=old, new=new)
 
 
-def _latest_read_subquery():  # type: ignore[no-untyped-def]
-    ranked = select(
-        Annotation.image_id,
-        Annotation.label_class_id,
-        Annotation.unsure,
-        Annotation.updated_at,
-        func.row_number()
-        .over(partition_by=Annotation.image_id, order_by=(Annotation.updated_at.desc(), Annotation.id.desc()))
-        .label("rank"),
-    ).subquery()
-    return select(ranked).where(ranked.c.rank == 1).subquery()
+def reads_table(store: Store, include_rejected: bool = False) -> pd.DataFrame:
+    """Every read: annotation_id, image_id, reader, label, labels, boxes, unsure, comment, status,
+    review_comment, updated_at. (Access rules are the caller's: see ``review.image_reads``.)"""
+    query = (
+        select(
+            Annotation.id.label("annotation_id"),
+            Annotation.image_id,
+            User.username.label("reader"),
+            LabelClass.name.label("label"),
+            Annotation.labels,
+            Annotation.boxes,
+            Annotation.unsure,
+            Annotation.comment,
+            Annotation.status,
+            Annotation.review_comment,
+            Annotation.updated_at,
+        )
+        .join(User, User.id == Annotation.reader_id)
+        .outerjoin(LabelClass, LabelClass.id == Annotation.label_class_id)
+        .order_by(Annotation.image_id, Annotation.id)
+    )
+    if not include_rejected:
+        query = query.where(Annotation.status != "rejected")
+    with store.db.read() as session:
+        rows = session.execute(query).mappings().all()
+    return pd.DataFrame(rows, columns=list(query.selected_columns.keys()))
 
 
-def current_labels(store: Store) -> pd.DataFrame:
-    """One row per labelled image: image_id, label, patient_key, original_filename, sha256."""
-    latest = _latest_read_subquery()
+def _image_facts(store: Store) -> pd.DataFrame:
     query = (
         select(
             Image.id.label("image_id"),
-            LabelClass.name.label("label"),
             Patient.patient_key,
             Image.original_filename,
             Image.sha256,
             Image.media_type,
             Image.rows,
             Image.columns,
-            latest.c.unsure,
-            latest.c.updated_at.label("labelled_at"),
         )
-        .join(latest, latest.c.image_id == Image.id)
-        .join(LabelClass, LabelClass.id == latest.c.label_class_id)
         .join(Series, Series.id == Image.series_id)
         .join(Study, Study.id == Series.study_id)
         .join(Patient, Patient.id == Study.patient_id)
-        .order_by(Image.id)
     )
     with store.db.read() as session:
         return pd.DataFrame(session.execute(query).mappings().all(), columns=list(query.selected_columns.keys()))
 
 
-def worklist(store: Store, status: str = "all", label: str | None = None, modality: str | None = None) -> pd.DataFrame:
-    """Images for the label page, oldest first: id, file, modality, patient, size, label."""
+def current_labels(store: Store, source: str = "final") -> pd.DataFrame:
+    """The label of each labelled image: image_id, label, method, patient_key, original_filename,
+    sha256, media_type, rows, columns.
+
+    ``source="final"``: one row per image: its adjudicated/approved final label, else the class
+    all its non-rejected reads agree on ("unanimous"); images whose readers disagree are left out.
+    ``source="all"``: one row per non-rejected single-choice read (an image may appear more than
+    once, with different labels).
+    """
+    if source not in LABEL_SOURCES:
+        raise MedreviewError(f"unknown label source '{source}' (choose one of {', '.join(LABEL_SOURCES)})")
+    reads = reads_table(store)
+    reads = reads[reads["label"].notna()]
+    if source == "all":
+        labelled = reads[["image_id", "label"]].assign(method="read")
+    else:
+        with store.db.read() as session:
+            decided = pd.DataFrame(
+                session.execute(
+                    select(FinalLabel.image_id, LabelClass.name.label("label"), FinalLabel.method).join(
+                        LabelClass, LabelClass.id == FinalLabel.label_class_id
+                    )
+                )
+                .mappings()
+                .all(),
+                columns=["image_id", "label", "method"],
+            )
+        per_image = reads.groupby("image_id")["label"].agg(lambda labels: set(labels))
+        unanimous = per_image[per_image.map(len) == 1].map(lambda labels: next(iter(labels)))
+        agreed = pd.DataFrame({"image_id": unanimous.index, "label": unanimous.values, "method": "unanimous"})
+        agreed = agreed[~agreed["image_id"].isin(decided["image_id"])]
+        labelled = pd.concat([decided, agreed], ignore_index=True)
+    table = labelled.merge(_image_facts(store), on="image_id", how="inner")
+    columns = [
+        "image_id",
+        "label",
+        "method",
+        "patient_key",
+        "original_filename",
+        "sha256",
+        "media_type",
+        "rows",
+        "columns",
+    ]
+    return table[columns].sort_values("image_id", kind="stable").reset_index(drop=True)
+
+
+# --- worklists ----------------------------------------------------------------------------------
+
+
+def _assigned_ids(session: Session, reader_id: int) -> set[int] | None:
+    """Image ids on the reader's personal worklist, or None when nothing is assigned to them
+    (then every image is on it)."""
+    ids = set(session.scalars(select(Assignment.image_id).where(Assignment.reader_id == reader_id)))
+    return ids or None
+
+
+def worklist(
+    store: Store,
+    actor: Actor,
+    status: str = "all",
+    label: str | None = None,
+    modality: str | None = None,
+) -> pd.DataFrame:
+    """The actor's worklist, oldest first: image_id, file, modality, patient, rows, columns, frames,
+    label (the actor's own read: never other readers'), status (of the actor's read).
+
+    When images are assigned to the actor, the list holds those only. ``status``: all |
+    unlabelled (no read by the actor) | labelled (read by the actor) | returned (sent back).
+    """
     if status not in WORKLIST_FILTERS:
         raise MedreviewError(f"unknown worklist filter '{status}'")
-    latest = _latest_read_subquery()
-    query = (
-        select(
-            Image.id.label("image_id"),
-            Image.original_filename.label("file"),
-            Series.modality,
-            Patient.patient_key.label("patient"),
-            Image.rows,
-            Image.columns,
-            Image.number_of_frames.label("frames"),
-            LabelClass.name.label("label"),
-            latest.c.unsure,
+    with store.db.read() as session:
+        reader_id = _user_id(session, actor.username)
+        assigned = _assigned_ids(session, reader_id)
+        own = (
+            select(Annotation.image_id, Annotation.label_class_id, Annotation.status, Annotation.unsure)
+            .where(Annotation.reader_id == reader_id)
+            .subquery()
         )
-        .join(Series, Series.id == Image.series_id)
-        .join(Study, Study.id == Series.study_id)
-        .join(Patient, Patient.id == Study.patient_id)
-        .outerjoin(latest, latest.c.image_id == Image.id)
-        .outerjoin(LabelClass, LabelClass.id == latest.c.label_class_id)
-        .order_by(Image.id)
-    )
-    if status == "unlabelled":
-        query = query.where(latest.c.image_id.is_(None))
-    elif status == "labelled":
-        query = query.where(latest.c.image_id.is_not(None))
-    if label:
-        query = query.where(LabelClass.name == label)
-    if modality:
-        query = query.where(Series.modality == modality)
-    with store.db.read() as session:
-        return pd.DataFrame(session.execute(query).mappings().all(), columns=list(query.selected_columns.keys()))
+        query = (
+            select(
+                Image.id.label("image_id"),
+                Image.original_filename.label("file"),
+                Series.modality,
+                Patient.patient_key.label("patient"),
+                Image.rows,
+                Image.columns,
+                Image.number_of_frames.label("frames"),
+                LabelClass.name.label("label"),
+                own.c.status,
+            )
+            .join(Series, Series.id == Image.series_id)
+            .join(Study, Study.id == Series.study_id)
+            .join(Patient, Patient.id == Study.patient_id)
+            .outerjoin(own, own.c.image_id == Image.id)
+            .outerjoin(LabelClass, LabelClass.id == own.c.label_class_id)
+            .order_by(Image.id)
+        )
+        if assigned is not None:
+            query = query.where(Image.id.in_(assigned))
+        if status == "unlabelled":
+            query = query.where(own.c.image_id.is_(None))
+        elif status == "labelled":
+            query = query.where(own.c.image_id.is_not(None))
+        elif status == "returned":
+            query = query.where(own.c.status == "returned")
+        if label:
+            query = query.where(LabelClass.name == label)
+        if modality:
+            query = query.where(Series.modality == modality)
+        rows = session.execute(query).mappings().all()
+    return pd.DataFrame(rows, columns=list(query.selected_columns.keys()))
 
 
-def next_image_id(store: Store, after_image_id: int | None = None) -> int | None:
-    """The next unlabelled image after ``after_image_id`` (wrapping round), or None when done."""
-    latest = _latest_read_subquery()
-    query = select(Image.id).outerjoin(latest, latest.c.image_id == Image.id).where(latest.c.image_id.is_(None))
-    with store.db.read() as session:
-        if after_image_id is not None:
-            later = session.scalar(query.where(Image.id > after_image_id).order_by(Image.id).limit(1))
-            if later is not None:
-                return later
-        return session.scalar(query.order_by(Image.id).limit(1))
+def next_image_id(store: Store, actor: Actor, after_image_id: int | None = None) -> int | None:
+    """The next image on the actor's worklist they have not read (or that was sent back to them),
+    after ``after_image_id`` and wrapping round; None when they are done."""
+    todo = worklist(store, actor, status="unlabelled")
+    returned = worklist(store, actor, status="returned")
+    ids = sorted(set(todo["image_id"]) | set(returned["image_id"]))
+    if not ids:
+        return None
+    if after_image_id is not None:
+        later = [image_id for image_id in ids if image_id > after_image_id]
+        if later:
+            return int(later[0])
+    return int(ids[0])
 
 
 def modalities(store: Store) -> list[str]:

@@ -2,6 +2,9 @@
 
 Exit codes: 0 success; 1 the command failed (message on stderr); 2 some files were rejected
 (ingest / import-folder; the per-file results say which and why).
+
+The CLI is for whoever operates the machine: it acts as the built-in "local" administrator (which
+has no password and cannot log in to the web app), and its actions are audited under that name.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 
+from medreview.annotation import LOCAL_ACTOR
 from medreview.errors import MedreviewError
 from medreview.store import Store
 
@@ -124,7 +128,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         }.items()
         if value is not None
     }
-    job_id = submit_training(store, params)
+    job_id = submit_training(store, LOCAL_ACTOR, params)
     print(f"training run {job_id} queued", file=sys.stderr)
     if not args.wait:
         return 0
@@ -140,7 +144,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
     store = Store.open()
     scope = "all" if args.all else "unlabelled"
-    job_id = submit_predictions(store, scope=scope)
+    job_id = submit_predictions(store, LOCAL_ACTOR, scope=scope)
     print(f"prediction job {job_id} queued ({scope} images)", file=sys.stderr)
     code = _wait_for_job(store, job_id)
     if code == 0:
@@ -152,10 +156,60 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from medreview.export import write_export
+    from medreview.exchange import write_export
 
-    rows = write_export(Store.open(), args.kind, Path(args.output), args.format)
+    rows = write_export(Store.open(), LOCAL_ACTOR, args.kind, Path(args.output), args.format)
     print(f"{rows} rows written to {args.output}", file=sys.stderr)
+    return 0
+
+
+def _cmd_import_labels(args: argparse.Namespace) -> int:
+    from medreview.exchange import import_labels
+
+    counts = import_labels(Store.open(), LOCAL_ACTOR, Path(args.file))
+    print(
+        f"{counts['reads']} reads and {counts['final_labels']} final labels imported; "
+        f"{counts['images_missing']} rows name images this store does not hold"
+    )
+    return 0
+
+
+def _password_from_env_or_prompt() -> str:
+    password = os.environ.get("MEDREVIEW_PASSWORD")
+    if password:
+        return password
+    import getpass
+
+    password = getpass.getpass("Password: ")
+    if password != getpass.getpass("Repeat: "):
+        raise MedreviewError("the two passwords differ")
+    return password
+
+
+def _cmd_users(args: argparse.Namespace) -> int:
+    from medreview import accounts
+
+    store = Store.open()
+    if args.action == "list":
+        for user in accounts.list_users(store, accounts.SYSTEM):
+            print(f"{user['username']:24s} {user['role']:10s} {'active' if user['active'] else 'inactive'}")
+        return 0
+    if not args.username:
+        raise MedreviewError(f"users {args.action} needs a user name")
+    if args.action == "add":
+        password = _password_from_env_or_prompt()
+        if accounts.needs_first_admin(store):
+            accounts.create_first_admin(store, args.username, password)
+            print(f"administrator {args.username} created", file=sys.stderr)
+        else:
+            accounts.create_user(store, accounts.SYSTEM, args.username, password, args.role)
+            print(f"{args.role} {args.username} created", file=sys.stderr)
+    elif args.action == "set-role":
+        accounts.set_role(store, accounts.SYSTEM, args.username, args.role)
+    elif args.action == "password":
+        accounts.change_password(store, accounts.SYSTEM, args.username, _password_from_env_or_prompt())
+    elif args.action in ("deactivate", "activate"):
+        accounts.set_active(store, accounts.SYSTEM, args.username, args.action == "activate")
     return 0
 
 
@@ -254,11 +308,21 @@ def build_parser() -> argparse.ArgumentParser:
     scope.add_argument("--unlabelled", action="store_true", help="only images without a label (default)")
     predict.set_defaults(handler=_cmd_predict)
 
-    export = commands.add_parser("export", help="write labels or predictions to a file")
-    export.add_argument("kind", choices=("labels", "predictions"))
-    export.add_argument("--format", default="csv", choices=("csv",))
+    export = commands.add_parser("export", help="write final labels, reads, predictions or boxes (COCO) to a file")
+    export.add_argument("kind", choices=("labels", "reads", "predictions", "coco"))
+    export.add_argument("--format", default="csv", choices=("csv", "json"))
     export.add_argument("-o", "--output", required=True)
     export.set_defaults(handler=_cmd_export)
+
+    import_labels = commands.add_parser("import-labels", help="re-create reads from a JSON 'reads' export")
+    import_labels.add_argument("file")
+    import_labels.set_defaults(handler=_cmd_import_labels)
+
+    users = commands.add_parser("users", help="manage accounts (the password is read from MEDREVIEW_PASSWORD or asked)")
+    users.add_argument("action", choices=("list", "add", "set-role", "password", "deactivate", "activate"))
+    users.add_argument("username", nargs="?")
+    users.add_argument("--role", default="annotator", choices=("annotator", "reviewer", "admin"))
+    users.set_defaults(handler=_cmd_users)
 
     pacs_search = commands.add_parser("pacs-search", help="search a PACS over DICOMweb (QIDO-RS)")
     pacs_import = commands.add_parser("pacs-import", help="retrieve studies from a PACS (WADO-RS) into the store")

@@ -13,7 +13,7 @@ import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-from medreview.annotation import add_label_class, label_classes, save_label
+from medreview.annotation import LOCAL_ACTOR, add_label_class, label_classes, save_read
 from medreview.ingest import IngestResult, InputFile, ingest_files
 from medreview.store import Store
 
@@ -77,7 +77,7 @@ def load_demo_data(store: Store, per_class: int = 16, unlabelled: int = 8, seed:
     rng = np.random.default_rng(seed)
     for name in DEMO_CLASSES:
         if name not in label_classes(store):
-            add_label_class(store, name)
+            add_label_class(store, LOCAL_ACTOR, name)
     files, labels = [], []
     for number in range(2 * per_class + unlabelled):
         with_opacity = bool(number % 2)
@@ -86,5 +86,5 @@ def load_demo_data(store: Store, per_class: int = 16, unlabelled: int = 8, seed:
     results = ingest_files(store, files)
     for result, label in zip(results, labels, strict=True):
         if label is not None and result.image_id is not None:
-            save_label(store, result.image_id, label)
+            save_read(store, LOCAL_ACTOR, result.image_id, label)
     return results

@@ -5,15 +5,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from medreview.annotation import add_label_class, label_classes, save_label
+from medreview.accounts import Actor
+from medreview.annotation import LOCAL_ACTOR, add_label_class, label_classes, save_read
 from medreview.errors import MedreviewError
 from medreview.ingest import IngestResult, InputFile, ingest_files
-from medreview.store import LOCAL_USER, Store
+from medreview.store import Store
 
 __all__ = ["import_class_folders"]
 
 
-def import_class_folders(store: Store, folder: Path, reader: str = LOCAL_USER) -> list[IngestResult]:
+def import_class_folders(store: Store, folder: Path, actor: Actor = LOCAL_ACTOR) -> list[IngestResult]:
     if not folder.is_dir():
         raise MedreviewError(f"{folder} is not a folder")
     class_folders = sorted(child for child in folder.iterdir() if child.is_dir() and not child.name.startswith("."))
@@ -24,7 +25,7 @@ def import_class_folders(store: Store, folder: Path, reader: str = LOCAL_USER) -
     for class_folder in class_folders:
         class_name = class_folder.name.strip().lower()
         if class_name not in known:
-            add_label_class(store, class_name)
+            add_label_class(store, actor, class_name)
             known.add(class_name)
 
         def files(root: Path = class_folder) -> Iterator[InputFile]:
@@ -34,6 +35,6 @@ def import_class_folders(store: Store, folder: Path, reader: str = LOCAL_USER) -
         for result in ingest_files(store, files(), chunk_size=500):
             # A duplicate still gets the folder's label: the folder is the user's statement of class.
             if result.image_id is not None:
-                save_label(store, result.image_id, class_name, reader=reader)
+                save_read(store, actor, result.image_id, class_name)
             results.append(result)
     return results

@@ -123,6 +123,9 @@ class Image(Base):
     series_id: Mapped[int] = mapped_column(ForeignKey("series.id"), index=True)
     # Dedupe keys: the same bytes or the same SOPInstanceUID are stored once.
     sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    # SHA-256 of the bytes as uploaded (before de-identification): matches an image across stores
+    # with different de-identification keys, e.g. when labels are re-imported.
+    source_sha256: Mapped[str] = mapped_column(String(64), index=True, default="")
     sop_instance_uid: Mapped[str] = mapped_column(String(128), unique=True)
     media_type: Mapped[str] = mapped_column(String(16))  # "dicom" | "png" | "jpeg"
     original_filename: Mapped[str] = mapped_column(String(512))

@@ -14,14 +14,15 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import select
 
-from medreview.annotation import current_labels
+from medreview.accounts import Actor, require
+from medreview.annotation import current_labels, reads_table
 from medreview.blobs import atomic_write
 from medreview.db import upsert
 from medreview.errors import ImagingError, MedreviewError, NotFoundError
 from medreview.jobs import JobContext, submit_job
 from medreview.models import Image, ModelVersion, Prediction, utcnow
 from medreview.registry import active_model
-from medreview.store import LOCAL_USER, Store
+from medreview.store import Store
 
 __all__ = [
     "SCOPES",
@@ -37,9 +38,10 @@ BATCH = 64
 
 
 def submit_predictions(
-    store: Store, scope: str = "unlabelled", image_ids: list[int] | None = None, created_by: str = LOCAL_USER
+    store: Store, actor: Actor, scope: str = "unlabelled", image_ids: list[int] | None = None
 ) -> int:
     """Queue a prediction job with the active model; returns the job id."""
+    require(actor, "reviewer", "run the model")
     if scope not in SCOPES:
         raise MedreviewError(f"unknown scope '{scope}' (choose one of {', '.join(SCOPES)})")
     if scope == "selected" and not image_ids:
@@ -48,7 +50,7 @@ def submit_predictions(
     if model is None:
         raise MedreviewError("no active model yet: train one on the Train page first")
     params = {"scope": scope, "image_ids": list(image_ids or []), "model_version_id": model.id}
-    return submit_job(store, "predict", params, created_by=created_by)
+    return submit_job(store, "predict", params, created_by=actor.username)
 
 
 def _target_images(store: Store, scope: str, image_ids: list[int]) -> list[tuple[int, str, str]]:
@@ -58,7 +60,7 @@ def _target_images(store: Store, scope: str, image_ids: list[int]) -> list[tuple
             query = query.where(Image.id.in_(image_ids))
         rows = [tuple(row) for row in session.execute(query)]
     if scope == "unlabelled":
-        labelled = set(current_labels(store)["image_id"])
+        labelled = set(reads_table(store)["image_id"])  # "unlabelled": nobody has read it yet
         rows = [row for row in rows if row[0] not in labelled]
     return rows  # type: ignore[return-value]
 
@@ -134,8 +136,10 @@ def _store_batch(
             )
 
 
-def predictions_table(store: Store, model_version_id: int | None = None) -> pd.DataFrame:
-    """Predictions of one model version (default: the active one) with the image's current label."""
+def predictions_table(store: Store, model_version_id: int | None = None, actor: Actor | None = None) -> pd.DataFrame:
+    """Predictions of one model version (default: the active one) with the image's current label.
+
+    With an ``actor`` in blinded mode, an annotator sees only images they have already read."""
     if model_version_id is None:
         model = active_model(store)
         if model is None:
@@ -157,6 +161,11 @@ def predictions_table(store: Store, model_version_id: int | None = None) -> pd.D
     )
     with store.db.read() as session:
         table = pd.DataFrame(session.execute(query).mappings().all(), columns=list(query.selected_columns.keys()))
+    if actor is not None:
+        from medreview.review import can_see_others
+
+        visible = [can_see_others(store, actor, int(image_id)) for image_id in table["image_id"]]
+        table = table[pd.Series(visible, index=table.index, dtype=bool)] if len(table) else table
     labels = current_labels(store).set_index("image_id")["label"]
     table["label"] = table["image_id"].map(labels)
     # None: the image has no label, so there is nothing to agree or disagree with.
@@ -171,9 +180,9 @@ def predictions_table(store: Store, model_version_id: int | None = None) -> pd.D
     return table[["image_id", "file", "predicted_class", "probability", "label", "agrees", "prediction_id"]]
 
 
-def disagreements(store: Store, model_version_id: int | None = None) -> pd.DataFrame:
+def disagreements(store: Store, model_version_id: int | None = None, actor: Actor | None = None) -> pd.DataFrame:
     """Labelled images where the model's class differs from the label, most confident first."""
-    table = predictions_table(store, model_version_id)
+    table = predictions_table(store, model_version_id, actor)
     wrong = table[table["agrees"] == False]  # noqa: E712  (None means unlabelled, not a disagreement)
     return wrong.sort_values("probability", ascending=False)
 

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from medreview.accounts import Actor, require
+from medreview.audit import record
 from medreview.errors import MedreviewError
 from medreview.models import Setting
 from medreview.store import Store
 
-__all__ = ["DEFAULTS", "get_setting", "project_settings", "set_setting"]
+__all__ = ["CHOICES", "DEFAULTS", "get_setting", "project_settings", "set_setting"]
 
 DEFAULTS: dict[str, Any] = {
     # De-identify DICOM and strip PNG/JPEG metadata at import (PS3.15 Basic Profile essentials).
@@ -23,6 +25,14 @@ DEFAULTS: dict[str, Any] = {
     "training_label_source": "final",
     # Minutes of inactivity after which a login expires.
     "session_minutes": 480,
+    # "single": one class per image (buttons, keys 1-9); "multi": any number of classes per image.
+    "label_mode": "single",
+    # Let readers draw bounding boxes (in image pixel coordinates) on the Label page.
+    "boxes": False,
+}
+CHOICES: dict[str, tuple[str, ...]] = {
+    "training_label_source": ("final", "all"),
+    "label_mode": ("single", "multi"),
 }
 
 
@@ -38,14 +48,22 @@ def project_settings(store: Store) -> dict[str, Any]:
     return {key: get_setting(store, key) for key in DEFAULTS}
 
 
-def set_setting(store: Store, key: str, value: Any) -> None:
+def set_setting(store: Store, actor: Actor, key: str, value: Any) -> None:
+    """Change a project setting (admins only; audited with the old and new value)."""
+    require(actor, "admin", "change project settings")
     if key not in DEFAULTS:
         raise MedreviewError(f"unknown setting '{key}'")
     if type(value) is not type(DEFAULTS[key]):
         raise MedreviewError(f"setting '{key}' takes a {type(DEFAULTS[key]).__name__}")
+    if key in CHOICES and value not in CHOICES[key]:
+        raise MedreviewError(f"setting '{key}' is one of {', '.join(CHOICES[key])}")
+    if key == "session_minutes" and not 5 <= value <= 7 * 24 * 60:
+        raise MedreviewError("sessions must last between 5 minutes and a week")
     with store.db.write() as session:
         row = session.get(Setting, key, with_for_update=True)
+        old = DEFAULTS[key] if row is None else row.value
         if row is None:
             session.add(Setting(key=key, value=value))
         else:
             row.value = value
+        record(session, actor.username, "settings.change", "setting", key, old=old, new=value)

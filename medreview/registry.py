@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from medreview.accounts import Actor, require
+from medreview.audit import record
 from medreview.errors import NotFoundError
 from medreview.models import ModelVersion
 from medreview.store import Store
@@ -21,13 +23,17 @@ def active_model(store: Store) -> ModelVersion | None:
         return session.scalar(select(ModelVersion).where(ModelVersion.is_active.is_(True)))
 
 
-def activate_model(store: Store, model_version_id: int) -> None:
+def activate_model(store: Store, actor: Actor, model_version_id: int) -> None:
     """Make one model version the active one (exactly one is active afterwards)."""
+    require(actor, "admin", "promote a model")
     with store.db.write() as session:
         target = session.get(ModelVersion, model_version_id, with_for_update=True)
         if target is None:
             raise NotFoundError(f"model version {model_version_id} does not exist")
+        previous = None
         for version in session.scalars(select(ModelVersion).where(ModelVersion.is_active.is_(True))):
             version.is_active = False
+            previous = version.id
         session.flush()
         target.is_active = True
+        record(session, actor.username, "model.promote", "model_version", model_version_id, old=previous)

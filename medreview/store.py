@@ -36,6 +36,9 @@ class Store:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         store = cls(settings=settings, db=Database(settings.database_url), blobs=BlobStore(settings.objects_dir))
         store.db.create_all()
+        from medreview.audit import install_guards
+
+        install_guards(store.db.engine)
         store._seed()
         return store
 

@@ -10,9 +10,12 @@ from typing import TypeVar
 
 import streamlit as st
 
+from medreview.accounts import Actor, LoginSession, current_actor, logout
 from medreview.catalog import decode_image
-from medreview.errors import MedreviewError
+from medreview.errors import MedreviewError, PermissionDeniedError
 from medreview.imaging import DecodedImage, Window
+from medreview.models import utcnow
+from medreview.project import get_setting
 from medreview.store import Store
 
 T = TypeVar("T")
@@ -42,6 +45,35 @@ def get_store() -> Store:
 def decoded(image_id: int) -> DecodedImage:
     # Stored originals never change, so an image id's decoded pixels can be cached for good.
     return decode_image(get_store(), image_id)
+
+
+def session_actor(role: str = "annotator") -> Actor:
+    """The logged-in user for this run of a page. Stops the page (with a message) when nobody is
+    logged in, the session expired, the account was deactivated, or the role is too low. Pages
+    check this themselves, so a page reached by URL is as guarded as one reached by the menu."""
+    login: LoginSession | None = st.session_state.get("login")
+    if login is None:
+        st.info("Please log in.")
+        st.stop()
+    store = get_store()
+    now = utcnow()
+    if login.expired(now, int(get_setting(store, "session_minutes"))):
+        logout(store, login.actor, expired=True)
+        del st.session_state["login"]
+        st.warning("Your session expired; please log in again.")
+        st.stop()
+    try:
+        actor = current_actor(store, login.actor)
+    except PermissionDeniedError as error:
+        del st.session_state["login"]
+        st.error(str(error))
+        st.stop()
+    login.actor = actor
+    login.touch(now)
+    if not actor.can(role):
+        st.error(f"This page is for the {role} role and above; you are signed in as {actor.role}.")
+        st.stop()
+    return actor
 
 
 def attempt(action: Callable[[], T]) -> T | None:

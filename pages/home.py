@@ -2,9 +2,10 @@ import streamlit as st
 
 from medreview.catalog import counts
 from medreview.demo import load_demo_data
-from pages.common import attempt, get_store
+from pages.common import attempt, get_store, session_actor
 
 store = get_store()
+actor = session_actor()
 st.title("medreview")
 st.caption("Label imaging studies, train a CNN on them, review its predictions with Grad-CAM.")
 
@@ -15,7 +16,7 @@ labelled.metric("Labelled", summary.labelled)
 patients.metric("Patients", summary.patients)
 models.metric("Models", summary.models)
 
-if summary.images == 0:
+if summary.images == 0 and actor.can("admin"):
     st.info("The store is empty. Upload studies, or load generated demo images to see the whole loop.")
     if st.button("Load demo data", type="primary", key="load_demo"):
         with st.spinner("Generating and storing demo images..."):

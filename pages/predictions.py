@@ -7,9 +7,10 @@ from medreview.imaging import overlay_heatmap, render_frame
 from medreview.jobs import list_jobs
 from medreview.prediction import disagreements, load_heatmaps, predictions_table, submit_predictions
 from medreview.registry import active_model
-from pages.common import attempt, decoded, get_store, window_controls
+from pages.common import attempt, decoded, get_store, session_actor, window_controls
 
 store = get_store()
+actor = session_actor()
 st.title("Predictions")
 
 model = active_model(store)
@@ -22,7 +23,7 @@ st.caption(
     f"{', '.join(model.class_names)}; validation AUC {'n/a' if auc is None else f'{auc:.3f}'})"
 )
 
-with st.expander("Run the model", expanded=True):
+with st.expander("Run the model", expanded=actor.can("reviewer")):
     scope = st.radio(
         "Images",
         ["unlabelled", "all", "selected"],
@@ -32,11 +33,11 @@ with st.expander("Run the model", expanded=True):
     )
     selected: list[int] = []
     if scope == "selected":
-        images = worklist(store)
+        images = worklist(store, actor)
         names = dict(zip(images["image_id"], images["file"], strict=True))
         selected = st.multiselect("Images to predict", list(names), format_func=lambda i: names[i], key="predict_ids")
     if st.button("Run predictions", type="primary", key="predict_run"):
-        job_id = attempt(lambda: submit_predictions(store, scope=scope, image_ids=selected))
+        job_id = attempt(lambda: submit_predictions(store, actor, scope=scope, image_ids=selected))
         if job_id is not None:
             st.success(f"Prediction job {job_id} queued.")
 
@@ -59,13 +60,13 @@ def job_status_ui() -> None:
 
 job_status_ui()
 
-table = predictions_table(store, model.id)
+table = predictions_table(store, model.id, actor)
 if table.empty:
     st.info("No predictions from this model yet: run it above.")
     st.stop()
 
 all_tab, disagree_tab = st.tabs(
-    [f"All predictions ({len(table)})", f"Model and label disagree ({len(disagreements(store, model.id))})"]
+    [f"All predictions ({len(table)})", f"Model and label disagree ({len(disagreements(store, model.id, actor))})"]
 )
 with all_tab:
     picked_all = st.dataframe(
@@ -78,7 +79,7 @@ with all_tab:
         column_config={"probability": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="%.2f")},
     )
 with disagree_tab:
-    wrong = disagreements(store, model.id)
+    wrong = disagreements(store, model.id, actor)
     picked_wrong = st.dataframe(
         wrong.drop(columns=["prediction_id"]),
         hide_index=True,

@@ -1,34 +1,87 @@
 import streamlit as st
 
 from medreview.annotation import add_label_class, label_classes, rename_label_class, set_label_class_active
-from pages.common import attempt, get_store
+from medreview.project import CHOICES, project_settings, set_setting
+from pages.common import attempt, get_store, session_actor
 
 store = get_store()
+actor = session_actor("admin")
 st.title("Settings")
+
+st.subheader("Project")
+current = project_settings(store)
+left, right = st.columns(2)
+with left:
+    deidentify = st.toggle(
+        "De-identify at import (PS3.15 Basic Profile)",
+        value=current["deidentify"],
+        key="settings_deidentify",
+        help="Names, IDs, dates and free text removed; UIDs remapped; PNG/JPEG metadata stripped. "
+        "Off: originals, with patient data, are stored as uploaded.",
+    )
+    blinded = st.toggle(
+        "Blinded reading",
+        value=current["blinded"],
+        key="settings_blinded",
+        help="Annotators see other readers' labels and the model's output for an image only after saving theirs.",
+    )
+    boxes = st.toggle("Bounding boxes", value=current["boxes"], key="settings_boxes")
+with right:
+    label_mode = st.radio(
+        "Label type",
+        CHOICES["label_mode"],
+        index=CHOICES["label_mode"].index(current["label_mode"]),
+        horizontal=True,
+        key="settings_label_mode",
+        format_func={"single": "Single choice", "multi": "Multi-label"}.get,
+    )
+    source = st.radio(
+        "Training uses",
+        CHOICES["training_label_source"],
+        index=CHOICES["training_label_source"].index(current["training_label_source"]),
+        horizontal=True,
+        key="settings_source",
+        format_func={"final": "Final labels (adjudicated, approved or unanimous)", "all": "All submitted reads"}.get,
+    )
+    minutes = st.number_input(
+        "Log out after inactivity (minutes)", 5, 7 * 24 * 60, current["session_minutes"], key="settings_minutes"
+    )
+wanted = {
+    "deidentify": deidentify,
+    "blinded": blinded,
+    "boxes": boxes,
+    "label_mode": label_mode,
+    "training_label_source": source,
+    "session_minutes": int(minutes),
+}
+changed = {key: value for key, value in wanted.items() if value != current[key]}
+if changed:
+    for key, value in changed.items():
+        attempt(lambda k=key, v=value: set_setting(store, actor, k, v))
+    st.rerun()
 
 st.subheader("Label schema")
 st.caption("One button per class on the Label page, in this order. Retiring a class keeps its labels.")
 active = label_classes(store)
-everything = label_classes(store, include_retired=True)
-for name in everything:
+for name in label_classes(store, include_retired=True):
     name_column, rename_column, toggle_column = st.columns([2, 3, 1])
     name_column.write(f"**{name}**" if name in active else f"~~{name}~~ (retired)")
     new_name = rename_column.text_input(
         "Rename to", value=name, key=f"settings_rename_{name}", label_visibility="collapsed"
     )
-    if new_name != name and attempt(lambda old=name, new=new_name: rename_label_class(store, old, new)):
+    if new_name != name and attempt(lambda old=name, new=new_name: rename_label_class(store, actor, old, new)):
         st.rerun()
     if name in active:
         if toggle_column.button("Retire", key=f"settings_retire_{name}"):
-            attempt(lambda n=name: set_label_class_active(store, n, False))
+            attempt(lambda n=name: set_label_class_active(store, actor, n, False))
             st.rerun()
     elif toggle_column.button("Restore", key=f"settings_restore_{name}"):
-        attempt(lambda n=name: set_label_class_active(store, n, True))
+        attempt(lambda n=name: set_label_class_active(store, actor, n, True))
         st.rerun()
 
 with st.form("settings_add_class", clear_on_submit=True):
     new_class = st.text_input("New class", key="settings_new_class")
-    if st.form_submit_button("Add class") and attempt(lambda: add_label_class(store, new_class)):
+    if st.form_submit_button("Add class") and attempt(lambda: add_label_class(store, actor, new_class)):
         st.rerun()
 
 st.subheader("Storage")

@@ -8,11 +8,12 @@ from medreview.jobs import cancel_job, list_jobs, worker_last_seen
 from medreview.registry import activate_model, list_models
 from medreview.training.metrics import roc_curve_png
 from medreview.training.service import submit_training
-from pages.common import attempt, get_store
+from pages.common import attempt, get_store, session_actor
 
 ARCHITECTURES = {"small_cnn": "Small CNN (fast on CPU)", "mobilenet_v2": "MobileNetV2 0.35 (slower, larger images)"}
 
 store = get_store()
+actor = session_actor("admin")
 st.title("Train")
 
 labels = current_labels(store)
@@ -53,7 +54,7 @@ with st.form("train_form"):
         params = {"architecture": architecture, "epochs": int(epochs), "seed": int(seed)}
         if size:
             params["input_size"] = int(size)
-        job_id = attempt(lambda: submit_training(store, params))
+        job_id = attempt(lambda: submit_training(store, actor, params))
         if job_id is not None:
             st.success(f"Training run {job_id} queued.")
 
@@ -175,5 +176,5 @@ else:
         key="train_active",
     )
     if st.button("Make active", key="train_activate"):
-        attempt(lambda: activate_model(store, choice))
+        attempt(lambda: activate_model(store, actor, choice))
         st.rerun()

@@ -4,9 +4,10 @@ import streamlit as st
 from medreview.errors import MedreviewError
 from medreview.ingest import InputFile, ingest_files
 from medreview.ingest.dicomweb import DicomWebClient, import_study
-from pages.common import get_store
+from pages.common import get_store, session_actor
 
 store = get_store()
+session_actor("annotator")
 st.title("Upload")
 st.caption(
     "DICOM (with or without .dcm, compressed or not), PNG, JPEG, and .zip archives of those. "

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from medreview.accounts import Actor
 from medreview.config import IngestLimits, Settings
 from medreview.store import Store
 
@@ -96,3 +97,46 @@ def any_store(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytes
 @pytest.fixture
 def cxr_files() -> list[Path]:
     return sorted(require_shared_data(CXR_SAMPLES).glob("*.jpeg"))
+
+
+# --- pages (AppTest) ------------------------------------------------------------------------------
+
+ADMIN = Actor("admin", "admin")
+
+
+@pytest.fixture
+def fast_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Cheap argon2 parameters keep account tests fast; production uses the library defaults."""
+    from argon2 import PasswordHasher
+
+    from medreview import accounts
+
+    monkeypatch.setattr(accounts, "_hasher", PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1))
+
+
+@pytest.fixture
+def page_store(store: Store, fast_hashing: None) -> Iterator[Store]:
+    """A store with an admin account, and the pages' cached Store pointed at it."""
+    import streamlit as st
+
+    from medreview.accounts import create_first_admin
+
+    st.cache_resource.clear()
+    create_first_admin(store, ADMIN.username, "admin-password-1")
+    yield store
+    st.cache_resource.clear()
+
+
+def run_page_as(name: str, actor: Actor | None = ADMIN, timeout: int = 60):  # type: ignore[no-untyped-def]
+    """Run pages/<name>.py in AppTest, logged in as ``actor`` (None: not logged in)."""
+    from streamlit.testing.v1 import AppTest
+
+    from medreview.accounts import LoginSession
+    from medreview.models import utcnow
+
+    app = AppTest.from_file(f"../pages/{name}.py", default_timeout=timeout)
+    if actor is not None:
+        app.session_state["login"] = LoginSession(actor, utcnow())
+    app.run()
+    assert not app.exception, app.exception
+    return app

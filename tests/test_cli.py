@@ -121,10 +121,14 @@ def test_pacs_search_and_import_from_a_real_orthanc(tmp_path):
             server.upload(dicom_bytes("CLI-PACS", study_uid=study_uid, series_uid=series_uid, instance_number=number))
         env = {"MEDREVIEW_PACS_PASSWORD": "pacs-test-password"}  # run_orthanc's default login
         user = ["--user", "reader"]
-        found = run_cli(tmp_path / "data", "pacs-search", server.dicomweb_url, *user, "--patient-id", "CLI-PACS", extra_env=env)
+        found = run_cli(
+            tmp_path / "data", "pacs-search", server.dicomweb_url, *user, "--patient-id", "CLI-PACS", extra_env=env
+        )
         assert found.returncode == 0, found.stderr
         assert study_uid in found.stdout and "2 images" in found.stdout
-        imported = run_cli(tmp_path / "data", "pacs-import", server.dicomweb_url, *user, study_uid, "--json", extra_env=env)
+        imported = run_cli(
+            tmp_path / "data", "pacs-import", server.dicomweb_url, *user, study_uid, "--json", extra_env=env
+        )
         assert imported.returncode == 0, imported.stderr
         assert [json.loads(line)["status"] for line in imported.stdout.splitlines()] == ["stored", "stored"]
         assert "pacs-test-password" not in found.stdout + found.stderr + imported.stdout + imported.stderr

@@ -2,46 +2,75 @@
 
 from __future__ import annotations
 
-import pytest
 import streamlit as st
+from argon2 import PasswordHasher
 from streamlit.testing.v1 import AppTest
 
-from medreview.annotation import current_labels, label_classes
+from medreview import accounts
+from medreview.accounts import Actor, create_user
+from medreview.annotation import LOCAL_ACTOR, label_classes, reads_table
 from medreview.demo import load_demo_data
 from medreview.jobs import execute_job, list_jobs
 from medreview.prediction import submit_predictions
 from medreview.store import Store
 from medreview.training.service import submit_training
+from tests.conftest import ADMIN, run_page_as
 from tests.helpers import png_bytes
 
 TIMEOUT = 60
 
 
-@pytest.fixture
-def page_store(store):
-    st.cache_resource.clear()  # the pages' cached Store must be this test's store
-    yield store
-    st.cache_resource.clear()
+def run_page(name: str, actor: Actor | None = ADMIN) -> AppTest:
+    return run_page_as(name, actor)
 
 
-def run_page(name: str) -> AppTest:
-    app = AppTest.from_file(f"../pages/{name}.py", default_timeout=TIMEOUT)
-    app.run()
-    assert not app.exception, app.exception
-    return app
+PAGES = ("home", "upload", "label", "browse", "predictions", "review", "train", "team", "settings")
 
 
 def test_every_page_renders_on_an_empty_store(page_store):
-    for name in ("home", "upload", "label", "train", "predictions", "settings"):
+    for name in PAGES:
         run_page(name)
 
 
-def test_app_navigation_lists_every_page(page_store):
+def test_every_page_refuses_a_visitor_who_is_not_logged_in(page_store):
+    for name in PAGES:
+        app = run_page(name, actor=None)
+        assert app.info[0].value == "Please log in."
+        assert not app.title or name == "home"
+
+
+def test_roles_gate_pages(page_store):
+    create_user(page_store, ADMIN, "ann", "annotator-password", "annotator")
+    annotator = Actor("ann", "annotator")
+    for name in ("train", "team", "settings", "review"):
+        app = run_page(name, actor=annotator)
+        assert "is for the" in app.error[0].value, name
+    assert run_page("label", actor=annotator).title[0].value == "Label"
+
+
+def test_first_visit_creates_the_admin_then_login_is_required(store, monkeypatch):
+    monkeypatch.setattr(accounts, "_hasher", PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1))
+    st.cache_resource.clear()
     app = AppTest.from_file("../app.py", default_timeout=TIMEOUT)
     app.run()
+    assert app.title[0].value == "Welcome to medreview"
+    app.text_input(key="first_admin_username").set_value("chief")
+    app.text_input(key="first_admin_password").set_value("a-long-password")
+    app.text_input(key="first_admin_repeat").set_value("a-long-password")
+    app.form_submit_button[0].click().run()
     assert not app.exception
-    app.switch_page("pages/settings.py").run()
-    assert app.title[0].value == "Settings"
+    assert app.session_state["login"].actor == Actor("chief", "admin")
+    app.switch_page("pages/team.py").run()
+    assert app.title[0].value == "Team"
+    # A fresh visitor now gets the login form, and a wrong password is refused in plain words.
+    visitor = AppTest.from_file("../app.py", default_timeout=TIMEOUT)
+    visitor.run()
+    visitor.text_input(key="login_username").set_value("chief")
+    visitor.text_input(key="login_password").set_value("wrong-password")
+    visitor.form_submit_button[0].click().run()
+    assert visitor.error[0].value == "wrong user name or password"
+    assert "login" not in visitor.session_state
+    st.cache_resource.clear()
 
 
 def test_home_offers_demo_data_on_an_empty_store(page_store):
@@ -68,13 +97,12 @@ def test_label_button_saves_and_moves_to_next_unlabelled(page_store):
     load_demo_data(page_store, per_class=3, unlabelled=3)
     app = run_page("label")
     first = app.session_state["label_image_id"]
-    assert first not in set(current_labels(page_store)["image_id"])
     app.button(key="label_button_pneumonia").click().run()
     assert not app.exception
-    labels = current_labels(page_store).set_index("image_id")["label"]
-    assert labels[first] == "pneumonia"
-    assert app.session_state["label_image_id"] != first
-    assert app.session_state["label_image_id"] not in labels.index
+    mine = reads_table(page_store)
+    mine = mine[mine["reader"] == ADMIN.username].set_index("image_id")["label"]
+    assert mine.to_dict() == {first: "pneumonia"}
+    assert app.session_state["label_image_id"] not in (first, None)
 
 
 def test_train_page_queues_a_run_and_shows_its_metrics(page_store):
@@ -102,8 +130,8 @@ def test_train_page_explains_missing_labels(page_store):
 
 def test_predictions_page_shows_image_beside_gradcam(page_store):
     load_demo_data(page_store, per_class=6, unlabelled=2)
-    execute_job(page_store, submit_training(page_store, {"epochs": 1, "input_size": 32}))
-    execute_job(page_store, submit_predictions(page_store, scope="all"))
+    execute_job(page_store, submit_training(page_store, LOCAL_ACTOR, {"epochs": 1, "input_size": 32}))
+    execute_job(page_store, submit_predictions(page_store, LOCAL_ACTOR, scope="all"))
     app = run_page("predictions")
     captions = [caption for element in app.image for caption in element.captions]
     assert "Image" in captions and any(caption.startswith("Grad-CAM") for caption in captions)

@@ -7,7 +7,15 @@ import threading
 import pytest
 from sqlalchemy import func, select
 
-from medreview.annotation import current_labels, label_classes, next_image_id, save_label, worklist
+from medreview.annotation import (
+    LOCAL_ACTOR,
+    current_labels,
+    label_classes,
+    next_image_id,
+    reads_table,
+    save_read,
+    worklist,
+)
 from medreview.errors import MedreviewError, NotFoundError
 from medreview.ingest import InputFile, ingest_files
 from medreview.models import Annotation, Image, Job, ModelVersion, Patient, PseudonymEntry, Series, Study
@@ -57,7 +65,7 @@ def test_deidentified_by_default_with_the_map_kept_apart(any_store):
 
 
 def test_originals_are_kept_byte_for_byte_when_deidentification_is_off(any_store):
-    set_setting(any_store, "deidentify", False)
+    set_setting(any_store, LOCAL_ACTOR, "deidentify", False)
     data = dicom_bytes("P2")
     [result] = ingest_files(any_store, [InputFile("a.dcm", data)])
     with any_store.db.read() as session:
@@ -101,16 +109,18 @@ def test_a_bad_file_is_rejected_alone_and_leaves_nothing_behind(any_store):
 def test_labels_replace_per_reader_and_drive_the_worklist(any_store):
     results = ingest_files(any_store, [InputFile(f"{i}.png", png_bytes(10 + i)) for i in range(3)])
     first, second, third = (r.image_id for r in results)
-    assert next_image_id(any_store) == first
-    save_label(any_store, first, "normal")
-    save_label(any_store, first, "pneumonia", unsure=True)  # relabel replaces, never duplicates
-    save_label(any_store, third, "normal")
-    assert next_image_id(any_store, after_image_id=first) == second
-    assert next_image_id(any_store, after_image_id=third) == second  # wraps round
+    assert next_image_id(any_store, LOCAL_ACTOR) == first
+    save_read(any_store, LOCAL_ACTOR, first, "normal")
+    save_read(any_store, LOCAL_ACTOR, first, "pneumonia", unsure=True)  # relabel replaces, never duplicates
+    save_read(any_store, LOCAL_ACTOR, third, "normal")
+    assert next_image_id(any_store, LOCAL_ACTOR, after_image_id=first) == second
+    assert next_image_id(any_store, LOCAL_ACTOR, after_image_id=third) == second  # wraps round
     labels = current_labels(any_store).set_index("image_id")
-    assert labels.loc[first, "label"] == "pneumonia" and bool(labels.loc[first, "unsure"])
-    assert set(worklist(any_store, status="unlabelled")["image_id"]) == {second}
-    assert set(worklist(any_store, status="labelled", label="normal")["image_id"]) == {third}
+    assert labels.loc[first, "label"] == "pneumonia"
+    reads = reads_table(any_store).set_index("image_id")
+    assert bool(reads.loc[first, "unsure"]) and reads.loc[first, "status"] == "submitted"
+    assert set(worklist(any_store, LOCAL_ACTOR, status="unlabelled")["image_id"]) == {second}
+    assert set(worklist(any_store, LOCAL_ACTOR, status="labelled", label="normal")["image_id"]) == {third}
     with any_store.db.read() as session:
         assert session.scalar(select(func.count(Annotation.id))) == 2
 
@@ -118,9 +128,9 @@ def test_labels_replace_per_reader_and_drive_the_worklist(any_store):
 def test_labelling_rejects_unknown_class_and_missing_image(any_store):
     [result] = ingest_files(any_store, [InputFile("x.png", png_bytes(20))])
     with pytest.raises(MedreviewError, match="not a class"):
-        save_label(any_store, result.image_id, "fracture")
+        save_read(any_store, LOCAL_ACTOR, result.image_id, "fracture")
     with pytest.raises(NotFoundError):
-        save_label(any_store, 99999, "normal")
+        save_read(any_store, LOCAL_ACTOR, 99999, "normal")
 
 
 def test_concurrent_label_writers_lose_nothing(any_store):
@@ -131,7 +141,7 @@ def test_concurrent_label_writers_lose_nothing(any_store):
     def writer(offset: int) -> None:
         try:
             for position, image_id in enumerate(ids):
-                save_label(any_store, image_id, ("normal", "pneumonia")[(position + offset) % 2])
+                save_read(any_store, LOCAL_ACTOR, image_id, ("normal", "pneumonia")[(position + offset) % 2])
         except BaseException as error:
             errors.append(error)
 
@@ -163,11 +173,11 @@ def test_exactly_one_model_version_is_active(any_store):
                 )
             )
     versions = sorted(v.id for v in _all_versions(any_store))
-    activate_model(any_store, versions[1])
+    activate_model(any_store, LOCAL_ACTOR, versions[1])
     assert active_model(any_store).id == versions[1]
     assert sum(v.is_active for v in _all_versions(any_store)) == 1
     with pytest.raises(NotFoundError):
-        activate_model(any_store, 12345)
+        activate_model(any_store, LOCAL_ACTOR, 12345)
 
 
 def _all_versions(store):

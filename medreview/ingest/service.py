@@ -62,6 +62,7 @@ class _Accepted:
     info: DicomInfo | RasterInfo
     deid: DeidResult | None = None
     original_uids: dict[str, str] = field(default_factory=dict)
+    source_sha256: str = ""
 
     @property
     def size(self) -> int:
@@ -111,12 +112,21 @@ def _inspect(item: InputFile, store: Store, policy: _Policy) -> _Accepted:
     if looks_like_raster(item.data):
         info: DicomInfo | RasterInfo = read_raster(item.data, limits)
         data = strip_raster_metadata(item.data) if policy.deidentify else item.data
-        return _Accepted(item.name, data, sha256_hex(data), info.format.lower(), info)
+        source = sha256_hex(item.data)
+        return _Accepted(
+            item.name,
+            data,
+            sha256_hex(data) if data is not item.data else source,
+            info.format.lower(),
+            info,
+            source_sha256=source,
+        )
     if looks_like_dicom(item.data):
         # Validate (and decode once) the upload as sent, then store its de-identified form.
         info = read_dicom(item.data, limits)
+        source = sha256_hex(item.data)
         if not policy.deidentify:
-            return _Accepted(item.name, item.data, sha256_hex(item.data), "dicom", info)
+            return _Accepted(item.name, item.data, source, "dicom", info, source_sha256=source)
         result = deidentify_dicom(item.data, policy.secret)
         originals = {
             "StudyInstanceUID": info.study_instance_uid,
@@ -136,7 +146,7 @@ def _inspect(item: InputFile, store: Store, policy: _Policy) -> _Accepted:
             burned_in_annotation=info.burned_in_annotation or result.needs_burned_in_review,
         )
         return _Accepted(
-            item.name, result.data, sha256_hex(result.data), "dicom", stored_info, result, originals
+            item.name, result.data, sha256_hex(result.data), "dicom", stored_info, result, originals, source
         )
     raise IngestError("not a DICOM, PNG, JPEG or zip file")
 
@@ -183,6 +193,7 @@ def _add_rows(session: Session, accepted: _Accepted) -> Image:
         image = Image(
             series_id=series.id,
             sha256=accepted.sha256,
+            source_sha256=accepted.source_sha256,
             sop_instance_uid=info.sop_instance_uid,
             media_type="dicom",
             original_filename=accepted.name,
@@ -216,6 +227,7 @@ def _add_rows(session: Session, accepted: _Accepted) -> Image:
         image = Image(
             series_id=series.id,
             sha256=accepted.sha256,
+            source_sha256=accepted.source_sha256,
             sop_instance_uid=uid,
             media_type=accepted.media_type,
             original_filename=accepted.name,

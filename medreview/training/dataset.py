@@ -16,6 +16,7 @@ from medreview.annotation import current_labels, label_classes
 from medreview.blobs import atomic_write
 from medreview.errors import ImagingError, TrainingError
 from medreview.imaging import decode_file, training_array
+from medreview.project import get_setting
 from medreview.store import Store
 from medreview.training.resolution import default_resolution
 
@@ -34,12 +35,14 @@ class Dataset:
     input_size: int
 
 
-def training_table(store: Store) -> tuple[pd.DataFrame, list[str]]:
+def training_table(store: Store, label_source: str | None = None) -> tuple[pd.DataFrame, list[str]]:
     """Labelled images usable for training and the class names in schema order.
 
-    Raises TrainingError in plain words when there is not enough to train on.
+    ``label_source`` (default: the project's ``training_label_source`` setting) is "final" or
+    "all"; see :func:`medreview.annotation.current_labels`. Raises TrainingError in plain words
+    when there is not enough to train on.
     """
-    table = current_labels(store)
+    table = current_labels(store, label_source or get_setting(store, "training_label_source"))
     schema = label_classes(store, include_retired=True)
     counts = table["label"].value_counts() if len(table) else pd.Series(dtype=int)
     class_names = [name for name in schema if counts.get(name, 0) > 0]
@@ -55,9 +58,12 @@ def training_table(store: Store) -> tuple[pd.DataFrame, list[str]]:
 
 
 def load_dataset(
-    store: Store, input_size: int | None = None, progress: Callable[[int, int], None] | None = None
+    store: Store,
+    input_size: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    label_source: str | None = None,
 ) -> Dataset:
-    table, class_names = training_table(store)
+    table, class_names = training_table(store, label_source)
     size = input_size or default_resolution(list(zip(table["rows"], table["columns"], strict=True)))
     cache_dir = store.settings.cache_dir / "arrays"
     arrays: list[np.ndarray] = []

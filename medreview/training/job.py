@@ -29,6 +29,7 @@ TRAINING_DEFAULTS: dict[str, Any] = {
     "learning_rate": FitConfig.learning_rate,
     "seed": FitConfig.seed,
     "validation_fraction": 0.2,
+    "label_source": None,  # None: the project's training_label_source setting
 }
 
 
@@ -40,6 +41,7 @@ def run_training_job(context: JobContext) -> dict[str, Any]:
         store,
         input_size=params["input_size"],
         progress=lambda done, total: context.report(stage=f"loading images ({done}/{total})"),
+        label_source=params["label_source"],
     )
     train_index, validation_index = split_by_patient(
         dataset.patient_keys, dataset.labels, validation_fraction=params["validation_fraction"], seed=params["seed"]

@@ -4,22 +4,34 @@ from __future__ import annotations
 
 from typing import Any
 
+from medreview.accounts import Actor, require
+from medreview.audit import record_now
 from medreview.errors import TrainingError
 from medreview.jobs import submit_job
-from medreview.store import LOCAL_USER, Store
+from medreview.store import Store
 from medreview.training.dataset import training_table
 
 __all__ = ["ALLOWED_PARAMS", "submit_training"]
 
-ALLOWED_PARAMS = ("architecture", "input_size", "epochs", "batch_size", "learning_rate", "seed", "validation_fraction")
+ALLOWED_PARAMS = (
+    "architecture",
+    "input_size",
+    "epochs",
+    "batch_size",
+    "learning_rate",
+    "seed",
+    "validation_fraction",
+    "label_source",
+)
 
 
-def submit_training(store: Store, params: dict[str, Any] | None = None, created_by: str = LOCAL_USER) -> int:
+def submit_training(store: Store, actor: Actor, params: dict[str, Any] | None = None) -> int:
     """Check there is enough to train on, then queue a training run; returns its job id.
 
     The checks run here as well as in the worker so the user hears "need at least N labelled
     images per class" at once, not after the job was queued.
     """
+    require(actor, "admin", "start training")
     params = dict(params or {})
     unknown = sorted(set(params) - set(ALLOWED_PARAMS))
     if unknown:
@@ -28,5 +40,7 @@ def submit_training(store: Store, params: dict[str, Any] | None = None, created_
         raise TrainingError("epochs must be between 1 and 500")
     if params.get("input_size") is not None and not 16 <= int(params["input_size"]) <= 512:
         raise TrainingError("the training resolution must be between 16 and 512 pixels")
-    training_table(store)
-    return submit_job(store, "train", params, created_by=created_by)
+    training_table(store, params.get("label_source"))
+    job_id = submit_job(store, "train", params, created_by=actor.username)
+    record_now(store, actor.username, "training.start", "job", job_id, params=params)
+    return job_id

@@ -12,6 +12,7 @@ import pytest
 from pydicom.uid import generate_uid
 from sqlalchemy import func, select
 
+from medreview.annotation import LOCAL_ACTOR
 from medreview.config import IngestLimits, Settings
 from medreview.errors import IngestError
 from medreview.ingest.dicomweb import DicomWebClient, _iter_multipart, import_study
@@ -104,7 +105,7 @@ def test_search_without_a_match_returns_nothing(pacs: Pacs) -> None:
 def test_import_stores_every_instance_and_a_second_import_reports_duplicates(pacs: Pacs, store: Store) -> None:
     # Byte-for-byte comparison with what the PACS holds needs de-identification off (it is on by
     # default; test_import_is_deidentified_by_default covers that path).
-    set_setting(store, "deidentify", False)
+    set_setting(store, LOCAL_ACTOR, "deidentify", False)
     seen_progress: list[int] = []
 
     results = import_study(

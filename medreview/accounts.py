@@ -1,0 +1,417 @@
+"""Local accounts: users, roles, password checks and login sessions.
+
+Roles form a ladder, each including the ones below it: an annotator labels, a reviewer also
+reviews, an admin also manages users, training, models, exports and the audit log. Services
+check the role themselves with :func:`require`, so a forbidden call fails even when a page would
+not have offered it.
+
+Passwords are stored as argon2id hashes (argon2-cffi's default, secure parameters). The module
+level ``_hasher`` is the one PasswordHasher used for hashing and verifying; tests swap it for a
+cheap one (``monkeypatch.setattr(accounts, "_hasher", PasswordHasher(time_cost=1,
+memory_cost=8192))``) to stay fast. Hashes made with other parameters still verify, and are
+rehashed with the current ones at the next login.
+
+Before any account exists the store holds only the seeded, passwordless "local" user (the
+author of reads made before accounts). It can never log in; the first visit creates the first
+admin (:func:`needs_first_admin`, :func:`create_first_admin`).
+
+:data:`SYSTEM` is the actor for the CLI, the worker and internal calls. The CLI runs as the
+machine's operator: whoever can run it can already read the data dir and the database, so a role
+check would protect nothing there; its actions are still audited, as "system".
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import argon2
+from sqlalchemy import exists, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from medreview import audit
+from medreview.errors import MedreviewError, NotFoundError, PermissionDeniedError
+from medreview.models import User
+from medreview.store import LOCAL_USER, Store
+
+__all__ = [
+    "ROLES",
+    "SYSTEM",
+    "Actor",
+    "LoginSession",
+    "authenticate",
+    "change_password",
+    "create_first_admin",
+    "create_user",
+    "current_actor",
+    "list_users",
+    "logout",
+    "needs_first_admin",
+    "reader_names",
+    "require",
+    "set_active",
+    "set_role",
+]
+
+ROLES = ("annotator", "reviewer", "admin")  # each role includes the ones before it
+
+MIN_PASSWORD_LENGTH = 10
+MAX_PASSWORD_LENGTH = 1024
+# Lower case, 3-64 characters, starting with a letter or digit (so a name can never begin a
+# spreadsheet formula or look like an option on the command line).
+USERNAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{2,63}")
+# "local" is the seeded pre-accounts user and "system" the CLI/worker actor: an account with
+# either name would make the audit trail ambiguous.
+RESERVED_USERNAMES = frozenset({LOCAL_USER, "system"})
+
+LOGIN_FAILED_MESSAGE = "wrong user name or password"
+
+# Swapped for a cheaper hasher in tests only (see the module docstring).
+_hasher = argon2.PasswordHasher()
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who is acting: passed into every service that checks a role or writes the audit log."""
+
+    username: str
+    role: str
+
+    def __post_init__(self) -> None:
+        if self.role not in ROLES:
+            raise ValueError(f"unknown role '{self.role}'; roles are {', '.join(ROLES)}")
+
+    def can(self, role: str) -> bool:
+        """True when this actor's role is ``role`` or above it (admin >= reviewer >= annotator)."""
+        if role not in ROLES:
+            raise ValueError(f"unknown role '{role}'; roles are {', '.join(ROLES)}")
+        return ROLES.index(self.role) >= ROLES.index(role)
+
+
+SYSTEM = Actor("system", "admin")
+
+
+def require(actor: Actor, role: str, action: str) -> None:
+    """Raise :class:`PermissionDeniedError` unless ``actor`` has ``role`` (or above).
+
+    ``action`` completes the message: "may not <action>", e.g. "promote a model".
+    """
+    if not actor.can(role):
+        raise PermissionDeniedError(f"{actor.username} ({actor.role}) may not {action}; needs {role}")
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+
+def _clean_username(username: str) -> str:
+    return username.strip().lower()
+
+
+def _check_new_username(username: str) -> str:
+    cleaned = _clean_username(username)
+    if not USERNAME_PATTERN.fullmatch(cleaned):
+        raise MedreviewError(
+            "a user name has 3-64 characters: lower-case letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
+    if cleaned in RESERVED_USERNAMES:
+        raise MedreviewError(f"'{cleaned}' is reserved; choose another user name")
+    return cleaned
+
+
+def _check_new_password(password: str, username: str) -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise MedreviewError(f"a password needs at least {MIN_PASSWORD_LENGTH} characters")
+    if len(password) > MAX_PASSWORD_LENGTH:
+        raise MedreviewError(f"a password can have at most {MAX_PASSWORD_LENGTH} characters")
+    if password.strip().lower() == username:
+        raise MedreviewError("the password cannot be the user name")
+
+
+def _check_role(role: str) -> None:
+    if role not in ROLES:
+        raise MedreviewError(f"unknown role '{role}'; choose one of {', '.join(ROLES)}")
+
+
+_dummy: tuple[argon2.PasswordHasher, str] | None = None
+
+
+def _dummy_hash() -> str:
+    """A hash made with the current hasher, verified when the user does not exist so that an
+    unknown name takes as long to refuse as a wrong password (no user enumeration by timing)."""
+    global _dummy
+    if _dummy is None or _dummy[0] is not _hasher:
+        _dummy = (_hasher, _hasher.hash("no such user: timing dummy"))
+    return _dummy[1]
+
+
+def _verify(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, password)
+    except (argon2.exceptions.VerificationError, argon2.exceptions.InvalidHashError):
+        return False
+
+
+def _user(session: Session, username: str, for_update: bool = False) -> User:
+    """The account row to manage; the seeded "local" user is not an account."""
+    cleaned = _clean_username(username)
+    if cleaned == LOCAL_USER:
+        raise MedreviewError(
+            f"'{LOCAL_USER}' is the built-in author of reads made before accounts and cannot be changed"
+        )
+    statement = select(User).where(User.username == cleaned)
+    if for_update:
+        statement = statement.with_for_update()
+    user = session.scalar(statement)
+    if user is None:
+        raise NotFoundError(f"no user named '{cleaned}'")
+    return user
+
+
+def _require_admin(session: Session, actor: Actor, action: str) -> None:
+    """The role check, then the same against the database: an admin demoted or deactivated
+    while logged in loses user management at once, not when the login session expires."""
+    require(actor, "admin", action)
+    if actor == SYSTEM:
+        return
+    row = session.scalar(select(User).where(User.username == actor.username))
+    if row is None or not row.active or row.password_hash is None or row.role != "admin":
+        raise PermissionDeniedError(f"{actor.username} may not {action}: the account is no longer an active admin")
+
+
+def _other_active_admins(session: Session, username: str) -> int:
+    """Active admins with a password, other than ``username``, counted under row locks.
+
+    FOR UPDATE makes two admins who demote each other at the same moment (PostgreSQL) take turns;
+    the second then re-reads and sees that only one admin is left. SQLite write sessions are
+    serialised by BEGIN IMMEDIATE already.
+    """
+    admins = session.scalars(
+        select(User.username)
+        .where(User.role == "admin", User.active.is_(True), User.password_hash.is_not(None))
+        .with_for_update()
+    ).all()
+    return sum(1 for name in admins if name != username)
+
+
+def _utc(moment: dt.datetime) -> dt.datetime:
+    # SQLite hands back naive datetimes; every stored time is UTC.
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+# --- first run ----------------------------------------------------------------------------------
+
+
+def _has_accounts(session: Session) -> bool:
+    return bool(session.scalar(select(exists().where(User.password_hash.is_not(None), User.username != LOCAL_USER))))
+
+
+def needs_first_admin(store: Store) -> bool:
+    """True until the first real account exists (the seeded "local" user does not count)."""
+    with store.db.read() as session:
+        return not _has_accounts(session)
+
+
+def create_first_admin(store: Store, username: str, password: str) -> Actor:
+    """Create the first admin on an empty store; refused once any account exists."""
+    username = _check_new_username(username)
+    _check_new_password(password, username)
+    password_hash = _hasher.hash(password)
+    with store.db.write() as session:
+        # Lock the seeded row so two first visits at once (PostgreSQL) cannot both pass the check.
+        session.scalar(select(User).where(User.username == LOCAL_USER).with_for_update())
+        if _has_accounts(session):
+            raise PermissionDeniedError("the first admin already exists; ask an admin for an account")
+        session.add(User(username=username, password_hash=password_hash, role="admin", active=True))
+        audit.record(session, username, "user.create", "user", username, role="admin", first_admin=True)
+    return Actor(username, "admin")
+
+
+# --- user management (admin) --------------------------------------------------------------------
+
+
+def create_user(store: Store, actor: Actor, username: str, password: str, role: str) -> None:
+    """Add an account (admin only)."""
+    require(actor, "admin", "add users")
+    username = _check_new_username(username)
+    _check_new_password(password, username)
+    _check_role(role)
+    password_hash = _hasher.hash(password)  # before the transaction: ~150 ms not spent holding the lock
+    try:
+        with store.db.write() as session:
+            _require_admin(session, actor, "add users")
+            if session.scalar(select(User.id).where(User.username == username)) is not None:
+                raise MedreviewError(f"a user named '{username}' already exists")
+            session.add(User(username=username, password_hash=password_hash, role=role, active=True))
+            session.flush()  # a concurrent insert of the same name fails here, on the unique constraint
+            audit.record(session, actor.username, "user.create", "user", username, role=role)
+    except IntegrityError as error:
+        raise MedreviewError(f"a user named '{username}' already exists") from error
+
+
+def set_role(store: Store, actor: Actor, username: str, role: str) -> None:
+    """Change a user's role (admin only); the last active admin cannot be demoted."""
+    require(actor, "admin", "change roles")
+    _check_role(role)
+    with store.db.write() as session:
+        _require_admin(session, actor, "change roles")
+        user = _user(session, username, for_update=True)
+        old_role = user.role
+        if old_role == role:
+            return
+        if old_role == "admin" and user.active and _other_active_admins(session, user.username) == 0:
+            raise MedreviewError(f"{user.username} is the last active admin; make another admin first")
+        user.role = role
+        audit.record(session, actor.username, "user.role", "user", user.username, old=old_role, new=role)
+
+
+def set_active(store: Store, actor: Actor, username: str, active: bool) -> None:
+    """Activate or deactivate an account (admin only). A deactivated user cannot log in; their
+    reads and audit entries stay. Nobody can deactivate themselves or the last active admin."""
+    require(actor, "admin", "activate or deactivate users")
+    with store.db.write() as session:
+        _require_admin(session, actor, "activate or deactivate users")
+        user = _user(session, username, for_update=True)
+        if user.active == active:
+            return
+        if not active:
+            if user.username == actor.username:
+                raise MedreviewError("you cannot deactivate your own account")
+            if user.role == "admin" and _other_active_admins(session, user.username) == 0:
+                raise MedreviewError(f"{user.username} is the last active admin; make another admin first")
+        user.active = active
+        audit.record(session, actor.username, "user.active", "user", user.username, old=not active, new=active)
+
+
+def change_password(
+    store: Store, actor: Actor, username: str, new_password: str, old_password: str | None = None
+) -> None:
+    """Set a new password: users change their own (giving the current one); an admin may reset
+    anyone else's without it."""
+    target = _clean_username(username)
+    self_service = target == actor.username
+    if not self_service:
+        require(actor, "admin", "change another user's password")
+    _check_new_password(new_password, target)
+    with store.db.read() as session:
+        user = _user(session, target)
+        current_hash = user.password_hash
+    if self_service and (old_password is None or current_hash is None or not _verify(current_hash, old_password)):
+        raise MedreviewError("the current password is wrong")
+    new_hash = _hasher.hash(new_password)
+    with store.db.write() as session:
+        if not self_service:
+            _require_admin(session, actor, "change another user's password")
+        user = _user(session, target, for_update=True)
+        if self_service and not user.active:
+            raise PermissionDeniedError("this account is deactivated")
+        user.password_hash = new_hash
+        audit.record(session, actor.username, "user.password", "user", target, self_service=self_service)
+
+
+def list_users(store: Store, actor: Actor) -> list[dict[str, Any]]:
+    """Accounts for the admin page, by user name: username, role, active, created_at (UTC)."""
+    require(actor, "admin", "list users")
+    with store.db.read() as session:
+        _require_admin(session, actor, "list users")
+        users = session.scalars(select(User).where(User.username != LOCAL_USER).order_by(User.username)).all()
+        return [
+            {"username": user.username, "role": user.role, "active": user.active, "created_at": _utc(user.created_at)}
+            for user in users
+        ]
+
+
+def reader_names(store: Store) -> list[str]:
+    """User names that can log in (active, with a password), any role: for assignment pickers."""
+    with store.db.read() as session:
+        return list(
+            session.scalars(
+                select(User.username)
+                .where(User.active.is_(True), User.password_hash.is_not(None), User.username != LOCAL_USER)
+                .order_by(User.username)
+            )
+        )
+
+
+# --- login --------------------------------------------------------------------------------------
+
+
+def authenticate(store: Store, username: str, password: str) -> Actor:
+    """Check a user name and password; every refusal has the same message and about the same cost.
+
+    Logs "login" or "login.failed" (with the reason, never the password). A name that matches no
+    user is logged as "(unknown)", not as typed: people type their password into the name field.
+    """
+    cleaned = _clean_username(username)
+    with store.db.read() as session:
+        user = session.scalar(select(User).where(User.username == cleaned)) if cleaned else None
+        stored_hash = user.password_hash if user is not None else None
+        active = user.active if user is not None else False
+        role = user.role if user is not None else ""
+
+    if user is None or cleaned == LOCAL_USER or stored_hash is None:
+        _verify(_dummy_hash(), password)
+        reason, logged_name = ("unknown user", "(unknown)") if user is None else ("no password", cleaned)
+        audit.record_now(store, logged_name, "login.failed", "user", "", reason=reason)
+        raise MedreviewError(LOGIN_FAILED_MESSAGE)
+    # Verify before looking at ``active`` so an inactive account costs the same as a wrong password.
+    verified = _verify(stored_hash, password)
+    if not verified or not active:
+        reason = "wrong password" if not verified else "inactive"
+        audit.record_now(store, cleaned, "login.failed", "user", cleaned, reason=reason)
+        raise MedreviewError(LOGIN_FAILED_MESSAGE)
+
+    with store.db.write() as session:
+        if _hasher.check_needs_rehash(stored_hash):
+            row = session.scalar(select(User).where(User.username == cleaned).with_for_update())
+            if row is not None and row.password_hash == stored_hash:
+                row.password_hash = _hasher.hash(password)
+        audit.record(session, cleaned, "login", "user", cleaned)
+    return Actor(cleaned, role)
+
+
+def current_actor(store: Store, actor: Actor) -> Actor:
+    """``actor`` as the database has it now: call on every page load so a role change applies at
+    once and a deactivated user is shut out (raises :class:`PermissionDeniedError`)."""
+    if actor == SYSTEM:
+        return actor
+    with store.db.read() as session:
+        row = session.scalar(select(User).where(User.username == actor.username))
+    if row is None or not row.active or row.password_hash is None:
+        raise PermissionDeniedError(f"the account '{actor.username}' is no longer active; log in again")
+    return actor if row.role == actor.role else Actor(row.username, row.role)
+
+
+def logout(store: Store, actor: Actor, expired: bool = False) -> None:
+    """Log the end of a login session (by the user, or by inactivity when ``expired``)."""
+    audit.record_now(store, actor.username, "logout", "user", actor.username, expired=expired)
+
+
+@dataclass
+class LoginSession:
+    """A logged-in user in the UI's session state; expires after a period of inactivity
+    (the project setting ``session_minutes``). Pure logic: the page decides what "now" is."""
+
+    actor: Actor
+    last_seen: dt.datetime  # timezone-aware UTC
+
+    def __post_init__(self) -> None:
+        if self.last_seen.tzinfo is None:
+            raise ValueError("last_seen must be timezone-aware")
+
+    def expired(self, now: dt.datetime, timeout_minutes: int) -> bool:
+        """True when more than ``timeout_minutes`` passed since the last activity."""
+        if now.tzinfo is None:
+            raise ValueError("now must be timezone-aware")
+        if timeout_minutes <= 0:
+            raise ValueError("timeout_minutes must be positive")
+        return now - self.last_seen > dt.timedelta(minutes=timeout_minutes)
+
+    def touch(self, now: dt.datetime) -> None:
+        """Record activity; the inactivity clock restarts."""
+        if now.tzinfo is None:
+            raise ValueError("now must be timezone-aware")
+        self.last_seen = now

@@ -1,0 +1,261 @@
+"""The audit trail: an append-only log of who did what, and when.
+
+Services call :func:`record` inside the write session of the change they describe, so the event
+commits or rolls back with that change: there is never a logged label change that did not happen,
+nor a change without its event. Events with no other write (a login, an export) go through
+:func:`record_now`, which opens its own transaction.
+
+Append-only is enforced twice. This module has no update or delete path, and
+:func:`install_guards` puts triggers on ``audit_events`` so the database itself refuses UPDATE
+and DELETE (and TRUNCATE on PostgreSQL) from any client. The triggers stop mistakes and ordinary
+clients; whoever can rewrite the SQLite file or owns the PostgreSQL schema can still drop them.
+
+Details are JSON and must never hold a password or secret: :func:`record` refuses any key that
+names one, at any depth.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+from sqlalchemy import Engine, select, text
+from sqlalchemy.orm import Session
+
+from medreview.models import AuditEvent
+
+if TYPE_CHECKING:
+    # accounts imports this module; importing it back at run time happens inside the functions
+    # that need it, so that store.py can import install_guards without an import cycle.
+    from medreview.accounts import Actor
+    from medreview.store import Store
+
+__all__ = ["ACTIONS", "COLUMNS", "export_csv", "install_guards", "query", "record", "record_now"]
+
+# Every action name written to the log. record() refuses others, so this list stays the complete,
+# documented vocabulary that admins filter on; a new kind of event is added here first.
+ACTIONS: tuple[str, ...] = (
+    "login",
+    "login.failed",
+    "logout",
+    "user.create",
+    "user.role",
+    "user.active",
+    "user.password",
+    "label.create",
+    "label.change",
+    "review.approve",
+    "review.reject",
+    "review.return",
+    "review.adjudicate",
+    "assignment.create",
+    "assignment.delete",
+    "training.start",
+    "model.promote",
+    "export",
+    "audit.export",
+    "settings.change",
+    "label.import",
+    "pseudonyms.view",
+)
+
+COLUMNS = ("id", "created_at", "actor", "action", "object_type", "object_id", "details")
+
+_FORBIDDEN_KEY_PARTS = ("password", "secret")
+_ACTOR_MAX = 64  # AuditEvent.actor is String(64)
+_OBJECT_TYPE_MAX = 32
+_OBJECT_ID_MAX = 128
+
+
+def _check_details(value: Any, path: str = "") -> None:
+    """Refuse keys that name a password or secret, in nested dicts and lists too."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            lowered = str(key).lower()
+            if any(part in lowered for part in _FORBIDDEN_KEY_PARTS):
+                raise ValueError(f"audit details must not hold passwords or secrets (key '{path}{key}')")
+            _check_details(item, f"{path}{key}.")
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _check_details(item, path)
+
+
+def record(
+    session: Session, actor: str, action: str, object_type: str = "", object_id: str | int = "", **details: Any
+) -> None:
+    """Add one event to the caller's open write session; it commits or rolls back with it.
+
+    ``actor`` is a user name (or "system"); ``object_type`` / ``object_id`` name what was acted on
+    ("annotation", 42). ``details`` are JSON-serialisable keyword values, e.g. ``old=`` / ``new=``
+    for a change. Bad arguments are programming errors and raise ``ValueError``.
+    """
+    if action not in ACTIONS:
+        raise ValueError(f"unknown audit action '{action}'; add it to medreview.audit.ACTIONS")
+    if not actor or len(actor) > _ACTOR_MAX:
+        raise ValueError(f"audit actor must be 1-{_ACTOR_MAX} characters, got {actor!r}")
+    object_id = str(object_id)
+    if len(object_type) > _OBJECT_TYPE_MAX or len(object_id) > _OBJECT_ID_MAX:
+        raise ValueError("audit object_type or object_id is too long")
+    _check_details(details)
+    try:
+        # Round-trip so what is stored is exactly what JSON can hold (tuples become lists), and a
+        # non-serialisable value fails here with a clear message rather than at flush time.
+        stored = json.loads(json.dumps(details, allow_nan=False))
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"audit details must be JSON-serialisable: {error}") from error
+    session.add(AuditEvent(actor=actor, action=action, object_type=object_type, object_id=object_id, details=stored))
+
+
+def record_now(
+    store: Store, actor: str, action: str, object_type: str = "", object_id: str | int = "", **details: Any
+) -> None:
+    """Record one event in its own transaction (for events that come with no other write)."""
+    with store.db.write() as session:
+        record(session, actor, action, object_type, object_id, **details)
+
+
+def _as_utc(moment: dt.datetime, name: str) -> dt.datetime:
+    if moment.tzinfo is None:
+        raise ValueError(f"{name} must be timezone-aware (UTC is stored)")
+    return moment.astimezone(dt.UTC)
+
+
+def query(
+    store: Store,
+    actor: Actor,
+    action: str | Sequence[str] | None = None,
+    actor_name: str | None = None,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    limit: int | None = 1000,
+) -> pd.DataFrame:
+    """Audit events, newest first (admins only).
+
+    ``action`` is one name or several; ``since`` is inclusive and ``until`` exclusive, both
+    timezone-aware. ``limit=None`` returns every match. Columns: id, created_at (UTC), actor,
+    action, object_type, object_id, details (a JSON string).
+    """
+    from medreview.accounts import require
+
+    require(actor, "admin", "view the audit log")
+    statement = select(AuditEvent).order_by(AuditEvent.created_at.desc(), AuditEvent.id.desc())
+    if action is not None:
+        actions = [action] if isinstance(action, str) else list(action)
+        statement = statement.where(AuditEvent.action.in_(actions))
+    if actor_name is not None:
+        statement = statement.where(AuditEvent.actor == actor_name)
+    if since is not None:
+        statement = statement.where(AuditEvent.created_at >= _as_utc(since, "since"))
+    if until is not None:
+        statement = statement.where(AuditEvent.created_at < _as_utc(until, "until"))
+    if limit is not None:
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        statement = statement.limit(limit)
+    with store.db.read() as session:
+        events = session.scalars(statement).all()
+    rows = [
+        {
+            "id": event.id,
+            # SQLite hands back naive datetimes; every stored time is UTC.
+            "created_at": event.created_at if event.created_at.tzinfo else event.created_at.replace(tzinfo=dt.UTC),
+            "actor": event.actor,
+            "action": event.action,
+            "object_type": event.object_type,
+            "object_id": event.object_id,
+            "details": json.dumps(event.details, sort_keys=True),
+        }
+        for event in events
+    ]
+    frame = pd.DataFrame(rows, columns=list(COLUMNS))
+    frame["created_at"] = pd.to_datetime(frame["created_at"], utc=True)
+    return frame
+
+
+def _neutralise_formula(value: str) -> str:
+    """Prefix cells a spreadsheet would run as a formula (CSV injection): object ids and user
+    names can come from user input, and admins open these exports in spreadsheet programs."""
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
+def export_csv(store: Store, actor: Actor, path: str | Path, **filters: Any) -> int:
+    """Write the matching events to a CSV file and log the export; returns the number of rows.
+
+    ``filters`` are :func:`query`'s (action, actor_name, since, until, limit); unlike the page
+    view, an export has no row limit unless one is given. The file is written to a temporary
+    name and renamed, so a reader never sees half a file.
+    """
+    from medreview.accounts import require
+
+    require(actor, "admin", "export the audit log")
+    filters.setdefault("limit", None)
+    frame = query(store, actor, **filters)
+    for column in ("actor", "action", "object_type", "object_id"):
+        frame[column] = frame[column].map(_neutralise_formula)
+    target = Path(path)
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    try:
+        with os.fdopen(descriptor, "w", newline="", encoding="utf-8") as handle:
+            frame.to_csv(handle, index=False, date_format="%Y-%m-%dT%H:%M:%S.%f%z")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    logged_filters = {
+        key: value.isoformat() if isinstance(value, dt.datetime) else value for key, value in filters.items()
+    }
+    record_now(store, actor.username, "audit.export", "file", target.name, rows=len(frame), filters=logged_filters)
+    return len(frame)
+
+
+_APPEND_ONLY_MESSAGE = "audit_events is append-only"
+
+_SQLITE_GUARDS = (
+    "DROP TRIGGER IF EXISTS audit_events_no_update",
+    "DROP TRIGGER IF EXISTS audit_events_no_delete",
+    "CREATE TRIGGER audit_events_no_update BEFORE UPDATE ON audit_events "
+    f"BEGIN SELECT RAISE(ABORT, '{_APPEND_ONLY_MESSAGE}'); END",
+    "CREATE TRIGGER audit_events_no_delete BEFORE DELETE ON audit_events "
+    f"BEGIN SELECT RAISE(ABORT, '{_APPEND_ONLY_MESSAGE}'); END",
+)
+
+# An arbitrary constant naming the advisory lock that serialises guard installation: app replicas
+# and workers open the store at the same time, and concurrent CREATE OR REPLACE FUNCTION on one
+# function fails with "tuple concurrently updated".
+_GUARD_LOCK_KEY = 0x6D65_6461_7564  # "medaud"
+
+_POSTGRES_GUARDS = (
+    f"SELECT pg_advisory_xact_lock({_GUARD_LOCK_KEY})",
+    "CREATE OR REPLACE FUNCTION audit_events_append_only() RETURNS trigger LANGUAGE plpgsql AS $$ "
+    f"BEGIN RAISE EXCEPTION '{_APPEND_ONLY_MESSAGE}'; END; $$",
+    "DROP TRIGGER IF EXISTS audit_events_no_change ON audit_events",
+    "CREATE TRIGGER audit_events_no_change BEFORE UPDATE OR DELETE ON audit_events "
+    "FOR EACH ROW EXECUTE FUNCTION audit_events_append_only()",
+    "DROP TRIGGER IF EXISTS audit_events_no_truncate ON audit_events",
+    "CREATE TRIGGER audit_events_no_truncate BEFORE TRUNCATE ON audit_events "
+    "FOR EACH STATEMENT EXECUTE FUNCTION audit_events_append_only()",
+)
+
+
+def install_guards(engine: Engine) -> None:
+    """Make ``audit_events`` append-only in the database itself (idempotent; call after
+    ``create_all``). Drop-and-create in one transaction, so a changed definition replaces the
+    old one and no moment exists without a guard."""
+    dialect = engine.dialect.name
+    if dialect == "sqlite":
+        statements = _SQLITE_GUARDS
+    elif dialect == "postgresql":
+        statements = _POSTGRES_GUARDS
+    else:
+        raise NotImplementedError(f"audit guards are not implemented for {dialect}")
+    with engine.begin() as connection:
+        for statement in statements:
+            connection.execute(text(statement))

@@ -1,0 +1,237 @@
+"""Export and import of labels.
+
+Exports (CSV or JSON) carry, on every row, the original file name, the SHA-256 of the stored file
+and the SHA-256 of the file as uploaded (``source_sha256``, which matches the image in another
+store even when the two stores de-identify under different keys):
+
+- ``labels``: each image's final label (see ``annotation.current_labels``);
+- ``reads``: every reader's read, with review state;
+- ``predictions``: the active model's predictions;
+- ``coco``: bounding boxes as COCO JSON (JSON only).
+
+``import_labels`` takes a JSON export of reads (plus final labels) and re-creates them in a store
+that holds the same images, so an export re-imported into an empty store (after the same files
+were uploaded) reproduces the labels. Readers missing from the target store are created as
+inactive accounts without a password.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import select
+
+from medreview.accounts import Actor, require
+from medreview.annotation import current_labels, label_classes, reads_table
+from medreview.audit import record, record_now
+from medreview.db import upsert
+from medreview.errors import MedreviewError
+from medreview.models import Annotation, FinalLabel, Image, LabelClass, User, utcnow
+from medreview.prediction import predictions_table
+from medreview.registry import active_model
+from medreview.store import Store
+
+__all__ = ["EXPORT_FORMATS", "EXPORT_KINDS", "export_data", "import_labels", "write_export"]
+
+EXPORT_KINDS = ("labels", "reads", "predictions", "coco")
+EXPORT_FORMATS = ("csv", "json")
+FORMAT_NAME = "medreview-labels"
+
+
+def _image_keys(store: Store) -> pd.DataFrame:
+    with store.db.read() as session:
+        rows = (
+            session.execute(
+                select(
+                    Image.id.label("image_id"),
+                    Image.original_filename,
+                    Image.sha256,
+                    Image.source_sha256,
+                    Image.rows,
+                    Image.columns,
+                )
+            )
+            .mappings()
+            .all()
+        )
+    return pd.DataFrame(rows, columns=["image_id", "original_filename", "sha256", "source_sha256", "rows", "columns"])
+
+
+def _with_keys(store: Store, table: pd.DataFrame) -> pd.DataFrame:
+    keys = _image_keys(store)[["image_id", "original_filename", "sha256", "source_sha256"]]
+    table = table.drop(columns=[c for c in ("original_filename", "sha256") if c in table.columns])
+    return keys.merge(table, on="image_id", how="inner")
+
+
+def export_data(store: Store, actor: Actor, kind: str) -> pd.DataFrame | dict[str, Any]:
+    """The rows (or, for ``coco``, the document) of an export."""
+    require(actor, "reviewer", "export data")
+    if kind == "labels":
+        table = current_labels(store)[["image_id", "label", "method"]]
+        return _with_keys(store, table)
+    if kind == "reads":
+        reads = reads_table(store, include_rejected=True)
+        reads = reads.assign(updated_at=reads["updated_at"].astype(str))
+        return _with_keys(store, reads.drop(columns=["annotation_id"]))
+    if kind == "predictions":
+        model = active_model(store)
+        if model is None:
+            raise MedreviewError("no active model, so there are no predictions to export")
+        table = predictions_table(store, model.id)[["image_id", "predicted_class", "probability", "label"]]
+        return _with_keys(store, table.assign(model_version_id=model.id))
+    if kind == "coco":
+        return _coco(store)
+    raise MedreviewError(f"unknown export '{kind}' (choose one of {', '.join(EXPORT_KINDS)})")
+
+
+def _coco(store: Store) -> dict[str, Any]:
+    """Boxes of every non-rejected read, COCO style (bbox = [x, y, width, height] in pixels)."""
+    classes = label_classes(store, include_retired=True)
+    category = {name: number for number, name in enumerate(classes, start=1)}
+    keys = _image_keys(store)
+    reads = reads_table(store)
+    images, annotations = [], []
+    with_boxes = set()
+    for read in reads.itertuples(index=False):
+        for box in read.boxes or []:
+            with_boxes.add(int(read.image_id))
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": int(read.image_id),
+                    "category_id": category[box["label"]],
+                    "bbox": [box["x"], box["y"], box["width"], box["height"]],
+                    "area": box["width"] * box["height"],
+                    "iscrowd": 0,
+                    "attributes": {"reader": read.reader, "frame": box.get("frame", 0)},
+                }
+            )
+    for row in keys[keys["image_id"].isin(with_boxes)].itertuples(index=False):
+        images.append(
+            {
+                "id": int(row.image_id),
+                "file_name": row.original_filename,
+                "width": int(row.columns),
+                "height": int(row.rows),
+                "sha256": row.sha256,
+                "source_sha256": row.source_sha256,
+            }
+        )
+    return {
+        "info": {"description": "medreview bounding boxes", "date_created": utcnow().isoformat()},
+        "images": images,
+        "annotations": annotations,
+        "categories": [{"id": number, "name": name} for name, number in category.items()],
+    }
+
+
+def write_export(store: Store, actor: Actor, kind: str, path: Path, file_format: str = "csv") -> int:
+    """Write an export file; returns the number of rows (COCO: boxes). Audited."""
+    if file_format not in EXPORT_FORMATS:
+        raise MedreviewError(f"unsupported export format '{file_format}' (csv or json)")
+    data = export_data(store, actor, kind)
+    try:
+        if kind == "coco":
+            if file_format != "json":
+                raise MedreviewError("COCO exports are JSON only")
+            Path(path).write_text(json.dumps(data, indent=1))
+            count = len(data["annotations"])
+        elif file_format == "csv":
+            data.to_csv(path, index=False)
+            count = len(data)
+        else:
+            document: dict[str, Any] = {"format": FORMAT_NAME, "kind": kind, "rows": data.to_dict(orient="records")}
+            if kind == "reads":
+                final = export_data(store, actor, "labels")
+                document["final_labels"] = final[final["method"] != "unanimous"].to_dict(orient="records")
+            Path(path).write_text(json.dumps(document, indent=1, default=str))
+            count = len(data)
+    except OSError as error:
+        raise MedreviewError(f"cannot write {path}: {error.strerror or error}") from error
+    record_now(store, actor.username, "export", "export", kind, format=file_format, rows=count)
+    return count
+
+
+def import_labels(store: Store, actor: Actor, path: Path) -> dict[str, int]:
+    """Re-create reads (and adjudicated/approved final labels) from a JSON ``reads`` export.
+
+    Returns counts: reads, final_labels, images_missing (rows whose image is not in this store).
+    """
+    require(actor, "admin", "import labels")
+    try:
+        document = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as error:
+        raise MedreviewError(f"cannot read {path}: {error}") from error
+    if not isinstance(document, dict) or document.get("format") != FORMAT_NAME or document.get("kind") != "reads":
+        raise MedreviewError("not a medreview reads export (export it with: export reads --format json)")
+    keys = _image_keys(store)
+    by_source = {k: i for k, i in zip(keys["source_sha256"], keys["image_id"], strict=True) if k}
+    by_sha = dict(zip(keys["sha256"], keys["image_id"], strict=True))
+    counts = {"reads": 0, "final_labels": 0, "images_missing": 0}
+    with store.db.write() as session:
+        classes = {row.name: row for row in session.scalars(select(LabelClass))}
+        users = {row.username: row for row in session.scalars(select(User))}
+
+        def image_for(row: dict[str, Any]) -> int | None:
+            return by_source.get(row.get("source_sha256") or "") or by_sha.get(row.get("sha256") or "")
+
+        def class_id(name: str | None) -> int | None:
+            if name is None or (isinstance(name, float) and pd.isna(name)):
+                return None
+            if name not in classes:
+                classes[name] = LabelClass(name=name, position=len(classes))
+                session.add(classes[name])
+                session.flush()
+            return classes[name].id
+
+        for row in document.get("rows", []):
+            image_id = image_for(row)
+            if image_id is None:
+                counts["images_missing"] += 1
+                continue
+            reader = row["reader"]
+            if reader not in users:
+                users[reader] = User(username=reader, role="annotator", active=False)
+                session.add(users[reader])
+                session.flush()
+            values = {
+                "label_class_id": class_id(row.get("label")),
+                "labels": list(row.get("labels") or []),
+                "boxes": list(row.get("boxes") or []),
+                "unsure": bool(row.get("unsure")),
+                "comment": row.get("comment") or "",
+                "status": row.get("status") or "submitted",
+                "review_comment": row.get("review_comment") or "",
+                "updated_at": utcnow(),
+            }
+            upsert(
+                session,
+                Annotation,
+                {"image_id": image_id, "reader_id": users[reader].id, "created_at": utcnow(), **values},
+                conflict_columns=["image_id", "reader_id"],
+                update_columns=list(values),
+            )
+            counts["reads"] += 1
+        for row in document.get("final_labels", []):
+            image_id = image_for(row)
+            if image_id is None:
+                continue
+            values = {
+                "label_class_id": class_id(row["label"]),
+                "method": row.get("method") or "adjudicated",
+                "decided_by": actor.username,
+                "comment": "imported",
+            }
+            upsert(
+                session,
+                FinalLabel,
+                {"image_id": image_id, "labels": [], "boxes": [], "decided_at": utcnow(), **values},
+                conflict_columns=["image_id"],
+                update_columns=list(values),
+            )
+            counts["final_labels"] += 1
+        record(session, actor.username, "label.import", "file", Path(path).name, **counts)
+    return counts

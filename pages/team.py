@@ -1,0 +1,102 @@
+import datetime as dt
+import tempfile
+from pathlib import Path
+
+import streamlit as st
+
+from medreview.accounts import ROLES, create_user, list_users, reader_names, set_active, set_role
+from medreview.annotation import worklist
+from medreview.audit import ACTIONS, query
+from medreview.deid_map import pseudonym_table
+from medreview.exchange import EXPORT_KINDS, import_labels, write_export
+from medreview.review import assign
+from pages.common import attempt, get_store, session_actor
+
+store = get_store()
+actor = session_actor("admin")
+st.title("Team")
+
+users_tab, assign_tab, audit_tab, data_tab, map_tab = st.tabs(
+    ["Users", "Assignments", "Audit trail", "Export / import", "Pseudonym map"]
+)
+
+with users_tab:
+    users = list_users(store, actor)
+    st.dataframe(users, hide_index=True, key="team_users")
+    with st.form("team_add_user", clear_on_submit=True):
+        name_column, role_column, password_column = st.columns(3)
+        username = name_column.text_input("User name", key="team_new_username")
+        role = role_column.selectbox("Role", ROLES, key="team_new_role")
+        password = password_column.text_input("Initial password", type="password", key="team_new_password")
+        if st.form_submit_button("Add user"):
+            attempt(lambda: create_user(store, actor, username, password, role))
+            st.rerun()
+    names = [user["username"] for user in users]
+    if names:
+        who_column, role_column, active_column = st.columns(3)
+        who = who_column.selectbox("User", names, key="team_edit_user")
+        current = next(user for user in users if user["username"] == who)
+        new_role = role_column.selectbox("Role", ROLES, index=ROLES.index(current["role"]), key="team_edit_role")
+        if new_role != current["role"] and role_column.button("Change role", key="team_change_role"):
+            attempt(lambda: set_role(store, actor, who, new_role))
+            st.rerun()
+        label = "Deactivate" if current["active"] else "Reactivate"
+        if active_column.button(label, key="team_toggle_active"):
+            attempt(lambda: set_active(store, actor, who, not current["active"]))
+            st.rerun()
+
+with assign_tab:
+    readers = st.multiselect("Readers", reader_names(store), key="team_assign_readers")
+    per_image = st.number_input("Readers per image", 1, 10, 2, key="team_assign_per_image")
+    images = worklist(store, actor)
+    scope = st.radio("Images", ["all", "first N"], horizontal=True, key="team_assign_scope")
+    if scope == "first N":
+        count = st.number_input("N", 1, max(len(images), 1), min(20, max(len(images), 1)), key="team_assign_n")
+        images = images.head(int(count))
+    if st.button(f"Assign {len(images)} image(s)", type="primary", key="team_assign"):
+        made = attempt(lambda: assign(store, actor, [int(i) for i in images["image_id"]], readers, int(per_image)))
+        if made is not None:
+            st.success(f"{made} new assignment(s).")
+
+with audit_tab:
+    action_column, actor_column, since_column = st.columns(3)
+    actions = action_column.multiselect("Actions", ACTIONS, key="team_audit_actions")
+    who = actor_column.text_input("User", key="team_audit_user")
+    since = since_column.date_input("Since", value=None, key="team_audit_since")
+    since_time = dt.datetime.combine(since, dt.time(), dt.UTC) if since else None
+    events = query(store, actor, action=actions or None, actor_name=who or None, since=since_time, limit=500)
+    st.dataframe(events, hide_index=True, key="team_audit_table")
+    st.download_button(
+        "Download as CSV", events.to_csv(index=False), file_name="audit.csv", mime="text/csv", key="team_audit_csv"
+    )
+
+with data_tab:
+    kind_column, format_column = st.columns(2)
+    kind = kind_column.selectbox("Export", EXPORT_KINDS, key="team_export_kind")
+    file_format = format_column.radio(
+        "Format", ["json"] if kind == "coco" else ["csv", "json"], horizontal=True, key="team_export_format"
+    )
+    if st.button("Prepare export", key="team_export"):
+        path = Path(tempfile.mkdtemp()) / f"{kind}.{file_format}"
+        rows = attempt(lambda: write_export(store, actor, kind, path, file_format))
+        if rows is not None:
+            st.session_state["team_export_file"] = (path.name, path.read_bytes(), rows)
+    if "team_export_file" in st.session_state:
+        name, content, rows = st.session_state["team_export_file"]
+        st.download_button(f"Download {name} ({rows} rows)", content, file_name=name, key="team_export_download")
+    uploaded = st.file_uploader("Import reads (a JSON 'reads' export)", type=["json"], key="team_import")
+    if uploaded is not None and st.button("Import", key="team_import_run"):
+        path = Path(tempfile.mkdtemp()) / "reads.json"
+        path.write_bytes(uploaded.getvalue())
+        counts = attempt(lambda: import_labels(store, actor, path))
+        if counts is not None:
+            st.success(
+                f"{counts['reads']} reads and {counts['final_labels']} final labels imported; "
+                f"{counts['images_missing']} rows name images this store does not hold."
+            )
+
+with map_tab:
+    st.caption("Original identifiers and their pseudonyms. Every look is recorded in the audit trail.")
+    search = st.text_input("Search", key="team_map_search")
+    if st.button("Show", key="team_map_show"):
+        st.dataframe(attempt(lambda: pseudonym_table(store, actor, search)), hide_index=True)

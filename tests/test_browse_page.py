@@ -1,0 +1,123 @@
+"""The Browse page through AppTest: picking a series, stepping through slices and frames, the header."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pydicom
+from pydicom.uid import generate_uid
+from streamlit.testing.v1 import AppTest
+
+from medreview.catalog import get_image
+from medreview.hierarchy import patients, series_images, series_list, studies
+from medreview.ingest import InputFile, ingest_files
+from medreview.models import Image
+from tests.conftest import run_page_as
+from tests.helpers import dicom_bytes, png_bytes
+
+TIMEOUT = 60
+
+
+def run_browse() -> AppTest:
+    return run_page_as("browse", timeout=TIMEOUT)
+
+
+def ingest(store, payloads: list[tuple[str, bytes]]) -> list[int]:
+    results = ingest_files(store, [InputFile(name, data) for name, data in payloads])
+    assert [result.status for result in results] == ["stored"] * len(payloads), results
+    return [result.image_id for result in results]
+
+
+def multiframe_dicom_bytes(frame_count: int) -> bytes:
+    """``dicom_bytes`` turned into a multi-frame object: frame k is filled with the value 100 * k."""
+    dataset = pydicom.dcmread(io.BytesIO(dicom_bytes(modality="US")))
+    frames = np.stack([np.full((64, 64), 100 * index, dtype=np.uint16) for index in range(frame_count)])
+    dataset.NumberOfFrames = frame_count
+    dataset.PixelData = frames.tobytes()
+    buffer = io.BytesIO()
+    dataset.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+def caption_text(app: AppTest) -> str:
+    return " ".join(caption.value for caption in app.caption)
+
+
+def test_empty_store_says_so(page_store):
+    app = run_browse()
+    assert "No images yet" in app.info[0].value
+    assert not app.image
+
+
+def test_pick_a_series_and_step_through_its_slices(page_store):
+    for patient in ("A", "B"):  # two 3-slice series of two patients, uploaded out of order
+        study_uid, series_uid = generate_uid(), generate_uid()
+        ingest(
+            page_store,
+            [
+                (
+                    f"{patient}-slice{number}.dcm",
+                    dicom_bytes(patient, study_uid=study_uid, series_uid=series_uid, instance_number=number),
+                )
+                for number in (3, 1, 2)
+            ],
+        )
+    # Pick the patient that is not preselected, so every level of the picker is exercised.
+    chosen_patient = int(patients(page_store)["patient_id"].iloc[1])
+    [chosen_study] = studies(page_store, chosen_patient)["study_id"]
+    [chosen_series] = series_list(page_store, int(chosen_study))["series_id"]
+    first_slice, second_slice, _ = series_images(page_store, int(chosen_series))
+
+    app = run_browse()
+    app.selectbox(key="browse_patient").set_value(chosen_patient).run()
+    assert app.selectbox(key="browse_study").value == chosen_study  # a single study is preselected
+    app.selectbox(key="browse_series").set_value(int(chosen_series)).run()
+    assert not app.exception, app.exception
+    assert len(app.image) == 1
+    assert get_image(page_store, first_slice).original_filename in caption_text(app)
+
+    slider = app.slider(key="browse_slice")
+    assert (slider.min, slider.max, slider.value) == (1, 3, 1)
+    assert "Slice 1/3 · instance 1" in caption_text(app)
+
+    app.button(key="browse_next_slice").click().run()
+    assert not app.exception, app.exception
+    assert app.slider(key="browse_slice").value == 2
+    assert "Slice 2/3 · instance 2" in caption_text(app)
+    assert get_image(page_store, second_slice).original_filename in caption_text(app)
+
+    app.button(key="browse_previous_slice").click().run()
+    assert app.slider(key="browse_slice").value == 1
+
+    assert app.expander[0].label == "DICOM header"
+    header = app.dataframe[0].value
+    assert "PatientID" in set(header["keyword"])
+    app.text_input(key="browse_header_filter").set_value("0010,0020").run()
+    assert app.dataframe[0].value["keyword"].tolist() == ["PatientID"]
+
+
+def test_multiframe_image_steps_through_frames(page_store):
+    ingest(page_store, [("clip.dcm", multiframe_dicom_bytes(4))])
+    app = run_browse()
+    assert [slider.key for slider in app.slider] == ["browse_frame"]  # one image: no slice slider
+    assert app.slider(key="browse_frame").max == 4
+    app.button(key="browse_next_frame").click().run()
+    assert not app.exception, app.exception
+    assert app.slider(key="browse_frame").value == 2
+    assert "frame 2/4" in caption_text(app)
+
+
+def test_png_header_says_not_dicom(page_store):
+    ingest(page_store, [("photo.png", png_bytes(5))])
+    app = run_browse()
+    header = app.dataframe[0].value
+    assert "not a DICOM file" in set(header["value"])
+
+
+def test_missing_stored_file_is_an_error_message_not_a_traceback(page_store):
+    [image_id] = ingest(page_store, [("lost.dcm", dicom_bytes())])
+    with page_store.db.read() as session:
+        page_store.blobs.path_for(session.get(Image, image_id).sha256).unlink()
+    app = run_browse()
+    assert app.error, "a missing file should be reported"
