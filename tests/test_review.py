@@ -1,0 +1,179 @@
+"""Team reading on SQLite and PostgreSQL: roles enforced by the services, blinded reads, the
+review states, adjudication into final labels, agreement, assignments, export and re-import."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from sqlalchemy import func, select
+
+from medreview.accounts import Actor, create_first_admin, create_user
+from medreview.annotation import current_labels, next_image_id, reads_table, save_read, worklist
+from medreview.errors import MedreviewError, PermissionDeniedError
+from medreview.exchange import export_data, import_labels, write_export
+from medreview.ingest import InputFile, ingest_files
+from medreview.models import AuditEvent, FinalLabel
+from medreview.project import set_setting
+from medreview.review import adjudicate, agreement, assign, decide, disagreements, image_reads, review_queue
+from medreview.store import Store
+from tests.conftest import make_settings
+from tests.helpers import png_bytes
+
+ADMIN = Actor("boss", "admin")
+REVIEWER = Actor("rev", "reviewer")
+ANN = Actor("ann", "annotator")
+BOB = Actor("bob", "annotator")
+
+
+@pytest.fixture
+def team(any_store, fast_hashing):
+    create_first_admin(any_store, ADMIN.username, "boss-password")
+    for actor in (REVIEWER, ANN, BOB):
+        create_user(any_store, ADMIN, actor.username, f"{actor.username}-password", actor.role)
+    ids = [r.image_id for r in ingest_files(any_store, [InputFile(f"{i}.png", png_bytes(200 + i)) for i in range(6)])]
+    return any_store, ids
+
+
+def audit_actions(store) -> list[str]:
+    with store.db.read() as session:
+        return list(session.scalars(select(AuditEvent.action).order_by(AuditEvent.id)))
+
+
+def test_services_enforce_roles_not_just_the_pages(team):
+    store, ids = team
+    with pytest.raises(PermissionDeniedError):
+        decide(store, ANN, 1, "approve")
+    with pytest.raises(PermissionDeniedError):
+        adjudicate(store, ANN, ids[0], "normal")
+    with pytest.raises(PermissionDeniedError):
+        assign(store, REVIEWER, ids, ["ann"], 1)
+    with pytest.raises(PermissionDeniedError):
+        set_setting(store, REVIEWER, "blinded", True)
+    with pytest.raises(PermissionDeniedError):
+        review_queue(store, ANN)
+
+
+def test_blinded_reader_sees_others_only_after_submitting(team):
+    store, ids = team
+    set_setting(store, ADMIN, "blinded", True)
+    save_read(store, BOB, ids[0], "pneumonia")
+    with pytest.raises(PermissionDeniedError, match="blinded"):
+        image_reads(store, ANN, ids[0])
+    # Ann's worklist never carries Bob's label.
+    assert worklist(store, ANN).set_index("image_id").loc[ids[0], "label"] is None
+    save_read(store, ANN, ids[0], "normal")
+    assert set(image_reads(store, ANN, ids[0])["reader"]) == {"ann", "bob"}
+    assert len(image_reads(store, REVIEWER, ids[1])) == 0  # reviewers are never blinded
+
+
+def test_review_states_and_resubmission_are_audited(team):
+    store, ids = team
+    save_read(store, ANN, ids[0], "normal")
+    [read_id] = review_queue(store, REVIEWER)["annotation_id"]
+    with pytest.raises(MedreviewError, match="say what to change"):
+        decide(store, REVIEWER, read_id, "return")
+    decide(store, REVIEWER, read_id, "return", "look at the left base again")
+    assert review_queue(store, REVIEWER).empty
+    assert list(worklist(store, ANN, status="returned")["image_id"]) == [ids[0]]
+    assert next_image_id(store, ANN) == ids[0]  # sent back: first on her list again
+    save_read(store, ANN, ids[0], "pneumonia")  # resubmitted
+    assert list(review_queue(store, REVIEWER)["annotation_id"]) == [read_id]
+    decide(store, REVIEWER, read_id, "approve")
+    with store.db.read() as session:
+        final = session.scalar(select(FinalLabel).where(FinalLabel.image_id == ids[0]))
+        assert final.method == "approved" and final.label_class.name == "pneumonia"
+    actions = audit_actions(store)
+    assert actions.count("label.create") == 1 and actions.count("label.change") == 1
+    assert actions.index("review.return") < actions.index("review.approve")
+    save_read(store, REVIEWER, ids[1], "normal")
+    queue = review_queue(store, ADMIN)
+    own_read = int(queue.loc[queue["reader"] == "rev", "annotation_id"].iloc[0])
+    with pytest.raises(PermissionDeniedError, match="own read"):
+        decide(store, REVIEWER, own_read, "approve")
+
+
+def test_label_change_records_old_and_new_value(team):
+    store, ids = team
+    save_read(store, ANN, ids[2], "normal")
+    save_read(store, ANN, ids[2], "pneumonia", unsure=True)
+    with store.db.read() as session:
+        change = session.scalar(select(AuditEvent).where(AuditEvent.action == "label.change"))
+    assert change.actor == "ann" and change.object_id == str(ids[2])
+    assert change.details["old"]["label"] == "normal" and change.details["new"]["label"] == "pneumonia"
+
+
+def test_disagreement_is_adjudicated_into_the_final_label_used_for_training(team):
+    store, ids = team
+    save_read(store, ANN, ids[0], "normal")
+    save_read(store, BOB, ids[0], "pneumonia")
+    save_read(store, ANN, ids[1], "normal")
+    save_read(store, BOB, ids[1], "normal")
+    assert list(disagreements(store, REVIEWER)["image_id"]) == [ids[0]]
+    final = current_labels(store).set_index("image_id")
+    assert ids[0] not in final.index  # readers disagree: no label until adjudicated
+    assert final.loc[ids[1], "method"] == "unanimous"
+    assert len(current_labels(store, "all")) == 4  # the "all submitted reads" option
+    adjudicate(store, REVIEWER, ids[0], "pneumonia", "consolidation right lower lobe")
+    assert disagreements(store, REVIEWER).empty
+    final = current_labels(store).set_index("image_id")
+    assert final.loc[ids[0], "label"] == "pneumonia" and final.loc[ids[0], "method"] == "adjudicated"
+
+
+def test_agreement_counts_only_images_with_several_readers(team):
+    store, ids = team
+    for image_id, (ann_label, bob_label) in zip(
+        ids[:4], [("normal", "normal"), ("pneumonia", "pneumonia"), ("normal", "pneumonia"), ("pneumonia", "pneumonia")],
+        strict=True,
+    ):
+        save_read(store, ANN, image_id, ann_label)
+        save_read(store, BOB, image_id, bob_label)
+    save_read(store, ANN, ids[4], "normal")  # read once: not in any agreement figure
+    summary = agreement(store, REVIEWER)
+    pair = summary["pairs"].iloc[0]
+    # 2x2 table: both normal 1, both pneumonia 2, ann normal / bob pneumonia 1 -> p_o = 3/4,
+    # p_e = (2/4)(1/4) + (2/4)(3/4) = 1/2, kappa = (3/4 - 1/2) / (1 - 1/2) = 0.5
+    assert (pair["reader_a"], pair["reader_b"], pair["n_images"]) == ("ann", "bob", 4)
+    assert pair["kappa"] == pytest.approx(0.5)
+    assert summary["fleiss"]["n_images"] == 4
+    assert summary["images_with_multiple_readers"] == 4
+
+
+def test_assignment_spreads_work_and_builds_personal_worklists(team):
+    store, ids = team
+    made = assign(store, ADMIN, ids, ["ann", "bob", "rev"], readers_per_image=2)
+    assert made == 12
+    lists = {actor.username: set(worklist(store, actor)["image_id"]) for actor in (ANN, BOB, REVIEWER)}
+    assert sorted(map(len, lists.values())) == [4, 4, 4]
+    assert all(sum(image_id in image_ids for image_ids in lists.values()) == 2 for image_id in ids)
+    assert assign(store, ADMIN, ids, ["ann", "bob", "rev"], readers_per_image=2) == 0  # idempotent
+    assert audit_actions(store).count("assignment.create") == 12
+
+
+def test_export_reimported_into_an_empty_store_reproduces_the_labels(team, tmp_path):
+    store, ids = team
+    save_read(store, ANN, ids[0], "normal", comment="clear")
+    save_read(store, BOB, ids[0], "pneumonia", boxes=[{"label": "pneumonia", "x": 2, "y": 3, "width": 10, "height": 8}])
+    save_read(store, ANN, ids[1], "pneumonia", unsure=True)
+    adjudicate(store, REVIEWER, ids[0], "pneumonia")
+    path = tmp_path / "reads.json"
+    assert write_export(store, ADMIN, "reads", path, "json") == 3
+    coco = export_data(store, ADMIN, "coco")
+    assert coco["annotations"][0]["bbox"] == [2.0, 3.0, 10.0, 8.0] and len(coco["images"]) == 1
+    labels_csv = tmp_path / "labels.csv"
+    write_export(store, ADMIN, "labels", labels_csv, "csv")
+    assert "source_sha256" in labels_csv.read_text().splitlines()[0]
+
+    # A second, empty store (its own de-identification key) receives the same uploads.
+    empty = Store.open(make_settings(tmp_path / "second"))
+    ingest_files(empty, [InputFile(f"{i}.png", png_bytes(200 + i)) for i in range(6)])
+    counts = import_labels(empty, Actor("local", "admin"), path)
+    assert counts == {"reads": 3, "final_labels": 1, "images_missing": 0}
+    before = reads_table(store)[["reader", "label", "unsure", "comment", "status"]].sort_values(["reader", "label"])
+    after = reads_table(empty)[["reader", "label", "unsure", "comment", "status"]].sort_values(["reader", "label"])
+    assert before.reset_index(drop=True).equals(after.reset_index(drop=True))
+    assert current_labels(empty)[["label", "method"]].values.tolist() == current_labels(store)[["label", "method"]].values.tolist()
+    assert json.loads(path.read_text())["format"] == "medreview-labels"
+    with empty.db.read() as session:
+        assert session.scalar(select(func.count(AuditEvent.id)).where(AuditEvent.action == "label.import")) == 1
+    empty.close()
