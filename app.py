@@ -9,8 +9,9 @@ import streamlit as st
 from medreview.accounts import LoginSession, authenticate, create_first_admin, logout, needs_first_admin
 from medreview.errors import MedreviewError
 from medreview.models import utcnow
-from pages.common import get_store
+from pages.common import get_store, leave_legacy_page_discovery
 
+leave_legacy_page_discovery()
 st.set_page_config(page_title="medreview", page_icon=":material/radiology:", layout="wide")
 store = get_store()
 
@@ -18,7 +19,7 @@ store = get_store()
 def first_admin_ui() -> None:
     st.title("Welcome to medreview")
     st.write("This store has no accounts yet. Create the administrator account to begin.")
-    with st.form("first_admin"):
+    with st.form("first_admin_form"):
         username = st.text_input("User name", key="first_admin_username")
         password = st.text_input("Password (at least 10 characters)", type="password", key="first_admin_password")
         repeat = st.text_input("Repeat the password", type="password", key="first_admin_repeat")
@@ -37,7 +38,7 @@ def first_admin_ui() -> None:
 
 def login_ui() -> None:
     st.title("medreview")
-    with st.form("login"):
+    with st.form("login_form"):
         username = st.text_input("User name", key="login_username")
         password = st.text_input("Password", type="password", key="login_password")
         if st.form_submit_button("Log in", type="primary"):
@@ -51,7 +52,10 @@ def login_ui() -> None:
 
 
 if "login" not in st.session_state:
-    first_admin_ui() if needs_first_admin(store) else login_ui()
+    if needs_first_admin(store):
+        first_admin_ui()
+    else:
+        login_ui()
     st.stop()
 
 actor = st.session_state["login"].actor

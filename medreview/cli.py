@@ -163,6 +163,22 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_assign(args: argparse.Namespace) -> int:
+    from medreview.annotation import reads_table, worklist
+    from medreview.review import assign
+
+    store = Store.open()
+    image_ids = [int(i) for i in worklist(store, LOCAL_ACTOR)["image_id"]]
+    if args.unlabelled:
+        read = set(reads_table(store)["image_id"])
+        image_ids = [image_id for image_id in image_ids if image_id not in read]
+    if args.limit:
+        image_ids = image_ids[: args.limit]
+    made = assign(store, LOCAL_ACTOR, image_ids, args.readers, args.per_image)
+    print(f"{made} new assignments over {len(image_ids)} images")
+    return 0
+
+
 def _cmd_import_labels(args: argparse.Namespace) -> int:
     from medreview.exchange import import_labels
 
@@ -313,6 +329,13 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--format", default="csv", choices=("csv", "json"))
     export.add_argument("-o", "--output", required=True)
     export.set_defaults(handler=_cmd_export)
+
+    assign_work = commands.add_parser("assign", help="put images on readers' personal worklists")
+    assign_work.add_argument("readers", nargs="+")
+    assign_work.add_argument("--per-image", type=int, default=1, help="readers per image (default 1)")
+    assign_work.add_argument("--unlabelled", action="store_true", help="only images nobody has read")
+    assign_work.add_argument("--limit", type=int, help="at most this many images, oldest first")
+    assign_work.set_defaults(handler=_cmd_assign)
 
     import_labels = commands.add_parser("import-labels", help="re-create reads from a JSON 'reads' export")
     import_labels.add_argument("file")

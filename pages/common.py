@@ -21,11 +21,15 @@ from medreview.store import Store
 T = TypeVar("T")
 
 
-def _leave_legacy_page_discovery() -> None:
-    # On a fresh server whose first request is a deep link (say /label), Streamlit's legacy
-    # `pages/` auto-discovery runs the page script without app.py (no layout, raw file list as
-    # navigation) until some run calls st.navigation. Every page imports this module, so switch
-    # to app.py's navigation here and rerun: the same URL then resolves through app.py.
+def leave_legacy_page_discovery() -> None:
+    """Make this run go through app.py's st.navigation.
+
+    Because the project has a `pages/` folder, Streamlit starts in its legacy auto-discovery
+    mode until some run calls st.navigation: a fresh server's first request for a deep link
+    (say /label) would run the page script without app.py (no login gate, no layout, the raw file
+    list as navigation). app.py and every page call this before drawing anything; it switches the
+    mode off and reruns, and the same URL then resolves through app.py.
+    """
     from streamlit.runtime.pages_manager import PagesManager
 
     if PagesManager.uses_pages_directory:
@@ -33,7 +37,7 @@ def _leave_legacy_page_discovery() -> None:
         st.rerun()
 
 
-_leave_legacy_page_discovery()
+leave_legacy_page_discovery()
 
 
 @st.cache_resource(show_spinner=False)

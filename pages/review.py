@@ -77,7 +77,7 @@ with disagree_tab:
         with left:
             show_image(int(row["image_id"]))
         with right:
-            st.write("Readers: " + ", ".join(f"**{reader}**: {label}" for reader, label in row["labels"].items()))
+            st.write("Readers: " + ", ".join(f"{reader}: {label}" for reader, label in row["labels"].items()))
             final = st.radio("Final label", label_classes(store), horizontal=True, key="review_adjudicate_label")
             note = st.text_input("Adjudication note", key="review_adjudicate_note")
             if st.button("Adjudicate", type="primary", key="review_adjudicate"):
@@ -99,8 +99,15 @@ with agreement_tab:
         help=f"{fleiss.get('n_images', 0)} images with {fleiss.get('n_readers_per_image')} readers each. "
         + (fleiss.get("reason") or ""),
     )
+    pairs = pd.DataFrame(summary["pairs"])
+    shared = pairs[pairs["n_images"] > 0] if len(pairs) else pairs
     st.write("Cohen's kappa per reader pair")
-    st.dataframe(pd.DataFrame(summary["pairs"]), hide_index=True, key="agreement_pairs")
+    for column, pair in zip(
+        st.columns(min(max(len(shared), 1), 4)), shared.head(8).itertuples(index=False), strict=False
+    ):
+        value = "n/a" if pd.isna(pair.kappa) else f"{pair.kappa:.3f}"
+        column.metric(f"{pair.reader_a} – {pair.reader_b}", value, help=f"{pair.n_images} shared images. {pair.reason}")
+    st.dataframe(pairs, hide_index=True, key="agreement_pairs")
     st.write("Per class")
     per_class_left, per_class_right = st.columns(2)
     per_class_left.dataframe(pd.DataFrame(summary["pairs_per_class"]), hide_index=True)

@@ -114,6 +114,23 @@ def fast_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(accounts, "_hasher", PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1))
 
 
+@pytest.fixture(autouse=True)
+def steady_state_navigation(monkeypatch: pytest.MonkeyPatch) -> None:
+    """AppTest resets Streamlit's legacy `pages/` discovery flag before every run, so each run
+    would start in legacy mode and pay the one-time switch that a real server makes on its first
+    request (pages/common.leave_legacy_page_discovery), losing that run's button click. Start
+    every AppTest run in the state a running server is in after its first request."""
+    from streamlit.runtime.pages_manager import PagesManager
+
+    original = PagesManager.__init__
+
+    def init(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        original(self, *args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+    monkeypatch.setattr(PagesManager, "__init__", init)
+
+
 @pytest.fixture
 def page_store(store: Store, fast_hashing: None) -> Iterator[Store]:
     """A store with an admin account, and the pages' cached Store pointed at it."""

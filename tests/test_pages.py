@@ -70,6 +70,11 @@ def test_first_visit_creates_the_admin_then_login_is_required(store, monkeypatch
     visitor.form_submit_button[0].click().run()
     assert visitor.error[0].value == "wrong user name or password"
     assert "login" not in visitor.session_state
+    visitor.text_input(key="login_password").set_value("a-long-password")
+    visitor.form_submit_button[0].click().run()
+    assert not visitor.exception
+    assert visitor.session_state["login"].actor == Actor("chief", "admin")
+    assert visitor.title[0].value == "medreview"  # the Home page
     st.cache_resource.clear()
 
 

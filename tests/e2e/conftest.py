@@ -1,0 +1,121 @@
+"""Browser-test fixtures: a real `python -m medreview serve` (worker + `streamlit run`) on a free
+port with its own data dir, and Playwright driving Debian's Chromium."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium"
+
+
+@dataclass(frozen=True)
+class Server:
+    url: str
+    data_dir: Path
+
+    def cli(self, *args: str, password: str | None = None) -> str:
+        """Run `python -m medreview ...` against this server's data dir."""
+        env = {**os.environ, "MEDREVIEW_DATA_DIR": str(self.data_dir)}
+        if password:
+            env["MEDREVIEW_PASSWORD"] = password
+        env.pop("MEDREVIEW_DATABASE_URL", None)
+        completed = subprocess.run(
+            [sys.executable, "-m", "medreview", *args], cwd=ROOT, env=env, capture_output=True, text=True
+        )
+        assert completed.returncode in (0, 2), completed.stderr
+        return completed.stdout
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    if not Path(CHROMIUM).exists():
+        message = f"{CHROMIUM} is missing (apt-get install chromium; .ci/run does this)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    port = _free_port()
+    data_dir = tmp_path / "data"
+    env = {**os.environ, "MEDREVIEW_DATA_DIR": str(data_dir)}
+    env.pop("MEDREVIEW_DATABASE_URL", None)
+    env.pop("MEDREVIEW_REDIS_URL", None)
+    log_path = tmp_path / "server.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "medreview", "serve", "--headless", "--port", str(port)],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        os.killpg(process.pid, signal.SIGKILL)
+        pytest.fail("streamlit did not become healthy:\n" + log_path.read_text()[-3000:])
+    yield Server(url, data_dir)
+    os.killpg(process.pid, signal.SIGINT)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def browser(server: Server):  # type: ignore[no-untyped-def]
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"],
+        )
+        yield chromium
+        chromium.close()
+
+
+def new_page(browser):  # type: ignore[no-untyped-def]
+    """A tab in a fresh browser context (its own cookies: its own Streamlit session)."""
+    context = browser.new_context(viewport={"width": 1600, "height": 1000})
+    tab = context.new_page()
+    tab.set_default_timeout(60_000)
+    return tab
+
+
+def open_page(page, url: str) -> None:  # type: ignore[no-untyped-def]
+    page.goto(url)
+    page.get_by_test_id("stApp").wait_for()
+    page.wait_for_load_state("networkidle")
+
+
+def log_in(page, url: str, username: str, password: str) -> None:  # type: ignore[no-untyped-def]
+    open_page(page, url)
+    page.get_by_label("User name").fill(username)
+    page.get_by_label("Password", exact=True).fill(password)
+    page.get_by_role("button", name="Log in").click()
+    page.get_by_text(f"Signed in as {username}").wait_for()
+
+
+def artifacts_dir(tmp_path: Path) -> Path:
+    return Path(os.environ.get("MEDREVIEW_E2E_ARTIFACTS", tmp_path))
