@@ -28,6 +28,7 @@ __all__ = [
     "SCOPES",
     "disagreements",
     "load_heatmaps",
+    "most_uncertain",
     "predictions_table",
     "run_prediction_job",
     "submit_predictions",
@@ -185,6 +186,32 @@ def disagreements(store: Store, model_version_id: int | None = None, actor: Acto
     table = predictions_table(store, model_version_id, actor)
     wrong = table[table["agrees"] == False]  # noqa: E712  (None means unlabelled, not a disagreement)
     return wrong.sort_values("probability", ascending=False)
+
+
+def most_uncertain(store: Store, model_version_id: int | None = None, actor: Actor | None = None) -> pd.DataFrame:
+    """Unlabelled images the model is least sure about, first: the ones worth labelling next.
+    Uncertainty is 1 minus the margin between the two most probable classes."""
+    table = predictions_table(store, model_version_id, actor)
+    unlabelled = table[table["label"].isna()].copy()
+    if unlabelled.empty:
+        return unlabelled.assign(uncertainty=pd.Series(dtype=float))
+    with store.db.read() as session:
+        probabilities = dict(
+            session.execute(
+                select(Prediction.id, Prediction.probabilities).where(
+                    Prediction.id.in_([int(i) for i in unlabelled["prediction_id"]])
+                )
+            )
+            .tuples()
+            .all()
+        )
+
+    def margin(prediction_id: int) -> float:
+        top = sorted(probabilities[prediction_id].values(), reverse=True)
+        return top[0] - (top[1] if len(top) > 1 else 0.0)
+
+    unlabelled["uncertainty"] = [1.0 - margin(int(i)) for i in unlabelled["prediction_id"]]
+    return unlabelled.sort_values("uncertainty", ascending=False, kind="stable")
 
 
 def load_heatmaps(store: Store, prediction_id: int) -> tuple[np.ndarray, list[str]]:

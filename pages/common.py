@@ -91,22 +91,16 @@ def attempt(action: Callable[[], T]) -> T | None:
 
 def window_controls(image: DecodedImage, key: str) -> tuple[int, Window | None]:
     """Frame slider and window/level controls; returns (frame index, window or None for colour)."""
-    from medreview.imaging import auto_window, default_display_window, window_presets
+    from medreview.imaging import default_display_window, window_choices
 
     frame_index = 0
     if image.frame_count > 1:
-        frame_index = st.slider("Frame", 1, image.frame_count, 1, key=f"{key}_frame") - 1
+        frame_index = st.slider("Frame", 1, image.frame_count, key=f"{key}_frame") - 1
     if image.is_color:
         return frame_index, None
-    frame = image.frames[frame_index]
-    options: dict[str, Window | None] = {}
-    if image.default_window is not None:
-        options["From file"] = image.default_window
-    options["Auto (percentiles)"] = auto_window(frame)
-    options.update({name.title(): preset for name, preset in window_presets(image.modality).items()})
-    options["Manual"] = None
+    options: dict[str, Window | None] = {**window_choices(image, frame_index), "Manual": None}
     choice = st.selectbox("Window", list(options), key=f"{key}_preset")
-    window = options[choice]
+    window = options.get(choice)
     if window is None:
         start = default_display_window(image, frame_index)
         center_column, width_column = st.columns(2)

@@ -1,12 +1,90 @@
-import streamlit as st
+from typing import Any
 
+import numpy as np
+import streamlit as st
+from PIL import Image
+
+from medreview import boxes as box_geometry
 from medreview.annotation import WORKLIST_FILTERS, label_classes, modalities, next_image_id, save_read, worklist
-from medreview.catalog import get_image
+from medreview.catalog import ImageRecord, get_image
 from medreview.errors import MedreviewError
-from medreview.imaging import render_frame
+from medreview.imaging import render_frame, thumbnail
 from medreview.project import get_setting
 from medreview.review import can_see_others, image_reads
 from pages.common import decoded, get_store, session_actor, window_controls
+
+# Canvas widths in display pixels; the default fits the image column of a 1440-px-wide window.
+CANVAS_WIDTHS = (320, 448, 512, 640, 768, 1024)
+# Canvas pixels (display size), not image pixels: the tallest a canvas may be before it scrolls.
+CANVAS_MAX_HEIGHT = 1024
+
+
+def saved_boxes_of_reader(image_id: int, has_read: bool) -> list[dict[str, Any]]:
+    """This reader's stored boxes of the image (image pixel coordinates); [] before their first read."""
+    if not has_read:
+        return []
+    reads = image_reads(store, actor, image_id)
+    mine = reads[reads["reader"] == actor.username]
+    return list(mine["boxes"].iloc[0] or []) if len(mine) else []
+
+
+def box_canvas_ui(
+    record: ImageRecord,
+    frame_pixels: np.ndarray,
+    frame_index: int,
+    saved: list[dict[str, Any]],
+    box_class: str,
+    canvas_width: int,
+) -> list[dict[str, Any]]:
+    """The image on a drawing canvas; returns every box of the image in image pixels: the canvas's
+    boxes for the shown frame, the stored (or drafted) ones for the other frames.
+
+    The canvas is keyed by image, frame and size: a new size or frame mounts a new canvas whose
+    initial drawing is the draft (or the stored boxes) converted to that size. The initial
+    drawing of a mounted canvas is kept unchanged, since the canvas reloads whenever it changes.
+    """
+    # Imported here, not at the top: a Components v2 package registers its assets only inside a
+    # running Streamlit app (see DESIGN.md, pitfalls).
+    from streamlit_drawable_canvas import st_canvas
+
+    draft = st.session_state.get("label_box_draft")
+    if draft is None or draft["image_id"] != record.image_id:
+        draft = {"image_id": record.image_id, "frames": {}}
+        st.session_state["label_box_draft"] = draft
+    shown = draft["frames"].get(frame_index, [box for box in saved if int(box.get("frame", 0)) == frame_index])
+    viewport = box_geometry.Viewport.fit(record.columns, record.rows, canvas_width, CANVAS_MAX_HEIGHT)
+    canvas_key = f"label_canvas_{record.image_id}_{frame_index}_{viewport.display_width}"
+    initial = st.session_state.get("label_canvas_initial", {})
+    if canvas_key not in initial:
+        initial = {canvas_key: box_geometry.boxes_to_canvas(shown, viewport, frame=frame_index)}
+        st.session_state["label_canvas_initial"] = initial
+    # The canvas stretches its background to its own size: sending more pixels than it shows
+    # only costs bandwidth. (H, W) or (H, W, 3) uint8.
+    background = thumbnail(frame_pixels, int(max(viewport.display_width, viewport.display_height)))
+    result = st_canvas(
+        fill_color="rgba(0, 0, 0, 0)",  # outline only: the finding stays visible
+        stroke_width=2,
+        stroke_color="#ffc107",
+        background_image=Image.fromarray(background),
+        width=int(viewport.display_width),
+        height=int(viewport.display_height),
+        drawing_mode="labeled_rect",
+        label=box_class,
+        font_size=14,
+        initial_drawing=initial[canvas_key],
+        key=canvas_key,
+    )
+    try:
+        drawn = box_geometry.canvas_to_boxes(result.json_data, viewport, frame=frame_index, default_label=box_class)
+    except ValueError as error:
+        st.error(f"Could not read the boxes from the canvas: {error}")
+        drawn = shown
+    draft["frames"][frame_index] = drawn
+    merged = saved
+    for drafted_frame, frame_boxes in draft["frames"].items():
+        merged = box_geometry.replace_frame_boxes(merged, drafted_frame, frame_boxes)
+    return merged
+
 
 store = get_store()
 actor = session_actor("annotator")
@@ -14,6 +92,7 @@ st.title("Label")
 
 classes = label_classes(store)
 multi = get_setting(store, "label_mode") == "multi"
+boxes_on = bool(get_setting(store, "boxes")) and bool(classes)
 with st.sidebar:
     status = st.segmented_control("Show", WORKLIST_FILTERS, default="unlabelled", key="label_status") or "all"
     by_class = st.selectbox("My label", ["any", *classes], key="label_class_filter")
@@ -86,11 +165,31 @@ with view_column:
         frame_index, window = window_controls(image, key="label")
         unsure = st.checkbox("Unsure", value=record.unsure, key=f"label_unsure_{image_id}")
         comment = st.text_input("Comment", value=record.comment, key=f"label_comment_{image_id}")
-    picture.image(render_frame(image, frame_index, window), width="stretch")
+        if boxes_on:
+            box_class = st.selectbox("Box class", classes, key="label_box_class")
+            canvas_width = st.select_slider("Canvas width", CANVAS_WIDTHS, value=448, key="label_canvas_width")
+    frame_pixels = render_frame(image, frame_index, window)  # (H, W) or (H, W, 3) uint8
+    # Boxes (image pixels) that every save of this run stores: the canvas's, when boxes are on.
+    current_boxes: list[dict[str, Any]] = []
+    if boxes_on:
+        saved_boxes = saved_boxes_of_reader(image_id, has_read=own_status is not None)
+        with picture:
+            try:
+                current_boxes = box_canvas_ui(record, frame_pixels, frame_index, saved_boxes, box_class, canvas_width)
+            except ImportError:
+                st.warning("The drawing canvas (streamlit-drawable-canvas) is not installed: boxes are shown only.")
+                st.image(box_geometry.draw_boxes(frame_pixels, saved_boxes, frame_index), width="stretch")
+                current_boxes = saved_boxes
+            st.caption(
+                f"{sum(box['frame'] == frame_index for box in current_boxes)} box(es) on this frame. Drag to draw a "
+                "box of the chosen class; the toolbar's edit toggle moves, resizes, relabels or deletes one."
+            )
+    else:
+        picture.image(frame_pixels, width="stretch")
 
     def saved_then_next(**read) -> None:
         try:
-            save_read(store, actor, image_id, unsure=unsure, comment=comment, **read)
+            save_read(store, actor, image_id, unsure=unsure, comment=comment, boxes=current_boxes, **read)
         except MedreviewError as error:
             st.error(str(error))
             return
@@ -105,7 +204,23 @@ with view_column:
         chosen = st.pills("Classes present", classes, selection_mode="multi", key=f"label_multi_{image_id}")
         if st.button("Save and next", type="primary", key="label_save_multi", shortcut="Enter"):
             saved_then_next(labels=chosen or [])
-    else:
+    if boxes_on and st.button("Save boxes", key="label_save_boxes", help="Save the boxes and stay on this image"):
+        try:
+            save_read(
+                store,
+                actor,
+                image_id,
+                None if multi else record.label,
+                labels=(chosen or []) if multi else (),
+                boxes=current_boxes,
+                unsure=unsure,
+                comment=comment,
+            )
+        except MedreviewError as error:
+            st.error(str(error))
+        else:
+            st.toast(f"Saved {len(current_boxes)} box(es).")
+    if not multi:
         st.write("Label and go to the next image (keys 1, 2, ...):")
         buttons = st.columns(max(len(classes), 1))
         for position, (column, class_name) in enumerate(zip(buttons, classes, strict=False)):

@@ -5,7 +5,13 @@ from medreview.catalog import get_image
 from medreview.errors import MedreviewError
 from medreview.imaging import overlay_heatmap, render_frame
 from medreview.jobs import list_jobs
-from medreview.prediction import disagreements, load_heatmaps, predictions_table, submit_predictions
+from medreview.prediction import (
+    disagreements,
+    load_heatmaps,
+    most_uncertain,
+    predictions_table,
+    submit_predictions,
+)
 from medreview.registry import active_model
 from pages.common import attempt, decoded, get_store, session_actor, window_controls
 
@@ -65,31 +71,35 @@ if table.empty:
     st.info("No predictions from this model yet: run it above.")
     st.stop()
 
-all_tab, disagree_tab = st.tabs(
-    [f"All predictions ({len(table)})", f"Model and label disagree ({len(disagreements(store, model.id, actor))})"]
-)
-with all_tab:
-    picked_all = st.dataframe(
-        table.drop(columns=["prediction_id"]),
-        hide_index=True,
-        on_select="rerun",
-        selection_mode="single-row",
-        key="predict_table",
-        height=260,
-        column_config={"probability": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="%.2f")},
+wrong = disagreements(store, model.id, actor)
+uncertain = most_uncertain(store, model.id, actor)
+list_column, view_column = st.columns([2, 3])
+with list_column:
+    all_tab, disagree_tab, uncertain_tab = st.tabs(
+        [f"All ({len(table)})", f"Model and label disagree ({len(wrong)})", f"Label next ({len(uncertain)})"]
     )
-with disagree_tab:
-    wrong = disagreements(store, model.id, actor)
-    picked_wrong = st.dataframe(
-        wrong.drop(columns=["prediction_id"]),
-        hide_index=True,
-        on_select="rerun",
-        selection_mode="single-row",
-        key="predict_disagree",
-        height=260,
-    )
+    probability = {"probability": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="%.2f")}
+    picks = []
+    for tab, source, key in (
+        (all_tab, table, "predict_table"),
+        (disagree_tab, wrong, "predict_disagree"),
+        (uncertain_tab, uncertain, "predict_uncertain"),
+    ):
+        with tab:
+            if tab is uncertain_tab:
+                st.caption("Unlabelled images the model is least sure about: label these next.")
+            picked = st.dataframe(
+                source.drop(columns=["prediction_id", "image_id"]),
+                hide_index=True,
+                on_select="rerun",
+                selection_mode="single-row",
+                key=key,
+                height=480,
+                column_config=probability,
+            )
+            picks.append((source, picked))
 
-for source, picked in ((wrong, picked_wrong), (table, picked_all)):
+for source, picked in picks:
     if picked and picked.selection.rows:
         st.session_state["predict_row"] = int(source["prediction_id"].iloc[picked.selection.rows[0]])
 prediction_id = st.session_state.get("predict_row", int(table["prediction_id"].iloc[0]))
@@ -97,31 +107,31 @@ if prediction_id not in set(table["prediction_id"]):
     prediction_id = int(table["prediction_id"].iloc[0])
 row = table[table["prediction_id"] == prediction_id].iloc[0]
 
-try:
-    record = get_image(store, int(row["image_id"]))
-    image = decoded(int(row["image_id"]))
-    heatmaps, class_names = load_heatmaps(store, prediction_id)
-except MedreviewError as error:
-    st.error(str(error))
-    st.stop()
-
-st.subheader(record.original_filename.rsplit("/", 1)[-1])
-verdict = f"Model: **{row['predicted_class']}** ({row['probability']:.1%})"
-if isinstance(row["label"], str):
-    verdict += f" · label: **{row['label']}**" + ("" if row["agrees"] else " · :red[disagrees]")
-st.markdown(verdict)
-
-controls, left, right = st.columns([1, 2, 2])
-with controls:
-    frame_index, window = window_controls(image, key="predict")
-    cam_class = st.selectbox(
+with view_column:
+    try:
+        record = get_image(store, int(row["image_id"]))
+        image = decoded(int(row["image_id"]))
+        heatmaps, class_names = load_heatmaps(store, prediction_id)
+    except MedreviewError as error:
+        st.error(str(error))
+        st.stop()
+    st.subheader(record.original_filename.rsplit("/", 1)[-1])
+    verdict = f"Model: **{row['predicted_class']}** ({row['probability']:.1%})"
+    if isinstance(row["label"], str):
+        verdict += f" · label: **{row['label']}**" + ("" if row["agrees"] else " · :red[disagrees]")
+    st.markdown(verdict)
+    window_column, class_column, opacity_column = st.columns(3)
+    with window_column:
+        frame_index, window = window_controls(image, key="predict")
+    cam_class = class_column.selectbox(
         "Grad-CAM for class", class_names, index=class_names.index(row["predicted_class"]), key="predict_cam_class"
     )
-    opacity = st.slider("Overlay opacity", 0.0, 1.0, 0.45, 0.05, key="predict_opacity")
-pixels = render_frame(image, frame_index, window)
-left.image(pixels, caption="Image", width="stretch")
-right.image(
-    overlay_heatmap(pixels, heatmaps[class_names.index(cam_class)], opacity),
-    caption=f"Grad-CAM: {cam_class}",
-    width="stretch",
-)
+    opacity = opacity_column.slider("Overlay opacity", 0.0, 1.0, 0.45, 0.05, key="predict_opacity")
+    pixels = render_frame(image, frame_index, window)
+    left, right = st.columns(2)
+    left.image(pixels, caption="Image", width="stretch")
+    right.image(
+        overlay_heatmap(pixels, heatmaps[class_names.index(cam_class)], opacity),
+        caption=f"Grad-CAM: {cam_class}",
+        width="stretch",
+    )

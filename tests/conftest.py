@@ -129,6 +129,17 @@ def steady_state_navigation(monkeypatch: pytest.MonkeyPatch) -> None:
         PagesManager.uses_pages_directory = False
 
     monkeypatch.setattr(PagesManager, "__init__", init)
+    # Tests want the whole error of a failing page (users see only its type: .streamlit/config.toml).
+    from streamlit import config
+
+    monkeypatch.setattr(config, "get_option", _full_error_details(config.get_option))
+
+
+def _full_error_details(get_option):  # type: ignore[no-untyped-def]
+    def patched(key: str):  # type: ignore[no-untyped-def]
+        return "full" if key == "client.showErrorDetails" else get_option(key)
+
+    return patched
 
 
 @pytest.fixture

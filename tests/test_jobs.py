@@ -20,7 +20,7 @@ from medreview.errors import TrainingError
 from medreview.ingest import InputFile, ingest_files
 from medreview.jobs import cancel_job, execute_job, get_job, reap_orphans, submit_job
 from medreview.models import Job, Prediction
-from medreview.prediction import disagreements, load_heatmaps, predictions_table, submit_predictions
+from medreview.prediction import disagreements, load_heatmaps, most_uncertain, predictions_table, submit_predictions
 from medreview.registry import active_model
 from medreview.training.service import submit_training
 from tests.helpers import png_bytes
@@ -76,6 +76,12 @@ def test_prediction_job_stores_probabilities_and_gradcam_per_class(demo_store):
     assert len(wrong) == int((labelled["label"] != labelled["predicted_class"]).sum())
     with demo_store.db.read() as session:
         assert {p.model_version_id for p in session.scalars(select(Prediction))} == {active_model(demo_store).id}
+    # "Label next": only unlabelled images, least certain first (1 - margin between top classes).
+    queue = most_uncertain(demo_store)
+    assert len(queue) == 4 and queue["label"].isna().all()
+    assert list(queue["uncertainty"]) == sorted(queue["uncertainty"], reverse=True)
+    expected = 1 - (2 * queue["probability"] - 1)  # binary: margin = p_top - (1 - p_top)
+    assert np.allclose(queue["uncertainty"], expected, atol=1e-6)
 
 
 def test_too_few_labels_is_explained_before_queueing(store):
