@@ -33,6 +33,11 @@ class ImageRecord:
     label: str | None
     unsure: bool
     comment: str
+    read: bool  # whether there is a read (of ``reader`` when given); a read may carry only boxes
+    labels: tuple[str, ...]
+    boxes: tuple[dict, ...]
+    status: str | None  # review state of that read
+    review_comment: str
 
 
 def get_image(store: Store, image_id: int, reader: str | None = None) -> ImageRecord:
@@ -50,7 +55,7 @@ def get_image(store: Store, image_id: int, reader: str | None = None) -> ImageRe
         image, series, study, patient = row
         read_query = (
             select(Annotation, LabelClass.name)
-            .join(LabelClass, LabelClass.id == Annotation.label_class_id)
+            .outerjoin(LabelClass, LabelClass.id == Annotation.label_class_id)
             .where(Annotation.image_id == image_id)
             .order_by(Annotation.updated_at.desc(), Annotation.id.desc())
         )
@@ -74,6 +79,11 @@ def get_image(store: Store, image_id: int, reader: str | None = None) -> ImageRe
             label=read[1] if read else None,
             unsure=bool(read[0].unsure) if read else False,
             comment=read[0].comment if read else "",
+            read=read is not None,
+            labels=tuple(read[0].labels or ()) if read else (),
+            boxes=tuple(read[0].boxes or ()) if read else (),
+            status=read[0].status if read else None,
+            review_comment=read[0].review_comment if read else "",
         )
 
 

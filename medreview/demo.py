@@ -66,6 +66,7 @@ def _dicom_bytes(pixels: np.ndarray, patient_number: int) -> bytes:
     dataset.PixelRepresentation = 0
     dataset.WindowCenter = 1900
     dataset.WindowWidth = 2600
+    dataset.BurnedInAnnotation = "NO"  # generated pixels carry no text
     dataset.PixelData = pixels.tobytes()
     buffer = io.BytesIO()
     dataset.save_as(buffer, enforce_file_format=True)

@@ -19,15 +19,6 @@ CANVAS_WIDTHS = (320, 448, 512, 640, 768, 1024)
 CANVAS_MAX_HEIGHT = 1024
 
 
-def saved_boxes_of_reader(image_id: int, has_read: bool) -> list[dict[str, Any]]:
-    """This reader's stored boxes of the image (image pixel coordinates); [] before their first read."""
-    if not has_read:
-        return []
-    reads = image_reads(store, actor, image_id)
-    mine = reads[reads["reader"] == actor.username]
-    return list(mine["boxes"].iloc[0] or []) if len(mine) else []
-
-
 def box_canvas_ui(
     record: ImageRecord,
     frame_pixels: np.ndarray,
@@ -142,24 +133,17 @@ except MedreviewError as error:
     view_column.error(str(error))
     st.stop()
 
-own = worklist(store, actor)
-own = own[own["image_id"] == image_id]
-own_status = own["status"].iloc[0] if len(own) else None
-
 with view_column:
     st.subheader(record.original_filename.rsplit("/", 1)[-1])
     st.caption(
         f"{record.modality} · patient {record.patient_key} · {record.columns}×{record.rows}"
         + (f" · {record.number_of_frames} frames" if record.number_of_frames > 1 else "")
-        + (f" · my label: **{record.label}**" if record.label else " · not read by me yet")
+        + (f" · my label: **{record.label}**" if record.label else "" if record.read else " · not read by me yet")
     )
     if record.burned_in_annotation:
         st.warning("This image may carry burned-in patient information: check before sharing.")
-    if own_status == "returned":
-        reads = image_reads(store, actor, image_id)
-        mine = reads[reads["reader"] == actor.username]
-        note = mine["review_comment"].iloc[0] if len(mine) else ""
-        st.warning(f"Sent back by the reviewer: {note}")
+    if record.status == "returned":
+        st.warning(f"Sent back by the reviewer: {record.review_comment}")
     controls, picture = st.columns([1, 3])
     with controls:
         frame_index, window = window_controls(image, key="label")
@@ -172,7 +156,7 @@ with view_column:
     # Boxes (image pixels) that every save of this run stores: the canvas's, when boxes are on.
     current_boxes: list[dict[str, Any]] = []
     if boxes_on:
-        saved_boxes = saved_boxes_of_reader(image_id, has_read=own_status is not None)
+        saved_boxes = list(record.boxes)
         with picture:
             try:
                 current_boxes = box_canvas_ui(record, frame_pixels, frame_index, saved_boxes, box_class, canvas_width)
