@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -56,13 +57,15 @@ def make_settings(tmp_path: Path, database_url: str | None = None, limits: Inges
     )
 
 
-def _reset_postgres() -> None:
+def _postgres_schema(action: str, schema: str) -> None:
     from sqlalchemy import create_engine, text
 
     engine = create_engine(POSTGRES_URL)
     with engine.begin() as connection:
-        connection.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
-        connection.execute(text("CREATE SCHEMA public"))
+        if action == "create":
+            connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+        else:
+            connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
     engine.dispose()
 
 
@@ -81,17 +84,24 @@ def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Store]:
 def any_store(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Store]:
     """The same tests on SQLite and on the real PostgreSQL server."""
     monkeypatch.setenv("MEDREVIEW_DATA_DIR", str(tmp_path))
+    schema = None
     if request.param == "postgresql":
         require_server("PostgreSQL", "127.0.0.1", 5432)
-        _reset_postgres()
-        settings = make_settings(tmp_path, POSTGRES_URL)
-        monkeypatch.setenv("MEDREVIEW_DATABASE_URL", POSTGRES_URL)
+        # A schema of its own per test (first on the search path), so test runs sharing the
+        # server (a developer's and CI's, or parallel helpers) never see each other's tables.
+        schema = f"medreview_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+        _postgres_schema("create", schema)
+        url = f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+        settings = make_settings(tmp_path, url)
+        monkeypatch.setenv("MEDREVIEW_DATABASE_URL", url)
     else:
         settings = make_settings(tmp_path)
         monkeypatch.delenv("MEDREVIEW_DATABASE_URL", raising=False)
     opened = Store.open(settings)
     yield opened
     opened.close()
+    if schema is not None:
+        _postgres_schema("drop", schema)
 
 
 @pytest.fixture
