@@ -1,9 +1,14 @@
 """Content-addressed file storage: originals by SHA-256, kept byte for byte.
 
 A blob is written before the database row that names it, to a temporary file in the target
-folder, fsynced and renamed into place, so a crash leaves either nothing or a complete file.
-A crash between the rename and the row's commit leaves an orphan file: :func:`collect_orphans`
-removes blobs that no row names (it runs at start-up).
+folder, fsynced, renamed into place, and the folder fsynced (so the rename itself survives a
+power cut): a crash leaves either nothing or a complete file, and once the row is committed the
+file is on disk. A crash between the rename and the row's commit leaves an orphan file:
+:func:`collect_orphans` removes blobs that no row names (it runs at start-up).
+
+Many blobs at once (an upload chunk): ``put(..., sync_folder=False)`` for each, possibly from
+several threads (``fsync`` releases the GIL), then :meth:`BlobStore.sync_folders` once, before
+the rows are committed. That fsyncs each folder once per chunk instead of once per file.
 """
 
 from __future__ import annotations
@@ -15,17 +20,39 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-__all__ = ["BlobStore", "atomic_write", "sha256_hex"]
+__all__ = ["BlobStore", "atomic_write", "fsync_folder", "sha256_hex"]
 
 
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so readers see the old file or the whole new one, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temp_name = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+def fsync_folder(folder: Path) -> None:
+    """Make the names in ``folder`` durable (a rename or a new file is a change to the folder).
+
+    No-op where folders cannot be opened for fsync (Windows)."""
+    try:
+        descriptor = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except (IsADirectoryError, PermissionError):  # Windows: folders cannot be opened
+        return
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def atomic_write(path: Path, data: bytes, *, sync_folder: bool = True) -> None:
+    """Write ``data`` to ``path`` so readers see the old file or the whole new one, never half.
+
+    With ``sync_folder`` (the default) the folder is fsynced after the rename as well (and its
+    parent when the folder was just created), so the new name is durable when this returns. A
+    caller writing many files may pass False and call :func:`fsync_folder` once per folder.
+    """
+    folder = path.parent
+    created_folder = not folder.is_dir()
+    if created_folder:
+        folder.mkdir(parents=True, exist_ok=True)
+    descriptor, temp_name = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=path.suffix)
     try:
         with os.fdopen(descriptor, "wb") as handle:
             handle.write(data)
@@ -35,6 +62,10 @@ def atomic_write(path: Path, data: bytes) -> None:
     except BaseException:
         Path(temp_name).unlink(missing_ok=True)
         raise
+    if sync_folder:
+        fsync_folder(folder)
+        if created_folder:
+            fsync_folder(folder.parent)
 
 
 class BlobStore:
@@ -44,13 +75,24 @@ class BlobStore:
     def path_for(self, sha256: str) -> Path:
         return self.root / sha256[:2] / sha256
 
-    def put(self, data: bytes, sha256: str | None = None) -> str:
-        """Store ``data``; returns its SHA-256. Storing the same bytes twice is a no-op."""
+    def put(self, data: bytes, sha256: str | None = None, *, sync_folder: bool = True) -> str:
+        """Store ``data``; returns its SHA-256. Storing the same bytes twice is a no-op (the file
+        is not rewritten). ``sync_folder=False``: the caller calls :meth:`sync_folders` later."""
         digest = sha256 or sha256_hex(data)
         path = self.path_for(digest)
         if not path.exists():
-            atomic_write(path, data)
+            atomic_write(path, data, sync_folder=sync_folder)
         return digest
+
+    def sync_folders(self, sha256s: Iterable[str]) -> None:
+        """Fsync, once each, the folders holding these blobs, then the root (which names the
+        folders). Call it after ``put(..., sync_folder=False)`` and before committing the rows.
+
+        It covers blobs that already existed too: another upload may have renamed one into place
+        and not yet synced its folder, and our row must not become durable before that name."""
+        for folder in sorted({self.path_for(digest).parent for digest in sha256s}):
+            fsync_folder(folder)
+        fsync_folder(self.root)
 
     def read(self, sha256: str) -> bytes:
         return self.path_for(sha256).read_bytes()

@@ -3,7 +3,19 @@
 ``MEDREVIEW_DATA_DIR``      storage root (default ``./data``): originals, models, caches, queue.
 ``MEDREVIEW_DATABASE_URL``  SQLAlchemy URL (default ``sqlite:///<data dir>/medreview.db``).
 ``MEDREVIEW_REDIS_URL``     when set, background jobs go through Redis instead of SQLite.
-``MEDREVIEW_MAX_*``         ingest limits (see :class:`IngestLimits`).
+
+Ingest limits (see :class:`IngestLimits`; unset or empty keeps the default):
+
+``MEDREVIEW_MAX_FILE_BYTES``            one file or extracted archive member, bytes
+``MEDREVIEW_MAX_FRAME_PIXELS``          pixels (rows * columns) in one decoded frame
+``MEDREVIEW_MAX_DECODED_BYTES``         decoded pixel data of one object, all frames, bytes
+``MEDREVIEW_MAX_FRAMES``                frames in one object
+``MEDREVIEW_MAX_ARCHIVE_MEMBERS``       members in one zip archive
+``MEDREVIEW_MAX_ARCHIVE_TOTAL_BYTES``   uncompressed size of one zip archive, bytes
+``MEDREVIEW_MAX_COMPRESSION_RATIO``     uncompressed / compressed size of one zip member (a float)
+``MEDREVIEW_MAX_ELEMENT_BYTES``         one non-pixel DICOM element, bytes
+
+A value that is not a number raises ``ValueError`` naming the variable.
 """
 
 from __future__ import annotations
@@ -36,7 +48,22 @@ class IngestLimits:
 
 def _int_env(name: str, default: int) -> int:
     raw = os.environ.get(name)
-    return int(raw) if raw else default
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number, not {raw!r}") from None
+
+
+def _float_env(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a number, not {raw!r}") from None
 
 
 @dataclass(frozen=True)
@@ -72,8 +99,12 @@ def get_settings() -> Settings:
     limits = IngestLimits(
         max_file_bytes=_int_env("MEDREVIEW_MAX_FILE_BYTES", IngestLimits.max_file_bytes),
         max_frame_pixels=_int_env("MEDREVIEW_MAX_FRAME_PIXELS", IngestLimits.max_frame_pixels),
+        max_decoded_bytes=_int_env("MEDREVIEW_MAX_DECODED_BYTES", IngestLimits.max_decoded_bytes),
+        max_frames=_int_env("MEDREVIEW_MAX_FRAMES", IngestLimits.max_frames),
         max_archive_members=_int_env("MEDREVIEW_MAX_ARCHIVE_MEMBERS", IngestLimits.max_archive_members),
         max_archive_total_bytes=_int_env("MEDREVIEW_MAX_ARCHIVE_TOTAL_BYTES", IngestLimits.max_archive_total_bytes),
+        max_compression_ratio=_float_env("MEDREVIEW_MAX_COMPRESSION_RATIO", IngestLimits.max_compression_ratio),
+        max_element_bytes=_int_env("MEDREVIEW_MAX_ELEMENT_BYTES", IngestLimits.max_element_bytes),
     )
     return Settings(
         data_dir=data_dir,

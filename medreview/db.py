@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from medreview.models import Base
 
-__all__ = ["Database", "upsert"]
+__all__ = ["Database", "insert_missing", "upsert"]
 
 _IMMEDIATE = "medreview_begin_immediate"
 
@@ -81,12 +81,7 @@ def _configure_sqlite(engine: Engine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
-def upsert(
-    session: Session, model: type, values: dict[str, object], conflict_columns: list[str], update_columns: list[str]
-) -> None:
-    """INSERT ... ON CONFLICT (conflict_columns) DO UPDATE SET update_columns, on SQLite and
-    PostgreSQL alike. Unlike select-then-insert, this cannot race with a concurrent insert of
-    the same key (a row lock cannot cover a row that does not exist yet)."""
+def _dialect_insert(session: Session):  # type: ignore[no-untyped-def]
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
@@ -94,6 +89,23 @@ def upsert(
         from sqlalchemy.dialects.sqlite import insert
     else:
         raise NotImplementedError(f"upsert is not implemented for {dialect}")
+    return insert
+
+
+def insert_missing(session: Session, model: type, rows: list[dict[str, object]], conflict_columns: list[str]) -> None:
+    """INSERT ... ON CONFLICT (conflict_columns) DO NOTHING for several rows in one statement."""
+    if rows:
+        insert = _dialect_insert(session)
+        session.execute(insert(model).values(rows).on_conflict_do_nothing(index_elements=conflict_columns))
+
+
+def upsert(
+    session: Session, model: type, values: dict[str, object], conflict_columns: list[str], update_columns: list[str]
+) -> None:
+    """INSERT ... ON CONFLICT (conflict_columns) DO UPDATE SET update_columns, on SQLite and
+    PostgreSQL alike. Unlike select-then-insert, this cannot race with a concurrent insert of
+    the same key (a row lock cannot cover a row that does not exist yet)."""
+    insert = _dialect_insert(session)
     statement = insert(model).values(**values)
     statement = statement.on_conflict_do_update(
         index_elements=conflict_columns, set_={column: statement.excluded[column] for column in update_columns}

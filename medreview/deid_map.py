@@ -9,15 +9,18 @@ own table at import and read only here, by admins.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
+import tempfile
 from typing import TYPE_CHECKING
 
 import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from medreview.models import PseudonymEntry
+from medreview.db import insert_missing
+from medreview.models import PseudonymEntry, utcnow
 from medreview.store import Store
 
 if TYPE_CHECKING:
@@ -33,16 +36,20 @@ def project_secret(store: Store) -> bytes:
     path = store.settings.data_dir / "secrets" / "deid.key"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # Write a complete key under a temporary name, then hard-link it into place: link fails
+        # if the key exists, so when two processes race exactly one key wins, and nobody can
+        # ever read a half-written one.
+        descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".deid-")
         try:
-            # O_EXCL: when two processes race to create the key, exactly one wins and both use it.
-            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass
-        else:
             with os.fdopen(descriptor, "wb") as handle:
                 handle.write(secrets.token_bytes(32))
                 handle.flush()
                 os.fsync(handle.fileno())
+            os.chmod(temporary, 0o600)
+            with contextlib.suppress(FileExistsError):
+                os.link(temporary, path)
+        finally:
+            os.unlink(temporary)
     key = path.read_bytes()
     if len(key) != 32:
         # A half-written key (crash between create and write) must not silently weaken pseudonyms.
@@ -63,14 +70,12 @@ def record_pseudonyms(session: Session, result: DeidResult, originals: dict[str,
         original = originals.get(kind, "")
         if original and original in result.uid_map:
             entries[(kind, original)] = result.uid_map[original]
-    for (kind, original), pseudonym in entries.items():
-        if not original:
-            continue
-        exists = session.scalar(
-            select(PseudonymEntry.id).where(PseudonymEntry.kind == kind, PseudonymEntry.original == original)
-        )
-        if exists is None:
-            session.add(PseudonymEntry(kind=kind, original=original, pseudonym=pseudonym))
+    rows = [
+        {"kind": kind, "original": original, "pseudonym": pseudonym, "created_at": utcnow()}
+        for (kind, original), pseudonym in entries.items()
+        if original
+    ]
+    insert_missing(session, PseudonymEntry, rows, conflict_columns=["kind", "original"])
 
 
 def pseudonym_table(store: Store, actor: Actor, search: str = "") -> pd.DataFrame:

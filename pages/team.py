@@ -6,7 +6,7 @@ import streamlit as st
 
 from medreview.accounts import ROLES, create_user, list_users, reader_names, set_active, set_role
 from medreview.annotation import worklist
-from medreview.audit import ACTIONS, query
+from medreview.audit import ACTIONS, export_csv, query
 from medreview.deid_map import pseudonym_table
 from medreview.exchange import EXPORT_KINDS, import_labels, write_export
 from medreview.review import assign
@@ -66,9 +66,20 @@ with audit_tab:
     since_time = dt.datetime.combine(since, dt.time(), dt.UTC) if since else None
     events = query(store, actor, action=actions or None, actor_name=who or None, since=since_time, limit=500)
     st.dataframe(events, hide_index=True, key="team_audit_table")
-    st.download_button(
-        "Download as CSV", events.to_csv(index=False), file_name="audit.csv", mime="text/csv", key="team_audit_csv"
-    )
+    if st.button("Export these events as CSV", key="team_audit_export"):
+        # Through the audited export: downloading the trail is itself an audit event.
+        path = Path(tempfile.mkdtemp()) / "audit.csv"
+        filters = {"action": actions or None, "actor_name": who or None, "since": since_time}
+        if attempt(lambda: export_csv(store, actor, path, **filters)) is not None:
+            st.session_state["team_audit_file"] = path.read_bytes()
+    if "team_audit_file" in st.session_state:
+        st.download_button(
+            "Download audit.csv",
+            st.session_state["team_audit_file"],
+            file_name="audit.csv",
+            mime="text/csv",
+            key="team_audit_csv",
+        )
 
 with data_tab:
     kind_column, format_column = st.columns(2)

@@ -198,3 +198,19 @@ def test_sqlite_runs_in_wal_mode_with_busy_timeout(store):
     with store.db.engine.connect() as connection:
         assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
+
+
+def test_deidentification_key_is_created_once_under_a_race(store):
+    # Many threads asking for the key at once (first uploads in several sessions) all get the
+    # same complete 32-byte key; none sees a half-written file.
+    from concurrent.futures import ThreadPoolExecutor
+
+    from medreview.deid_map import project_secret
+
+    key_path = store.settings.data_dir / "secrets" / "deid.key"
+    key_path.unlink(missing_ok=True)
+    with ThreadPoolExecutor(8) as pool:
+        keys = list(pool.map(lambda _: project_secret(store), range(32)))
+    assert len(set(keys)) == 1 and len(keys[0]) == 32
+    assert oct(key_path.stat().st_mode & 0o777) == "0o600"
+    assert not [p for p in key_path.parent.iterdir() if p.name.startswith(".deid-")]

@@ -4,6 +4,10 @@ Each input file gets one :class:`IngestResult`: stored, duplicate, or rejected w
 One bad file never stops the batch. For each accepted file the original bytes are written to
 the blob store first and the rows (patient/study/series/image) are committed after, in chunks,
 so a crash leaves at most an orphan blob (collected later), never a row without its file.
+
+Duplicates (same bytes or same SOPInstanceUID) are found within the upload before any blob is
+written, and against the database in the chunk's write transaction; a concurrent writer that wins
+a race surfaces as an ``IntegrityError`` and the chunk is redone file by file.
 """
 
 from __future__ import annotations
@@ -12,12 +16,14 @@ import dataclasses
 import datetime as dt
 import logging
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from medreview.blobs import sha256_hex
 from medreview.deid_map import record_pseudonyms
@@ -34,6 +40,10 @@ __all__ = ["IngestResult", "InputFile", "ingest_files", "ingest_paths"]
 log = logging.getLogger(__name__)
 
 STORED, DUPLICATE, REJECTED = "stored", "duplicate", "rejected"
+
+# Threads writing blobs: each mostly waits in fsync with the GIL released, so a few overlap the
+# disk's latency with parsing the next files; more only queue on the same disk.
+_BLOB_WRITERS = 4
 
 
 @dataclass(frozen=True)
@@ -67,6 +77,13 @@ class _Accepted:
     @property
     def size(self) -> int:
         return len(self.data)
+
+    @property
+    def sop_instance_uid(self) -> str:
+        """The dedupe key next to ``sha256`` (PNG/JPEG: a UID derived from the bytes)."""
+        if isinstance(self.info, DicomInfo):
+            return self.info.sop_instance_uid
+        return _raster_uid(self.sha256)
 
 
 def _expand(files: Iterable[InputFile], store: Store) -> Iterator[InputFile | IngestResult]:
@@ -156,48 +173,60 @@ def _raster_uid(sha256: str) -> str:
     return "2.25." + str(int(sha256[:32], 16))
 
 
-def _get_or_create(session: Session, model: type, key_column: str, key: str, **values: object) -> object:
-    existing = session.scalar(select(model).where(getattr(model, key_column) == key))
-    if existing is not None:
-        return existing
-    row = model(**{key_column: key}, **values)
-    session.add(row)
-    session.flush()
-    return row
+@dataclass(frozen=True)
+class _Hierarchy:
+    """The patient, study and series one accepted file belongs to, with their values if new."""
+
+    patient_key: str
+    patient_values: dict[str, object]
+    study_uid: str
+    study_values: dict[str, object]  # without patient_id, known once the patient row is
+    series_uid: str
+    series_values: dict[str, object]  # without study_id
 
 
-def _add_rows(session: Session, accepted: _Accepted) -> Image:
+def _hierarchy(accepted: _Accepted) -> _Hierarchy:
     info = accepted.info
     if isinstance(info, DicomInfo):
-        patient_key = info.patient_id or f"anonymous-{info.study_instance_uid}"
-        patient = _get_or_create(session, Patient, "patient_key", patient_key, patient_name=info.patient_name)
-        study = _get_or_create(
-            session,
-            Study,
-            "study_uid",
-            info.study_instance_uid,
-            patient_id=patient.id,
-            study_date=info.study_date,
-            description=info.study_description,
+        return _Hierarchy(
+            patient_key=info.patient_id or f"anonymous-{info.study_instance_uid}",
+            patient_values={"patient_name": info.patient_name},
+            study_uid=info.study_instance_uid,
+            study_values={"study_date": info.study_date, "description": info.study_description},
+            series_uid=info.series_instance_uid,
+            series_values={
+                "modality": info.modality or "OT",
+                "description": info.series_description,
+                "series_number": info.series_number,
+            },
         )
-        series = _get_or_create(
-            session,
-            Series,
-            "series_uid",
-            info.series_instance_uid,
-            study_id=study.id,
-            modality=info.modality or "OT",
-            description=info.series_description,
-            series_number=info.series_number,
-        )
-        image = Image(
-            series_id=series.id,
-            sha256=accepted.sha256,
-            source_sha256=accepted.source_sha256,
-            sop_instance_uid=info.sop_instance_uid,
-            media_type="dicom",
-            original_filename=accepted.name,
-            size_bytes=accepted.size,
+    # PNG/JPEG carry no hierarchy: each file gets its own synthetic patient/study/series, so a
+    # patient-level split treats every such image as its own patient.
+    uid = _raster_uid(accepted.sha256)
+    return _Hierarchy(
+        patient_key=f"raster-{accepted.sha256[:16]}",
+        patient_values={},
+        study_uid=uid + ".1",
+        study_values={"study_date": dt.date.today().strftime("%Y%m%d"), "description": "Uploaded image"},
+        series_uid=uid + ".2",
+        series_values={"modality": "OT", "description": info.format},
+    )
+
+
+def _image_row(accepted: _Accepted) -> Image:
+    """The Image row of an accepted file; ``series_id`` is set once the series row is known."""
+    info = accepted.info
+    common = {
+        "sha256": accepted.sha256,
+        "source_sha256": accepted.source_sha256,
+        "sop_instance_uid": accepted.sop_instance_uid,
+        "media_type": accepted.media_type,
+        "original_filename": accepted.name,
+        "size_bytes": accepted.size,
+    }
+    if isinstance(info, DicomInfo):
+        return Image(
+            **common,
             rows=info.rows,
             columns=info.columns,
             number_of_frames=info.number_of_frames,
@@ -207,81 +236,144 @@ def _add_rows(session: Session, accepted: _Accepted) -> Image:
             slice_location=info.slice_location,
             burned_in_annotation=info.burned_in_annotation,
         )
-    else:
-        # PNG/JPEG carry no hierarchy: each file gets its own synthetic patient/study/series, so a
-        # patient-level split treats every such image as its own patient.
-        uid = _raster_uid(accepted.sha256)
-        patient = _get_or_create(session, Patient, "patient_key", f"raster-{accepted.sha256[:16]}")
-        study = _get_or_create(
-            session,
-            Study,
-            "study_uid",
-            uid + ".1",
-            patient_id=patient.id,
-            study_date=dt.date.today().strftime("%Y%m%d"),
-            description="Uploaded image",
+    return Image(
+        **common,
+        rows=info.height,
+        columns=info.width,
+        number_of_frames=1,
+        photometric_interpretation="RGB" if info.mode.startswith("RGB") else "MONOCHROME2",
+        transfer_syntax_uid=None,
+        instance_number=None,
+        slice_location=None,
+    )
+
+
+def _get_or_add(session: Session, key_column: InstrumentedAttribute[str], values: dict[str, dict]) -> dict[str, Any]:
+    """Rows of ``key_column``'s table for each key of ``values``: the existing ones in one query,
+    the others added with their values and flushed, so that every row has its id."""
+    model = key_column.class_
+    rows = {getattr(row, key_column.key): row for row in session.scalars(select(model).where(key_column.in_(values)))}
+    missing = [model(**{key_column.key: key}, **row_values) for key, row_values in values.items() if key not in rows]
+    if missing:
+        session.add_all(missing)
+        session.flush()
+        rows.update((getattr(row, key_column.key), row) for row in missing)
+    return rows
+
+
+def _add_chunk(session: Session, chunk: list[_Accepted]) -> list[IngestResult]:
+    """Add the rows for a chunk of files whose blobs are on disk; one result per file, in order.
+
+    A handful of queries per chunk, not per file: one for the images already stored with the same
+    bytes or SOPInstanceUID, one per hierarchy level for the rows that exist, one flush for the
+    new images. A file that repeats an earlier file of the chunk is a duplicate of that one.
+    """
+    stored = session.scalars(
+        select(Image).where(
+            or_(
+                Image.sha256.in_({accepted.sha256 for accepted in chunk}),
+                Image.sop_instance_uid.in_({accepted.sop_instance_uid for accepted in chunk}),
+            )
         )
-        series = _get_or_create(
-            session, Series, "series_uid", uid + ".2", study_id=study.id, modality="OT", description=info.format
-        )
-        image = Image(
-            series_id=series.id,
-            sha256=accepted.sha256,
-            source_sha256=accepted.source_sha256,
-            sop_instance_uid=uid,
-            media_type=accepted.media_type,
-            original_filename=accepted.name,
-            size_bytes=accepted.size,
-            rows=info.height,
-            columns=info.width,
-            number_of_frames=1,
-            photometric_interpretation="RGB" if info.mode.startswith("RGB") else "MONOCHROME2",
-            transfer_syntax_uid=None,
-            instance_number=None,
-            slice_location=None,
-        )
-    session.add(image)
-    session.flush()
-    return image
-
-
-def _duplicate_of(session: Session, accepted: _Accepted) -> Image | None:
-    uid = accepted.info.sop_instance_uid if isinstance(accepted.info, DicomInfo) else _raster_uid(accepted.sha256)
-    return session.scalar(select(Image).where(or_(Image.sha256 == accepted.sha256, Image.sop_instance_uid == uid)))
-
-
-def _commit_chunk(store: Store, chunk: list[_Accepted]) -> list[IngestResult]:
-    results: list[IngestResult] = []
+    ).all()
+    by_sha256 = {image.sha256: image for image in stored}
+    by_sop_instance_uid = {image.sop_instance_uid: image for image in stored}
+    outcomes: list[tuple[_Accepted, Image, str]] = []  # (file, its image, why a duplicate or "")
+    new: list[tuple[_Accepted, Image, _Hierarchy]] = []
     for accepted in chunk:
-        store.blobs.put(accepted.data, accepted.sha256)
+        existing = by_sha256.get(accepted.sha256) or by_sop_instance_uid.get(accepted.sop_instance_uid)
+        if existing is not None:
+            outcomes.append(
+                (accepted, existing, "same file" if existing.sha256 == accepted.sha256 else "same SOPInstanceUID")
+            )
+            continue
+        image = _image_row(accepted)
+        by_sha256[accepted.sha256] = by_sop_instance_uid[accepted.sop_instance_uid] = image
+        outcomes.append((accepted, image, ""))
+        new.append((accepted, image, _hierarchy(accepted)))
+
+    if new:
+        # The first file of a patient/study/series in the chunk gives the new row its values.
+        patient_values: dict[str, dict] = {}
+        for _, _, hierarchy in new:
+            patient_values.setdefault(hierarchy.patient_key, hierarchy.patient_values)
+        patients = _get_or_add(session, Patient.patient_key, patient_values)
+        study_values: dict[str, dict] = {}
+        for _, _, hierarchy in new:
+            study_values.setdefault(
+                hierarchy.study_uid, {"patient_id": patients[hierarchy.patient_key].id, **hierarchy.study_values}
+            )
+        studies = _get_or_add(session, Study.study_uid, study_values)
+        series_values: dict[str, dict] = {}
+        for _, _, hierarchy in new:
+            series_values.setdefault(
+                hierarchy.series_uid, {"study_id": studies[hierarchy.study_uid].id, **hierarchy.series_values}
+            )
+        series = _get_or_add(session, Series.series_uid, series_values)
+        for _, image, hierarchy in new:
+            image.series_id = series[hierarchy.series_uid].id
+        session.add_all(image for _, image, _ in new)
+        session.flush()
+        for accepted, _, _ in new:
+            if accepted.deid is not None:
+                record_pseudonyms(session, accepted.deid, accepted.original_uids)
+
+    return [
+        IngestResult(accepted.name, DUPLICATE, f"already stored ({why}) as {image.original_filename}", image.id)
+        if why
+        else IngestResult(accepted.name, STORED, "", image.id)
+        for accepted, image, why in outcomes
+    ]
+
+
+def _commit_chunk(store: Store, chunk: list[_Accepted], attempts: int = 3) -> list[IngestResult]:
     try:
         with store.db.write() as session:
-            for accepted in chunk:
-                existing = _duplicate_of(session, accepted)
-                if existing is not None:
-                    why = "same file" if existing.sha256 == accepted.sha256 else "same SOPInstanceUID"
-                    results.append(
-                        IngestResult(
-                            accepted.name,
-                            DUPLICATE,
-                            f"already stored ({why}) as {existing.original_filename}",
-                            existing.id,
-                        )
-                    )
-                    continue
-                image = _add_rows(session, accepted)
-                if accepted.deid is not None:
-                    record_pseudonyms(session, accepted.deid, accepted.original_uids)
-                results.append(IngestResult(accepted.name, STORED, "", image.id))
+            return _add_chunk(session, chunk)
     except IntegrityError:
-        # Another writer stored one of these files between our check and our insert: redo the
-        # chunk one file at a time so each gets its own honest result.
-        if len(chunk) == 1:
-            return [IngestResult(chunk[0].name, DUPLICATE, "already stored (concurrent upload)")]
-        results = []
-        for accepted in chunk:
-            results.extend(_commit_chunk(store, [accepted]))
-    return results
+        # Another writer committed a row this chunk was about to insert (the same image, or a
+        # patient/study/series/pseudonym row the files share) between our lookups and our inserts
+        # (PostgreSQL; SQLite's BEGIN IMMEDIATE serialises writers). Its rows are visible now:
+        # redo one file per transaction, so each file gets its own honest result.
+        if len(chunk) > 1:
+            return [result for accepted in chunk for result in _commit_chunk(store, [accepted])]
+        if attempts > 1:
+            return _commit_chunk(store, chunk, attempts - 1)
+        log.warning("gave up storing %s after repeated conflicts with concurrent uploads", chunk[0].name)
+        reason = "not stored: other uploads kept writing the same study at the same time; upload it again"
+        return [IngestResult(chunk[0].name, REJECTED, reason)]
+
+
+def _describe(error: BaseException) -> str:
+    # Never the server's paths: the reason is shown to the uploader.
+    strerror = getattr(error, "strerror", None)
+    return strerror or type(error).__name__
+
+
+def _finish_chunk(store: Store, chunk: list[_Accepted], writes: list[Future[str]]) -> list[IngestResult]:
+    """Wait for every blob write of the chunk, make the new names durable, then commit the rows of
+    the files whose blob is complete on disk. A file whose blob could not be written is rejected
+    and gets no row (its temporary file is removed; a complete blob without a row is an orphan)."""
+    failed: dict[int, str] = {}
+    for index, write in enumerate(writes):
+        try:
+            write.result()
+        except Exception as error:
+            log.error("could not write the blob of %s", chunk[index].name, exc_info=error)
+            failed[index] = f"could not be saved on the server ({_describe(error)}); nothing stored"
+    written = [accepted for index, accepted in enumerate(chunk) if index not in failed]
+    if written:
+        try:
+            store.blobs.sync_folders(accepted.sha256 for accepted in written)
+        except OSError as error:
+            log.error("could not sync the blob folders", exc_info=error)
+            reason = f"could not be saved on the server ({_describe(error)}); nothing stored"
+            return [IngestResult(accepted.name, REJECTED, reason) for accepted in chunk]
+    committed = iter(_commit_chunk(store, written) if written else [])
+    return [
+        IngestResult(accepted.name, REJECTED, failed[index]) if index in failed else next(committed)
+        for index, accepted in enumerate(chunk)
+    ]
 
 
 def ingest_files(
@@ -296,45 +388,60 @@ def ingest_files(
     ``progress(files_done, current_name)`` is called after each file so a page can show a bar.
     Rows are committed every ``chunk_size`` accepted files, so a large upload is not one long
     write transaction and other users keep working meanwhile.
+
+    Each accepted file's blob is written by a small thread pool while the next files are
+    inspected (``fsync`` waits on the disk with the GIL released); a chunk's rows are committed
+    only after all of its blobs are written and their folders synced.
     """
     results: list[IngestResult | None] = []
     chunk: list[_Accepted] = []
+    writes: list[Future[str]] = []  # the blob write of each file in ``chunk``
     slots: list[int] = []  # position in ``results`` of each accepted file in ``chunk``
-    seen_in_batch: dict[str, str] = {}
-
-    def flush() -> None:
-        if chunk:
-            for slot, result in zip(slots, _commit_chunk(store, chunk), strict=True):
-                results[slot] = result
-            chunk.clear()
-            slots.clear()
+    seen_sha256: dict[str, str] = {}  # file name by content, in this upload
+    seen_sop_instance_uid: dict[str, str] = {}
 
     policy = _policy(store)
-    for item in _expand(files, store):
-        if isinstance(item, IngestResult):
-            results.append(item)
-        else:
-            try:
-                accepted = _inspect(item, store, policy)
-            except IngestError as error:
-                results.append(IngestResult(item.name, REJECTED, str(error)))
-            except Exception as error:  # a decoder bug must not abort the batch
-                log.exception("unexpected error inspecting an upload")
-                results.append(IngestResult(item.name, REJECTED, f"unreadable file ({type(error).__name__})"))
+    with ThreadPoolExecutor(max_workers=_BLOB_WRITERS, thread_name_prefix="medreview-blob") as writer:
+
+        def flush() -> None:
+            if chunk:
+                for slot, result in zip(slots, _finish_chunk(store, chunk, writes), strict=True):
+                    results[slot] = result
+                chunk.clear()
+                writes.clear()
+                slots.clear()
+
+        for item in _expand(files, store):
+            if isinstance(item, IngestResult):
+                results.append(item)
             else:
-                if accepted.sha256 in seen_in_batch:
-                    why = f"same file as {seen_in_batch[accepted.sha256]} in this upload"
-                    results.append(IngestResult(item.name, DUPLICATE, why))
+                try:
+                    accepted = _inspect(item, store, policy)
+                except IngestError as error:
+                    results.append(IngestResult(item.name, REJECTED, str(error)))
+                except Exception as error:  # a decoder bug must not abort the batch
+                    log.exception("unexpected error inspecting an upload")
+                    results.append(IngestResult(item.name, REJECTED, f"unreadable file ({type(error).__name__})"))
                 else:
-                    seen_in_batch[accepted.sha256] = item.name
-                    slots.append(len(results))
-                    results.append(None)
-                    chunk.append(accepted)
-                    if len(chunk) >= chunk_size:
-                        flush()
-        if progress is not None:
-            progress(len(results), item.file if isinstance(item, IngestResult) else item.name)
-    flush()
+                    if accepted.sha256 in seen_sha256:
+                        why = f"same file as {seen_sha256[accepted.sha256]} in this upload"
+                        results.append(IngestResult(item.name, DUPLICATE, why))
+                    elif accepted.sop_instance_uid in seen_sop_instance_uid:
+                        why = (
+                            f"same SOPInstanceUID as {seen_sop_instance_uid[accepted.sop_instance_uid]} in this upload"
+                        )
+                        results.append(IngestResult(item.name, DUPLICATE, why))
+                    else:
+                        seen_sha256[accepted.sha256] = seen_sop_instance_uid[accepted.sop_instance_uid] = item.name
+                        writes.append(writer.submit(store.blobs.put, accepted.data, accepted.sha256, sync_folder=False))
+                        slots.append(len(results))
+                        results.append(None)
+                        chunk.append(accepted)
+                        if len(chunk) >= chunk_size:
+                            flush()
+            if progress is not None:
+                progress(len(results), item.file if isinstance(item, IngestResult) else item.name)
+        flush()
     return [result for result in results if result is not None]
 
 
