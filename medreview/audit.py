@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,6 +26,7 @@ import pandas as pd
 from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
 
+from medreview.blobs import atomic_write
 from medreview.models import AuditEvent
 
 if TYPE_CHECKING:
@@ -199,16 +198,8 @@ def export_csv(store: Store, actor: Actor, path: str | Path, **filters: Any) -> 
     for column in ("actor", "action", "object_type", "object_id"):
         frame[column] = frame[column].map(_neutralise_formula)
     target = Path(path)
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    try:
-        with os.fdopen(descriptor, "w", newline="", encoding="utf-8") as handle:
-            frame.to_csv(handle, index=False, date_format="%Y-%m-%dT%H:%M:%S.%f%z")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    text = frame.to_csv(index=False, date_format="%Y-%m-%dT%H:%M:%S.%f%z")
+    atomic_write(target, text.encode("utf-8"), sync_folder=False)
     logged_filters = {
         key: value.isoformat() if isinstance(value, dt.datetime) else value for key, value in filters.items()
     }
