@@ -3,7 +3,9 @@ SQLite and on PostgreSQL: no write lost, no "database is locked" (or any other e
 
 from __future__ import annotations
 
-import multiprocessing
+import json
+import subprocess
+import sys
 import threading
 import traceback
 from pathlib import Path
@@ -49,23 +51,42 @@ def test_eight_concurrent_writers_lose_no_write(any_store):
     with any_store.db.write() as session:
         for writer in range(WRITERS):
             session.add(User(username=f"writer{writer}", role="annotator", password_hash="unused"))
-    image_ids = [r.image_id for r in ingest_files(any_store, [InputFile(f"{i}.png", png_bytes(500 + i)) for i in range(IMAGES)])]
+    image_ids = [
+        r.image_id for r in ingest_files(any_store, [InputFile(f"{i}.png", png_bytes(500 + i)) for i in range(IMAGES)])
+    ]
 
     errors: list[str] = []
     threads = [
         threading.Thread(target=lambda w=writer: errors.append(write_labels(settings, w, image_ids)))
         for writer in range(WRITERS // 2)
     ]
-    context = multiprocessing.get_context("spawn")
-    with context.Pool(WRITERS // 2) as pool:
-        pending = pool.starmap_async(
-            write_labels, [(settings, writer, image_ids) for writer in range(WRITERS // 2, WRITERS)]
+    # Separate interpreters, started as plain subprocesses (multiprocessing's spawn would re-run
+    # whatever script AppTest last left as __main__ in this process).
+    job = json.dumps(
+        {"data_dir": str(settings.data_dir), "database_url": settings.database_url, "image_ids": image_ids}
+    )
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "tests.test_concurrency", str(writer)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            cwd=Path(__file__).resolve().parent.parent,
         )
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        errors.extend(pending.get(timeout=600))
+        for writer in range(WRITERS // 2, WRITERS)
+    ]
+    for process in processes:
+        process.stdin.write(job)
+        process.stdin.close()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for process in processes:
+        output = process.stdout.read()
+        assert process.wait(timeout=600) == 0, output
+        errors.append(output.strip())
     assert [error for error in errors if error] == []
 
     reads = reads_table(any_store)
@@ -92,3 +113,10 @@ def test_settings_are_picklable_for_worker_processes(tmp_path: Path):
 
 
 pytestmark = pytest.mark.timeout(900)
+
+
+if __name__ == "__main__":
+    # A writer process: job as JSON on stdin, writer number as the argument; prints any error.
+    job = json.loads(sys.stdin.read())
+    settings = Settings(data_dir=Path(job["data_dir"]), database_url=job["database_url"])
+    print(write_labels(settings, int(sys.argv[1]), job["image_ids"]), end="")
