@@ -51,11 +51,17 @@ def login_ui() -> None:
             st.rerun()
 
 
-if "login" not in st.session_state:
+def sign_in_page() -> None:
     if needs_first_admin(store):
         first_admin_ui()
     else:
         login_ui()
+
+
+if "login" not in st.session_state:
+    # Navigation with the sign-in screen as its only page: no other page is listed or reachable
+    # by URL before login (a deep link lands here), and Streamlit's file list never shows.
+    st.navigation([st.Page(sign_in_page, title="Sign in", default=True)], position="hidden").run()
     st.stop()
 
 actor = st.session_state["login"].actor
