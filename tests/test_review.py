@@ -123,7 +123,8 @@ def test_disagreement_is_adjudicated_into_the_final_label_used_for_training(team
 def test_agreement_counts_only_images_with_several_readers(team):
     store, ids = team
     for image_id, (ann_label, bob_label) in zip(
-        ids[:4], [("normal", "normal"), ("pneumonia", "pneumonia"), ("normal", "pneumonia"), ("pneumonia", "pneumonia")],
+        ids[:4],
+        [("normal", "normal"), ("pneumonia", "pneumonia"), ("normal", "pneumonia"), ("pneumonia", "pneumonia")],
         strict=True,
     ):
         save_read(store, ANN, image_id, ann_label)
@@ -172,7 +173,10 @@ def test_export_reimported_into_an_empty_store_reproduces_the_labels(team, tmp_p
     before = reads_table(store)[["reader", "label", "unsure", "comment", "status"]].sort_values(["reader", "label"])
     after = reads_table(empty)[["reader", "label", "unsure", "comment", "status"]].sort_values(["reader", "label"])
     assert before.reset_index(drop=True).equals(after.reset_index(drop=True))
-    assert current_labels(empty)[["label", "method"]].values.tolist() == current_labels(store)[["label", "method"]].values.tolist()
+    assert (
+        current_labels(empty)[["label", "method"]].values.tolist()
+        == current_labels(store)[["label", "method"]].values.tolist()
+    )
     assert json.loads(path.read_text())["format"] == "medreview-labels"
     with empty.db.read() as session:
         assert session.scalar(select(func.count(AuditEvent.id)).where(AuditEvent.action == "label.import")) == 1
