@@ -79,49 +79,26 @@ def slice_controls_ui(series_id: int, count: int) -> int:
     if st.session_state.get(SLICE_KEY, 1) > count:  # the series lost slices since the last run
         st.session_state[SLICE_KEY] = count
     position = st.slider("Slice", 1, count, key=SLICE_KEY)
-    previous_column, next_column = st.columns(2)
-    previous_column.button(
-        "Previous slice",
-        key="browse_previous_slice",
-        shortcut="Up",
-        disabled=position == 1,
-        on_click=step,
-        args=(SLICE_KEY, -1, count),
-        width="stretch",
-    )
-    next_column.button(
-        "Next slice",
-        key="browse_next_slice",
-        shortcut="Down",
-        disabled=position == count,
-        on_click=step,
-        args=(SLICE_KEY, 1, count),
-        width="stretch",
-    )
+    stepper_ui("slice", SLICE_KEY, position - 1, count, shortcuts=("Up", "Down"))
     return position - 1
 
 
-def frame_buttons_ui(frame_index: int, frame_count: int) -> None:
-    """Previous/Next frame (Left/Right arrow keys) beside window_controls' frame slider."""
+def stepper_ui(noun: str, state_key: str, index: int, count: int, shortcuts: tuple[str, str]) -> None:
+    """Previous/Next buttons (with keyboard shortcuts) that move the slider at ``state_key``."""
     previous_column, next_column = st.columns(2)
-    previous_column.button(
-        "Previous frame",
-        key="browse_previous_frame",
-        shortcut="Left",
-        disabled=frame_index == 0,
-        on_click=step,
-        args=(FRAME_KEY, -1, frame_count),
-        width="stretch",
-    )
-    next_column.button(
-        "Next frame",
-        key="browse_next_frame",
-        shortcut="Right",
-        disabled=frame_index == frame_count - 1,
-        on_click=step,
-        args=(FRAME_KEY, 1, frame_count),
-        width="stretch",
-    )
+    for column, word, delta, shortcut, disabled in (
+        (previous_column, "Previous", -1, shortcuts[0], index == 0),
+        (next_column, "Next", 1, shortcuts[1], index == count - 1),
+    ):
+        column.button(
+            f"{word} {noun}",
+            key=f"browse_{word.lower()}_{noun}",
+            shortcut=shortcut,
+            disabled=disabled,
+            on_click=step,
+            args=(state_key, delta, count),
+            width="stretch",
+        )
 
 
 def header_ui(store: Store, image_id: int) -> None:
@@ -160,7 +137,7 @@ try:
             st.session_state[FRAME_KEY] = image.frame_count
         frame_index, window = window_controls(image, key="browse")
         if image.frame_count > 1:
-            frame_buttons_ui(frame_index, image.frame_count)
+            stepper_ui("frame", FRAME_KEY, frame_index, image.frame_count, shortcuts=("Left", "Right"))
 
     details = [f"Slice {position + 1}/{len(slices)}"]
     if not pd.isna(current["instance_number"]):
