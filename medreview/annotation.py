@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from medreview.accounts import Actor, require
@@ -107,8 +107,20 @@ def rename_label_class(store: Store, actor: Actor, old_name: str, new_name: str)
         if cleaned != old_name and session.scalar(select(LabelClass).where(LabelClass.name == cleaned)):
             raise MedreviewError(f"class '{cleaned}' already exists")
         row.name = cleaned
+        # Multi-label classes and box labels are stored by name: rename them in the same transaction.
+        for read in session.scalars(select(Annotation)):
+            _rename_in_read(read, old_name, cleaned)
+        for final in session.scalars(select(FinalLabel)):
+            _rename_in_read(final, old_name, cleaned)
         record(session, actor.username, "settings.change", "label_class", cleaned, old=old_name, new=cleaned)
     return cleaned
+
+
+def _rename_in_read(read: Annotation | FinalLabel, old_name: str, new_name: str) -> None:
+    if old_name in (read.labels or []):
+        read.labels = sorted(new_name if name == old_name else name for name in read.labels)
+    if any(box.get("label") == old_name for box in read.boxes or []):
+        read.boxes = [{**box, "label": new_name} if box.get("label") == old_name else box for box in read.boxes]
 
 
 def set_label_class_active(store: Store, actor: Actor, name: str, active: bool) -> None:
@@ -219,8 +231,17 @@ def save_read(
             update_columns=list(values),
         )
         new = {"label": label, "labels": values["labels"], "boxes": len(checked_boxes), "unsure": unsure}
+        if old is not None and (old["label"], old["labels"]) != (label, values["labels"]):
+            # An approval was of the class the reader had then; a changed read needs review again.
+            # (An adjudication stands: it is the reviewer's own decision, not the reader's.)
+            clear_approval(session, image_id)
         action = "label.create" if previous is None else "label.change"
         record(session, actor.username, action, "image", image_id, old=old, new=new)
+
+
+def clear_approval(session: Session, image_id: int) -> None:
+    """Drop an image's final label when it came from approving a read that has since changed."""
+    session.execute(delete(FinalLabel).where(FinalLabel.image_id == image_id, FinalLabel.method == "approved"))
 
 
 def reads_table(store: Store, include_rejected: bool = False) -> pd.DataFrame:

@@ -62,6 +62,7 @@ ACTIONS: tuple[str, ...] = (
     "settings.change",
     "label.import",
     "pseudonyms.view",
+    "job.cancel",
 )
 
 COLUMNS = ("id", "created_at", "actor", "action", "object_type", "object_id", "details")
@@ -177,7 +178,7 @@ def query(
     return frame
 
 
-def _neutralise_formula(value: str) -> str:
+def neutralise_formula(value: str) -> str:
     """Prefix cells a spreadsheet would run as a formula (CSV injection): object ids and user
     names can come from user input, and admins open these exports in spreadsheet programs."""
     return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
@@ -196,7 +197,7 @@ def export_csv(store: Store, actor: Actor, path: str | Path, **filters: Any) -> 
     filters.setdefault("limit", None)
     frame = query(store, actor, **filters)
     for column in ("actor", "action", "object_type", "object_id"):
-        frame[column] = frame[column].map(_neutralise_formula)
+        frame[column] = frame[column].map(neutralise_formula)
     target = Path(path)
     text = frame.to_csv(index=False, date_format="%Y-%m-%dT%H:%M:%S.%f%z")
     atomic_write(target, text.encode("utf-8"), sync_folder=False)

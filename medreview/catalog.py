@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
 from sqlalchemy import func, select
 
 from medreview.errors import NotFoundError
@@ -12,7 +13,7 @@ from medreview.imaging import DecodedImage, decode_file
 from medreview.models import Annotation, Image, LabelClass, ModelVersion, Patient, Series, Study, User
 from medreview.store import Store
 
-__all__ = ["ImageRecord", "StoreCounts", "counts", "decode_image", "get_image"]
+__all__ = ["ImageRecord", "StoreCounts", "counts", "decode_image", "get_image", "image_table"]
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,18 @@ def get_image(store: Store, image_id: int, reader: str | None = None) -> ImageRe
 def decode_image(store: Store, image_id: int) -> DecodedImage:
     record = get_image(store, image_id)
     return decode_file(record.path, record.media_type)
+
+
+def image_table(store: Store) -> pd.DataFrame:
+    """Every stored image, oldest first: image_id, file, modality (for pickers and assignment;
+    a reader's own list is annotation.worklist)."""
+    query = (
+        select(Image.id.label("image_id"), Image.original_filename.label("file"), Series.modality)
+        .join(Series, Series.id == Image.series_id)
+        .order_by(Image.id)
+    )
+    with store.db.read() as session:
+        return pd.DataFrame(session.execute(query).mappings().all(), columns=["image_id", "file", "modality"])
 
 
 @dataclass(frozen=True)

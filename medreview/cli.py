@@ -164,11 +164,12 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_assign(args: argparse.Namespace) -> int:
-    from medreview.annotation import reads_table, worklist
+    from medreview.annotation import reads_table
+    from medreview.catalog import image_table
     from medreview.review import assign
 
     store = Store.open()
-    image_ids = [int(i) for i in worklist(store, LOCAL_ACTOR)["image_id"]]
+    image_ids = [int(i) for i in image_table(store)["image_id"]]
     if args.unlabelled:
         read = set(reads_table(store)["image_id"])
         image_ids = [image_id for image_id in image_ids if image_id not in read]
@@ -257,14 +258,14 @@ def _cmd_pacs_import(args: argparse.Namespace) -> int:
     client = _pacs_client(args)
     results = []
     for study_uid in args.study_uids:
-        results.extend(import_study(store, client, study_uid))
+        results.extend(import_study(store, LOCAL_ACTOR, client, study_uid))
     return _print_results(results, args.json)
 
 
 def _cmd_demo(_: argparse.Namespace) -> int:
     from medreview.demo import load_demo_data
 
-    return _print_results(load_demo_data(Store.open()), as_json=False)
+    return _print_results(load_demo_data(Store.open(), LOCAL_ACTOR), as_json=False)
 
 
 def _cmd_worker(_: argparse.Namespace) -> int:

@@ -20,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from medreview.db import insert_missing
+from medreview.errors import IngestError
 from medreview.models import PseudonymEntry, utcnow
 from medreview.store import Store
 
@@ -53,7 +54,7 @@ def project_secret(store: Store) -> bytes:
     key = path.read_bytes()
     if len(key) != 32:
         # A half-written key (crash between create and write) must not silently weaken pseudonyms.
-        raise RuntimeError(f"{path} is damaged ({len(key)} bytes); restore it from backup")
+        raise IngestError(f"the de-identification key {path} is damaged ({len(key)} bytes); restore it from backup")
     return key
 
 
@@ -90,5 +91,6 @@ def pseudonym_table(store: Store, actor: Actor, search: str = "") -> pd.DataFram
         query = query.where(PseudonymEntry.original.like(pattern) | PseudonymEntry.pseudonym.like(pattern))
     with store.db.read() as session:
         rows = session.execute(query.order_by(PseudonymEntry.id).limit(5000)).mappings().all()
-    record_now(store, actor.username, "pseudonyms.view", details={"search": search, "rows": len(rows)})
+    # The search text is usually a patient's name or ID: log that a search happened, not what it was.
+    record_now(store, actor.username, "pseudonyms.view", searched=bool(search), rows=len(rows))
     return pd.DataFrame(rows, columns=["kind", "original", "pseudonym", "created_at"])

@@ -13,7 +13,8 @@ import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-from medreview.annotation import LOCAL_ACTOR, add_label_class, label_classes, save_read
+from medreview.accounts import Actor, require
+from medreview.annotation import add_label_class, label_classes, save_read
 from medreview.ingest import IngestResult, InputFile, ingest_files
 from medreview.store import Store
 
@@ -73,12 +74,15 @@ def _dicom_bytes(pixels: np.ndarray, patient_number: int) -> bytes:
     return buffer.getvalue()
 
 
-def load_demo_data(store: Store, per_class: int = 16, unlabelled: int = 8, seed: int = 7) -> list[IngestResult]:
-    """Ingest ``2 * per_class`` labelled and ``unlabelled`` unlabelled demo images."""
+def load_demo_data(
+    store: Store, actor: Actor, per_class: int = 16, unlabelled: int = 8, seed: int = 7
+) -> list[IngestResult]:
+    """Ingest ``2 * per_class`` demo images labelled by ``actor`` and ``unlabelled`` more (admins)."""
+    require(actor, "admin", "load demo data")
     rng = np.random.default_rng(seed)
     for name in DEMO_CLASSES:
         if name not in label_classes(store):
-            add_label_class(store, LOCAL_ACTOR, name)
+            add_label_class(store, actor, name)
     files, labels = [], []
     for number in range(2 * per_class + unlabelled):
         with_opacity = bool(number % 2)
@@ -87,5 +91,5 @@ def load_demo_data(store: Store, per_class: int = 16, unlabelled: int = 8, seed:
     results = ingest_files(store, files)
     for result, label in zip(results, labels, strict=True):
         if label is not None and result.image_id is not None:
-            save_read(store, LOCAL_ACTOR, result.image_id, label)
+            save_read(store, actor, result.image_id, label)
     return results

@@ -26,7 +26,7 @@ from sqlalchemy import select
 
 from medreview.accounts import Actor, require
 from medreview.annotation import current_labels, label_classes, reads_table
-from medreview.audit import record, record_now
+from medreview.audit import neutralise_formula, record, record_now
 from medreview.db import upsert
 from medreview.errors import MedreviewError
 from medreview.models import Annotation, FinalLabel, Image, LabelClass, User, utcnow
@@ -140,7 +140,10 @@ def write_export(store: Store, actor: Actor, kind: str, path: Path, file_format:
             Path(path).write_text(json.dumps(data, indent=1))
             count = len(data["annotations"])
         elif file_format == "csv":
-            data.to_csv(path, index=False)
+            # Comments and file names are user text: keep spreadsheets from running them as formulas.
+            text_columns = data.select_dtypes(include=["object", "string"]).columns
+            safe = data.assign(**{column: data[column].map(_safe_cell) for column in text_columns})
+            safe.to_csv(path, index=False)
             count = len(data)
         else:
             document: dict[str, Any] = {"format": FORMAT_NAME, "kind": kind, "rows": data.to_dict(orient="records")}
@@ -153,6 +156,37 @@ def write_export(store: Store, actor: Actor, kind: str, path: Path, file_format:
         raise MedreviewError(f"cannot write {path}: {error.strerror or error}") from error
     record_now(store, actor.username, "export", "export", kind, format=file_format, rows=count)
     return count
+
+
+def _safe_cell(value: Any) -> Any:
+    return neutralise_formula(value) if isinstance(value, str) else value
+
+
+READ_STATES = ("submitted", "approved", "rejected", "returned")
+
+
+def _check_row(row: dict[str, Any], number: int) -> None:
+    """Refuse a row that is not what medreview exports (a hand-edited or foreign file)."""
+    from medreview.accounts import USERNAME_PATTERN
+
+    where = f"row {number}"
+    reader = row.get("reader")
+    if not isinstance(reader, str) or not USERNAME_PATTERN.fullmatch(reader) or reader == "system":
+        raise MedreviewError(f"{where}: '{reader}' is not a valid reader name")
+    if (row.get("status") or "submitted") not in READ_STATES:
+        raise MedreviewError(f"{where}: unknown review state '{row.get('status')}'")
+    for key in ("labels", "boxes"):
+        if not isinstance(row.get(key) or [], list):
+            raise MedreviewError(f"{where}: '{key}' must be a list")
+    for box in row.get("boxes") or []:
+        try:
+            if not (
+                float(box["width"]) > 0 and float(box["height"]) > 0 and float(box["x"]) >= 0 and float(box["y"]) >= 0
+            ):
+                raise ValueError("not a positive box")
+            str(box["label"])
+        except (KeyError, TypeError, ValueError) as error:
+            raise MedreviewError(f"{where}: a box is malformed ({error})") from error
 
 
 def import_labels(store: Store, actor: Actor, path: Path) -> dict[str, int]:
@@ -181,17 +215,20 @@ def import_labels(store: Store, actor: Actor, path: Path) -> dict[str, int]:
         def class_id(name: str | None) -> int | None:
             if name is None or (isinstance(name, float) and pd.isna(name)):
                 return None
+            if not isinstance(name, str) or name != " ".join(name.split()).lower() or not 0 < len(name) <= 64:
+                raise MedreviewError(f"'{name}' is not a valid class name")
             if name not in classes:
                 classes[name] = LabelClass(name=name, position=len(classes))
                 session.add(classes[name])
                 session.flush()
             return classes[name].id
 
-        for row in document.get("rows", []):
-            image_id = image_for(row)
+        for number, row in enumerate(document.get("rows", []), start=1):
+            image_id = image_for(row) if isinstance(row, dict) else None
             if image_id is None:
                 counts["images_missing"] += 1
                 continue
+            _check_row(row, number)
             reader = row["reader"]
             if reader not in users:
                 users[reader] = User(username=reader, role="annotator", active=False)
@@ -216,11 +253,13 @@ def import_labels(store: Store, actor: Actor, path: Path) -> dict[str, int]:
             )
             counts["reads"] += 1
         for row in document.get("final_labels", []):
-            image_id = image_for(row)
+            image_id = image_for(row) if isinstance(row, dict) else None
             if image_id is None:
                 continue
+            if row.get("method", "adjudicated") not in ("adjudicated", "approved"):
+                raise MedreviewError(f"final label of image {row.get('sha256', '?')}: unknown method")
             values = {
-                "label_class_id": class_id(row["label"]),
+                "label_class_id": class_id(row.get("label")),
                 "method": row.get("method") or "adjudicated",
                 "decided_by": actor.username,
                 "comment": "imported",

@@ -23,9 +23,9 @@ def import_class_folders(store: Store, folder: Path, actor: Actor = LOCAL_ACTOR)
     known = set(label_classes(store))
     results: list[IngestResult] = []
     for class_folder in class_folders:
-        class_name = class_folder.name.strip().lower()
+        class_name = " ".join(class_folder.name.split()).lower()
         if class_name not in known:
-            add_label_class(store, actor, class_name)
+            class_name = add_label_class(store, actor, class_name)
             known.add(class_name)
 
         def files(root: Path = class_folder) -> Iterator[InputFile]:

@@ -24,6 +24,8 @@ from typing import Any
 from huey import Huey, RedisHuey, SqliteHuey
 from sqlalchemy import select
 
+from medreview.accounts import Actor, require
+from medreview.audit import record
 from medreview.config import Settings, get_settings
 from medreview.errors import MedreviewError, NotFoundError
 from medreview.models import Job, Setting, utcnow
@@ -113,8 +115,9 @@ def list_jobs(store: Store, kind: str | None = None, limit: int = 50) -> list[Jo
         return list(session.scalars(query))
 
 
-def cancel_job(store: Store, job_id: int) -> None:
+def cancel_job(store: Store, actor: Actor, job_id: int) -> None:
     """Ask a job to stop. A queued job is cancelled at once; a running one stops within a batch."""
+    require(actor, "reviewer", "cancel background jobs")
     with store.db.write() as session:
         job = session.get(Job, job_id)
         if job is None:
@@ -122,6 +125,7 @@ def cancel_job(store: Store, job_id: int) -> None:
         if job.status not in ACTIVE_STATUSES:
             raise MedreviewError(f"job {job_id} is already {job.status}")
         job.cancel_requested = True
+        record(session, actor.username, "job.cancel", "job", job_id, kind=job.kind, status=job.status)
         if job.status == "queued":
             job.status = "cancelled"
             job.finished_at = utcnow()
@@ -131,6 +135,11 @@ def cancel_job(store: Store, job_id: int) -> None:
 def reap_orphans(store: Store) -> int:
     """Mark running jobs whose worker stopped sending heartbeats as failed."""
     cutoff = utcnow() - HEARTBEAT_TIMEOUT
+    # Pages poll this every few seconds: look first with a read, take the write lock only when a
+    # running job is there to check (uploads should not queue behind polling).
+    with store.db.read() as session:
+        if session.scalar(select(Job.id).where(Job.status == "running").limit(1)) is None:
+            return 0
     with store.db.write() as session:
         stale = session.scalars(select(Job).where(Job.status == "running")).all()
         count = 0

@@ -163,10 +163,11 @@ def predictions_table(store: Store, model_version_id: int | None = None, actor: 
     with store.db.read() as session:
         table = pd.DataFrame(session.execute(query).mappings().all(), columns=list(query.selected_columns.keys()))
     if actor is not None:
-        from medreview.review import can_see_others
+        from medreview.review import visible_image_ids
 
-        visible = [can_see_others(store, actor, int(image_id)) for image_id in table["image_id"]]
-        table = table[pd.Series(visible, index=table.index, dtype=bool)] if len(table) else table
+        visible = visible_image_ids(store, actor)
+        if visible is not None:
+            table = table[table["image_id"].isin(visible)]
     labels = current_labels(store).set_index("image_id")["label"]
     table["label"] = table["image_id"].map(labels)
     # None: the image has no label, so there is nothing to agree or disagree with.

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from medreview.accounts import Actor, require
 from medreview.agreement import agreement_summary
-from medreview.annotation import label_classes, reads_table
+from medreview.annotation import clear_approval, label_classes, reads_table
 from medreview.audit import record
 from medreview.db import upsert
 from medreview.errors import MedreviewError, NotFoundError, PermissionDeniedError
@@ -33,6 +33,7 @@ __all__ = [
     "disagreements",
     "image_reads",
     "review_queue",
+    "visible_image_ids",
 ]
 
 DECISIONS = {"approve": "approved", "reject": "rejected", "return": "returned"}
@@ -86,16 +87,21 @@ def assign(store: Store, actor: Actor, image_ids: list[int], readers: list[str],
 def can_see_others(store: Store, actor: Actor, image_id: int) -> bool:
     """In blinded mode an annotator sees other readers' labels and the model's output for an
     image only once they have submitted their own read of it. Reviewers always see them."""
+    visible = visible_image_ids(store, actor)
+    return visible is None or image_id in visible
+
+
+def visible_image_ids(store: Store, actor: Actor) -> set[int] | None:
+    """Images whose other reads and predictions the actor may see; None means all of them."""
     if actor.can("reviewer") or not get_setting(store, "blinded"):
-        return True
+        return None
     with store.db.read() as session:
-        return (
-            session.scalar(
-                select(Annotation.id)
+        return set(
+            session.scalars(
+                select(Annotation.image_id)
                 .join(User, User.id == Annotation.reader_id)
-                .where(Annotation.image_id == image_id, User.username == actor.username)
+                .where(User.username == actor.username)
             )
-            is not None
         )
 
 
@@ -153,6 +159,8 @@ def decide(store: Store, actor: Actor, annotation_id: int, decision: str, commen
             agreed = _agreeing_class(session, annotation.image_id)
             if agreed is not None and annotation.label_class_id == agreed:
                 _set_final(session, annotation.image_id, agreed, "approved", actor.username, comment)
+        else:
+            clear_approval(session, annotation.image_id)
         record(
             session,
             actor.username,

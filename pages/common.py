@@ -80,6 +80,17 @@ def session_actor(role: str = "annotator") -> Actor:
     return actor
 
 
+def succeeded(action: Callable[[], object]) -> bool:
+    """Run a service call; True if it worked, else show its message (kept on screen: callers
+    rerun only on success, so the message is not wiped by the rerun)."""
+    try:
+        action()
+    except MedreviewError as error:
+        st.error(str(error))
+        return False
+    return True
+
+
 def attempt(action: Callable[[], T]) -> T | None:
     """Run a service call; show a MedreviewError as a message instead of a traceback."""
     try:

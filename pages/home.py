@@ -20,7 +20,7 @@ if summary.images == 0 and actor.can("admin"):
     st.info("The store is empty. Upload studies, or load generated demo images to see the whole loop.")
     if st.button("Load demo data", type="primary", key="load_demo"):
         with st.spinner("Generating and storing demo images..."):
-            results = attempt(lambda: load_demo_data(store))
+            results = attempt(lambda: load_demo_data(store, actor))
         if results is not None:
             st.success(f"{sum(r.status == 'stored' for r in results)} demo images stored; 32 of them labelled.")
             st.rerun()

@@ -185,7 +185,13 @@ with view_column:
         st.rerun()
 
     if multi:
-        chosen = st.pills("Classes present", classes, selection_mode="multi", key=f"label_multi_{image_id}")
+        chosen = st.pills(
+            "Classes present",
+            classes,
+            selection_mode="multi",
+            default=[name for name in record.labels if name in classes],
+            key=f"label_multi_{image_id}",
+        )
         if st.button("Save and next", type="primary", key="label_save_multi", shortcut="Enter"):
             saved_then_next(labels=chosen or [])
     if boxes_on and st.button("Save boxes", key="label_save_boxes", help="Save the boxes and stay on this image"):

@@ -1,7 +1,6 @@
 import streamlit as st
 
-from medreview.annotation import worklist
-from medreview.catalog import get_image
+from medreview.catalog import get_image, image_table
 from medreview.errors import MedreviewError
 from medreview.imaging import overlay_heatmap, render_frame
 from medreview.jobs import list_jobs
@@ -39,7 +38,7 @@ with st.expander("Run the model", expanded=actor.can("reviewer")):
     )
     selected: list[int] = []
     if scope == "selected":
-        images = worklist(store, actor)
+        images = image_table(store)
         names = dict(zip(images["image_id"], images["file"], strict=True))
         selected = st.multiselect("Images to predict", list(names), format_func=lambda i: names[i], key="predict_ids")
     if st.button("Run predictions", type="primary", key="predict_run"):

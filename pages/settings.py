@@ -2,7 +2,7 @@ import streamlit as st
 
 from medreview.annotation import add_label_class, label_classes, rename_label_class, set_label_class_active
 from medreview.project import CHOICES, project_settings, set_setting
-from pages.common import attempt, get_store, session_actor
+from pages.common import get_store, session_actor, succeeded
 
 store = get_store()
 actor = session_actor("admin")
@@ -55,9 +55,10 @@ wanted = {
     "session_minutes": int(minutes),
 }
 changed = {key: value for key, value in wanted.items() if value != current[key]}
-if changed:
-    for key, value in changed.items():
-        attempt(lambda k=key, v=value: set_setting(store, actor, k, v))
+# Every change is attempted (a list, not a generator: no short-circuit); rerun only if all worked.
+if changed and all(
+    [succeeded(lambda k=key, v=value: set_setting(store, actor, k, v)) for key, value in changed.items()]
+):
     st.rerun()
 
 st.subheader("Label schema")
@@ -69,19 +70,21 @@ for name in label_classes(store, include_retired=True):
     new_name = rename_column.text_input(
         "Rename to", value=name, key=f"settings_rename_{name}", label_visibility="collapsed"
     )
-    if new_name != name and attempt(lambda old=name, new=new_name: rename_label_class(store, actor, old, new)):
+    if new_name != name and succeeded(lambda old=name, new=new_name: rename_label_class(store, actor, old, new)):
         st.rerun()
     if name in active:
-        if toggle_column.button("Retire", key=f"settings_retire_{name}"):
-            attempt(lambda n=name: set_label_class_active(store, actor, n, False))
+        if toggle_column.button("Retire", key=f"settings_retire_{name}") and succeeded(
+            lambda n=name: set_label_class_active(store, actor, n, False)
+        ):
             st.rerun()
-    elif toggle_column.button("Restore", key=f"settings_restore_{name}"):
-        attempt(lambda n=name: set_label_class_active(store, actor, n, True))
+    elif toggle_column.button("Restore", key=f"settings_restore_{name}") and succeeded(
+        lambda n=name: set_label_class_active(store, actor, n, True)
+    ):
         st.rerun()
 
 with st.form("settings_add_class", clear_on_submit=True):
     new_class = st.text_input("New class", key="settings_new_class")
-    if st.form_submit_button("Add class") and attempt(lambda: add_label_class(store, actor, new_class)):
+    if st.form_submit_button("Add class") and succeeded(lambda: add_label_class(store, actor, new_class)):
         st.rerun()
 
 st.subheader("Storage")

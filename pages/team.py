@@ -5,12 +5,12 @@ from pathlib import Path
 import streamlit as st
 
 from medreview.accounts import ROLES, create_user, list_users, reader_names, set_active, set_role
-from medreview.annotation import worklist
 from medreview.audit import ACTIONS, export_csv, query
+from medreview.catalog import image_table
 from medreview.deid_map import pseudonym_table
 from medreview.exchange import EXPORT_KINDS, import_labels, write_export
 from medreview.review import assign
-from pages.common import attempt, get_store, session_actor
+from pages.common import attempt, get_store, session_actor, succeeded
 
 store = get_store()
 actor = session_actor("admin")
@@ -28,8 +28,7 @@ with users_tab:
         username = name_column.text_input("User name", key="team_new_username")
         role = role_column.selectbox("Role", ROLES, key="team_new_role")
         password = password_column.text_input("Initial password", type="password", key="team_new_password")
-        if st.form_submit_button("Add user"):
-            attempt(lambda: create_user(store, actor, username, password, role))
+        if st.form_submit_button("Add user") and succeeded(lambda: create_user(store, actor, username, password, role)):
             st.rerun()
     names = [user["username"] for user in users]
     if names:
@@ -37,18 +36,22 @@ with users_tab:
         who = who_column.selectbox("User", names, key="team_edit_user")
         current = next(user for user in users if user["username"] == who)
         new_role = role_column.selectbox("Role", ROLES, index=ROLES.index(current["role"]), key="team_edit_role")
-        if new_role != current["role"] and role_column.button("Change role", key="team_change_role"):
-            attempt(lambda: set_role(store, actor, who, new_role))
+        if (
+            new_role != current["role"]
+            and role_column.button("Change role", key="team_change_role")
+            and succeeded(lambda: set_role(store, actor, who, new_role))
+        ):
             st.rerun()
         label = "Deactivate" if current["active"] else "Reactivate"
-        if active_column.button(label, key="team_toggle_active"):
-            attempt(lambda: set_active(store, actor, who, not current["active"]))
+        if active_column.button(label, key="team_toggle_active") and succeeded(
+            lambda: set_active(store, actor, who, not current["active"])
+        ):
             st.rerun()
 
 with assign_tab:
     readers = st.multiselect("Readers", reader_names(store), key="team_assign_readers")
     per_image = st.number_input("Readers per image", 1, 10, 2, key="team_assign_per_image")
-    images = worklist(store, actor)
+    images = image_table(store)
     scope = st.radio("Images", ["all", "first N"], horizontal=True, key="team_assign_scope")
     if scope == "first N":
         count = st.number_input("N", 1, max(len(images), 1), min(20, max(len(images), 1)), key="team_assign_n")

@@ -8,7 +8,7 @@ from medreview.jobs import cancel_job, list_jobs, worker_last_seen
 from medreview.registry import activate_model, list_models
 from medreview.training.metrics import roc_curve_png
 from medreview.training.service import submit_training
-from pages.common import attempt, get_store, session_actor
+from pages.common import attempt, get_store, session_actor, succeeded
 
 ARCHITECTURES = {"small_cnn": "Small CNN (fast on CPU)", "mobilenet_v2": "MobileNetV2 0.35 (slower, larger images)"}
 
@@ -79,7 +79,7 @@ def runs_ui() -> None:
             text=f"{progress.get('stage', 'waiting for the worker')} · epoch {len(epochs)}/{total}",
         )
         if st.button("Cancel run", key=f"train_cancel_{latest.id}"):
-            attempt(lambda: cancel_job(store, latest.id))
+            attempt(lambda: cancel_job(store, actor, latest.id))
     if latest.status not in ("queued", "running") and st.session_state.get("train_seen_finish") != latest.id:
         # The run just ended: redraw the whole page so the model list below shows the new version.
         st.session_state["train_seen_finish"] = latest.id
@@ -175,6 +175,5 @@ else:
         format_func=lambda v: f"version {v}",
         key="train_active",
     )
-    if st.button("Make active", key="train_activate"):
-        attempt(lambda: activate_model(store, actor, choice))
+    if st.button("Make active", key="train_activate") and succeeded(lambda: activate_model(store, actor, choice)):
         st.rerun()

@@ -7,7 +7,7 @@ from medreview.ingest.dicomweb import DicomWebClient, import_study
 from pages.common import get_store, session_actor
 
 store = get_store()
-session_actor("annotator")
+actor = session_actor("annotator")
 st.title("Upload")
 st.caption(
     "DICOM (with or without .dcm, compressed or not), PNG, JPEG, and .zip archives of those. "
@@ -30,44 +30,53 @@ if uploads and st.button(f"Store {len(uploads)} file(s)", type="primary", key="u
     bar.progress(1.0, text="Done")
     st.session_state["upload_results"] = [r.as_dict() for r in results]
 
-with st.expander("Import from a PACS (DICOMweb)"):
-    url_column, user_column, password_column = st.columns([3, 1, 1])
-    pacs_url = url_column.text_input("DICOMweb address", placeholder="http://pacs:8042/dicom-web", key="pacs_url")
-    pacs_user = user_column.text_input("User", key="pacs_user")
-    pacs_password = password_column.text_input("Password", type="password", key="pacs_password")
-    id_column, name_column, date_column, modality_column = st.columns(4)
-    patient_id = id_column.text_input("Patient ID", key="pacs_patient_id")
-    patient_name = name_column.text_input("Patient name", key="pacs_patient_name")
-    study_date = date_column.text_input("Study date", placeholder="YYYYMMDD or range", key="pacs_date")
-    modality = modality_column.text_input("Modality", key="pacs_modality")
-    client = DicomWebClient(pacs_url, username=pacs_user or None, password=pacs_password or None) if pacs_url else None
-    if client is not None and st.button("Search", key="pacs_search"):
-        try:
-            found = client.search_studies(
-                patient_id=patient_id, patient_name=patient_name, study_date=study_date, modality=modality
-            )
-        except MedreviewError as error:
-            st.error(str(error))
-        else:
-            st.session_state["pacs_studies"] = pd.DataFrame([study.__dict__ for study in found])
-    studies = st.session_state.get("pacs_studies")
-    if studies is not None:
-        if studies.empty:
-            st.info("No studies match.")
-        else:
-            picked = st.dataframe(
-                studies, hide_index=True, on_select="rerun", selection_mode="multi-row", key="pacs_table"
-            )
-            chosen = [studies["study_uid"].iloc[row] for row in picked.selection.rows]
-            if client is not None and chosen and st.button(f"Import {len(chosen)} study(ies)", key="pacs_import"):
-                results = []
-                try:
-                    with st.spinner("Retrieving from the PACS..."):
-                        for study_uid in chosen:
-                            results.extend(import_study(store, client, study_uid))
-                except MedreviewError as error:
-                    st.error(str(error))
-                st.session_state["upload_results"] = [r.as_dict() for r in results]
+
+def pacs_import_ui() -> None:
+    """Search and retrieve studies over DICOMweb (admins only: the server fetches the address given)."""
+    with st.expander("Import from a PACS (DICOMweb)"):
+        url_column, user_column, password_column = st.columns([3, 1, 1])
+        pacs_url = url_column.text_input("DICOMweb address", placeholder="http://pacs:8042/dicom-web", key="pacs_url")
+        pacs_user = user_column.text_input("User", key="pacs_user")
+        pacs_password = password_column.text_input("Password", type="password", key="pacs_password")
+        id_column, name_column, date_column, modality_column = st.columns(4)
+        patient_id = id_column.text_input("Patient ID", key="pacs_patient_id")
+        patient_name = name_column.text_input("Patient name", key="pacs_patient_name")
+        study_date = date_column.text_input("Study date", placeholder="YYYYMMDD or range", key="pacs_date")
+        modality = modality_column.text_input("Modality", key="pacs_modality")
+        client = (
+            DicomWebClient(pacs_url, username=pacs_user or None, password=pacs_password or None) if pacs_url else None
+        )
+        if client is not None and st.button("Search", key="pacs_search"):
+            try:
+                found = client.search_studies(
+                    patient_id=patient_id, patient_name=patient_name, study_date=study_date, modality=modality
+                )
+            except MedreviewError as error:
+                st.error(str(error))
+            else:
+                st.session_state["pacs_studies"] = pd.DataFrame([study.__dict__ for study in found])
+        studies = st.session_state.get("pacs_studies")
+        if studies is not None:
+            if studies.empty:
+                st.info("No studies match.")
+            else:
+                picked = st.dataframe(
+                    studies, hide_index=True, on_select="rerun", selection_mode="multi-row", key="pacs_table"
+                )
+                chosen = [studies["study_uid"].iloc[row] for row in picked.selection.rows]
+                if client is not None and chosen and st.button(f"Import {len(chosen)} study(ies)", key="pacs_import"):
+                    results = []
+                    try:
+                        with st.spinner("Retrieving from the PACS..."):
+                            for study_uid in chosen:
+                                results.extend(import_study(store, actor, client, study_uid))
+                    except MedreviewError as error:
+                        st.error(str(error))
+                    st.session_state["upload_results"] = [r.as_dict() for r in results]
+
+
+if actor.can("admin"):
+    pacs_import_ui()
 
 if "upload_results" in st.session_state:
     table = pd.DataFrame(st.session_state["upload_results"])

@@ -233,7 +233,7 @@ def test_actions_list_covers_the_issue():
         "login", "login.failed", "logout", "user.create", "user.role", "user.active", "user.password",
         "label.create", "label.change", "review.approve", "review.reject", "review.return", "review.adjudicate",
         "assignment.create", "assignment.delete", "training.start", "model.promote", "export", "audit.export",
-        "settings.change", "label.import", "pseudonyms.view",
+        "settings.change", "label.import", "pseudonyms.view", "job.cancel",
     }  # fmt: skip
     assert set(audit.ACTIONS) == required
     assert len(audit.ACTIONS) == len(required)

@@ -30,7 +30,7 @@ TINY = {"epochs": 2, "input_size": 32, "batch_size": 16}
 
 @pytest.fixture
 def demo_store(store):
-    load_demo_data(store, per_class=10, unlabelled=4)
+    load_demo_data(store, LOCAL_ACTOR, per_class=10, unlabelled=4)
     return store
 
 
@@ -112,7 +112,7 @@ def test_cancel_stops_a_running_training(demo_store):
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not get_job(demo_store, job_id).progress.get("epochs"):
         time.sleep(0.2)
-    cancel_job(demo_store, job_id)
+    cancel_job(demo_store, LOCAL_ACTOR, job_id)
     runner.join(timeout=120)
     assert outcome == ["cancelled"]
     job = get_job(demo_store, job_id)
@@ -122,7 +122,7 @@ def test_cancel_stops_a_running_training(demo_store):
 
 def test_cancelling_a_queued_job_means_it_never_runs(demo_store):
     job_id = submit_training(demo_store, LOCAL_ACTOR, TINY)
-    cancel_job(demo_store, job_id)
+    cancel_job(demo_store, LOCAL_ACTOR, job_id)
     assert execute_job(demo_store, job_id) == "cancelled"
     assert get_job(demo_store, job_id).progress == {}
 

@@ -28,7 +28,7 @@ SCALE = CANVAS_WIDTH / 128
 
 @pytest.fixture
 def demo_ids(page_store) -> list[int]:
-    results = load_demo_data(page_store, per_class=2, unlabelled=3)
+    results = load_demo_data(page_store, LOCAL_ACTOR, per_class=2, unlabelled=3)
     set_setting(page_store, LOCAL_ACTOR, "boxes", True)
     return [result.image_id for result in results if result.image_id is not None]
 

@@ -99,7 +99,7 @@ def test_upload_reports_every_file(page_store):
 
 
 def test_label_button_saves_and_moves_to_next_unlabelled(page_store):
-    load_demo_data(page_store, per_class=3, unlabelled=3)
+    load_demo_data(page_store, LOCAL_ACTOR, per_class=3, unlabelled=3)
     app = run_page("label")
     first = app.session_state["label_image_id"]
     app.button(key="label_button_pneumonia").click().run()
@@ -111,7 +111,7 @@ def test_label_button_saves_and_moves_to_next_unlabelled(page_store):
 
 
 def test_train_page_queues_a_run_and_shows_its_metrics(page_store):
-    load_demo_data(page_store, per_class=6, unlabelled=2)
+    load_demo_data(page_store, LOCAL_ACTOR, per_class=6, unlabelled=2)
     app = run_page("train")
     app.number_input(key="train_epochs").set_value(1)
     app.number_input(key="train_size").set_value(32)
@@ -134,7 +134,7 @@ def test_train_page_explains_missing_labels(page_store):
 
 
 def test_predictions_page_shows_image_beside_gradcam(page_store):
-    load_demo_data(page_store, per_class=6, unlabelled=2)
+    load_demo_data(page_store, LOCAL_ACTOR, per_class=6, unlabelled=2)
     execute_job(page_store, submit_training(page_store, LOCAL_ACTOR, {"epochs": 1, "input_size": 32}))
     execute_job(page_store, submit_predictions(page_store, LOCAL_ACTOR, scope="all"))
     app = run_page("predictions")

@@ -181,3 +181,63 @@ def test_export_reimported_into_an_empty_store_reproduces_the_labels(team, tmp_p
     with empty.db.read() as session:
         assert session.scalar(select(func.count(AuditEvent.id)).where(AuditEvent.action == "label.import")) == 1
     empty.close()
+
+
+def test_a_changed_or_rejected_read_loses_its_approval(team):
+    store, ids = team
+    save_read(store, ANN, ids[0], "pneumonia")
+    [read_id] = review_queue(store, REVIEWER)["annotation_id"]
+    decide(store, REVIEWER, read_id, "approve")
+    assert current_labels(store).set_index("image_id").loc[ids[0], "method"] == "approved"
+    save_read(store, ANN, ids[0], "normal")  # the reader changes her mind after approval
+    labels = current_labels(store).set_index("image_id")
+    assert (labels.loc[ids[0], "label"], labels.loc[ids[0], "method"]) == ("normal", "unanimous")
+    decide(store, REVIEWER, read_id, "reject")
+    assert ids[0] not in set(current_labels(store)["image_id"])  # rejected: no label left
+    # An adjudication is the reviewer's own decision and survives later reads.
+    adjudicate(store, REVIEWER, ids[1], "pneumonia")
+    save_read(store, BOB, ids[1], "normal")
+    assert current_labels(store).set_index("image_id").loc[ids[1], "method"] == "adjudicated"
+
+
+def test_renaming_a_class_renames_it_in_multi_labels_and_boxes(team, tmp_path):
+    from medreview.annotation import rename_label_class
+
+    store, ids = team
+    box = {"label": "pneumonia", "x": 1, "y": 1, "width": 5, "height": 5}
+    save_read(store, ANN, ids[0], labels=["normal", "pneumonia"], boxes=[box])
+    rename_label_class(store, ADMIN, "pneumonia", "consolidation")
+    read = reads_table(store).set_index("image_id").loc[ids[0]]
+    assert read["labels"] == ["consolidation", "normal"] and read["boxes"][0]["label"] == "consolidation"
+    coco = export_data(store, ADMIN, "coco")  # used to fail on the old name
+    assert {c["name"] for c in coco["categories"]} >= {"consolidation"} and len(coco["annotations"]) == 1
+
+
+@pytest.mark.parametrize(
+    "row_change, message",
+    [
+        ({"reader": "=HYPERLINK()"}, "not a valid reader name"),
+        ({"reader": "system"}, "not a valid reader name"),
+        ({"status": "deleted"}, "unknown review state"),
+        ({"boxes": [{"label": "normal", "x": 0, "y": 0, "width": -3, "height": 2}]}, "box is malformed"),
+        ({"label": "Not Clean"}, "not a valid class name"),
+    ],
+)
+def test_import_refuses_a_malformed_file_in_plain_words(team, tmp_path, row_change, message):
+    store, ids = team
+    save_read(store, ANN, ids[0], "normal")
+    path = tmp_path / "reads.json"
+    write_export(store, ADMIN, "reads", path, "json")
+    document = json.loads(path.read_text())
+    document["rows"][0].update(row_change)
+    path.write_text(json.dumps(document))
+    with pytest.raises(MedreviewError, match=message):
+        import_labels(store, ADMIN, path)
+
+
+def test_csv_exports_cannot_smuggle_spreadsheet_formulas(team, tmp_path):
+    store, ids = team
+    save_read(store, ANN, ids[0], "normal", comment="=cmd|'/c calc'!A1")
+    path = tmp_path / "reads.csv"
+    write_export(store, ADMIN, "reads", path, "csv")
+    assert "'=cmd" in path.read_text() and ",=cmd" not in path.read_text()

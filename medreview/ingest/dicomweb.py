@@ -24,6 +24,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import requests
 
+from medreview.accounts import Actor, require
 from medreview.errors import IngestError
 from medreview.ingest.service import IngestResult, InputFile, ingest_files
 from medreview.store import Store
@@ -219,6 +220,7 @@ class DicomWebClient:
 
 def import_study(
     store: Store,
+    actor: Actor,
     client: DicomWebClient,
     study_uid: str,
     progress: Callable[[int, str], None] | None = None,
@@ -230,6 +232,9 @@ def import_study(
     (network, limit) an :class:`IngestError` is raised; instances already committed stay stored,
     each complete, and importing the study again reports them as duplicates.
     """
+    # Admins only: the server fetches from an address the user gives, which must not become a way
+    # for any account to probe the hospital network.
+    require(actor, "admin", "import from a PACS")
     limit = store.settings.limits.max_archive_total_bytes
     files = (InputFile(name, data) for name, data in client.retrieve_study(study_uid, max_bytes=limit))
     results = ingest_files(store, files, progress=progress)

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from medreview.audit import record
 from medreview.jobs import JobContext
 from medreview.models import ModelVersion
 from medreview.training.dataset import load_dataset
@@ -111,6 +112,9 @@ def run_training_job(context: JobContext) -> dict[str, Any]:
         session.add(version)
         session.flush()
         version_id = version.id
+        if version.is_active:
+            # The first model is made active without anyone choosing it; the trail says so.
+            record(session, "system", "model.promote", "model_version", version_id, reason="first model")
     context.report(stage="done")
     return {
         "model_version_id": version_id,

@@ -109,7 +109,7 @@ def test_import_stores_every_instance_and_a_second_import_reports_duplicates(pac
     seen_progress: list[int] = []
 
     results = import_study(
-        store, pacs.client(), pacs.ct_study_uid, progress=lambda done, _name: seen_progress.append(done)
+        store, LOCAL_ACTOR, pacs.client(), pacs.ct_study_uid, progress=lambda done, _name: seen_progress.append(done)
     )
 
     assert [result.status for result in results] == ["stored"] * 3
@@ -124,14 +124,14 @@ def test_import_stores_every_instance_and_a_second_import_reports_duplicates(pac
     # transfer-syntax=* keeps the originals byte-for-byte: the store holds what was sent to the PACS.
     assert sorted(store.blobs.read(sha256) for sha256 in sha256s) == sorted(pacs.ct_files)
 
-    again = import_study(store, pacs.client(), pacs.ct_study_uid)
+    again = import_study(store, LOCAL_ACTOR, pacs.client(), pacs.ct_study_uid)
 
     assert [result.status for result in again] == ["duplicate"] * 3
     assert all("already stored" in result.reason for result in again)
 
 
 def test_import_is_deidentified_by_default(pacs: Pacs, store: Store) -> None:
-    results = import_study(store, pacs.client(), pacs.ct_study_uid)
+    results = import_study(store, LOCAL_ACTOR, pacs.client(), pacs.ct_study_uid)
     assert [result.status for result in results] == ["stored"] * 3
     with store.db.read() as session:
         assert session.scalar(select(Patient.patient_key)).startswith("ANON-")
@@ -139,7 +139,7 @@ def test_import_is_deidentified_by_default(pacs: Pacs, store: Store) -> None:
         assert _store_counts(store) == (1, 1, 1, 3)  # the three slices still share one study and series
         for sha256 in session.scalars(select(Image.sha256)):
             assert b"PACS-CT" not in store.blobs.read(sha256)
-    again = import_study(store, pacs.client(), pacs.ct_study_uid)
+    again = import_study(store, LOCAL_ACTOR, pacs.client(), pacs.ct_study_uid)
     assert [result.status for result in again] == ["duplicate"] * 3
     assert _store_counts(store) == (1, 1, 1, 3)
 
@@ -153,7 +153,7 @@ def test_import_refuses_a_study_larger_than_the_limit(pacs: Pacs, tmp_path: Path
     small_store = Store.open(settings)
     try:
         with pytest.raises(IngestError, match=r"larger than the import limit \(10000 bytes\)"):
-            import_study(small_store, pacs.client(), pacs.ct_study_uid)
+            import_study(small_store, LOCAL_ACTOR, pacs.client(), pacs.ct_study_uid)
         assert _store_counts(small_store)[3] == 0
     finally:
         small_store.close()
@@ -164,9 +164,9 @@ def test_a_study_the_pacs_does_not_have_is_a_plain_error(pacs: Pacs, store: Stor
     # for an empty study.
     missing_uid = generate_uid()
     with pytest.raises(IngestError, match=f"has no study {missing_uid}"):
-        import_study(store, pacs.client(), missing_uid)
+        import_study(store, LOCAL_ACTOR, pacs.client(), missing_uid)
     with pytest.raises(IngestError, match="not a valid study UID"):
-        import_study(store, pacs.client(), "../../instances")
+        import_study(store, LOCAL_ACTOR, pacs.client(), "../../instances")
     assert _store_counts(store)[3] == 0
 
 
