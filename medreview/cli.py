@@ -22,6 +22,7 @@ from pathlib import Path
 from medreview.annotation import LOCAL_ACTOR
 from medreview.errors import MedreviewError
 from medreview.store import Store
+from medreview.training import ARCHITECTURES
 
 __all__ = ["main"]
 
@@ -312,7 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", help="train a model on the labelled images")
     train.add_argument("--wait", action="store_true", help="wait for the run and print its metrics")
-    train.add_argument("--architecture")
+    train.add_argument("--architecture", choices=sorted(ARCHITECTURES))
     train.add_argument("--input-size", type=int)
     train.add_argument("--epochs", type=int)
     train.add_argument("--batch-size", type=int)

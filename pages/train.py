@@ -6,11 +6,10 @@ import streamlit as st
 from medreview.annotation import current_labels
 from medreview.jobs import cancel_job, list_jobs, worker_last_seen
 from medreview.registry import activate_model, list_models
+from medreview.training import ARCHITECTURES
 from medreview.training.metrics import roc_curve_png
 from medreview.training.service import submit_training
 from pages.common import attempt, get_store, session_actor, succeeded
-
-ARCHITECTURES = {"small_cnn": "Small CNN (fast on CPU)", "mobilenet_v2": "MobileNetV2 0.35 (slower, larger images)"}
 
 store = get_store()
 actor = session_actor("admin")
@@ -37,7 +36,11 @@ if (
 with st.form("train_form"):
     architecture_column, epochs_column, size_column, seed_column = st.columns(4)
     architecture = architecture_column.selectbox(
-        "Architecture", list(ARCHITECTURES), format_func=ARCHITECTURES.get, key="train_architecture"
+        "Architecture",
+        list(ARCHITECTURES),
+        format_func=lambda name: name.replace("_", " "),
+        help="\n\n".join(f"**{name}**: {text}" for name, text in ARCHITECTURES.items()),
+        key="train_architecture",
     )
     epochs = epochs_column.number_input("Epochs", 1, 500, 10, key="train_epochs")
     size = size_column.number_input(

@@ -17,13 +17,9 @@ import keras
 from keras import layers
 
 from medreview.errors import TrainingError
+from medreview.training import ARCHITECTURES  # re-exported: the names live where TensorFlow is not
 
 __all__ = ["ARCHITECTURES", "GreyToRGB", "build_model"]
-
-ARCHITECTURES: dict[str, str] = {
-    "small_cnn": "Small CNN (3 conv blocks, 32/64/128 filters); trains on CPU in minutes, any size >= 8 px.",
-    "mobilenet_v2": "MobileNetV2 (width 0.35) backbone; ImageNet weights only from a local file; >= 32 px.",
-}
 
 # Names other modules rely on.
 LOGITS_LAYER = "logits"
