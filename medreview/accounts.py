@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 
 from medreview import audit
 from medreview.errors import MedreviewError, NotFoundError, PermissionDeniedError
-from medreview.models import User
+from medreview.models import User, as_utc
 from medreview.store import LOCAL_USER, Store
 
 __all__ = [
@@ -197,11 +197,6 @@ def _other_active_admins(session: Session, username: str) -> int:
     return sum(1 for name in admins if name != username)
 
 
-def _utc(moment: dt.datetime) -> dt.datetime:
-    # SQLite hands back naive datetimes; every stored time is UTC.
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
-
-
 # --- first run ----------------------------------------------------------------------------------
 
 
@@ -319,7 +314,7 @@ def list_users(store: Store, actor: Actor) -> list[dict[str, Any]]:
         _require_admin(session, actor, "list users")
         users = session.scalars(select(User).where(User.username != LOCAL_USER).order_by(User.username)).all()
         return [
-            {"username": user.username, "role": user.role, "active": user.active, "created_at": _utc(user.created_at)}
+            {"username": user.username, "role": user.role, "active": user.active, "created_at": as_utc(user.created_at)}
             for user in users
         ]
 

@@ -27,7 +27,7 @@ from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
 
 from medreview.blobs import atomic_write
-from medreview.models import AuditEvent
+from medreview.models import AuditEvent, as_utc
 
 if TYPE_CHECKING:
     # accounts imports this module; importing it back at run time happens inside the functions
@@ -164,7 +164,7 @@ def query(
         {
             "id": event.id,
             # SQLite hands back naive datetimes; every stored time is UTC.
-            "created_at": event.created_at if event.created_at.tzinfo else event.created_at.replace(tzinfo=dt.UTC),
+            "created_at": as_utc(event.created_at),
             "actor": event.actor,
             "action": event.action,
             "object_type": event.object_type,

@@ -10,7 +10,6 @@ has no password and cannot log in to the web app), and its actions are audited u
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
 import signal
@@ -57,16 +56,6 @@ def _cmd_import_folder(args: argparse.Namespace) -> int:
     return _print_results(results, args.json)
 
 
-def _worker_alive(store: Store) -> bool:
-    from medreview.jobs import HEARTBEAT_INTERVAL, worker_last_seen
-
-    seen = worker_last_seen(store)
-    if seen is None:
-        return False
-    seen = seen if seen.tzinfo else seen.replace(tzinfo=dt.UTC)
-    return (dt.datetime.now(dt.UTC) - seen).total_seconds() < 3 * HEARTBEAT_INTERVAL
-
-
 def _start_worker() -> subprocess.Popen:
     # A session of its own, so a Ctrl-C meant for this command is forwarded deliberately below.
     return subprocess.Popen([sys.executable, "-m", "medreview", "worker"], start_new_session=True)
@@ -74,7 +63,7 @@ def _start_worker() -> subprocess.Popen:
 
 def _wait_for_job(store: Store, job_id: int) -> int:
     """Wait for a job; start a worker for the wait if none is running. Returns an exit code."""
-    from medreview.jobs import get_job
+    from medreview.jobs import get_job, worker_alive
 
     worker = None
     try:
@@ -84,7 +73,7 @@ def _wait_for_job(store: Store, job_id: int) -> int:
             job = get_job(store, job_id)
             if worker is None and job.status == "queued" and time.monotonic() - checked_worker_at > 5:
                 checked_worker_at = time.monotonic()
-                if not _worker_alive(store):
+                if not worker_alive(store):
                     print("no worker is running: starting one for this job", file=sys.stderr)
                     worker = _start_worker()
             for epoch in job.progress.get("epochs", [])[last_epoch:]:

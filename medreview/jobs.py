@@ -28,7 +28,7 @@ from medreview.accounts import Actor, require
 from medreview.audit import record
 from medreview.config import Settings, get_settings
 from medreview.errors import MedreviewError, NotFoundError
-from medreview.models import Job, Setting, utcnow
+from medreview.models import Job, Setting, as_utc, utcnow
 from medreview.store import LOCAL_USER, Store
 
 __all__ = [
@@ -42,6 +42,7 @@ __all__ = [
     "reap_orphans",
     "run_worker",
     "submit_job",
+    "worker_alive",
     "worker_last_seen",
 ]
 
@@ -145,7 +146,7 @@ def reap_orphans(store: Store) -> int:
         count = 0
         for job in stale:
             beat = job.heartbeat_at or job.started_at
-            if beat is not None and _aware(beat) < cutoff:
+            if beat is not None and as_utc(beat) < cutoff:
                 job.status = "failed"
                 job.finished_at = utcnow()
                 job.error = (
@@ -162,9 +163,10 @@ def worker_last_seen(store: Store) -> dt.datetime | None:
         return dt.datetime.fromisoformat(row.value) if row is not None else None
 
 
-def _aware(moment: dt.datetime) -> dt.datetime:
-    # SQLite hands back naive datetimes even for timezone-aware columns; they were stored as UTC.
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+def worker_alive(store: Store) -> bool:
+    """Whether a worker stamped its liveness within the last few heartbeats."""
+    seen = worker_last_seen(store)
+    return seen is not None and (utcnow() - as_utc(seen)).total_seconds() < 3 * HEARTBEAT_INTERVAL
 
 
 # --- running ------------------------------------------------------------------------------------

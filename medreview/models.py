@@ -43,12 +43,19 @@ __all__ = [
     "Setting",
     "Study",
     "User",
+    "as_utc",
     "utcnow",
 ]
 
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+def as_utc(moment: dt.datetime) -> dt.datetime:
+    """A stored time as an aware UTC datetime: SQLite hands back naive datetimes even for
+    timezone-aware columns (they were stored as UTC); PostgreSQL returns them aware."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
 # Named constraints so migrations (and error messages) are stable across SQLite and PostgreSQL.

@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from medreview.accounts import Actor, require
 from medreview.annotation import current_labels, reads_table
-from medreview.blobs import atomic_write
+from medreview.blobs import atomic_write, sha256_hex
 from medreview.db import upsert
 from medreview.errors import ImagingError, MedreviewError, NotFoundError
 from medreview.jobs import JobContext, submit_job
@@ -78,7 +78,12 @@ def run_prediction_job(context: JobContext) -> dict[str, Any]:
         version = session.get(ModelVersion, params["model_version_id"])
         if version is None:
             raise NotFoundError("the model version for this job no longer exists")
-    model = load_model(store.data_path(version.path))
+    model_path = store.data_path(version.path)
+    # Load only the file this app wrote: a .keras file can carry code, and a swapped or damaged
+    # file must not run (or predict) silently.
+    if not model_path.exists() or sha256_hex(model_path.read_bytes()) != version.sha256:
+        raise MedreviewError(f"the file of model version {version.id} is missing or was changed; retrain it")
+    model = load_model(model_path)
     targets = _target_images(store, params["scope"], params.get("image_ids", []))
     total = len(targets)
     context.report(stage="predicting", done=0, total=total)

@@ -1,10 +1,8 @@
-import datetime as dt
-
 import pandas as pd
 import streamlit as st
 
 from medreview.annotation import current_labels
-from medreview.jobs import cancel_job, list_jobs, worker_last_seen
+from medreview.jobs import cancel_job, list_jobs, worker_alive
 from medreview.registry import activate_model, list_models
 from medreview.training import ARCHITECTURES
 from medreview.training.metrics import roc_curve_png
@@ -23,11 +21,7 @@ if len(labels):
 else:
     st.info("No labelled images yet: label some on the Label page first.")
 
-seen = worker_last_seen(store)
-if (
-    seen is None
-    or (dt.datetime.now(dt.UTC) - (seen if seen.tzinfo else seen.replace(tzinfo=dt.UTC))).total_seconds() > 30
-):
+if not worker_alive(store):
     st.warning(
         "No worker is running, so training will wait in the queue. Start one with `make run` "
         "or `python -m medreview worker`."

@@ -162,3 +162,12 @@ def test_ui_side_modules_never_import_tensorflow():
 def test_unknown_job_kind_is_refused(store):
     with pytest.raises(Exception, match="unknown job kind"):
         submit_job(store, "mine-bitcoin", {})
+
+
+def test_a_changed_model_file_is_refused_not_loaded(demo_store):
+    assert execute_job(demo_store, submit_training(demo_store, LOCAL_ACTOR, TINY)) == "succeeded"
+    path = demo_store.data_path(active_model(demo_store).path)
+    path.write_bytes(path.read_bytes() + b"tampered")
+    job_id = submit_predictions(demo_store, LOCAL_ACTOR, scope="all")
+    assert execute_job(demo_store, job_id) == "failed"
+    assert "was changed" in get_job(demo_store, job_id).error
