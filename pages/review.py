@@ -101,14 +101,15 @@ with agreement_tab:
     )
     pairs = pd.DataFrame(summary["pairs"])
     shared = pairs[pairs["n_images"] > 0] if len(pairs) else pairs
-    st.write("Cohen's kappa per reader pair")
+    st.write("Cohen's kappa per reader pair (pairs that read the same images)")
     for column, pair in zip(
         st.columns(min(max(len(shared), 1), 4)), shared.head(8).itertuples(index=False), strict=False
     ):
         value = "n/a" if pd.isna(pair.kappa) else f"{pair.kappa:.3f}"
         column.metric(f"{pair.reader_a} – {pair.reader_b}", value, help=f"{pair.n_images} shared images. {pair.reason}")
-    st.dataframe(pairs, hide_index=True, key="agreement_pairs")
+    st.dataframe(shared, hide_index=True, key="agreement_pairs")
     st.write("Per class")
     per_class_left, per_class_right = st.columns(2)
-    per_class_left.dataframe(pd.DataFrame(summary["pairs_per_class"]), hide_index=True)
+    per_class = pd.DataFrame(summary["pairs_per_class"])
+    per_class_left.dataframe(per_class[per_class["n_images"] > 0] if len(per_class) else per_class, hide_index=True)
     per_class_right.dataframe(pd.DataFrame(summary["fleiss_per_class"]), hide_index=True)
