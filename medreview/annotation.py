@@ -35,6 +35,7 @@ from medreview.models import (
     User,
     utcnow,
 )
+from medreview.project import CHOICES
 from medreview.store import LOCAL_USER, Store
 
 __all__ = [
@@ -43,6 +44,7 @@ __all__ = [
     "WORKLIST_FILTERS",
     "add_label_class",
     "current_labels",
+    "image_facts",
     "label_classes",
     "modalities",
     "next_image_id",
@@ -54,7 +56,7 @@ __all__ = [
 ]
 
 WORKLIST_FILTERS = ("all", "unlabelled", "labelled", "returned")
-LABEL_SOURCES = ("final", "all")
+LABEL_SOURCES = CHOICES["training_label_source"]
 # The CLI, the demo loader and import-folder act as the seeded local admin (it cannot log in to
 # the web app: it has no password). Their reads are that user's reads.
 LOCAL_ACTOR = Actor(LOCAL_USER, "admin")
@@ -137,11 +139,15 @@ def set_label_class_active(store: Store, actor: Actor, name: str, active: bool) 
 # --- reads --------------------------------------------------------------------------------------
 
 
-def _user_id(session: Session, username: str) -> int:
-    user_id = session.scalar(select(User.id).where(User.username == username))
-    if user_id is None:
-        raise NotFoundError(f"no user named '{username}'")
-    return user_id
+def user_id(session: Session, username: str, active_only: bool = False) -> int:
+    """The id of a user (an active one when ``active_only``); NotFoundError otherwise."""
+    query = select(User.id).where(User.username == username)
+    if active_only:
+        query = query.where(User.active.is_(True))
+    found = session.scalar(query)
+    if found is None:
+        raise NotFoundError(f"no {'active ' if active_only else ''}user named '{username}'")
+    return found
 
 
 def _check_boxes(boxes: Sequence[dict[str, Any]], image: Image, allowed: set[str]) -> list[dict[str, Any]]:
@@ -208,7 +214,7 @@ def save_read(
             if name not in active:
                 raise MedreviewError(f"'{name}' is not a class of this project's label schema")
         checked_boxes = _check_boxes(boxes, image, set(active))
-        reader_id = _user_id(session, actor.username)
+        reader_id = user_id(session, actor.username)
         previous = session.scalar(
             select(Annotation).where(Annotation.image_id == image_id, Annotation.reader_id == reader_id)
         )
@@ -272,13 +278,16 @@ def reads_table(store: Store, include_rejected: bool = False) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(query.selected_columns.keys()))
 
 
-def _image_facts(store: Store) -> pd.DataFrame:
+def image_facts(store: Store) -> pd.DataFrame:
+    """One row per stored image: image_id, patient_key, original_filename, sha256, source_sha256,
+    media_type, rows, columns (the keys labels are joined to, exported with and imported by)."""
     query = (
         select(
             Image.id.label("image_id"),
             Patient.patient_key,
             Image.original_filename,
             Image.sha256,
+            Image.source_sha256,
             Image.media_type,
             Image.rows,
             Image.columns,
@@ -323,7 +332,7 @@ def current_labels(store: Store, source: str = "final") -> pd.DataFrame:
         agreed = pd.DataFrame({"image_id": unanimous.index, "label": unanimous.values, "method": "unanimous"})
         agreed = agreed[~agreed["image_id"].isin(decided["image_id"])]
         labelled = pd.concat([decided, agreed], ignore_index=True)
-    table = labelled.merge(_image_facts(store), on="image_id", how="inner")
+    table = labelled.merge(image_facts(store), on="image_id", how="inner")
     columns = [
         "image_id",
         "label",
@@ -364,7 +373,7 @@ def worklist(
     if status not in WORKLIST_FILTERS:
         raise MedreviewError(f"unknown worklist filter '{status}'")
     with store.db.read() as session:
-        reader_id = _user_id(session, actor.username)
+        reader_id = user_id(session, actor.username)
         assigned = _assigned_ids(session, reader_id)
         own = (
             select(Annotation.image_id, Annotation.label_class_id, Annotation.status, Annotation.unsure)

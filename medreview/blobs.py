@@ -97,9 +97,6 @@ class BlobStore:
     def read(self, sha256: str) -> bytes:
         return self.path_for(sha256).read_bytes()
 
-    def delete(self, sha256: str) -> None:
-        self.path_for(sha256).unlink(missing_ok=True)
-
     def collect_orphans(self, referenced: Iterable[str], min_age_seconds: float = 3600) -> int:
         """Delete blobs no row references (older than ``min_age_seconds``, so a write in flight
         in another process is left alone); also stale temp files. Returns how many went."""

@@ -16,11 +16,9 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from medreview.accounts import Actor, require
 from medreview.annotation import add_label_class, label_classes, save_read
 from medreview.ingest import IngestResult, InputFile, ingest_files
-from medreview.store import Store
+from medreview.store import DEFAULT_CLASSES, Store
 
-__all__ = ["DEMO_CLASSES", "demo_image", "load_demo_data"]
-
-DEMO_CLASSES = ("normal", "pneumonia")
+__all__ = ["demo_image", "load_demo_data"]
 SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
 
 
@@ -80,14 +78,14 @@ def load_demo_data(
     """Ingest ``2 * per_class`` demo images labelled by ``actor`` and ``unlabelled`` more (admins)."""
     require(actor, "admin", "load demo data")
     rng = np.random.default_rng(seed)
-    for name in DEMO_CLASSES:
+    for name in DEFAULT_CLASSES:
         if name not in label_classes(store):
             add_label_class(store, actor, name)
     files, labels = [], []
     for number in range(2 * per_class + unlabelled):
         with_opacity = bool(number % 2)
         files.append(InputFile(f"demo-{number:03d}.dcm", _dicom_bytes(demo_image(rng, with_opacity), number)))
-        labels.append(DEMO_CLASSES[int(with_opacity)] if number < 2 * per_class else None)
+        labels.append(DEFAULT_CLASSES[int(with_opacity)] if number < 2 * per_class else None)
     results = ingest_files(store, files)
     for result, label in zip(results, labels, strict=True):
         if label is not None and result.image_id is not None:

@@ -25,11 +25,11 @@ import pandas as pd
 from sqlalchemy import select
 
 from medreview.accounts import Actor, require
-from medreview.annotation import current_labels, label_classes, reads_table
+from medreview.annotation import current_labels, image_facts, label_classes, reads_table
 from medreview.audit import neutralise_formula, record, record_now
 from medreview.db import upsert
 from medreview.errors import MedreviewError
-from medreview.models import Annotation, FinalLabel, Image, LabelClass, User, utcnow
+from medreview.models import Annotation, FinalLabel, LabelClass, User, utcnow
 from medreview.prediction import predictions_table
 from medreview.registry import active_model
 from medreview.store import Store
@@ -41,27 +41,8 @@ EXPORT_FORMATS = ("csv", "json")
 FORMAT_NAME = "medreview-labels"
 
 
-def _image_keys(store: Store) -> pd.DataFrame:
-    with store.db.read() as session:
-        rows = (
-            session.execute(
-                select(
-                    Image.id.label("image_id"),
-                    Image.original_filename,
-                    Image.sha256,
-                    Image.source_sha256,
-                    Image.rows,
-                    Image.columns,
-                )
-            )
-            .mappings()
-            .all()
-        )
-    return pd.DataFrame(rows, columns=["image_id", "original_filename", "sha256", "source_sha256", "rows", "columns"])
-
-
 def _with_keys(store: Store, table: pd.DataFrame) -> pd.DataFrame:
-    keys = _image_keys(store)[["image_id", "original_filename", "sha256", "source_sha256"]]
+    keys = image_facts(store)[["image_id", "original_filename", "sha256", "source_sha256"]]
     table = table.drop(columns=[c for c in ("original_filename", "sha256") if c in table.columns])
     return keys.merge(table, on="image_id", how="inner")
 
@@ -91,7 +72,7 @@ def _coco(store: Store) -> dict[str, Any]:
     """Boxes of every non-rejected read, COCO style (bbox = [x, y, width, height] in pixels)."""
     classes = label_classes(store, include_retired=True)
     category = {name: number for number, name in enumerate(classes, start=1)}
-    keys = _image_keys(store)
+    keys = image_facts(store)
     reads = reads_table(store)
     images, annotations = [], []
     with_boxes = set()
@@ -201,7 +182,7 @@ def import_labels(store: Store, actor: Actor, path: Path) -> dict[str, int]:
         raise MedreviewError(f"cannot read {path}: {error}") from error
     if not isinstance(document, dict) or document.get("format") != FORMAT_NAME or document.get("kind") != "reads":
         raise MedreviewError("not a medreview reads export (export it with: export reads --format json)")
-    keys = _image_keys(store)
+    keys = image_facts(store)
     by_source = {k: i for k, i in zip(keys["source_sha256"], keys["image_id"], strict=True) if k}
     by_sha = dict(zip(keys["sha256"], keys["image_id"], strict=True))
     counts = {"reads": 0, "final_labels": 0, "images_missing": 0}

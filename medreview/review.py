@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from medreview.accounts import Actor, require
 from medreview.agreement import agreement_summary
-from medreview.annotation import clear_approval, label_classes, reads_table
+from medreview.annotation import clear_approval, label_classes, reads_table, user_id
 from medreview.audit import record
 from medreview.db import upsert
 from medreview.errors import MedreviewError, NotFoundError, PermissionDeniedError
@@ -39,13 +39,6 @@ __all__ = [
 DECISIONS = {"approve": "approved", "reject": "rejected", "return": "returned"}
 
 
-def _user_id(session: Session, username: str) -> int:
-    user_id = session.scalar(select(User.id).where(User.username == username, User.active.is_(True)))
-    if user_id is None:
-        raise NotFoundError(f"no active user named '{username}'")
-    return user_id
-
-
 # --- assignments --------------------------------------------------------------------------------
 
 
@@ -59,7 +52,7 @@ def assign(store: Store, actor: Actor, image_ids: list[int], readers: list[str],
         raise MedreviewError(f"readers per image must be between 1 and {len(readers)} (the readers chosen)")
     made = 0
     with store.db.write() as session:
-        reader_ids = {name: _user_id(session, name) for name in readers}
+        reader_ids = {name: user_id(session, name, active_only=True) for name in readers}
         existing = {
             (row.image_id, row.reader_id)
             for row in session.scalars(select(Assignment).where(Assignment.image_id.in_(image_ids)))
@@ -152,7 +145,7 @@ def decide(store: Store, actor: Actor, annotation_id: int, decision: str, commen
         old_status = annotation.status
         annotation.status = DECISIONS[decision]
         annotation.review_comment = comment
-        annotation.reviewed_by_id = _user_id(session, actor.username)
+        annotation.reviewed_by_id = user_id(session, actor.username, active_only=True)
         annotation.reviewed_at = utcnow()
         session.flush()
         if decision == "approve":

@@ -7,6 +7,7 @@ schema, the local user).
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from sqlalchemy import select
 from medreview.blobs import BlobStore
 from medreview.config import Settings, get_settings
 from medreview.db import Database
-from medreview.models import Image, LabelClass, Prediction, Setting, User
+from medreview.models import Image, LabelClass, ModelVersion, Prediction, Setting, User
 
 __all__ = ["DEFAULT_CLASSES", "LOCAL_USER", "Store"]
 
@@ -56,19 +57,18 @@ class Store:
         return self.settings.data_dir / relative
 
     def collect_orphans(self, min_age_seconds: float = 3600) -> int:
-        """Remove original files that no image row names (left by a crash mid-ingest)."""
+        """Remove files no row names, left by a crash between writing a file and committing its
+        row: originals, Grad-CAM maps, model files (and their temporary files). Only files older
+        than ``min_age_seconds``, so a write in flight in another process is left alone."""
         with self.db.read() as session:
             referenced = session.scalars(select(Image.sha256)).all()
-            heatmaps = set(session.scalars(select(Prediction.heatmap_path)).all())
+            kept = set(session.scalars(select(Prediction.heatmap_path)))
+            kept |= set(session.scalars(select(ModelVersion.path)))
         removed = self.blobs.collect_orphans(referenced, min_age_seconds)
-        cams = self.settings.cache_dir / "gradcam"
-        if cams.exists():
-            import time
-
-            cutoff = time.time() - min_age_seconds
-            for path in cams.glob("*.npy"):
-                relative = str(path.relative_to(self.settings.data_dir))
-                if relative not in heatmaps and path.stat().st_mtime < cutoff:
+        cutoff = time.time() - min_age_seconds
+        for folder, pattern in ((self.settings.cache_dir / "gradcam", "*.npy"), (self.settings.models_dir, "*.keras")):
+            for path in folder.glob(pattern) if folder.exists() else ():
+                if str(path.relative_to(self.settings.data_dir)) not in kept and path.stat().st_mtime < cutoff:
                     path.unlink(missing_ok=True)
                     removed += 1
         return removed

@@ -171,3 +171,14 @@ def test_a_changed_model_file_is_refused_not_loaded(demo_store):
     job_id = submit_predictions(demo_store, LOCAL_ACTOR, scope="all")
     assert execute_job(demo_store, job_id) == "failed"
     assert "was changed" in get_job(demo_store, job_id).error
+
+
+def test_a_model_file_left_by_a_crash_is_collected_and_registered_ones_kept(demo_store):
+    assert execute_job(demo_store, submit_training(demo_store, LOCAL_ACTOR, TINY)) == "succeeded"
+    models = demo_store.settings.models_dir
+    registered = demo_store.data_path(active_model(demo_store).path)
+    # A crash after model.save but before the version row committed leaves these behind.
+    (models / "model-99.keras").write_bytes(b"orphan")
+    (models / ".model-100.abc.keras").write_bytes(b"half written")
+    demo_store.collect_orphans(min_age_seconds=0)
+    assert sorted(p.name for p in models.iterdir()) == [registered.name]

@@ -23,6 +23,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from medreview.blobs import fsync_folder
 from medreview.errors import TrainingError
 from medreview.training import architectures
 from medreview.training.metrics import classification_metrics
@@ -186,7 +187,7 @@ def save_model_atomic(model: keras.Model, path: Path) -> str:
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
-    _fsync_directory(path.parent)
+    fsync_folder(path.parent)
     return digest.hexdigest()
 
 
@@ -246,20 +247,6 @@ def _with_augmentation(model: keras.Model, config: FitConfig) -> keras.Model:
     x = keras.layers.RandomZoom(0.05, fill_mode="constant", seed=config.seed + 1)(x)
     x = keras.layers.RandomContrast(0.1, seed=config.seed + 2)(x)
     return keras.Model(inputs, model(x), name="augmented_training_model")
-
-
-def _fsync_directory(directory: Path) -> None:
-    # Makes the rename itself durable; not possible on every platform (Windows), which is fine.
-    try:
-        descriptor = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:
-        pass
-    finally:
-        os.close(descriptor)
 
 
 class _EpochMonitor(keras.callbacks.Callback):
