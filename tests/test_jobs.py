@@ -182,3 +182,10 @@ def test_a_model_file_left_by_a_crash_is_collected_and_registered_ones_kept(demo
     (models / ".model-100.abc.keras").write_bytes(b"half written")
     demo_store.collect_orphans(min_age_seconds=0)
     assert sorted(p.name for p in models.iterdir()) == [registered.name]
+
+
+@pytest.mark.parametrize("train_images, batch", [(12, 4), (26, 4), (200, 25), (3752, 64)])
+def test_automatic_batch_gives_small_datasets_enough_steps(train_images, batch):
+    from medreview.training.job import automatic_batch_size
+
+    assert automatic_batch_size(train_images) == batch

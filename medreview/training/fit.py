@@ -282,7 +282,7 @@ class _EpochMonitor(keras.callbacks.Callback):
         pixels = x_val.shape[1] * x_val.shape[2]
         self.predict_batch_size = max(64, min(1024, (1 << 20) // pixels))
         self.logs: list[EpochLog] = []
-        self.best_score = -np.inf
+        self.best_score: tuple[float, float] = (-np.inf, -np.inf)
         self.best_values: list[tuple[keras.Variable, np.ndarray]] | None = None
         self.epoch_started = 0.0
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="medreview-validation")
@@ -342,8 +342,12 @@ class _EpochMonitor(keras.callbacks.Callback):
     def _deliver(self, future: Future, values: list[tf.Tensor]) -> None:
         entry = future.result()
         self.logs.append(entry)
-        # Best by AUC; with a single-class validation set AUC is undefined, so fall back to the loss.
-        score = entry.val_auc if not np.isnan(entry.val_auc) else -entry.val_loss
+        # Best by AUC, ties broken by the lower validation loss: AUC saturates (1.0 on an easy
+        # task) long before the model is calibrated, and keeping the first epoch that reached it
+        # would keep a barely trained model. With a single-class validation set AUC is undefined:
+        # the loss alone decides.
+        auc = entry.val_auc if not np.isnan(entry.val_auc) else -np.inf
+        score = (auc, -entry.val_loss)
         if score > self.best_score:
             self.best_score = score
             variables = self.plain_model.trainable_variables + self.plain_model.non_trainable_variables

@@ -20,18 +20,25 @@ from medreview.training.fit import EpochLog, FitConfig, fit_model, predict_proba
 from medreview.training.metrics import classification_metrics
 from medreview.training.split import split_by_patient
 
-__all__ = ["TRAINING_DEFAULTS", "run_training_job"]
+__all__ = ["TRAINING_DEFAULTS", "automatic_batch_size", "run_training_job"]
 
 TRAINING_DEFAULTS: dict[str, Any] = {
     "architecture": FitConfig.architecture,
     "input_size": None,  # None: chosen from the data (never upsample; cap large images)
     "epochs": FitConfig.epochs,
-    "batch_size": FitConfig.batch_size,
+    "batch_size": None,  # None: automatic (see automatic_batch_size)
     "learning_rate": FitConfig.learning_rate,
     "seed": FitConfig.seed,
     "validation_fraction": 0.2,
     "label_source": None,  # None: the project's training_label_source setting
 }
+
+
+def automatic_batch_size(train_images: int, largest: int = FitConfig.batch_size, steps: int = 8) -> int:
+    """The default batch: ``largest`` for real datasets, smaller for a few dozen images so an
+    epoch still takes about ``steps`` gradient steps (26 images in one batch of 64 would give the
+    model 10 steps in 10 epochs, and it would learn nothing)."""
+    return max(4, min(largest, train_images // steps))
 
 
 def run_training_job(context: JobContext) -> dict[str, Any]:
@@ -51,7 +58,7 @@ def run_training_job(context: JobContext) -> dict[str, Any]:
         architecture=params["architecture"],
         input_size=dataset.input_size,
         epochs=int(params["epochs"]),
-        batch_size=int(params["batch_size"]),
+        batch_size=int(params["batch_size"] or automatic_batch_size(len(train_index))),
         learning_rate=float(params["learning_rate"]),
         seed=int(params["seed"]),
     )

@@ -81,3 +81,17 @@ def test_save_is_atomic_and_hashes_the_final_file(square_task, tmp_path):
     np.testing.assert_allclose(predict_probabilities(load_model(path), x_val), predict_probabilities(model, x_val))
     with pytest.raises(TrainingError):
         save_model_atomic(model, tmp_path / "model.h5")
+
+
+def test_when_auc_ties_the_lower_validation_loss_wins(square_task):
+    # The square task reaches validation AUC 1.0 within a few epochs and keeps it while the loss
+    # still falls: the model returned must be the tied epoch with the lowest validation loss, not
+    # the first epoch that hit AUC 1.0 (that one predicts everything near 0.5).
+    x_train, y_train, x_val, y_val = square_task
+    model, logs = fit_model(x_train, y_train, x_val, y_val, 2, FitConfig(input_size=28, epochs=8, batch_size=32))
+    best_auc = max(log.val_auc for log in logs)
+    tied = [log for log in logs if log.val_auc == best_auc]
+    assert len(tied) > 1, "the task should saturate AUC for this test to mean anything"
+    probabilities = predict_probabilities(model, x_val)
+    loss = float(-np.mean(np.log(probabilities[np.arange(len(y_val)), y_val] + 1e-7)))
+    assert loss == pytest.approx(min(log.val_loss for log in tied), rel=1e-3)
