@@ -6,10 +6,10 @@ Pages live in pages/; all logic lives in medreview/. Each page checks the login 
 
 import streamlit as st
 
-from medreview.accounts import LoginSession, authenticate, create_first_admin, logout, needs_first_admin
 from medreview.errors import MedreviewError
-from medreview.models import utcnow
-from pages.common import get_store, leave_legacy_page_discovery
+from medreview.store.models import utcnow
+from medreview.team.accounts import LoginSession, authenticate, create_first_admin, logout, needs_first_admin
+from ui.session import get_store, leave_legacy_page_discovery
 
 leave_legacy_page_discovery()
 st.set_page_config(page_title="medreview", page_icon=":material/radiology:", layout="wide")

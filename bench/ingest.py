@@ -47,11 +47,11 @@ from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from medreview.annotation import LOCAL_ACTOR
 from medreview.config import Settings
 from medreview.ingest import InputFile, ingest_files
-from medreview.project import set_setting
+from medreview.reading.reads import LOCAL_ACTOR
 from medreview.store import Store
+from medreview.team.settings import set_setting
 
 TARGET_RATIO = 0.8
 
@@ -193,11 +193,11 @@ def stage_breakdown(paths: list[Path], scratch: Path) -> None:
     """Milliseconds per file of each stage of the app's ingest, to show where its time goes."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from medreview.blobs import BlobStore, sha256_hex
     from medreview.config import IngestLimits
     from medreview.ingest.deid import deidentify_dicom
     from medreview.ingest.dicom import read_dicom
     from medreview.ingest.service import _BLOB_WRITERS
+    from medreview.store.blobs import BlobStore, sha256_hex
 
     contents = [path.read_bytes() for path in paths]
     limits = IngestLimits()

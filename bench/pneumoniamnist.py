@@ -79,11 +79,11 @@ def main() -> None:
     # The same arrays the job trained on, from the same store, split as the job split them.
     os.environ["MEDREVIEW_DATA_DIR"] = str(data_dir)
     from medreview.jobs import list_jobs
-    from medreview.registry import active_model
+    from medreview.ml.registry import active_model
+    from medreview.ml.training.dataset import load_dataset
+    from medreview.ml.training.fit import FitConfig, build_and_compile, load_model, predict_probabilities
+    from medreview.ml.training.metrics import classification_metrics
     from medreview.store import Store
-    from medreview.training.dataset import load_dataset
-    from medreview.training.fit import FitConfig, build_and_compile, load_model, predict_probabilities
-    from medreview.training.metrics import classification_metrics
 
     store = Store.open()
     job = list_jobs(store, kind="train", limit=1)[0]
@@ -112,7 +112,7 @@ def main() -> None:
     app_model = load_model(store.data_path(version.path))
     x_val = arrays["val_images"].astype(np.float32) / 255.0
     # The app windows each image to its own robust range; score the official split the same way.
-    from medreview.imaging import decode_raster, training_array
+    from medreview.imaging.decoding import decode_raster, training_array
 
     x_val = np.stack([training_array(decode_raster(_png(p)), config.input_size) for p in arrays["val_images"]])
     scores = classification_metrics(

@@ -18,10 +18,10 @@ import sys
 import time
 from pathlib import Path
 
-from medreview.annotation import LOCAL_ACTOR
 from medreview.errors import MedreviewError
+from medreview.ml.training import ARCHITECTURES
+from medreview.reading.reads import LOCAL_ACTOR
 from medreview.store import Store
-from medreview.training import ARCHITECTURES
 
 __all__ = ["main"]
 
@@ -49,7 +49,7 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def _cmd_import_folder(args: argparse.Namespace) -> int:
-    from medreview.importer import import_class_folders
+    from medreview.ingest.folders import import_class_folders
 
     store = Store.open()
     results = import_class_folders(store, Path(args.folder))
@@ -104,7 +104,7 @@ def _wait_for_job(store: Store, job_id: int) -> int:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from medreview.jobs import get_job
-    from medreview.training.service import submit_training
+    from medreview.ml.training.service import submit_training
 
     store = Store.open()
     params = {
@@ -130,7 +130,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def _cmd_predict(args: argparse.Namespace) -> int:
     from medreview.jobs import get_job
-    from medreview.prediction import submit_predictions
+    from medreview.ml.prediction import submit_predictions
 
     store = Store.open()
     scope = "all" if args.all else "unlabelled"
@@ -146,7 +146,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from medreview.exchange import write_export
+    from medreview.reading.exchange import write_export
 
     rows = write_export(Store.open(), LOCAL_ACTOR, args.kind, Path(args.output), args.format)
     print(f"{rows} rows written to {args.output}", file=sys.stderr)
@@ -154,9 +154,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_assign(args: argparse.Namespace) -> int:
-    from medreview.annotation import reads_table
-    from medreview.catalog import image_table
-    from medreview.review import assign
+    from medreview.reading.catalog import image_table
+    from medreview.reading.reads import reads_table
+    from medreview.reading.review import assign
 
     store = Store.open()
     image_ids = [int(i) for i in image_table(store)["image_id"]]
@@ -171,7 +171,7 @@ def _cmd_assign(args: argparse.Namespace) -> int:
 
 
 def _cmd_import_labels(args: argparse.Namespace) -> int:
-    from medreview.exchange import import_labels
+    from medreview.reading.exchange import import_labels
 
     counts = import_labels(Store.open(), LOCAL_ACTOR, Path(args.file))
     print(
@@ -194,7 +194,7 @@ def _password_from_env_or_prompt() -> str:
 
 
 def _cmd_users(args: argparse.Namespace) -> int:
-    from medreview import accounts
+    from medreview.team import accounts
 
     store = Store.open()
     if args.action == "list":
@@ -253,7 +253,7 @@ def _cmd_pacs_import(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(_: argparse.Namespace) -> int:
-    from medreview.demo import load_demo_data
+    from medreview.ingest.demo import load_demo_data
 
     return _print_results(load_demo_data(Store.open(), LOCAL_ACTOR), as_json=False)
 

@@ -24,12 +24,12 @@ from typing import Any
 from huey import Huey, RedisHuey, SqliteHuey
 from sqlalchemy import select
 
-from medreview.accounts import Actor, require
-from medreview.audit import record
 from medreview.config import Settings, get_settings
 from medreview.errors import MedreviewError, NotFoundError
-from medreview.models import Job, Setting, as_utc, utcnow
 from medreview.store import LOCAL_USER, Store
+from medreview.store.models import Job, Setting, as_utc, utcnow
+from medreview.team.accounts import Actor, require
+from medreview.team.audit import record
 
 __all__ = [
     "HEARTBEAT_TIMEOUT",
@@ -212,8 +212,8 @@ Runner = Callable[[JobContext], dict[str, Any]]
 
 def _runners() -> dict[str, Runner]:
     # Imported lazily: these pull in TensorFlow, which only the worker process may load.
-    from medreview.prediction import run_prediction_job
-    from medreview.training.job import run_training_job
+    from medreview.ml.prediction import run_prediction_job
+    from medreview.ml.training.job import run_training_job
 
     return {"train": run_training_job, "predict": run_prediction_job}
 
@@ -255,7 +255,7 @@ def execute_job(store: Store, job_id: int) -> str:
     try:
         result = _runners()[kind](context)
     except Exception as error:
-        from medreview.training.fit import TrainingCancelled
+        from medreview.ml.training.fit import TrainingCancelled
 
         stop_beating.set()
         if isinstance(error, TrainingCancelled):

@@ -1,8 +1,8 @@
 import streamlit as st
 
-from medreview.catalog import counts
-from medreview.demo import load_demo_data
-from pages.common import attempt, get_store, session_actor
+from medreview.ingest.demo import load_demo_data
+from medreview.reading.catalog import counts
+from ui.session import attempt, get_store, session_actor
 
 store = get_store()
 actor = session_actor()

@@ -4,14 +4,14 @@ import numpy as np
 import streamlit as st
 from PIL import Image
 
-from medreview import boxes as box_geometry
-from medreview.annotation import WORKLIST_FILTERS, label_classes, modalities, next_image_id, save_read, worklist
-from medreview.catalog import ImageRecord, get_image
 from medreview.errors import MedreviewError
-from medreview.imaging import render_frame, thumbnail
-from medreview.project import get_setting
-from medreview.review import can_see_others, image_reads
-from pages.common import decoded, get_store, session_actor, window_controls
+from medreview.imaging import boxes as box_geometry
+from medreview.imaging.decoding import render_frame, thumbnail
+from medreview.reading.catalog import ImageRecord, get_image
+from medreview.reading.reads import WORKLIST_FILTERS, label_classes, modalities, next_image_id, save_read, worklist
+from medreview.reading.review import can_see_others, image_reads
+from medreview.team.settings import get_setting
+from ui.session import decoded, get_store, session_actor, window_controls
 
 # Canvas widths in display pixels; the default fits the image column of a 1440-px-wide window.
 CANVAS_WIDTHS = (320, 448, 512, 640, 768, 1024)

@@ -1,18 +1,18 @@
 import streamlit as st
 
-from medreview.catalog import get_image, image_table
 from medreview.errors import MedreviewError
-from medreview.imaging import overlay_heatmap, render_frame
+from medreview.imaging.decoding import overlay_heatmap, render_frame
 from medreview.jobs import list_jobs
-from medreview.prediction import (
+from medreview.ml.prediction import (
     disagreements,
     load_heatmaps,
     most_uncertain,
     predictions_table,
     submit_predictions,
 )
-from medreview.registry import active_model
-from pages.common import attempt, decoded, get_store, session_actor, window_controls
+from medreview.ml.registry import active_model
+from medreview.reading.catalog import get_image, image_table
+from ui.session import attempt, decoded, get_store, session_actor, window_controls
 
 store = get_store()
 actor = session_actor()

@@ -1,12 +1,12 @@
 import pandas as pd
 import streamlit as st
 
-from medreview.annotation import label_classes
-from medreview.catalog import get_image
 from medreview.errors import MedreviewError
-from medreview.imaging import render_frame
-from medreview.review import adjudicate, agreement, decide, disagreements, image_reads, review_queue
-from pages.common import decoded, get_store, session_actor
+from medreview.imaging.decoding import render_frame
+from medreview.reading.catalog import get_image
+from medreview.reading.reads import label_classes
+from medreview.reading.review import adjudicate, agreement, decide, disagreements, image_reads, review_queue
+from ui.session import decoded, get_store, session_actor
 
 store = get_store()
 actor = session_actor("reviewer")

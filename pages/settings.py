@@ -1,8 +1,8 @@
 import streamlit as st
 
-from medreview.annotation import add_label_class, label_classes, rename_label_class, set_label_class_active
-from medreview.project import CHOICES, project_settings, set_setting
-from pages.common import get_store, session_actor, succeeded
+from medreview.reading.reads import add_label_class, label_classes, rename_label_class, set_label_class_active
+from medreview.team.settings import CHOICES, project_settings, set_setting
+from ui.session import get_store, session_actor, succeeded
 
 store = get_store()
 actor = session_actor("admin")

@@ -4,13 +4,13 @@ from pathlib import Path
 
 import streamlit as st
 
-from medreview.accounts import ROLES, create_user, list_users, reader_names, set_active, set_role
-from medreview.audit import ACTIONS, export_csv, query
-from medreview.catalog import image_table
-from medreview.deid_map import pseudonym_table
-from medreview.exchange import EXPORT_KINDS, import_labels, write_export
-from medreview.review import assign
-from pages.common import attempt, get_store, session_actor, succeeded
+from medreview.ingest.pseudonyms import pseudonym_table
+from medreview.reading.catalog import image_table
+from medreview.reading.exchange import EXPORT_KINDS, import_labels, write_export
+from medreview.reading.review import assign
+from medreview.team.accounts import ROLES, create_user, list_users, reader_names, set_active, set_role
+from medreview.team.audit import ACTIONS, export_csv, query
+from ui.session import attempt, get_store, session_actor, succeeded
 
 store = get_store()
 actor = session_actor("admin")

@@ -1,13 +1,13 @@
 import pandas as pd
 import streamlit as st
 
-from medreview.annotation import current_labels
 from medreview.jobs import cancel_job, list_jobs, worker_alive
-from medreview.registry import activate_model, list_models
-from medreview.training import ARCHITECTURES
-from medreview.training.metrics import roc_curve_png
-from medreview.training.service import submit_training
-from pages.common import attempt, get_store, session_actor, succeeded
+from medreview.ml.registry import activate_model, list_models
+from medreview.ml.training import ARCHITECTURES
+from medreview.ml.training.metrics import roc_curve_png
+from medreview.ml.training.service import submit_training
+from medreview.reading.reads import current_labels
+from ui.session import attempt, get_store, session_actor, succeeded
 
 store = get_store()
 actor = session_actor("admin")

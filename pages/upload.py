@@ -4,7 +4,7 @@ import streamlit as st
 from medreview.errors import MedreviewError
 from medreview.ingest import InputFile, ingest_files
 from medreview.ingest.dicomweb import DicomWebClient, import_study
-from pages.common import get_store, session_actor
+from ui.session import get_store, session_actor
 
 store = get_store()
 actor = session_actor("annotator")

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from medreview.accounts import Actor
 from medreview.config import IngestLimits, Settings
 from medreview.store import Store
+from medreview.team.accounts import Actor
 
 POSTGRES_URL = os.environ.get("MEDREVIEW_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("MEDREVIEW_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -119,7 +119,7 @@ def fast_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
     """Cheap argon2 parameters keep account tests fast; production uses the library defaults."""
     from argon2 import PasswordHasher
 
-    from medreview import accounts
+    from medreview.team import accounts
 
     monkeypatch.setattr(accounts, "_hasher", PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1))
 
@@ -157,7 +157,7 @@ def page_store(store: Store, fast_hashing: None) -> Iterator[Store]:
     """A store with an admin account, and the pages' cached Store pointed at it."""
     import streamlit as st
 
-    from medreview.accounts import create_first_admin
+    from medreview.team.accounts import create_first_admin
 
     st.cache_resource.clear()
     create_first_admin(store, ADMIN.username, "admin-password-1")
@@ -169,8 +169,8 @@ def run_page_as(name: str, actor: Actor | None = ADMIN, timeout: int = 60):  # t
     """Run pages/<name>.py in AppTest, logged in as ``actor`` (None: not logged in)."""
     from streamlit.testing.v1 import AppTest
 
-    from medreview.accounts import LoginSession
-    from medreview.models import utcnow
+    from medreview.store.models import utcnow
+    from medreview.team.accounts import LoginSession
 
     app = AppTest.from_file(f"../pages/{name}.py", default_timeout=timeout)
     if actor is not None:

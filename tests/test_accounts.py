@@ -8,8 +8,10 @@ import argon2
 import pytest
 from sqlalchemy import select
 
-from medreview import accounts
-from medreview.accounts import (
+from medreview.errors import MedreviewError, NotFoundError, PermissionDeniedError
+from medreview.store.models import AuditEvent, User
+from medreview.team import accounts
+from medreview.team.accounts import (
     ROLES,
     SYSTEM,
     Actor,
@@ -26,8 +28,6 @@ from medreview.accounts import (
     set_active,
     set_role,
 )
-from medreview.errors import MedreviewError, NotFoundError, PermissionDeniedError
-from medreview.models import AuditEvent, User
 
 PASSWORD = "correct horse battery"
 FAST_HASHER = argon2.PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1)

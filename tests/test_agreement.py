@@ -8,7 +8,8 @@ import warnings
 import pandas as pd
 import pytest
 
-from medreview.agreement import (
+from medreview.errors import MedreviewError
+from medreview.reading.agreement import (
     REASON_FEWER_THAN_2_IMAGES,
     REASON_FEWER_THAN_2_SHARED_IMAGES,
     REASON_NO_SINGLE_CHOICE_LABELS,
@@ -21,7 +22,6 @@ from medreview.agreement import (
     fleiss_kappa_per_class,
     multilabel_to_binary_reads,
 )
-from medreview.errors import MedreviewError
 
 
 def single_choice_reads(labels_by_image: dict[str, dict[str, str]]) -> pd.DataFrame:

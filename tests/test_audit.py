@@ -12,10 +12,10 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import DatabaseError
 
-from medreview import accounts, audit
-from medreview.accounts import SYSTEM, Actor
 from medreview.errors import MedreviewError, PermissionDeniedError
-from medreview.models import AuditEvent
+from medreview.store.models import AuditEvent
+from medreview.team import accounts, audit
+from medreview.team.accounts import SYSTEM, Actor
 
 PASSWORD = "correct horse battery"
 

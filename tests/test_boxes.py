@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from medreview.annotation import LOCAL_ACTOR, add_label_class, reads_table, save_read
-from medreview.boxes import (
+from medreview.errors import MedreviewError
+from medreview.imaging.boxes import (
     BOX_COLOR,
     Viewport,
     boxes_to_canvas,
@@ -16,8 +16,8 @@ from medreview.boxes import (
     image_to_display,
     replace_frame_boxes,
 )
-from medreview.errors import MedreviewError
 from medreview.ingest.service import InputFile, ingest_files
+from medreview.reading.reads import LOCAL_ACTOR, add_label_class, reads_table, save_read
 from tests.helpers import dicom_bytes
 
 # (columns, rows): square, tall, wide, tiny (MNIST-sized), a large radiograph.

@@ -9,10 +9,10 @@ import pydicom
 from pydicom.uid import generate_uid
 from streamlit.testing.v1 import AppTest
 
-from medreview.catalog import get_image
-from medreview.hierarchy import patients, series_images, series_list, studies
 from medreview.ingest import InputFile, ingest_files
-from medreview.models import Image
+from medreview.reading.browse import patients, series_images, series_list, studies
+from medreview.reading.catalog import get_image
+from medreview.store.models import Image
 from tests.conftest import run_page_as
 from tests.helpers import dicom_bytes, png_bytes
 

@@ -50,7 +50,7 @@ def test_import_train_predict_export_loop(tmp_path):
     import numpy as np
     from PIL import Image
 
-    from medreview.demo import demo_image
+    from medreview.ingest.demo import demo_image
 
     rng = np.random.default_rng(1)
     for class_name, opacity in (("normal", False), ("pneumonia", True)):

@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from medreview.accounts import Actor
-from medreview.annotation import reads_table, save_read
 from medreview.config import Settings
 from medreview.ingest import InputFile, ingest_files
-from medreview.models import AuditEvent, User
+from medreview.reading.reads import reads_table, save_read
 from medreview.store import Store
+from medreview.store.models import AuditEvent, User
+from medreview.team.accounts import Actor
 from tests.helpers import png_bytes
 
 WRITERS = 8

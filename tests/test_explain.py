@@ -3,9 +3,9 @@ import dataclasses
 import numpy as np
 import pytest
 
-from medreview.explain import find_last_conv_layer, grad_cam
-from medreview.training.architectures import build_model
-from medreview.training.fit import FitConfig, fit_model
+from medreview.ml.explain import find_last_conv_layer, grad_cam
+from medreview.ml.training.architectures import build_model
+from medreview.ml.training.fit import FitConfig, fit_model
 from tests.training import SQUARE_SIDE, bright_square_images
 
 

@@ -10,9 +10,9 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 from pydicom.uid import generate_uid
 
-from medreview.annotation import LOCAL_ACTOR
 from medreview.errors import NotFoundError
-from medreview.hierarchy import (
+from medreview.ingest import InputFile, ingest_files
+from medreview.reading.browse import (
     dicom_header,
     filter_header,
     patients,
@@ -21,9 +21,9 @@ from medreview.hierarchy import (
     series_slices,
     studies,
 )
-from medreview.ingest import InputFile, ingest_files
-from medreview.models import Image
-from medreview.project import set_setting
+from medreview.reading.reads import LOCAL_ACTOR
+from medreview.store.models import Image
+from medreview.team.settings import set_setting
 from tests.helpers import dicom_bytes, png_bytes
 
 # Axial slices: row direction +x, column direction +y, so the slice normal is +z.

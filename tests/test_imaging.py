@@ -14,7 +14,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
 from medreview.errors import ImagingError
-from medreview.imaging import (
+from medreview.imaging.decoding import (
     DecodedImage,
     Window,
     auto_window,

@@ -14,15 +14,15 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
-from medreview.annotation import LOCAL_ACTOR, save_read
-from medreview.demo import load_demo_data
 from medreview.errors import TrainingError
 from medreview.ingest import InputFile, ingest_files
+from medreview.ingest.demo import load_demo_data
 from medreview.jobs import cancel_job, execute_job, get_job, reap_orphans, submit_job
-from medreview.models import Job, Prediction
-from medreview.prediction import disagreements, load_heatmaps, most_uncertain, predictions_table, submit_predictions
-from medreview.registry import active_model
-from medreview.training.service import submit_training
+from medreview.ml.prediction import disagreements, load_heatmaps, most_uncertain, predictions_table, submit_predictions
+from medreview.ml.registry import active_model
+from medreview.ml.training.service import submit_training
+from medreview.reading.reads import LOCAL_ACTOR, save_read
+from medreview.store.models import Job, Prediction
 from tests.helpers import png_bytes
 
 TINY = {"epochs": 2, "input_size": 32, "batch_size": 16}
@@ -138,10 +138,10 @@ def test_a_run_whose_worker_died_is_marked_failed(store):
 
 
 WORKER_ONLY = {
-    "medreview.training.fit",
-    "medreview.training.architectures",
-    "medreview.training.job",
-    "medreview.explain",
+    "medreview.ml.training.fit",
+    "medreview.ml.training.architectures",
+    "medreview.ml.training.job",
+    "medreview.ml.explain",
 }
 
 
@@ -186,6 +186,6 @@ def test_a_model_file_left_by_a_crash_is_collected_and_registered_ones_kept(demo
 
 @pytest.mark.parametrize("train_images, batch", [(12, 4), (26, 4), (200, 25), (3752, 64)])
 def test_automatic_batch_gives_small_datasets_enough_steps(train_images, batch):
-    from medreview.training.job import automatic_batch_size
+    from medreview.ml.training.job import automatic_batch_size
 
     assert automatic_batch_size(train_images) == batch

@@ -14,11 +14,11 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from medreview.accounts import LoginSession
-from medreview.annotation import LOCAL_ACTOR, reads_table, save_read
-from medreview.demo import load_demo_data
-from medreview.models import utcnow
-from medreview.project import set_setting
+from medreview.ingest.demo import load_demo_data
+from medreview.reading.reads import LOCAL_ACTOR, reads_table, save_read
+from medreview.store.models import utcnow
+from medreview.team.accounts import LoginSession
+from medreview.team.settings import set_setting
 from tests.conftest import ADMIN, run_page_as
 
 # The demo images are 128 x 128; on a 512-px-wide canvas that is 4 display px per image px.

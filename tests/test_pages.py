@@ -6,14 +6,14 @@ import streamlit as st
 from argon2 import PasswordHasher
 from streamlit.testing.v1 import AppTest
 
-from medreview import accounts
-from medreview.accounts import Actor, create_user
-from medreview.annotation import LOCAL_ACTOR, label_classes, reads_table
-from medreview.demo import load_demo_data
+from medreview.ingest.demo import load_demo_data
 from medreview.jobs import execute_job, list_jobs
-from medreview.prediction import submit_predictions
+from medreview.ml.prediction import submit_predictions
+from medreview.ml.training.service import submit_training
+from medreview.reading.reads import LOCAL_ACTOR, label_classes, reads_table
 from medreview.store import Store
-from medreview.training.service import submit_training
+from medreview.team import accounts
+from medreview.team.accounts import Actor, create_user
 from tests.conftest import ADMIN, run_page_as
 from tests.helpers import png_bytes
 

@@ -7,7 +7,10 @@ import threading
 import pytest
 from sqlalchemy import func, select
 
-from medreview.annotation import (
+from medreview.errors import MedreviewError, NotFoundError
+from medreview.ingest import InputFile, ingest_files
+from medreview.ml.registry import activate_model, active_model
+from medreview.reading.reads import (
     LOCAL_ACTOR,
     current_labels,
     label_classes,
@@ -16,11 +19,8 @@ from medreview.annotation import (
     save_read,
     worklist,
 )
-from medreview.errors import MedreviewError, NotFoundError
-from medreview.ingest import InputFile, ingest_files
-from medreview.models import Annotation, Image, Job, ModelVersion, Patient, PseudonymEntry, Series, Study
-from medreview.project import set_setting
-from medreview.registry import activate_model, active_model
+from medreview.store.models import Annotation, Image, Job, ModelVersion, Patient, PseudonymEntry, Series, Study
+from medreview.team.settings import set_setting
 from tests.helpers import dicom_bytes, png_bytes
 
 
@@ -205,7 +205,7 @@ def test_deidentification_key_is_created_once_under_a_race(store):
     # same complete 32-byte key; none sees a half-written file.
     from concurrent.futures import ThreadPoolExecutor
 
-    from medreview.deid_map import project_secret
+    from medreview.ingest.pseudonyms import project_secret
 
     key_path = store.settings.data_dir / "secrets" / "deid.key"
     key_path.unlink(missing_ok=True)

@@ -24,10 +24,10 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import requests
 
-from medreview.accounts import Actor, require
 from medreview.errors import IngestError
 from medreview.ingest.service import IngestResult, InputFile, ingest_files
 from medreview.store import Store
+from medreview.team.accounts import Actor, require
 
 __all__ = ["DicomWebClient", "StudySummary", "import_study"]
 

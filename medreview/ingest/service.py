@@ -25,15 +25,15 @@ from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from medreview.blobs import sha256_hex
-from medreview.deid_map import record_pseudonyms
 from medreview.errors import IngestError
 from medreview.ingest.archive import is_zip, iter_zip_members
 from medreview.ingest.deid import DeidResult, deidentify_dicom, strip_raster_metadata
 from medreview.ingest.dicom import DicomInfo, looks_like_dicom, read_dicom
+from medreview.ingest.pseudonyms import record_pseudonyms
 from medreview.ingest.raster import RasterInfo, looks_like_raster, read_raster
-from medreview.models import Image, Patient, Series, Study
 from medreview.store import Store
+from medreview.store.blobs import sha256_hex
+from medreview.store.models import Image, Patient, Series, Study
 
 __all__ = ["IngestResult", "InputFile", "ingest_files", "ingest_paths"]
 
@@ -113,8 +113,8 @@ class _Policy:
 
 
 def _policy(store: Store) -> _Policy:
-    from medreview.deid_map import project_secret
-    from medreview.project import get_setting
+    from medreview.ingest.pseudonyms import project_secret
+    from medreview.team.settings import get_setting
 
     deidentify = bool(get_setting(store, "deidentify"))
     return _Policy(deidentify, project_secret(store) if deidentify else None)

@@ -31,7 +31,7 @@ import pytest
 
 from medreview.config import IngestLimits
 from medreview.errors import IngestError
-from medreview.imaging import DecodedImage, Window, auto_window, decode_dicom, render_frame
+from medreview.imaging.decoding import DecodedImage, Window, auto_window, decode_dicom, render_frame
 from medreview.ingest.dicom import read_dicom
 
 LIMITS = IngestLimits()

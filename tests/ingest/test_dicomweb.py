@@ -12,13 +12,13 @@ import pytest
 from pydicom.uid import generate_uid
 from sqlalchemy import func, select
 
-from medreview.annotation import LOCAL_ACTOR
 from medreview.config import IngestLimits, Settings
 from medreview.errors import IngestError
 from medreview.ingest.dicomweb import DicomWebClient, _iter_multipart, import_study
-from medreview.models import Image, Patient, Series, Study
-from medreview.project import set_setting
+from medreview.reading.reads import LOCAL_ACTOR
 from medreview.store import Store
+from medreview.store.models import Image, Patient, Series, Study
+from medreview.team.settings import set_setting
 from tests.helpers import dicom_bytes
 from tests.orthanc import OrthancServer, free_port, run_orthanc
 

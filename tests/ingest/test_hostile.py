@@ -30,8 +30,8 @@ from sqlalchemy import select
 
 from medreview.config import IngestLimits
 from medreview.ingest import IngestResult, InputFile, ingest_files
-from medreview.models import Image
 from medreview.store import Store
+from medreview.store.models import Image
 from tests.conftest import make_settings
 from tests.helpers import dicom_bytes
 

@@ -12,15 +12,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import event, func, select
 
-from medreview import blobs
-from medreview.annotation import LOCAL_ACTOR
-from medreview.blobs import BlobStore, atomic_write
 from medreview.config import IngestLimits, get_settings
-from medreview.deid_map import project_secret
 from medreview.ingest import IngestResult, InputFile, ingest_files
-from medreview.models import Image, Patient, Series, Study
-from medreview.project import set_setting
-from medreview.store import Store
+from medreview.ingest.pseudonyms import project_secret
+from medreview.reading.reads import LOCAL_ACTOR
+from medreview.store import Store, blobs
+from medreview.store.blobs import BlobStore, atomic_write
+from medreview.store.models import Image, Patient, Series, Study
+from medreview.team.settings import set_setting
 from tests.helpers import dicom_bytes, png_bytes
 
 STUDY_UID, SERIES_UID = "1.2.826.0.1.3680043.8.498.70", "1.2.826.0.1.3680043.8.498.71"

@@ -1,4 +1,4 @@
-"""Tests of medreview.training; also holds the synthetic data the training and Grad-CAM tests share."""
+"""Tests of medreview.ml.training; also holds the synthetic data the training and Grad-CAM tests share."""
 
 from __future__ import annotations
 

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 from medreview.errors import TrainingError
-from medreview.training.architectures import ARCHITECTURES, build_model
-from medreview.training.fit import load_model, predict_probabilities, save_model_atomic
+from medreview.ml.training.architectures import ARCHITECTURES, build_model
+from medreview.ml.training.fit import load_model, predict_probabilities, save_model_atomic
 
 # The smallest size each architecture accepts, to keep the tests fast.
 SIZES = {"small_cnn": 28, "mobilenet_v2": 32}

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from medreview.errors import TrainingError
-from medreview.training.fit import (
+from medreview.ml.training.fit import (
     EpochLog,
     FitConfig,
     TrainingCancelled,
@@ -32,7 +32,7 @@ def test_learns_a_learnable_task_and_reports_every_epoch(square_task):
     assert all(0.0 <= log.val_accuracy <= 1.0 for log in logs)
     assert max(log.val_auc for log in logs) > 0.9
     # The returned model is the best epoch's: its AUC on validation matches the best logged AUC.
-    from medreview.training.metrics import classification_metrics
+    from medreview.ml.training.metrics import classification_metrics
 
     probabilities = predict_probabilities(model, x_val)
     best = classification_metrics(y_val, probabilities, ["none", "square"])["roc_auc"]
@@ -70,7 +70,7 @@ def test_wrong_image_size_is_a_plain_error(square_task):
 def test_save_is_atomic_and_hashes_the_final_file(square_task, tmp_path):
     import hashlib
 
-    from medreview.training.architectures import build_model
+    from medreview.ml.training.architectures import build_model
 
     model = build_model("small_cnn", 28, 2)
     path = tmp_path / "models" / "run-1.keras"

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from medreview.errors import TrainingError
-from medreview.training.metrics import classification_metrics, roc_curve_png
+from medreview.ml.training.metrics import classification_metrics, roc_curve_png
 
 
 def _as_probabilities(positive_scores: list[float]) -> np.ndarray:

@@ -1,7 +1,7 @@
 import pytest
 
 from medreview.errors import TrainingError
-from medreview.training.resolution import default_resolution
+from medreview.ml.training.resolution import default_resolution
 
 
 def test_small_images_train_at_their_own_size():

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from medreview.errors import TrainingError
-from medreview.training.split import split_by_patient
+from medreview.ml.training.split import split_by_patient
 
 
 def _cohort(patients_per_class: int = 20, images_per_patient: int = 3) -> tuple[list[str], list[int]]:

@@ -19,11 +19,10 @@ import pandas as pd
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from medreview.accounts import Actor, require
-from medreview.audit import record
-from medreview.db import upsert
 from medreview.errors import MedreviewError, NotFoundError
-from medreview.models import (
+from medreview.store import LOCAL_USER, Store
+from medreview.store.db import upsert
+from medreview.store.models import (
     Annotation,
     Assignment,
     FinalLabel,
@@ -35,8 +34,9 @@ from medreview.models import (
     User,
     utcnow,
 )
-from medreview.project import CHOICES
-from medreview.store import LOCAL_USER, Store
+from medreview.team.accounts import Actor, require
+from medreview.team.audit import record
+from medreview.team.settings import CHOICES
 
 __all__ = [
     "LABEL_SOURCES",

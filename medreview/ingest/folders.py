@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from medreview.accounts import Actor
-from medreview.annotation import LOCAL_ACTOR, add_label_class, label_classes, save_read
 from medreview.errors import MedreviewError
 from medreview.ingest import IngestResult, InputFile, ingest_files
+from medreview.reading.reads import LOCAL_ACTOR, add_label_class, label_classes, save_read
 from medreview.store import Store
+from medreview.team.accounts import Actor
 
 __all__ = ["import_class_folders"]
 

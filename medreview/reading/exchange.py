@@ -24,15 +24,15 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import select
 
-from medreview.accounts import Actor, require
-from medreview.annotation import current_labels, image_facts, label_classes, reads_table
-from medreview.audit import neutralise_formula, record, record_now
-from medreview.db import upsert
 from medreview.errors import MedreviewError
-from medreview.models import Annotation, FinalLabel, LabelClass, User, utcnow
-from medreview.prediction import predictions_table
-from medreview.registry import active_model
+from medreview.ml.prediction import predictions_table
+from medreview.ml.registry import active_model
+from medreview.reading.reads import current_labels, image_facts, label_classes, reads_table
 from medreview.store import Store
+from medreview.store.db import upsert
+from medreview.store.models import Annotation, FinalLabel, LabelClass, User, utcnow
+from medreview.team.accounts import Actor, require
+from medreview.team.audit import neutralise_formula, record, record_now
 
 __all__ = ["EXPORT_FORMATS", "EXPORT_KINDS", "export_data", "import_labels", "write_export"]
 
@@ -148,7 +148,7 @@ READ_STATES = ("submitted", "approved", "rejected", "returned")
 
 def _check_row(row: dict[str, Any], number: int) -> None:
     """Refuse a row that is not what medreview exports (a hand-edited or foreign file)."""
-    from medreview.accounts import USERNAME_PATTERN
+    from medreview.team.accounts import USERNAME_PATTERN
 
     where = f"row {number}"
     reader = row.get("reader")

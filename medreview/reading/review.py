@@ -13,15 +13,15 @@ import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from medreview.accounts import Actor, require
-from medreview.agreement import agreement_summary
-from medreview.annotation import clear_approval, label_classes, reads_table, user_id
-from medreview.audit import record
-from medreview.db import upsert
 from medreview.errors import MedreviewError, NotFoundError, PermissionDeniedError
-from medreview.models import Annotation, Assignment, FinalLabel, Image, LabelClass, User, utcnow
-from medreview.project import get_setting
+from medreview.reading.agreement import agreement_summary
+from medreview.reading.reads import clear_approval, label_classes, reads_table, user_id
 from medreview.store import Store
+from medreview.store.db import upsert
+from medreview.store.models import Annotation, Assignment, FinalLabel, Image, LabelClass, User, utcnow
+from medreview.team.accounts import Actor, require
+from medreview.team.audit import record
+from medreview.team.settings import get_setting
 
 __all__ = [
     "DECISIONS",
@@ -216,7 +216,7 @@ def adjudicate(store: Store, actor: Actor, image_id: int, label: str, comment: s
 
 
 def agreement(store: Store, actor: Actor) -> dict:
-    """Inter-reader agreement over images read by several readers (see medreview.agreement)."""
+    """Inter-reader agreement over images read by several readers (see medreview.reading.agreement)."""
     require(actor, "reviewer", "see agreement statistics")
     reads = reads_table(store)
     reads = reads[reads["label"].notna()][["image_id", "reader", "label"]]

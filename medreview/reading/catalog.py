@@ -9,9 +9,9 @@ import pandas as pd
 from sqlalchemy import func, select
 
 from medreview.errors import NotFoundError
-from medreview.imaging import DecodedImage, decode_file
-from medreview.models import Annotation, Image, LabelClass, ModelVersion, Patient, Series, Study, User
+from medreview.imaging.decoding import DecodedImage, decode_file
 from medreview.store import Store
+from medreview.store.models import Annotation, Image, LabelClass, ModelVersion, Patient, Series, Study, User
 
 __all__ = ["ImageRecord", "StoreCounts", "counts", "decode_image", "get_image", "image_table"]
 

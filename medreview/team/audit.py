@@ -26,14 +26,14 @@ import pandas as pd
 from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
 
-from medreview.blobs import atomic_write
-from medreview.models import AuditEvent, as_utc
+from medreview.store.blobs import atomic_write
+from medreview.store.models import AuditEvent, as_utc
 
 if TYPE_CHECKING:
     # accounts imports this module; importing it back at run time happens inside the functions
     # that need it, so that store.py can import install_guards without an import cycle.
-    from medreview.accounts import Actor
     from medreview.store import Store
+    from medreview.team.accounts import Actor
 
 __all__ = ["ACTIONS", "COLUMNS", "export_csv", "install_guards", "query", "record", "record_now"]
 
@@ -96,7 +96,7 @@ def record(
     for a change. Bad arguments are programming errors and raise ``ValueError``.
     """
     if action not in ACTIONS:
-        raise ValueError(f"unknown audit action '{action}'; add it to medreview.audit.ACTIONS")
+        raise ValueError(f"unknown audit action '{action}'; add it to medreview.team.audit.ACTIONS")
     if not actor or len(actor) > _ACTOR_MAX:
         raise ValueError(f"audit actor must be 1-{_ACTOR_MAX} characters, got {actor!r}")
     object_id = str(object_id)
@@ -141,7 +141,7 @@ def query(
     timezone-aware. ``limit=None`` returns every match. Columns: id, created_at (UTC), actor,
     action, object_type, object_id, details (a JSON string).
     """
-    from medreview.accounts import require
+    from medreview.team.accounts import require
 
     require(actor, "admin", "view the audit log")
     statement = select(AuditEvent).order_by(AuditEvent.created_at.desc(), AuditEvent.id.desc())
@@ -191,7 +191,7 @@ def export_csv(store: Store, actor: Actor, path: str | Path, **filters: Any) -> 
     view, an export has no row limit unless one is given. The file is written to a temporary
     name and renamed, so a reader never sees half a file.
     """
-    from medreview.accounts import require
+    from medreview.team.accounts import require
 
     require(actor, "admin", "export the audit log")
     filters.setdefault("limit", None)

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from medreview.accounts import Actor, require
-from medreview.audit import record
 from medreview.errors import MedreviewError
-from medreview.models import Setting
 from medreview.store import Store
+from medreview.store.models import Setting
+from medreview.team.accounts import Actor, require
+from medreview.team.audit import record
 
 __all__ = ["CHOICES", "DEFAULTS", "get_setting", "project_settings", "set_setting"]
 

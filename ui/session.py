@@ -10,13 +10,13 @@ from typing import TypeVar
 
 import streamlit as st
 
-from medreview.accounts import Actor, LoginSession, current_actor, logout
-from medreview.catalog import decode_image
 from medreview.errors import MedreviewError, PermissionDeniedError
-from medreview.imaging import DecodedImage, Window
-from medreview.models import utcnow
-from medreview.project import get_setting
+from medreview.imaging.decoding import DecodedImage, Window
+from medreview.reading.catalog import decode_image
 from medreview.store import Store
+from medreview.store.models import utcnow
+from medreview.team.accounts import Actor, LoginSession, current_actor, logout
+from medreview.team.settings import get_setting
 
 T = TypeVar("T")
 
@@ -102,7 +102,7 @@ def attempt(action: Callable[[], T]) -> T | None:
 
 def window_controls(image: DecodedImage, key: str) -> tuple[int, Window | None]:
     """Frame slider and window/level controls; returns (frame index, window or None for colour)."""
-    from medreview.imaging import default_display_window, window_choices
+    from medreview.imaging.decoding import default_display_window, window_choices
 
     frame_index = 0
     if image.frame_count > 1:

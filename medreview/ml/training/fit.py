@@ -1,7 +1,7 @@
 """Train a classifier on in-memory arrays, save and load it, and predict with it.
 
 The job orchestration loads the labelled images from the store, splits them by patient
-(:mod:`medreview.training.split`), resizes them, and calls :func:`fit_model`; this module knows nothing
+(:mod:`medreview.ml.training.split`), resizes them, and calls :func:`fit_model`; this module knows nothing
 about the database. Progress goes out through ``on_epoch``; cancellation comes in through
 ``should_stop``.
 """
@@ -23,10 +23,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from medreview.blobs import fsync_folder
 from medreview.errors import TrainingError
-from medreview.training import architectures
-from medreview.training.metrics import classification_metrics
+from medreview.ml.training import architectures
+from medreview.ml.training.metrics import classification_metrics
+from medreview.store.blobs import fsync_folder
 
 __all__ = [
     "EpochLog",

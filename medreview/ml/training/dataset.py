@@ -12,13 +12,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from medreview.annotation import current_labels, label_classes
-from medreview.blobs import atomic_write
 from medreview.errors import ImagingError, TrainingError
-from medreview.imaging import decode_file, training_array
-from medreview.project import get_setting
+from medreview.imaging.decoding import decode_file, training_array
+from medreview.ml.training.resolution import default_resolution
+from medreview.reading.reads import current_labels, label_classes
 from medreview.store import Store
-from medreview.training.resolution import default_resolution
+from medreview.store.blobs import atomic_write
+from medreview.team.settings import get_setting
 
 __all__ = ["MIN_IMAGES_PER_CLASS", "Dataset", "load_dataset", "training_table"]
 
@@ -39,7 +39,7 @@ def training_table(store: Store, label_source: str | None = None) -> tuple[pd.Da
     """Labelled images usable for training and the class names in schema order.
 
     ``label_source`` (default: the project's ``training_label_source`` setting) is "final" or
-    "all"; see :func:`medreview.annotation.current_labels`. Raises TrainingError in plain words
+    "all"; see :func:`medreview.reading.reads.current_labels`. Raises TrainingError in plain words
     when there is not enough to train on.
     """
     table = current_labels(store, label_source or get_setting(store, "training_label_source"))

@@ -14,15 +14,15 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import select
 
-from medreview.accounts import Actor, require
-from medreview.annotation import current_labels, reads_table
-from medreview.blobs import atomic_write, sha256_hex
-from medreview.db import upsert
 from medreview.errors import ImagingError, MedreviewError, NotFoundError
 from medreview.jobs import JobContext, submit_job
-from medreview.models import Image, ModelVersion, Prediction, utcnow
-from medreview.registry import active_model
+from medreview.ml.registry import active_model
+from medreview.reading.reads import current_labels, reads_table
 from medreview.store import Store
+from medreview.store.blobs import atomic_write, sha256_hex
+from medreview.store.db import upsert
+from medreview.store.models import Image, ModelVersion, Prediction, utcnow
+from medreview.team.accounts import Actor, require
 
 __all__ = [
     "SCOPES",
@@ -68,9 +68,9 @@ def _target_images(store: Store, scope: str, image_ids: list[int]) -> list[tuple
 
 def run_prediction_job(context: JobContext) -> dict[str, Any]:
     # TensorFlow enters here, in the worker process only.
-    from medreview.explain import grad_cam
-    from medreview.imaging import decode_file, training_array
-    from medreview.training.fit import load_model, predict_probabilities
+    from medreview.imaging.decoding import decode_file, training_array
+    from medreview.ml.explain import grad_cam
+    from medreview.ml.training.fit import load_model, predict_probabilities
 
     params = context.params()
     store = context.store
@@ -91,7 +91,7 @@ def run_prediction_job(context: JobContext) -> dict[str, Any]:
     done = 0
     for start in range(0, total, BATCH):
         if context.should_stop():
-            from medreview.training.fit import TrainingCancelled
+            from medreview.ml.training.fit import TrainingCancelled
 
             raise TrainingCancelled("cancelled by the user")
         batch = targets[start : start + BATCH]
@@ -168,7 +168,7 @@ def predictions_table(store: Store, model_version_id: int | None = None, actor: 
     with store.db.read() as session:
         table = pd.DataFrame(session.execute(query).mappings().all(), columns=list(query.selected_columns.keys()))
     if actor is not None:
-        from medreview.review import visible_image_ids
+        from medreview.reading.review import visible_image_ids
 
         visible = visible_image_ids(store, actor)
         if visible is not None:

@@ -112,7 +112,7 @@ def _gradient_model(model: keras.Model, layer_name: str) -> keras.Model:
 
     # Nested backbone: rebuild the outer graph, layer by layer, through a backbone sub-model that also
     # returns the inner feature map. Assumes the outer model is a chain (one input per layer), as
-    # every architecture in medreview.training.architectures is.
+    # every architecture in medreview.ml.training.architectures is.
     backbone = model.get_layer(outer_name)
     if not isinstance(backbone, keras.Model):
         raise ValueError(f"Layer {outer_name!r} is not a nested model, so it has no layer {inner_name!r}.")

@@ -2,7 +2,7 @@
 
 Every model takes ``(input_size, input_size, 1)`` float32 grey images scaled to [0, 1] and ends in a
 ``Dense`` layer named ``"logits"`` followed by a softmax layer named ``"probabilities"``. Grad-CAM
-(:mod:`medreview.explain`) takes its gradient from the logits, and finds the feature map through the
+(:mod:`medreview.ml.explain`) takes its gradient from the logits, and finds the feature map through the
 layer named ``"last_conv"`` (small CNN) or the last 4-D layer of a nested backbone.
 
 Custom layers are registered with Keras so that a saved ``.keras`` file reloads with
@@ -17,7 +17,7 @@ import keras
 from keras import layers
 
 from medreview.errors import TrainingError
-from medreview.training import ARCHITECTURES  # re-exported: the names live where TensorFlow is not
+from medreview.ml.training import ARCHITECTURES  # re-exported: the names live where TensorFlow is not
 
 __all__ = ["ARCHITECTURES", "GreyToRGB", "build_model"]
 

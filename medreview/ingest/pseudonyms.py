@@ -19,14 +19,14 @@ import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from medreview.db import insert_missing
 from medreview.errors import IngestError
-from medreview.models import PseudonymEntry, utcnow
 from medreview.store import Store
+from medreview.store.db import insert_missing
+from medreview.store.models import PseudonymEntry, utcnow
 
 if TYPE_CHECKING:
-    from medreview.accounts import Actor
     from medreview.ingest.deid import DeidResult
+    from medreview.team.accounts import Actor
 
 __all__ = ["project_secret", "pseudonym_table", "record_pseudonyms"]
 
@@ -81,8 +81,8 @@ def record_pseudonyms(session: Session, result: DeidResult, originals: dict[str,
 
 def pseudonym_table(store: Store, actor: Actor, search: str = "") -> pd.DataFrame:
     """The map, for admins only (re-identification is an admin's decision, and audited)."""
-    from medreview.accounts import require
-    from medreview.audit import record_now
+    from medreview.team.accounts import require
+    from medreview.team.audit import record_now
 
     require(actor, "admin", "see the pseudonym map")
     query = select(PseudonymEntry.kind, PseudonymEntry.original, PseudonymEntry.pseudonym, PseudonymEntry.created_at)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from medreview.accounts import Actor, require
-from medreview.audit import record_now
 from medreview.errors import TrainingError
 from medreview.jobs import submit_job
+from medreview.ml.training.dataset import training_table
 from medreview.store import Store
-from medreview.training.dataset import training_table
+from medreview.team.accounts import Actor, require
+from medreview.team.audit import record_now
 
 __all__ = ["ALLOWED_PARAMS", "submit_training"]
 

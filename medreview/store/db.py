@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
-from medreview.models import Base
+from medreview.store.models import Base
 
 __all__ = ["Database", "insert_missing", "upsert"]
 

@@ -12,13 +12,13 @@ from typing import Any
 
 from sqlalchemy import select
 
-from medreview.audit import record
 from medreview.jobs import JobContext
-from medreview.models import ModelVersion
-from medreview.training.dataset import load_dataset
-from medreview.training.fit import EpochLog, FitConfig, fit_model, predict_probabilities, save_model_atomic
-from medreview.training.metrics import classification_metrics
-from medreview.training.split import split_by_patient
+from medreview.ml.training.dataset import load_dataset
+from medreview.ml.training.fit import EpochLog, FitConfig, fit_model, predict_probabilities, save_model_atomic
+from medreview.ml.training.metrics import classification_metrics
+from medreview.ml.training.split import split_by_patient
+from medreview.store.models import ModelVersion
+from medreview.team.audit import record
 
 __all__ = ["TRAINING_DEFAULTS", "automatic_batch_size", "run_training_job"]
 

@@ -241,7 +241,7 @@ class FinalLabel(Base):
 
 class AuditEvent(Base):
     """Append-only audit trail. The code has no update or delete path for these rows, and the
-    database refuses both (triggers installed by ``medreview.audit.install_guards``)."""
+    database refuses both (triggers installed by ``medreview.team.audit.install_guards``)."""
 
     __tablename__ = "audit_events"
     __table_args__ = (Index("ix_audit_events_action_created", "action", "created_at"),)
@@ -324,7 +324,7 @@ class Prediction(Base):
 class PseudonymEntry(Base):
     """Original identifier -> pseudonym written at de-identification (kind: patient_id,
     patient_name, study_uid, series_uid, sop_instance_uid). Kept apart from the imaging tables
-    and read only through ``medreview.deid_map``, which admits admins only."""
+    and read only through ``medreview.ingest.pseudonyms``, which admits admins only."""
 
     __tablename__ = "pseudonym_map"
     __table_args__ = (UniqueConstraint("kind", "original", name="uq_pseudonym_map_kind_original"),)

@@ -32,10 +32,10 @@ from sqlalchemy import exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from medreview import audit
 from medreview.errors import MedreviewError, NotFoundError, PermissionDeniedError
-from medreview.models import User, as_utc
 from medreview.store import LOCAL_USER, Store
+from medreview.store.models import User, as_utc
+from medreview.team import audit
 
 __all__ = [
     "ROLES",

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from medreview.accounts import Actor, require
-from medreview.audit import record
 from medreview.errors import NotFoundError
-from medreview.models import ModelVersion
 from medreview.store import Store
+from medreview.store.models import ModelVersion
+from medreview.team.accounts import Actor, require
+from medreview.team.audit import record
 
 __all__ = ["activate_model", "active_model", "list_models"]
 

@@ -21,8 +21,8 @@ from pydicom.multival import MultiValue
 from sqlalchemy import Row, func, select
 
 from medreview.errors import ImagingError, NotFoundError
-from medreview.models import Image, Patient, Series, Study
 from medreview.store import Store
+from medreview.store.models import Image, Patient, Series, Study
 
 __all__ = [
     "HEADER_COLUMNS",
