@@ -112,7 +112,8 @@ def main() -> None:
     app_model = load_model(store.data_path(version.path))
     x_val = arrays["val_images"].astype(np.float32) / 255.0
     # The app windows each image to its own robust range; score the official split the same way.
-    from medreview.imaging.decoding import decode_raster, training_array
+    from medreview.imaging.decoding import decode_raster
+    from medreview.imaging.display import training_array
 
     x_val = np.stack([training_array(decode_raster(_png(p)), config.input_size) for p in arrays["val_images"]])
     scores = classification_metrics(

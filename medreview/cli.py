@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from medreview.errors import MedreviewError
-from medreview.ml.training import ARCHITECTURES
+from medreview.ml.configs import CONFIGS
 from medreview.reading.reads import LOCAL_ACTOR
 from medreview.store import Store
 
@@ -155,14 +155,14 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 def _cmd_assign(args: argparse.Namespace) -> int:
     from medreview.reading.catalog import image_table
-    from medreview.reading.reads import reads_table
+    from medreview.reading.reads import unlabelled_image_ids
     from medreview.reading.review import assign
 
     store = Store.open()
-    image_ids = [int(i) for i in image_table(store)["image_id"]]
     if args.unlabelled:
-        read = set(reads_table(store)["image_id"])
-        image_ids = [image_id for image_id in image_ids if image_id not in read]
+        image_ids = unlabelled_image_ids(store)
+    else:
+        image_ids = [int(i) for i in image_table(store)["image_id"]]
     if args.limit:
         image_ids = image_ids[: args.limit]
     made = assign(store, LOCAL_ACTOR, image_ids, args.readers, args.per_image)
@@ -195,10 +195,11 @@ def _password_from_env_or_prompt() -> str:
 
 def _cmd_users(args: argparse.Namespace) -> int:
     from medreview.team import accounts
+    from medreview.team.roles import SYSTEM
 
     store = Store.open()
     if args.action == "list":
-        for user in accounts.list_users(store, accounts.SYSTEM):
+        for user in accounts.list_users(store, SYSTEM):
             print(f"{user['username']:24s} {user['role']:10s} {'active' if user['active'] else 'inactive'}")
         return 0
     if not args.username:
@@ -209,14 +210,14 @@ def _cmd_users(args: argparse.Namespace) -> int:
             accounts.create_first_admin(store, args.username, password)
             print(f"administrator {args.username} created", file=sys.stderr)
         else:
-            accounts.create_user(store, accounts.SYSTEM, args.username, password, args.role)
+            accounts.create_user(store, SYSTEM, args.username, password, args.role)
             print(f"{args.role} {args.username} created", file=sys.stderr)
     elif args.action == "set-role":
-        accounts.set_role(store, accounts.SYSTEM, args.username, args.role)
+        accounts.set_role(store, SYSTEM, args.username, args.role)
     elif args.action == "password":
-        accounts.change_password(store, accounts.SYSTEM, args.username, _password_from_env_or_prompt())
+        accounts.change_password(store, SYSTEM, args.username, _password_from_env_or_prompt())
     elif args.action in ("deactivate", "activate"):
-        accounts.set_active(store, accounts.SYSTEM, args.username, args.action == "activate")
+        accounts.set_active(store, SYSTEM, args.username, args.action == "activate")
     return 0
 
 
@@ -260,8 +261,9 @@ def _cmd_demo(_: argparse.Namespace) -> int:
 
 def _cmd_worker(_: argparse.Namespace) -> int:
     from medreview.jobs import run_worker
+    from medreview.ml.runners import RUNNERS
 
-    run_worker()
+    run_worker(RUNNERS)
     return 0
 
 
@@ -302,7 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", help="train a model on the labelled images")
     train.add_argument("--wait", action="store_true", help="wait for the run and print its metrics")
-    train.add_argument("--architecture", choices=sorted(ARCHITECTURES))
+    train.add_argument("--architecture", choices=sorted(CONFIGS))
     train.add_argument("--input-size", type=int)
     train.add_argument("--epochs", type=int)
     train.add_argument("--batch-size", type=int)
@@ -312,7 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict = commands.add_parser("predict", help="run the active model on images (waits for the job)")
     scope = predict.add_mutually_exclusive_group()
     scope.add_argument("--all", action="store_true", help="every image")
-    scope.add_argument("--unlabelled", action="store_true", help="only images without a label (default)")
+    scope.add_argument("--unlabelled", action="store_true", help="only unlabelled images (the default)")
     predict.set_defaults(handler=_cmd_predict)
 
     export = commands.add_parser("export", help="write final labels, reads, predictions or boxes (COCO) to a file")
@@ -324,7 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
     assign_work = commands.add_parser("assign", help="put images on readers' personal worklists")
     assign_work.add_argument("readers", nargs="+")
     assign_work.add_argument("--per-image", type=int, default=1, help="readers per image (default 1)")
-    assign_work.add_argument("--unlabelled", action="store_true", help="only images nobody has read")
+    assign_work.add_argument("--unlabelled", action="store_true", help="only unlabelled images")
     assign_work.add_argument("--limit", type=int, help="at most this many images, oldest first")
     assign_work.set_defaults(handler=_cmd_assign)
 

@@ -1,5 +1,10 @@
 """Background jobs: a Job row in the store plus a message on a huey queue.
 
+This module knows no job kinds. A kind is a name and a runner (a callable taking a
+:class:`JobContext` and returning the job's result); :mod:`medreview.ml.runners` maps the kinds
+the app has to their runners, and the worker is started with that map (``run_worker(runners)``).
+Submitting needs only the name, so the Streamlit process never imports a runner.
+
 The queue is SQLite (``<data dir>/queue.db``) by default and Redis when ``MEDREVIEW_REDIS_URL``
 is set, so a worker on another (GPU) machine can take jobs. The Streamlit process only ever
 *submits* jobs; ``python -m medreview worker`` runs them in its own process, which is where
@@ -17,23 +22,26 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import re
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from huey import Huey, RedisHuey, SqliteHuey
 from sqlalchemy import select
 
 from medreview.config import Settings, get_settings
-from medreview.errors import MedreviewError, NotFoundError
+from medreview.errors import JobCancelled, MedreviewError, NotFoundError
 from medreview.store import LOCAL_USER, Store
 from medreview.store.models import Job, Setting, as_utc, utcnow
-from medreview.team.accounts import Actor, require
 from medreview.team.audit import record
+from medreview.team.roles import Actor, require
 
 __all__ = [
     "HEARTBEAT_TIMEOUT",
     "JobContext",
+    "Runner",
     "cancel_job",
     "execute_job",
     "get_job",
@@ -51,6 +59,7 @@ log = logging.getLogger(__name__)
 HEARTBEAT_INTERVAL = 5.0  # seconds
 HEARTBEAT_TIMEOUT = dt.timedelta(seconds=90)
 ACTIVE_STATUSES = ("queued", "running")
+_KIND_PATTERN = re.compile(r"[a-z][a-z0-9_.-]{0,31}")
 
 
 def make_queue(settings: Settings) -> Huey:
@@ -73,8 +82,12 @@ def _queue(settings: Settings) -> tuple[Huey, Any]:
     return _queues[key]
 
 
+# The runners of the worker running in this process, set by run_worker.
+_worker_runners: dict[str, Runner] = {}
+
+
 def _execute_job_task(job_id: int) -> None:
-    execute_job(Store.open(), job_id)
+    execute_job(Store.open(), job_id, _worker_runners)
 
 
 # --- submitting and reading ---------------------------------------------------------------------
@@ -82,8 +95,8 @@ def _execute_job_task(job_id: int) -> None:
 
 def submit_job(store: Store, kind: str, params: dict[str, Any], created_by: str = LOCAL_USER) -> int:
     """Record a job and put it on the queue; returns the job id."""
-    if kind not in _RUNNERS:
-        raise MedreviewError(f"unknown job kind '{kind}'")
+    if not _KIND_PATTERN.fullmatch(kind):
+        raise MedreviewError(f"'{kind}' is not a job kind name")
     with store.db.write() as session:
         job = Job(kind=kind, params=params, created_by=created_by, progress={}, result={})
         session.add(job)
@@ -197,8 +210,6 @@ class JobContext:
             job.heartbeat_at = utcnow()
 
     def should_stop(self) -> bool:
-        import time
-
         now = time.monotonic()
         if not self._cancelled and now - self._checked_at >= 1.0:
             self._checked_at = now
@@ -208,17 +219,6 @@ class JobContext:
 
 
 Runner = Callable[[JobContext], dict[str, Any]]
-
-
-def _runners() -> dict[str, Runner]:
-    # Imported lazily: these pull in TensorFlow, which only the worker process may load.
-    from medreview.ml.prediction import run_prediction_job
-    from medreview.ml.training.job import run_training_job
-
-    return {"train": run_training_job, "predict": run_prediction_job}
-
-
-_RUNNERS = ("train", "predict")
 
 
 def _finish(
@@ -233,9 +233,10 @@ def _finish(
             job.result = result
 
 
-def execute_job(store: Store, job_id: int) -> str:
-    """Run one job to the end in this process; returns its final status. Never raises for a
-    job's own failure: the reason is written on the job for the user to read."""
+def execute_job(store: Store, job_id: int, runners: Mapping[str, Runner]) -> str:
+    """Run one job to the end in this process with the runner of its kind; returns its final
+    status. Never raises for a job's own failure: the reason is written on the job for the user
+    to read (a kind this worker has no runner for is such a failure)."""
     with store.db.write() as session:
         job = session.get(Job, job_id)
         if job is None:
@@ -253,12 +254,13 @@ def execute_job(store: Store, job_id: int) -> str:
     beater = threading.Thread(target=_beat, args=(store, job_id, stop_beating), daemon=True)
     beater.start()
     try:
-        result = _runners()[kind](context)
+        runner = runners.get(kind)
+        if runner is None:
+            raise MedreviewError(f"unknown job kind '{kind}': this worker runs {', '.join(sorted(runners)) or 'none'}")
+        result = runner(context)
     except Exception as error:
-        from medreview.ml.training.fit import TrainingCancelled
-
         stop_beating.set()
-        if isinstance(error, TrainingCancelled):
+        if isinstance(error, JobCancelled):
             _finish(store, job_id, "cancelled", error="cancelled by the user")
             return "cancelled"
         if isinstance(error, MedreviewError):
@@ -303,10 +305,13 @@ def _stamp_worker(store: Store, stop: threading.Event) -> None:
             return
 
 
-def run_worker(settings: Settings | None = None) -> None:
-    """Run the huey consumer in this process until interrupted (``python -m medreview worker``)."""
+def run_worker(runners: Mapping[str, Runner], settings: Settings | None = None) -> None:
+    """Run the huey consumer in this process until interrupted (``python -m medreview worker``),
+    executing each job with the runner of its kind."""
     from huey.consumer import Consumer
 
+    _worker_runners.clear()
+    _worker_runners.update(runners)
     settings = settings or get_settings()
     store = Store.open(settings)
     store.collect_orphans()

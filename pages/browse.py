@@ -4,11 +4,12 @@ import pandas as pd
 import streamlit as st
 
 from medreview.errors import MedreviewError
-from medreview.imaging.decoding import render_frame
+from medreview.imaging.display import render_frame
 from medreview.reading.browse import dicom_header, filter_header, patients, series_list, series_slices, studies
 from medreview.reading.catalog import get_image
 from medreview.store import Store
-from ui.session import decoded, get_store, session_actor, window_controls
+from ui.session import get_store, session_actor
+from ui.viewer import decoded, window_controls
 
 SLICE_KEY = "browse_slice"
 # window_controls(image, key="browse") keeps its frame slider's position under "browse_frame".

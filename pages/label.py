@@ -6,12 +6,16 @@ from PIL import Image
 
 from medreview.errors import MedreviewError
 from medreview.imaging import boxes as box_geometry
-from medreview.imaging.decoding import render_frame, thumbnail
+from medreview.imaging.display import render_frame
+from medreview.imaging.overlays import thumbnail
 from medreview.reading.catalog import ImageRecord, get_image
-from medreview.reading.reads import WORKLIST_FILTERS, label_classes, modalities, next_image_id, save_read, worklist
+from medreview.reading.reads import save_read
 from medreview.reading.review import can_see_others, image_reads
+from medreview.reading.schema import label_classes
+from medreview.reading.worklists import WORKLIST_FILTERS, modalities, next_image_id, worklist
 from medreview.team.settings import get_setting
-from ui.session import decoded, get_store, session_actor, window_controls
+from ui.session import get_store, session_actor
+from ui.viewer import decoded, window_controls
 
 # Canvas widths in display pixels; the default fits the image column of a 1440-px-wide window.
 CANVAS_WIDTHS = (320, 448, 512, 640, 768, 1024)
@@ -35,7 +39,7 @@ def box_canvas_ui(
     drawing of a mounted canvas is kept unchanged, since the canvas reloads whenever it changes.
     """
     # Imported here, not at the top: a Components v2 package registers its assets only inside a
-    # running Streamlit app (see DESIGN.md, pitfalls).
+    # running Streamlit app (streamlit-drawable-canvas 0.13 on Streamlit 1.67).
     from streamlit_drawable_canvas import st_canvas
 
     draft = st.session_state.get("label_box_draft")
@@ -85,7 +89,12 @@ classes = label_classes(store)
 multi = get_setting(store, "label_mode") == "multi"
 boxes_on = bool(get_setting(store, "boxes")) and bool(classes)
 with st.sidebar:
-    status = st.segmented_control("Show", WORKLIST_FILTERS, default="unlabelled", key="label_status") or "all"
+    status = (
+        st.segmented_control(
+            "Show", list(WORKLIST_FILTERS), format_func=WORKLIST_FILTERS.get, default="unread", key="label_status"
+        )
+        or "all"
+    )
     by_class = st.selectbox("My label", ["any", *classes], key="label_class_filter")
     by_modality = st.selectbox("Modality", ["any", *modalities(store)], key="label_modality_filter")
 

@@ -1,7 +1,8 @@
 import streamlit as st
 
 from medreview.errors import MedreviewError
-from medreview.imaging.decoding import overlay_heatmap, render_frame
+from medreview.imaging.display import render_frame
+from medreview.imaging.overlays import overlay_heatmap
 from medreview.jobs import list_jobs
 from medreview.ml.prediction import (
     disagreements,
@@ -12,7 +13,8 @@ from medreview.ml.prediction import (
 )
 from medreview.ml.registry import active_model
 from medreview.reading.catalog import get_image, image_table
-from ui.session import attempt, decoded, get_store, session_actor, window_controls
+from ui.session import attempt, get_store, session_actor
+from ui.viewer import decoded, window_controls
 
 store = get_store()
 actor = session_actor()

@@ -2,11 +2,12 @@ import pandas as pd
 import streamlit as st
 
 from medreview.errors import MedreviewError
-from medreview.imaging.decoding import render_frame
+from medreview.imaging.display import render_frame
 from medreview.reading.catalog import get_image
-from medreview.reading.reads import label_classes
 from medreview.reading.review import adjudicate, agreement, decide, disagreements, image_reads, review_queue
-from ui.session import decoded, get_store, session_actor
+from medreview.reading.schema import label_classes
+from ui.session import get_store, session_actor
+from ui.viewer import decoded
 
 store = get_store()
 actor = session_actor("reviewer")

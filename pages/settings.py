@@ -1,6 +1,6 @@
 import streamlit as st
 
-from medreview.reading.reads import add_label_class, label_classes, rename_label_class, set_label_class_active
+from medreview.reading.schema import add_label_class, label_classes, rename_label_class, set_label_class_active
 from medreview.team.settings import CHOICES, project_settings, set_setting
 from ui.session import get_store, session_actor, succeeded
 

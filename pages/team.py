@@ -8,8 +8,9 @@ from medreview.ingest.pseudonyms import pseudonym_table
 from medreview.reading.catalog import image_table
 from medreview.reading.exchange import EXPORT_KINDS, import_labels, write_export
 from medreview.reading.review import assign
-from medreview.team.accounts import ROLES, create_user, list_users, reader_names, set_active, set_role
+from medreview.team.accounts import create_user, list_users, reader_names, set_active, set_role
 from medreview.team.audit import ACTIONS, export_csv, query
+from medreview.team.roles import ROLES
 from ui.session import attempt, get_store, session_actor, succeeded
 
 store = get_store()

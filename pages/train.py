@@ -2,8 +2,8 @@ import pandas as pd
 import streamlit as st
 
 from medreview.jobs import cancel_job, list_jobs, worker_alive
+from medreview.ml.configs import CONFIGS
 from medreview.ml.registry import activate_model, list_models
-from medreview.ml.training import ARCHITECTURES
 from medreview.ml.training.metrics import roc_curve_png
 from medreview.ml.training.service import submit_training
 from medreview.reading.reads import current_labels
@@ -31,9 +31,9 @@ with st.form("train_form"):
     architecture_column, epochs_column, size_column, seed_column = st.columns(4)
     architecture = architecture_column.selectbox(
         "Architecture",
-        list(ARCHITECTURES),
+        list(CONFIGS),
         format_func=lambda name: name.replace("_", " "),
-        help="\n\n".join(f"**{name}**: {text}" for name, text in ARCHITECTURES.items()),
+        help="\n\n".join(f"**{name}**: {config.description}" for name, config in CONFIGS.items()),
         key="train_architecture",
     )
     epochs = epochs_column.number_input("Epochs", 1, 500, 10, key="train_epochs")

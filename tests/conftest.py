@@ -17,7 +17,7 @@ import pytest
 
 from medreview.config import IngestLimits, Settings
 from medreview.store import Store
-from medreview.team.accounts import Actor
+from medreview.team.roles import Actor
 
 POSTGRES_URL = os.environ.get("MEDREVIEW_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("MEDREVIEW_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")

@@ -12,9 +12,6 @@ from medreview.errors import MedreviewError, NotFoundError, PermissionDeniedErro
 from medreview.store.models import AuditEvent, User
 from medreview.team import accounts
 from medreview.team.accounts import (
-    ROLES,
-    SYSTEM,
-    Actor,
     LoginSession,
     authenticate,
     change_password,
@@ -24,10 +21,10 @@ from medreview.team.accounts import (
     list_users,
     needs_first_admin,
     reader_names,
-    require,
     set_active,
     set_role,
 )
+from medreview.team.roles import ROLES, SYSTEM, Actor, require
 
 PASSWORD = "correct horse battery"
 FAST_HASHER = argon2.PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1)

@@ -17,7 +17,8 @@ from medreview.imaging.boxes import (
     replace_frame_boxes,
 )
 from medreview.ingest.service import InputFile, ingest_files
-from medreview.reading.reads import LOCAL_ACTOR, add_label_class, reads_table, save_read
+from medreview.reading.reads import LOCAL_ACTOR, reads_table, save_read
+from medreview.reading.schema import add_label_class
 from tests.helpers import dicom_bytes
 
 # (columns, rows): square, tall, wide, tiny (MNIST-sized), a large radiograph.

@@ -10,7 +10,7 @@ from pydicom.uid import generate_uid
 from streamlit.testing.v1 import AppTest
 
 from medreview.ingest import InputFile, ingest_files
-from medreview.reading.browse import patients, series_images, series_list, studies
+from medreview.reading.browse import patients, series_list, series_slices, studies
 from medreview.reading.catalog import get_image
 from medreview.store.models import Image
 from tests.conftest import run_page_as
@@ -67,7 +67,7 @@ def test_pick_a_series_and_step_through_its_slices(page_store):
     chosen_patient = int(patients(page_store)["patient_id"].iloc[1])
     [chosen_study] = studies(page_store, chosen_patient)["study_id"]
     [chosen_series] = series_list(page_store, int(chosen_study))["series_id"]
-    first_slice, second_slice, _ = series_images(page_store, int(chosen_series))
+    first_slice, second_slice, _ = slice_ids(page_store, int(chosen_series))
 
     app = run_browse()
     app.selectbox(key="browse_patient").set_value(chosen_patient).run()
@@ -121,3 +121,8 @@ def test_missing_stored_file_is_an_error_message_not_a_traceback(page_store):
         page_store.blobs.path_for(session.get(Image, image_id).sha256).unlink()
     app = run_browse()
     assert app.error, "a missing file should be reported"
+
+
+def slice_ids(store, series_id):
+    """A series' image ids in reading order."""
+    return [int(image_id) for image_id in series_slices(store, series_id)["image_id"]]

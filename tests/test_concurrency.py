@@ -18,7 +18,7 @@ from medreview.ingest import InputFile, ingest_files
 from medreview.reading.reads import reads_table, save_read
 from medreview.store import Store
 from medreview.store.models import AuditEvent, User
-from medreview.team.accounts import Actor
+from medreview.team.roles import Actor
 from tests.helpers import png_bytes
 
 WRITERS = 8

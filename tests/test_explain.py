@@ -3,8 +3,8 @@ import dataclasses
 import numpy as np
 import pytest
 
+from medreview.ml.configs import get_config
 from medreview.ml.explain import find_last_conv_layer, grad_cam
-from medreview.ml.training.architectures import build_model
 from medreview.ml.training.fit import FitConfig, fit_model
 from tests.training import SQUARE_SIDE, bright_square_images
 
@@ -44,13 +44,15 @@ def test_default_class_is_the_predicted_one_and_maps_are_normalised(square_model
     assert all(heat.max() in (0.0, 1.0) for heat in maps)
 
 
-def test_find_last_conv_layer_on_both_architectures():
-    assert find_last_conv_layer(build_model("small_cnn", 28, 2)) == "last_conv"
-    assert find_last_conv_layer(build_model("mobilenet_v2", 64, 2)) == "backbone/out_relu"
+@pytest.mark.parametrize("architecture", ["small_cnn", "mobilenet_v2"])
+def test_each_config_names_its_last_feature_map_for_grad_cam(architecture):
+    config = get_config(architecture)
+    model = config.build(max(config.min_input_size, 28), 2)
+    assert find_last_conv_layer(model) == config.feature_layer
 
 
 def test_grad_cam_through_a_nested_backbone():
-    model = build_model("mobilenet_v2", 64, 3, seed=0)
+    model = get_config("mobilenet_v2").build(64, 3, seed=0)
     images = np.random.default_rng(0).uniform(size=(3, 64, 64)).astype(np.float32)
     maps = grad_cam(model, images)
     assert maps.shape == (3, 2, 2)  # MobileNetV2 downsamples 32x

@@ -16,7 +16,6 @@ from medreview.reading.browse import (
     dicom_header,
     filter_header,
     patients,
-    series_images,
     series_list,
     series_slices,
     studies,
@@ -75,7 +74,7 @@ def test_series_orders_by_slice_position_not_instance_number_or_upload(store):
     )
     by_height = [image_id for _, image_id in sorted(zip(heights, ids, strict=True))]
     series_id = series_of(store, ids[0])
-    assert series_images(store, series_id) == by_height
+    assert slice_ids(store, series_id) == by_height
     slices = series_slices(store, series_id)
     assert slices["slice_location"].tolist() == sorted(heights)
     assert slices["instance_number"].tolist() == [5, 4, 2, 3, 1]
@@ -89,7 +88,7 @@ def test_series_orders_by_instance_number_without_positions(store):
         [dicom_bytes(study_uid=study_uid, series_uid=series_uid, instance_number=n) for n in instance_numbers],
     )
     by_instance = [image_id for _, image_id in sorted(zip(instance_numbers, ids, strict=True))]
-    assert series_images(store, series_of(store, ids[0])) == by_instance
+    assert slice_ids(store, series_of(store, ids[0])) == by_instance
 
 
 def test_one_slice_without_position_falls_back_to_instance_numbers(store):
@@ -103,7 +102,7 @@ def test_one_slice_without_position_falls_back_to_instance_numbers(store):
             positioned_dicom_bytes(None, 3, study_uid, series_uid),
         ],
     )
-    assert series_images(store, series_of(store, ids[0])) == ids
+    assert slice_ids(store, series_of(store, ids[0])) == ids
 
 
 def test_counts_at_each_level(store):
@@ -148,14 +147,14 @@ def test_png_has_its_own_patient_study_and_series(store):
     [patient_id] = patients(store)["patient_id"]
     [study_id] = studies(store, int(patient_id))["study_id"]
     [series_id] = series_list(store, int(study_id))["series_id"]
-    assert series_images(store, int(series_id)) == [image_id]
+    assert slice_ids(store, int(series_id)) == [image_id]
 
 
 def test_unknown_ids_raise_not_found(store):
     for call in (
         lambda: studies(store, 999),
         lambda: series_list(store, 999),
-        lambda: series_images(store, 999),
+        lambda: slice_ids(store, 999),
         lambda: dicom_header(store, 999),
     ):
         with pytest.raises(NotFoundError):
@@ -210,3 +209,8 @@ def test_png_header_says_not_dicom(store):
     assert values["Note"] == "not a DICOM file"
     assert values["Format"] == "PNG"
     assert values["Size"] == "48 × 48 pixels"
+
+
+def slice_ids(store, series_id):
+    """A series' image ids in reading order."""
+    return [int(image_id) for image_id in series_slices(store, series_id)["image_id"]]

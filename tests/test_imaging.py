@@ -14,21 +14,16 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
 from medreview.errors import ImagingError
-from medreview.imaging.decoding import (
-    DecodedImage,
-    Window,
+from medreview.imaging.decoding import DecodedImage, Window, decode_dicom, decode_file, decode_raster
+from medreview.imaging.display import (
     auto_window,
-    decode_dicom,
-    decode_file,
-    decode_raster,
     default_display_window,
-    overlay_heatmap,
     render_frame,
-    thumbnail,
     training_array,
     window_choices,
     window_presets,
 )
+from medreview.imaging.overlays import overlay_heatmap, thumbnail
 
 CXR_DIR = Path("/work/shared/data/cxr-samples")
 

@@ -9,11 +9,14 @@ from streamlit.testing.v1 import AppTest
 from medreview.ingest.demo import load_demo_data
 from medreview.jobs import execute_job, list_jobs
 from medreview.ml.prediction import submit_predictions
+from medreview.ml.runners import RUNNERS
 from medreview.ml.training.service import submit_training
-from medreview.reading.reads import LOCAL_ACTOR, label_classes, reads_table
+from medreview.reading.reads import LOCAL_ACTOR, reads_table
+from medreview.reading.schema import label_classes
 from medreview.store import Store
 from medreview.team import accounts
-from medreview.team.accounts import Actor, create_user
+from medreview.team.accounts import create_user
+from medreview.team.roles import Actor
 from tests.conftest import ADMIN, run_page_as
 from tests.helpers import png_bytes
 
@@ -120,7 +123,7 @@ def test_train_page_queues_a_run_and_shows_its_metrics(page_store):
     assert "queued" in app.success[0].value
     [job] = list_jobs(page_store, kind="train")
     assert job.status == "queued"  # the page only queues; the worker trains
-    execute_job(page_store, job.id)
+    execute_job(page_store, job.id, RUNNERS)
     app = run_page("train")
     assert any("succeeded" in header.value for header in app.subheader)
     assert "ROC AUC" in [metric.label for metric in app.metric]
@@ -135,8 +138,8 @@ def test_train_page_explains_missing_labels(page_store):
 
 def test_predictions_page_shows_image_beside_gradcam(page_store):
     load_demo_data(page_store, LOCAL_ACTOR, per_class=6, unlabelled=2)
-    execute_job(page_store, submit_training(page_store, LOCAL_ACTOR, {"epochs": 1, "input_size": 32}))
-    execute_job(page_store, submit_predictions(page_store, LOCAL_ACTOR, scope="all"))
+    execute_job(page_store, submit_training(page_store, LOCAL_ACTOR, {"epochs": 1, "input_size": 32}), RUNNERS)
+    execute_job(page_store, submit_predictions(page_store, LOCAL_ACTOR, scope="all"), RUNNERS)
     app = run_page("predictions")
     captions = [caption for element in app.image for caption in element.captions]
     assert "Image" in captions and any(caption.startswith("Grad-CAM") for caption in captions)

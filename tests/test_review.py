@@ -11,11 +11,13 @@ from sqlalchemy import func, select
 from medreview.errors import MedreviewError, PermissionDeniedError
 from medreview.ingest import InputFile, ingest_files
 from medreview.reading.exchange import export_data, import_labels, write_export
-from medreview.reading.reads import current_labels, next_image_id, reads_table, save_read, worklist
+from medreview.reading.reads import current_labels, reads_table, save_read
 from medreview.reading.review import adjudicate, agreement, assign, decide, disagreements, image_reads, review_queue
+from medreview.reading.worklists import next_image_id, worklist
 from medreview.store import Store
 from medreview.store.models import AuditEvent, FinalLabel
-from medreview.team.accounts import Actor, create_first_admin, create_user
+from medreview.team.accounts import create_first_admin, create_user
+from medreview.team.roles import Actor
 from medreview.team.settings import set_setting
 from tests.conftest import make_settings
 from tests.helpers import png_bytes
@@ -201,7 +203,7 @@ def test_a_changed_or_rejected_read_loses_its_approval(team):
 
 
 def test_renaming_a_class_renames_it_in_multi_labels_and_boxes(team, tmp_path):
-    from medreview.reading.reads import rename_label_class
+    from medreview.reading.schema import rename_label_class
 
     store, ids = team
     box = {"label": "pneumonia", "x": 1, "y": 1, "width": 5, "height": 5}

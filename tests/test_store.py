@@ -10,15 +10,9 @@ from sqlalchemy import func, select
 from medreview.errors import MedreviewError, NotFoundError
 from medreview.ingest import InputFile, ingest_files
 from medreview.ml.registry import activate_model, active_model
-from medreview.reading.reads import (
-    LOCAL_ACTOR,
-    current_labels,
-    label_classes,
-    next_image_id,
-    reads_table,
-    save_read,
-    worklist,
-)
+from medreview.reading.reads import LOCAL_ACTOR, current_labels, reads_table, save_read
+from medreview.reading.schema import label_classes
+from medreview.reading.worklists import next_image_id, worklist
 from medreview.store.models import Annotation, Image, Job, ModelVersion, Patient, PseudonymEntry, Series, Study
 from medreview.team.settings import set_setting
 from tests.helpers import dicom_bytes, png_bytes
@@ -119,8 +113,8 @@ def test_labels_replace_per_reader_and_drive_the_worklist(any_store):
     assert labels.loc[first, "label"] == "pneumonia"
     reads = reads_table(any_store).set_index("image_id")
     assert bool(reads.loc[first, "unsure"]) and reads.loc[first, "status"] == "submitted"
-    assert set(worklist(any_store, LOCAL_ACTOR, status="unlabelled")["image_id"]) == {second}
-    assert set(worklist(any_store, LOCAL_ACTOR, status="labelled", label="normal")["image_id"]) == {third}
+    assert set(worklist(any_store, LOCAL_ACTOR, status="unread")["image_id"]) == {second}
+    assert set(worklist(any_store, LOCAL_ACTOR, status="read", label="normal")["image_id"]) == {third}
     with any_store.db.read() as session:
         assert session.scalar(select(func.count(Annotation.id))) == 2
 
@@ -213,4 +207,4 @@ def test_deidentification_key_is_created_once_under_a_race(store):
         keys = list(pool.map(lambda _: project_secret(store), range(32)))
     assert len(set(keys)) == 1 and len(keys[0]) == 32
     assert oct(key_path.stat().st_mode & 0o777) == "0o600"
-    assert not [p for p in key_path.parent.iterdir() if p.name.startswith(".deid-")]
+    assert not [p for p in key_path.parent.iterdir() if p.name.startswith(".tmp-")]

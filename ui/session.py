@@ -1,7 +1,4 @@
-"""UI plumbing shared by the pages: the store, cached decoding, error display.
-
-This is the only place (with the pages) that imports streamlit; ``medreview`` never does.
-"""
+"""Session plumbing shared by the pages: the cached store, the signed-in user, error display."""
 
 from __future__ import annotations
 
@@ -11,11 +8,10 @@ from typing import TypeVar
 import streamlit as st
 
 from medreview.errors import MedreviewError, PermissionDeniedError
-from medreview.imaging.decoding import DecodedImage, Window
-from medreview.reading.catalog import decode_image
 from medreview.store import Store
 from medreview.store.models import utcnow
-from medreview.team.accounts import Actor, LoginSession, current_actor, logout
+from medreview.team.accounts import LoginSession, current_actor, logout
+from medreview.team.roles import Actor
 from medreview.team.settings import get_setting
 
 T = TypeVar("T")
@@ -43,12 +39,6 @@ leave_legacy_page_discovery()
 @st.cache_resource(show_spinner=False)
 def get_store() -> Store:
     return Store.open()
-
-
-@st.cache_resource(show_spinner=False, max_entries=24)
-def decoded(image_id: int) -> DecodedImage:
-    # Stored originals never change, so an image id's decoded pixels can be cached for good.
-    return decode_image(get_store(), image_id)
 
 
 def session_actor(role: str = "annotator") -> Actor:
@@ -98,26 +88,3 @@ def attempt(action: Callable[[], T]) -> T | None:
     except MedreviewError as error:
         st.error(str(error))
         return None
-
-
-def window_controls(image: DecodedImage, key: str) -> tuple[int, Window | None]:
-    """Frame slider and window/level controls; returns (frame index, window or None for colour)."""
-    from medreview.imaging.decoding import default_display_window, window_choices
-
-    frame_index = 0
-    if image.frame_count > 1:
-        frame_index = st.slider("Frame", 1, image.frame_count, key=f"{key}_frame") - 1
-    if image.is_color:
-        return frame_index, None
-    options: dict[str, Window | None] = {**window_choices(image, frame_index), "Manual": None}
-    choice = st.selectbox("Window", list(options), key=f"{key}_preset")
-    window = options.get(choice)
-    if window is None:
-        start = default_display_window(image, frame_index)
-        center_column, width_column = st.columns(2)
-        center = center_column.number_input("Center", value=float(start.center), key=f"{key}_center")
-        width = width_column.number_input(
-            "Width", min_value=1.0, value=float(max(start.width, 1.0)), key=f"{key}_width"
-        )
-        window = Window(center=center, width=width)
-    return frame_index, window

@@ -1,15 +1,15 @@
-"""Pixels for display and training: decode, window, render, resize, overlay.
+"""Decoding: a stored original to modality values, plus what the display needs from the header.
 
-The display pipeline follows DICOM PS3.3 C.11 in this order:
+The first two steps of the DICOM PS3.3 C.11 display pipeline (the rest is
+:mod:`medreview.imaging.display`):
 
 1. decode the stored pixels (:func:`decode_dicom`, :func:`decode_raster`);
 2. modality LUT: Rescale Slope/Intercept or a Modality LUT Sequence, giving modality values
-   (Hounsfield units for CT) as float32;
-3. VOI: a VOI LUT Sequence, or a linear window (center/width) from the file, a preset or the user;
-4. MONOCHROME1 inversion (it is defined on the VOI output, so it comes last).
+   (Hounsfield units for CT) as float32.
 
-Colour images (RGB, YBR converted to RGB, palette colour expanded) skip steps 2 to 4: they are shown
-as stored. Every decode failure raises :class:`~medreview.errors.ImagingError`.
+Colour images (RGB, YBR converted to RGB, palette colour expanded) are kept as stored. The file's
+windows and VOI LUT are read here and applied by the display. Every decode failure raises
+:class:`~medreview.errors.ImagingError`.
 """
 
 from __future__ import annotations
@@ -25,33 +25,13 @@ from PIL import Image, ImageOps
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.pixels import apply_color_lut, apply_modality_lut
-from skimage import transform
 
-from medreview.errors import ImagingError, MedreviewError
+from medreview.errors import ImagingError, MedreviewError, short_reason
 from medreview.ingest.dicom import open_dataset
 
-__all__ = [
-    "AUTO_WINDOW_NAME",
-    "WINDOW_PRESETS",
-    "DecodedImage",
-    "VoiLut",
-    "Window",
-    "auto_window",
-    "decode_dicom",
-    "decode_file",
-    "decode_raster",
-    "default_display_window",
-    "overlay_heatmap",
-    "render_frame",
-    "thumbnail",
-    "training_array",
-    "window_choices",
-    "window_presets",
-]
+__all__ = ["DecodedImage", "VoiLut", "Window", "decode_dicom", "decode_file", "decode_raster"]
 
 _GREY_PHOTOMETRIC = ("MONOCHROME1", "MONOCHROME2")
-# ITU-R BT.601 luma weights, the usual conversion of an RGB image to grey.
-_LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 
 @dataclass(frozen=True)
@@ -60,17 +40,6 @@ class Window:
 
     center: float
     width: float
-
-
-WINDOW_PRESETS: dict[str, dict[str, Window]] = {
-    "CT": {
-        "lung": Window(-600.0, 1500.0),
-        "mediastinum": Window(50.0, 350.0),
-        "bone": Window(400.0, 1800.0),
-        "brain": Window(40.0, 80.0),
-        "abdomen": Window(40.0, 400.0),
-    },
-}
 
 
 @dataclass(frozen=True)
@@ -103,39 +72,6 @@ class DecodedImage:
         return int(self.frames.shape[0])
 
 
-def window_presets(modality: str) -> dict[str, Window]:
-    """Named windows for a modality ("lung", "bone", ... for CT); empty when there are none.
-
-    Only CT has fixed presets: its values are Hounsfield units, the same on every scanner. MR, CR, DX,
-    US and the rest have arbitrary units, so their window comes from the image itself
-    (:func:`auto_window`, offered by :func:`window_choices`).
-    """
-    return dict(WINDOW_PRESETS.get(modality.upper(), {}))
-
-
-AUTO_WINDOW_NAME = "Auto (percentiles)"
-
-
-def window_choices(image: DecodedImage, frame_index: int = 0) -> dict[str, Window]:
-    """The windows to offer for one greyscale frame, in menu order; empty for colour.
-
-    The file's own windows first ("From file", or "From file: BRAIN" when the file names them), then
-    the automatic window of this frame, then the modality's presets ("Lung", "Bone", ... for CT).
-    """
-    if image.is_color:
-        return {}
-    choices: dict[str, Window] = {}
-    for position, (explanation, window) in enumerate(image.file_windows, start=1):
-        name = f"From file: {explanation}" if explanation else "From file"
-        if name in choices:
-            name = f"{name} ({position})"
-        choices[name] = window
-    choices[AUTO_WINDOW_NAME] = auto_window(image.frames[_checked_frame_index(image, frame_index)])
-    for name, window in window_presets(image.modality).items():
-        choices[name.title()] = window
-    return choices
-
-
 # --- decoding --------------------------------------------------------------------------------
 
 
@@ -158,13 +94,7 @@ def decode_dicom(path_or_bytes: Path | bytes) -> DecodedImage:
     except MedreviewError as error:
         raise ImagingError(str(error)) from error
     except Exception as error:  # decoders and malformed headers raise many types
-        raise ImagingError(f"cannot decode this DICOM image: {_short_reason(error)}") from error
-
-
-def _short_reason(error: BaseException) -> str:
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    reason = " ".join(lines[:2]) if lines else type(error).__name__
-    return reason if len(reason) <= 200 else reason[:197] + "..."
+        raise ImagingError(f"cannot decode this DICOM image: {short_reason(error)}") from error
 
 
 def _decode_dataset(dataset: Dataset) -> DecodedImage:
@@ -393,7 +323,7 @@ def decode_raster(path_or_bytes: Path | bytes) -> DecodedImage:
     except ImagingError:
         raise
     except Exception as error:  # Pillow: UnidentifiedImageError, OSError (truncated), ...
-        raise ImagingError(f"cannot decode this PNG/JPEG image: {_short_reason(error)}") from error
+        raise ImagingError(f"cannot decode this PNG/JPEG image: {short_reason(error)}") from error
     return DecodedImage(
         frames=frames,
         is_color=is_color,
@@ -416,158 +346,3 @@ def _raster_pixels(image: Image.Image) -> tuple[np.ndarray, bool]:
     if np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 0], rgb[..., 2]):
         return rgb[..., 0].astype(np.float32)[np.newaxis], False
     return np.ascontiguousarray(rgb)[np.newaxis], True
-
-
-# --- windowing and rendering -----------------------------------------------------------------
-
-
-def auto_window(frame: np.ndarray) -> Window:
-    """A window spanning the 0.5th to 99.5th percentile of a (H, W) frame, robust to outliers.
-
-    A constant frame gets width 1 centred on its value.
-    """
-    finite = np.asarray(frame, dtype=np.float64)
-    finite = finite[np.isfinite(finite)]
-    if finite.size == 0:
-        return Window(0.0, 1.0)
-    low, high = np.percentile(finite, [0.5, 99.5])
-    if not high > low:
-        return Window(float(low), 1.0)
-    return Window(float((low + high) / 2.0), float(high - low))
-
-
-def default_display_window(image: DecodedImage, frame_index: int = 0) -> Window | None:
-    """The file's window when valid, else :func:`auto_window` of the frame; None for colour."""
-    if image.is_color:
-        return None
-    if image.default_window is not None and image.default_window.width > 0:
-        return image.default_window
-    return auto_window(image.frames[_checked_frame_index(image, frame_index)])
-
-
-def _checked_frame_index(image: DecodedImage, frame_index: int) -> int:
-    if not 0 <= frame_index < image.frame_count:
-        raise ValueError(f"frame {frame_index} does not exist: the image has {image.frame_count} frame(s)")
-    return frame_index
-
-
-def _apply_linear_window(values: np.ndarray, window: Window) -> np.ndarray:
-    """DICOM PS3.3 C.11.2.1.2.1 LINEAR window: modality values -> float64 in [0, 255]."""
-    center = float(window.center)
-    width = float(window.width)
-    values = values.astype(np.float64, copy=False)
-    if width <= 1.0:
-        # Width 1 is a threshold at center - 0.5 (the formula divides by width - 1).
-        return np.where(values <= center - 0.5, 0.0, 255.0)
-    scaled = ((values - (center - 0.5)) / (width - 1.0) + 0.5) * 255.0
-    return np.clip(scaled, 0.0, 255.0)
-
-
-def _apply_voi_lut(values: np.ndarray, lut: VoiLut) -> np.ndarray:
-    """VOI LUT Sequence: modality values -> float64 in [0, 255] using the LUT's output range."""
-    indices = np.rint(values).astype(np.int64) - lut.first_mapped
-    np.clip(indices, 0, lut.table.size - 1, out=indices)
-    return lut.table[indices].astype(np.float64) * (255.0 / lut.output_max)
-
-
-def render_frame(
-    image: DecodedImage, frame_index: int = 0, window: Window | None = None, use_voi_lut: bool = True
-) -> np.ndarray:
-    """One frame ready for the screen: (H, W) uint8 for greyscale, (H, W, 3) uint8 for colour.
-
-    Greyscale: an explicit ``window`` wins; without one, the file's VOI LUT Sequence is used when
-    present and ``use_voi_lut`` is set, else :func:`default_display_window`. MONOCHROME1 (bright =
-    low values, e.g. some CR/DX) is inverted after the VOI step. Colour frames are returned as stored.
-    """
-    frame = image.frames[_checked_frame_index(image, frame_index)]
-    if image.is_color:
-        return frame
-    if window is None and use_voi_lut and image.voi_lut is not None:
-        display = _apply_voi_lut(frame, image.voi_lut)
-    else:
-        chosen = window if window is not None else default_display_window(image, frame_index)
-        if chosen is None:  # unreachable for greyscale; keeps the type checker honest
-            chosen = auto_window(frame)
-        display = _apply_linear_window(frame, chosen)
-    if image.photometric_interpretation == "MONOCHROME1":
-        display = 255.0 - display
-    return np.rint(display).astype(np.uint8)
-
-
-# --- training, overlays and thumbnails -------------------------------------------------------
-
-
-def training_array(image: DecodedImage, size: int) -> np.ndarray:
-    """(size, size) float32 in [0, 1]: frame 0 as displayed by default, grey, resized.
-
-    The aspect ratio is not preserved: the frame is stretched to a square, so every image fills the
-    network input the same way (chest radiographs are close to square; letterboxing would waste
-    input pixels and add an artificial border).
-    """
-    if size < 1:
-        raise ValueError(f"training size must be at least 1 pixel, got {size}")
-    rendered = render_frame(image, 0)
-    if rendered.ndim == 3:  # colour -> luminance
-        grey = rendered.astype(np.float32) @ _LUMA_WEIGHTS / 255.0
-    else:
-        grey = rendered.astype(np.float32) / 255.0
-    shrinking = grey.shape[0] > size or grey.shape[1] > size
-    resized = transform.resize(grey, (size, size), order=1, mode="edge", anti_aliasing=shrinking, preserve_range=True)
-    return np.clip(np.nan_to_num(resized, nan=0.0), 0.0, 1.0).astype(np.float32)
-
-
-def _jet(values: np.ndarray) -> np.ndarray:
-    """(H, W) float in [0, 1] -> (H, W, 3) float in [0, 1], the classic "jet" colour map.
-
-    Piecewise linear like matplotlib's jet (blue -> cyan -> yellow -> red), without the dependency.
-    """
-    four = 4.0 * values
-    red = np.clip(np.minimum(four - 1.5, -four + 4.5), 0.0, 1.0)
-    green = np.clip(np.minimum(four - 0.5, -four + 3.5), 0.0, 1.0)
-    blue = np.clip(np.minimum(four + 0.5, -four + 2.5), 0.0, 1.0)
-    return np.stack([red, green, blue], axis=-1)
-
-
-def overlay_heatmap(grey: np.ndarray, heatmap: np.ndarray, opacity: float) -> np.ndarray:
-    """Blend a [0, 1] heat map (e.g. Grad-CAM, any size) over an image: (H, W, 3) uint8.
-
-    ``grey`` is (H, W) or (H, W, 3) uint8; opacity 0 gives the image, 1 the pure colour map.
-    """
-    if not 0.0 <= opacity <= 1.0:
-        raise ValueError(f"opacity must be between 0 and 1, got {opacity}")
-    if grey.ndim == 2:
-        base = np.repeat(grey[..., np.newaxis], 3, axis=-1)
-    elif grey.ndim == 3 and grey.shape[-1] == 3:
-        base = grey
-    else:
-        raise ValueError(f"image must be (H, W) or (H, W, 3), got shape {grey.shape}")
-    if heatmap.ndim != 2 or heatmap.size == 0:
-        raise ValueError(f"heat map must be a non-empty (h, w) array, got shape {heatmap.shape}")
-    height, width = base.shape[:2]
-    heat = np.nan_to_num(heatmap.astype(np.float64), nan=0.0)
-    if heat.shape != (height, width):
-        heat = transform.resize(heat, (height, width), order=1, mode="edge", anti_aliasing=False)
-    colours = _jet(np.clip(heat, 0.0, 1.0)) * 255.0
-    blended = (1.0 - opacity) * base.astype(np.float64) + opacity * colours
-    return np.rint(np.clip(blended, 0.0, 255.0)).astype(np.uint8)
-
-
-def thumbnail(pixels: np.ndarray, max_side: int) -> np.ndarray:
-    """Shrink (H, W) or (H, W, C) pixels so the longer side is at most ``max_side``; never enlarges.
-
-    Keeps the aspect ratio and the dtype.
-    """
-    if max_side < 1:
-        raise ValueError(f"thumbnail size must be at least 1 pixel, got {max_side}")
-    height, width = pixels.shape[:2]
-    if max(height, width) <= max_side:
-        return pixels.copy()
-    scale = max_side / max(height, width)
-    shape = (max(1, round(height * scale)), max(1, round(width * scale)), *pixels.shape[2:])
-    resized = transform.resize(
-        pixels.astype(np.float64), shape, order=1, mode="edge", anti_aliasing=True, preserve_range=True
-    )
-    if np.issubdtype(pixels.dtype, np.integer):
-        info = np.iinfo(pixels.dtype)
-        resized = np.clip(np.rint(resized), info.min, info.max)
-    return resized.astype(pixels.dtype)

@@ -18,14 +18,13 @@ is returned in :class:`DeidResult` for the admin-only pseudonym store; nothing e
 
 from __future__ import annotations
 
-import datetime
 import functools
 import hashlib
 import hmac
 import io
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Literal
 
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset, FileMetaDataset
@@ -44,6 +43,7 @@ from pydicom.uid import (
 )
 
 from medreview.errors import IngestError
+from medreview.imaging.tags import PIXEL_DATA_TAGS
 from medreview.ingest.dicom import open_dataset
 from medreview.ingest.raster import strip_metadata
 
@@ -51,7 +51,6 @@ __all__ = [
     "BASIC_PROFILE_ACTIONS",
     "DEIDENTIFICATION_METHOD",
     "DeidResult",
-    "UidMapper",
     "deidentify_dicom",
     "hashed_uid_mapper",
     "patient_pseudonym",
@@ -295,10 +294,6 @@ DEIDENTIFICATION_METHOD = "medreview PS3.15 Basic Application Level Confidential
 
 # PS3.16 CID 7050 "De-identification Method": (code value, code meaning), coding scheme DCM.
 _BASIC_PROFILE_CODE = ("113100", "Basic Application Confidentiality Profile")
-_MODIFIED_DATES_CODE = ("113107", "Retain Longitudinal Temporal Information Modified Dates Option")
-
-# Patient dates stay empty even under a date shift: with the shift known, they give the exact date back.
-_NEVER_SHIFTED = frozenset({"PatientBirthDate", "PatientBirthTime", "LastMenstrualDate"})
 
 # Dummy values for "D" by value representation (PatientName / PatientID take the pseudonym instead).
 _DUMMY_BY_VR = {
@@ -333,16 +328,8 @@ _SECONDARY_CAPTURE_AND_ULTRASOUND_CLASSES = frozenset(
 )
 _SECONDARY_CAPTURE_AND_ULTRASOUND_MODALITIES = frozenset({"SC", "US"})
 
-# (7FE0,0008) Float Pixel Data, (7FE0,0009) Double Float Pixel Data, (7FE0,0010) Pixel Data.
-_PIXEL_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})
 _OVERLAY_GROUPS = 0x6000  # (60xx,eeee), even groups 6000-601E: overlay planes and their data
 _CURVE_GROUPS = 0x5000  # (50xx,eeee): retired curves (waveforms drawn next to the image)
-
-
-class UidMapper(Protocol):
-    """Maps an original UID to its pseudonym: the same original gives the same pseudonym, always."""
-
-    def __call__(self, original_uid: str) -> str: ...
 
 
 def hashed_uid_mapper(secret: bytes) -> Callable[[str], str]:
@@ -389,12 +376,10 @@ class DeidResult:
     removed_private_tags: int  # private elements removed, inside sequences included
 
 
-def deidentify_dicom(data: bytes, secret: bytes, date_shift_days: int | None = None) -> DeidResult:
+def deidentify_dicom(data: bytes, secret: bytes) -> DeidResult:
     """Apply the Basic Profile essentials to one DICOM object and return the file to store.
 
-    ``date_shift_days`` None removes dates and times (LongitudinalTemporalInformationModified =
-    "REMOVED"); an integer moves every date by that many days, keeping the intervals between
-    studies of a patient (times of day are kept; "MODIFIED"). Birth dates are removed either way.
+    Dates and times are removed (LongitudinalTemporalInformationModified = "REMOVED").
     The pixel data element is copied byte for byte. Raises ``IngestError`` for unreadable objects
     and ``ValueError`` for an empty secret (a configuration error, not the uploader's).
     """
@@ -402,7 +387,7 @@ def deidentify_dicom(data: bytes, secret: bytes, date_shift_days: int | None = N
         raise ValueError("the de-identification secret must not be empty: the pseudonyms would be guessable")
     dataset = open_dataset(data)  # raises IngestError for anything that is not DICOM
     try:
-        return _deidentify(dataset, secret, date_shift_days)
+        return _deidentify(dataset, secret)
     except IngestError:
         raise
     except Exception as error:  # pydicom raises many types for malformed values
@@ -434,7 +419,7 @@ def _needs_burned_in_review(dataset: Dataset, sop_class_uid: str) -> bool:
     )
 
 
-def _deidentify(dataset: Dataset, secret: bytes, date_shift_days: int | None) -> DeidResult:
+def _deidentify(dataset: Dataset, secret: bytes) -> DeidResult:
     original_meta = getattr(dataset, "file_meta", None) or FileMetaDataset()
     transfer_syntax = str(original_meta.get("TransferSyntaxUID", "")).strip("\x00 ")
     if not transfer_syntax:
@@ -448,9 +433,9 @@ def _deidentify(dataset: Dataset, secret: bytes, date_shift_days: int | None) ->
     pseudonym = patient_pseudonym(secret, patient_key)
     needs_review = _needs_burned_in_review(dataset, sop_class_uid)
 
-    cleaner = _Cleaner(hashed_uid_mapper(secret), pseudonym, date_shift_days)
+    cleaner = _Cleaner(hashed_uid_mapper(secret), pseudonym)
     cleaner.clean(dataset)
-    _mark_deidentified(dataset, date_shift_days)
+    _mark_deidentified(dataset)
 
     # The file meta is rebuilt rather than cleaned: AE titles and the implementation of the original
     # writer go, pydicom fills in its own implementation UID, and the instance UID is the new one.
@@ -474,14 +459,14 @@ def _deidentify(dataset: Dataset, secret: bytes, date_shift_days: int | None) ->
     )
 
 
-def _mark_deidentified(dataset: Dataset, date_shift_days: int | None) -> None:
+def _mark_deidentified(dataset: Dataset) -> None:
     dataset.PatientIdentityRemoved = "YES"
     # An object de-identified before keeps the record of that; ours is added, never duplicated.
     methods = [str(method) for method in _as_list(dataset.get("DeidentificationMethod"))]
     if DEIDENTIFICATION_METHOD not in methods:
         methods.append(DEIDENTIFICATION_METHOD)
     dataset.DeidentificationMethod = methods if len(methods) > 1 else methods[0]
-    codes = [_BASIC_PROFILE_CODE] if date_shift_days is None else [_BASIC_PROFILE_CODE, _MODIFIED_DATES_CODE]
+    codes = [_BASIC_PROFILE_CODE]
     items = list(dataset.get("DeidentificationMethodCodeSequence", Sequence()))
     present = {str(item.get("CodeValue", "")) for item in items}
     for code_value, code_meaning in codes:
@@ -493,7 +478,7 @@ def _mark_deidentified(dataset: Dataset, date_shift_days: int | None) -> None:
         item.CodeMeaning = code_meaning
         items.append(item)
     dataset.DeidentificationMethodCodeSequence = Sequence(items)
-    dataset.LongitudinalTemporalInformationModified = "REMOVED" if date_shift_days is None else "MODIFIED"
+    dataset.LongitudinalTemporalInformationModified = "REMOVED"
 
 
 def _as_list(value: object) -> list[object]:
@@ -518,41 +503,12 @@ def _action_by_vr(vr: str) -> Action:
     return "K"
 
 
-def _shift_date(value: str, days: int) -> str | None:
-    """Shift a DA "YYYYMMDD" or the date part of a DT; None when the value is not a full date."""
-    text = value.strip("\x00 ")
-    if len(text) < 8 or not text[:8].isdigit():
-        return None
-    try:
-        shifted = datetime.date(int(text[:4]), int(text[4:6]), int(text[6:8])) + datetime.timedelta(days=days)
-    except (ValueError, OverflowError):
-        return None
-    time_part = text[8:]
-    # A DT may end in a UTC offset ("&ZZXX"): it tells where the scanner is, so it goes.
-    for sign in "+-":
-        time_part = time_part.split(sign, 1)[0]
-    return f"{shifted.year:04d}{shifted.month:02d}{shifted.day:02d}{time_part}"
-
-
-def _shift_in_place(element: DataElement, days: int) -> bool:
-    """Shift a date element by ``days`` (a time of day stays); False when a value is not a date."""
-    if element.VR == "TM":
-        return True
-    shifted = [_shift_date(str(value), days) for value in _as_list(element.value)]
-    if any(value is None for value in shifted):
-        return False
-    if shifted:
-        element.value = shifted if len(shifted) > 1 else shifted[0]
-    return True
-
-
 @dataclass
 class _Cleaner:
     """Walks a dataset (sequences included) and applies :data:`BASIC_PROFILE_ACTIONS` in place."""
 
     mapper: Callable[[str], str]
     pseudonym: str
-    date_shift_days: int | None
     uid_map: dict[str, str] = field(default_factory=dict)
     removed_private_tags: int = 0
 
@@ -569,7 +525,7 @@ class _Cleaner:
             self._clean_element(dataset, Tag(tag))
 
     def _clean_element(self, dataset: Dataset, tag: BaseTag) -> None:
-        if int(tag) in _PIXEL_TAGS:
+        if int(tag) in PIXEL_DATA_TAGS:
             return  # never converted or touched: the stored pixels are the uploaded pixels
         if tag.is_private:
             del dataset[tag]
@@ -589,14 +545,6 @@ class _Cleaner:
             else:
                 for item in element.value:
                     self.clean(item)
-            return
-        if (
-            self.date_shift_days is not None
-            and element.VR in _DATE_TIME_VRS
-            and action in ("X", "Z")
-            and element.keyword not in _NEVER_SHIFTED
-            and _shift_in_place(element, self.date_shift_days)
-        ):
             return
         if action == "X":
             del dataset[tag]

@@ -14,9 +14,10 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from medreview.ingest import IngestResult, InputFile, ingest_files
-from medreview.reading.reads import add_label_class, label_classes, save_read
+from medreview.reading.reads import save_read
+from medreview.reading.schema import add_label_class, label_classes
 from medreview.store import DEFAULT_CLASSES, Store
-from medreview.team.accounts import Actor, require
+from medreview.team.roles import Actor, require
 
 __all__ = ["demo_image", "load_demo_data"]
 SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"

@@ -33,14 +33,13 @@ from pydicom.uid import (
 )
 
 from medreview.config import IngestLimits
-from medreview.errors import IngestError
+from medreview.errors import IngestError, short_reason
+from medreview.imaging.tags import PIXEL_DATA_TAGS
 
 __all__ = ["DicomInfo", "looks_like_dicom", "open_dataset", "read_dicom"]
 
 _PREAMBLE_LENGTH = 128
 _MAGIC = b"DICM"
-# (7FE0,0008) Float Pixel Data, (7FE0,0009) Double Float Pixel Data, (7FE0,0010) Pixel Data.
-_PIXEL_TAGS = (0x7FE00008, 0x7FE00009, 0x7FE00010)
 _ALLOWED_BITS_ALLOCATED = (1, 8, 16, 32, 64)
 _UNDEFINED_LENGTH = 0xFFFFFFFF
 # Two-letter value representations, used to recognise an explicit-VR object without a preamble.
@@ -125,7 +124,7 @@ def open_dataset(source: Path | bytes) -> Dataset:
         reader = _ZeroCopyReader(data) if len(data) >= _ZeroCopyReader.VIEW_THRESHOLD else io.BytesIO(data)
         dataset = pydicom.dcmread(reader, force=not has_preamble)
     except Exception as error:  # pydicom raises many types for broken headers
-        raise IngestError(f"unreadable DICOM header: {_short_reason(error)}") from error
+        raise IngestError(f"unreadable DICOM header: {short_reason(error)}") from error
     if not isinstance(dataset, Dataset) or len(dataset) == 0:
         if has_preamble:
             raise IngestError(
@@ -193,7 +192,7 @@ def _copy_views_except_native_pixels(dataset: Dataset) -> None:
         if not isinstance(element.value, memoryview):
             continue
         tag = int(element.tag)
-        if tag in _PIXEL_TAGS and keep_native_pixels:
+        if tag in PIXEL_DATA_TAGS and keep_native_pixels:
             continue
         dataset[tag].value = element.value.tobytes()
 
@@ -232,7 +231,7 @@ def read_dicom(data: bytes, limits: IngestLimits) -> DicomInfo:
     except IngestError:
         raise
     except Exception as error:  # never let a raw exception reach the page
-        raise IngestError(f"unreadable DICOM object: {_short_reason(error)}") from error
+        raise IngestError(f"unreadable DICOM object: {short_reason(error)}") from error
 
 
 @dataclass(frozen=True)
@@ -260,7 +259,7 @@ def _find_oversized_element(dataset: Dataset, max_bytes: int) -> tuple[int, int]
     # sequence is only parsed when its raw bytes exceed the limit, since anything it holds is smaller.
     for element in list(dataset.values()):
         tag = int(element.tag)
-        if tag in _PIXEL_TAGS:
+        if tag in PIXEL_DATA_TAGS:
             continue
         value = element.value
         if isinstance(value, Sequence):
@@ -324,7 +323,7 @@ def _int_attribute(dataset: Dataset, keyword: str, default: int | None = None) -
 
 
 def _check_image_geometry(dataset: Dataset, transfer_syntax: UID, limits: IngestLimits) -> _Geometry:
-    pixel_tag = next((tag for tag in _PIXEL_TAGS if tag in dataset), None)
+    pixel_tag = next((tag for tag in PIXEL_DATA_TAGS if tag in dataset), None)
     if pixel_tag is None:
         if "Rows" in dataset and "Columns" in dataset:
             raise IngestError("truncated DICOM: the image header is there but the pixel data is missing")
@@ -401,19 +400,9 @@ def _decode_once(dataset: Dataset, transfer_syntax: UID) -> None:
         dataset.pixel_array_options(as_rgb=False)
         pixels = dataset.pixel_array
     except Exception as error:  # decoders raise RuntimeError, ValueError, struct.error, ...
-        raise IngestError(f"cannot decode pixel data ({transfer_syntax.name}): {_short_reason(error)}") from error
+        raise IngestError(f"cannot decode pixel data ({transfer_syntax.name}): {short_reason(error)}") from error
     if not isinstance(pixels, np.ndarray) or pixels.size == 0:
         raise IngestError(f"cannot decode pixel data ({transfer_syntax.name}): the decoder returned no pixels")
-
-
-def _short_reason(error: BaseException) -> str:
-    """First meaningful line of an exception message, trimmed for a human."""
-    lines = [line.strip(" :-") for line in str(error).splitlines() if line.strip(" :-")]
-    if not lines:
-        return type(error).__name__
-    # pydicom's "all plugins failed" message lists one reason per plug-in on the following lines.
-    reason = lines[1] if len(lines) > 1 and lines[0].startswith("Unable to decode") else lines[0]
-    return reason if len(reason) <= 200 else reason[:197] + "..."
 
 
 def _text_values(dataset: Dataset, keyword: str) -> list[str]:

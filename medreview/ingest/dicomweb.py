@@ -27,7 +27,7 @@ import requests
 from medreview.errors import IngestError
 from medreview.ingest.service import IngestResult, InputFile, ingest_files
 from medreview.store import Store
-from medreview.team.accounts import Actor, require
+from medreview.team.roles import Actor, require
 
 __all__ = ["DicomWebClient", "StudySummary", "import_study"]
 

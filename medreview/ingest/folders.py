@@ -7,9 +7,10 @@ from pathlib import Path
 
 from medreview.errors import MedreviewError
 from medreview.ingest import IngestResult, InputFile, ingest_files
-from medreview.reading.reads import LOCAL_ACTOR, add_label_class, label_classes, save_read
+from medreview.reading.reads import LOCAL_ACTOR, save_read
+from medreview.reading.schema import add_label_class, label_classes
 from medreview.store import Store
-from medreview.team.accounts import Actor
+from medreview.team.roles import Actor
 
 __all__ = ["import_class_folders"]
 

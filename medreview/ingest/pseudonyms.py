@@ -10,9 +10,7 @@ own table at import and read only here, by admins.
 from __future__ import annotations
 
 import contextlib
-import os
 import secrets
-import tempfile
 from typing import TYPE_CHECKING
 
 import pandas as pd
@@ -21,12 +19,13 @@ from sqlalchemy.orm import Session
 
 from medreview.errors import IngestError
 from medreview.store import Store
+from medreview.store.blobs import atomic_file
 from medreview.store.db import insert_missing
 from medreview.store.models import PseudonymEntry, utcnow
 
 if TYPE_CHECKING:
     from medreview.ingest.deid import DeidResult
-    from medreview.team.accounts import Actor
+    from medreview.team.roles import Actor
 
 __all__ = ["project_secret", "pseudonym_table", "record_pseudonyms"]
 
@@ -37,20 +36,10 @@ def project_secret(store: Store) -> bytes:
     path = store.settings.data_dir / "secrets" / "deid.key"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        # Write a complete key under a temporary name, then hard-link it into place: link fails
-        # if the key exists, so when two processes race exactly one key wins, and nobody can
-        # ever read a half-written one.
-        descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".deid-")
-        try:
-            with os.fdopen(descriptor, "wb") as handle:
-                handle.write(secrets.token_bytes(32))
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.chmod(temporary, 0o600)
-            with contextlib.suppress(FileExistsError):
-                os.link(temporary, path)
-        finally:
-            os.unlink(temporary)
+        # Exclusive: when two processes race exactly one key wins (the other's is dropped), and
+        # nobody can ever read a half-written one. The temporary file is 0600 from the start.
+        with contextlib.suppress(FileExistsError), atomic_file(path, exclusive=True) as temporary:
+            temporary.write_bytes(secrets.token_bytes(32))
     key = path.read_bytes()
     if len(key) != 32:
         # A half-written key (crash between create and write) must not silently weaken pseudonyms.
@@ -81,8 +70,8 @@ def record_pseudonyms(session: Session, result: DeidResult, originals: dict[str,
 
 def pseudonym_table(store: Store, actor: Actor, search: str = "") -> pd.DataFrame:
     """The map, for admins only (re-identification is an admin's decision, and audited)."""
-    from medreview.team.accounts import require
     from medreview.team.audit import record_now
+    from medreview.team.roles import require
 
     require(actor, "admin", "see the pseudonym map")
     query = select(PseudonymEntry.kind, PseudonymEntry.original, PseudonymEntry.pseudonym, PseudonymEntry.created_at)

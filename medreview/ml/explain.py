@@ -21,8 +21,6 @@ import tensorflow as tf
 
 __all__ = ["find_last_conv_layer", "grad_cam"]
 
-LOGITS_LAYER = "logits"
-PREFERRED_LAYER = "last_conv"
 # Layer path separator: "backbone/out_relu" names layer out_relu inside the nested model backbone.
 SEPARATOR = "/"
 _BATCH = 32
@@ -32,12 +30,9 @@ _gradient_models: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def find_last_conv_layer(model: keras.Model) -> str:
-    """Name of the feature map Grad-CAM should use: ``"last_conv"`` if the model has one, else the
-    last layer with a 4-D output that is not a pooling layer, searching into nested models (returned
-    as ``"outer_name/inner_name"``)."""
-    names = [layer.name for layer in model.layers]
-    if PREFERRED_LAYER in names:
-        return PREFERRED_LAYER
+    """Name of the last layer with a 4-D output that is not a pooling layer, searching into nested
+    models (returned as ``"outer_name/inner_name"``): the feature map to explain a model that has no
+    :class:`~medreview.ml.configs.ModelConfig` naming one."""
     for layer in reversed(model.layers):
         if isinstance(layer, keras.Model):
             try:
@@ -56,11 +51,14 @@ def grad_cam(
     images: np.ndarray,
     class_index: int | None = None,
     layer_name: str | None = None,
+    logits_layer: str = "logits",
 ) -> np.ndarray:
     """Grad-CAM heat maps (N, h, w) float32 in [0, 1] at the feature map's resolution.
 
     ``images``: (N, S, S) or (N, S, S, 1) float32, the model's input size. ``class_index`` None explains
-    each image's predicted class. ``layer_name`` defaults to :func:`find_last_conv_layer`. Each map is
+    each image's predicted class. ``layer_name`` is the config's ``feature_layer`` (default:
+    :func:`find_last_conv_layer`); the gradient is taken of ``logits_layer``'s output, or of the
+    model's output when it has no such layer. Each map is
     divided by its maximum when that is positive; a map with no positive evidence is all zeros. The
     caller resizes the maps to the image for display.
     """
@@ -74,9 +72,9 @@ def grad_cam(
         raise ValueError(f"Class index {class_index} is outside the model's {model.outputs[0].shape[-1]} classes.")
     layer_name = layer_name or find_last_conv_layer(model)
     per_layer = _gradient_models.setdefault(model, {})
-    if layer_name not in per_layer:
-        per_layer[layer_name] = _gradient_model(model, layer_name)
-    gradient_model = per_layer[layer_name]
+    if (layer_name, logits_layer) not in per_layer:
+        per_layer[layer_name, logits_layer] = _gradient_model(model, layer_name, logits_layer)
+    gradient_model = per_layer[layer_name, logits_layer]
     maps = [_grad_cam_batch(gradient_model, images[i : i + _BATCH], class_index) for i in range(0, len(images), _BATCH)]
     if not maps:
         return np.zeros((0, 0, 0), dtype=np.float32)
@@ -102,17 +100,17 @@ def _grad_cam_batch(gradient_model: keras.Model, images: np.ndarray, class_index
     return np.clip(normalised, 0.0, 1.0)
 
 
-def _gradient_model(model: keras.Model, layer_name: str) -> keras.Model:
+def _gradient_model(model: keras.Model, layer_name: str, logits_layer: str) -> keras.Model:
     """A model with the same input returning (feature map (N, h, w, K), logits (N, C))."""
     outer_name, _, inner_name = layer_name.partition(SEPARATOR)
     if not inner_name:
         feature_layer = model.get_layer(outer_name)
-        logits = _logits_tensor(model)
+        logits = _logits_tensor(model, logits_layer)
         return keras.Model(model.inputs, [_single(feature_layer.output), logits])
 
     # Nested backbone: rebuild the outer graph, layer by layer, through a backbone sub-model that also
     # returns the inner feature map. Assumes the outer model is a chain (one input per layer), as
-    # every architecture in medreview.ml.training.architectures is.
+    # every architecture in medreview.ml.configs is.
     backbone = model.get_layer(outer_name)
     if not isinstance(backbone, keras.Model):
         raise ValueError(f"Layer {outer_name!r} is not a nested model, so it has no layer {inner_name!r}.")
@@ -120,7 +118,7 @@ def _gradient_model(model: keras.Model, layer_name: str) -> keras.Model:
     inputs = keras.Input(shape=tuple(model.inputs[0].shape[1:]))
     x = inputs
     feature_map = None
-    logits_name = LOGITS_LAYER if LOGITS_LAYER in [layer.name for layer in model.layers] else None
+    logits_name = logits_layer if logits_layer in [layer.name for layer in model.layers] else None
     for layer in model.layers:
         if isinstance(layer, keras.layers.InputLayer):
             continue
@@ -141,10 +139,10 @@ def _gradient_model_inner(backbone: keras.Model, layer_path: str) -> keras.Model
     return keras.Model(backbone.inputs, [_single(feature_layer.output), _single(backbone.outputs)])
 
 
-def _logits_tensor(model: keras.Model):
+def _logits_tensor(model: keras.Model, logits_layer: str):
     names = [layer.name for layer in model.layers]
-    if LOGITS_LAYER in names:
-        return _single(model.get_layer(LOGITS_LAYER).output)
+    if logits_layer in names:
+        return _single(model.get_layer(logits_layer).output)
     # No explicit logits layer (a model from elsewhere): the gradient of the output score still works.
     return _single(model.outputs)
 

@@ -14,17 +14,19 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import select
 
-from medreview.errors import ImagingError, MedreviewError, NotFoundError
+from medreview.errors import ImagingError, JobCancelled, MedreviewError, NotFoundError
 from medreview.jobs import JobContext, submit_job
+from medreview.ml.configs import get_config
 from medreview.ml.registry import active_model
-from medreview.reading.reads import current_labels, reads_table
+from medreview.reading.reads import current_labels, unlabelled_image_ids
 from medreview.store import Store
 from medreview.store.blobs import atomic_write, sha256_hex
 from medreview.store.db import upsert
 from medreview.store.models import Image, ModelVersion, Prediction, utcnow
-from medreview.team.accounts import Actor, require
+from medreview.team.roles import Actor, require
 
 __all__ = [
+    "PREDICTION_JOB",
     "SCOPES",
     "disagreements",
     "load_heatmaps",
@@ -35,6 +37,8 @@ __all__ = [
 ]
 
 SCOPES = ("unlabelled", "all", "selected")
+# The job kind of a prediction run (medreview.ml.runners maps it to run_prediction_job).
+PREDICTION_JOB = "predict"
 BATCH = 64
 
 
@@ -51,7 +55,7 @@ def submit_predictions(
     if model is None:
         raise MedreviewError("no active model yet: train one on the Train page first")
     params = {"scope": scope, "image_ids": list(image_ids or []), "model_version_id": model.id}
-    return submit_job(store, "predict", params, created_by=actor.username)
+    return submit_job(store, PREDICTION_JOB, params, created_by=actor.username)
 
 
 def _target_images(store: Store, scope: str, image_ids: list[int]) -> list[tuple[int, str, str]]:
@@ -61,14 +65,14 @@ def _target_images(store: Store, scope: str, image_ids: list[int]) -> list[tuple
             query = query.where(Image.id.in_(image_ids))
         rows = [tuple(row) for row in session.execute(query)]
     if scope == "unlabelled":
-        labelled = set(reads_table(store)["image_id"])  # "unlabelled": nobody has read it yet
-        rows = [row for row in rows if row[0] not in labelled]
+        unlabelled = set(unlabelled_image_ids(store))
+        rows = [row for row in rows if row[0] in unlabelled]
     return rows  # type: ignore[return-value]
 
 
 def run_prediction_job(context: JobContext) -> dict[str, Any]:
     # TensorFlow enters here, in the worker process only.
-    from medreview.imaging.decoding import decode_file, training_array
+    from medreview.imaging.decoding import decode_file
     from medreview.ml.explain import grad_cam
     from medreview.ml.training.fit import load_model, predict_probabilities
 
@@ -84,6 +88,7 @@ def run_prediction_job(context: JobContext) -> dict[str, Any]:
     if not model_path.exists() or sha256_hex(model_path.read_bytes()) != version.sha256:
         raise MedreviewError(f"the file of model version {version.id} is missing or was changed; retrain it")
     model = load_model(model_path)
+    config = get_config(version.architecture)
     targets = _target_images(store, params["scope"], params.get("image_ids", []))
     total = len(targets)
     context.report(stage="predicting", done=0, total=total)
@@ -91,14 +96,12 @@ def run_prediction_job(context: JobContext) -> dict[str, Any]:
     done = 0
     for start in range(0, total, BATCH):
         if context.should_stop():
-            from medreview.ml.training.fit import TrainingCancelled
-
-            raise TrainingCancelled("cancelled by the user")
+            raise JobCancelled("cancelled by the user")
         batch = targets[start : start + BATCH]
         arrays, kept = [], []
         for image_id, sha256, media_type in batch:
             try:
-                arrays.append(training_array(decode_file(store.blobs.path_for(sha256), media_type), version.input_size))
+                arrays.append(config.prepare(decode_file(store.blobs.path_for(sha256), media_type), version.input_size))
                 kept.append(image_id)
             except ImagingError as error:
                 skipped.append(f"image {image_id}: {error}")
@@ -106,7 +109,13 @@ def run_prediction_job(context: JobContext) -> dict[str, Any]:
             x = np.stack(arrays)  # (B, S, S) float32 in [0, 1]
             probabilities = predict_probabilities(model, x)  # (B, C)
             # One Grad-CAM map per class: (C, B, h, w) -> per image (C, h, w)
-            maps = np.stack([grad_cam(model, x, class_index=c) for c in range(len(version.class_names))], axis=1)
+            maps = np.stack(
+                [
+                    grad_cam(model, x, class_index=c, layer_name=config.feature_layer, logits_layer=config.logits_layer)
+                    for c in range(len(version.class_names))
+                ],
+                axis=1,
+            )
             _store_batch(store, version, kept, probabilities, maps)
         done += len(batch)
         context.report(done=done, total=total)
@@ -198,7 +207,7 @@ def most_uncertain(store: Store, model_version_id: int | None = None, actor: Act
     """Unlabelled images the model is least sure about, first: the ones worth labelling next.
     Uncertainty is 1 minus the margin between the two most probable classes."""
     table = predictions_table(store, model_version_id, actor)
-    unlabelled = table[table["label"].isna()].copy()
+    unlabelled = table[table["image_id"].isin(unlabelled_image_ids(store))].copy()
     if unlabelled.empty:
         return unlabelled.assign(uncertainty=pd.Series(dtype=float))
     with store.db.read() as session:

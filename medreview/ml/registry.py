@@ -7,8 +7,8 @@ from sqlalchemy import select
 from medreview.errors import NotFoundError
 from medreview.store import Store
 from medreview.store.models import ModelVersion
-from medreview.team.accounts import Actor, require
 from medreview.team.audit import record
+from medreview.team.roles import Actor, require
 
 __all__ = ["activate_model", "active_model", "list_models"]
 

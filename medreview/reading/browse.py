@@ -2,7 +2,7 @@
 
 Pure read queries over the store for the Browse page and the CLI. The tables are pandas frames
 (one row per patient, study or series, with counts) so a page can show them as they are;
-:func:`series_images` gives a series' images in reading order, and :func:`dicom_header` lists a
+:func:`series_slices` gives a series' images in reading order, and :func:`dicom_header` lists a
 stored file's header elements, read without touching its pixel data.
 """
 
@@ -21,6 +21,7 @@ from pydicom.multival import MultiValue
 from sqlalchemy import Row, func, select
 
 from medreview.errors import ImagingError, NotFoundError
+from medreview.imaging.tags import PIXEL_DATA_TAGS
 from medreview.store import Store
 from medreview.store.models import Image, Patient, Series, Study
 
@@ -29,15 +30,12 @@ __all__ = [
     "dicom_header",
     "filter_header",
     "patients",
-    "series_images",
     "series_list",
     "series_slices",
     "studies",
 ]
 
 HEADER_COLUMNS = ["tag", "keyword", "vr", "value"]
-# (7FE0,0008) Float Pixel Data, (7FE0,0009) Double Float Pixel Data, (7FE0,0010) Pixel Data.
-_PIXEL_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})
 # VRs whose values are raw bytes: shown as a length, never dumped.
 _BINARY_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN", "OB or OW", "US or OW"})
 _INDENT = "> "
@@ -161,11 +159,6 @@ def series_slices(store: Store, series_id: int) -> pd.DataFrame:
     return frame
 
 
-def series_images(store: Store, series_id: int) -> list[int]:
-    """Image ids of one series in reading order (see :func:`series_slices` for the order)."""
-    return [int(image_id) for image_id in series_slices(store, series_id)["image_id"]]
-
-
 def dicom_header(store: Store, image_id: int, max_value_chars: int = 200) -> pd.DataFrame:
     """The header of one stored image as rows of tag "(GGGG,EEEE)", keyword, vr, value (text).
 
@@ -239,7 +232,7 @@ def _walk_header(dataset: Dataset) -> Iterator[tuple[str, str, str, str]]:
 def _walk_elements(dataset: Dataset, depth: int) -> Iterator[tuple[str, str, str, str]]:
     indent = _INDENT * depth
     for tag in list(dataset.keys()):
-        if int(tag) in _PIXEL_TAGS:
+        if int(tag) in PIXEL_DATA_TAGS:
             continue
         try:
             element = dataset[tag]  # converts a raw element: VR, character set, value

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 
 from medreview.errors import NotFoundError
 from medreview.imaging.decoding import DecodedImage, decode_file
+from medreview.reading.reads import labelled_image_ids
 from medreview.store import Store
 from medreview.store.models import Annotation, Image, LabelClass, ModelVersion, Patient, Series, Study, User
 
@@ -117,7 +118,7 @@ def counts(store: Store) -> StoreCounts:
     with store.db.read() as session:
         return StoreCounts(
             images=session.scalar(select(func.count(Image.id))) or 0,
-            labelled=session.scalar(select(func.count(func.distinct(Annotation.image_id)))) or 0,
+            labelled=session.scalar(select(func.count()).select_from(labelled_image_ids().subquery())) or 0,
             patients=session.scalar(select(func.count(Patient.id))) or 0,
             models=session.scalar(select(func.count(ModelVersion.id))) or 0,
         )

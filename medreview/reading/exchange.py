@@ -27,12 +27,13 @@ from sqlalchemy import select
 from medreview.errors import MedreviewError
 from medreview.ml.prediction import predictions_table
 from medreview.ml.registry import active_model
-from medreview.reading.reads import current_labels, image_facts, label_classes, reads_table
+from medreview.reading.reads import current_labels, image_facts, reads_table
+from medreview.reading.schema import label_classes
 from medreview.store import Store
 from medreview.store.db import upsert
 from medreview.store.models import Annotation, FinalLabel, LabelClass, User, utcnow
-from medreview.team.accounts import Actor, require
 from medreview.team.audit import neutralise_formula, record, record_now
+from medreview.team.roles import Actor, require
 
 __all__ = ["EXPORT_FORMATS", "EXPORT_KINDS", "export_data", "import_labels", "write_export"]
 

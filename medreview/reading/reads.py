@@ -1,12 +1,20 @@
-"""Labelling: the label schema, reads, worklists and the labels images end up with.
+"""Reads and the labels images end up with.
 
 A *read* is one reader's labels for one image (a single-choice class, multi-label classes and/or
 bounding boxes, an unsure flag, a comment). Saving again replaces that reader's read. Every write
 checks the actor's role and lands in the audit trail in the same transaction.
 
-The label an image *has* (for training, export and the model-vs-label comparison) is its final
-label: an adjudicated or approved decision when a reviewer made one, otherwise the class its
-non-rejected reads agree on. Images whose readers disagree have no label until adjudicated.
+The words, each with one meaning, used by worklists, prediction scopes, the "label next" queue,
+the counts and training alike:
+
+- an image is **labelled** when it has at least one read a reviewer has not rejected
+  (:func:`labelled_image_ids`), and **unlabelled** when it has none;
+- an image **has a final label** (the label used for training, export and the model-vs-label
+  comparison) when a reviewer adjudicated or approved one, or all its non-rejected single-choice
+  reads agree on a class (:func:`current_labels` with ``source="final"``). Images whose readers
+  disagree are labelled but have no final label until adjudicated.
+
+A reader's own worklist speaks of images *read by me* (:mod:`medreview.reading.worklists`).
 """
 
 from __future__ import annotations
@@ -16,7 +24,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import delete, func, select
+from sqlalchemy import Select, delete, select
 from sqlalchemy.orm import Session
 
 from medreview.errors import MedreviewError, NotFoundError
@@ -24,7 +32,6 @@ from medreview.store import LOCAL_USER, Store
 from medreview.store.db import upsert
 from medreview.store.models import (
     Annotation,
-    Assignment,
     FinalLabel,
     Image,
     LabelClass,
@@ -34,106 +41,25 @@ from medreview.store.models import (
     User,
     utcnow,
 )
-from medreview.team.accounts import Actor, require
 from medreview.team.audit import record
+from medreview.team.roles import Actor, require
 from medreview.team.settings import CHOICES
 
 __all__ = [
     "LABEL_SOURCES",
     "LOCAL_ACTOR",
-    "WORKLIST_FILTERS",
-    "add_label_class",
     "current_labels",
     "image_facts",
-    "label_classes",
-    "modalities",
-    "next_image_id",
+    "labelled_image_ids",
     "reads_table",
-    "rename_label_class",
     "save_read",
-    "set_label_class_active",
-    "worklist",
+    "unlabelled_image_ids",
 ]
 
-WORKLIST_FILTERS = ("all", "unlabelled", "labelled", "returned")
 LABEL_SOURCES = CHOICES["training_label_source"]
 # The CLI, the demo loader and import-folder act as the seeded local admin (it cannot log in to
 # the web app: it has no password). Their reads are that user's reads.
 LOCAL_ACTOR = Actor(LOCAL_USER, "admin")
-
-
-# --- schema -------------------------------------------------------------------------------------
-
-
-def label_classes(store: Store, include_retired: bool = False) -> list[str]:
-    """Class names in display order."""
-    with store.db.read() as session:
-        query = select(LabelClass.name).order_by(LabelClass.position, LabelClass.id)
-        if not include_retired:
-            query = query.where(LabelClass.active.is_(True))
-        return list(session.scalars(query))
-
-
-def _clean_name(name: str) -> str:
-    cleaned = " ".join(name.strip().split()).lower()
-    if not cleaned:
-        raise MedreviewError("a class name cannot be empty")
-    if len(cleaned) > 64:
-        raise MedreviewError("a class name can have at most 64 characters")
-    return cleaned
-
-
-def add_label_class(store: Store, actor: Actor, name: str) -> str:
-    require(actor, "admin", "change the label schema")
-    cleaned = _clean_name(name)
-    with store.db.write() as session:
-        existing = session.scalar(select(LabelClass).where(LabelClass.name == cleaned))
-        if existing is not None:
-            if existing.active:
-                raise MedreviewError(f"class '{cleaned}' already exists")
-            existing.active = True
-        else:
-            position = (session.scalar(select(func.max(LabelClass.position))) or 0) + 1
-            session.add(LabelClass(name=cleaned, position=position))
-        record(session, actor.username, "settings.change", "label_class", cleaned, change="add")
-    return cleaned
-
-
-def rename_label_class(store: Store, actor: Actor, old_name: str, new_name: str) -> str:
-    require(actor, "admin", "change the label schema")
-    cleaned = _clean_name(new_name)
-    with store.db.write() as session:
-        row = session.scalar(select(LabelClass).where(LabelClass.name == old_name))
-        if row is None:
-            raise NotFoundError(f"no class named '{old_name}'")
-        if cleaned != old_name and session.scalar(select(LabelClass).where(LabelClass.name == cleaned)):
-            raise MedreviewError(f"class '{cleaned}' already exists")
-        row.name = cleaned
-        # Multi-label classes and box labels are stored by name: rename them in the same transaction.
-        for read in session.scalars(select(Annotation)):
-            _rename_in_read(read, old_name, cleaned)
-        for final in session.scalars(select(FinalLabel)):
-            _rename_in_read(final, old_name, cleaned)
-        record(session, actor.username, "settings.change", "label_class", cleaned, old=old_name, new=cleaned)
-    return cleaned
-
-
-def _rename_in_read(read: Annotation | FinalLabel, old_name: str, new_name: str) -> None:
-    if old_name in (read.labels or []):
-        read.labels = sorted(new_name if name == old_name else name for name in read.labels)
-    if any(box.get("label") == old_name for box in read.boxes or []):
-        read.boxes = [{**box, "label": new_name} if box.get("label") == old_name else box for box in read.boxes]
-
-
-def set_label_class_active(store: Store, actor: Actor, name: str, active: bool) -> None:
-    """Retire (or restore) a class. Retiring keeps existing labels; it only stops new ones."""
-    require(actor, "admin", "change the label schema")
-    with store.db.write() as session:
-        row = session.scalar(select(LabelClass).where(LabelClass.name == name))
-        if row is None:
-            raise NotFoundError(f"no class named '{name}'")
-        row.active = active
-        record(session, actor.username, "settings.change", "label_class", name, active=active)
 
 
 # --- reads --------------------------------------------------------------------------------------
@@ -300,6 +226,17 @@ def image_facts(store: Store) -> pd.DataFrame:
         return pd.DataFrame(session.execute(query).mappings().all(), columns=list(query.selected_columns.keys()))
 
 
+def labelled_image_ids() -> Select[tuple[int]]:
+    """SQL for the ids of labelled images: those with at least one read not rejected by a reviewer."""
+    return select(Annotation.image_id).where(Annotation.status != "rejected").distinct()
+
+
+def unlabelled_image_ids(store: Store) -> list[int]:
+    """Ids of unlabelled images (no read, or only rejected ones), in id order."""
+    with store.db.read() as session:
+        return list(session.scalars(select(Image.id).where(Image.id.not_in(labelled_image_ids())).order_by(Image.id)))
+
+
 def current_labels(store: Store, source: str = "final") -> pd.DataFrame:
     """The label of each labelled image: image_id, label, method, patient_key, original_filename,
     sha256, media_type, rows, columns.
@@ -345,91 +282,3 @@ def current_labels(store: Store, source: str = "final") -> pd.DataFrame:
         "columns",
     ]
     return table[columns].sort_values("image_id", kind="stable").reset_index(drop=True)
-
-
-# --- worklists ----------------------------------------------------------------------------------
-
-
-def _assigned_ids(session: Session, reader_id: int) -> set[int] | None:
-    """Image ids on the reader's personal worklist, or None when nothing is assigned to them
-    (then every image is on it)."""
-    ids = set(session.scalars(select(Assignment.image_id).where(Assignment.reader_id == reader_id)))
-    return ids or None
-
-
-def worklist(
-    store: Store,
-    actor: Actor,
-    status: str = "all",
-    label: str | None = None,
-    modality: str | None = None,
-) -> pd.DataFrame:
-    """The actor's worklist, oldest first: image_id, file, modality, patient, rows, columns, frames,
-    label (the actor's own read: never other readers'), status (of the actor's read).
-
-    When images are assigned to the actor, the list holds those only. ``status``: all |
-    unlabelled (no read by the actor) | labelled (read by the actor) | returned (sent back).
-    """
-    if status not in WORKLIST_FILTERS:
-        raise MedreviewError(f"unknown worklist filter '{status}'")
-    with store.db.read() as session:
-        reader_id = user_id(session, actor.username)
-        assigned = _assigned_ids(session, reader_id)
-        own = (
-            select(Annotation.image_id, Annotation.label_class_id, Annotation.status, Annotation.unsure)
-            .where(Annotation.reader_id == reader_id)
-            .subquery()
-        )
-        query = (
-            select(
-                Image.id.label("image_id"),
-                Image.original_filename.label("file"),
-                Series.modality,
-                Patient.patient_key.label("patient"),
-                Image.rows,
-                Image.columns,
-                Image.number_of_frames.label("frames"),
-                LabelClass.name.label("label"),
-                own.c.status,
-            )
-            .join(Series, Series.id == Image.series_id)
-            .join(Study, Study.id == Series.study_id)
-            .join(Patient, Patient.id == Study.patient_id)
-            .outerjoin(own, own.c.image_id == Image.id)
-            .outerjoin(LabelClass, LabelClass.id == own.c.label_class_id)
-            .order_by(Image.id)
-        )
-        if assigned is not None:
-            query = query.where(Image.id.in_(assigned))
-        if status == "unlabelled":
-            query = query.where(own.c.image_id.is_(None))
-        elif status == "labelled":
-            query = query.where(own.c.image_id.is_not(None))
-        elif status == "returned":
-            query = query.where(own.c.status == "returned")
-        if label:
-            query = query.where(LabelClass.name == label)
-        if modality:
-            query = query.where(Series.modality == modality)
-        rows = session.execute(query).mappings().all()
-    return pd.DataFrame(rows, columns=list(query.selected_columns.keys()))
-
-
-def next_image_id(store: Store, actor: Actor, after_image_id: int | None = None) -> int | None:
-    """The next image on the actor's worklist they have not read (or that was sent back to them),
-    after ``after_image_id`` and wrapping round; None when they are done."""
-    todo = worklist(store, actor, status="unlabelled")
-    returned = worklist(store, actor, status="returned")
-    ids = sorted(set(todo["image_id"]) | set(returned["image_id"]))
-    if not ids:
-        return None
-    if after_image_id is not None:
-        later = [image_id for image_id in ids if image_id > after_image_id]
-        if later:
-            return int(later[0])
-    return int(ids[0])
-
-
-def modalities(store: Store) -> list[str]:
-    with store.db.read() as session:
-        return list(session.scalars(select(Series.modality).distinct().order_by(Series.modality)))

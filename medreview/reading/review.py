@@ -15,12 +15,13 @@ from sqlalchemy.orm import Session
 
 from medreview.errors import MedreviewError, NotFoundError, PermissionDeniedError
 from medreview.reading.agreement import agreement_summary
-from medreview.reading.reads import clear_approval, label_classes, reads_table, user_id
+from medreview.reading.reads import clear_approval, reads_table, user_id
+from medreview.reading.schema import label_classes
 from medreview.store import Store
 from medreview.store.db import upsert
 from medreview.store.models import Annotation, Assignment, FinalLabel, Image, LabelClass, User, utcnow
-from medreview.team.accounts import Actor, require
 from medreview.team.audit import record
+from medreview.team.roles import Actor, require
 from medreview.team.settings import get_setting
 
 __all__ = [
@@ -216,8 +217,14 @@ def adjudicate(store: Store, actor: Actor, image_id: int, label: str, comment: s
 
 
 def agreement(store: Store, actor: Actor) -> dict:
-    """Inter-reader agreement over images read by several readers (see medreview.reading.agreement)."""
+    """Inter-reader agreement over images read by several readers (see medreview.reading.agreement).
+
+    Single-choice projects compare the class of each read (Cohen per pair, Fleiss overall and per
+    class); multi-label projects compare, per class, whether each reader marked it."""
     require(actor, "reviewer", "see agreement statistics")
     reads = reads_table(store)
-    reads = reads[reads["label"].notna()][["image_id", "reader", "label"]]
+    if get_setting(store, "label_mode") == "multi":
+        reads = reads[["image_id", "reader", "labels"]]
+    else:
+        reads = reads[reads["label"].notna()][["image_id", "reader", "label"]]
     return agreement_summary(reads, label_classes(store, include_retired=True))

@@ -13,14 +13,15 @@ the rows are committed. That fsyncs each folder once per chunk instead of once p
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-__all__ = ["BlobStore", "atomic_write", "fsync_folder", "sha256_hex"]
+__all__ = ["BlobStore", "atomic_file", "atomic_write", "fsync_folder", "sha256_hex"]
 
 
 def sha256_hex(data: bytes) -> str:
@@ -41,31 +42,48 @@ def fsync_folder(folder: Path) -> None:
         os.close(descriptor)
 
 
-def atomic_write(path: Path, data: bytes, *, sync_folder: bool = True) -> None:
-    """Write ``data`` to ``path`` so readers see the old file or the whole new one, never half.
+@contextlib.contextmanager
+def atomic_file(path: Path, *, sync_folder: bool = True, exclusive: bool = False) -> Iterator[Path]:
+    """The one way to write a file whole: yields a temporary path (mode 0600) in ``path``'s folder
+    for the caller to write; when the block ends normally the file is fsynced and put at ``path``
+    in one step, so readers see the old file or the whole new one, never half. On an error the
+    temporary file is removed and ``path`` is untouched.
 
-    With ``sync_folder`` (the default) the folder is fsynced after the rename as well (and its
-    parent when the folder was just created), so the new name is durable when this returns. A
-    caller writing many files may pass False and call :func:`fsync_folder` once per folder.
+    ``exclusive``: put the file in place only if ``path`` does not exist yet (a hard link, which
+    fails when the name is taken: of two processes racing, exactly one wins and the other gets
+    :class:`FileExistsError`). With ``sync_folder`` (the default) the folder is fsynced after the
+    rename as well (and its parent when the folder was just created), so the new name is durable
+    when this returns. A caller writing many files may pass False and call :func:`fsync_folder`
+    once per folder.
     """
+    path = Path(path)
     folder = path.parent
     created_folder = not folder.is_dir()
     if created_folder:
         folder.mkdir(parents=True, exist_ok=True)
-    descriptor, temp_name = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=path.suffix)
+    descriptor, temp_name = tempfile.mkstemp(dir=folder, prefix=f".tmp-{path.stem}.", suffix=path.suffix)
+    os.close(descriptor)
+    temporary = Path(temp_name)
     try:
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(data)
-            handle.flush()
+        yield temporary
+        with open(temporary, "rb+") as handle:
             os.fsync(handle.fileno())
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
+        if exclusive:
+            os.link(temporary, path)
+        else:
+            os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
     if sync_folder:
         fsync_folder(folder)
         if created_folder:
             fsync_folder(folder.parent)
+
+
+def atomic_write(path: Path, data: bytes, *, sync_folder: bool = True) -> None:
+    """Write ``data`` to ``path`` whole (see :func:`atomic_file`)."""
+    with atomic_file(path, sync_folder=sync_folder) as temporary:
+        temporary.write_bytes(data)
 
 
 class BlobStore:

@@ -241,7 +241,7 @@ class FinalLabel(Base):
 
 class AuditEvent(Base):
     """Append-only audit trail. The code has no update or delete path for these rows, and the
-    database refuses both (triggers installed by ``medreview.team.audit.install_guards``)."""
+    database refuses both (triggers installed by ``medreview.store.guards.install_guards``)."""
 
     __tablename__ = "audit_events"
     __table_args__ = (Index("ix_audit_events_action_created", "action", "created_at"),)

@@ -16,6 +16,7 @@ from sqlalchemy import select
 from medreview.config import Settings, get_settings
 from medreview.store.blobs import BlobStore
 from medreview.store.db import Database
+from medreview.store.guards import install_guards
 from medreview.store.models import Image, LabelClass, ModelVersion, Prediction, Setting, User
 
 __all__ = ["DEFAULT_CLASSES", "LOCAL_USER", "Store"]
@@ -37,8 +38,6 @@ class Store:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         store = cls(settings=settings, db=Database(settings.database_url), blobs=BlobStore(settings.objects_dir))
         store.db.create_all()
-        from medreview.team.audit import install_guards
-
         install_guards(store.db.engine)
         store._seed()
         return store

@@ -1,9 +1,6 @@
 """Local accounts: users, roles, password checks and login sessions.
 
-Roles form a ladder, each including the ones below it: an annotator labels, a reviewer also
-reviews, an admin also manages users, training, models, exports and the audit log. Services
-check the role themselves with :func:`require`, so a forbidden call fails even when a page would
-not have offered it.
+Roles and the role check live in :mod:`medreview.team.roles`.
 
 Passwords are stored as argon2id hashes (argon2-cffi's default, secure parameters). The module
 level ``_hasher`` is the one PasswordHasher used for hashing and verifying; tests swap it for a
@@ -36,11 +33,9 @@ from medreview.errors import MedreviewError, NotFoundError, PermissionDeniedErro
 from medreview.store import LOCAL_USER, Store
 from medreview.store.models import User, as_utc
 from medreview.team import audit
+from medreview.team.roles import ROLES, SYSTEM, Actor, require
 
 __all__ = [
-    "ROLES",
-    "SYSTEM",
-    "Actor",
     "LoginSession",
     "authenticate",
     "change_password",
@@ -51,12 +46,9 @@ __all__ = [
     "logout",
     "needs_first_admin",
     "reader_names",
-    "require",
     "set_active",
     "set_role",
 ]
-
-ROLES = ("annotator", "reviewer", "admin")  # each role includes the ones before it
 
 MIN_PASSWORD_LENGTH = 10
 MAX_PASSWORD_LENGTH = 1024
@@ -71,36 +63,6 @@ LOGIN_FAILED_MESSAGE = "wrong user name or password"
 
 # Swapped for a cheaper hasher in tests only (see the module docstring).
 _hasher = argon2.PasswordHasher()
-
-
-@dataclass(frozen=True)
-class Actor:
-    """Who is acting: passed into every service that checks a role or writes the audit log."""
-
-    username: str
-    role: str
-
-    def __post_init__(self) -> None:
-        if self.role not in ROLES:
-            raise ValueError(f"unknown role '{self.role}'; roles are {', '.join(ROLES)}")
-
-    def can(self, role: str) -> bool:
-        """True when this actor's role is ``role`` or above it (admin >= reviewer >= annotator)."""
-        if role not in ROLES:
-            raise ValueError(f"unknown role '{role}'; roles are {', '.join(ROLES)}")
-        return ROLES.index(self.role) >= ROLES.index(role)
-
-
-SYSTEM = Actor("system", "admin")
-
-
-def require(actor: Actor, role: str, action: str) -> None:
-    """Raise :class:`PermissionDeniedError` unless ``actor`` has ``role`` (or above).
-
-    ``action`` completes the message: "may not <action>", e.g. "promote a model".
-    """
-    if not actor.can(role):
-        raise PermissionDeniedError(f"{actor.username} ({actor.role}) may not {action}; needs {role}")
 
 
 # --- helpers ------------------------------------------------------------------------------------

@@ -6,8 +6,9 @@ nor a change without its event. Events with no other write (a login, an export) 
 :func:`record_now`, which opens its own transaction.
 
 Append-only is enforced twice. This module has no update or delete path, and
-:func:`install_guards` puts triggers on ``audit_events`` so the database itself refuses UPDATE
-and DELETE (and TRUNCATE on PostgreSQL) from any client. The triggers stop mistakes and ordinary
+:func:`medreview.store.guards.install_guards` (run at every store open) puts triggers on
+``audit_events`` so the database itself refuses UPDATE and DELETE (and TRUNCATE on PostgreSQL)
+from any client. The triggers stop mistakes and ordinary
 clients; whoever can rewrite the SQLite file or owns the PostgreSQL schema can still drop them.
 
 Details are JSON and must never hold a password or secret: :func:`record` refuses any key that
@@ -23,19 +24,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
-from sqlalchemy import Engine, select, text
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from medreview.store.blobs import atomic_write
 from medreview.store.models import AuditEvent, as_utc
+from medreview.team.roles import Actor, require
 
 if TYPE_CHECKING:
-    # accounts imports this module; importing it back at run time happens inside the functions
-    # that need it, so that store.py can import install_guards without an import cycle.
     from medreview.store import Store
-    from medreview.team.accounts import Actor
 
-__all__ = ["ACTIONS", "COLUMNS", "export_csv", "install_guards", "query", "record", "record_now"]
+__all__ = ["ACTIONS", "COLUMNS", "export_csv", "query", "record", "record_now"]
 
 # Every action name written to the log. record() refuses others, so this list stays the complete,
 # documented vocabulary that admins filter on; a new kind of event is added here first.
@@ -141,8 +140,6 @@ def query(
     timezone-aware. ``limit=None`` returns every match. Columns: id, created_at (UTC), actor,
     action, object_type, object_id, details (a JSON string).
     """
-    from medreview.team.accounts import require
-
     require(actor, "admin", "view the audit log")
     statement = select(AuditEvent).order_by(AuditEvent.created_at.desc(), AuditEvent.id.desc())
     if action is not None:
@@ -191,8 +188,6 @@ def export_csv(store: Store, actor: Actor, path: str | Path, **filters: Any) -> 
     view, an export has no row limit unless one is given. The file is written to a temporary
     name and renamed, so a reader never sees half a file.
     """
-    from medreview.team.accounts import require
-
     require(actor, "admin", "export the audit log")
     filters.setdefault("limit", None)
     frame = query(store, actor, **filters)
@@ -206,48 +201,3 @@ def export_csv(store: Store, actor: Actor, path: str | Path, **filters: Any) -> 
     }
     record_now(store, actor.username, "audit.export", "file", target.name, rows=len(frame), filters=logged_filters)
     return len(frame)
-
-
-_APPEND_ONLY_MESSAGE = "audit_events is append-only"
-
-_SQLITE_GUARDS = (
-    "DROP TRIGGER IF EXISTS audit_events_no_update",
-    "DROP TRIGGER IF EXISTS audit_events_no_delete",
-    "CREATE TRIGGER audit_events_no_update BEFORE UPDATE ON audit_events "
-    f"BEGIN SELECT RAISE(ABORT, '{_APPEND_ONLY_MESSAGE}'); END",
-    "CREATE TRIGGER audit_events_no_delete BEFORE DELETE ON audit_events "
-    f"BEGIN SELECT RAISE(ABORT, '{_APPEND_ONLY_MESSAGE}'); END",
-)
-
-# An arbitrary constant naming the advisory lock that serialises guard installation: app replicas
-# and workers open the store at the same time, and concurrent CREATE OR REPLACE FUNCTION on one
-# function fails with "tuple concurrently updated".
-_GUARD_LOCK_KEY = 0x6D65_6461_7564  # "medaud"
-
-_POSTGRES_GUARDS = (
-    f"SELECT pg_advisory_xact_lock({_GUARD_LOCK_KEY})",
-    "CREATE OR REPLACE FUNCTION audit_events_append_only() RETURNS trigger LANGUAGE plpgsql AS $$ "
-    f"BEGIN RAISE EXCEPTION '{_APPEND_ONLY_MESSAGE}'; END; $$",
-    "DROP TRIGGER IF EXISTS audit_events_no_change ON audit_events",
-    "CREATE TRIGGER audit_events_no_change BEFORE UPDATE OR DELETE ON audit_events "
-    "FOR EACH ROW EXECUTE FUNCTION audit_events_append_only()",
-    "DROP TRIGGER IF EXISTS audit_events_no_truncate ON audit_events",
-    "CREATE TRIGGER audit_events_no_truncate BEFORE TRUNCATE ON audit_events "
-    "FOR EACH STATEMENT EXECUTE FUNCTION audit_events_append_only()",
-)
-
-
-def install_guards(engine: Engine) -> None:
-    """Make ``audit_events`` append-only in the database itself (idempotent; call after
-    ``create_all``). Drop-and-create in one transaction, so a changed definition replaces the
-    old one and no moment exists without a guard."""
-    dialect = engine.dialect.name
-    if dialect == "sqlite":
-        statements = _SQLITE_GUARDS
-    elif dialect == "postgresql":
-        statements = _POSTGRES_GUARDS
-    else:
-        raise NotImplementedError(f"audit guards are not implemented for {dialect}")
-    with engine.begin() as connection:
-        for statement in statements:
-            connection.execute(text(statement))

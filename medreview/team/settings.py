@@ -10,8 +10,8 @@ from typing import Any
 from medreview.errors import MedreviewError
 from medreview.store import Store
 from medreview.store.models import Setting
-from medreview.team.accounts import Actor, require
 from medreview.team.audit import record
+from medreview.team.roles import Actor, require
 
 __all__ = ["CHOICES", "DEFAULTS", "get_setting", "project_settings", "set_setting"]
 

@@ -31,7 +31,8 @@ import pytest
 
 from medreview.config import IngestLimits
 from medreview.errors import IngestError
-from medreview.imaging.decoding import DecodedImage, Window, auto_window, decode_dicom, render_frame
+from medreview.imaging.decoding import DecodedImage, Window, decode_dicom
+from medreview.imaging.display import auto_window, render_frame
 from medreview.ingest.dicom import read_dicom
 
 LIMITS = IngestLimits()

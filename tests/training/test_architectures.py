@@ -3,17 +3,17 @@ import numpy as np
 import pytest
 
 from medreview.errors import TrainingError
-from medreview.ml.training.architectures import ARCHITECTURES, build_model
+from medreview.ml.configs import CONFIGS, get_config
 from medreview.ml.training.fit import load_model, predict_probabilities, save_model_atomic
 
 # The smallest size each architecture accepts, to keep the tests fast.
 SIZES = {"small_cnn": 28, "mobilenet_v2": 32}
 
 
-@pytest.mark.parametrize("architecture", sorted(ARCHITECTURES))
+@pytest.mark.parametrize("architecture", sorted(CONFIGS))
 def test_builds_gives_probabilities_and_reloads_in_safe_mode(architecture, tmp_path):
     size = SIZES[architecture]
-    model = build_model(architecture, size, num_classes=3, seed=1)
+    model = get_config(architecture).build(size, num_classes=3, seed=1)
     images = np.random.default_rng(0).uniform(size=(4, size, size)).astype(np.float32)
     probabilities = predict_probabilities(model, images)
     assert probabilities.shape == (4, 3) and probabilities.dtype == np.float32
@@ -30,22 +30,22 @@ def test_builds_gives_probabilities_and_reloads_in_safe_mode(architecture, tmp_p
 
 
 def test_small_cnn_is_reproducible_for_a_seed():
-    first = build_model("small_cnn", 28, 2, seed=5).get_weights()
-    second = build_model("small_cnn", 28, 2, seed=5).get_weights()
-    other = build_model("small_cnn", 28, 2, seed=6).get_weights()
+    first = get_config("small_cnn").build(28, 2, seed=5).get_weights()
+    second = get_config("small_cnn").build(28, 2, seed=5).get_weights()
+    other = get_config("small_cnn").build(28, 2, seed=6).get_weights()
     assert all(np.array_equal(a, b) for a, b in zip(first, second, strict=True))
     assert not np.array_equal(first[0], other[0])
 
 
 def test_small_cnn_builds_at_chest_film_sizes():
     for size in (128, 224):
-        assert build_model("small_cnn", size, 2).outputs[0].shape[-1] == 2
+        assert get_config("small_cnn").build(size, 2).outputs[0].shape[-1] == 2
 
 
 def test_bad_requests_are_plain_errors():
     with pytest.raises(TrainingError, match="at least 32 px"):
-        build_model("mobilenet_v2", 28, 2)
+        get_config("mobilenet_v2").build(28, 2)
     with pytest.raises(TrainingError, match="Unknown architecture"):
-        build_model("resnet9000", 28, 2)
+        get_config("resnet9000").build(28, 2)
     with pytest.raises(TrainingError, match="does not exist"):
-        build_model("mobilenet_v2", 64, 2, weights_path="/nonexistent/imagenet.h5")
+        get_config("mobilenet_v2").build(64, 2, weights_path="/nonexistent/imagenet.h5")

@@ -70,9 +70,9 @@ def test_wrong_image_size_is_a_plain_error(square_task):
 def test_save_is_atomic_and_hashes_the_final_file(square_task, tmp_path):
     import hashlib
 
-    from medreview.ml.training.architectures import build_model
+    from medreview.ml.configs import get_config
 
-    model = build_model("small_cnn", 28, 2)
+    model = get_config("small_cnn").build(28, 2)
     path = tmp_path / "models" / "run-1.keras"
     digest = save_model_atomic(model, path)
     assert digest == hashlib.sha256(path.read_bytes()).hexdigest()

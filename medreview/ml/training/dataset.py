@@ -13,9 +13,11 @@ import numpy as np
 import pandas as pd
 
 from medreview.errors import ImagingError, TrainingError
-from medreview.imaging.decoding import decode_file, training_array
+from medreview.imaging.decoding import decode_file
+from medreview.ml.configs import DEFAULT_ARCHITECTURE, ModelConfig, get_config
 from medreview.ml.training.resolution import default_resolution
-from medreview.reading.reads import current_labels, label_classes
+from medreview.reading.reads import current_labels
+from medreview.reading.schema import label_classes
 from medreview.store import Store
 from medreview.store.blobs import atomic_write
 from medreview.team.settings import get_setting
@@ -62,7 +64,11 @@ def load_dataset(
     input_size: int | None = None,
     progress: Callable[[int, int], None] | None = None,
     label_source: str | None = None,
+    model_config: ModelConfig | None = None,
 ) -> Dataset:
+    """The labelled images as network inputs, prepared by ``model_config`` (default: the default
+    architecture's) at ``input_size`` (default: chosen from the data)."""
+    model_config = model_config or get_config(DEFAULT_ARCHITECTURE)
     table, class_names = training_table(store, label_source)
     size = input_size or default_resolution(list(zip(table["rows"], table["columns"], strict=True)))
     cache_dir = store.settings.cache_dir / "arrays"
@@ -78,7 +84,7 @@ def load_dataset(
                 decoded = decode_file(store.blobs.path_for(row.sha256), row.media_type)
             except ImagingError as error:
                 raise TrainingError(f"cannot read labelled image {row.original_filename}: {error}") from error
-            array = training_array(decoded, size)  # (size, size) float32 in [0, 1]
+            array = model_config.prepare(decoded, size)  # (size, size) float32 in [0, 1]
             buffer = _npy_bytes(array)
             atomic_write(cache_path, buffer)
         arrays.append(array.astype(np.float32, copy=False))

@@ -9,8 +9,6 @@ about the database. Progress goes out through ``on_epoch``; cancellation comes i
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 import time
 from collections import deque
 from collections.abc import Callable
@@ -23,10 +21,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from medreview.errors import TrainingError
-from medreview.ml.training import architectures
+from medreview.errors import JobCancelled, TrainingError
+from medreview.ml import layers  # noqa: F401  (registers the custom layers a saved model may use)
+from medreview.ml.configs import DEFAULT_ARCHITECTURE, get_config
 from medreview.ml.training.metrics import classification_metrics
-from medreview.store.blobs import fsync_folder
+from medreview.store.blobs import atomic_file
 
 __all__ = [
     "EpochLog",
@@ -44,7 +43,7 @@ __all__ = [
 class FitConfig:
     """Everything that decides a training run besides the data; stored with the run."""
 
-    architecture: str = "small_cnn"
+    architecture: str = DEFAULT_ARCHITECTURE
     input_size: int = 28
     epochs: int = 10
     batch_size: int = 64
@@ -52,8 +51,7 @@ class FitConfig:
     seed: int = 0
     # Weight each class by n / (classes * count) so the minority class counts as much as the majority.
     class_weighting: bool = True
-    # Light augmentation: small shifts, zoom and contrast. Never flips: a flipped chest film swaps the
-    # patient's left and right (situs, the heart's side), which is a different finding.
+    # The architecture's training augmentation (ModelConfig.augmentation).
     augment: bool = False
     # Seeded and op-deterministic: the same data and config give the same weights (about 15% slower).
     deterministic: bool = True
@@ -71,7 +69,7 @@ class EpochLog:
     seconds: float  # wall time from the epoch's start to its validation result
 
 
-class TrainingCancelled(TrainingError):
+class TrainingCancelled(JobCancelled, TrainingError):
     """The user cancelled the run; no model was produced."""
 
 
@@ -153,7 +151,7 @@ def _build_and_compile(
     keras.utils.set_random_seed(config.seed)
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
-    model = architectures.build_model(config.architecture, config.input_size, num_classes, seed=config.seed)
+    model = get_config(config.architecture).build(config.input_size, num_classes, seed=config.seed)
     train_model = _with_augmentation(model, config) if config.augment else model
     train_model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate),
@@ -172,22 +170,12 @@ def save_model_atomic(model: keras.Model, path: Path) -> str:
     path = Path(path)
     if path.suffix != ".keras":
         raise TrainingError(f"A model file must end in .keras, not {path.name}.")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".keras", dir=path.parent)
-    os.close(descriptor)
-    temporary = Path(temporary_name)
-    try:
+    with atomic_file(path) as temporary:
         model.save(temporary)
         digest = hashlib.sha256()
-        with open(temporary, "rb+") as file:
+        with open(temporary, "rb") as file:
             for chunk in iter(lambda: file.read(1 << 20), b""):
                 digest.update(chunk)
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    fsync_folder(path.parent)
     return digest.hexdigest()
 
 
@@ -243,9 +231,9 @@ def _balanced_class_weight(y: np.ndarray, num_classes: int) -> dict[int, float]:
 def _with_augmentation(model: keras.Model, config: FitConfig) -> keras.Model:
     """Wrap ``model`` behind random layers that act only in training; the saved model stays plain."""
     inputs = keras.Input(shape=(config.input_size, config.input_size, 1))
-    x = keras.layers.RandomTranslation(0.05, 0.05, fill_mode="constant", seed=config.seed)(inputs)
-    x = keras.layers.RandomZoom(0.05, fill_mode="constant", seed=config.seed + 1)(x)
-    x = keras.layers.RandomContrast(0.1, seed=config.seed + 2)(x)
+    x = inputs
+    for layer in get_config(config.architecture).augmentation(config.seed):
+        x = layer(x)
     return keras.Model(inputs, model(x), name="augmented_training_model")
 
 

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import select
 
 from medreview.jobs import JobContext
+from medreview.ml.configs import get_config
 from medreview.ml.training.dataset import load_dataset
 from medreview.ml.training.fit import EpochLog, FitConfig, fit_model, predict_probabilities, save_model_atomic
 from medreview.ml.training.metrics import classification_metrics
@@ -50,6 +51,7 @@ def run_training_job(context: JobContext) -> dict[str, Any]:
         input_size=params["input_size"],
         progress=lambda done, total: context.report(stage=f"loading images ({done}/{total})"),
         label_source=params["label_source"],
+        model_config=get_config(params["architecture"]),
     )
     train_index, validation_index = split_by_patient(
         dataset.patient_keys, dataset.labels, validation_fraction=params["validation_fraction"], seed=params["seed"]

@@ -8,10 +8,13 @@ from medreview.errors import TrainingError
 from medreview.jobs import submit_job
 from medreview.ml.training.dataset import training_table
 from medreview.store import Store
-from medreview.team.accounts import Actor, require
 from medreview.team.audit import record_now
+from medreview.team.roles import Actor, require
 
-__all__ = ["ALLOWED_PARAMS", "submit_training"]
+__all__ = ["ALLOWED_PARAMS", "TRAINING_JOB", "submit_training"]
+
+# The job kind of a training run (medreview.ml.runners maps it to its runner).
+TRAINING_JOB = "train"
 
 ALLOWED_PARAMS = (
     "architecture",
@@ -41,6 +44,6 @@ def submit_training(store: Store, actor: Actor, params: dict[str, Any] | None = 
     if params.get("input_size") is not None and not 16 <= int(params["input_size"]) <= 512:
         raise TrainingError("the training resolution must be between 16 and 512 pixels")
     training_table(store, params.get("label_source"))
-    job_id = submit_job(store, "train", params, created_by=actor.username)
+    job_id = submit_job(store, TRAINING_JOB, params, created_by=actor.username)
     record_now(store, actor.username, "training.start", "job", job_id, params=params)
     return job_id

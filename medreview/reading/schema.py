@@ -1,0 +1,88 @@
+"""The label schema: the project's classes, in display order, added, renamed and retired by admins.
+
+Multi-label classes and box labels are stored by name, so a rename rewrites them in the same
+transaction; retiring a class keeps existing labels and only stops new ones.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from medreview.errors import MedreviewError, NotFoundError
+from medreview.store import Store
+from medreview.store.models import Annotation, FinalLabel, LabelClass
+from medreview.team.audit import record
+from medreview.team.roles import Actor, require
+
+__all__ = ["add_label_class", "label_classes", "rename_label_class", "set_label_class_active"]
+
+
+def label_classes(store: Store, include_retired: bool = False) -> list[str]:
+    """Class names in display order."""
+    with store.db.read() as session:
+        query = select(LabelClass.name).order_by(LabelClass.position, LabelClass.id)
+        if not include_retired:
+            query = query.where(LabelClass.active.is_(True))
+        return list(session.scalars(query))
+
+
+def _clean_name(name: str) -> str:
+    cleaned = " ".join(name.strip().split()).lower()
+    if not cleaned:
+        raise MedreviewError("a class name cannot be empty")
+    if len(cleaned) > 64:
+        raise MedreviewError("a class name can have at most 64 characters")
+    return cleaned
+
+
+def add_label_class(store: Store, actor: Actor, name: str) -> str:
+    require(actor, "admin", "change the label schema")
+    cleaned = _clean_name(name)
+    with store.db.write() as session:
+        existing = session.scalar(select(LabelClass).where(LabelClass.name == cleaned))
+        if existing is not None:
+            if existing.active:
+                raise MedreviewError(f"class '{cleaned}' already exists")
+            existing.active = True
+        else:
+            position = (session.scalar(select(func.max(LabelClass.position))) or 0) + 1
+            session.add(LabelClass(name=cleaned, position=position))
+        record(session, actor.username, "settings.change", "label_class", cleaned, change="add")
+    return cleaned
+
+
+def rename_label_class(store: Store, actor: Actor, old_name: str, new_name: str) -> str:
+    require(actor, "admin", "change the label schema")
+    cleaned = _clean_name(new_name)
+    with store.db.write() as session:
+        row = session.scalar(select(LabelClass).where(LabelClass.name == old_name))
+        if row is None:
+            raise NotFoundError(f"no class named '{old_name}'")
+        if cleaned != old_name and session.scalar(select(LabelClass).where(LabelClass.name == cleaned)):
+            raise MedreviewError(f"class '{cleaned}' already exists")
+        row.name = cleaned
+        # Multi-label classes and box labels are stored by name: rename them in the same transaction.
+        for read in session.scalars(select(Annotation)):
+            _rename_in_read(read, old_name, cleaned)
+        for final in session.scalars(select(FinalLabel)):
+            _rename_in_read(final, old_name, cleaned)
+        record(session, actor.username, "settings.change", "label_class", cleaned, old=old_name, new=cleaned)
+    return cleaned
+
+
+def _rename_in_read(read: Annotation | FinalLabel, old_name: str, new_name: str) -> None:
+    if old_name in (read.labels or []):
+        read.labels = sorted(new_name if name == old_name else name for name in read.labels)
+    if any(box.get("label") == old_name for box in read.boxes or []):
+        read.boxes = [{**box, "label": new_name} if box.get("label") == old_name else box for box in read.boxes]
+
+
+def set_label_class_active(store: Store, actor: Actor, name: str, active: bool) -> None:
+    """Retire (or restore) a class. Retiring keeps existing labels; it only stops new ones."""
+    require(actor, "admin", "change the label schema")
+    with store.db.write() as session:
+        row = session.scalar(select(LabelClass).where(LabelClass.name == name))
+        if row is None:
+            raise NotFoundError(f"no class named '{name}'")
+        row.active = active
+        record(session, actor.username, "settings.change", "label_class", name, active=active)
