@@ -18,12 +18,10 @@ import pytest
 from medreview.config import IngestLimits, Settings
 from medreview.store import Store
 from medreview.team.roles import Actor
+from tests.helpers import ROOT, cxr_sample_paths
 
 POSTGRES_URL = os.environ.get("MEDREVIEW_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("MEDREVIEW_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-SHARED_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
-CXR_SAMPLES = SHARED_DATA / "cxr-samples"
-PNEUMONIAMNIST = SHARED_DATA / "pneumoniamnist" / "pneumoniamnist_28_trainval.npz"
 
 
 def _reachable(host: str, port: int) -> bool:
@@ -41,12 +39,6 @@ def require_server(name: str, host: str, port: int) -> None:
     if os.environ.get("CI") == "true":
         pytest.fail(f"{message} (CI=true: a missing server fails the run instead of skipping)")
     pytest.skip(f"{message}; start it to run this test")
-
-
-def require_shared_data(path: Path) -> Path:
-    if not path.exists():
-        pytest.skip(f"shared data {path} is absent (only a checkout with ../shared/data has it)")
-    return path
 
 
 def make_settings(tmp_path: Path, database_url: str | None = None, limits: IngestLimits | None = None) -> Settings:
@@ -106,7 +98,7 @@ def any_store(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytes
 
 @pytest.fixture
 def cxr_files() -> list[Path]:
-    return sorted(require_shared_data(CXR_SAMPLES).glob("*.jpeg"))
+    return cxr_sample_paths()
 
 
 # --- pages (AppTest) ------------------------------------------------------------------------------
@@ -172,7 +164,7 @@ def run_page_as(name: str, actor: Actor | None = ADMIN, timeout: int = 60):  # t
     from medreview.store.models import utcnow
     from medreview.team.accounts import LoginSession
 
-    app = AppTest.from_file(f"../pages/{name}.py", default_timeout=timeout)
+    app = AppTest.from_file(str(ROOT / "pages" / f"{name}.py"), default_timeout=timeout)
     if actor is not None:
         app.session_state["login"] = LoginSession(actor, utcnow())
     app.run()

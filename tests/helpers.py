@@ -3,11 +3,50 @@
 from __future__ import annotations
 
 import io
+import os
+from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image as PILImage
+from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+# The project root, and the shared data beside it (../shared/data from the root; CI has it there too).
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = ROOT.parent / "shared" / "data"
+CXR_SAMPLES = SHARED_DATA / "cxr-samples"
+PNEUMONIAMNIST = SHARED_DATA / "pneumoniamnist" / "pneumoniamnist_28_trainval.npz"
+
+
+def missing(message: str) -> None:
+    """Skip with the reason; under CI=true fail instead, since CI must have every input."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{message} (CI=true: missing data fails the run instead of skipping)")
+    pytest.skip(message)
+
+
+def require_shared_data(path: Path) -> Path:
+    if not path.exists():
+        missing(f"shared data {path} is absent (only a checkout with ../shared/data beside it has it)")
+    return path
+
+
+def cxr_sample_paths() -> list[Path]:
+    """The 16 full-size chest X-ray JPEGs of the shared data, sorted by name."""
+    paths = sorted(require_shared_data(CXR_SAMPLES).glob("*.jpeg"))
+    if not paths:
+        missing(f"no chest X-ray samples in {CXR_SAMPLES}")
+    return paths
+
+
+def corpus_file(name: str) -> Path:
+    """A file of pydicom's test data (pydicom's own test_files or the pydicom-data package)."""
+    path = get_testdata_file(name)
+    if path is None:
+        missing(f"pydicom test file {name} is not installed (pydicom-data missing; make test installs it)")
+    return Path(path)
 
 
 def png_bytes(seed: int = 0, size: int = 32, mode: str = "L") -> bytes:

@@ -12,9 +12,7 @@ import pandas as pd
 import pytest
 
 from tests.conftest import REDIS_URL, require_server
-from tests.helpers import dicom_bytes, png_bytes
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers import ROOT, dicom_bytes, png_bytes
 
 
 def run_cli(data_dir: Path, *args: str, extra_env: dict[str, str] | None = None, timeout: int = 300):
@@ -44,6 +42,7 @@ def test_ingest_prints_one_json_result_per_file(tmp_path):
     assert "Traceback" not in completed.stderr
 
 
+@pytest.mark.slow
 def test_import_train_predict_export_loop(tmp_path):
     folder = tmp_path / "classes"
     data_dir = tmp_path / "data"
@@ -89,6 +88,7 @@ def test_errors_are_one_line_not_a_traceback(tmp_path):
     assert "Traceback" not in completed.stderr
 
 
+@pytest.mark.slow
 def test_redis_queue_carries_a_job_to_a_worker_process(tmp_path):
     require_server("Redis", "127.0.0.1", 6379)
     import redis
@@ -110,6 +110,7 @@ def test_export_to_an_unwritable_place_fails_cleanly(tmp_path, command):
     assert "Traceback" not in completed.stderr
 
 
+@pytest.mark.slow
 def test_pacs_search_and_import_from_a_real_orthanc(tmp_path):
     from pydicom.uid import generate_uid
 

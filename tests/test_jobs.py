@@ -36,6 +36,7 @@ def demo_store(store):
     return store
 
 
+@pytest.mark.slow
 def test_training_job_records_metrics_model_and_snapshot(demo_store):
     job_id = submit_training(demo_store, LOCAL_ACTOR, TINY)
     assert execute_job(demo_store, job_id, RUNNERS) == "succeeded"
@@ -58,6 +59,7 @@ def test_training_job_records_metrics_model_and_snapshot(demo_store):
     assert not list(path.parent.glob(".tmp-*"))
 
 
+@pytest.mark.slow
 def test_prediction_job_stores_probabilities_and_gradcam_per_class(demo_store):
     assert execute_job(demo_store, submit_training(demo_store, LOCAL_ACTOR, TINY), RUNNERS) == "succeeded"
     job_id = submit_predictions(demo_store, LOCAL_ACTOR, scope="unlabelled")
@@ -100,12 +102,14 @@ def test_too_few_labels_is_explained_before_queueing(store):
         assert session.scalar(select(Job.id)) is None  # nothing was queued
 
 
+@pytest.mark.slow
 def test_a_failing_job_reports_the_reason_instead_of_crashing(demo_store):
     job_id = submit_training(demo_store, LOCAL_ACTOR, {"epochs": 1, "architecture": "mobilenet_v2", "input_size": 16})
     assert execute_job(demo_store, job_id, RUNNERS) == "failed"
     assert "32" in get_job(demo_store, job_id).error  # mobilenet needs >= 32 px: said in plain words
 
 
+@pytest.mark.slow
 def test_cancel_stops_a_running_training(demo_store):
     job_id = submit_training(demo_store, LOCAL_ACTOR, {**TINY, "epochs": 200})
     outcome: list[str] = []
@@ -188,6 +192,7 @@ def test_tensorflow_is_imported_only_under_medreview_ml():
     assert importers and all(name.startswith("medreview.ml.") for name in importers), importers
 
 
+@pytest.mark.slow
 def test_a_changed_model_file_is_refused_not_loaded(demo_store):
     assert execute_job(demo_store, submit_training(demo_store, LOCAL_ACTOR, TINY), RUNNERS) == "succeeded"
     path = demo_store.data_path(active_model(demo_store).path)
@@ -197,6 +202,7 @@ def test_a_changed_model_file_is_refused_not_loaded(demo_store):
     assert "was changed" in get_job(demo_store, job_id).error
 
 
+@pytest.mark.slow
 def test_a_model_file_left_by_a_crash_is_collected_and_registered_ones_kept(demo_store):
     assert execute_job(demo_store, submit_training(demo_store, LOCAL_ACTOR, TINY), RUNNERS) == "succeeded"
     models = demo_store.settings.models_dir

@@ -10,7 +10,7 @@ import pytest
 from tests.conftest import CXR_SAMPLES, require_shared_data
 from tests.e2e.conftest import artifacts_dir, new_page, open_page
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
 def test_upload_label_train_predict_in_a_real_browser(server, browser, tmp_path):

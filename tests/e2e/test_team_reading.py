@@ -9,7 +9,7 @@ import pytest
 
 from tests.e2e.conftest import artifacts_dir, log_in, new_page
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 # (reader one, reader two) per image, in worklist order: they disagree on the third image.
 READS = [("normal", "normal"), ("pneumonia", "pneumonia"), ("normal", "pneumonia"), ("pneumonia", "pneumonia")]

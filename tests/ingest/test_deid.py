@@ -10,13 +10,11 @@ import hashlib
 import hmac
 import io
 import re
-from pathlib import Path
 
 import numpy as np
 import pydicom
 import pytest
 from PIL import Image, PngImagePlugin
-from pydicom.data import get_testdata_file
 from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
@@ -38,6 +36,7 @@ from medreview.ingest.deid import (
     strip_raster_metadata,
 )
 from medreview.ingest.dicom import read_dicom
+from tests.helpers import corpus_file
 
 SECRET = b"project-secret-for-tests"
 LIMITS = IngestLimits()
@@ -99,10 +98,7 @@ PHI_VALUES = [
 
 
 def corpus_bytes(name: str) -> bytes:
-    path = get_testdata_file(name)
-    if path is None:
-        pytest.skip(f"pydicom test file {name} is not installed (pydicom-data missing)")
-    return Path(path).read_bytes()
+    return corpus_file(name).read_bytes()
 
 
 def code_item(value: str, meaning: str) -> Dataset:

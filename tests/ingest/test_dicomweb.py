@@ -22,6 +22,8 @@ from medreview.team.settings import set_setting
 from tests.helpers import dicom_bytes
 from tests.orthanc import OrthancServer, free_port, run_orthanc
 
+pytestmark = pytest.mark.slow  # runs Orthanc
+
 
 @dataclass(frozen=True)
 class Pacs:

@@ -24,7 +24,6 @@ import numpy as np
 import pydicom
 import pytest
 from PIL import Image as PILImage
-from pydicom.data import get_testdata_file
 from pydicom.uid import RLELossless
 from sqlalchemy import select
 
@@ -33,7 +32,7 @@ from medreview.ingest import IngestResult, InputFile, ingest_files
 from medreview.store import Store
 from medreview.store.models import Image
 from tests.conftest import make_settings
-from tests.helpers import dicom_bytes
+from tests.helpers import corpus_file, dicom_bytes
 
 GOOD_NAME = "good/CT0001.dcm"
 
@@ -261,10 +260,7 @@ def test_dicom_header_lying_about_its_image_is_refused(
 
 
 def test_compressed_dicom_claiming_more_frames_than_it_holds_is_refused(store: Store) -> None:
-    path = get_testdata_file("MR_small_RLE.dcm")
-    if path is None:
-        pytest.skip("pydicom's test file MR_small_RLE.dcm is not installed")
-    dataset = pydicom.dcmread(path)
+    dataset = pydicom.dcmread(corpus_file("MR_small_RLE.dcm"))
     assert dataset.file_meta.TransferSyntaxUID == RLELossless
     dataset.NumberOfFrames = 8  # one RLE frame is stored
     buffer = io.BytesIO()

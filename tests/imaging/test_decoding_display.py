@@ -9,7 +9,6 @@ import numpy as np
 import pydicom
 import pytest
 from PIL import Image
-from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
@@ -24,22 +23,15 @@ from medreview.imaging.display import (
     window_presets,
 )
 from medreview.imaging.overlays import overlay_heatmap, thumbnail
-
-CXR_DIR = Path("/work/shared/data/cxr-samples")
+from tests.helpers import corpus_file, cxr_sample_paths
 
 
 def corpus_path(name: str) -> Path:
-    path = get_testdata_file(name)
-    if path is None:
-        pytest.skip(f"pydicom test file {name} is not installed (pydicom-data missing)")
-    return Path(path)
+    return corpus_file(name)
 
 
 def cxr_path() -> Path:
-    paths = sorted(CXR_DIR.glob("*.jpeg"))
-    if not paths:
-        pytest.skip(f"no chest X-ray samples in {CXR_DIR} (shared data not mounted)")
-    return paths[0]
+    return cxr_sample_paths()[0]
 
 
 def grey_image(values: np.ndarray, photometric: str = "MONOCHROME2", **fields: object) -> DecodedImage:

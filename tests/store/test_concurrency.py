@@ -19,7 +19,7 @@ from medreview.reading.reads import reads_table, save_read
 from medreview.store import Store
 from medreview.store.models import AuditEvent, User
 from medreview.team.roles import Actor
-from tests.helpers import png_bytes
+from tests.helpers import ROOT, png_bytes
 
 WRITERS = 8
 WRITES = 200
@@ -72,7 +72,7 @@ def test_eight_concurrent_writers_lose_no_write(any_store):
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
-            cwd=Path(__file__).resolve().parent.parent,
+            cwd=ROOT,
         )
         for writer in range(WRITERS // 2, WRITERS)
     ]
@@ -112,7 +112,7 @@ def test_settings_are_picklable_for_worker_processes(tmp_path: Path):
     assert pickle.loads(pickle.dumps(settings)) == settings
 
 
-pytestmark = pytest.mark.timeout(900)
+pytestmark = [pytest.mark.timeout(900), pytest.mark.slow]
 
 
 if __name__ == "__main__":

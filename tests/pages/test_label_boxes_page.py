@@ -20,6 +20,7 @@ from medreview.store.models import utcnow
 from medreview.team.accounts import LoginSession
 from medreview.team.settings import set_setting
 from tests.conftest import ADMIN, run_page_as
+from tests.helpers import ROOT
 
 # The demo images are 128 x 128; on a 512-px-wide canvas that is 4 display px per image px.
 CANVAS_WIDTH = 512
@@ -105,7 +106,7 @@ def test_saved_boxes_are_redrawn_at_the_canvas_size_and_survive_a_relabel(page_s
     image_id = demo_ids[-1]
     box = {"label": "pneumonia", "x": 10.0, "y": 20.0, "width": 25.0, "height": 15.0, "frame": 0}
     save_read(page_store, ADMIN, image_id, "pneumonia", boxes=[box])
-    app = AppTest.from_file("../pages/label.py", default_timeout=60)
+    app = AppTest.from_file(str(ROOT / "pages" / "label.py"), default_timeout=60)
     app.session_state["login"] = LoginSession(ADMIN, utcnow())
     app.session_state["label_image_id"] = image_id  # as if picked on the worklist
     app.session_state["label_canvas_width"] = CANVAS_WIDTH

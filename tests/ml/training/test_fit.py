@@ -11,7 +11,9 @@ from medreview.ml.training.fit import (
     predict_probabilities,
     save_model_atomic,
 )
-from tests.training import bright_square_images
+from tests.ml.training import bright_square_images
+
+pytestmark = pytest.mark.slow  # trains a model
 
 CONFIG = FitConfig(input_size=28, epochs=3, batch_size=32, seed=0)
 

@@ -6,7 +6,9 @@ import pytest
 from medreview.ml.configs import get_config
 from medreview.ml.explain import find_last_conv_layer, grad_cam
 from medreview.ml.training.fit import FitConfig, fit_model
-from tests.training import SQUARE_SIDE, bright_square_images
+from tests.ml.training import SQUARE_SIDE, bright_square_images
+
+pytestmark = pytest.mark.slow  # trains a model
 
 
 @pytest.fixture(scope="module")
