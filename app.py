@@ -1,8 +1,11 @@
 """medreview: the Streamlit entry point. Login gate, then the pages the user's role may see.
 
-Pages live in pages/; all logic lives in medreview/. Each page checks the login and role again
-(pages/common.py session_actor), and each service checks the role a third time.
+Pages live in pages/, their shared Streamlit pieces in ui/; all logic lives in medreview/. Each
+page checks the login and role again (ui/session.py session_actor), and each service checks the
+role a third time.
 """
+
+from pathlib import Path
 
 import streamlit as st
 
@@ -12,7 +15,8 @@ from medreview.team.accounts import LoginSession, authenticate, create_first_adm
 from ui.session import get_store, leave_legacy_page_discovery
 
 leave_legacy_page_discovery()
-st.set_page_config(page_title="medreview", page_icon=":material/radiology:", layout="wide")
+# A local icon: a ":material/...:" page icon makes every browser fetch it from fonts.gstatic.com.
+st.set_page_config(page_title="medreview", page_icon=str(Path(__file__).parent / "ui" / "icon.png"), layout="wide")
 store = get_store()
 
 

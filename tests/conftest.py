@@ -120,7 +120,7 @@ def fast_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
 def steady_state_navigation(monkeypatch: pytest.MonkeyPatch) -> None:
     """AppTest resets Streamlit's legacy `pages/` discovery flag before every run, so each run
     would start in legacy mode and pay the one-time switch that a real server makes on its first
-    request (pages/common.leave_legacy_page_discovery), losing that run's button click. Start
+    request (ui/session.leave_legacy_page_discovery), losing that run's button click. Start
     every AppTest run in the state a running server is in after its first request."""
     from streamlit.runtime.pages_manager import PagesManager
 

@@ -189,7 +189,7 @@ def test_storing_existing_bytes_again_does_not_rewrite_the_file(tmp_path):
 
 def create_the_deidentification_key(store: Store) -> None:
     # The key is created on first use; these tests are about the rows and blobs of uploads that
-    # race, not about racing to create the key (deid_map.project_secret's own concern).
+    # race, not about racing to create the key (pseudonyms.project_secret's own concern).
     project_secret(store)
 
 
