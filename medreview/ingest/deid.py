@@ -428,8 +428,9 @@ def _deidentify(dataset: Dataset, secret: bytes) -> DeidResult:
     sop_instance_uid = _text(dataset, "SOPInstanceUID") or _text(original_meta, "MediaStorageSOPInstanceUID")
     original_patient_id = _text(dataset, "PatientID")
     original_patient_name = _text(dataset, "PatientName")
-    # Without a Patient ID the store files each study as its own patient; the pseudonym follows suit.
-    patient_key = original_patient_id or f"anonymous-{_text(dataset, 'StudyInstanceUID')}"
+    # Without a Patient ID the store files each study as its own patient (each file, without a
+    # Study UID either); the pseudonym follows suit.
+    patient_key = original_patient_id or f"anonymous-{_text(dataset, 'StudyInstanceUID') or sop_instance_uid}"
     pseudonym = patient_pseudonym(secret, patient_key)
     needs_review = _needs_burned_in_review(dataset, sop_class_uid)
 

@@ -168,6 +168,9 @@ def _inspect(item: InputFile, store: Store, policy: _Policy) -> _Accepted:
     raise IngestError("not a DICOM, PNG, JPEG or zip file")
 
 
+_GREY_RASTER_MODES = frozenset({"1", "L", "LA", "La", "I", "F", "I;16", "I;16L", "I;16B", "I;16N"})
+
+
 def _raster_uid(sha256: str) -> str:
     # A UUID-derived UID under the 2.25 root (PS3.5 B.2), stable for the same bytes.
     return "2.25." + str(int(sha256[:32], 16))
@@ -185,15 +188,28 @@ class _Hierarchy:
     series_values: dict[str, object]  # without study_id
 
 
+def _derived_uid(*parts: str) -> str:
+    """A UID under the 2.25 root derived from ``parts``: the same parts give the same UID."""
+    return _raster_uid(sha256_hex("\0".join(parts).encode("utf-8")))
+
+
 def _hierarchy(accepted: _Accepted) -> _Hierarchy:
     info = accepted.info
     if isinstance(info, DicomInfo):
+        # Nothing is keyed on an empty value: a file without a Patient ID is its study's patient
+        # (its own, without a Study UID), and missing Study / Series UIDs get replacements derived
+        # from the patient, so UID-less files of two patients never share a study.
+        patient_key = info.patient_id or f"anonymous-{info.study_instance_uid or info.sop_instance_uid}"
+        study_uid = info.study_instance_uid or _derived_uid("study", patient_key)
+        series_uid = info.series_instance_uid or _derived_uid(
+            "series", study_uid, info.modality or "OT", str(info.series_number or "")
+        )
         return _Hierarchy(
-            patient_key=info.patient_id or f"anonymous-{info.study_instance_uid}",
+            patient_key=patient_key,
             patient_values={"patient_name": info.patient_name},
-            study_uid=info.study_instance_uid,
+            study_uid=study_uid,
             study_values={"study_date": info.study_date, "description": info.study_description},
-            series_uid=info.series_instance_uid,
+            series_uid=series_uid,
             series_values={
                 "modality": info.modality or "OT",
                 "description": info.series_description,
@@ -241,7 +257,8 @@ def _image_row(accepted: _Accepted) -> Image:
         rows=info.height,
         columns=info.width,
         number_of_frames=1,
-        photometric_interpretation="RGB" if info.mode.startswith("RGB") else "MONOCHROME2",
+        # Pillow's grey modes are grey; every other mode (RGB, RGBA, CMYK, YCbCr, P, ...) is colour.
+        photometric_interpretation="MONOCHROME2" if info.mode in _GREY_RASTER_MODES else "RGB",
         transfer_syntax_uid=None,
         instance_number=None,
         slice_location=None,
