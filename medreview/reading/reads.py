@@ -277,6 +277,7 @@ def current_labels(store: Store, source: str = "final") -> pd.DataFrame:
         "patient_key",
         "original_filename",
         "sha256",
+        "source_sha256",
         "media_type",
         "rows",
         "columns",

@@ -16,6 +16,7 @@ from medreview.errors import ImagingError, TrainingError
 from medreview.imaging.decoding import decode_file
 from medreview.ml.configs import DEFAULT_ARCHITECTURE, ModelConfig, get_config
 from medreview.ml.training.resolution import default_resolution
+from medreview.ml.training.split import split_by_patient
 from medreview.reading.reads import current_labels
 from medreview.reading.schema import label_classes
 from medreview.store import Store
@@ -32,9 +33,17 @@ class Dataset:
     images: np.ndarray  # (N, S, S) float32 in [0, 1]
     labels: np.ndarray  # (N,) int64 class indices into class_names
     patient_keys: list[str]
+    source_sha256s: list[str]  # SHA-256 of each upload as sent: the same in every store
     image_ids: list[int]
     class_names: list[str]
     input_size: int
+
+    def split(self, validation_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """(train indices, validation indices) by patient, keyed on the uploads' SHA-256 so the same
+        files give the same split in any store (see :func:`split_by_patient`)."""
+        return split_by_patient(
+            self.patient_keys, self.labels, validation_fraction, seed, image_keys=self.source_sha256s
+        )
 
 
 def training_table(store: Store, label_source: str | None = None) -> tuple[pd.DataFrame, list[str]]:
@@ -95,6 +104,7 @@ def load_dataset(
         images=np.stack(arrays),
         labels=np.array([index[name] for name in table["label"]], dtype=np.int64),
         patient_keys=list(table["patient_key"]),
+        source_sha256s=[str(value) for value in table["source_sha256"]],
         image_ids=[int(i) for i in table["image_id"]],
         class_names=class_names,
         input_size=size,

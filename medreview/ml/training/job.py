@@ -17,7 +17,6 @@ from medreview.ml.configs import get_config
 from medreview.ml.training.dataset import load_dataset
 from medreview.ml.training.fit import EpochLog, FitConfig, fit_model, predict_probabilities, save_model_atomic
 from medreview.ml.training.metrics import classification_metrics
-from medreview.ml.training.split import split_by_patient
 from medreview.store.models import ModelVersion
 from medreview.team.audit import record
 
@@ -53,9 +52,7 @@ def run_training_job(context: JobContext) -> dict[str, Any]:
         label_source=params["label_source"],
         model_config=get_config(params["architecture"]),
     )
-    train_index, validation_index = split_by_patient(
-        dataset.patient_keys, dataset.labels, validation_fraction=params["validation_fraction"], seed=params["seed"]
-    )
+    train_index, validation_index = dataset.split(params["validation_fraction"], params["seed"])
     config = FitConfig(
         architecture=params["architecture"],
         input_size=dataset.input_size,

@@ -23,13 +23,19 @@ def split_by_patient(
     labels: Sequence[int],
     validation_fraction: float = 0.2,
     seed: int = 0,
+    image_keys: Sequence[str] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Return ``(train_indices, validation_indices)`` into the input sequences.
 
     Each patient is assigned the majority label of their images (ties go to the lowest class index).
     Within every class the patients are shuffled with ``seed`` and ``round(validation_fraction * n)``
     of them, at least one and at most ``n - 1``, go to validation; the rest train. A class with a single
-    patient stays in training. The result is deterministic for a given input order and seed.
+    patient stays in training.
+
+    Patients are put in a fixed order before the seeded shuffle: by the smallest of their images'
+    ``image_keys`` when given (the training job passes each upload's SHA-256, so the same files
+    imported into two stores, whose patient pseudonyms differ, split the same way), else by patient
+    key. The result is deterministic for the same data and seed, whatever the input order.
 
     Raises :class:`TrainingError` with a plain message when there are fewer than two patients, or when
     the split would leave a class out of training or out of validation.
@@ -38,6 +44,8 @@ def split_by_patient(
         raise TrainingError(
             f"Got {len(patient_keys)} patient keys for {len(labels)} labels; they must match one to one."
         )
+    if image_keys is not None and len(image_keys) != len(labels):
+        raise TrainingError(f"Got {len(image_keys)} image keys for {len(labels)} labels; they must match one to one.")
     if not 0.0 < validation_fraction < 1.0:
         raise TrainingError(f"The validation fraction must be between 0 and 1, not {validation_fraction}.")
 
@@ -50,9 +58,15 @@ def split_by_patient(
             f"the model has not seen; found {len(indices_by_patient)}."
         )
 
-    # Sorted patient keys make the result independent of dict order; the seed alone decides the shuffle.
+    # A fixed patient order makes the result independent of input and dict order; the seed alone
+    # decides the shuffle.
+    def order(patient_key: str) -> tuple[str, str]:
+        if image_keys is None:
+            return (patient_key, patient_key)
+        return (min(image_keys[i] for i in indices_by_patient[patient_key]), patient_key)
+
     patients_by_class: dict[int, list[str]] = defaultdict(list)
-    for patient_key in sorted(indices_by_patient):
+    for patient_key in sorted(indices_by_patient, key=order):
         counts = Counter(int(labels[i]) for i in indices_by_patient[patient_key])
         majority_label = min(counts, key=lambda label: (-counts[label], label))
         patients_by_class[majority_label].append(patient_key)

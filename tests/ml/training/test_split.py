@@ -53,3 +53,35 @@ def test_a_class_held_by_one_patient_is_a_plain_error():
     labels = [0, 0, 0, 1]
     with pytest.raises(TrainingError, match="class 1 would be missing from validation"):
         split_by_patient(patient_keys, labels)
+
+
+def test_the_same_files_in_two_stores_split_the_same_way(tmp_path):
+    # Each store de-identifies with its own key, so patient pseudonyms differ between the stores;
+    # the split must not depend on them.
+    from medreview.ingest import InputFile, ingest_files
+    from medreview.ml.training.dataset import load_dataset
+    from medreview.reading.reads import LOCAL_ACTOR, save_read
+    from medreview.store import Store
+    from tests.conftest import make_settings
+    from tests.helpers import dicom_bytes
+
+    files = [
+        (
+            InputFile(f"p{number}.dcm", dicom_bytes(f"PATIENT-{number:02d}", modality="CR")),
+            "normal" if number % 2 else "pneumonia",
+        )
+        for number in range(16)
+    ]
+    validation_sets, pseudonym_sets = [], []
+    for name in ("first", "second"):
+        store = Store.open(make_settings(tmp_path / name))
+        results = ingest_files(store, [item for item, _ in files])
+        for result, (_, label) in zip(results, files, strict=True):
+            save_read(store, LOCAL_ACTOR, result.image_id, label)
+        dataset = load_dataset(store, input_size=16)
+        _, validation = dataset.split(validation_fraction=0.25, seed=0)  # as the training job splits
+        validation_sets.append({dataset.source_sha256s[i] for i in validation})
+        pseudonym_sets.append(set(dataset.patient_keys))
+        store.close()
+    assert pseudonym_sets[0].isdisjoint(pseudonym_sets[1])  # de-identified with different keys
+    assert validation_sets[0] == validation_sets[1] and len(validation_sets[0]) == 4
