@@ -7,17 +7,20 @@ import re
 
 import pytest
 
-from tests.conftest import CXR_SAMPLES, require_shared_data
 from tests.e2e.conftest import artifacts_dir, new_page, open_page
+from tests.helpers import cxr_sample_paths
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
 def test_upload_label_train_predict_in_a_real_browser(server, browser, tmp_path):
-    samples = sorted(require_shared_data(CXR_SAMPLES).glob("*.jpeg"))
+    samples = cxr_sample_paths()
     assert len(samples) == 16
     artifacts = artifacts_dir(tmp_path)
     page = new_page(browser)
+    # Every request of the whole session, to check at the end that none leaves the app's origin.
+    requested: list[str] = []
+    page.context.on("request", lambda request: requested.append(request.url))
 
     # First visit to an empty store: create the administrator.
     open_page(page, server.url)
@@ -70,3 +73,7 @@ def test_upload_label_train_predict_in_a_real_browser(server, browser, tmp_path)
     page.get_by_text("Grad-CAM:").first.wait_for(timeout=300_000)
     assert page.locator("[data-testid=stImage] img").count() >= 2
     page.screenshot(path=str(artifacts / "predictions.png"), full_page=True)
+
+    # Nothing left the machine: every asset (icons and fonts included) came from the app itself.
+    outside = sorted({url for url in requested if not url.startswith((server.url, "data:", "blob:"))})
+    assert requested and outside == []
