@@ -75,7 +75,8 @@ def window_choices(image: DecodedImage, frame_index: int = 0) -> dict[str, Windo
 def auto_window(frame: np.ndarray) -> Window:
     """A window spanning the 0.5th to 99.5th percentile of a (H, W) frame, robust to outliers.
 
-    A constant frame gets width 1 centred on its value.
+    A constant frame (a blank image) gets width 1 just above its value, so it shows black (white
+    once inverted for MONOCHROME1), never a glaring white.
     """
     finite = np.asarray(frame, dtype=np.float64)
     finite = finite[np.isfinite(finite)]
@@ -83,7 +84,7 @@ def auto_window(frame: np.ndarray) -> Window:
         return Window(0.0, 1.0)
     low, high = np.percentile(finite, [0.5, 99.5])
     if not high > low:
-        return Window(float(low), 1.0)
+        return Window(float(low) + 0.5, 1.0)
     return Window(float((low + high) / 2.0), float(high - low))
 
 

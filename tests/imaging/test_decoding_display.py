@@ -281,8 +281,8 @@ def test_real_monochrome1_radiograph_is_inverted() -> None:
 # --- degenerate images -----------------------------------------------------------------------
 
 
-def test_auto_window_of_a_constant_image_has_width_one_around_the_value() -> None:
-    assert auto_window(np.full((8, 8), 42.0, dtype=np.float32)) == Window(42.0, 1.0)
+def test_auto_window_of_a_constant_image_has_width_one_just_above_the_value() -> None:
+    assert auto_window(np.full((8, 8), 42.0, dtype=np.float32)) == Window(42.5, 1.0)
 
 
 def test_auto_window_ignores_outliers() -> None:
@@ -298,7 +298,9 @@ def test_constant_and_single_pixel_images_render(shape: tuple[int, int]) -> None
     image = grey_image(np.full(shape, -1000.0))
     rendered = render_frame(image)
     assert rendered.shape == shape
-    assert len(np.unique(rendered)) == 1
+    assert np.unique(rendered).tolist() == [0]  # a blank image is black, not a glaring white
+    inverted = render_frame(grey_image(np.full(shape, -1000.0), photometric="MONOCHROME1"))
+    assert np.unique(inverted).tolist() == [255]  # MONOCHROME1: low values are bright
     array = training_array(image, 8)
     assert array.shape == (8, 8)
     assert np.isfinite(array).all()
