@@ -30,6 +30,7 @@ from medreview.ml.registry import active_model
 from medreview.reading.reads import current_labels, image_facts, reads_table
 from medreview.reading.schema import label_classes
 from medreview.store import Store
+from medreview.store.blobs import atomic_write
 from medreview.store.db import upsert
 from medreview.store.models import Annotation, FinalLabel, LabelClass, User, utcnow
 from medreview.team.audit import neutralise_formula, record, record_now
@@ -115,29 +116,38 @@ def write_export(store: Store, actor: Actor, kind: str, path: Path, file_format:
     if file_format not in EXPORT_FORMATS:
         raise MedreviewError(f"unsupported export format '{file_format}' (csv or json)")
     data = export_data(store, actor, kind)
+    if not Path(path).parent.is_dir():
+        raise MedreviewError(f"cannot write {path}: the folder {Path(path).parent} does not exist")
     try:
         if kind == "coco":
             if file_format != "json":
                 raise MedreviewError("COCO exports are JSON only")
-            Path(path).write_text(json.dumps(data, indent=1))
+            content = json.dumps(data, indent=1)
             count = len(data["annotations"])
         elif file_format == "csv":
             # Comments and file names are user text: keep spreadsheets from running them as formulas.
             text_columns = data.select_dtypes(include=["object", "string"]).columns
             safe = data.assign(**{column: data[column].map(_safe_cell) for column in text_columns})
-            safe.to_csv(path, index=False)
+            content = safe.to_csv(index=False)
             count = len(data)
         else:
-            document: dict[str, Any] = {"format": FORMAT_NAME, "kind": kind, "rows": data.to_dict(orient="records")}
+            document: dict[str, Any] = {"format": FORMAT_NAME, "kind": kind, "rows": _records(data)}
             if kind == "reads":
                 final = export_data(store, actor, "labels")
-                document["final_labels"] = final[final["method"] != "unanimous"].to_dict(orient="records")
-            Path(path).write_text(json.dumps(document, indent=1, default=str))
+                document["final_labels"] = _records(final[final["method"] != "unanimous"])
+            # allow_nan=False: a missing value must be null, never NaN (which is not JSON).
+            content = json.dumps(document, indent=1, default=str, allow_nan=False)
             count = len(data)
+        atomic_write(Path(path), content.encode("utf-8"), sync_folder=False)
     except OSError as error:
         raise MedreviewError(f"cannot write {path}: {error.strerror or error}") from error
     record_now(store, actor.username, "export", "export", kind, format=file_format, rows=count)
     return count
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows as dicts with missing values (NaN, NaT, None) as None."""
+    return frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
 
 
 def _safe_cell(value: Any) -> Any:

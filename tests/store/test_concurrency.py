@@ -67,7 +67,7 @@ def test_eight_concurrent_writers_lose_no_write(any_store):
     )
     processes = [
         subprocess.Popen(
-            [sys.executable, "-m", "tests.test_concurrency", str(writer)],
+            [sys.executable, "-m", "tests.store.test_concurrency", str(writer)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

@@ -86,7 +86,7 @@ def load_dataset(
         cache_path = cache_dir / f"{row.sha256}-{size}.npy"
         try:
             array = np.load(cache_path) if cache_path.exists() else None
-        except (OSError, ValueError):
+        except (OSError, ValueError, EOFError):  # EOFError: an empty file
             array = None  # a damaged cache file is rebuilt
         if array is None:
             try:
