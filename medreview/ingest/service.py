@@ -40,6 +40,8 @@ __all__ = ["IngestResult", "InputFile", "ingest_files", "ingest_paths"]
 log = logging.getLogger(__name__)
 
 STORED, DUPLICATE, REJECTED = "stored", "duplicate", "rejected"
+# Deliberately not imported (a hidden file, a file outside a class folder); not an error.
+SKIPPED = "skipped"
 
 # Threads writing blobs: each mostly waits in fsync with the GIL released, so a few overlap the
 # disk's latency with parsing the next files; more only queue on the same disk.
@@ -55,7 +57,7 @@ class InputFile:
 @dataclass(frozen=True)
 class IngestResult:
     file: str
-    status: str  # stored | duplicate | rejected
+    status: str  # stored | duplicate | rejected | skipped
     reason: str = ""
     image_id: int | None = None
 
@@ -86,11 +88,14 @@ class _Accepted:
         return _raster_uid(self.sha256)
 
 
-def _expand(files: Iterable[InputFile], store: Store) -> Iterator[InputFile | IngestResult]:
-    """Yield plain files, expanding zip archives; refused members come out as results."""
+def _expand(files: Iterable[InputFile | IngestResult], store: Store) -> Iterator[InputFile | IngestResult]:
+    """Yield plain files, expanding zip archives; refused members come out as results, and so do
+    results the caller already decided (a file it could not read)."""
     limits = store.settings.limits
     for item in files:
-        if is_zip(item.data):
+        if isinstance(item, IngestResult):
+            yield item
+        elif is_zip(item.data):
             try:
                 for member in iter_zip_members(item.data, limits):
                     name = f"{item.name}/{member.name}"
@@ -395,7 +400,7 @@ def _finish_chunk(store: Store, chunk: list[_Accepted], writes: list[Future[str]
 
 def ingest_files(
     store: Store,
-    files: Iterable[InputFile],
+    files: Iterable[InputFile | IngestResult],
     progress: Callable[[int, str], None] | None = None,
     chunk_size: int = 50,
 ) -> list[IngestResult]:
