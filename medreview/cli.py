@@ -36,8 +36,9 @@ def _print_results(results: list, as_json: bool) -> int:
             reason = f"  ({result.reason})" if result.reason else ""
             print(f"{result.status:9s} {result.file}{reason}")
     if not as_json:
-        counts = {status: sum(r.status == status for r in results) for status in ("stored", "duplicate", "rejected")}
-        print(", ".join(f"{n} {status}" for status, n in counts.items()), file=sys.stderr)
+        statuses = ("stored", "duplicate", "rejected", "skipped")
+        counts = {status: sum(r.status == status for r in results) for status in statuses}
+        print(", ".join(f"{n} {status}" for status, n in counts.items() if n or status != "skipped"), file=sys.stderr)
     return 2 if any(r.status == "rejected" for r in results) else 0
 
 
@@ -53,7 +54,15 @@ def _cmd_import_folder(args: argparse.Namespace) -> int:
 
     store = Store.open()
     results = import_class_folders(store, Path(args.folder))
-    return _print_results(results, args.json)
+    code = _print_results(results, args.json)
+    if not args.json:  # and per class folder: results are named <class folder>/<file>
+        for folder in sorted({result.file.split("/", 1)[0] for result in results if "/" in result.file}):
+            mine = [result for result in results if result.file.startswith(folder + "/")]
+            summary = ", ".join(
+                f"{sum(r.status == status for r in mine)} {status}" for status in ("stored", "duplicate", "rejected")
+            )
+            print(f"{folder}/: {summary}", file=sys.stderr)
+    return code
 
 
 def _start_worker() -> subprocess.Popen:
@@ -259,6 +268,23 @@ def _cmd_demo(_: argparse.Namespace) -> int:
     return _print_results(load_demo_data(Store.open(), LOCAL_ACTOR), as_json=False)
 
 
+def _cmd_db(args: argparse.Namespace) -> int:
+    from medreview.config import get_settings
+    from medreview.store import schema
+    from medreview.store.db import Database
+
+    database = Database(get_settings().database_url)
+    try:
+        if args.action == "upgrade":
+            backup = schema.upgrade(database.engine, database.sqlite_path)
+            if backup:
+                print(f"backup of the database before the upgrade: {backup}", file=sys.stderr)
+        print(f"schema revision: {schema.current_revision(database.engine)} (newest: {schema.head_revision()})")
+    finally:
+        database.dispose()
+    return 0
+
+
 def _cmd_worker(_: argparse.Namespace) -> int:
     from medreview.jobs import run_worker
     from medreview.ml.runners import RUNNERS
@@ -354,6 +380,9 @@ def build_parser() -> argparse.ArgumentParser:
     pacs_import.add_argument("--json", action="store_true")
     pacs_import.set_defaults(handler=_cmd_pacs_import)
 
+    db = commands.add_parser("db", help="the database schema: show its revision or upgrade it")
+    db.add_argument("action", choices=["upgrade", "revision"])
+    db.set_defaults(handler=_cmd_db)
     commands.add_parser("demo", help="load generated demo images (labelled and unlabelled)").set_defaults(
         handler=_cmd_demo
     )

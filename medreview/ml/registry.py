@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
-from medreview.errors import NotFoundError
+from medreview.errors import MedreviewError, NotFoundError
 from medreview.store import Store
 from medreview.store.models import ModelVersion
 from medreview.team.audit import record
@@ -36,4 +37,8 @@ def activate_model(store: Store, actor: Actor, model_version_id: int) -> None:
             previous = version.id
         session.flush()
         target.is_active = True
+        try:
+            session.flush()
+        except IntegrityError as error:  # the partial unique index: another promotion won the race
+            raise MedreviewError("another model was made active at the same moment; look again and retry") from error
         record(session, actor.username, "model.promote", "model_version", model_version_id, old=previous)

@@ -18,11 +18,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
-
-from medreview.store.models import Base
 
 __all__ = ["Database", "insert_missing", "upsert"]
 
@@ -43,9 +42,6 @@ class Database:
         self._read_sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._write_sessions = sessionmaker(self.engine.execution_options(**{_IMMEDIATE: True}), expire_on_commit=False)
 
-    def create_all(self) -> None:
-        Base.metadata.create_all(self.engine)
-
     @contextmanager
     def read(self) -> Iterator[Session]:
         """A session for reads; rolled back at the end."""
@@ -57,6 +53,12 @@ class Database:
         """A write transaction: committed when the block ends, rolled back on any exception."""
         with self._write_sessions() as session, session.begin():
             yield session
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        """The SQLite file; None for PostgreSQL and in-memory SQLite."""
+        database = self.engine.url.database if self.is_sqlite else None
+        return Path(database) if database and database != ":memory:" else None
 
     def dispose(self) -> None:
         self.engine.dispose()

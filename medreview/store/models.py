@@ -23,6 +23,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -241,7 +242,7 @@ class FinalLabel(Base):
 
 class AuditEvent(Base):
     """Append-only audit trail. The code has no update or delete path for these rows, and the
-    database refuses both (triggers installed by ``medreview.store.guards.install_guards``)."""
+    database refuses both (triggers created by the schema migrations)."""
 
     __tablename__ = "audit_events"
     __table_args__ = (Index("ix_audit_events_action_created", "action", "created_at"),)
@@ -287,6 +288,16 @@ class Job(Base):
 
 class ModelVersion(Base):
     __tablename__ = "model_versions"
+    # At most one active version, enforced by the database (migration 0002).
+    __table_args__ = (
+        Index(
+            "uq_model_versions_one_active",
+            "is_active",
+            unique=True,
+            sqlite_where=text("is_active"),
+            postgresql_where=text("is_active"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id"), unique=True)

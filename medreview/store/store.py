@@ -14,9 +14,9 @@ from pathlib import Path
 from sqlalchemy import select
 
 from medreview.config import Settings, get_settings
+from medreview.store import schema
 from medreview.store.blobs import BlobStore
 from medreview.store.db import Database
-from medreview.store.guards import install_guards
 from medreview.store.models import Image, LabelClass, ModelVersion, Prediction, Setting, User
 
 __all__ = ["DEFAULT_CLASSES", "LOCAL_USER", "Store"]
@@ -37,8 +37,8 @@ class Store:
         settings = settings or get_settings()
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         store = cls(settings=settings, db=Database(settings.database_url), blobs=BlobStore(settings.objects_dir))
-        store.db.create_all()
-        install_guards(store.db.engine)
+        # Creates the schema on first use, upgrades an older store (after a backup copy).
+        schema.upgrade(store.db.engine, store.db.sqlite_path)
         store._seed()
         return store
 

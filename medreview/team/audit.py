@@ -5,11 +5,11 @@ commits or rolls back with that change: there is never a logged label change tha
 nor a change without its event. Events with no other write (a login, an export) go through
 :func:`record_now`, which opens its own transaction.
 
-Append-only is enforced twice. This module has no update or delete path, and
-:func:`medreview.store.guards.install_guards` (run at every store open) puts triggers on
-``audit_events`` so the database itself refuses UPDATE and DELETE (and TRUNCATE on PostgreSQL)
-from any client. The triggers stop mistakes and ordinary
-clients; whoever can rewrite the SQLite file or owns the PostgreSQL schema can still drop them.
+Append-only is enforced twice. This module has no update or delete path, and the schema
+migrations (medreview/store/migrations, 0001) put triggers on ``audit_events`` so the database
+itself refuses UPDATE and DELETE (and TRUNCATE on PostgreSQL) from any client. The triggers stop
+mistakes and ordinary clients; whoever can rewrite the SQLite file or owns the PostgreSQL schema
+can still drop them.
 
 Details are JSON and must never hold a password or secret: :func:`record` refuses any key that
 names one, at any depth.

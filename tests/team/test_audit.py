@@ -13,7 +13,6 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import DatabaseError
 
 from medreview.errors import MedreviewError, PermissionDeniedError
-from medreview.store.guards import install_guards
 from medreview.store.models import AuditEvent
 from medreview.team import accounts, audit
 from medreview.team.roles import SYSTEM, Actor
@@ -208,9 +207,8 @@ def test_export_writes_csv_and_is_itself_audited(any_store, tmp_path):
 
 
 def test_database_refuses_update_and_delete_of_audit_events(any_store):
+    # The guards come with the schema (migration 0001), nothing else installs them.
     engine = any_store.db.engine
-    install_guards(engine)
-    install_guards(engine)  # idempotent: Store.open calls it on every start
     audit.record_now(any_store, "ada", "export", "file", "labels.csv", rows=3)
 
     for statement in (

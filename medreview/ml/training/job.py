@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from medreview.jobs import JobContext
 from medreview.ml.configs import get_config
@@ -115,8 +116,16 @@ def run_training_job(context: JobContext) -> dict[str, Any]:
             metrics=metrics,
             is_active=not has_active,
         )
-        session.add(version)
-        session.flush()
+        try:
+            with session.begin_nested():
+                session.add(version)
+                session.flush()
+        except IntegrityError:
+            # Another run became the first active model at the same moment (PostgreSQL; SQLite
+            # serialises writers): the database keeps one active version, this one waits.
+            version.is_active = False
+            session.add(version)
+            session.flush()
         version_id = version.id
         if version.is_active:
             # The first model is made active without anyone choosing it; the trail says so.

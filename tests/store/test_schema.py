@@ -1,0 +1,133 @@
+"""The versioned schema: migrations build the models' schema, and a first-release store upgrades
+with nothing lost."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import create_engine, func, select, text
+from sqlalchemy.exc import DatabaseError, IntegrityError
+
+from medreview.ml.registry import activate_model, active_model
+from medreview.reading.reads import LOCAL_ACTOR, current_labels, reads_table
+from medreview.store import Store, schema
+from medreview.store.models import AuditEvent, Base, Image, Job, ModelVersion, PseudonymEntry, User
+from tests.conftest import make_settings
+
+FIRST_RELEASE_DUMP = Path(__file__).parent / "data" / "first_release.sql"
+
+
+def first_release_store(tmp_path: Path) -> Path:
+    """A data dir whose SQLite file was written by the first release (commit 862257d): demo images,
+    two accounts, reads, a job, an active model version, audit events and its audit triggers."""
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    with sqlite3.connect(data_dir / "medreview.db") as connection:
+        connection.executescript(FIRST_RELEASE_DUMP.read_text())
+    return data_dir
+
+
+def counts(store: Store) -> dict[str, int]:
+    with store.db.read() as session:
+        return {
+            model.__tablename__: session.scalar(select(func.count()).select_from(model))
+            for model in (Image, User, Job, ModelVersion, AuditEvent, PseudonymEntry)
+        }
+
+
+def test_migrations_build_exactly_the_models_schema(any_store):
+    with any_store.db.engine.connect() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    assert differences == []
+    assert schema.current_revision(any_store.db.engine) == schema.head_revision()
+
+
+def test_a_first_release_store_upgrades_at_open_with_nothing_lost(tmp_path):
+    data_dir = first_release_store(tmp_path)
+    with sqlite3.connect(data_dir / "medreview.db") as connection:
+        before = {
+            table: connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+            for table in ("images", "users", "jobs", "model_versions", "audit_events", "pseudonym_map", "annotations")
+        }
+    engine = create_engine(f"sqlite:///{data_dir / 'medreview.db'}")
+    assert schema.current_revision(engine) is None  # the first release had no version table
+    engine.dispose()
+
+    store = Store.open(make_settings(data_dir))
+    try:
+        assert schema.current_revision(store.db.engine) == schema.head_revision()
+        after = counts(store)
+        assert {table: after[table] for table in after} == {table: before[table] for table in after}
+        # The data still works through the services: reads, labels and the active model.
+        assert len(reads_table(store)) == before["annotations"] > 0
+        assert len(current_labels(store)) > 0
+        assert active_model(store) is not None
+        # The audit trail is still append-only.
+        with pytest.raises(DatabaseError, match="append-only"), store.db.engine.begin() as connection:
+            connection.execute(text("DELETE FROM audit_events"))
+        # A backup copy of the first-release file was made before the upgrade, and it is complete.
+        [backup] = list(data_dir.glob("medreview.db.before-first-release-*.bak"))
+        with sqlite3.connect(backup) as copy:
+            assert copy.execute("SELECT count(*) FROM images").fetchone()[0] == before["images"]
+            assert copy.execute("SELECT count(*) FROM sqlite_master WHERE name = 'alembic_version'").fetchone()[0] == 0
+    finally:
+        store.close()
+
+    # Opening again changes nothing and makes no new backup.
+    Store.open(make_settings(data_dir)).close()
+    assert len(list(data_dir.glob("*.bak"))) == 1
+
+
+def test_upgrade_demotes_extra_active_models_then_the_database_keeps_one(tmp_path):
+    data_dir = first_release_store(tmp_path)
+    with sqlite3.connect(data_dir / "medreview.db") as connection:
+        # The race the first release allowed: a second active model.
+        connection.execute(
+            "INSERT INTO jobs (kind, status, params, progress, result, cancel_requested, created_by, created_at) "
+            "VALUES ('train', 'succeeded', '{}', '{}', '{}', 0, 'chief', '2026-01-01 00:00:00')"
+        )
+        connection.execute(
+            "INSERT INTO model_versions (job_id, path, sha256, architecture, input_size, class_names, metrics, "
+            "is_active, created_at) VALUES ((SELECT max(id) FROM jobs), 'models/model-2.keras', '', 'small_cnn', "
+            "28, '[]', '{}', 1, '2026-01-01 00:00:00')"
+        )
+    store = Store.open(make_settings(data_dir))
+    try:
+        with store.db.read() as session:
+            active = session.scalars(select(ModelVersion.id).where(ModelVersion.is_active.is_(True))).all()
+            newest = session.scalar(select(func.max(ModelVersion.id)))
+        assert active == [newest]
+        with pytest.raises(IntegrityError), store.db.write() as session:
+            session.execute(text("UPDATE model_versions SET is_active = true"))
+        # Promoting through the service still works: it demotes first.
+        activate_model(store, LOCAL_ACTOR, 1)
+        assert active_model(store).id == 1
+    finally:
+        store.close()
+
+
+def test_db_upgrade_command_reports_the_revision(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from tests.helpers import ROOT
+
+    data_dir = first_release_store(tmp_path)
+    env = {**os.environ, "MEDREVIEW_DATA_DIR": str(data_dir)}
+    env.pop("MEDREVIEW_DATABASE_URL", None)
+    completed = subprocess.run(
+        [sys.executable, "-m", "medreview", "db", "upgrade"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert f"schema revision: {schema.head_revision()}" in completed.stdout
+    assert "backup of the database before the upgrade" in completed.stderr
