@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import or_, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from medreview.errors import IngestError
@@ -234,6 +234,35 @@ def _hierarchy(accepted: _Accepted) -> _Hierarchy:
     )
 
 
+_NAME_COLUMN_LENGTH = Image.__table__.c.original_filename.type.length
+
+
+def _check_fits(accepted: _Accepted) -> _Accepted:
+    """Refuse, with the reason, a file whose values the store's columns cannot hold (PostgreSQL
+    would refuse the whole chunk's transaction over one over-long value). A file name that is too
+    long is shortened, keeping its end (the file's own name), rather than refused."""
+    if len(accepted.name) > _NAME_COLUMN_LENGTH:
+        accepted = dataclasses.replace(accepted, name="..." + accepted.name[-(_NAME_COLUMN_LENGTH - 3) :])
+    hierarchy = _hierarchy(accepted)
+    image = _image_row(accepted)
+    checks = [
+        (Image, {"sop_instance_uid": accepted.sop_instance_uid, "transfer_syntax_uid": image.transfer_syntax_uid}),
+        (Image, {"photometric_interpretation": image.photometric_interpretation}),
+        (Patient, {"patient_key": hierarchy.patient_key, **hierarchy.patient_values}),
+        (Study, {"study_uid": hierarchy.study_uid, **hierarchy.study_values}),
+        (Series, {"series_uid": hierarchy.series_uid, **hierarchy.series_values}),
+    ]
+    for model, values in checks:
+        for column_name, value in values.items():
+            length = getattr(model.__table__.c[column_name].type, "length", None)
+            if isinstance(value, str) and length is not None and len(value) > length:
+                raise IngestError(
+                    f"{column_name.replace('_', ' ')} has {len(value)} characters; "
+                    f"the store holds at most {length} (not valid DICOM either)"
+                )
+    return accepted
+
+
 def _image_row(accepted: _Accepted) -> Image:
     """The Image row of an accepted file; ``series_id`` is set once the series row is known."""
     info = accepted.info
@@ -352,6 +381,13 @@ def _commit_chunk(store: Store, chunk: list[_Accepted], attempts: int = 3) -> li
     try:
         with store.db.write() as session:
             return _add_chunk(session, chunk)
+    except DataError as error:
+        # A value the database refused (PostgreSQL checks lengths and types; SQLite does not):
+        # _check_fits should have caught it. Isolate the file, so the rest of the chunk is stored.
+        if len(chunk) > 1:
+            return [result for accepted in chunk for result in _commit_chunk(store, [accepted])]
+        log.warning("the database refused a value of %s: %s", chunk[0].name, type(error.orig).__name__)
+        return [IngestResult(chunk[0].name, REJECTED, "the store refused one of this file's values; nothing stored")]
     except IntegrityError:
         # Another writer committed a row this chunk was about to insert (the same image, or a
         # patient/study/series/pseudonym row the files share) between our lookups and our inserts
@@ -438,7 +474,7 @@ def ingest_files(
                 results.append(item)
             else:
                 try:
-                    accepted = _inspect(item, store, policy)
+                    accepted = _check_fits(_inspect(item, store, policy))
                 except IngestError as error:
                     results.append(IngestResult(item.name, REJECTED, str(error)))
                 except Exception as error:  # a decoder bug must not abort the batch
