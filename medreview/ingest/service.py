@@ -380,6 +380,12 @@ def _add_chunk(session: Session, chunk: list[_Accepted]) -> list[IngestResult]:
 def _commit_chunk(store: Store, chunk: list[_Accepted], attempts: int = 3) -> list[IngestResult]:
     try:
         with store.db.write() as session:
+            # Under the blob lock the orphan sweep cannot remove a file until this commits; a
+            # file it removed before (an old blob of an upload that crashed) is written again.
+            store.lock_blobs(session)
+            for accepted in chunk:
+                if not store.blobs.path_for(accepted.sha256).exists():
+                    store.blobs.put(accepted.data, accepted.sha256)
             return _add_chunk(session, chunk)
     except DataError as error:
         # A value the database refused (PostgreSQL checks lengths and types; SQLite does not):

@@ -80,6 +80,13 @@ def atomic_file(path: Path, *, sync_folder: bool = True, exclusive: bool = False
             fsync_folder(folder.parent)
 
 
+def _modified_before(path: Path, cutoff: float) -> bool:
+    try:
+        return path.stat().st_mtime < cutoff
+    except FileNotFoundError:
+        return False
+
+
 def atomic_write(path: Path, data: bytes, *, sync_folder: bool = True) -> None:
     """Write ``data`` to ``path`` whole (see :func:`atomic_file`)."""
     with atomic_file(path, sync_folder=sync_folder) as temporary:
@@ -98,7 +105,11 @@ class BlobStore:
         is not rewritten). ``sync_folder=False``: the caller calls :meth:`sync_folders` later."""
         digest = sha256 or sha256_hex(data)
         path = self.path_for(digest)
-        if not path.exists():
+        try:
+            # An existing blob (an earlier upload whose row never committed, say) is made young
+            # again, so the orphan sweep leaves it to the row about to name it.
+            os.utime(path)
+        except FileNotFoundError:
             atomic_write(path, data, sync_folder=sync_folder)
         return digest
 
@@ -115,18 +126,16 @@ class BlobStore:
     def read(self, sha256: str) -> bytes:
         return self.path_for(sha256).read_bytes()
 
-    def collect_orphans(self, referenced: Iterable[str], min_age_seconds: float = 3600) -> int:
-        """Delete blobs no row references (older than ``min_age_seconds``, so a write in flight
-        in another process is left alone); also stale temp files. Returns how many went."""
+    def orphan_candidates(self, referenced: Iterable[str], min_age_seconds: float = 3600) -> list[Path]:
+        """Blobs no row references and stale temporary files, older than ``min_age_seconds``.
+        Only candidates: the caller deletes them after checking again under the blob lock (see
+        :meth:`medreview.store.Store.collect_orphans`)."""
         keep = set(referenced)
-        removed = 0
         if not self.root.exists():
-            return 0
+            return []
         cutoff = time.time() - min_age_seconds
-        for path in self.root.glob("*/*"):
-            if path.stat().st_mtime > cutoff:
-                continue
-            if path.name.startswith(".tmp-") or path.name not in keep:
-                path.unlink(missing_ok=True)
-                removed += 1
-        return removed
+        return [
+            path
+            for path in self.root.glob("*/*")
+            if (path.name.startswith(".tmp-") or path.name not in keep) and _modified_before(path, cutoff)
+        ]

@@ -11,7 +11,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
 
 from medreview.config import Settings, get_settings
 from medreview.store import schema
@@ -24,6 +25,8 @@ __all__ = ["DEFAULT_CLASSES", "LOCAL_USER", "Store"]
 DEFAULT_CLASSES = ("normal", "pneumonia")
 # Until accounts exist every read is made by this user.
 LOCAL_USER = "local"
+# An arbitrary constant naming the PostgreSQL advisory lock of the blob sweep ("medblb").
+_BLOB_LOCK_KEY = 0x6D65_6462_6C62
 
 
 @dataclass
@@ -63,7 +66,26 @@ class Store:
             referenced = session.scalars(select(Image.sha256)).all()
             kept = set(session.scalars(select(Prediction.heatmap_path)))
             kept |= set(session.scalars(select(ModelVersion.path)))
-        removed = self.blobs.collect_orphans(referenced, min_age_seconds)
+        candidates = self.blobs.orphan_candidates(referenced, min_age_seconds)
+        removed = 0
+        if candidates:
+            # Delete under the blob lock, after looking again: an upload committing a row for one
+            # of these files checks, under the same lock, that its file is still there (see
+            # lock_blobs), so no row is ever committed whose file the sweep removed.
+            cutoff = time.time() - min_age_seconds
+            with self.db.write() as session:
+                self.lock_blobs(session, exclusive=True)
+                names = [path.name for path in candidates]
+                still_referenced = set(session.scalars(select(Image.sha256).where(Image.sha256.in_(names))))
+                for path in candidates:
+                    if path.name in still_referenced:
+                        continue
+                    try:
+                        if path.stat().st_mtime < cutoff:  # not touched by an upload meanwhile
+                            path.unlink()
+                            removed += 1
+                    except FileNotFoundError:
+                        pass
         cutoff = time.time() - min_age_seconds
         for folder, pattern in ((self.settings.cache_dir / "gradcam", "*.npy"), (self.settings.models_dir, "*.keras")):
             for path in folder.glob(pattern) if folder.exists() else ():
@@ -71,6 +93,15 @@ class Store:
                     path.unlink(missing_ok=True)
                     removed += 1
         return removed
+
+    def lock_blobs(self, session: Session, exclusive: bool = False) -> None:
+        """Take the lock that orders the orphan sweep (exclusive) against uploads committing rows
+        for their blobs (shared), for the rest of ``session``'s transaction. On SQLite every write
+        transaction already holds the one write lock (BEGIN IMMEDIATE); PostgreSQL takes an
+        advisory transaction lock."""
+        if self.db.engine.dialect.name == "postgresql":
+            function = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+            session.execute(text(f"SELECT {function}(:key)"), {"key": _BLOB_LOCK_KEY})
 
     def close(self) -> None:
         self.db.dispose()
