@@ -72,6 +72,8 @@ class Settings:
     database_url: str
     redis_url: str | None = None
     limits: IngestLimits = field(default_factory=IngestLimits)
+    # Decoded pixels the app process keeps in memory for reading (one CT series can be 500 MB).
+    decoded_cache_bytes: int = 1024 * 1024 * 1024
 
     @property
     def objects_dir(self) -> Path:
@@ -111,4 +113,5 @@ def get_settings() -> Settings:
         database_url=database_url,
         redis_url=os.environ.get("MEDREVIEW_REDIS_URL") or None,
         limits=limits,
+        decoded_cache_bytes=_int_env("MEDREVIEW_DECODED_CACHE_BYTES", Settings.decoded_cache_bytes),
     )

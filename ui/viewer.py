@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
+
 import streamlit as st
 
 from medreview.imaging.decoding import DecodedImage, Window
@@ -9,13 +12,49 @@ from medreview.imaging.display import default_display_window, window_choices
 from medreview.reading.catalog import decode_image
 from ui.session import get_store
 
-__all__ = ["decoded", "window_controls"]
+__all__ = ["DecodedCache", "decoded", "window_controls"]
 
 
-@st.cache_resource(show_spinner=False, max_entries=24)
+class DecodedCache:
+    """Decoded images by id, least recently used first out, bounded by their bytes in memory (a
+    count would let 24 CT series fill the server's memory). Shared by every session of the
+    process; stored originals never change, so an entry is valid for good."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict[int, DecodedImage] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    @property
+    def size_bytes(self) -> int:
+        return self._bytes
+
+    def get(self, image_id: int, load) -> DecodedImage:  # type: ignore[no-untyped-def]
+        with self._lock:
+            if image_id in self._entries:
+                self._entries.move_to_end(image_id)
+                return self._entries[image_id]
+        image = load(image_id)  # outside the lock: decoding one image must not stall the others
+        size = int(image.frames.nbytes)
+        with self._lock:
+            if image_id not in self._entries and size <= self.max_bytes:
+                self._entries[image_id] = image
+                self._bytes += size
+                while self._bytes > self.max_bytes:
+                    _, evicted = self._entries.popitem(last=False)
+                    self._bytes -= int(evicted.frames.nbytes)
+        return image
+
+
+@st.cache_resource(show_spinner=False)
+def _decoded_cache() -> DecodedCache:
+    return DecodedCache(get_store().settings.decoded_cache_bytes)
+
+
 def decoded(image_id: int) -> DecodedImage:
-    # Stored originals never change, so an image id's decoded pixels can be cached for good.
-    return decode_image(get_store(), image_id)
+    """The decoded pixels of a stored image, from the process-wide cache."""
+    return _decoded_cache().get(image_id, lambda wanted: decode_image(get_store(), wanted))
 
 
 def window_controls(image: DecodedImage, key: str) -> tuple[int, Window | None]:
