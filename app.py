@@ -13,6 +13,7 @@ from medreview.errors import MedreviewError
 from medreview.store.models import utcnow
 from medreview.team.accounts import LoginSession, authenticate, create_first_admin, logout, needs_first_admin
 from ui.session import get_store, leave_legacy_page_discovery
+from ui.text import plain
 
 leave_legacy_page_discovery()
 # A local icon: a ":material/...:" page icon makes every browser fetch it from fonts.gstatic.com.
@@ -34,7 +35,7 @@ def first_admin_ui() -> None:
             try:
                 actor = create_first_admin(store, username, password)
             except MedreviewError as error:
-                st.error(str(error))
+                st.error(plain(error))
                 return
             st.session_state["login"] = LoginSession(actor, utcnow())
             st.rerun()
@@ -49,7 +50,7 @@ def login_ui() -> None:
             try:
                 actor = authenticate(store, username, password)
             except MedreviewError as error:
-                st.error(str(error))
+                st.error(plain(error))
                 return
             st.session_state["login"] = LoginSession(actor, utcnow())
             st.rerun()

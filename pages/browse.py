@@ -9,6 +9,7 @@ from medreview.reading.browse import dicom_header, filter_header, patients, seri
 from medreview.reading.catalog import get_image
 from medreview.store import Store
 from ui.session import get_store, session_actor
+from ui.text import plain
 from ui.viewer import decoded, window_controls
 
 SLICE_KEY = "browse_slice"
@@ -149,11 +150,11 @@ try:
         details.append(f"frame {frame_index + 1}/{image.frame_count}")
     details.append(f"{record.modality} · {record.columns}×{record.rows}")
     with picture:
-        st.caption(" · ".join(details) + f" · {record.original_filename.rsplit('/', 1)[-1]}")
+        st.caption(plain(" · ".join(details) + f" · {record.original_filename.rsplit('/', 1)[-1]}"))
         if record.burned_in_annotation:
             st.warning("This image may carry burned-in patient information.")
         st.image(render_frame(image, frame_index, window), width="stretch")
 
     header_ui(store, image_id)
 except MedreviewError as error:
-    st.error(str(error))
+    st.error(plain(error))

@@ -15,6 +15,7 @@ from medreview.reading.schema import label_classes
 from medreview.reading.worklists import WORKLIST_FILTERS, modalities, next_image_id, worklist
 from medreview.team.settings import get_setting
 from ui.session import get_store, session_actor
+from ui.text import plain
 from ui.viewer import decoded, window_controls
 
 # Canvas widths in display pixels; the default fits the image column of a 1440-px-wide window.
@@ -72,7 +73,7 @@ def box_canvas_ui(
     try:
         drawn = box_geometry.canvas_to_boxes(result.json_data, viewport, frame=frame_index, default_label=box_class)
     except ValueError as error:
-        st.error(f"Could not read the boxes from the canvas: {error}")
+        st.error(f"Could not read the boxes from the canvas: {plain(error)}")
         drawn = shown
     draft["frames"][frame_index] = drawn
     merged = saved
@@ -139,20 +140,26 @@ try:
     record = get_image(store, image_id, reader=actor.username)
     image = decoded(image_id)
 except MedreviewError as error:
-    view_column.error(str(error))
+    view_column.error(plain(error))
     st.stop()
 
 with view_column:
-    st.subheader(record.original_filename.rsplit("/", 1)[-1])
+    st.subheader(plain(record.original_filename.rsplit("/", 1)[-1]))
     st.caption(
-        f"{record.modality} · patient {record.patient_key} · {record.columns}×{record.rows}"
+        f"{plain(record.modality)} · patient {plain(record.patient_key)} · {record.columns}×{record.rows}"
         + (f" · {record.number_of_frames} frames" if record.number_of_frames > 1 else "")
-        + (f" · my label: **{record.label}**" if record.label else "" if record.read else " · not read by me yet")
+        + (
+            f" · my label: **{plain(record.label)}**"
+            if record.label
+            else ""
+            if record.read
+            else " · not read by me yet"
+        )
     )
     if record.burned_in_annotation:
         st.warning("This image may carry burned-in patient information: check before sharing.")
     if record.status == "returned":
-        st.warning(f"Sent back by the reviewer: {record.review_comment}")
+        st.warning(f"Sent back by the reviewer: {plain(record.review_comment)}")
     controls, picture = st.columns([1, 3])
     with controls:
         frame_index, window = window_controls(image, key="label")
@@ -184,7 +191,7 @@ with view_column:
         try:
             save_read(store, actor, image_id, unsure=unsure, comment=comment, boxes=current_boxes, **read)
         except MedreviewError as error:
-            st.error(str(error))
+            st.error(plain(error))
             return
         following = next_image_id(store, actor, after_image_id=image_id)
         if following is None or following == image_id:
@@ -197,6 +204,7 @@ with view_column:
         chosen = st.pills(
             "Classes present",
             classes,
+            format_func=plain,
             selection_mode="multi",
             default=[name for name in record.labels if name in classes],
             key=f"label_multi_{image_id}",
@@ -216,7 +224,7 @@ with view_column:
                 comment=comment,
             )
         except MedreviewError as error:
-            st.error(str(error))
+            st.error(plain(error))
         else:
             st.toast(f"Saved {len(current_boxes)} box(es).")
     if not multi:
@@ -225,7 +233,7 @@ with view_column:
         for position, (column, class_name) in enumerate(zip(buttons, classes, strict=False)):
             kind = "primary" if class_name == record.label else "secondary"
             if column.button(
-                class_name,
+                plain(class_name),
                 key=f"label_button_{class_name}",
                 type=kind,
                 shortcut=str(position + 1) if position < 9 else None,

@@ -14,6 +14,7 @@ from medreview.ml.prediction import (
 from medreview.ml.registry import active_model
 from medreview.reading.catalog import get_image, image_table
 from ui.session import attempt, get_store, session_actor
+from ui.text import plain
 from ui.viewer import decoded, window_controls
 
 store = get_store()
@@ -27,7 +28,7 @@ if model is None:
 auc = model.metrics.get("roc_auc")
 st.caption(
     f"Active model: version {model.id} ({model.architecture}, {model.input_size} px, classes "
-    f"{', '.join(model.class_names)}; validation AUC {'n/a' if auc is None else f'{auc:.3f}'})"
+    f"{plain(', '.join(model.class_names))}; validation AUC {'n/a' if auc is None else f'{auc:.3f}'})"
 )
 
 with st.expander("Run the model", expanded=actor.can("reviewer")):
@@ -59,7 +60,7 @@ def job_status_ui() -> None:
         done, total = job.progress.get("done", 0), job.progress.get("total") or 0
         st.progress(done / total if total else 0.0, text=f"Prediction job {job.id}: {job.status} ({done}/{total})")
     elif job.status == "failed":
-        st.error(f"Prediction job {job.id} failed: {job.error}")
+        st.error(f"Prediction job {job.id} failed: {plain(job.error)}")
     elif st.session_state.get("predict_seen_job") != job.id:
         st.session_state["predict_seen_job"] = job.id
         st.rerun()  # refresh the table below with the new predictions
@@ -114,12 +115,12 @@ with view_column:
         image = decoded(int(row["image_id"]))
         heatmaps, class_names = load_heatmaps(store, prediction_id)
     except MedreviewError as error:
-        st.error(str(error))
+        st.error(plain(error))
         st.stop()
-    st.subheader(record.original_filename.rsplit("/", 1)[-1])
-    verdict = f"Model: **{row['predicted_class']}** ({row['probability']:.1%})"
+    st.subheader(plain(record.original_filename.rsplit("/", 1)[-1]))
+    verdict = f"Model: **{plain(row['predicted_class'])}** ({row['probability']:.1%})"
     if isinstance(row["label"], str):
-        verdict += f" · label: **{row['label']}**" + ("" if row["agrees"] else " · :red[disagrees]")
+        verdict += f" · label: **{plain(row['label'])}**" + ("" if row["agrees"] else " · :red[disagrees]")
     st.markdown(verdict)
     window_column, class_column, opacity_column = st.columns(3)
     with window_column:
@@ -133,6 +134,6 @@ with view_column:
     left.image(pixels, caption="Image", width="stretch")
     right.image(
         overlay_heatmap(pixels, heatmaps[class_names.index(cam_class)], opacity),
-        caption=f"Grad-CAM: {cam_class}",
+        caption=f"Grad-CAM: {plain(cam_class)}",
         width="stretch",
     )

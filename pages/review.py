@@ -7,6 +7,7 @@ from medreview.reading.catalog import get_image
 from medreview.reading.review import adjudicate, agreement, decide, disagreements, image_reads, review_queue
 from medreview.reading.schema import label_classes
 from ui.session import get_store, session_actor
+from ui.text import plain
 from ui.viewer import decoded
 
 store = get_store()
@@ -17,9 +18,9 @@ st.title("Review")
 def show_image(image_id: int) -> None:
     try:
         record = get_image(store, image_id)
-        st.image(render_frame(decoded(image_id)), caption=record.original_filename.rsplit("/", 1)[-1], width=420)
+        st.image(render_frame(decoded(image_id)), caption=plain(record.original_filename.rsplit("/", 1)[-1]), width=420)
     except MedreviewError as error:
-        st.error(str(error))
+        st.error(plain(error))
 
 
 queue_tab, disagree_tab, agreement_tab = st.tabs(["Reviewer queue", "Disagreements", "Agreement"])
@@ -44,7 +45,7 @@ with queue_tab:
             show_image(int(row["image_id"]))
         with right:
             st.markdown(
-                f"**{row['reader']}** read **{row['label'] or ', '.join(row['labels'])}**"
+                f"**{plain(row['reader'])}** read **{plain(row['label'] or ', '.join(row['labels']))}**"
                 + (" (unsure)" if row["unsure"] else "")
             )
             others = image_reads(store, actor, int(row["image_id"]))
@@ -60,7 +61,7 @@ with queue_tab:
                     try:
                         decide(store, actor, int(row["annotation_id"]), decision, comment)
                     except MedreviewError as error:
-                        st.error(str(error))
+                        st.error(plain(error))
                     else:
                         st.rerun()
 
@@ -78,14 +79,16 @@ with disagree_tab:
         with left:
             show_image(int(row["image_id"]))
         with right:
-            st.write("Readers: " + ", ".join(f"{reader}: {label}" for reader, label in row["labels"].items()))
-            final = st.radio("Final label", label_classes(store), horizontal=True, key="review_adjudicate_label")
+            st.markdown("Readers: " + plain(", ".join(f"{reader}: {label}" for reader, label in row["labels"].items())))
+            final = st.radio(
+                "Final label", label_classes(store), format_func=plain, horizontal=True, key="review_adjudicate_label"
+            )
             note = st.text_input("Adjudication note", key="review_adjudicate_note")
             if st.button("Adjudicate", type="primary", key="review_adjudicate"):
                 try:
                     adjudicate(store, actor, int(row["image_id"]), final, note)
                 except MedreviewError as error:
-                    st.error(str(error))
+                    st.error(plain(error))
                 else:
                     st.rerun()
 

@@ -3,6 +3,7 @@ import streamlit as st
 from medreview.reading.schema import add_label_class, label_classes, rename_label_class, set_label_class_active
 from medreview.team.settings import CHOICES, project_settings, set_setting
 from ui.session import get_store, session_actor, succeeded
+from ui.text import plain
 
 store = get_store()
 actor = session_actor("admin")
@@ -66,7 +67,7 @@ st.caption("One button per class on the Label page, in this order. Retiring a cl
 active = label_classes(store)
 for name in label_classes(store, include_retired=True):
     name_column, rename_column, toggle_column = st.columns([2, 3, 1])
-    name_column.write(f"**{name}**" if name in active else f"~~{name}~~ (retired)")
+    name_column.markdown(f"**{plain(name)}**" if name in active else f"~~{plain(name)}~~ (retired)")
     new_name = rename_column.text_input(
         "Rename to", value=name, key=f"settings_rename_{name}", label_visibility="collapsed"
     )

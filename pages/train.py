@@ -8,6 +8,7 @@ from medreview.ml.training.metrics import roc_curve_png
 from medreview.ml.training.service import submit_training
 from medreview.reading.reads import current_labels
 from ui.session import attempt, get_store, session_actor, succeeded
+from ui.text import plain
 
 store = get_store()
 actor = session_actor("admin")
@@ -82,9 +83,9 @@ def runs_ui() -> None:
         st.session_state["train_seen_finish"] = latest.id
         st.rerun(scope="app")
     if latest.status == "failed":
-        st.error(f"Training failed: {latest.error}")
+        st.error(f"Training failed: {plain(latest.error)}")
     if latest.status == "cancelled":
-        st.info(f"Cancelled: {latest.error}")
+        st.info(f"Cancelled: {plain(latest.error)}")
     if "input_size" in progress:
         st.caption(
             f"{progress.get('train_images')} training / {progress.get('validation_images')} validation images "

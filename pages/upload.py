@@ -5,6 +5,7 @@ from medreview.errors import MedreviewError
 from medreview.ingest import InputFile, ingest_files
 from medreview.ingest.dicomweb import DicomWebClient, import_study
 from ui.session import get_store, session_actor
+from ui.text import plain
 
 store = get_store()
 actor = session_actor("annotator")
@@ -52,7 +53,7 @@ def pacs_import_ui() -> None:
                     patient_id=patient_id, patient_name=patient_name, study_date=study_date, modality=modality
                 )
             except MedreviewError as error:
-                st.error(str(error))
+                st.error(plain(error))
             else:
                 st.session_state["pacs_studies"] = pd.DataFrame([study.__dict__ for study in found])
         studies = st.session_state.get("pacs_studies")
@@ -71,7 +72,7 @@ def pacs_import_ui() -> None:
                             for study_uid in chosen:
                                 results.extend(import_study(store, actor, client, study_uid))
                     except MedreviewError as error:
-                        st.error(str(error))
+                        st.error(plain(error))
                     st.session_state["upload_results"] = [r.as_dict() for r in results]
 
 

@@ -13,6 +13,7 @@ from medreview.store.models import utcnow
 from medreview.team.accounts import LoginSession, current_actor, logout
 from medreview.team.roles import Actor
 from medreview.team.settings import get_setting
+from ui.text import plain
 
 T = TypeVar("T")
 
@@ -60,7 +61,7 @@ def session_actor(role: str = "annotator") -> Actor:
         actor = current_actor(store, login.actor)
     except PermissionDeniedError as error:
         del st.session_state["login"]
-        st.error(str(error))
+        st.error(plain(error))
         st.stop()
     login.actor = actor
     login.touch(now)
@@ -76,7 +77,7 @@ def succeeded(action: Callable[[], object]) -> bool:
     try:
         action()
     except MedreviewError as error:
-        st.error(str(error))
+        st.error(plain(error))
         return False
     return True
 
@@ -86,5 +87,5 @@ def attempt(action: Callable[[], T]) -> T | None:
     try:
         return action()
     except MedreviewError as error:
-        st.error(str(error))
+        st.error(plain(error))
         return None
