@@ -1,13 +1,19 @@
-"""De-identification at import: the essentials of the DICOM PS3.15 Basic Application Level
-Confidentiality Profile, and metadata stripping for PNG/JPEG.
+"""De-identification at import: DICOM PS3.15 Basic Application Level Confidentiality Profile as an
+allow-list, and metadata stripping for PNG/JPEG.
 
-:func:`deidentify_dicom` rewrites one DICOM object so that what the store keeps carries no patient
-identity: names and IDs become a per-project pseudonym, dates are removed (or shifted by a fixed
-number of days), free text, private tags, overlays, curves and icon images are removed, and every
-instance UID is remapped through :func:`hashed_uid_mapper`. The pixel data is never touched.
+:func:`deidentify_dataset` rewrites one parsed DICOM object so that what the store keeps carries no
+patient identity, complete by construction: an attribute survives only when it is on
+:data:`KEEP_ATTRIBUTES` (pixel description, geometry, acquisition physics, the de-identification
+record) or when the Basic Profile (:data:`BASIC_PROFILE_ACTIONS`) replaces it (a dummy value, an
+empty value, or a remapped UID). Everything else is removed, including attributes that the standard
+or this module has never heard of, private tags, overlays, curves and icon images. A new scanner
+attribute therefore costs a missing value, never a leak. :func:`deidentify_dicom` does the same
+for DICOM bytes. The pixel data element is copied byte for byte, never decoded.
 
-Why not the ``deid`` package: its default recipe removes all UIDs, which breaks series grouping and
-makes files invalid, so the PS3.15 action table is implemented here (:data:`BASIC_PROFILE_ACTIONS`).
+Where the table comes from: PS3.15 Annex E Table E.1-1 as maintained in the ``dicom-anonymizer``
+package (``dicomanonymizer``, pinned in requirements.txt), whose tag lists are regenerated from the
+standard's own table at each DICOM release. Only its lists are used, not its ``anonymize()``: that
+one replaces UIDs with random ones, which breaks series grouping across uploads.
 
 UID remapping is a keyed hash, not a lookup table: the same original UID maps to the same new UID
 in every upload, process and worker that shares the project secret, so two slices of one series
@@ -22,15 +28,17 @@ import functools
 import hashlib
 import hmac
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Literal
 
-from pydicom.dataelem import DataElement
+from dicomanonymizer.dicom_anonymization_databases import dicomfields_2026c as _table_e11
+from pydicom.datadict import dictionary_VR, tag_for_keyword
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
-from pydicom.tag import BaseTag, Tag
 from pydicom.uid import (
     UID,
     MultiFrameGrayscaleByteSecondaryCaptureImageStorage,
@@ -49,8 +57,11 @@ from medreview.ingest.raster import strip_metadata
 
 __all__ = [
     "BASIC_PROFILE_ACTIONS",
+    "BASIC_PROFILE_SOURCE",
     "DEIDENTIFICATION_METHOD",
+    "KEEP_ATTRIBUTES",
     "DeidResult",
+    "deidentify_dataset",
     "deidentify_dicom",
     "hashed_uid_mapper",
     "patient_pseudonym",
@@ -59,256 +70,290 @@ __all__ = [
 
 Action = Literal["X", "Z", "D", "U", "K"]
 
-# What happens to each attribute, after DICOM PS3.15 (2024) Annex E, Table E.1-1, column "Basic
-# Profile". Codes as in the standard: X remove, Z replace with a zero-length value, D replace with a
-# dummy value, U replace the UID with the consistent pseudonym UID, K keep (a kept sequence is still
-# cleaned item by item). Where the standard allows a choice ("X/Z", "X/Z/D") the strictest choice
-# that keeps the object readable is taken. The profile options (Retain Descriptors, Retain Patient
-# Characteristics, ...) are not applied: descriptions, age, sex, size and weight are removed.
+BASIC_PROFILE_SOURCE = "dicom-anonymizer 2.1.0, dicomfields_2026c: DICOM PS3.15 (2026c) Annex E Table E.1-1"
+
+# --- the allow-list ---------------------------------------------------------------------------------
 #
-# Attributes not listed fall under the rules by value representation in ``_action_by_vr``: every UI
-# is remapped (U) unless it is a registered DICOM UID, every person name (PN), date (DA, DT), time
-# (TM), free text (LT, ST, UT) and unknown (UN) element is removed; everything else (acquisition
-# physics, geometry, pixel description) is kept.
-BASIC_PROFILE_ACTIONS: dict[str, Action] = {
-    # --- Patient identity and characteristics (group 0010) --------------------------------------
-    "PatientName": "D",  # Z in the profile; replaced by the project pseudonym so that worklists read
-    "PatientID": "D",  # Z in the profile; the same pseudonym, stable per patient and project
-    "IssuerOfPatientID": "X",
-    "IssuerOfPatientIDQualifiersSequence": "X",
-    "PatientBirthDate": "Z",  # never shifted: a birth date plus a known shift re-identifies
-    "PatientBirthTime": "X",
-    "PatientBirthName": "X",
-    "PatientSex": "Z",
-    "PatientAge": "X",
-    "PatientSize": "X",
-    "PatientWeight": "X",
-    "PatientAddress": "X",
-    "PatientTelephoneNumbers": "X",
-    "PatientTelecomInformation": "X",
-    "OtherPatientIDs": "X",
-    "OtherPatientIDsSequence": "X",
-    "OtherPatientNames": "X",
-    "PatientMotherBirthName": "X",
-    "MilitaryRank": "X",
-    "BranchOfService": "X",
-    "MedicalRecordLocator": "X",
-    "MedicalAlerts": "X",
-    "Allergies": "X",
-    "CountryOfResidence": "X",
-    "RegionOfResidence": "X",
-    "EthnicGroup": "X",
-    "Occupation": "X",
-    "SmokingStatus": "X",
-    "AdditionalPatientHistory": "X",
-    "PregnancyStatus": "X",
-    "LastMenstrualDate": "X",
-    "PatientReligiousPreference": "X",
-    "PatientComments": "X",
-    "PatientInsurancePlanCodeSequence": "X",
-    "PatientPrimaryLanguageCodeSequence": "X",
-    "PatientState": "X",
-    "PatientAlternativeCalendar": "X",
-    "PatientBirthDateInAlternativeCalendar": "X",
-    "PatientDeathDateInAlternativeCalendar": "X",
-    "ResponsiblePerson": "X",
-    "ResponsibleOrganization": "X",
-    "ReferencedPatientSequence": "X",
-    "ReferencedPatientPhotoSequence": "X",
-    # --- Visit and admission (group 0038) ---------------------------------------------------------
-    "AdmissionID": "X",
-    "AdmittingDate": "X",
-    "AdmittingTime": "X",
-    "AdmittingDiagnosesDescription": "X",
-    "AdmittingDiagnosesCodeSequence": "X",
-    "RouteOfAdmissions": "X",
-    "CurrentPatientLocation": "X",
-    "PatientInstitutionResidence": "X",
-    "ServiceEpisodeID": "X",
-    "ServiceEpisodeDescription": "X",
-    "VisitComments": "X",
-    "SpecialNeeds": "X",
-    "DischargeDiagnosisDescription": "X",
-    "ReferencedPatientAliasSequence": "X",
-    # --- Study, request and procedure step: identifiers and free text ----------------------------
-    "AccessionNumber": "Z",
-    "IssuerOfAccessionNumberSequence": "X",
-    "StudyID": "Z",
-    "StudyDescription": "X",  # kept only under the Retain Descriptors option, not applied here
-    "SeriesDescription": "X",
-    "ProtocolName": "X",
-    "ProcedureCodeSequence": "X",
-    "ReasonForStudy": "X",
-    "RequestedProcedureDescription": "X",
-    "RequestedProcedureID": "X",
-    "RequestAttributesSequence": "X",
-    "ReasonForTheRequestedProcedure": "X",
-    "ReasonForRequestedProcedureCodeSequence": "X",
-    "RequestedProcedureComments": "X",
-    "RequestedProcedureLocation": "X",
-    "RequestedContrastAgent": "X",
-    "ImagingServiceRequestComments": "X",
-    "PlacerOrderNumberImagingServiceRequest": "X",
-    "FillerOrderNumberImagingServiceRequest": "X",
-    "OrderEnteredBy": "X",
-    "OrderEntererLocation": "X",
-    "OrderCallbackPhoneNumber": "X",
-    "PatientTransportArrangements": "X",
-    "ConfidentialityConstraintOnPatientDataDescription": "X",
-    "StudyComments": "X",
-    "RequestingPhysician": "X",
-    "RequestingService": "X",
-    "ReferencedStudySequence": "X",
-    "ReferencedPerformedProcedureStepSequence": "X",
-    "PerformedProcedureStepID": "X",
-    "PerformedProcedureStepDescription": "X",
-    "PerformedProcedureStepStartDate": "X",
-    "PerformedProcedureStepStartTime": "X",
-    "PerformedProcedureStepEndDate": "X",
-    "PerformedProcedureStepEndTime": "X",
-    "PerformedLocation": "X",
-    "PerformedStationName": "X",
-    "PerformedStationAETitle": "X",
-    "ScheduledProcedureStepDescription": "X",
-    "ScheduledProcedureStepID": "X",
-    "ScheduledPerformingPhysicianName": "X",
-    "ScheduledPerformingPhysicianIdentificationSequence": "X",
-    "ScheduledStationName": "X",
-    "ScheduledStationAETitle": "X",
-    "ScheduledStudyLocation": "X",
-    "ScheduledStudyLocationAETitle": "X",
-    "ScheduledProcedureStepLocation": "X",
-    "CommentsOnThePerformedProcedureStep": "X",
-    "PerformedStationGeographicLocationCodeSequence": "X",
-    "AcquisitionComments": "X",
-    "ImageComments": "X",
-    "FrameComments": "X",
-    "DerivationDescription": "X",
-    "ContrastBolusAgent": "Z",
-    "ContentSequence": "X",  # structured report content: free text, names, observers
-    "TextValue": "X",
-    # --- People (physicians, operators, observers) ------------------------------------------------
-    "ReferringPhysicianName": "Z",
-    "ReferringPhysicianAddress": "X",
-    "ReferringPhysicianTelephoneNumbers": "X",
-    "ReferringPhysicianIdentificationSequence": "X",
-    "ConsultingPhysicianName": "X",
-    "PerformingPhysicianName": "X",
-    "PerformingPhysicianIdentificationSequence": "X",
-    "NameOfPhysiciansReadingStudy": "X",
-    "PhysiciansReadingStudyIdentificationSequence": "X",
-    "PhysiciansOfRecord": "X",
-    "PhysiciansOfRecordIdentificationSequence": "X",
-    "OperatorsName": "X",
-    "OperatorIdentificationSequence": "X",
-    "PersonName": "D",
-    "VerifyingObserverName": "D",
-    "ContentCreatorName": "Z",
-    "PersonAddress": "X",
-    "PersonTelephoneNumbers": "X",
-    "VerifyingOrganization": "X",
-    "AuthorObserverSequence": "X",
-    "ParticipantSequence": "X",
-    # --- Institution, station and device ----------------------------------------------------------
-    "InstitutionName": "X",
-    "InstitutionAddress": "X",
-    "InstitutionCodeSequence": "X",
-    "InstitutionalDepartmentName": "X",
-    "InstitutionalDepartmentTypeCodeSequence": "X",
-    "StationName": "X",
-    "DeviceSerialNumber": "X",
-    "DetectorID": "X",
-    "GantryID": "X",
-    "GeneratorID": "X",
-    "PlateID": "X",
-    "CassetteID": "X",
-    "DeviceLabel": "X",
-    "AcquisitionDeviceProcessingDescription": "X",
-    "SourceApplicationEntityTitle": "X",
-    "TimezoneOffsetFromUTC": "X",
-    # --- Dates and times: removed, or shifted when a date shift is given --------------------------
-    "StudyDate": "Z",
-    "StudyTime": "Z",
-    "SeriesDate": "X",
-    "SeriesTime": "X",
-    "AcquisitionDate": "X",
-    "AcquisitionTime": "X",
-    "AcquisitionDateTime": "X",
-    "ContentDate": "Z",
-    "ContentTime": "Z",
-    "InstanceCreationDate": "X",
-    "InstanceCreationTime": "X",
-    "InstanceCoercionDateTime": "X",
-    # --- Whole structures that may carry anything --------------------------------------------------
-    "IconImageSequence": "X",  # a thumbnail may show burned-in text
-    "OriginalAttributesSequence": "X",  # holds the values that were replaced
-    "ModifiedAttributesSequence": "X",
-    "EncryptedAttributesSequence": "X",
-    "DigitalSignaturesSequence": "X",  # signatures over the original values no longer verify
-    "MACParametersSequence": "X",
-    "DataSetTrailingPadding": "X",
-    # --- Instance UIDs: remapped consistently (every other non-registered UI is remapped too) ----
-    "StudyInstanceUID": "U",
-    "SeriesInstanceUID": "U",
-    "SOPInstanceUID": "U",
-    "MediaStorageSOPInstanceUID": "U",
-    "ReferencedSOPInstanceUID": "U",
-    "ReferencedSOPInstanceUIDInFile": "U",
-    "FrameOfReferenceUID": "U",
-    "ReferencedFrameOfReferenceUID": "U",
-    "RelatedFrameOfReferenceUID": "U",
-    "SynchronizationFrameOfReferenceUID": "U",
-    "InstanceCreatorUID": "U",
-    "IrradiationEventUID": "U",
-    "ConcatenationUID": "U",
-    "DimensionOrganizationUID": "U",
-    "StorageMediaFileSetUID": "U",
-    "DeviceUID": "U",
-    "UID": "U",
-    # --- UIDs that name a definition, not a patient or an acquisition: kept -----------------------
-    "SOPClassUID": "K",
-    "MediaStorageSOPClassUID": "K",
-    "ReferencedSOPClassUID": "K",
-    "ReferencedSOPClassUIDInFile": "K",
-    "RelatedGeneralSOPClassUID": "K",
-    "OriginalSpecializedSOPClassUID": "K",
-    "TransferSyntaxUID": "K",
-    "ReferencedTransferSyntaxUIDInFile": "K",
-    "CodingSchemeUID": "K",
-    "ContextGroupExtensionCreatorUID": "K",
-    "MappingResourceUID": "K",
-    # --- Sequences of references: kept, their UIDs remapped item by item --------------------------
-    "ReferencedImageSequence": "K",
-    "SourceImageSequence": "K",
-    "ReferencedSeriesSequence": "K",
-    "ReferencedInstanceSequence": "K",
-    # --- Set by this module ------------------------------------------------------------------------
-    "BurnedInAnnotation": "K",
-    "PatientIdentityRemoved": "K",
-    "DeidentificationMethod": "K",
-    "DeidentificationMethodCodeSequence": "K",
-    "LongitudinalTemporalInformationModified": "K",
+# The only attributes that survive as they are (a UID among them is still remapped, a sequence among
+# them is still cleaned item by item under the same rules). Each one describes the pixels, where
+# they lie in the patient, or how they were acquired; none can hold a name, an identifier, a date or
+# free text. Deliberately absent, although the Basic Profile would keep them: Manufacturer, model
+# and software version (they narrow down the site), Position Reference Indicator and Window Center &
+# Width Explanation (free text that a technologist can type at the console: the windows themselves
+# are kept, only their names go), LUT Explanation, Sequence Name, ICC profiles. Adding an attribute
+# here is a privacy decision: it must be one that no scanner fills with text about the patient.
+KEEP_ATTRIBUTES: frozenset[str] = frozenset(
+    {
+        # --- What the object is; the instance UIDs are remapped, registered class UIDs are kept ---
+        "SpecificCharacterSet",  # needed to read every kept text value
+        "SOPClassUID",
+        "SOPInstanceUID",
+        "StudyInstanceUID",
+        "SeriesInstanceUID",
+        "FrameOfReferenceUID",
+        "Modality",
+        "ImageType",
+        "SeriesNumber",
+        "InstanceNumber",
+        "AcquisitionNumber",
+        # References to other images of the study (E.1-1: X/Z/U*, the UIDs remapped)
+        "ReferencedImageSequence",
+        "SourceImageSequence",
+        "ReferencedSOPClassUID",
+        "ReferencedSOPInstanceUID",
+        "ReferencedFrameNumber",
+        # --- Pixel description: without these the pixel data cannot be decoded ------------------------
+        "SamplesPerPixel",
+        "PhotometricInterpretation",
+        "Rows",
+        "Columns",
+        "BitsAllocated",
+        "BitsStored",
+        "HighBit",
+        "PixelRepresentation",
+        "PlanarConfiguration",
+        "PixelAspectRatio",
+        "NumberOfFrames",
+        "FrameIncrementPointer",
+        "FrameTime",
+        "FrameTimeVector",
+        "SmallestImagePixelValue",
+        "LargestImagePixelValue",
+        "PixelPaddingValue",
+        "PixelPaddingRangeLimit",
+        "FloatPixelPaddingValue",
+        "DoubleFloatPixelPaddingValue",
+        "FloatPixelPaddingRangeLimit",
+        "DoubleFloatPixelPaddingRangeLimit",
+        "ExtendedOffsetTable",  # frame offsets into the encapsulated pixel data, which is unchanged
+        "ExtendedOffsetTableLengths",
+        "PixelIntensityRelationship",
+        "PixelIntensityRelationshipSign",
+        "PixelPresentation",
+        "PresentationIntentType",
+        "LossyImageCompression",
+        "LossyImageCompressionRatio",
+        "LossyImageCompressionMethod",
+        "BurnedInAnnotation",  # the reader must see that the pixels may show a name
+        "RecognizableVisualFeatures",
+        # --- Grey-level and colour transforms the display applies -----------------------------------
+        "RescaleIntercept",
+        "RescaleSlope",
+        "RescaleType",
+        "WindowCenter",
+        "WindowWidth",
+        "VOILUTFunction",
+        "PresentationLUTShape",
+        "ModalityLUTSequence",
+        "ModalityLUTType",
+        "VOILUTSequence",
+        "LUTDescriptor",
+        "LUTData",
+        "RedPaletteColorLookupTableDescriptor",
+        "GreenPaletteColorLookupTableDescriptor",
+        "BluePaletteColorLookupTableDescriptor",
+        "AlphaPaletteColorLookupTableDescriptor",
+        "RedPaletteColorLookupTableData",
+        "GreenPaletteColorLookupTableData",
+        "BluePaletteColorLookupTableData",
+        "AlphaPaletteColorLookupTableData",
+        "SegmentedRedPaletteColorLookupTableData",
+        "SegmentedGreenPaletteColorLookupTableData",
+        "SegmentedBluePaletteColorLookupTableData",
+        "SegmentedAlphaPaletteColorLookupTableData",
+        "PaletteColorLookupTableUID",  # E.1-1: U
+        # --- Geometry: pixel size, position and orientation in the patient ---------------------------
+        "PixelSpacing",
+        "ImagerPixelSpacing",
+        "NominalScannedPixelSpacing",
+        "PixelSpacingCalibrationType",
+        "EstimatedRadiographicMagnificationFactor",
+        "SliceThickness",
+        "SpacingBetweenSlices",
+        "ImagePositionPatient",
+        "ImageOrientationPatient",
+        "SliceLocation",
+        "PatientPosition",
+        "PatientOrientation",
+        "ViewPosition",
+        "Laterality",
+        "ImageLaterality",
+        "BodyPartExamined",  # a coded string (defined terms): what a training set is filtered by
+        "DistanceSourceToDetector",
+        "DistanceSourceToPatient",
+        "GantryDetectorTilt",
+        "TableHeight",
+        "DataCollectionDiameter",
+        "ReconstructionDiameter",
+        "ReconstructionTargetCenterPatient",
+        # Enhanced multi-frame objects carry the geometry and transforms per frame, in functional groups.
+        "SharedFunctionalGroupsSequence",
+        "PerFrameFunctionalGroupsSequence",
+        "PixelMeasuresSequence",
+        "PlanePositionSequence",
+        "PlaneOrientationSequence",
+        "PixelValueTransformationSequence",
+        "FrameVOILUTSequence",
+        "FrameContentSequence",
+        "FrameAcquisitionNumber",
+        "StackID",
+        "InStackPositionNumber",
+        "TemporalPositionIndex",
+        "DimensionIndexValues",
+        "DimensionOrganizationSequence",
+        "DimensionOrganizationUID",  # E.1-1: U
+        "DimensionOrganizationType",
+        "DimensionIndexSequence",
+        "DimensionIndexPointer",
+        "FunctionalGroupPointer",
+        # --- Acquisition physics: CT and projection X-ray ---------------------------------------------
+        "KVP",
+        "XRayTubeCurrent",
+        "XRayTubeCurrentInmA",
+        "XRayTubeCurrentInuA",
+        "ExposureTime",
+        "ExposureTimeInms",
+        "ExposureTimeInuS",
+        "Exposure",
+        "ExposureInmAs",
+        "ExposureInuAs",
+        "ExposureIndex",
+        "TargetExposureIndex",
+        "DeviationIndex",
+        "ConvolutionKernel",
+        "FilterType",
+        "FilterMaterial",
+        "AnodeTargetMaterial",
+        "FocalSpots",
+        "GeneratorPower",
+        "RotationDirection",
+        "RevolutionTime",
+        "SingleCollimationWidth",
+        "TotalCollimationWidth",
+        "TableSpeed",
+        "TableFeedPerRotation",
+        "SpiralPitchFactor",
+        "CTDIvol",
+        "ScanOptions",
+        # --- Acquisition physics: MR --------------------------------------------------------------------
+        "ScanningSequence",
+        "SequenceVariant",
+        "MRAcquisitionType",
+        "RepetitionTime",
+        "EchoTime",
+        "InversionTime",
+        "EchoTrainLength",
+        "EchoNumbers",
+        "NumberOfAverages",
+        "ImagingFrequency",
+        "ImagedNucleus",
+        "MagneticFieldStrength",
+        "FlipAngle",
+        "PixelBandwidth",
+        "AcquisitionMatrix",
+        "InPlanePhaseEncodingDirection",
+        "PercentSampling",
+        "PercentPhaseFieldOfView",
+        "DiffusionBValue",
+        # --- The de-identification record, written by this module (an earlier one is kept) ------------
+        "PatientIdentityRemoved",
+        "DeidentificationMethod",
+        "DeidentificationMethodCodeSequence",
+        "LongitudinalTemporalInformationModified",
+        "CodeValue",
+        "CodingSchemeDesignator",
+        "CodingSchemeVersion",
+        "CodeMeaning",
+    }
+)
+
+
+def _tags_of(keywords: Iterable[str]) -> frozenset[int]:
+    tags = set()
+    for keyword in keywords:
+        tag = tag_for_keyword(keyword)
+        if tag is None:  # a typo would silently drop an attribute the display needs
+            raise RuntimeError(f"{keyword!r} on the de-identification keep list is not a DICOM keyword")
+        tags.add(int(tag))
+    return frozenset(tags)
+
+
+_KEEP_TAGS = _tags_of(KEEP_ATTRIBUTES)
+# Kept attributes whose value needs work: sequences (their items are cleaned) and UIDs (remapped).
+# The others are left exactly as read, not even decoded, and pydicom writes them back as they came.
+_KEEP_TAGS_TO_VISIT = frozenset(tag for tag in _KEEP_TAGS if dictionary_VR(tag) in ("SQ", "UI"))
+
+# --- the Basic Profile ------------------------------------------------------------------------------
+#
+# dicom-anonymizer groups the E.1-1 rows by their Basic Profile action. Where the standard leaves a
+# choice, the one taken here is the strictest that keeps the object readable: any choice with X
+# removes (an attribute that is gone cannot leak), Z/D empties (an empty value invents nothing), and
+# X/Z/U* (references to other images) keeps the sequence with its UIDs remapped.
+_ACTION_OF_CATEGORY: dict[str, Action] = {
+    "D_TAGS": "D",
+    "Z_TAGS": "Z",
+    "X_TAGS": "X",
+    "U_TAGS": "U",
+    "Z_D_TAGS": "Z",
+    "X_Z_TAGS": "X",
+    "X_D_TAGS": "X",
+    "X_Z_D_TAGS": "X",
+    "X_Z_U_STAR_TAGS": "U",
 }
+
+# The one deviation from the table: the patient's name (Z) and ID (Z/D) become the per-project
+# pseudonym (a dummy value: a keyed hash, not the ID), so that worklists still group a patient's
+# studies. Wherever they occur, nested items included.
+_PSEUDONYM_TAGS = _tags_of(("PatientName", "PatientID"))
+
+
+def _load_basic_profile() -> tuple[Mapping[int, Action], tuple[tuple[int, int, Action], ...]]:
+    """(tag -> action, (value, mask, action) for the repeating groups such as (60xx,3000))."""
+    actions: dict[int, Action] = {}
+    masked: list[tuple[int, int, Action]] = []
+    for category, action in _ACTION_OF_CATEGORY.items():
+        for entry in getattr(_table_e11, category):
+            if len(entry) == 2:
+                group, element = entry
+                actions[group << 16 | element] = action
+            else:
+                group, element, group_mask, element_mask = entry
+                masked.append((group << 16 | element, group_mask << 16 | element_mask, action))
+    for tag in _PSEUDONYM_TAGS:
+        actions[tag] = "D"
+    return MappingProxyType(actions), tuple(masked)
+
+
+# Tag -> action for every attribute of Table E.1-1, Basic Profile column, as applied here. Codes as
+# in the standard: X remove, Z replace with a zero-length value, D replace with a dummy value, U
+# replace the UID with the consistent pseudonym UID. An attribute on neither this table nor
+# KEEP_ATTRIBUTES is removed.
+BASIC_PROFILE_ACTIONS, _MASKED_PROFILE_ACTIONS = _load_basic_profile()
 
 DEIDENTIFICATION_METHOD = "medreview PS3.15 Basic Application Level Confidentiality Profile"
 
 # PS3.16 CID 7050 "De-identification Method": (code value, code meaning), coding scheme DCM.
 _BASIC_PROFILE_CODE = ("113100", "Basic Application Confidentiality Profile")
 
-# Dummy values for "D" by value representation (PatientName / PatientID take the pseudonym instead).
+# Dummy values for "D" by value representation (PatientName / PatientID take the pseudonym, UIDs the
+# HMAC, sequences become empty); a value representation without one gets a zero-length value.
 _DUMMY_BY_VR = {
     "PN": "ANONYMOUS",
     "LO": "ANONYMIZED",
     "SH": "ANONYMIZED",
     "CS": "ANONYMIZED",
+    "AE": "ANONYMIZED",
+    "ST": "ANONYMIZED",
+    "LT": "ANONYMIZED",
+    "UT": "ANONYMIZED",
+    "UC": "ANONYMIZED",
+    "AS": "000Y",
     "DA": "19000101",
     "TM": "000000",
     "DT": "19000101000000",
+    "DS": "0",
+    "IS": "0",
 }
-
-_FREE_TEXT_VRS = frozenset({"LT", "ST", "UT"})
-_DATE_TIME_VRS = frozenset({"DA", "DT", "TM"})
-_PSEUDONYM_KEYWORDS = frozenset({"PatientName", "PatientID"})
 
 # Secondary capture (scanned films, screenshots) and ultrasound images very often carry the patient
 # name in the pixels; without an explicit BurnedInAnnotation = "NO" they are flagged for review.
@@ -352,6 +397,13 @@ def hashed_uid_mapper(secret: bytes) -> Callable[[str], str]:
     return map_uid
 
 
+@functools.lru_cache(maxsize=16)
+def _cached_uid_mapper(secret: bytes) -> Callable[[str], str]:
+    # One mapper (and its cache) per project secret: the slices of a series share their study,
+    # series and frame of reference UIDs, so most HMACs of an upload are computed once.
+    return hashed_uid_mapper(secret)
+
+
 def patient_pseudonym(secret: bytes, patient_key: str) -> str:
     """The pseudonym that replaces a patient's name and ID: ``"ANON-"`` + 10 hex digits of an HMAC.
 
@@ -377,17 +429,31 @@ class DeidResult:
 
 
 def deidentify_dicom(data: bytes, secret: bytes) -> DeidResult:
-    """Apply the Basic Profile essentials to one DICOM object and return the file to store.
+    """Parse DICOM bytes and de-identify them with :func:`deidentify_dataset`.
 
-    Dates and times are removed (LongitudinalTemporalInformationModified = "REMOVED").
-    The pixel data element is copied byte for byte. Raises ``IngestError`` for unreadable objects
-    and ``ValueError`` for an empty secret (a configuration error, not the uploader's).
+    Raises ``IngestError`` for unreadable objects and ``ValueError`` for an empty secret (a
+    configuration error, not the uploader's).
     """
     if not secret:
         raise ValueError("the de-identification secret must not be empty: the pseudonyms would be guessable")
-    dataset = open_dataset(data)  # raises IngestError for anything that is not DICOM
+    return deidentify_dataset(open_dataset(data), secret)  # open_dataset raises IngestError for non-DICOM
+
+
+def deidentify_dataset(dataset: Dataset, secret: bytes) -> DeidResult:
+    """De-identify a DICOM object the caller has already parsed, and return the file to store.
+
+    The dataset is modified in place and is the de-identified object afterwards (new file meta,
+    zeroed preamble): a caller that still needs an original value must read it first. Only
+    attributes on :data:`KEEP_ATTRIBUTES` survive unchanged; the Basic Profile decides the rest
+    (:data:`BASIC_PROFILE_ACTIONS`), and anything on neither list is removed. Dates and times are
+    removed (LongitudinalTemporalInformationModified = "REMOVED"). The pixel data element is copied
+    byte for byte, never decoded. Raises ``IngestError`` for objects that cannot be rewritten and
+    ``ValueError`` for an empty secret.
+    """
+    if not secret:
+        raise ValueError("the de-identification secret must not be empty: the pseudonyms would be guessable")
     try:
-        return _deidentify(dataset, secret)
+        return _deidentify(dataset, bytes(secret))
     except IngestError:
         raise
     except Exception as error:  # pydicom raises many types for malformed values
@@ -434,7 +500,7 @@ def _deidentify(dataset: Dataset, secret: bytes) -> DeidResult:
     pseudonym = patient_pseudonym(secret, patient_key)
     needs_review = _needs_burned_in_review(dataset, sop_class_uid)
 
-    cleaner = _Cleaner(hashed_uid_mapper(secret), pseudonym)
+    cleaner = _Cleaner(_cached_uid_mapper(secret), pseudonym, _encoding_of(transfer_syntax))
     cleaner.clean(dataset)
     _mark_deidentified(dataset)
 
@@ -482,6 +548,13 @@ def _mark_deidentified(dataset: Dataset) -> None:
     dataset.LongitudinalTemporalInformationModified = "REMOVED"
 
 
+def _encoding_of(transfer_syntax: str) -> tuple[bool, bool] | None:
+    syntax = UID(transfer_syntax)
+    if not syntax.is_transfer_syntax:
+        return None  # a private syntax: every kept element is decoded and re-encoded by pydicom
+    return syntax.is_implicit_VR, syntax.is_little_endian
+
+
 def _as_list(value: object) -> list[object]:
     if value is None or value == "":
         return []
@@ -496,20 +569,28 @@ def _is_registered_uid(value: str) -> bool:
     return not UID(value).is_private
 
 
-def _action_by_vr(vr: str) -> Action:
-    if vr == "UI":
-        return "U"
-    if vr == "PN" or vr in _DATE_TIME_VRS or vr in _FREE_TEXT_VRS or vr == "UN":
-        return "X"
-    return "K"
+@functools.lru_cache(maxsize=4096)
+def _action_of(tag: int) -> Action:
+    """What happens to a public, non-repeating-group attribute: the allow-list first, then E.1-1."""
+    if tag in _KEEP_TAGS:
+        return "K"
+    action = BASIC_PROFILE_ACTIONS.get(tag)
+    if action is not None:
+        return action
+    for value, mask, masked_action in _MASKED_PROFILE_ACTIONS:
+        if tag & mask == value & mask:
+            return masked_action
+    return "X"  # not on the keep list: whatever it is, it goes
 
 
 @dataclass
 class _Cleaner:
-    """Walks a dataset (sequences included) and applies :data:`BASIC_PROFILE_ACTIONS` in place."""
+    """Walks a dataset (sequences included) and applies the allow-list and E.1-1 in place."""
 
     mapper: Callable[[str], str]
     pseudonym: str
+    # (implicit VR, little endian) of the file to write; None when the transfer syntax is unknown.
+    encoding: tuple[bool, bool] | None
     uid_map: dict[str, str] = field(default_factory=dict)
     removed_private_tags: int = 0
 
@@ -521,43 +602,62 @@ class _Cleaner:
         self.uid_map[original] = new_uid
         return new_uid
 
-    def clean(self, dataset: Dataset) -> None:
+    def clean(self, dataset: Dataset, nested: bool = False) -> None:
         for tag in list(dataset.keys()):
-            self._clean_element(dataset, Tag(tag))
+            self._clean_element(dataset, int(tag), nested)
 
-    def _clean_element(self, dataset: Dataset, tag: BaseTag) -> None:
-        if int(tag) in PIXEL_DATA_TAGS:
+    def _clean_element(self, dataset: Dataset, tag: int, nested: bool) -> None:
+        if tag in PIXEL_DATA_TAGS and not nested:
             return  # never converted or touched: the stored pixels are the uploaded pixels
-        if tag.is_private:
+        group = tag >> 16
+        if group & 1:
             del dataset[tag]
             self.removed_private_tags += 1
             return
-        group_prefix = tag.group & 0xFF00
-        if group_prefix in (_OVERLAY_GROUPS, _CURVE_GROUPS) or tag.element == 0x0000:
+        if group & 0xFF00 in (_OVERLAY_GROUPS, _CURVE_GROUPS) or tag & 0xFFFF == 0:
             del dataset[tag]  # overlays, curves, and group lengths that no longer add up
             return
-        element = dataset[tag]  # converts a raw element, giving implicit-VR elements their VR
-        action = BASIC_PROFILE_ACTIONS.get(element.keyword) or _action_by_vr(element.VR)
-        if element.VR == "SQ":
-            if action == "X":
-                del dataset[tag]
-            elif action == "Z":
-                element.value = Sequence()
-            else:
-                for item in element.value:
-                    self.clean(item)
+        if tag in _KEEP_TAGS and tag not in _KEEP_TAGS_TO_VISIT:
+            if not self._written_as_read(dataset.get_item(tag)):
+                dataset[tag]  # converted, so that pydicom writes it in the output encoding
             return
+        action = _action_of(tag)
         if action == "X":
-            del dataset[tag]
+            del dataset[tag]  # before reading the value: a removed element is never even decoded
+            return
+        element = dataset[tag]  # converts a raw element, giving implicit-VR elements their VR
+        if element.VR == "SQ":
+            self._clean_sequence(element, action)
+        elif element.VR == "UI":
+            if action == "Z":
+                element.value = element.empty_value
+            else:  # K, U, and D (the consistent pseudonym UID is the dummy that keeps references valid)
+                self._remap(element)
         elif action == "Z":
             element.value = element.empty_value
         elif action == "D":
-            if element.keyword in _PSEUDONYM_KEYWORDS:
+            if tag in _PSEUDONYM_TAGS:
                 element.value = self.pseudonym
             else:
                 element.value = _DUMMY_BY_VR.get(element.VR, element.empty_value)
-        elif action == "U" and element.VR == "UI":
-            self._remap(element)
+        elif action == "U":
+            del dataset[tag]  # a UID action on a value that is not a UID: nothing to remap, so it goes
+
+    def _written_as_read(self, element: DataElement | RawDataElement) -> bool:
+        # pydicom copies a raw element's bytes as they are when it believes the encoding unchanged,
+        # and it judges by the file meta: an object whose meta says explicit VR but whose data set
+        # is implicit (such files exist) would be written with VR-less elements. A raw element is
+        # left alone only when its own encoding is the one the file is written in.
+        if not isinstance(element, RawDataElement):
+            return True
+        return self.encoding == (element.is_implicit_VR, element.is_little_endian)
+
+    def _clean_sequence(self, element: DataElement, action: Action) -> None:
+        if action in ("K", "U"):
+            for item in element.value:
+                self.clean(item, nested=True)  # pixel data in an item (a thumbnail, say) is not kept
+        else:  # Z, and D: a dummy item would have to invent content, an empty sequence invents none
+            element.value = Sequence()
 
     def _remap(self, element: DataElement) -> None:
         values = [self.map_uid(str(value)) for value in _as_list(element.value)]

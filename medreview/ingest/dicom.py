@@ -36,7 +36,7 @@ from medreview.config import IngestLimits
 from medreview.errors import IngestError, short_reason
 from medreview.imaging.tags import PIXEL_DATA_TAGS
 
-__all__ = ["DicomInfo", "looks_like_dicom", "open_dataset", "read_dicom"]
+__all__ = ["DicomInfo", "looks_like_dicom", "open_dataset", "read_dicom", "read_dicom_dataset"]
 
 _PREAMBLE_LENGTH = 128
 _MAGIC = b"DICM"
@@ -215,7 +215,13 @@ def _fill_transfer_syntax(dataset: Dataset) -> None:
 
 
 def read_dicom(data: bytes, limits: IngestLimits) -> DicomInfo:
-    """Validate one uploaded DICOM object and return its header fields.
+    """Validate one uploaded DICOM object and return its header fields (see :func:`read_dicom_dataset`)."""
+    return read_dicom_dataset(data, limits)[0]
+
+
+def read_dicom_dataset(data: bytes, limits: IngestLimits) -> tuple[DicomInfo, Dataset]:
+    """Validate one uploaded DICOM object; return its header fields and the parsed dataset (for
+    de-identification, so the file is parsed once).
 
     Parses once, checks every size the header declares against ``limits`` before any pixel is
     decoded, then decodes the pixel data once to prove it is readable. Raises ``IngestError``.
@@ -227,7 +233,7 @@ def read_dicom(data: bytes, limits: IngestLimits) -> DicomInfo:
         transfer_syntax = _transfer_syntax(dataset)
         geometry = _check_image_geometry(dataset, transfer_syntax, limits)
         _decode_once(dataset, transfer_syntax)
-        return _info_from(dataset, transfer_syntax, geometry.number_of_frames)
+        return _info_from(dataset, transfer_syntax, geometry.number_of_frames), dataset
     except IngestError:
         raise
     except Exception as error:  # never let a raw exception reach the page

@@ -1,21 +1,28 @@
-"""deidentify_dicom / strip_raster_metadata: what leaves the import must not identify the patient.
+"""deidentify_dicom / deidentify_dataset / strip_raster_metadata: what leaves the import must not
+identify the patient.
 
 Every PHI check searches the bytes that would be stored, not a parsed view of them, so a value that
-survives anywhere (a nested sequence, the file meta, a private block) fails the test.
+survives anywhere (a nested sequence, the file meta, a private block) fails the test. The two
+"every attribute" tests build one file carrying every row of PS3.15 Table E.1-1, and one carrying
+every attribute of the data dictionary, and check that only the keep list survives unchanged.
 """
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import hmac
 import io
 import re
+import warnings
 
 import numpy as np
 import pydicom
 import pytest
+from dicomanonymizer.dicom_anonymization_databases import dicomfields_2026c as table_e11
+from dicomanonymizer.dicomfields_selector import ANONYMIZATION_CATEGORIES
 from PIL import Image, PngImagePlugin
-from pydicom.datadict import tag_for_keyword
+from pydicom.datadict import DicomDictionary, dictionary_VR, keyword_for_tag, tag_for_keyword
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import (
@@ -28,14 +35,18 @@ from pydicom.uid import (
 
 from medreview.config import IngestLimits
 from medreview.errors import IngestError
+from medreview.imaging.decoding import decode_dicom
 from medreview.ingest.deid import (
     BASIC_PROFILE_ACTIONS,
     DEIDENTIFICATION_METHOD,
+    KEEP_ATTRIBUTES,
+    DeidResult,
+    deidentify_dataset,
     deidentify_dicom,
     hashed_uid_mapper,
     strip_raster_metadata,
 )
-from medreview.ingest.dicom import read_dicom
+from medreview.ingest.dicom import open_dataset, read_dicom
 from tests.helpers import corpus_file
 
 SECRET = b"project-secret-for-tests"
@@ -276,14 +287,415 @@ def expected_uid(secret: bytes, original_uid: str) -> str:
     return "2.25." + str(int.from_bytes(digest[:16], "big"))
 
 
-# --- the action table ------------------------------------------------------------------------
+# --- the action table and the keep list -------------------------------------------------------
+
+PSEUDONYM_KEYWORDS = ("PatientName", "PatientID")
+PHI_UID_ROOT = "1.2.826.0.1.3680043.99.50"  # not registered: every UID under it must be remapped
+NESTED_UID_ROOT = "1.2.826.0.1.3680043.99.60"
+TEXT_VRS = frozenset({"AE", "CS", "LO", "LT", "SH", "ST", "UC", "UT"})
+BINARY_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN"})
+
+# The survivors the issue reproduced on the keep-by-default code, by keyword.
+ISSUE_SURVIVORS = [
+    "RetrieveAETitle",
+    "StationAETitle",
+    "InsurancePlanIdentification",
+    "IssuerOfAdmissionID",
+    "ClinicalTrialSponsorName",
+    "ClinicalTrialProtocolID",
+    "ClinicalTrialSiteID",
+    "ClinicalTrialSubjectID",
+    "ClinicalTrialSubjectReadingID",
+    "ClinicalTrialTimePointID",
+    "ClinicalTrialSeriesID",
+    "DeviceID",
+    "ModifyingDeviceID",
+    "ModifyingDeviceManufacturer",
+    "ModifiedImageDescription",
+    "StorageMediaFileSetID",
+    "TopicTitle",
+    "TopicAuthor",
+    "TopicKeywords",
+]
+
+# Kept attributes the "every attribute" files carry, with realistic values that must come out unchanged.
+KEPT_VALUES: dict[str, object] = {
+    "PixelSpacing": [0.703125, 0.703125],
+    "SliceThickness": 1.25,
+    "ImagePositionPatient": [-180.0, -180.0, 42.5],
+    "ImageOrientationPatient": [1, 0, 0, 0, 1, 0],
+    "SliceLocation": 42.5,
+    "KVP": 120,
+    "XRayTubeCurrent": 250,
+    "ConvolutionKernel": "STANDARD",
+    "BodyPartExamined": "CHEST",
+    "ImageType": ["ORIGINAL", "PRIMARY", "AXIAL"],
+    "WindowCenter": 40,
+    "WindowWidth": 400,
+    "SeriesNumber": 3,
+    "InstanceNumber": 17,
+}
+PIXEL_DESCRIPTION = ("Rows", "Columns", "SamplesPerPixel", "PhotometricInterpretation", "BitsAllocated")
+PIXEL_DESCRIPTION += ("BitsStored", "HighBit", "PixelRepresentation", "RescaleSlope", "RescaleIntercept", "Modality")
 
 
-def test_action_table_names_real_attributes_with_known_actions() -> None:
-    # A misspelt keyword would silently leave its attribute in every stored file.
-    unknown = [keyword for keyword in BASIC_PROFILE_ACTIONS if tag_for_keyword(keyword) is None]
+def profile_rows() -> dict[int, str]:
+    """Table E.1-1 as dicom-anonymizer lists it: tag -> category ("X_Z_D_TAGS", ...), single tags only.
+
+    The rows for repeating groups (curves, overlay data and comments) are masks; the overlay tests
+    cover them.
+    """
+    rows: dict[int, str] = {}
+    for category in ANONYMIZATION_CATEGORIES:
+        if category == "ALL_TAGS":
+            continue
+        for entry in getattr(table_e11, category):
+            if len(entry) == 2:
+                rows[entry[0] << 16 | entry[1]] = category
+    return rows
+
+
+PROFILE_ROWS = profile_rows()
+KEEP_TAGS = frozenset(tag_for_keyword(keyword) for keyword in KEEP_ATTRIBUTES)
+
+
+def allowed_actions(category: str) -> set[str]:
+    """The actions the standard allows for a row: "X_Z_U_STAR_TAGS" -> {"X", "Z", "U"}."""
+    return set(category.removesuffix("_TAGS").replace("_STAR", "").split("_"))
+
+
+def test_every_row_of_the_maintained_table_has_an_action_the_standard_allows() -> None:
+    # The table is taken whole from the package: a row lost on the way would fall to "remove", safe
+    # for most rows but fatal for the UIDs that must be remapped to keep series together.
+    assert len(PROFILE_ROWS) >= 600  # the 2026c table: about 650 single-tag rows
+    assert set(PROFILE_ROWS) <= set(BASIC_PROFILE_ACTIONS)
+    pseudonym_tags = {tag_for_keyword(keyword) for keyword in PSEUDONYM_KEYWORDS}
+    wrong = {
+        hex(tag): (category, BASIC_PROFILE_ACTIONS[tag])
+        for tag, category in PROFILE_ROWS.items()
+        if tag not in pseudonym_tags and BASIC_PROFILE_ACTIONS[tag] not in allowed_actions(category)
+    }
+    assert wrong == {}
+    # The documented deviation: name (Z) and ID (Z/D) become the pseudonym, a dummy value.
+    assert {BASIC_PROFILE_ACTIONS[tag] for tag in pseudonym_tags} == {"D"}
+
+
+def test_keep_list_names_real_attributes_and_overrides_no_removal_of_the_standard() -> None:
+    unknown = [keyword for keyword in KEEP_ATTRIBUTES if tag_for_keyword(keyword) is None]
     assert unknown == []
-    assert set(BASIC_PROFILE_ACTIONS.values()) <= {"X", "Z", "D", "U", "K"}
+    # Where the standard has a row for a kept attribute, that row must remap it (a UID, or the
+    # references of X/Z/U*): the keep list never undoes a removal, an emptying or a dummy.
+    overriding = {
+        keyword: PROFILE_ROWS[tag_for_keyword(keyword)]
+        for keyword in KEEP_ATTRIBUTES
+        if tag_for_keyword(keyword) in PROFILE_ROWS
+        and "U" not in allowed_actions(PROFILE_ROWS[tag_for_keyword(keyword)])
+    }
+    assert overriding == {}
+    # Nothing kept can hold a name, a date, a time or open free text.
+    risky_vrs = {"PN", "DA", "DT", "TM", "LT", "ST", "UT", "UC", "UR", "UN"}
+    assert [keyword for keyword in KEEP_ATTRIBUTES if dictionary_VR(keyword) in risky_vrs] == []
+
+
+# --- every attribute ---------------------------------------------------------------------------
+
+
+def value_representation(tag: int) -> str:
+    # Rows added to the standard after pydicom's dictionary was built have no VR here: LO carries a
+    # searchable marker as well as any.
+    vr = dictionary_VR(tag) if keyword_for_tag(tag) else "LO"
+    return vr.split(" or ")[0]  # "US or SS", "OB or OW": any valid choice will do
+
+
+def identifying_value(vr: str, index: int) -> object:
+    """A value valid for ``vr`` and unique to ``index``, so that a survivor names its attribute."""
+    if vr == "PN":
+        return f"Doe{index:04d}^Marker"
+    if vr in TEXT_VRS:
+        return f"PHI{index:04d}X"
+    if vr == "UR":
+        return f"https://phi.example/PHI{index:04d}X"
+    if vr in BINARY_VRS:
+        return f"PHI{index:04d}X".encode()
+    if vr == "UI":
+        return f"{PHI_UID_ROOT}.{index}"
+    day = (datetime.date(1950, 1, 1) + datetime.timedelta(days=index)).strftime("%Y%m%d")
+    time = f"{index // 3600 % 24:02d}{index // 60 % 60:02d}{index % 60:02d}"
+    numbers: dict[str, object] = {
+        "DA": day,
+        "TM": time,
+        "DT": day + time,
+        "AS": f"{index % 1000:03d}Y",
+        "DS": f"{index}.25",
+        "IS": str(100000 + index),
+        "US": 1 + index % 30000,
+        "SS": 1 + index % 30000,
+        "UL": 100000 + index,
+        "SL": 100000 + index,
+        "UV": 100000 + index,
+        "SV": 100000 + index,
+        "FL": index + 0.5,
+        "FD": index + 0.5,
+        "AT": 0x00100010,
+    }
+    return numbers[vr]
+
+
+def searchable(vr: str, value: object) -> bytes | None:
+    """The bytes of a value distinctive enough to search the stored file for; None for numbers and dates."""
+    if vr in BINARY_VRS:
+        return bytes(value)  # type: ignore[arg-type]
+    if vr in TEXT_VRS or vr in ("PN", "UR", "UI"):
+        return str(value).encode()
+    return None
+
+
+def identifying_item(index: int, markers: list[bytes]) -> Dataset:
+    """A sequence item with identifiers, a UID, a private element, pixel data and a nested sequence."""
+    item = Dataset()
+    item.PatientName = f"Doe{index:04d}^Nested"
+    item.PatientID = f"NESTED{index:04d}X"
+    item.AccessionNumber = f"ACC{index:04d}X"
+    item.ReferencedSOPClassUID = CTImageStorage
+    item.ReferencedSOPInstanceUID = f"{NESTED_UID_ROOT}.{index}"
+    block = item.private_block(0x0029, "NESTED_CREATOR", create=True)
+    block.add_new(0x01, "LO", f"PRIV{index:04d}X")
+    item.add_new(0x7FE00010, "OB", f"PIXL{index:04d}X".encode())  # a nested image, like an icon: may show a name
+    request = Dataset()
+    request.AccessionNumber = f"REQ{index:04d}X"
+    request.ReasonForTheRequestedProcedure = f"WHY{index:04d}X"
+    item.RequestAttributesSequence = Sequence([request])
+    markers.extend(
+        value.encode()
+        for value in (
+            str(item.PatientName),
+            item.PatientID,
+            item.AccessionNumber,
+            item.ReferencedSOPInstanceUID,
+            f"PRIV{index:04d}X",
+            f"PIXL{index:04d}X",
+            request.AccessionNumber,
+            request.ReasonForTheRequestedProcedure,
+        )
+    )
+    return item
+
+
+def build_every_attribute(tags: list[int]) -> tuple[Dataset, dict[int, object], list[bytes]]:
+    """The identified CT slice plus every tag of ``tags`` with an identifying value.
+
+    Returns the dataset, the original value of each added tag (sequences: the Sequence), and the
+    searchable bytes that must not reach the stored file. A kept functional group sequence carries
+    identifiers next to a kept pixel spacing, so the walk into kept sequences is checked as well.
+    """
+    dataset = build_identified_ct()
+    for keyword, value in KEPT_VALUES.items():
+        setattr(dataset, keyword, value)
+    originals: dict[int, object] = {}
+    markers: list[bytes] = []
+    for index, tag in enumerate(sorted(tags), start=1):
+        vr = value_representation(tag)
+        value = Sequence([identifying_item(index, markers)]) if vr == "SQ" else identifying_value(vr, index)
+        marker = None if vr == "SQ" else searchable(vr, value)
+        if marker is not None:
+            markers.append(marker)
+        dataset.add_new(tag, vr, value)
+        originals[tag] = value
+    measures = identifying_item(99999, markers)
+    measures.PixelSpacing = [0.5, 0.5]
+    frame_group = Dataset()
+    frame_group.PixelMeasuresSequence = Sequence([measures])
+    dataset.SharedFunctionalGroupsSequence = Sequence([frame_group])
+    return dataset, originals, markers
+
+
+def outcome(output: Dataset, tag: int, original: object, pseudonym: str) -> str:
+    """What de-identification did to one attribute: X, Z, D, U, PSEUDONYM, SEQUENCE KEPT or KEPT."""
+    if tag not in output:
+        return "X"
+    element = output[tag]
+    if element.VR == "SQ":
+        return "Z" if len(element.value) == 0 else "SEQUENCE KEPT"
+    if element.is_empty:
+        return "Z"
+    if element.value == pseudonym:
+        return "PSEUDONYM"
+    if element.VR == "UI" and element.value == expected_uid(SECRET, str(original)):
+        return "U"
+    if element.value != original and str(original) not in str(element.value):
+        return "D"
+    return "KEPT"
+
+
+def allowed_outcomes(tag: int, vr: str) -> set[str]:
+    if keyword_for_tag(tag) in PSEUDONYM_KEYWORDS:
+        return {"PSEUDONYM"}
+    allowed = allowed_actions(PROFILE_ROWS.get(tag, "X_TAGS"))  # not in E.1-1: not kept, so removed
+    if "D" in allowed:
+        # In place of a dummy: an empty value (sequences, binary and URL values have no dummy) or,
+        # for a UID, the consistent pseudonym UID.
+        allowed |= {"Z", "U"} if vr == "UI" else {"Z"}
+    if "U" in allowed and vr == "SQ":
+        allowed.add("SEQUENCE KEPT")  # X/Z/U*: references kept with their UIDs remapped
+    return allowed
+
+
+def check_every_attribute(tags: list[int]) -> tuple[Dataset, Dataset, DeidResult]:
+    """De-identify a file carrying every tag of ``tags`` and check each against the standard."""
+    dataset, originals, markers = build_every_attribute(tags)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pydicom warns about a few values of retired attributes
+        original = to_bytes(dataset)
+    assert all(marker in original for marker in markers)  # the test file really carries each value
+
+    result = deidentify_dicom(original, SECRET)
+
+    output = parse(result.data)
+    wrong = {}
+    for tag, value in originals.items():
+        vr = value_representation(tag)
+        found = outcome(output, tag, value, result.pseudonym_patient_id)
+        if found not in allowed_outcomes(tag, vr):
+            wrong[keyword_for_tag(tag) or hex(tag)] = found
+    assert wrong == {}
+    assert [marker for marker in markers if marker in result.data] == []
+    assert [element.tag for element in all_elements(output) if element.tag.is_private] == []
+    return parse(original), output, result
+
+
+def test_every_attribute_of_table_e1_1_is_removed_or_replaced_as_the_standard_says() -> None:
+    # Command (0000) and file meta (0002) rows are not data set attributes; the file meta is rebuilt
+    # (see test_file_meta_matches_the_new_instance_and_registered_uids_are_kept).
+    tags = [tag for tag in PROFILE_ROWS if tag >> 16 not in (0x0000, 0x0002)]
+    original, output, result = check_every_attribute(tags)
+
+    for keyword in (*KEPT_VALUES, *PIXEL_DESCRIPTION):
+        assert output[keyword].value == original[keyword].value, keyword
+    assert pixel_values(output) == pixel_values(original)
+    assert output.SharedFunctionalGroupsSequence[0].PixelMeasuresSequence[0].PixelSpacing == [0.5, 0.5]
+    # X/Z/U*: the reference survives, pointing at the remapped instance.
+    reference = output.ReferencedImageSequence[0]
+    assert reference.ReferencedSOPClassUID == CTImageStorage
+    assert reference.ReferencedSOPInstanceUID == expected_uid(
+        SECRET, original.ReferencedImageSequence[0].ReferencedSOPInstanceUID
+    )
+    assert set(reference.keys()) <= KEEP_TAGS | set(BASIC_PROFILE_ACTIONS)
+    info = read_dicom(result.data, LIMITS)  # still a valid image for the import gate
+    assert (info.rows, info.columns) == (original.Rows, original.Columns)
+
+
+def test_the_survivors_named_in_the_issue_are_gone() -> None:
+    tags = [tag_for_keyword(keyword) for keyword in ISSUE_SURVIVORS]
+    original, output, _ = check_every_attribute(tags)
+
+    survivors = [
+        keyword for keyword in ISSUE_SURVIVORS if keyword in output and output[keyword].value == original[keyword].value
+    ]
+    assert survivors == []
+
+
+def test_every_dictionary_attribute_off_the_keep_list_is_removed_or_replaced() -> None:
+    # Complete by construction: whatever a scanner writes, only the keep list survives unchanged.
+    # Skipped: command and file meta groups, pixel data, item delimiters, and the kept attributes
+    # (they carry the realistic values of build_identified_ct instead).
+    tags = [
+        tag
+        for tag, (vr, *_rest) in DicomDictionary.items()
+        if tag >> 16 not in (0x0000, 0x0002, 0x7FE0, 0xFFFE) and tag not in KEEP_TAGS and vr != "NONE"
+    ]
+    assert len(tags) > 4000
+    original, output, _ = check_every_attribute(tags)
+
+    unlisted = [
+        element.keyword
+        for element in output
+        if element.tag not in KEEP_TAGS and element.tag not in BASIC_PROFILE_ACTIONS and element.tag not in PIXEL_TAGS
+    ]
+    assert unlisted == []
+    for keyword in (*KEPT_VALUES, *PIXEL_DESCRIPTION):
+        assert output[keyword].value == original[keyword].value, keyword
+
+
+# --- deidentify_dataset: the caller parsed the file --------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["CT_small.dcm", "MR_small_bigendian.dcm", "emri_small.dcm", "SC_rgb_rle.dcm"])
+def test_deidentify_dataset_stores_the_file_deidentify_dicom_stores(name: str) -> None:
+    data = corpus_bytes(name)
+
+    from_dataset = deidentify_dataset(open_dataset(data), SECRET)
+
+    assert from_dataset == deidentify_dicom(data, SECRET)
+
+
+def test_pixels_the_caller_already_decoded_are_stored_as_uploaded() -> None:
+    # The ingest gate decodes every image once before de-identification; RLE would not survive a
+    # re-encode byte for byte.
+    data = corpus_bytes("SC_rgb_rle.dcm")
+    dataset = pydicom.dcmread(io.BytesIO(data))
+    assert dataset.pixel_array.size > 0
+
+    result = deidentify_dataset(dataset, SECRET)
+
+    assert pixel_values(parse(result.data)) == pixel_values(parse(data))
+
+
+def test_large_native_pixels_read_as_a_zero_copy_view_are_stored_byte_for_byte() -> None:
+    pixels = np.random.default_rng(2).integers(-1024, 3000, (1024, 1024), dtype=np.int16)  # 2 MiB
+    dataset = build_identified_ct()
+    dataset.Rows, dataset.Columns = pixels.shape
+    dataset.PixelData = pixels.tobytes()
+    parsed = open_dataset(to_bytes(dataset))
+    assert isinstance(parsed["PixelData"].value, memoryview)  # open_dataset's view, not a copy
+
+    result = deidentify_dataset(parsed, SECRET)
+
+    assert parse(result.data).PixelData == pixels.tobytes()
+
+
+def test_deidentify_dataset_refuses_an_object_it_cannot_rewrite_and_an_empty_secret() -> None:
+    dataset = build_identified_ct()
+    dataset.file_meta = FileMetaDataset()  # no transfer syntax: the pixel data could not be written
+    with pytest.raises(IngestError, match="no transfer syntax"):
+        deidentify_dataset(dataset, SECRET)
+    with pytest.raises(ValueError, match="secret must not be empty"):
+        deidentify_dataset(build_identified_ct(), b"")
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "CT_small.dcm",  # rescale
+        "MR-SIEMENS-DICOM-WithOverlays.dcm",  # windows with explanations
+        "emri_small.dcm",  # enhanced multi-frame
+        "eCT_Supplemental.dcm",  # functional groups, supplemental palette
+        "liver_1frame.dcm",  # segmentation, functional groups
+        "examples_palette.dcm",  # palette colour
+        "gdcm-US-ALOKA-16.dcm",  # segmented palette
+        "mlut_18.dcm",  # modality LUT
+        "vlut_04.dcm",  # VOI LUT
+        "SC_rgb_rle.dcm",  # colour, RLE
+        "SC_rgb_jpeg.dcm",  # the file meta says explicit VR, the data set is implicit VR
+    ],
+)
+def test_the_keep_list_is_enough_to_display_the_image_as_uploaded(name: str) -> None:
+    # The allow-list must not drop what the display needs: frames, windows and LUTs stay identical.
+    original = corpus_bytes(name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        before = decode_dicom(original)
+        after = decode_dicom(deidentify_dicom(original, SECRET).data)
+
+    assert np.array_equal(after.frames, before.frames, equal_nan=True)
+    assert (after.is_color, after.photometric_interpretation, after.modality) == (
+        before.is_color,
+        before.photometric_interpretation,
+        before.modality,
+    )
+    assert after.default_window == before.default_window
+    assert repr(after.voi_lut) == repr(before.voi_lut)
+    # Window names are free text and go (KEEP_ATTRIBUTES); the windows themselves stay.
+    assert [window for _, window in after.file_windows] == [window for _, window in before.file_windows]
 
 
 # --- PHI removal -----------------------------------------------------------------------------
