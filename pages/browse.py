@@ -148,9 +148,9 @@ try:
         details.append(f"location {current['slice_location']:.1f} mm")
     if image.frame_count > 1:
         details.append(f"frame {frame_index + 1}/{image.frame_count}")
-    details.append(f"{record.modality} · {record.columns}×{record.rows}")
+    details.append(f"{plain(record.modality)} · {record.columns}×{record.rows}")
     with picture:
-        st.caption(plain(" · ".join(details) + f" · {record.original_filename.rsplit('/', 1)[-1]}"))
+        st.caption(" · ".join(details) + f" · {plain(record.display_name.rsplit('/', 1)[-1])}")
         if record.burned_in_annotation:
             st.warning("This image may carry burned-in patient information.")
         st.image(render_frame(image, frame_index, window), width="stretch")

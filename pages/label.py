@@ -144,7 +144,7 @@ except MedreviewError as error:
     st.stop()
 
 with view_column:
-    st.subheader(plain(record.original_filename.rsplit("/", 1)[-1]))
+    st.subheader(plain(record.display_name.rsplit("/", 1)[-1]))
     st.caption(
         f"{plain(record.modality)} · patient {plain(record.patient_key)} · {record.columns}×{record.rows}"
         + (f" · {record.number_of_frames} frames" if record.number_of_frames > 1 else "")

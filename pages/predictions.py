@@ -117,7 +117,7 @@ with view_column:
     except MedreviewError as error:
         st.error(plain(error))
         st.stop()
-    st.subheader(plain(record.original_filename.rsplit("/", 1)[-1]))
+    st.subheader(plain(record.display_name.rsplit("/", 1)[-1]))
     verdict = f"Model: **{plain(row['predicted_class'])}** ({row['probability']:.1%})"
     if isinstance(row["label"], str):
         verdict += f" · label: **{plain(row['label'])}**" + ("" if row["agrees"] else " · :red[disagrees]")

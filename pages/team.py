@@ -91,9 +91,12 @@ with data_tab:
     file_format = format_column.radio(
         "Format", ["json"] if kind == "coco" else ["csv", "json"], horizontal=True, key="team_export_format"
     )
+    original_names = st.checkbox(
+        "Add the original file names (identifying; recorded in the audit trail)", key="team_export_original_names"
+    )
     if st.button("Prepare export", key="team_export"):
         path = Path(tempfile.mkdtemp()) / f"{kind}.{file_format}"
-        rows = attempt(lambda: write_export(store, actor, kind, path, file_format))
+        rows = attempt(lambda: write_export(store, actor, kind, path, file_format, original_names))
         if rows is not None:
             st.session_state["team_export_file"] = (path.name, path.read_bytes(), rows)
     if "team_export_file" in st.session_state:

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from medreview.ingest.deid import DeidResult
     from medreview.team.roles import Actor
 
-__all__ = ["project_secret", "pseudonym_table", "record_pseudonyms"]
+__all__ = ["project_secret", "pseudonym_table", "record_file_name", "record_pseudonyms"]
 
 _UID_KINDS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")
 
@@ -65,7 +65,19 @@ def record_pseudonyms(session: Session, result: DeidResult, originals: dict[str,
         for (kind, original), pseudonym in entries.items()
         if original
     ]
-    insert_missing(session, PseudonymEntry, rows, conflict_columns=["kind", "original"])
+    insert_missing(session, PseudonymEntry, rows, conflict_columns=["kind", "original", "pseudonym"])
+
+
+_ORIGINAL_LENGTH = PseudonymEntry.__table__.c.original.type.length
+
+
+def record_file_name(session: Session, original: str, display_name: str) -> None:
+    """Map an upload's name (an identifier: "Doe_Jane.zip/Doe_Jane_MRN445566/IMG1.dcm") to the
+    display name the store shows instead; over-long names keep their end."""
+    if len(original) > _ORIGINAL_LENGTH:
+        original = "..." + original[-(_ORIGINAL_LENGTH - 3) :]
+    row = {"kind": "file_name", "original": original, "pseudonym": display_name, "created_at": utcnow()}
+    insert_missing(session, PseudonymEntry, [row], conflict_columns=["kind", "original", "pseudonym"])
 
 
 def pseudonym_table(store: Store, actor: Actor, search: str = "") -> pd.DataFrame:

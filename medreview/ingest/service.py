@@ -27,9 +27,9 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from medreview.errors import IngestError
 from medreview.ingest.archive import is_zip, iter_zip_members
-from medreview.ingest.deid import DeidResult, deidentify_dicom, strip_raster_metadata
-from medreview.ingest.dicom import DicomInfo, looks_like_dicom, read_dicom
-from medreview.ingest.pseudonyms import record_pseudonyms
+from medreview.ingest.deid import DeidResult, deidentify_dataset, strip_raster_metadata
+from medreview.ingest.dicom import DicomInfo, looks_like_dicom, read_dicom_dataset
+from medreview.ingest.pseudonyms import record_file_name, record_pseudonyms
 from medreview.ingest.raster import RasterInfo, looks_like_raster, read_raster
 from medreview.store import Store
 from medreview.store.blobs import sha256_hex
@@ -75,6 +75,14 @@ class _Accepted:
     deid: DeidResult | None = None
     original_uids: dict[str, str] = field(default_factory=dict)
     source_sha256: str = ""
+    # With de-identification on the upload's name is an identifier ("Smith_John_MRN778899.dcm"):
+    # the store shows ``display_name`` and keeps the name only in the pseudonym map.
+    display_name: str = ""
+    name_hidden: bool = False  # the upload's name goes to the pseudonym map
+
+    @property
+    def shown_name(self) -> str:
+        return self.display_name or self.name
 
     @property
     def size(self) -> int:
@@ -145,11 +153,11 @@ def _inspect(item: InputFile, store: Store, policy: _Policy) -> _Accepted:
         )
     if looks_like_dicom(item.data):
         # Validate (and decode once) the upload as sent, then store its de-identified form.
-        info = read_dicom(item.data, limits)
+        info, dataset = read_dicom_dataset(item.data, limits)
         source = sha256_hex(item.data)
         if not policy.deidentify:
             return _Accepted(item.name, item.data, source, "dicom", info, source_sha256=source)
-        result = deidentify_dicom(item.data, policy.secret)
+        result = deidentify_dataset(dataset, policy.secret)  # the dataset parsed above, not a second parse
         originals = {
             "StudyInstanceUID": info.study_instance_uid,
             "SeriesInstanceUID": info.series_instance_uid,
@@ -174,6 +182,18 @@ def _inspect(item: InputFile, store: Store, policy: _Policy) -> _Accepted:
 
 
 _GREY_RASTER_MODES = frozenset({"1", "L", "LA", "La", "I", "F", "I;16", "I;16L", "I;16B", "I;16N"})
+
+
+def display_name(accepted: _Accepted) -> str:
+    """The name a de-identified image is shown and exported under, from de-identified facts only:
+    "CT-s3-i12-1a2b3c4d.dcm" (modality, series and instance number, the stored bytes' hash) or
+    "image-1a2b3c4d5e6f.png"."""
+    info = accepted.info
+    if isinstance(info, DicomInfo):
+        modality = "".join(character for character in (info.modality or "OT") if character.isalnum()) or "OT"
+        return f"{modality}-s{info.series_number or 0}-i{info.instance_number or 0}-{accepted.sha256[:8]}.dcm"
+    extension = "jpg" if accepted.media_type == "jpeg" else accepted.media_type
+    return f"image-{accepted.sha256[:12]}.{extension}"
 
 
 def _raster_uid(sha256: str) -> str:
@@ -234,15 +254,16 @@ def _hierarchy(accepted: _Accepted) -> _Hierarchy:
     )
 
 
-_NAME_COLUMN_LENGTH = Image.__table__.c.original_filename.type.length
+_NAME_COLUMN_LENGTH = Image.__table__.c.display_name.type.length
 
 
 def _check_fits(accepted: _Accepted) -> _Accepted:
     """Refuse, with the reason, a file whose values the store's columns cannot hold (PostgreSQL
     would refuse the whole chunk's transaction over one over-long value). A file name that is too
     long is shortened, keeping its end (the file's own name), rather than refused."""
-    if len(accepted.name) > _NAME_COLUMN_LENGTH:
-        accepted = dataclasses.replace(accepted, name="..." + accepted.name[-(_NAME_COLUMN_LENGTH - 3) :])
+    if len(accepted.shown_name) > _NAME_COLUMN_LENGTH:
+        shortened = "..." + accepted.shown_name[-(_NAME_COLUMN_LENGTH - 3) :]
+        accepted = dataclasses.replace(accepted, display_name=shortened)
     hierarchy = _hierarchy(accepted)
     image = _image_row(accepted)
     checks = [
@@ -271,7 +292,7 @@ def _image_row(accepted: _Accepted) -> Image:
         "source_sha256": accepted.source_sha256,
         "sop_instance_uid": accepted.sop_instance_uid,
         "media_type": accepted.media_type,
-        "original_filename": accepted.name,
+        "display_name": accepted.shown_name,
         "size_bytes": accepted.size,
     }
     if isinstance(info, DicomInfo):
@@ -368,9 +389,11 @@ def _add_chunk(session: Session, chunk: list[_Accepted]) -> list[IngestResult]:
         for accepted, _, _ in new:
             if accepted.deid is not None:
                 record_pseudonyms(session, accepted.deid, accepted.original_uids)
+            if accepted.name_hidden:
+                record_file_name(session, accepted.name, accepted.display_name)
 
     return [
-        IngestResult(accepted.name, DUPLICATE, f"already stored ({why}) as {image.original_filename}", image.id)
+        IngestResult(accepted.name, DUPLICATE, f"already stored ({why}) as {image.display_name}", image.id)
         if why
         else IngestResult(accepted.name, STORED, "", image.id)
         for accepted, image, why in outcomes
@@ -392,7 +415,7 @@ def _commit_chunk(store: Store, chunk: list[_Accepted], attempts: int = 3) -> li
         # _check_fits should have caught it. Isolate the file, so the rest of the chunk is stored.
         if len(chunk) > 1:
             return [result for accepted in chunk for result in _commit_chunk(store, [accepted])]
-        log.warning("the database refused a value of %s: %s", chunk[0].name, type(error.orig).__name__)
+        log.warning("the database refused a value of %s: %s", chunk[0].shown_name, type(error.orig).__name__)
         return [IngestResult(chunk[0].name, REJECTED, "the store refused one of this file's values; nothing stored")]
     except IntegrityError:
         # Another writer committed a row this chunk was about to insert (the same image, or a
@@ -403,7 +426,7 @@ def _commit_chunk(store: Store, chunk: list[_Accepted], attempts: int = 3) -> li
             return [result for accepted in chunk for result in _commit_chunk(store, [accepted])]
         if attempts > 1:
             return _commit_chunk(store, chunk, attempts - 1)
-        log.warning("gave up storing %s after repeated conflicts with concurrent uploads", chunk[0].name)
+        log.warning("gave up storing %s after repeated conflicts with concurrent uploads", chunk[0].shown_name)
         reason = "not stored: other uploads kept writing the same study at the same time; upload it again"
         return [IngestResult(chunk[0].name, REJECTED, reason)]
 
@@ -423,7 +446,7 @@ def _finish_chunk(store: Store, chunk: list[_Accepted], writes: list[Future[str]
         try:
             write.result()
         except Exception as error:
-            log.error("could not write the blob of %s", chunk[index].name, exc_info=error)
+            log.error("could not write the blob of %s", chunk[index].shown_name, exc_info=error)
             failed[index] = f"could not be saved on the server ({_describe(error)}); nothing stored"
     written = [accepted for index, accepted in enumerate(chunk) if index not in failed]
     if written:
@@ -480,7 +503,10 @@ def ingest_files(
                 results.append(item)
             else:
                 try:
-                    accepted = _check_fits(_inspect(item, store, policy))
+                    accepted = _inspect(item, store, policy)
+                    if policy.deidentify:
+                        accepted = dataclasses.replace(accepted, display_name=display_name(accepted), name_hidden=True)
+                    accepted = _check_fits(accepted)
                 except IngestError as error:
                     results.append(IngestResult(item.name, REJECTED, str(error)))
                 except Exception as error:  # a decoder bug must not abort the batch

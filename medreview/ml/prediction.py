@@ -165,7 +165,7 @@ def predictions_table(store: Store, model_version_id: int | None = None, actor: 
     query = (
         select(
             Prediction.image_id,
-            Image.original_filename.label("file"),
+            Image.display_name.label("file"),
             Prediction.predicted_class,
             Prediction.probability,
             Prediction.id.label("prediction_id"),

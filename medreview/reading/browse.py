@@ -183,7 +183,7 @@ def dicom_header(store: Store, image_id: int, max_value_chars: int = 200) -> pd.
             ("", "Size", "", f"{image.columns} × {image.rows} pixels"),
             ("", "Colour", "", image.photometric_interpretation),
             ("", "FileSize", "", f"{image.size_bytes:,} bytes"),
-            ("", "OriginalFilename", "", image.original_filename),
+            ("", "DisplayName", "", image.display_name),
         ]
     if media_type != "dicom":
         rows = raster_rows

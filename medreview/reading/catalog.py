@@ -20,7 +20,7 @@ __all__ = ["ImageRecord", "StoreCounts", "counts", "decode_image", "get_image", 
 @dataclass(frozen=True)
 class ImageRecord:
     image_id: int
-    original_filename: str
+    display_name: str
     sha256: str
     media_type: str
     path: Path
@@ -66,7 +66,7 @@ def get_image(store: Store, image_id: int, reader: str | None = None) -> ImageRe
         read = session.execute(read_query.limit(1)).first()
         return ImageRecord(
             image_id=image.id,
-            original_filename=image.original_filename,
+            display_name=image.display_name,
             sha256=image.sha256,
             media_type=image.media_type,
             path=store.blobs.path_for(image.sha256),
@@ -98,7 +98,7 @@ def image_table(store: Store) -> pd.DataFrame:
     """Every stored image, oldest first: image_id, file, modality (for pickers and assignment;
     a reader's own list is annotation.worklist)."""
     query = (
-        select(Image.id.label("image_id"), Image.original_filename.label("file"), Series.modality)
+        select(Image.id.label("image_id"), Image.display_name.label("file"), Series.modality)
         .join(Series, Series.id == Image.series_id)
         .order_by(Image.id)
     )

@@ -32,7 +32,7 @@ from medreview.reading.schema import label_classes
 from medreview.store import Store
 from medreview.store.blobs import atomic_write
 from medreview.store.db import upsert
-from medreview.store.models import Annotation, FinalLabel, LabelClass, User, utcnow
+from medreview.store.models import Annotation, FinalLabel, LabelClass, PseudonymEntry, User, utcnow
 from medreview.team.audit import neutralise_formula, record, record_now
 from medreview.team.roles import Actor, require
 
@@ -44,30 +44,55 @@ FORMAT_NAME = "medreview-labels"
 
 
 def _with_keys(store: Store, table: pd.DataFrame) -> pd.DataFrame:
-    keys = image_facts(store)[["image_id", "original_filename", "sha256", "source_sha256"]]
-    table = table.drop(columns=[c for c in ("original_filename", "sha256") if c in table.columns])
+    keys = image_facts(store)[["image_id", "display_name", "sha256", "source_sha256"]]
+    table = table.drop(columns=[c for c in ("display_name", "sha256") if c in table.columns])
     return keys.merge(table, on="image_id", how="inner")
 
 
-def export_data(store: Store, actor: Actor, kind: str) -> pd.DataFrame | dict[str, Any]:
-    """The rows (or, for ``coco``, the document) of an export."""
+def export_data(store: Store, actor: Actor, kind: str, original_names: bool = False) -> pd.DataFrame | dict[str, Any]:
+    """The rows (or, for ``coco``, the document) of an export.
+
+    Images are named by their display name and the stored object's SHA-256 (with the upload's
+    SHA-256, which re-import matches on). ``original_names`` (admins only) adds each image's
+    upload name from the pseudonym map, for those who must map back; the export's audit event
+    says so."""
     require(actor, "reviewer", "export data")
+    if original_names:
+        require(actor, "admin", "export the original file names")
     if kind == "labels":
-        table = current_labels(store)[["image_id", "label", "method"]]
-        return _with_keys(store, table)
-    if kind == "reads":
+        table = _with_keys(store, current_labels(store)[["image_id", "label", "method"]])
+    elif kind == "reads":
         reads = reads_table(store, include_rejected=True)
         reads = reads.assign(updated_at=reads["updated_at"].astype(str))
-        return _with_keys(store, reads.drop(columns=["annotation_id"]))
-    if kind == "predictions":
+        table = _with_keys(store, reads.drop(columns=["annotation_id"]))
+    elif kind == "predictions":
         model = active_model(store)
         if model is None:
             raise MedreviewError("no active model, so there are no predictions to export")
         table = predictions_table(store, model.id)[["image_id", "predicted_class", "probability", "label"]]
-        return _with_keys(store, table.assign(model_version_id=model.id))
-    if kind == "coco":
-        return _coco(store)
-    raise MedreviewError(f"unknown export '{kind}' (choose one of {', '.join(EXPORT_KINDS)})")
+        table = _with_keys(store, table.assign(model_version_id=model.id))
+    elif kind == "coco":
+        document = _coco(store)
+        if original_names:
+            names = _original_names(store)
+            for image in document["images"]:
+                image["original_name"] = names.get(image["file_name"], image["file_name"])
+        return document
+    else:
+        raise MedreviewError(f"unknown export '{kind}' (choose one of {', '.join(EXPORT_KINDS)})")
+    if original_names:
+        names = _original_names(store)
+        table.insert(2, "original_name", [names.get(name, name) for name in table["display_name"]])
+    return table
+
+
+def _original_names(store: Store) -> dict[str, str]:
+    """Display name -> the upload's name, from the pseudonym map (names not in it are their own)."""
+    with store.db.read() as session:
+        rows = session.execute(
+            select(PseudonymEntry.pseudonym, PseudonymEntry.original).where(PseudonymEntry.kind == "file_name")
+        ).all()
+    return {pseudonym: original for pseudonym, original in rows}
 
 
 def _coco(store: Store) -> dict[str, Any]:
@@ -96,7 +121,7 @@ def _coco(store: Store) -> dict[str, Any]:
         images.append(
             {
                 "id": int(row.image_id),
-                "file_name": row.original_filename,
+                "file_name": row.display_name,
                 "width": int(row.columns),
                 "height": int(row.rows),
                 "sha256": row.sha256,
@@ -111,11 +136,13 @@ def _coco(store: Store) -> dict[str, Any]:
     }
 
 
-def write_export(store: Store, actor: Actor, kind: str, path: Path, file_format: str = "csv") -> int:
+def write_export(
+    store: Store, actor: Actor, kind: str, path: Path, file_format: str = "csv", original_names: bool = False
+) -> int:
     """Write an export file; returns the number of rows (COCO: boxes). Audited."""
     if file_format not in EXPORT_FORMATS:
         raise MedreviewError(f"unsupported export format '{file_format}' (csv or json)")
-    data = export_data(store, actor, kind)
+    data = export_data(store, actor, kind, original_names)
     if not Path(path).parent.is_dir():
         raise MedreviewError(f"cannot write {path}: the folder {Path(path).parent} does not exist")
     try:
@@ -141,7 +168,9 @@ def write_export(store: Store, actor: Actor, kind: str, path: Path, file_format:
         atomic_write(Path(path), content.encode("utf-8"), sync_folder=False)
     except OSError as error:
         raise MedreviewError(f"cannot write {path}: {error.strerror or error}") from error
-    record_now(store, actor.username, "export", "export", kind, format=file_format, rows=count)
+    record_now(
+        store, actor.username, "export", "export", kind, format=file_format, rows=count, original_names=original_names
+    )
     return count
 
 

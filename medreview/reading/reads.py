@@ -205,13 +205,13 @@ def reads_table(store: Store, include_rejected: bool = False) -> pd.DataFrame:
 
 
 def image_facts(store: Store) -> pd.DataFrame:
-    """One row per stored image: image_id, patient_key, original_filename, sha256, source_sha256,
+    """One row per stored image: image_id, patient_key, display_name, sha256, source_sha256,
     media_type, rows, columns (the keys labels are joined to, exported with and imported by)."""
     query = (
         select(
             Image.id.label("image_id"),
             Patient.patient_key,
-            Image.original_filename,
+            Image.display_name,
             Image.sha256,
             Image.source_sha256,
             Image.media_type,
@@ -238,7 +238,7 @@ def unlabelled_image_ids(store: Store) -> list[int]:
 
 
 def current_labels(store: Store, source: str = "final") -> pd.DataFrame:
-    """The label of each labelled image: image_id, label, method, patient_key, original_filename,
+    """The label of each labelled image: image_id, label, method, patient_key, display_name,
     sha256, media_type, rows, columns.
 
     ``source="final"``: one row per image: its adjudicated/approved final label, else the class
@@ -275,7 +275,7 @@ def current_labels(store: Store, source: str = "final") -> pd.DataFrame:
         "label",
         "method",
         "patient_key",
-        "original_filename",
+        "display_name",
         "sha256",
         "source_sha256",
         "media_type",

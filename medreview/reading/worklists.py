@@ -56,7 +56,7 @@ def worklist(
         query = (
             select(
                 Image.id.label("image_id"),
-                Image.original_filename.label("file"),
+                Image.display_name.label("file"),
                 Series.modality,
                 Patient.patient_key.label("patient"),
                 Image.rows,

@@ -136,7 +136,7 @@ class Image(Base):
     source_sha256: Mapped[str] = mapped_column(String(64), index=True, default="")
     sop_instance_uid: Mapped[str] = mapped_column(String(128), unique=True)
     media_type: Mapped[str] = mapped_column(String(16))  # "dicom" | "png" | "jpeg"
-    original_filename: Mapped[str] = mapped_column(String(512))
+    display_name: Mapped[str] = mapped_column(String(512))
     size_bytes: Mapped[int] = mapped_column(BigInteger)
     rows: Mapped[int]
     columns: Mapped[int]
@@ -334,15 +334,19 @@ class Prediction(Base):
 
 class PseudonymEntry(Base):
     """Original identifier -> pseudonym written at de-identification (kind: patient_id,
-    patient_name, study_uid, series_uid, sop_instance_uid). Kept apart from the imaging tables
+    patient_name, StudyInstanceUID, SeriesInstanceUID, SOPInstanceUID; file_name: the upload's
+    name -> the image's display name). Kept apart from the imaging tables
     and read only through ``medreview.ingest.pseudonyms``, which admits admins only."""
 
     __tablename__ = "pseudonym_map"
-    __table_args__ = (UniqueConstraint("kind", "original", name="uq_pseudonym_map_kind_original"),)
+    # A UID or patient ID has one pseudonym; a file name may name several uploads.
+    __table_args__ = (
+        UniqueConstraint("kind", "original", "pseudonym", name="uq_pseudonym_map_kind_original_pseudonym"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(24))
-    original: Mapped[str] = mapped_column(String(256))
+    original: Mapped[str] = mapped_column(String(1024))
     pseudonym: Mapped[str] = mapped_column(String(128), index=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 

@@ -67,12 +67,29 @@ def upgrade(engine: Engine, sqlite_path: Path | None = None) -> str | None:
         backup = None
         if sqlite_path is not None and (current is not None or first_release):
             backup = _backup_sqlite(sqlite_path, current or "first-release")
-        with engine.begin() as connection:
-            config = _config(connection)
-            if first_release:
-                command.stamp(config, BASELINE)
-            command.upgrade(config, "head")
+        with engine.connect() as connection:
+            with _foreign_keys_off(connection), connection.begin():
+                config = _config(connection)
+                if first_release:
+                    command.stamp(config, BASELINE)
+                command.upgrade(config, "head")
         return str(backup) if backup else None
+
+
+@contextlib.contextmanager
+def _foreign_keys_off(connection: Connection) -> Iterator[None]:
+    """SQLite: batch migrations copy a table and drop the old one, which foreign keys pointing at
+    it would refuse. The pragma works only outside a transaction, so it goes to the driver's
+    connection directly (autocommit: the store emits BEGIN itself)."""
+    if connection.dialect.name != "sqlite":
+        yield
+        return
+    driver = connection.connection.driver_connection
+    driver.execute("PRAGMA foreign_keys=OFF")
+    try:
+        yield
+    finally:
+        driver.execute("PRAGMA foreign_keys=ON")
 
 
 @contextlib.contextmanager

@@ -62,15 +62,15 @@ def ingest_with_a_good_file(store: Store, *hostile: InputFile) -> dict[str, Inge
     by_name = {result.file: result for result in results}
     assert len(by_name) == len(results), "one result per file"
     assert by_name[GOOD_NAME].status == "stored", by_name[GOOD_NAME].reason
-    assert_only_the_good_file_is_stored(store)
+    assert_only_the_good_file_is_stored(store, by_name[GOOD_NAME].image_id)
     return by_name
 
 
-def assert_only_the_good_file_is_stored(store: Store) -> None:
+def assert_only_the_good_file_is_stored(store: Store, good_image_id: int | None) -> None:
     with store.db.read() as session:
         images = session.scalars(select(Image)).all()
-        stored = [(image.original_filename, image.sha256) for image in images]
-    assert [name for name, _ in stored] == [GOOD_NAME]
+        stored = [(image.id, image.sha256) for image in images]
+    assert [image_id for image_id, _ in stored] == [good_image_id]
     files_on_disk = sorted(path for path in store.settings.objects_dir.rglob("*") if path.is_file())
     assert files_on_disk == [store.blobs.path_for(stored[0][1])]
 

@@ -69,7 +69,7 @@ def test_each_look_is_audited_without_the_search_text(uploaded):
     assert len(events) == 2 and set(events["actor"]) == {"local"}
     assert PATIENT_ID not in events.to_csv()
     assert sorted(views(uploaded), key=lambda details: details["searched"]) == [
-        {"searched": False, "rows": 5},  # patient id and name, study, series and instance UIDs
+        {"searched": False, "rows": 6},  # patient id and name, study, series and instance UIDs, file name
         {"searched": True, "rows": 2},
     ]
 

@@ -21,6 +21,7 @@ from medreview.team.accounts import LoginSession
 from medreview.team.settings import set_setting
 from tests.conftest import ADMIN, run_page_as
 from tests.helpers import ROOT
+from ui.text import plain
 
 # The demo images are 128 x 128; on a 512-px-wide canvas that is 4 display px per image px.
 CANVAS_WIDTH = 512
@@ -155,7 +156,7 @@ def test_save_boxes_with_nothing_to_save_says_so(page_store, demo_ids):
     app = run_page_as("label")
     app.button(key="label_save_boxes").click().run()
     assert not app.exception
-    assert "choose a class (or draw a box)" in app.error[0].value
+    assert plain("choose a class (or draw a box)") in app.error[0].value
 
 
 def test_multi_label_mode_saves_boxes_with_the_chosen_classes(page_store, demo_ids):

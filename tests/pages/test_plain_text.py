@@ -16,6 +16,7 @@ from medreview.reading.schema import add_label_class
 from medreview.store.models import Annotation, Job, ModelVersion, Prediction
 from medreview.team.accounts import create_user
 from medreview.team.roles import Actor
+from medreview.team.settings import set_setting
 from tests.conftest import ADMIN, run_page_as
 from tests.helpers import png_bytes
 from ui.text import plain
@@ -44,6 +45,8 @@ def assert_shown_as_text(app, *fragments: str) -> None:
 
 
 def hostile_store(store) -> int:
+    # Without de-identification the names are shown as uploaded (with it, derived names are shown).
+    set_setting(store, LOCAL_ACTOR, "deidentify", False)
     [result] = ingest_files(store, [InputFile(HOSTILE_NAME, png_bytes(77))])
     add_label_class(store, LOCAL_ACTOR, HOSTILE_CLASS)
     create_user(store, ADMIN, "reader1", "reader-password-1", "annotator")

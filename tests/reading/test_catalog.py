@@ -11,6 +11,7 @@ from medreview.reading.catalog import counts, get_image, image_table
 from medreview.reading.reads import LOCAL_ACTOR, save_read
 from medreview.team.accounts import create_first_admin, create_user
 from medreview.team.roles import Actor
+from medreview.team.settings import set_setting
 from tests.helpers import dicom_bytes, png_bytes
 
 ANN = Actor("ann", "annotator")
@@ -63,13 +64,16 @@ def test_without_a_reader_the_newest_read_is_shown(readers):
 def test_the_record_describes_the_stored_file(store):
     [result] = ingest_files(store, [InputFile("slice.dcm", dicom_bytes("P-5", modality="CT"))])
     record = get_image(store, result.image_id)
-    assert (record.original_filename, record.media_type, record.modality) == ("slice.dcm", "dicom", "CT")
+    # De-identified by default: the name shown is derived from de-identified facts, not "slice.dcm".
+    assert record.display_name.startswith("CT-s0-i1-") and record.display_name.endswith(".dcm")
+    assert (record.media_type, record.modality) == ("dicom", "CT")
     assert (record.rows, record.columns, record.number_of_frames) == (64, 64, 1)
     assert record.path.is_file() and record.path == store.blobs.path_for(record.sha256)
     assert record.patient_key.startswith("ANON-")  # de-identified by default
 
 
 def test_image_table_lists_every_image_oldest_first(store):
+    set_setting(store, LOCAL_ACTOR, "deidentify", False)  # names as uploaded
     results = ingest_files(
         store,
         [

@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 
 from medreview.errors import MedreviewError, PermissionDeniedError
 from medreview.ingest import InputFile, ingest_files
+from medreview.reading.catalog import get_image
 from medreview.reading.exchange import export_data, import_labels, write_export
 from medreview.reading.reads import LOCAL_ACTOR, reads_table, save_read
 from medreview.reading.schema import label_classes
@@ -21,6 +22,7 @@ from medreview.store import Store
 from medreview.store.models import Annotation, Job, ModelVersion, Prediction, User
 from medreview.team.audit import query
 from medreview.team.roles import Actor
+from medreview.team.settings import set_setting
 from tests.conftest import make_settings
 from tests.helpers import png_bytes
 
@@ -64,6 +66,24 @@ def project(store: Store) -> tuple[Store, list[int]]:
     return store, ids
 
 
+def shown_name(store: Store, image_id: int) -> str:
+    return get_image(store, image_id).display_name
+
+
+def test_original_names_are_for_admins_and_audited(project, tmp_path):
+    store, ids = project
+    with pytest.raises(PermissionDeniedError):
+        write_export(store, REVIEWER, "labels", tmp_path / "labels.csv", "csv", original_names=True)
+    write_export(store, LOCAL_ACTOR, "labels", tmp_path / "labels.csv", "csv", original_names=True)
+    rows = read_csv(tmp_path / "labels.csv")
+    assert [(row["display_name"], row["original_name"]) for row in rows] == [
+        (shown_name(store, ids[0]), "img0.png"),
+        (shown_name(store, ids[1]), "img1.png"),
+    ]
+    [details] = query(store, LOCAL_ACTOR, action="export")["details"]
+    assert json.loads(details)["original_names"] is True
+
+
 def read_csv(path: Path) -> list[dict[str, str]]:
     with path.open(newline="") as handle:
         return list(csv.DictReader(handle))
@@ -73,10 +93,12 @@ def test_labels_export_in_csv_and_json(project, tmp_path):
     store, ids = project
     assert write_export(store, REVIEWER, "labels", tmp_path / "labels.csv", "csv") == 2
     rows = read_csv(tmp_path / "labels.csv")
-    assert [(row["original_filename"], row["label"], row["method"]) for row in rows] == [
-        ("img0.png", "normal", "unanimous"),
-        ("img1.png", "pneumonia", "unanimous"),
+    # De-identified by default: images are named by their display names, never by the upload's.
+    assert [(row["display_name"], row["label"], row["method"]) for row in rows] == [
+        (shown_name(store, ids[0]), "normal", "unanimous"),
+        (shown_name(store, ids[1]), "pneumonia", "unanimous"),
     ]
+    assert "img0.png" not in (tmp_path / "labels.csv").read_text()
     assert all(len(row["sha256"]) == 64 and len(row["source_sha256"]) == 64 for row in rows)
     assert write_export(store, REVIEWER, "labels", tmp_path / "labels.json", "json") == 2
     document = json.loads((tmp_path / "labels.json").read_text())
@@ -102,10 +124,10 @@ def test_predictions_export_names_the_model_and_the_label(project, tmp_path):
     store, ids = project
     assert write_export(store, REVIEWER, "predictions", tmp_path / "predictions.csv", "csv") == 3
     rows = read_csv(tmp_path / "predictions.csv")
-    assert [(row["original_filename"], row["predicted_class"]) for row in rows] == [
-        ("img0.png", "pneumonia"),
-        ("img1.png", "pneumonia"),
-        ("img2.png", "normal"),
+    assert [(row["display_name"], row["predicted_class"]) for row in rows] == [
+        (shown_name(store, ids[0]), "pneumonia"),
+        (shown_name(store, ids[1]), "pneumonia"),
+        (shown_name(store, ids[2]), "normal"),
     ]
     assert [row["label"] for row in rows[:2]] == ["normal", "pneumonia"]
     assert {row["model_version_id"] for row in rows} == {"1"}
@@ -157,11 +179,12 @@ def test_csv_cells_starting_a_formula_are_neutralised(project, tmp_path, prefix)
 
 
 def test_a_file_name_starting_a_formula_is_neutralised(store, tmp_path):
+    set_setting(store, LOCAL_ACTOR, "deidentify", False)  # names as uploaded
     [result] = ingest_files(store, [InputFile("=cmd.png", png_bytes(950))])
     save_read(store, LOCAL_ACTOR, result.image_id, "normal")
     write_export(store, REVIEWER, "labels", tmp_path / "labels.csv", "csv")
     [row] = read_csv(tmp_path / "labels.csv")
-    assert row["original_filename"] == "'=cmd.png"
+    assert row["display_name"] == "'=cmd.png"
 
 
 def test_json_exports_keep_the_text_as_written(project, tmp_path):
@@ -184,8 +207,8 @@ def test_exports_are_for_reviewers_and_up_and_audited(project, tmp_path):
     write_export(store, LOCAL_ACTOR, "coco", tmp_path / "boxes.json", "json")
     events = query(store, LOCAL_ACTOR, action="export").iloc[::-1]
     assert [(row.actor, row.object_id, json.loads(row.details)) for row in events.itertuples()] == [
-        ("rev", "labels", {"format": "csv", "rows": 2}),
-        ("local", "coco", {"format": "json", "rows": 1}),
+        ("rev", "labels", {"format": "csv", "rows": 2, "original_names": False}),
+        ("local", "coco", {"format": "json", "rows": 1, "original_names": False}),
     ]
 
 

@@ -61,7 +61,18 @@ def test_a_first_release_store_upgrades_at_open_with_nothing_lost(tmp_path):
     try:
         assert schema.current_revision(store.db.engine) == schema.head_revision()
         after = counts(store)
-        assert {table: after[table] for table in after} == {table: before[table] for table in after}
+        # Nothing lost; the upload names (identifiers) moved to the pseudonym map, one row per image.
+        assert {**after, "pseudonym_map": after["pseudonym_map"] - after["images"]} == {
+            table: before[table] for table in after
+        }
+        with store.db.read() as session:
+            shown = set(session.scalars(select(Image.display_name)))
+            file_names = select(PseudonymEntry.original, PseudonymEntry.pseudonym).where(
+                PseudonymEntry.kind == "file_name"
+            )
+            moved = {original: pseudonym for original, pseudonym in session.execute(file_names)}
+        assert len(shown) == before["images"] and not shown & set(moved)
+        assert set(moved.values()) == shown and all(name.startswith("demo-") for name in moved)
         # The data still works through the services: reads, labels and the active model.
         assert len(reads_table(store)) == before["annotations"] > 0
         assert len(current_labels(store)) > 0

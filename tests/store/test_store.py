@@ -79,7 +79,10 @@ def test_duplicates_by_bytes_and_by_sop_instance_uid_are_not_stored_twice(any_st
     assert [r.status for r in results] == ["stored", "stored", "duplicate"]
     again = ingest_files(any_store, [InputFile("b-again.png", picture), InputFile("c.dcm", same_uid)])
     assert [r.status for r in again] == ["duplicate", "duplicate"]
-    assert "b.png" in again[0].reason and "SOPInstanceUID" in again[1].reason
+    # The message names the stored image by its display name, never by another upload's file name.
+    with any_store.db.read() as session:
+        shown = session.get(Image, results[1].image_id).display_name
+    assert shown in again[0].reason and "b.png" not in again[0].reason and "SOPInstanceUID" in again[1].reason
     with any_store.db.read() as session:
         assert session.scalar(select(func.count(Image.id))) == 2
 

@@ -92,7 +92,7 @@ def load_dataset(
             try:
                 decoded = decode_file(store.blobs.path_for(row.sha256), row.media_type)
             except ImagingError as error:
-                raise TrainingError(f"cannot read labelled image {row.original_filename}: {error}") from error
+                raise TrainingError(f"cannot read labelled image {row.display_name}: {error}") from error
             array = model_config.prepare(decoded, size)  # (size, size) float32 in [0, 1]
             buffer = _npy_bytes(array)
             atomic_write(cache_path, buffer)
