@@ -1,7 +1,10 @@
 """``python -m medreview``: the same services as the pages, for scripts and servers.
 
 Exit codes: 0 success; 1 the command failed (message on stderr); 2 some files were rejected
-(ingest / import-folder; the per-file results say which and why).
+(ingest / import-folder; the per-file results say which and why); 128 + the signal number when
+stopped by a signal (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP). A command stopped so also stops the
+processes it started (the worker and the Streamlit server of ``serve``, the worker of
+``train --wait``) before it exits.
 
 The CLI is for whoever operates the machine: it acts as the built-in "local" administrator (which
 has no password and cannot log in to the web app), and its actions are audited under that name.
@@ -10,11 +13,13 @@ has no password and cannot log in to the web app), and its actions are audited u
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -65,8 +70,64 @@ def _cmd_import_folder(args: argparse.Namespace) -> int:
     return code
 
 
+# How long a stopped command waits for its children to end before killing them. The worker
+# gives a running job medreview.jobs.WORKER_STOP_SECONDS (15 s) to stop; this leaves it time
+# to mark the job and remove its liveness stamp.
+CHILD_STOP_SECONDS = 25.0
+
+
+class _Stopped(BaseException):
+    """SIGTERM or SIGHUP arrived. A BaseException, like KeyboardInterrupt, so that no
+    ``except Exception`` swallows it on its way up and every ``finally`` that stops a child runs."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_stopped(signum: int, _frame: object) -> None:
+    raise _Stopped(signum)
+
+
+def _install_stop_handlers() -> dict[int, object]:
+    """Make SIGTERM and SIGHUP unwind the command like Ctrl-C does; returns the handlers replaced.
+    Without this, Python dies at once on them and the children of ``serve`` / ``train --wait``
+    live on, reparented to PID 1."""
+    replaced: dict[int, object] = {}
+    if threading.current_thread() is not threading.main_thread():
+        return replaced  # only the main thread may set handlers (main() called from a thread)
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        # A signal ignored on purpose (nohup ignores SIGHUP) stays ignored.
+        if signal.getsignal(signum) is signal.SIG_DFL:
+            replaced[signum] = signal.signal(signum, _raise_stopped)
+    return replaced
+
+
+def _stop_children(children: list[subprocess.Popen], timeout: float = CHILD_STOP_SECONDS) -> None:
+    """SIGTERM each running child, wait for all up to ``timeout`` seconds together, then kill
+    those still running. A second Ctrl-C or SIGTERM meanwhile skips the rest of the wait."""
+    for child in children:
+        if child.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                child.send_signal(signal.SIGTERM)
+    try:
+        deadline = time.monotonic() + timeout
+        for child in children:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.wait(timeout=max(0.0, deadline - time.monotonic()))
+    except (KeyboardInterrupt, _Stopped):
+        pass
+    finally:
+        for child in children:
+            if child.poll() is None:
+                print(f"process {child.pid} did not stop within {timeout:g} s: killing it", file=sys.stderr)
+                child.kill()
+                child.wait()
+
+
 def _start_worker() -> subprocess.Popen:
-    # A session of its own, so a Ctrl-C meant for this command is forwarded deliberately below.
+    # A session of its own, so that a Ctrl-C in the terminal does not reach it directly: this
+    # command stops it deliberately (_stop_children), after the job it waits for, or on a signal.
     return subprocess.Popen([sys.executable, "-m", "medreview", "worker"], start_new_session=True)
 
 
@@ -99,12 +160,10 @@ def _wait_for_job(store: Store, job_id: int) -> int:
                 return 1
             time.sleep(1.0)
     finally:
+        # Also on Ctrl-C, SIGTERM or SIGHUP: the worker started for this wait ends with it
+        # (SIGTERM: it stops its running job now rather than finishing it).
         if worker is not None:
-            worker.send_signal(signal.SIGINT)
-            try:
-                worker.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                worker.kill()
+            _stop_children([worker])
     if job.status != "succeeded":
         print(f"job {job_id} {job.status}: {job.error}", file=sys.stderr)
         return 1
@@ -157,7 +216,9 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 def _cmd_export(args: argparse.Namespace) -> int:
     from medreview.reading.exchange import write_export
 
-    rows = write_export(Store.open(), LOCAL_ACTOR, args.kind, Path(args.output), args.format)
+    rows = write_export(
+        Store.open(), LOCAL_ACTOR, args.kind, Path(args.output), args.format, original_names=args.original_names
+    )
     print(f"{rows} rows written to {args.output}", file=sys.stderr)
     return 0
 
@@ -289,29 +350,29 @@ def _cmd_worker(_: argparse.Namespace) -> int:
     from medreview.jobs import run_worker
     from medreview.ml.runners import RUNNERS
 
+    # Once the consumer runs, huey handles SIGINT / SIGTERM / SIGHUP itself; run_worker returns on
+    # SIGINT and SIGTERM after stopping its job and removing the worker's liveness stamp. Before
+    # that (importing TensorFlow takes seconds) main's handlers apply.
     run_worker(RUNNERS)
     return 0
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    """Start the worker and the Streamlit app; stop the worker when the app stops."""
+    """Start the worker and the Streamlit app; stop both when the app stops or this command is
+    stopped (Ctrl-C, SIGTERM, SIGHUP)."""
     Store.open()  # create the data dir and schema once, before two processes race to do it
-    worker = _start_worker()
     command = [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(args.port)]
     if args.headless:
         command += ["--server.headless", "true"]
-    app = subprocess.Popen(command)
+    children: list[subprocess.Popen] = []
     try:
-        return app.wait()
-    except KeyboardInterrupt:
-        app.send_signal(signal.SIGINT)
+        children.append(_start_worker())
+        app = subprocess.Popen(command)
+        children.append(app)
         return app.wait()
     finally:
-        worker.send_signal(signal.SIGINT)
-        try:
-            worker.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
+        # The app first: no new job submitted to a worker that is going away.
+        _stop_children(children[::-1])
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -347,6 +408,11 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("kind", choices=("labels", "reads", "predictions", "coco"))
     export.add_argument("--format", default="csv", choices=("csv", "json"))
     export.add_argument("-o", "--output", required=True)
+    export.add_argument(
+        "--original-names",
+        action="store_true",
+        help="add each image's upload name (identifying; from the pseudonym map; audited)",
+    )
     export.set_defaults(handler=_cmd_export)
 
     assign_work = commands.add_parser("assign", help="put images on readers' personal worklists")
@@ -398,10 +464,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    replaced = _install_stop_handlers()
     try:
         return int(args.handler(args) or 0)
     except MedreviewError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        return 130
+        return 128 + signal.SIGINT
+    except _Stopped as stopped:
+        return 128 + stopped.signum
+    finally:
+        for signum, handler in replaced.items():
+            signal.signal(signum, handler)  # type: ignore[arg-type]

@@ -29,7 +29,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from huey import Huey, RedisHuey, SqliteHuey
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from medreview.config import Settings, get_settings
 from medreview.errors import JobCancelled, MedreviewError, NotFoundError
@@ -57,6 +58,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 HEARTBEAT_INTERVAL = 5.0  # seconds
+# How long a stopping worker (SIGTERM) waits for its running job to notice and end; a training
+# run checks after every batch. Whatever still runs then is marked failed and abandoned.
+WORKER_STOP_SECONDS = 15.0
 HEARTBEAT_TIMEOUT = dt.timedelta(seconds=90)
 ACTIVE_STATUSES = ("queued", "running")
 _KIND_PATTERN = re.compile(r"[a-z][a-z0-9_.-]{0,31}")
@@ -84,6 +88,10 @@ def _queue(settings: Settings) -> tuple[Huey, Any]:
 
 # The runners of the worker running in this process, set by run_worker.
 _worker_runners: dict[str, Runner] = {}
+# Set when the worker in this process is stopping: running jobs see should_stop() turn True.
+_worker_stopping = threading.Event()
+# Jobs executing in this process right now, so a stopping worker can mark what it abandons.
+_running_here: set[int] = set()
 
 
 def _execute_job_task(job_id: int) -> None:
@@ -106,7 +114,7 @@ def submit_job(store: Store, kind: str, params: dict[str, Any], created_by: str 
         _, task = _queue(store.settings)
         task(job_id)
     except Exception as error:  # the queue is down: say so on the job instead of leaving it queued
-        _finish(store, job_id, "failed", error=f"could not reach the job queue: {error}")
+        _finish(store, job_id, "failed", error=f"could not reach the job queue: {error}", expected=("queued",))
         raise MedreviewError(f"could not reach the job queue: {error}") from error
     return job_id
 
@@ -140,10 +148,12 @@ def cancel_job(store: Store, actor: Actor, job_id: int) -> None:
             raise MedreviewError(f"job {job_id} is already {job.status}")
         job.cancel_requested = True
         record(session, actor.username, "job.cancel", "job", job_id, kind=job.kind, status=job.status)
-        if job.status == "queued":
-            job.status = "cancelled"
-            job.finished_at = utcnow()
-            job.error = "cancelled before it started"
+        session.flush()
+        # Conditional, so a worker that took the job since the read above keeps it "running"
+        # (the flag set above stops it within a batch) instead of being overwritten.
+        _transition(
+            session, job_id, ("queued",), "cancelled", finished_at=utcnow(), error="cancelled before it started"
+        )
 
 
 def reap_orphans(store: Store) -> int:
@@ -154,18 +164,21 @@ def reap_orphans(store: Store) -> int:
     with store.db.read() as session:
         if session.scalar(select(Job.id).where(Job.status == "running").limit(1)) is None:
             return 0
+    message = (
+        "the worker process stopped while running this job (no heartbeat for "
+        f"{int(HEARTBEAT_TIMEOUT.total_seconds())} s); start it again and resubmit"
+    )
     with store.db.write() as session:
-        stale = session.scalars(select(Job).where(Job.status == "running")).all()
+        stale = session.execute(select(Job.id, Job.heartbeat_at, Job.started_at).where(Job.status == "running")).all()
         count = 0
-        for job in stale:
-            beat = job.heartbeat_at or job.started_at
-            if beat is not None and as_utc(beat) < cutoff:
-                job.status = "failed"
-                job.finished_at = utcnow()
-                job.error = (
-                    "the worker process stopped while running this job (no heartbeat for "
-                    f"{int(HEARTBEAT_TIMEOUT.total_seconds())} s); start it again and resubmit"
-                )
+        for job_id, heartbeat_at, started_at in stale:
+            beat = heartbeat_at or started_at
+            if beat is None or as_utc(beat) >= cutoff:
+                continue
+            # Only if the job is still running with the very heartbeat read above: on PostgreSQL
+            # the worker may have finished it, or beaten, since the SELECT.
+            same_beat = Job.heartbeat_at.is_(None) if heartbeat_at is None else Job.heartbeat_at == heartbeat_at
+            if _transition(session, job_id, ("running",), "failed", same_beat, finished_at=utcnow(), error=message):
                 count += 1
         return count
 
@@ -210,81 +223,180 @@ class JobContext:
             job.heartbeat_at = utcnow()
 
     def should_stop(self) -> bool:
+        """Whether the job should end now: a user cancelled it, or its worker is stopping."""
         now = time.monotonic()
         if not self._cancelled and now - self._checked_at >= 1.0:
             self._checked_at = now
             with self.store.db.read() as session:
                 self._cancelled = bool(session.scalar(select(Job.cancel_requested).where(Job.id == self.job_id)))
+        return self._cancelled or _worker_stopping.is_set()
+
+    @property
+    def cancelled_by_user(self) -> bool:
         return self._cancelled
 
 
 Runner = Callable[[JobContext], dict[str, Any]]
 
 
+def _transition(
+    session: Session, job_id: int, expected: tuple[str, ...], status: str, *conditions: Any, **values: Any
+) -> bool:
+    """Set the job's status (and ``values``) only if its status is one of ``expected``; whether it
+    was. One conditional UPDATE, so two writers (worker, reaper, a user cancelling) can never
+    both win: the row is re-checked under its lock on PostgreSQL, and SQLite serialises writers."""
+    statement = (
+        update(Job)
+        .where(Job.id == job_id, Job.status.in_(expected), *conditions)
+        .values(status=status, **values)
+        .execution_options(synchronize_session=False)
+    )
+    return session.execute(statement).rowcount == 1
+
+
 def _finish(
-    store: Store, job_id: int, status: str, result: dict[str, Any] | None = None, error: str | None = None
-) -> None:
+    store: Store,
+    job_id: int,
+    status: str,
+    result: dict[str, Any] | None = None,
+    error: str | None = None,
+    expected: tuple[str, ...] = ("running",),
+) -> str:
+    """End a job that is still in one of the ``expected`` statuses; returns the status the job
+    has afterwards. A job that already ended (the reaper marked it failed while its worker was
+    merely slow) keeps its status and this late outcome is dropped."""
+    values: dict[str, Any] = {"finished_at": utcnow(), "error": error}
+    if result is not None:
+        values["result"] = result
     with store.db.write() as session:
-        job = session.get(Job, job_id)
-        job.status = status
-        job.finished_at = utcnow()
-        job.error = error
-        if result is not None:
-            job.result = result
+        if _transition(session, job_id, expected, status, **values):
+            return status
+        current = session.scalar(select(Job.status).where(Job.id == job_id))
+    log.warning(
+        "job %s is already %s; its late outcome (%s%s) is dropped",
+        job_id,
+        current or "deleted",
+        status,
+        f": {error}" if error else "",
+    )
+    return current or "missing"
+
+
+def _failure(job_id: int, kind: str, error: Exception, context: JobContext) -> tuple[str, str]:
+    """The final status and the message for the user of a job whose runner raised ``error``."""
+    try:
+        if isinstance(error, JobCancelled) and not context.cancelled_by_user and _worker_stopping.is_set():
+            return "failed", _WORKER_STOPPED
+        if isinstance(error, JobCancelled):
+            return "cancelled", "cancelled by the user"
+        if isinstance(error, ImportError):
+            # A runner whose module (TensorFlow, typically) cannot be imported in this worker.
+            log.exception("job %s could not start", job_id)
+            return "failed", f"the {kind} job could not start: {type(error).__name__}: {error}"
+        if isinstance(error, MedreviewError):
+            return "failed", str(error)
+        log.exception("job %s failed", job_id)
+        return "failed", f"unexpected error: {type(error).__name__}: {error}"
+    except Exception:
+        # Building the message failed (an exception whose __str__ raises, say): the job must
+        # still end with a reason rather than stay "running" until the reaper finds it.
+        log.warning("job %s failed and its error could not be described", job_id, exc_info=True)
+        return "failed", f"unexpected error: {_type_name(error)} (its message could not be read)"
+
+
+def _type_name(error: BaseException) -> str:
+    try:
+        return type(error).__name__
+    except Exception:
+        return "an exception"
+
+
+def _describe(error: BaseException) -> str:
+    """``"<type>: <message>"``, or only the type when the message cannot be built."""
+    try:
+        return f"{type(error).__name__}: {error}"
+    except Exception:
+        return _type_name(error)
 
 
 def execute_job(store: Store, job_id: int, runners: Mapping[str, Runner]) -> str:
     """Run one job to the end in this process with the runner of its kind; returns its final
     status. Never raises for a job's own failure: the reason is written on the job for the user
-    to read (a kind this worker has no runner for is such a failure)."""
+    to read (a kind this worker has no runner for is such a failure). A job that was cancelled,
+    taken by another worker or marked failed meanwhile keeps that status."""
     with store.db.write() as session:
+        now = utcnow()
+        started = _transition(
+            session, job_id, ("queued",), "running", started_at=now, heartbeat_at=now, worker_pid=os.getpid()
+        )
         job = session.get(Job, job_id)
         if job is None:
             log.warning("job %s vanished before it ran", job_id)
             return "missing"
-        if job.status != "queued":
+        if not started:
             return job.status  # cancelled while queued, or already taken
-        job.status = "running"
-        job.started_at = job.heartbeat_at = utcnow()
-        job.worker_pid = os.getpid()
         kind = job.kind
 
     context = JobContext(store, job_id)
+    _running_here.add(job_id)
     stop_beating = threading.Event()
     beater = threading.Thread(target=_beat, args=(store, job_id, stop_beating), daemon=True)
     beater.start()
     try:
-        runner = runners.get(kind)
-        if runner is None:
-            raise MedreviewError(f"unknown job kind '{kind}': this worker runs {', '.join(sorted(runners)) or 'none'}")
-        result = runner(context)
+        try:
+            runner = runners.get(kind)
+            if runner is None:
+                available = ", ".join(sorted(runners)) or "none"
+                raise MedreviewError(f"unknown job kind '{kind}': this worker runs {available}")
+            result = runner(context)
+        finally:
+            stop_beating.set()
+            beater.join(timeout=10)
     except Exception as error:
-        stop_beating.set()
-        if isinstance(error, JobCancelled):
-            _finish(store, job_id, "cancelled", error="cancelled by the user")
-            return "cancelled"
-        if isinstance(error, MedreviewError):
-            message = str(error)
-        else:
-            log.exception("job %s failed", job_id)
-            message = f"unexpected error: {type(error).__name__}: {error}"
-        _finish(store, job_id, "failed", error=message)
-        return "failed"
+        status, message = _failure(job_id, kind, error, context)
+        return _finish(store, job_id, status, error=message)
+    except BaseException as error:
+        # The worker itself is being stopped (KeyboardInterrupt, SystemExit): say so on the job at
+        # once instead of leaving it "running" until the reaper notices, then let the stop go on.
+        _finish_quietly(store, job_id, f"{_WORKER_STOPPED} ({_type_name(error)})")
+        raise
+    else:
+        try:
+            return _finish(store, job_id, "succeeded", result=result)
+        except Exception as error:
+            # A result the database cannot take (not JSON, say) must not leave the job "running".
+            log.exception("job %s finished but its result could not be saved", job_id)
+            cause = getattr(error, "orig", None) or error  # SQLAlchemy wraps the serialiser's error
+            return _finish(
+                store, job_id, "failed", error=f"the job finished but its result could not be saved: {_describe(cause)}"
+            )
     finally:
-        stop_beating.set()
-        beater.join(timeout=10)
-    _finish(store, job_id, "succeeded", result=result)
-    return "succeeded"
+        _running_here.discard(job_id)
+
+
+_WORKER_STOPPED = "the worker was stopped while running this job; submit it again"
+
+
+def _finish_quietly(store: Store, job_id: int, message: str) -> None:
+    try:
+        _finish(store, job_id, "failed", error=message)
+    except Exception:
+        log.warning("could not mark job %s failed", job_id, exc_info=True)
 
 
 def _beat(store: Store, job_id: int, stop: threading.Event) -> None:
     while not stop.wait(HEARTBEAT_INTERVAL):
         try:
             with store.db.write() as session:
-                job = session.get(Job, job_id)
-                if job is None or job.status != "running":
-                    return
-                job.heartbeat_at = utcnow()
+                # Only a running job beats: one the reaper failed must stay stale.
+                still_running = session.execute(
+                    update(Job)
+                    .where(Job.id == job_id, Job.status == "running")
+                    .values(heartbeat_at=utcnow())
+                    .execution_options(synchronize_session=False)
+                ).rowcount
+            if not still_running:
+                return
         except Exception:  # a busy database must not kill the job; the next beat retries
             log.warning("heartbeat for job %s failed", job_id, exc_info=True)
 
@@ -307,22 +419,53 @@ def _stamp_worker(store: Store, stop: threading.Event) -> None:
 
 def run_worker(runners: Mapping[str, Runner], settings: Settings | None = None) -> None:
     """Run the huey consumer in this process until interrupted (``python -m medreview worker``),
-    executing each job with the runner of its kind."""
+    executing each job with the runner of its kind.
+
+    Signals are huey's: SIGINT stops after the running job ends, SIGTERM stops now and SIGHUP
+    restarts the process. On SIGTERM the running job is asked to stop (``should_stop()``) and
+    given :data:`WORKER_STOP_SECONDS`; a job still running then is marked failed. Either way the
+    worker's liveness stamp is removed before the process ends.
+    """
     from huey.consumer import Consumer
 
     _worker_runners.clear()
     _worker_runners.update(runners)
+    _worker_stopping.clear()
     settings = settings or get_settings()
     store = Store.open(settings)
-    store.collect_orphans()
-    reap_orphans(store)
-    queue, _ = _queue(settings)
-    stop = threading.Event()
-    threading.Thread(target=_stamp_worker, args=(store, stop), daemon=True).start()
+    stop_stamping = threading.Event()
+    stamper = threading.Thread(target=_stamp_worker, args=(store, stop_stamping), daemon=True)
+    consumer = None
     try:
-        Consumer(queue, workers=1, worker_type="thread", check_worker_health=True).run()
+        store.collect_orphans()
+        reap_orphans(store)
+        queue, _ = _queue(settings)
+        stamper.start()
+        consumer = Consumer(queue, workers=1, worker_type="thread", check_worker_health=True)
+        consumer.run()
     finally:
-        stop.set()
+        _stop_worker(store, consumer, stamper, stop_stamping)
+
+
+def _stop_worker(store: Store, consumer: Any, stamper: threading.Thread, stop_stamping: threading.Event) -> None:
+    """Stop the job running in this process (if any) and remove the liveness stamp. Each step
+    runs even if the one before failed: a stamp left behind makes `train --wait` wait for a
+    worker that is gone."""
+    _worker_stopping.set()
+    try:
+        # huey's worker threads are daemons: they would die mid-job at exit. Give the job time
+        # to see should_stop() and end with a reason written on it.
+        deadline = time.monotonic() + WORKER_STOP_SECONDS
+        for _, thread in getattr(consumer, "worker_threads", []):
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        for job_id in list(_running_here):
+            _finish_quietly(store, job_id, _WORKER_STOPPED)
+    except Exception:
+        log.warning("could not stop the running job cleanly", exc_info=True)
+    finally:
+        stop_stamping.set()
+        if stamper.is_alive():
+            stamper.join(timeout=HEARTBEAT_INTERVAL)  # so it cannot stamp again after the removal
         # Say we are gone at once, so `train --wait` does not wait on a worker that left.
         with store.db.write() as session:
             row = session.get(Setting, "worker_seen_at")

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
+import sqlite3
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pandas as pd
@@ -13,6 +18,7 @@ import pytest
 
 from tests.conftest import REDIS_URL, require_server
 from tests.helpers import ROOT, dicom_bytes, png_bytes
+from tests.orthanc import free_port
 
 
 def run_cli(data_dir: Path, *args: str, extra_env: dict[str, str] | None = None, timeout: int = 300):
@@ -77,7 +83,7 @@ def test_import_train_predict_export_loop(tmp_path):
         assert exported.returncode == 0, exported.stderr
         table = pd.read_csv(output)
         assert len(table) == 16
-        assert table["original_filename"].str.endswith(".png").all()
+        assert table["display_name"].str.endswith(".png").all()
         assert table["sha256"].str.fullmatch(r"[0-9a-f]{64}").all()
 
 
@@ -133,3 +139,149 @@ def test_pacs_search_and_import_from_a_real_orthanc(tmp_path):
         assert imported.returncode == 0, imported.stderr
         assert [json.loads(line)["status"] for line in imported.stdout.splitlines()] == ["stored", "stored"]
         assert "pacs-test-password" not in found.stdout + found.stderr + imported.stdout + imported.stderr
+
+
+# --- SIGTERM stops the command and the processes it started ----------------------------------------
+
+
+def _children(pid: int) -> set[int]:
+    """The live child processes of ``pid`` (from /proc, so no psutil is needed)."""
+    found: set[int] = set()
+    for path in Path(f"/proc/{pid}/task").glob("*/children"):
+        try:
+            found.update(int(child) for child in path.read_text().split())
+        except OSError:  # the task ended meanwhile
+            continue
+    return found
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` is a process that has not ended (a zombie has ended, only not reaped)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def _wait_until(condition, seconds: float, what: str, log: Path) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what} within {seconds:g} s; output:\n{log.read_text()[-3000:]}")
+        time.sleep(0.2)
+
+
+def _worker_stamp(data_dir: Path) -> str | None:
+    database = data_dir / "medreview.db"
+    if not database.exists():
+        return None
+    with contextlib.closing(sqlite3.connect(database, timeout=30)) as connection:
+        try:
+            row = connection.execute("SELECT value FROM settings WHERE key = 'worker_seen_at'").fetchone()
+        except sqlite3.OperationalError:  # the schema is not there yet
+            return None
+    return row[0] if row else None
+
+
+def _job_status(data_dir: Path) -> tuple[str, str | None] | None:
+    with contextlib.closing(sqlite3.connect(data_dir / "medreview.db", timeout=30)) as connection:
+        return connection.execute("SELECT status, error FROM jobs ORDER BY id DESC LIMIT 1").fetchone()
+
+
+@contextlib.contextmanager
+def _started(data_dir: Path, log_path: Path, *args: str):  # type: ignore[no-untyped-def]
+    """``python -m medreview ARGS`` in a session of its own; whatever it and its children left
+    running is killed at the end, so a failing test leaves nothing behind."""
+    env = {**os.environ, "MEDREVIEW_DATA_DIR": str(data_dir)}
+    env.pop("MEDREVIEW_DATABASE_URL", None)
+    env.pop("MEDREVIEW_REDIS_URL", None)
+    seen: set[int] = set()
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "medreview", *args],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    try:
+        yield process, seen
+    finally:
+        seen.update(_children(process.pid))
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        for pid in seen:  # the worker runs in a session (and process group) of its own
+            if _running(pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(pid, signal.SIGKILL)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+        process.wait(timeout=30)
+
+
+def _assert_all_stop(process: subprocess.Popen, children: set[int], log: Path, seconds: float = 30) -> int:
+    """SIGTERM to the command only (not its group); it and every child must be gone in time."""
+    assert children, "the command started no child process"
+    process.send_signal(signal.SIGTERM)
+    try:
+        code = process.wait(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the command did not exit within {seconds:g} s of SIGTERM:\n{log.read_text()[-3000:]}")
+    _wait_until(lambda: not any(_running(pid) for pid in children), 5, "its children did not exit", log)
+    return code
+
+
+@pytest.mark.slow
+def test_sigterm_to_serve_stops_the_app_and_the_worker(tmp_path):
+    data_dir, log = tmp_path / "data", tmp_path / "serve.log"
+    port = free_port()
+    with _started(data_dir, log, "serve", "--headless", "--port", str(port)) as (process, seen):
+
+        def healthy() -> bool:
+            assert process.poll() is None, log.read_text()[-3000:]
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as answer:
+                    return answer.read() == b"ok"
+            except OSError:
+                return False
+
+        _wait_until(healthy, 120, "streamlit did not answer 'ok'", log)
+        # The worker is up once it stamps its liveness (it imports TensorFlow first).
+        _wait_until(lambda: _worker_stamp(data_dir) is not None, 120, "the worker did not start", log)
+        children = _children(process.pid)
+        seen.update(children)
+        assert len(children) == 2  # the worker and streamlit
+
+        assert _assert_all_stop(process, children, log) == 128 + signal.SIGTERM
+        assert _worker_stamp(data_dir) is None  # the worker ran its own shutdown, it was not killed
+
+
+@pytest.mark.slow
+def test_sigterm_to_the_worker_stops_it_and_removes_its_stamp(tmp_path):
+    data_dir, log = tmp_path / "data", tmp_path / "worker.log"
+    with _started(data_dir, log, "worker") as (process, _):
+        _wait_until(lambda: _worker_stamp(data_dir) is not None, 120, "the worker did not start", log)
+        process.send_signal(signal.SIGTERM)
+        # huey takes SIGTERM as "stop now"; a stop asked for is a clean exit (143 only if it came
+        # before huey installed its handlers).
+        assert process.wait(timeout=30) in (0, 128 + signal.SIGTERM), log.read_text()[-3000:]
+        assert _worker_stamp(data_dir) is None
+
+
+@pytest.mark.slow
+def test_sigterm_to_train_wait_stops_the_worker_it_started(tmp_path):
+    data_dir, log = tmp_path / "data", tmp_path / "train.log"
+    assert run_cli(data_dir, "demo").returncode == 0
+    with _started(data_dir, log, "train", "--wait", "--epochs", "500", "--input-size", "32") as (process, seen):
+
+        def training() -> bool:
+            assert process.poll() is None, log.read_text()[-3000:]
+            seen.update(_children(process.pid))
+            return "epoch 1:" in log.read_text()
+
+        _wait_until(training, 180, "the training did not start", log)
+        children = _children(process.pid)
+        assert len(children) == 1  # the worker started for this wait
+
+        assert _assert_all_stop(process, children, log) == 128 + signal.SIGTERM
+        status, error = _job_status(data_dir)
+        assert status == "failed" and error == "the worker was stopped while running this job; submit it again"
+        assert _worker_stamp(data_dir) is None

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import select
 
 import medreview
-from medreview.errors import MedreviewError, TrainingError
+from medreview.errors import JobCancelled, MedreviewError, TrainingError
 from medreview.ingest import InputFile, ingest_files
 from medreview.ingest.demo import load_demo_data
 from medreview.jobs import cancel_job, execute_job, get_job, reap_orphans, submit_job
@@ -158,7 +158,8 @@ def test_ui_side_modules_never_import_tensorflow():
         "import importlib, pkgutil, sys, medreview\n"
         f"worker_only = {sorted(WORKER_ONLY)!r}\n"
         "names = [m.name for m in pkgutil.walk_packages(medreview.__path__, 'medreview.')]\n"
-        "names = [n for n in names if n not in worker_only and n != 'medreview.__main__']\n"
+        "names = [n for n in names if n not in worker_only and n != 'medreview.__main__'\n"
+        "         and not n.startswith('medreview.store.migrations')]  # Alembic scripts run only under Alembic\n"
         "for name in names: importlib.import_module(name)\n"
         "print(len(names), 'tensorflow' in sys.modules, 'keras' in sys.modules)"
     )
@@ -219,3 +220,188 @@ def test_automatic_batch_gives_small_datasets_enough_steps(train_images, batch):
     from medreview.ml.training.job import automatic_batch_size
 
     assert automatic_batch_size(train_images) == batch
+
+
+# --- status changes are atomic and a failure always ends the job (fake runners, no TensorFlow) ---
+
+
+def _backdate_heartbeat(store, job_id: int) -> None:
+    stale = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=10)
+    with store.db.write() as session:
+        job = session.get(Job, job_id)
+        job.heartbeat_at = job.started_at = stale
+
+
+def test_a_job_the_reaper_failed_stays_failed_when_its_runner_succeeds_late(any_store, caplog):
+    job_id = submit_job(any_store, "slow", {})
+    reaped: list[int] = []
+
+    def runner(context):
+        # The worker stalls past the heartbeat timeout; a page polling meanwhile reaps the job.
+        _backdate_heartbeat(context.store, context.job_id)
+        reaped.append(reap_orphans(context.store))
+        return {"answer": 42}
+
+    assert execute_job(any_store, job_id, {"slow": runner}) == "failed"
+    assert reaped == [1]
+    job = get_job(any_store, job_id)
+    assert job.status == "failed" and "worker process stopped" in job.error
+    assert job.result == {}  # the late result is dropped
+    assert "late outcome (succeeded) is dropped" in caplog.text
+
+
+def test_a_job_the_reaper_failed_stays_failed_when_its_runner_fails_late(any_store):
+    job_id = submit_job(any_store, "slow", {})
+
+    def runner(context):
+        _backdate_heartbeat(context.store, context.job_id)
+        reap_orphans(context.store)
+        raise MedreviewError("a late failure")
+
+    assert execute_job(any_store, job_id, {"slow": runner}) == "failed"
+    assert "worker process stopped" in get_job(any_store, job_id).error
+
+
+def test_a_runner_whose_module_cannot_be_imported_ends_the_job_failed(store):
+    def runner(context):
+        raise ModuleNotFoundError("No module named 'tensorflow'", name="tensorflow")
+
+    job_id = submit_job(store, "train", {})
+    assert execute_job(store, job_id, {"train": runner}) == "failed"
+    job = get_job(store, job_id)
+    assert job.status == "failed" and job.finished_at is not None
+    assert job.error == "the train job could not start: ModuleNotFoundError: No module named 'tensorflow'"
+
+
+class _Unprintable(RuntimeError):
+    def __str__(self) -> str:
+        raise ValueError("cannot describe myself")
+
+
+class _UnprintableMedreviewError(MedreviewError):
+    def __str__(self) -> str:
+        raise ValueError("cannot describe myself")
+
+
+@pytest.mark.parametrize("error_type", [_Unprintable, _UnprintableMedreviewError])
+def test_an_error_whose_message_cannot_be_built_still_ends_the_job_with_a_reason(store, error_type):
+    def runner(context):
+        raise error_type()
+
+    job_id = submit_job(store, "broken", {})
+    assert execute_job(store, job_id, {"broken": runner}) == "failed"
+    job = get_job(store, job_id)
+    assert job.status == "failed"
+    assert job.error == f"unexpected error: {error_type.__name__} (its message could not be read)"
+
+
+def test_a_result_the_database_cannot_store_ends_the_job_failed(store):
+    job_id = submit_job(store, "odd", {})
+    assert execute_job(store, job_id, {"odd": lambda context: {"not json": object()}}) == "failed"
+    job = get_job(store, job_id)
+    assert job.status == "failed" and "result could not be saved: TypeError: Object of type object" in job.error
+
+
+def test_a_worker_stopped_mid_job_marks_it_failed_at_once(store):
+    def runner(context):
+        raise KeyboardInterrupt
+
+    job_id = submit_job(store, "long", {})
+    with pytest.raises(KeyboardInterrupt):
+        execute_job(store, job_id, {"long": runner})
+    job = get_job(store, job_id)
+    assert job.status == "failed" and "worker was stopped" in job.error
+
+
+def test_a_job_runs_once_even_if_two_workers_take_it(store):
+    calls: list[int] = []
+    job_id = submit_job(store, "count", {})
+
+    def runner(context):
+        calls.append(context.job_id)
+        # A second delivery of the same message while the first still runs is refused.
+        assert execute_job(context.store, context.job_id, {"count": runner}) == "running"
+        return {}
+
+    assert execute_job(store, job_id, {"count": runner}) == "succeeded"
+    assert calls == [job_id]
+
+
+def test_a_cancel_after_the_worker_took_the_job_does_not_overwrite_running(any_store):
+    job_id = submit_job(any_store, "wait", {})
+
+    def runner(context):
+        cancel_job(context.store, LOCAL_ACTOR, context.job_id)
+        assert get_job(context.store, context.job_id).status == "running"
+        assert context.should_stop()
+        raise JobCancelled("stopped")
+
+    assert execute_job(any_store, job_id, {"wait": runner}) == "cancelled"
+    assert get_job(any_store, job_id).error == "cancelled by the user"
+
+
+_WORKER_SCRIPT = """
+import time
+
+import medreview.jobs as jobs
+from medreview.errors import JobCancelled
+
+jobs.WORKER_STOP_SECONDS = {stop_seconds}
+
+
+def attentive(context):
+    context.report(stage="waiting")
+    while not context.should_stop():
+        time.sleep(0.1)
+    raise JobCancelled("stopped")
+
+
+def deaf(context):  # never asks should_stop(): the worker must give up on it
+    context.report(stage="waiting")
+    time.sleep(300)
+    return {{}}
+
+
+jobs.run_worker({{"attentive": attentive, "deaf": deaf}})
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["attentive", "deaf"])
+def test_sigterm_stops_the_worker_and_its_running_job_with_a_reason(store, tmp_path, kind):
+    import os
+    import signal
+
+    from medreview.jobs import worker_last_seen
+    from tests.helpers import ROOT
+
+    job_id = submit_job(store, kind, {})  # queued before the worker starts: it takes it at once
+    script = tmp_path / "worker.py"
+    script.write_text(_WORKER_SCRIPT.format(stop_seconds=2.0))
+    env = {**os.environ, "MEDREVIEW_DATA_DIR": str(store.settings.data_dir), "PYTHONPATH": str(ROOT)}
+    env.pop("MEDREVIEW_DATABASE_URL", None)
+    env.pop("MEDREVIEW_REDIS_URL", None)
+    log = (tmp_path / "worker.log").open("w")
+    worker = subprocess.Popen(
+        [sys.executable, str(script)], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while get_job(store, job_id).progress.get("stage") != "waiting":
+            assert worker.poll() is None, (tmp_path / "worker.log").read_text()
+            assert time.monotonic() < deadline, "the worker did not start the job"
+            time.sleep(0.2)
+        assert worker_last_seen(store) is not None
+
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=20) == 0, (tmp_path / "worker.log").read_text()
+
+        job = get_job(store, job_id)
+        assert job.status == "failed"
+        assert job.error == "the worker was stopped while running this job; submit it again"
+        assert worker_last_seen(store) is None  # gone at once, not after the liveness timeout
+    finally:
+        if worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait()
+        log.close()

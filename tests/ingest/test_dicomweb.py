@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import http.server
 import socket
 import threading
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -257,3 +260,242 @@ def test_a_cut_multipart_body_is_refused() -> None:
     cut = BODY[: BODY.index(b"second")]
     with pytest.raises(IngestError, match="incomplete multipart body"):
         list(_iter_multipart([cut], BOUNDARY))
+
+
+# -- a misbehaving server: redirects elsewhere, endless answers, a slow drip ----------------------
+
+# How long the misbehaving server keeps going at most, so a client without limits fails its test
+# instead of hanging it (and a stuck handler thread ends with the test run).
+_MISBEHAVING_SECONDS = 20.0
+_ENDLESS_BYTES = 64 * 1024 * 1024
+_DRIP_BOUNDARY = "drip-boundary"
+
+
+class _MisbehavingHandler(http.server.BaseHTTPRequestHandler):
+    """Answers by path; ``server.seen`` records (path, Authorization header) of every request."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: object) -> None:  # keep the test output quiet
+        pass
+
+    def do_GET(self) -> None:
+        server: _MisbehavingServer = self.server  # type: ignore[assignment]
+        server.seen.append((self.path, self.headers.get("Authorization")))
+        path = self.path.split("?")[0]
+        try:
+            if path.startswith("/away/"):
+                self._redirect(f"{server.elsewhere}/dicom-web/studies")
+            elif path.startswith("/moved/"):
+                self._redirect(path.removeprefix("/moved"))  # same host and port: followed
+            elif path.startswith("/loop/"):
+                self._redirect(path)
+            elif path == "/dicom-web/studies":
+                self._answer(b"[]", "application/dicom+json")
+            elif path.startswith("/endless-json/"):
+                self._endless(
+                    b'[{"0020000D": {"vr": "UI", "Value": ["1.2.3"]}}' + b" " * 65536, "application/dicom+json"
+                )
+            elif path.startswith("/huge-json/"):
+                self._answer(b"[]", "application/dicom+json", declared=10**12)
+            elif path.startswith("/endless-study/"):
+                self._endless(
+                    f"--{_DRIP_BOUNDARY}\r\nContent-Type: application/dicom\r\n\r\n".encode(),
+                    f'multipart/related; type="application/dicom"; boundary={_DRIP_BOUNDARY}',
+                )
+            elif path.startswith("/drip-body/"):
+                self._drip_body(retrieve="/studies/" in path)
+            elif path.startswith("/drip-headers/"):
+                self._drip(b"HTTP/1.1 200 OK\r\nContent-Type: application/dicom+json\r\n" + b"X-Slow: y\r\n" * 100)
+            else:
+                self.send_error(404)
+        except OSError:  # the client hung up, as it should on a misbehaving server
+            pass
+
+    def _redirect(self, location: str) -> None:
+        self.send_response(302)
+        self.send_header("Location", location)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def _answer(self, body: bytes, content_type: str, declared: int | None = None) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(declared if declared is not None else len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _endless(self, start: bytes, content_type: str) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Connection", "close")  # no length: the body runs until the server stops
+        self.end_headers()
+        self.wfile.write(start)
+        block = b"\0" * 65536
+        for _ in range(_ENDLESS_BYTES // len(block)):
+            self.wfile.write(block)
+        self.close_connection = True
+
+    def _drip_body(self, retrieve: bool) -> None:
+        if retrieve:
+            content_type = f'multipart/related; type="application/dicom"; boundary={_DRIP_BOUNDARY}'
+            body = f"--{_DRIP_BOUNDARY}\r\n\r\n{'x' * 100}\r\n--{_DRIP_BOUNDARY}--".encode()
+        else:
+            content_type, body = "application/dicom+json", b"[" + b" " * 98 + b"]"
+        self.send_response(200)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self._drip(body)
+
+    def _drip(self, data: bytes) -> None:
+        """One byte a second: every read gets data long before any socket timeout."""
+        server: _MisbehavingServer = self.server  # type: ignore[assignment]
+        ends_at = time.monotonic() + _MISBEHAVING_SECONDS
+        for byte in data:
+            if server.stopping.is_set() or time.monotonic() > ends_at:
+                break
+            self.wfile.write(bytes([byte]))
+            self.wfile.flush()
+            server.stopping.wait(1.0)
+        self.close_connection = True
+
+
+class _MisbehavingServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, elsewhere: str) -> None:
+        super().__init__(("127.0.0.1", 0), _MisbehavingHandler)
+        self.elsewhere = elsewhere
+        self.seen: list[tuple[str, str | None]] = []
+        self.stopping = threading.Event()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+@contextmanager
+def _serving(elsewhere: str = "") -> Iterator[_MisbehavingServer]:
+    server = _MisbehavingServer(elsewhere)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.stopping.set()
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+@pytest.fixture
+def misbehaving() -> Iterator[tuple[_MisbehavingServer, _MisbehavingServer]]:
+    """(the server the client is pointed at, another server its redirects point to)."""
+    with _serving() as other, _serving(elsewhere=f"http://localhost:{other.server_address[1]}") as server:
+        # "localhost", not 127.0.0.1: another host name as well as another port.
+        yield server, other
+
+
+def _client(server: _MisbehavingServer, prefix: str, **overrides: object) -> DicomWebClient:
+    values: dict[str, object] = {
+        "base_url": f"{server.url}/{prefix}/dicom-web",
+        "username": "reader",
+        "password": "pacs-secret",
+        "timeout": 5.0,
+    }
+    values.update(overrides)
+    return DicomWebClient(**values)  # type: ignore[arg-type]
+
+
+def test_a_redirect_to_another_host_is_refused_and_the_login_never_sent_there(misbehaving) -> None:
+    server, other = misbehaving
+    client = _client(server, "away")
+
+    with pytest.raises(IngestError) as raised:
+        client.search_studies()
+
+    port = other.server_address[1]
+    assert str(raised.value) == (
+        f"the PACS at {server.url}/away/dicom-web redirected the search to another server "
+        f"(http://localhost:{port}); refused, so that the login is not sent there"
+    )
+    assert other.seen == []  # not even a request without the login
+    with pytest.raises(IngestError, match=f"redirected the retrieve to another server \\(http://localhost:{port}\\)"):
+        list(client.retrieve_study("1.2.3"))
+    assert other.seen == []
+
+
+def test_a_redirect_within_the_same_server_is_followed_with_the_login(misbehaving) -> None:
+    server, _ = misbehaving
+
+    assert _client(server, "moved").search_studies() == []
+    assert [path.split("?")[0] for path, _ in server.seen] == ["/moved/dicom-web/studies", "/dicom-web/studies"]
+    assert server.seen[0][1] == server.seen[1][1] is not None  # the same basic-auth header both times
+
+
+def test_a_redirect_loop_ends_with_a_plain_error(misbehaving) -> None:
+    server, _ = misbehaving
+    with pytest.raises(IngestError, match=r"redirected the search more than 5 times"):
+        _client(server, "loop").search_studies()
+
+
+def test_an_endless_search_answer_is_cut_at_the_cap(misbehaving) -> None:
+    server, _ = misbehaving
+    client = _client(server, "endless-json")
+
+    with pytest.raises(IngestError) as raised:
+        client.search_studies(max_bytes=1_000_000)
+
+    assert str(raised.value) == (
+        f"the PACS at {server.url}/endless-json/dicom-web answered the search with more than 1000000 bytes; "
+        "refused (narrow the search)"
+    )
+    # An answer that declares its excess up front is refused before any of it is read.
+    with pytest.raises(IngestError, match="answered the search with more than 33554432 bytes"):
+        _client(server, "huge-json").search_studies()
+
+
+def test_an_endless_instance_is_cut_at_the_file_limit(misbehaving, tmp_path: Path) -> None:
+    server, _ = misbehaving
+    settings = Settings(
+        data_dir=tmp_path,
+        database_url=f"sqlite:///{tmp_path / 'medreview.db'}",
+        limits=IngestLimits(max_file_bytes=1_000_000),  # the study total stays at its 4 GiB default
+    )
+    small_store = Store.open(settings)
+    try:
+        started = time.monotonic()
+        with pytest.raises(IngestError) as raised:
+            import_study(small_store, LOCAL_ACTOR, _client(server, "endless-study"), "1.2.3")
+        assert (
+            str(raised.value) == "the PACS sent an instance larger than the file limit (1000000 bytes); import refused"
+        )
+        assert time.monotonic() - started < 10
+        assert _store_counts(small_store)[3] == 0
+    finally:
+        small_store.close()
+    with pytest.raises(IngestError, match=r"study 1.2.3 is larger than the import limit \(2000000 bytes\)"):
+        list(_client(server, "endless-study").retrieve_study("1.2.3", max_bytes=2_000_000))
+
+
+@pytest.mark.parametrize("prefix", ["drip-body", "drip-headers"])
+def test_a_server_dripping_a_byte_a_second_hits_the_deadline(misbehaving, prefix: str) -> None:
+    server, _ = misbehaving
+    # Every read gets a byte within a second, far inside the 5 s socket timeout: only the overall
+    # deadline can end this.
+    client = _client(server, prefix, search_deadline=2.0, retrieve_deadline=2.0)
+
+    started = time.monotonic()
+    with pytest.raises(IngestError) as raised:
+        client.search_studies()
+    elapsed = time.monotonic() - started
+
+    assert (
+        str(raised.value) == f"the PACS at {server.url}/{prefix}/dicom-web did not complete the search within 2 seconds"
+    )
+    assert 1.5 < elapsed < 5
+    started = time.monotonic()
+    with pytest.raises(IngestError, match="did not complete the retrieve within 2 seconds"):
+        list(client.retrieve_study("1.2.3"))
+    assert time.monotonic() - started < 5
