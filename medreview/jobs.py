@@ -401,8 +401,21 @@ def _beat(store: Store, job_id: int, stop: threading.Event) -> None:
             log.warning("heartbeat for job %s failed", job_id, exc_info=True)
 
 
+# How often the worker sweeps files no row names (left by a crash between file and row).
+ORPHAN_SWEEP_INTERVAL = 15 * 60.0  # seconds
+
+
 def _stamp_worker(store: Store, stop: threading.Event) -> None:
+    """Stamp the worker's liveness every few seconds, and sweep orphaned files every
+    :data:`ORPHAN_SWEEP_INTERVAL` (at start too): not only at start, since a worker runs for weeks."""
+    next_sweep = 0.0
     while not stop.is_set():
+        if time.monotonic() >= next_sweep:
+            next_sweep = time.monotonic() + ORPHAN_SWEEP_INTERVAL
+            try:
+                store.collect_orphans()
+            except Exception:
+                log.warning("could not sweep orphaned files", exc_info=True)
         try:
             with store.db.write() as session:
                 row = session.get(Setting, "worker_seen_at")
@@ -437,7 +450,6 @@ def run_worker(runners: Mapping[str, Runner], settings: Settings | None = None) 
     stamper = threading.Thread(target=_stamp_worker, args=(store, stop_stamping), daemon=True)
     consumer = None
     try:
-        store.collect_orphans()
         reap_orphans(store)
         queue, _ = _queue(settings)
         stamper.start()

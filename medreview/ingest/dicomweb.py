@@ -176,7 +176,8 @@ class DicomWebClient:
     def retrieve_study(
         self, study_uid: str, max_bytes: int | None = None, max_instance_bytes: int | None = None
     ) -> Iterator[tuple[str, bytes]]:
-        """WADO-RS retrieve of a whole study: yields ``("<study_uid>/<n>.dcm", DICOM file bytes)``.
+        """WADO-RS retrieve of a whole study: yields ``("pacs-instance-<n>.dcm", DICOM file bytes)``
+        (never named after the study's UID: that is an identifier of the patient's study).
 
         The answer is streamed and split as it arrives, so memory holds one instance at a time.
         More than ``max_bytes`` in the answer, or one instance of more than ``max_instance_bytes``,
@@ -201,7 +202,7 @@ class DicomWebClient:
             chunks = _limited(self._chunks(response), max_bytes, study_uid)
             parts = _iter_multipart(chunks, boundary.encode("latin-1"), max_part_bytes=max_instance_bytes)
             for number, part in enumerate(parts, start=1):
-                yield f"{study_uid}/{number}.dcm", part
+                yield f"pacs-instance-{number:05d}.dcm", part
 
     # -- HTTP ---------------------------------------------------------------------------------
 

@@ -118,7 +118,9 @@ def test_import_stores_every_instance_and_a_second_import_reports_duplicates(pac
     )
 
     assert [result.status for result in results] == ["stored"] * 3
-    assert all(result.file.startswith(f"{pacs.ct_study_uid}/") for result in results)
+    # Instances are numbered, never named after the original study UID (an identifier).
+    assert all(result.file.startswith("pacs-instance-") for result in results)
+    assert not any(pacs.ct_study_uid in result.file + result.reason for result in results)
     assert seen_progress == [1, 2, 3]
     assert _store_counts(store) == (1, 1, 1, 3)
     with store.db.read() as session:

@@ -70,3 +70,26 @@ def test_the_sweep_removes_old_unreferenced_blobs_only(store):
     assert store.collect_orphans() == 1
     assert store.blobs.path_for(kept_sha).exists() and store.blobs.path_for(young).exists()
     assert not store.blobs.path_for(orphan).exists()
+
+
+def test_the_worker_sweeps_periodically_not_only_at_start(store, monkeypatch):
+    import threading
+
+    from medreview import jobs
+
+    monkeypatch.setattr(jobs, "ORPHAN_SWEEP_INTERVAL", 0.2)
+    monkeypatch.setattr(jobs, "HEARTBEAT_INTERVAL", 0.05)
+    stop = threading.Event()
+    stamper = threading.Thread(target=jobs._stamp_worker, args=(store, stop), daemon=True)
+    stamper.start()
+    try:
+        time.sleep(0.3)  # the sweep at start has run; an orphan appears afterwards
+        orphan = store.blobs.put(png_bytes(30))
+        os.utime(store.blobs.path_for(orphan), (HOURS_AGO, HOURS_AGO))
+        deadline = time.monotonic() + 5
+        while store.blobs.path_for(orphan).exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not store.blobs.path_for(orphan).exists()
+    finally:
+        stop.set()
+        stamper.join(timeout=5)
