@@ -142,7 +142,7 @@ def run_app(paths: list[Path], data_dir: Path, deidentify: bool = True) -> Run:
                 yield InputFile(str(path), path.read_bytes())
 
         start = time.perf_counter()
-        results = ingest_files(store, inputs())
+        results = ingest_files(store, LOCAL_ACTOR, inputs())
         seconds = time.perf_counter() - start
     finally:
         store.close()

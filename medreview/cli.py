@@ -51,7 +51,7 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     from medreview.ingest import ingest_paths
 
     store = Store.open()
-    return _print_results(ingest_paths(store, [Path(p) for p in args.paths]), args.json)
+    return _print_results(ingest_paths(store, LOCAL_ACTOR, [Path(p) for p in args.paths]), args.json)
 
 
 def _cmd_import_folder(args: argparse.Namespace) -> int:

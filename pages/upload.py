@@ -27,7 +27,7 @@ if uploads and st.button(f"Store {len(uploads)} file(s)", type="primary", key="u
     def progress(done: int, name: str) -> None:
         bar.progress(min(done / total, 1.0), text=f"{done} file(s) processed: {name}")
 
-    results = ingest_files(store, files(), progress=progress)
+    results = ingest_files(store, actor, files(), progress=progress)
     bar.progress(1.0, text="Done")
     st.session_state["upload_results"] = [r.as_dict() for r in results]
 

@@ -89,7 +89,7 @@ def test_prediction_job_stores_probabilities_and_gradcam_per_class(demo_store):
 
 
 def test_too_few_labels_is_explained_before_queueing(store):
-    results = ingest_files(store, [InputFile(f"{i}.png", png_bytes(i)) for i in range(4)])
+    results = ingest_files(store, LOCAL_ACTOR, [InputFile(f"{i}.png", png_bytes(i)) for i in range(4)])
     save_read(store, LOCAL_ACTOR, results[0].image_id, "normal")
     with pytest.raises(TrainingError, match="at least two classes"):
         submit_training(store, LOCAL_ACTOR)

@@ -87,7 +87,7 @@ def load_demo_data(
         with_opacity = bool(number % 2)
         files.append(InputFile(f"demo-{number:03d}.dcm", _dicom_bytes(demo_image(rng, with_opacity), number)))
         labels.append(DEFAULT_CLASSES[int(with_opacity)] if number < 2 * per_class else None)
-    results = ingest_files(store, files)
+    results = ingest_files(store, actor, files)
     for result, label in zip(results, labels, strict=True):
         if label is not None and result.image_id is not None:
             save_read(store, actor, result.image_id, label)

@@ -379,7 +379,7 @@ def import_study(
         study_uid, max_bytes=limits.max_archive_total_bytes, max_instance_bytes=limits.max_file_bytes
     )
     files = (InputFile(name, data) for name, data in retrieved)
-    results = ingest_files(store, files, progress=progress)
+    results = ingest_files(store, actor, files, progress=progress)
     if not results:
         raise IngestError(f"the PACS at {client.display_url} sent no instances for study {study_uid.strip()}")
     return results

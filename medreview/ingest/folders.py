@@ -49,7 +49,7 @@ def import_class_folders(store: Store, folder: Path, actor: Actor = LOCAL_ACTOR)
             results.append(IngestResult(class_folder.name + "/", REJECTED, f"not a usable class name: {error}"))
             continue
         skipped: list[IngestResult] = []
-        for result in ingest_files(store, _files(folder, class_folder, skipped), chunk_size=500):
+        for result in ingest_files(store, actor, _files(folder, class_folder, skipped), chunk_size=500):
             # A duplicate still gets the folder's label: the folder is the user's statement of class.
             if result.image_id is not None:
                 save_read(store, actor, result.image_id, class_name)

@@ -34,6 +34,7 @@ from medreview.ingest.raster import RasterInfo, looks_like_raster, read_raster
 from medreview.store import Store
 from medreview.store.blobs import sha256_hex
 from medreview.store.models import Image, Patient, Series, Study
+from medreview.team.roles import Actor, require
 
 __all__ = ["IngestResult", "InputFile", "ingest_files", "ingest_paths"]
 
@@ -465,12 +466,13 @@ def _finish_chunk(store: Store, chunk: list[_Accepted], writes: list[Future[str]
 
 def ingest_files(
     store: Store,
+    actor: Actor,
     files: Iterable[InputFile | IngestResult],
     progress: Callable[[int, str], None] | None = None,
     chunk_size: int = 50,
 ) -> list[IngestResult]:
     """Store every acceptable file; return one result per input file (archives: per member), in
-    input order.
+    input order. Any signed-in role may upload (annotators bring their own studies).
 
     ``progress(files_done, current_name)`` is called after each file so a page can show a bar.
     Rows are committed every ``chunk_size`` accepted files, so a large upload is not one long
@@ -480,6 +482,7 @@ def ingest_files(
     inspected (``fsync`` waits on the disk with the GIL released); a chunk's rows are committed
     only after all of its blobs are written and their folders synced.
     """
+    require(actor, "annotator", "upload images")
     results: list[IngestResult | None] = []
     chunk: list[_Accepted] = []
     writes: list[Future[str]] = []  # the blob write of each file in ``chunk``
@@ -535,7 +538,7 @@ def ingest_files(
     return [result for result in results if result is not None]
 
 
-def ingest_paths(store: Store, paths: Iterable[Path], **kwargs: object) -> list[IngestResult]:
+def ingest_paths(store: Store, actor: Actor, paths: Iterable[Path], **kwargs: object) -> list[IngestResult]:
     """CLI helper: ingest files and folders (recursively) from disk."""
 
     paths = list(paths)
@@ -549,4 +552,4 @@ def ingest_paths(store: Store, paths: Iterable[Path], **kwargs: object) -> list[
                 yield InputFile(str(path), path.read_bytes())
 
     missing = [IngestResult(str(p), REJECTED, "no such file or folder") for p in paths if not p.exists()]
-    return missing + ingest_files(store, walk(), **kwargs)  # type: ignore[arg-type]
+    return missing + ingest_files(store, actor, walk(), **kwargs)  # type: ignore[arg-type]

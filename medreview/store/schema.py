@@ -67,12 +67,11 @@ def upgrade(engine: Engine, sqlite_path: Path | None = None) -> str | None:
         backup = None
         if sqlite_path is not None and (current is not None or first_release):
             backup = _backup_sqlite(sqlite_path, current or "first-release")
-        with engine.connect() as connection:
-            with _foreign_keys_off(connection), connection.begin():
-                config = _config(connection)
-                if first_release:
-                    command.stamp(config, BASELINE)
-                command.upgrade(config, "head")
+        with engine.connect() as connection, _foreign_keys_off(connection), connection.begin():
+            config = _config(connection)
+            if first_release:
+                command.stamp(config, BASELINE)
+            command.upgrade(config, "head")
         return str(backup) if backup else None
 
 

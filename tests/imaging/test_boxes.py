@@ -178,7 +178,7 @@ def wide_image(store) -> int:
     add_label_class(store, LOCAL_ACTOR, "opacity")
     add_label_class(store, LOCAL_ACTOR, "nodule")
     pixels = (np.arange(40 * 64, dtype=np.uint16).reshape(40, 64) * 7).astype(np.uint16)
-    [result] = ingest_files(store, [InputFile("wide.dcm", dicom_bytes(pixels=pixels, modality="DX"))])
+    [result] = ingest_files(store, LOCAL_ACTOR, [InputFile("wide.dcm", dicom_bytes(pixels=pixels, modality="DX"))])
     assert result.image_id is not None
     return result.image_id
 

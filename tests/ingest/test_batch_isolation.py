@@ -36,7 +36,7 @@ def test_an_over_long_modality_is_refused_and_the_batch_is_stored(any_store):
         InputFile("long-modality.dcm", with_modality(dicom_bytes("P2"), "M" * 17)),
         InputFile("good-2.png", png_bytes(3)),
     ]
-    results = ingest_files(any_store, files)
+    results = ingest_files(any_store, LOCAL_ACTOR, files)
     assert [result.status for result in results] == ["stored", "rejected", "stored"]
     assert "modality has 17 characters" in results[1].reason
     assert image_count(any_store) == 2
@@ -50,7 +50,7 @@ def test_an_over_long_member_name_is_shortened_not_fatal(any_store):
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr(member, dicom_bytes("P3"))
         archive.writestr("other.png", png_bytes(4))
-    results = ingest_files(any_store, [InputFile("upload.zip", buffer.getvalue())])
+    results = ingest_files(any_store, LOCAL_ACTOR, [InputFile("upload.zip", buffer.getvalue())])
     assert [result.status for result in results] == ["stored", "stored"], [result.reason for result in results]
     with any_store.db.read() as session:
         names = set(session.scalars(select(Image.display_name)))
@@ -67,7 +67,7 @@ def test_a_value_the_database_refuses_is_isolated_to_its_file(any_store, monkeyp
         InputFile("long-modality.dcm", with_modality(dicom_bytes("P2"), "M" * 17)),
         InputFile("good-2.dcm", dicom_bytes("P4")),
     ]
-    results = ingest_files(any_store, files)
+    results = ingest_files(any_store, LOCAL_ACTOR, files)
     assert [result.status for result in results] == ["stored", "rejected", "stored"]
     assert "refused one of this file's values" in results[1].reason
     assert image_count(any_store) == 2

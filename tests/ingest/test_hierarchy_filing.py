@@ -48,7 +48,7 @@ def test_uidless_files_of_two_patients_stay_two_patients(store, deidentify):
         for patient in ("P1", "P2")
         for number in (1, 2)
     ]
-    results = ingest_files(store, files)
+    results = ingest_files(store, LOCAL_ACTOR, files)
     assert [result.status for result in results] == ["stored"] * 4, [result.message for result in results]
     (p1, s1, r1), (p1b, s1b, r1b), (p2, s2, r2), (p2b, s2b, r2b) = filing(store)
     # One patient's two files share a (replacement) study and series; the two patients share nothing.
@@ -66,7 +66,7 @@ def test_files_without_patient_id_or_study_uid_are_not_merged(store, deidentify)
         )
         for number in (1, 2)
     ]
-    results = ingest_files(store, files)
+    results = ingest_files(store, LOCAL_ACTOR, files)
     assert [result.status for result in results] == ["stored", "stored"], [result.message for result in results]
     first, second = filing(store)
     assert first[0] != second[0] and first[1] != second[1]
@@ -83,7 +83,7 @@ def test_filing_replacements_are_the_same_on_every_upload(tmp_path):
     for name in ("one", "two"):
         other = Store.open(make_settings(tmp_path / name))
         set_setting(other, LOCAL_ACTOR, "deidentify", False)
-        ingest_files(other, [InputFile("scan.dcm", data)])
+        ingest_files(other, LOCAL_ACTOR, [InputFile("scan.dcm", data)])
         filings.append(filing(other))
         other.close()
     assert filings[0] == filings[1]
@@ -99,7 +99,7 @@ def test_a_jpeg_is_recorded_with_its_colour(store, mode, expected):
     picture = picture.convert("L") if mode == "L" else picture
     buffer = io.BytesIO()
     picture.save(buffer, format="JPEG")
-    [result] = ingest_files(store, [InputFile(f"{mode}.jpg", buffer.getvalue())])
+    [result] = ingest_files(store, LOCAL_ACTOR, [InputFile(f"{mode}.jpg", buffer.getvalue())])
     assert result.status == "stored", result.message
     with store.db.read() as session:
         assert session.get(Image, result.image_id).photometric_interpretation == expected

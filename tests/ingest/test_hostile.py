@@ -29,6 +29,7 @@ from sqlalchemy import select
 
 from medreview.config import IngestLimits
 from medreview.ingest import IngestResult, InputFile, ingest_files
+from medreview.reading.reads import LOCAL_ACTOR
 from medreview.store import Store
 from medreview.store.models import Image
 from tests.conftest import make_settings
@@ -58,7 +59,7 @@ def tight_store(tmp_path: Path) -> Iterator[Store]:
 def ingest_with_a_good_file(store: Store, *hostile: InputFile) -> dict[str, IngestResult]:
     """Ingest the hostile inputs followed by one good DICOM; return the results by file name."""
     good = InputFile(GOOD_NAME, dicom_bytes(patient_id="GOOD"))
-    results = ingest_files(store, [*hostile, good])
+    results = ingest_files(store, LOCAL_ACTOR, [*hostile, good])
     by_name = {result.file: result for result in results}
     assert len(by_name) == len(results), "one result per file"
     assert by_name[GOOD_NAME].status == "stored", by_name[GOOD_NAME].reason

@@ -41,9 +41,15 @@ def leaks(blob: bytes, markers: list[bytes]) -> list[bytes]:
 def test_no_identifier_reaches_objects_rows_exports_or_logs(any_store, tmp_path, caplog):
     upload, markers = identified_upload()
     caplog.set_level(logging.DEBUG)
-    [result] = ingest_files(any_store, [InputFile(ARCHIVE_NAME, upload)])
+    [result] = ingest_files(any_store, LOCAL_ACTOR, [InputFile(ARCHIVE_NAME, upload)])
     assert result.status == "stored", result.reason
-    save_read(any_store, LOCAL_ACTOR, result.image_id, "normal", boxes=[{"label": "normal", "x": 1, "y": 1, "width": 5, "height": 5}])
+    save_read(
+        any_store,
+        LOCAL_ACTOR,
+        result.image_id,
+        "normal",
+        boxes=[{"label": "normal", "x": 1, "y": 1, "width": 5, "height": 5}],
+    )
 
     # The stored object.
     [blob] = [path for path in any_store.settings.objects_dir.rglob("*") if path.is_file()]

@@ -26,7 +26,7 @@ STUDY_UID = "1.2.826.0.1.3680043.8.498.4711"
 
 @pytest.fixture
 def uploaded(store: Store) -> Store:
-    [result] = ingest_files(store, [InputFile("scan.dcm", dicom_bytes(PATIENT_ID, study_uid=STUDY_UID))])
+    [result] = ingest_files(store, LOCAL_ACTOR, [InputFile("scan.dcm", dicom_bytes(PATIENT_ID, study_uid=STUDY_UID))])
     assert result.status == "stored"
     return store
 
@@ -47,7 +47,7 @@ def test_the_map_holds_the_original_and_its_pseudonym(uploaded):
 
 
 def test_a_search_finds_the_patient(uploaded):
-    ingest_files(uploaded, [InputFile("other.dcm", dicom_bytes("MRN-9999"))])
+    ingest_files(uploaded, LOCAL_ACTOR, [InputFile("other.dcm", dicom_bytes("MRN-9999"))])
     found = pseudonym_table(uploaded, LOCAL_ACTOR, search="RN-47")  # part of the ID is enough
     assert set(found["kind"]) == {"patient_id", "patient_name"}
     assert set(found["original"]) == {PATIENT_ID, f"Test^{PATIENT_ID}"}
@@ -84,7 +84,7 @@ def test_the_key_is_the_same_32_bytes_every_time_and_private(store):
 
 def test_the_same_key_gives_the_same_pseudonym_across_uploads(uploaded):
     first = pseudonym_table(uploaded, LOCAL_ACTOR, search=PATIENT_ID)
-    ingest_files(uploaded, [InputFile("again.dcm", dicom_bytes(PATIENT_ID))])
+    ingest_files(uploaded, LOCAL_ACTOR, [InputFile("again.dcm", dicom_bytes(PATIENT_ID))])
     with uploaded.db.read() as session:
         assert list(session.scalars(select(Patient.patient_key))) == [first["pseudonym"].iloc[0]]
 

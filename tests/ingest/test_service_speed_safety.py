@@ -48,7 +48,7 @@ def files_on_disk(store: Store) -> list[Path]:
 def test_a_chunk_mixing_new_files_and_duplicates_gets_one_right_result_per_file(any_store, chunk_size):
     first = slice_bytes(1)
     earlier, earlier_zero = ingest_files(
-        any_store, [InputFile("first.dcm", first), InputFile("zero.dcm", slice_bytes(0))]
+        any_store, LOCAL_ACTOR, [InputFile("first.dcm", first), InputFile("zero.dcm", slice_bytes(0))]
     )
     assert [earlier.status, earlier_zero.status] == ["stored", "stored"]
     # Same SOPInstanceUID as zero.dcm, other bytes (another patient name).
@@ -67,7 +67,7 @@ def test_a_chunk_mixing_new_files_and_duplicates_gets_one_right_result_per_file(
         InputFile("picture-again.png", picture),
         InputFile("fourth.dcm", slice_bytes(4)),
     ]
-    results = ingest_files(any_store, batch, chunk_size=chunk_size)
+    results = ingest_files(any_store, LOCAL_ACTOR, batch, chunk_size=chunk_size)
 
     assert [result.file for result in results] == [item.name for item in batch]
     statuses = {result.file: result.status for result in results}
@@ -131,6 +131,7 @@ def test_a_failed_blob_write_rejects_that_file_and_leaves_no_row(any_store, monk
     monkeypatch.setattr(any_store.blobs, "put", put_or_fail)
     results = ingest_files(
         any_store,
+        LOCAL_ACTOR,
         [InputFile("a.png", png_bytes(30)), InputFile("doomed.png", doomed), InputFile("c.dcm", slice_bytes(1))],
     )
     assert [result.status for result in results] == ["stored", "rejected", "stored"]
@@ -146,7 +147,7 @@ def test_a_failed_folder_sync_commits_nothing_of_the_chunk(store, monkeypatch):
         raise OSError(errno.EIO, "Input/output error")
 
     monkeypatch.setattr(store.blobs, "sync_folders", failing_sync)
-    results = ingest_files(store, [InputFile("a.png", png_bytes(40)), InputFile("b.dcm", slice_bytes(1))])
+    results = ingest_files(store, LOCAL_ACTOR, [InputFile("a.png", png_bytes(40)), InputFile("b.dcm", slice_bytes(1))])
     assert [result.status for result in results] == ["rejected", "rejected"]
     assert all("Input/output error" in result.reason for result in results)
     assert count(store, Image) == 0
@@ -162,7 +163,9 @@ def test_blob_folders_are_synced_before_the_rows_are_committed(store, monkeypatc
 
     monkeypatch.setattr(blobs, "fsync_folder", recording_fsync_folder)
     event.listen(store.db.engine, "commit", lambda connection: events.append("commit"))
-    results = ingest_files(store, [InputFile(f"{number}.dcm", slice_bytes(number)) for number in range(1, 6)])
+    results = ingest_files(
+        store, LOCAL_ACTOR, [InputFile(f"{number}.dcm", slice_bytes(number)) for number in range(1, 6)]
+    )
     assert [result.status for result in results] == ["stored"] * 5
 
     first_commit = events.index("commit")
@@ -213,7 +216,7 @@ def test_concurrent_uploads_of_the_same_study_store_each_file_once(any_store):
     def upload() -> None:
         try:
             barrier.wait()
-            outcomes.append(ingest_files(any_store, files, chunk_size=4))
+            outcomes.append(ingest_files(any_store, LOCAL_ACTOR, files, chunk_size=4))
         except BaseException as error:
             errors.append(error)
 
@@ -250,7 +253,7 @@ def test_concurrent_uploads_of_different_slices_of_one_study_are_all_stored(any_
     def upload(batch: list[InputFile]) -> None:
         try:
             barrier.wait()
-            outcomes.append(ingest_files(any_store, batch, chunk_size=chunk_size))
+            outcomes.append(ingest_files(any_store, LOCAL_ACTOR, batch, chunk_size=chunk_size))
         except BaseException as error:
             errors.append(error)
 

@@ -108,7 +108,9 @@ def project(store: Store, fast_hashing: None) -> tuple[Store, Images, int]:
     for actor in (ANN, REVIEWER):
         create_user(store, admin, actor.username, f"{actor.username}-password", actor.role)
     names = list(PREDICTED)
-    results = ingest_files(store, [InputFile(f"{name}.png", png_bytes(400 + n)) for n, name in enumerate(names)])
+    results = ingest_files(
+        store, LOCAL_ACTOR, [InputFile(f"{name}.png", png_bytes(400 + n)) for n, name in enumerate(names)]
+    )
     images = Images(*(result.image_id for result in results))
     save_read(store, LOCAL_ACTOR, images.right, "normal")
     save_read(store, LOCAL_ACTOR, images.wrong_confident, "normal")
@@ -236,7 +238,7 @@ def test_refused_requests_queue_nothing(project, actor, scope, image_ids, error,
 
 
 def test_without_an_active_model_nothing_is_queued(store, fast_hashing):
-    ingest_files(store, [InputFile("x.png", png_bytes(1))])
+    ingest_files(store, LOCAL_ACTOR, [InputFile("x.png", png_bytes(1))])
     add_model(store, active=False)  # a model that was never promoted does not count
     jobs_before = job_count(store)
     with pytest.raises(MedreviewError, match="no active model yet"):

@@ -12,6 +12,7 @@ from streamlit.testing.v1 import AppTest
 from medreview.ingest import InputFile, ingest_files
 from medreview.reading.browse import patients, series_list, series_slices, studies
 from medreview.reading.catalog import get_image
+from medreview.reading.reads import LOCAL_ACTOR
 from medreview.store.models import Image
 from tests.conftest import run_page_as
 from tests.helpers import dicom_bytes, png_bytes
@@ -25,7 +26,7 @@ def run_browse() -> AppTest:
 
 
 def ingest(store, payloads: list[tuple[str, bytes]]) -> list[int]:
-    results = ingest_files(store, [InputFile(name, data) for name, data in payloads])
+    results = ingest_files(store, LOCAL_ACTOR, [InputFile(name, data) for name, data in payloads])
     assert [result.status for result in results] == ["stored"] * len(payloads), results
     return [result.image_id for result in results]
 

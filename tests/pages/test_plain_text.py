@@ -47,7 +47,7 @@ def assert_shown_as_text(app, *fragments: str) -> None:
 def hostile_store(store) -> int:
     # Without de-identification the names are shown as uploaded (with it, derived names are shown).
     set_setting(store, LOCAL_ACTOR, "deidentify", False)
-    [result] = ingest_files(store, [InputFile(HOSTILE_NAME, png_bytes(77))])
+    [result] = ingest_files(store, LOCAL_ACTOR, [InputFile(HOSTILE_NAME, png_bytes(77))])
     add_label_class(store, LOCAL_ACTOR, HOSTILE_CLASS)
     create_user(store, ADMIN, "reader1", "reader-password-1", "annotator")
     reader = Actor("reader1", "annotator")

@@ -51,7 +51,9 @@ def positioned_dicom_bytes(
 
 
 def ingest(store, payloads: list[bytes]) -> list[int]:
-    results = ingest_files(store, [InputFile(f"file{index}.dcm", data) for index, data in enumerate(payloads)])
+    results = ingest_files(
+        store, LOCAL_ACTOR, [InputFile(f"file{index}.dcm", data) for index, data in enumerate(payloads)]
+    )
     assert [result.status for result in results] == ["stored"] * len(payloads), results
     return [result.image_id for result in results]
 

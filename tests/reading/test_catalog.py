@@ -33,7 +33,7 @@ def test_an_unknown_image_is_not_found(store):
 
 def test_a_reader_gets_their_own_read_only(readers):
     store = readers
-    [result] = ingest_files(store, [InputFile("chest.png", png_bytes(800))])
+    [result] = ingest_files(store, LOCAL_ACTOR, [InputFile("chest.png", png_bytes(800))])
     save_read(store, ANN, result.image_id, "normal", comment="clear lungs")
     save_read(store, BOB, result.image_id, "pneumonia", unsure=True)
     ann = get_image(store, result.image_id, reader="ann")
@@ -53,7 +53,7 @@ def test_a_reader_gets_their_own_read_only(readers):
 
 def test_without_a_reader_the_newest_read_is_shown(readers):
     store = readers
-    [result] = ingest_files(store, [InputFile("chest.png", png_bytes(801))])
+    [result] = ingest_files(store, LOCAL_ACTOR, [InputFile("chest.png", png_bytes(801))])
     save_read(store, ANN, result.image_id, "normal")
     save_read(store, BOB, result.image_id, "pneumonia")
     assert get_image(store, result.image_id).label == "pneumonia"
@@ -62,7 +62,7 @@ def test_without_a_reader_the_newest_read_is_shown(readers):
 
 
 def test_the_record_describes_the_stored_file(store):
-    [result] = ingest_files(store, [InputFile("slice.dcm", dicom_bytes("P-5", modality="CT"))])
+    [result] = ingest_files(store, LOCAL_ACTOR, [InputFile("slice.dcm", dicom_bytes("P-5", modality="CT"))])
     record = get_image(store, result.image_id)
     # De-identified by default: the name shown is derived from de-identified facts, not "slice.dcm".
     assert record.display_name.startswith("CT-s0-i1-") and record.display_name.endswith(".dcm")
@@ -76,6 +76,7 @@ def test_image_table_lists_every_image_oldest_first(store):
     set_setting(store, LOCAL_ACTOR, "deidentify", False)  # names as uploaded
     results = ingest_files(
         store,
+        LOCAL_ACTOR,
         [
             InputFile("b.png", png_bytes(810)),
             InputFile("a.dcm", dicom_bytes("P-6")),
@@ -100,6 +101,7 @@ def test_counts_after_ingest_and_labelling(store):
     assert counts(store) == type(counts(store))(images=0, labelled=0, patients=0, models=0)
     results = ingest_files(
         store,
+        LOCAL_ACTOR,
         [
             InputFile("one.png", png_bytes(820)),
             InputFile("two.png", png_bytes(821)),

@@ -34,7 +34,7 @@ BOX = {"label": "pneumonia", "x": 4, "y": 5, "width": 6, "height": 7}
 @pytest.fixture
 def project(store: Store) -> tuple[Store, list[int]]:
     """Three images: normal (with a box), pneumonia, unread; an active model predicted all three."""
-    results = ingest_files(store, [InputFile(f"img{n}.png", png_bytes(900 + n)) for n in range(3)])
+    results = ingest_files(store, LOCAL_ACTOR, [InputFile(f"img{n}.png", png_bytes(900 + n)) for n in range(3)])
     ids = [result.image_id for result in results]
     save_read(store, LOCAL_ACTOR, ids[0], "normal", boxes=[BOX])
     save_read(store, LOCAL_ACTOR, ids[1], "pneumonia")
@@ -180,7 +180,7 @@ def test_csv_cells_starting_a_formula_are_neutralised(project, tmp_path, prefix)
 
 def test_a_file_name_starting_a_formula_is_neutralised(store, tmp_path):
     set_setting(store, LOCAL_ACTOR, "deidentify", False)  # names as uploaded
-    [result] = ingest_files(store, [InputFile("=cmd.png", png_bytes(950))])
+    [result] = ingest_files(store, LOCAL_ACTOR, [InputFile("=cmd.png", png_bytes(950))])
     save_read(store, LOCAL_ACTOR, result.image_id, "normal")
     write_export(store, REVIEWER, "labels", tmp_path / "labels.csv", "csv")
     [row] = read_csv(tmp_path / "labels.csv")
@@ -231,7 +231,7 @@ def exported_reads(project, tmp_path) -> dict:
 def second_store(tmp_path) -> Store:
     """An empty store that received the same uploads."""
     opened = Store.open(make_settings(tmp_path / "second"))
-    ingest_files(opened, [InputFile(f"img{n}.png", png_bytes(900 + n)) for n in range(3)])
+    ingest_files(opened, LOCAL_ACTOR, [InputFile(f"img{n}.png", png_bytes(900 + n)) for n in range(3)])
     yield opened
     opened.close()
 
@@ -282,7 +282,7 @@ def test_a_file_that_is_not_a_reads_export_is_refused(second_store, tmp_path, co
 
 def test_rows_for_images_not_in_this_store_are_counted_not_imported(exported_reads, tmp_path):
     other = Store.open(make_settings(tmp_path / "other"))
-    ingest_files(other, [InputFile("img0.png", png_bytes(900))])  # only the first image
+    ingest_files(other, LOCAL_ACTOR, [InputFile("img0.png", png_bytes(900))])  # only the first image
     path = tmp_path / "reads.json"
     counts = import_labels(other, LOCAL_ACTOR, path)
     assert counts == {"reads": 1, "final_labels": 0, "images_missing": 1}

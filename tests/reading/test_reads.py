@@ -18,7 +18,7 @@ import pytest
 from medreview.errors import MedreviewError
 from medreview.ingest import InputFile, ingest_files
 from medreview.reading.catalog import counts
-from medreview.reading.reads import current_labels, labelled_image_ids, save_read, unlabelled_image_ids
+from medreview.reading.reads import LOCAL_ACTOR, current_labels, labelled_image_ids, save_read, unlabelled_image_ids
 from medreview.reading.review import adjudicate, decide, review_queue
 from medreview.reading.worklists import next_image_id, worklist
 from medreview.store import Store
@@ -52,7 +52,9 @@ def project(any_store: Store, fast_hashing: None) -> Project:
     create_first_admin(any_store, ADMIN.username, "boss-password")
     for actor in (REVIEWER, ANN, BOB):
         create_user(any_store, ADMIN, actor.username, f"{actor.username}-password", actor.role)
-    results = ingest_files(any_store, [InputFile(f"{name}.png", png_bytes(300 + n)) for n, name in enumerate("ABCDE")])
+    results = ingest_files(
+        any_store, LOCAL_ACTOR, [InputFile(f"{name}.png", png_bytes(300 + n)) for n, name in enumerate("ABCDE")]
+    )
     images = Images(*(result.image_id for result in results))
 
     save_read(any_store, ANN, images.rejected, "normal")

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from medreview.errors import MedreviewError, PermissionDeniedError
 from medreview.ingest import InputFile, ingest_files
 from medreview.reading.exchange import export_data, import_labels, write_export
-from medreview.reading.reads import current_labels, reads_table, save_read
+from medreview.reading.reads import LOCAL_ACTOR, current_labels, reads_table, save_read
 from medreview.reading.review import adjudicate, agreement, assign, decide, disagreements, image_reads, review_queue
 from medreview.reading.worklists import next_image_id, worklist
 from medreview.store import Store
@@ -33,7 +33,10 @@ def team(any_store, fast_hashing):
     create_first_admin(any_store, ADMIN.username, "boss-password")
     for actor in (REVIEWER, ANN, BOB):
         create_user(any_store, ADMIN, actor.username, f"{actor.username}-password", actor.role)
-    ids = [r.image_id for r in ingest_files(any_store, [InputFile(f"{i}.png", png_bytes(200 + i)) for i in range(6)])]
+    ids = [
+        r.image_id
+        for r in ingest_files(any_store, LOCAL_ACTOR, [InputFile(f"{i}.png", png_bytes(200 + i)) for i in range(6)])
+    ]
     return any_store, ids
 
 
@@ -169,7 +172,7 @@ def test_export_reimported_into_an_empty_store_reproduces_the_labels(team, tmp_p
 
     # A second, empty store (its own de-identification key) receives the same uploads.
     empty = Store.open(make_settings(tmp_path / "second"))
-    ingest_files(empty, [InputFile(f"{i}.png", png_bytes(200 + i)) for i in range(6)])
+    ingest_files(empty, LOCAL_ACTOR, [InputFile(f"{i}.png", png_bytes(200 + i)) for i in range(6)])
     counts = import_labels(empty, Actor("local", "admin"), path)
     assert counts == {"reads": 3, "final_labels": 1, "images_missing": 0}
     before = reads_table(store)[["reader", "label", "unsure", "comment", "status"]].sort_values(["reader", "label"])

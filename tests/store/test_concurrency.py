@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 
 from medreview.config import Settings
 from medreview.ingest import InputFile, ingest_files
-from medreview.reading.reads import reads_table, save_read
+from medreview.reading.reads import LOCAL_ACTOR, reads_table, save_read
 from medreview.store import Store
 from medreview.store.models import AuditEvent, User
 from medreview.team.roles import Actor
@@ -52,7 +52,10 @@ def test_eight_concurrent_writers_lose_no_write(any_store):
         for writer in range(WRITERS):
             session.add(User(username=f"writer{writer}", role="annotator", password_hash="unused"))
     image_ids = [
-        r.image_id for r in ingest_files(any_store, [InputFile(f"{i}.png", png_bytes(500 + i)) for i in range(IMAGES)])
+        r.image_id
+        for r in ingest_files(
+            any_store, LOCAL_ACTOR, [InputFile(f"{i}.png", png_bytes(500 + i)) for i in range(IMAGES)]
+        )
     ]
 
     errors: list[str] = []

@@ -8,6 +8,7 @@ import time
 from sqlalchemy import select
 
 from medreview.ingest import InputFile, ingest_files
+from medreview.reading.reads import LOCAL_ACTOR
 from medreview.store.models import Image
 from tests.helpers import png_bytes
 
@@ -34,7 +35,7 @@ def test_a_blob_left_by_a_crash_and_uploaded_again_survives_the_sweep(any_store,
         original_sync(sha256s)
 
     monkeypatch.setattr(any_store.blobs, "sync_folders", sweep_then_sync)
-    results = ingest_files(any_store, [InputFile(f"{n}.png", item) for n, item in enumerate(data)])
+    results = ingest_files(any_store, LOCAL_ACTOR, [InputFile(f"{n}.png", item) for n, item in enumerate(data)])
     assert [result.status for result in results] == ["stored"] * 6
     assert rows_without_files(any_store) == []
 
@@ -54,13 +55,13 @@ def test_a_blob_the_sweep_removed_before_the_commit_is_written_again(any_store, 
         original_sync(sha256s)
 
     monkeypatch.setattr(any_store.blobs, "sync_folders", age_sweep_then_sync)
-    results = ingest_files(any_store, [InputFile(f"{n}.png", item) for n, item in enumerate(data)])
+    results = ingest_files(any_store, LOCAL_ACTOR, [InputFile(f"{n}.png", item) for n, item in enumerate(data)])
     assert [result.status for result in results] == ["stored"] * 4
     assert rows_without_files(any_store) == []
 
 
 def test_the_sweep_removes_old_unreferenced_blobs_only(store):
-    kept = ingest_files(store, [InputFile("kept.png", png_bytes(20))])[0]
+    kept = ingest_files(store, LOCAL_ACTOR, [InputFile("kept.png", png_bytes(20))])[0]
     orphan = store.blobs.put(png_bytes(21))
     young = store.blobs.put(png_bytes(22))
     with store.db.read() as session:

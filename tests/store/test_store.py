@@ -31,7 +31,7 @@ def test_dicom_hierarchy_is_built_and_reused(any_store):
         InputFile(f"slice{i}.dcm", dicom_bytes("PAT-7", study_uid=study, series_uid=series, instance_number=i))
         for i in range(3)
     ]
-    results = ingest_files(any_store, files)
+    results = ingest_files(any_store, LOCAL_ACTOR, files)
     assert [r.status for r in results] == ["stored"] * 3
     with any_store.db.read() as session:
         assert session.scalar(select(func.count(Patient.id))) == 1
@@ -44,8 +44,8 @@ def test_dicom_hierarchy_is_built_and_reused(any_store):
 
 def test_deidentified_by_default_with_the_map_kept_apart(any_store):
     study = "1.2.3.4.9"
-    first = ingest_files(any_store, [InputFile("a.dcm", dicom_bytes("MRN-123", study_uid=study))])[0]
-    second = ingest_files(any_store, [InputFile("b.dcm", dicom_bytes("MRN-123", study_uid=study))])[0]
+    first = ingest_files(any_store, LOCAL_ACTOR, [InputFile("a.dcm", dicom_bytes("MRN-123", study_uid=study))])[0]
+    second = ingest_files(any_store, LOCAL_ACTOR, [InputFile("b.dcm", dicom_bytes("MRN-123", study_uid=study))])[0]
     with any_store.db.read() as session:
         images = [session.get(Image, r.image_id) for r in (first, second)]
         stored = [any_store.blobs.read(image.sha256) for image in images]
@@ -61,7 +61,7 @@ def test_deidentified_by_default_with_the_map_kept_apart(any_store):
 def test_originals_are_kept_byte_for_byte_when_deidentification_is_off(any_store):
     set_setting(any_store, LOCAL_ACTOR, "deidentify", False)
     data = dicom_bytes("P2")
-    [result] = ingest_files(any_store, [InputFile("a.dcm", data)])
+    [result] = ingest_files(any_store, LOCAL_ACTOR, [InputFile("a.dcm", data)])
     with any_store.db.read() as session:
         sha = session.get(Image, result.image_id).sha256
     assert any_store.blobs.read(sha) == data
@@ -74,10 +74,11 @@ def test_duplicates_by_bytes_and_by_sop_instance_uid_are_not_stored_twice(any_st
     picture = png_bytes(1)
     results = ingest_files(
         any_store,
+        LOCAL_ACTOR,
         [InputFile("a.dcm", first), InputFile("b.png", picture), InputFile("a-copy.dcm", first)],
     )
     assert [r.status for r in results] == ["stored", "stored", "duplicate"]
-    again = ingest_files(any_store, [InputFile("b-again.png", picture), InputFile("c.dcm", same_uid)])
+    again = ingest_files(any_store, LOCAL_ACTOR, [InputFile("b-again.png", picture), InputFile("c.dcm", same_uid)])
     assert [r.status for r in again] == ["duplicate", "duplicate"]
     # The message names the stored image by its display name, never by another upload's file name.
     with any_store.db.read() as session:
@@ -91,6 +92,7 @@ def test_a_bad_file_is_rejected_alone_and_leaves_nothing_behind(any_store):
     good = png_bytes(2)
     results = ingest_files(
         any_store,
+        LOCAL_ACTOR,
         [
             InputFile("notes.png", b"just some text, not an image"),
             InputFile("empty.dcm", b""),
@@ -104,7 +106,7 @@ def test_a_bad_file_is_rejected_alone_and_leaves_nothing_behind(any_store):
 
 
 def test_labels_replace_per_reader_and_drive_the_worklist(any_store):
-    results = ingest_files(any_store, [InputFile(f"{i}.png", png_bytes(10 + i)) for i in range(3)])
+    results = ingest_files(any_store, LOCAL_ACTOR, [InputFile(f"{i}.png", png_bytes(10 + i)) for i in range(3)])
     first, second, third = (r.image_id for r in results)
     assert next_image_id(any_store, LOCAL_ACTOR) == first
     save_read(any_store, LOCAL_ACTOR, first, "normal")
@@ -123,7 +125,7 @@ def test_labels_replace_per_reader_and_drive_the_worklist(any_store):
 
 
 def test_labelling_rejects_unknown_class_and_missing_image(any_store):
-    [result] = ingest_files(any_store, [InputFile("x.png", png_bytes(20))])
+    [result] = ingest_files(any_store, LOCAL_ACTOR, [InputFile("x.png", png_bytes(20))])
     with pytest.raises(MedreviewError, match="not a class"):
         save_read(any_store, LOCAL_ACTOR, result.image_id, "fracture")
     with pytest.raises(NotFoundError):
@@ -131,7 +133,7 @@ def test_labelling_rejects_unknown_class_and_missing_image(any_store):
 
 
 def test_concurrent_label_writers_lose_nothing(any_store):
-    results = ingest_files(any_store, [InputFile(f"{i}.png", png_bytes(100 + i)) for i in range(40)])
+    results = ingest_files(any_store, LOCAL_ACTOR, [InputFile(f"{i}.png", png_bytes(100 + i)) for i in range(40)])
     ids = [r.image_id for r in results]
     errors: list[BaseException] = []
 
@@ -184,7 +186,7 @@ def _all_versions(store):
 
 def test_orphan_blob_from_a_crash_is_collected(store):
     orphan = store.blobs.put(b"written, then the process died before the row was committed")
-    [kept] = ingest_files(store, [InputFile("kept.png", png_bytes(5))])
+    [kept] = ingest_files(store, LOCAL_ACTOR, [InputFile("kept.png", png_bytes(5))])
     assert store.collect_orphans(min_age_seconds=0) == 1
     assert not store.blobs.path_for(orphan).exists()
     with store.db.read() as session:

@@ -22,7 +22,7 @@ SIZE = 32
 
 def label_images(store: Store, labels: list[str]) -> list[int]:
     """Store one PNG per label, read by the local admin with that label; returns the image ids."""
-    results = ingest_files(store, [InputFile(f"{n}.png", png_bytes(500 + n)) for n in range(len(labels))])
+    results = ingest_files(store, LOCAL_ACTOR, [InputFile(f"{n}.png", png_bytes(500 + n)) for n in range(len(labels))])
     for result, label in zip(results, labels, strict=True):
         save_read(store, LOCAL_ACTOR, result.image_id, label)
     return [result.image_id for result in results]
@@ -45,7 +45,7 @@ def test_one_class_only_is_refused_with_what_is_labelled(store):
 
 
 def test_nothing_labelled_is_refused(store):
-    ingest_files(store, [InputFile("a.png", png_bytes(1))])
+    ingest_files(store, LOCAL_ACTOR, [InputFile("a.png", png_bytes(1))])
     with pytest.raises(TrainingError, match=r"labelled so far: none"):
         training_table(store)
 

@@ -29,7 +29,7 @@ def job_count(store: Store) -> int:
 def labelled_store(store: Store) -> Store:
     """Just enough labels to train: MIN_IMAGES_PER_CLASS of each class."""
     labels = ["normal", "pneumonia"] * MIN_IMAGES_PER_CLASS
-    results = ingest_files(store, [InputFile(f"{n}.png", png_bytes(600 + n)) for n in range(len(labels))])
+    results = ingest_files(store, LOCAL_ACTOR, [InputFile(f"{n}.png", png_bytes(600 + n)) for n in range(len(labels))])
     for result, label in zip(results, labels, strict=True):
         save_read(store, LOCAL_ACTOR, result.image_id, label)
     return store
@@ -76,7 +76,7 @@ def test_refused_requests_queue_nothing(labelled_store, actor, params, error, me
 
 
 def test_too_few_labels_are_refused_before_queueing(store):
-    results = ingest_files(store, [InputFile(f"{n}.png", png_bytes(700 + n)) for n in range(3)])
+    results = ingest_files(store, LOCAL_ACTOR, [InputFile(f"{n}.png", png_bytes(700 + n)) for n in range(3)])
     for result, label in zip(results, ["normal", "normal", "pneumonia"], strict=True):
         save_read(store, LOCAL_ACTOR, result.image_id, label)
     with pytest.raises(TrainingError, match="per class; 'normal' has 2, 'pneumonia' has 1"):

@@ -75,7 +75,7 @@ def test_the_same_files_in_two_stores_split_the_same_way(tmp_path):
     validation_sets, pseudonym_sets = [], []
     for name in ("first", "second"):
         store = Store.open(make_settings(tmp_path / name))
-        results = ingest_files(store, [item for item, _ in files])
+        results = ingest_files(store, LOCAL_ACTOR, [item for item, _ in files])
         for result, (_, label) in zip(results, files, strict=True):
             save_read(store, LOCAL_ACTOR, result.image_id, label)
         dataset = load_dataset(store, input_size=16)
