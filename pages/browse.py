@@ -108,12 +108,12 @@ def header_ui(store: Store, image_id: int) -> None:
         needle = st.text_input(
             "Filter", key="browse_header_filter", placeholder="tag, keyword or value, e.g. 0010,0020 or Patient"
         )
-        header = filter_header(dicom_header(store, image_id), needle)
+        header = filter_header(dicom_header(store, actor, image_id), needle)
         st.dataframe(header, hide_index=True, width="stretch")
 
 
 store = get_store()
-session_actor()
+actor = session_actor()
 st.title("Browse")
 
 try:
@@ -133,7 +133,7 @@ try:
         position = slice_controls_ui(series_id, len(slices))
         current = slices.iloc[position]
         image_id = int(current["image_id"])
-        record = get_image(store, image_id)
+        record = get_image(store, actor, image_id)
         image = decoded(image_id)
         if st.session_state.get(FRAME_KEY, 1) > image.frame_count:  # came from a longer clip
             st.session_state[FRAME_KEY] = image.frame_count

@@ -9,8 +9,8 @@ from medreview.imaging import boxes as box_geometry
 from medreview.imaging.display import render_frame
 from medreview.imaging.overlays import thumbnail
 from medreview.reading.catalog import ImageRecord, get_image
-from medreview.reading.reads import save_read
-from medreview.reading.review import can_see_others, image_reads
+from medreview.reading.reads import can_see_others, save_read
+from medreview.reading.review import image_reads
 from medreview.reading.schema import label_classes
 from medreview.reading.worklists import WORKLIST_FILTERS, modalities, next_image_id, worklist
 from medreview.team.settings import get_setting
@@ -137,7 +137,7 @@ if image_id is None:
     st.stop()
 
 try:
-    record = get_image(store, image_id, reader=actor.username)
+    record = get_image(store, actor, image_id)
     image = decoded(image_id)
 except MedreviewError as error:
     view_column.error(plain(error))

@@ -68,13 +68,13 @@ def job_status_ui() -> None:
 
 job_status_ui()
 
-table = predictions_table(store, model.id, actor)
+table = predictions_table(store, actor, model.id)
 if table.empty:
     st.info("No predictions from this model yet: run it above.")
     st.stop()
 
-wrong = disagreements(store, model.id, actor)
-uncertain = most_uncertain(store, model.id, actor)
+wrong = disagreements(store, actor, model.id)
+uncertain = most_uncertain(store, actor, model.id)
 list_column, view_column = st.columns([2, 3])
 with list_column:
     all_tab, disagree_tab, uncertain_tab = st.tabs(
@@ -111,9 +111,9 @@ row = table[table["prediction_id"] == prediction_id].iloc[0]
 
 with view_column:
     try:
-        record = get_image(store, int(row["image_id"]))
+        record = get_image(store, actor, int(row["image_id"]))
         image = decoded(int(row["image_id"]))
-        heatmaps, class_names = load_heatmaps(store, prediction_id)
+        heatmaps, class_names = load_heatmaps(store, actor, prediction_id)
     except MedreviewError as error:
         st.error(plain(error))
         st.stop()

@@ -17,7 +17,7 @@ st.title("Review")
 
 def show_image(image_id: int) -> None:
     try:
-        record = get_image(store, image_id)
+        record = get_image(store, actor, image_id)
         st.image(render_frame(decoded(image_id)), caption=plain(record.display_name.rsplit("/", 1)[-1]), width=420)
     except MedreviewError as error:
         st.error(plain(error))

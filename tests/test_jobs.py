@@ -64,24 +64,24 @@ def test_prediction_job_stores_probabilities_and_gradcam_per_class(demo_store):
     assert execute_job(demo_store, submit_training(demo_store, LOCAL_ACTOR, TINY), RUNNERS) == "succeeded"
     job_id = submit_predictions(demo_store, LOCAL_ACTOR, scope="unlabelled")
     assert execute_job(demo_store, job_id, RUNNERS) == "succeeded"
-    table = predictions_table(demo_store)
+    table = predictions_table(demo_store, LOCAL_ACTOR)
     assert len(table) == 4 and table["label"].isna().all()
     assert table["probability"].between(0.5, 1.0).all()  # probability of the predicted class
-    heatmaps, class_names = load_heatmaps(demo_store, int(table["prediction_id"].iloc[0]))
+    heatmaps, class_names = load_heatmaps(demo_store, LOCAL_ACTOR, int(table["prediction_id"].iloc[0]))
     assert class_names == ["normal", "pneumonia"]
     assert heatmaps.ndim == 3 and heatmaps.shape[0] == 2
     assert np.isfinite(heatmaps).all() and heatmaps.min() >= 0 and heatmaps.max() <= 1
     # Predict all: labelled images appear too, and disagreements are exactly the mismatches.
     execute_job(demo_store, submit_predictions(demo_store, LOCAL_ACTOR, scope="all"), RUNNERS)
-    table = predictions_table(demo_store)
+    table = predictions_table(demo_store, LOCAL_ACTOR)
     assert len(table) == 24
-    wrong = disagreements(demo_store)
+    wrong = disagreements(demo_store, LOCAL_ACTOR)
     labelled = table.dropna(subset=["label"])
     assert len(wrong) == int((labelled["label"] != labelled["predicted_class"]).sum())
     with demo_store.db.read() as session:
         assert {p.model_version_id for p in session.scalars(select(Prediction))} == {active_model(demo_store).id}
     # "Label next": only unlabelled images, least certain first (1 - margin between top classes).
-    queue = most_uncertain(demo_store)
+    queue = most_uncertain(demo_store, LOCAL_ACTOR)
     assert len(queue) == 4 and queue["label"].isna().all()
     assert list(queue["uncertainty"]) == sorted(queue["uncertainty"], reverse=True)
     expected = 1 - (2 * queue["probability"] - 1)  # binary: margin = p_top - (1 - p_top)

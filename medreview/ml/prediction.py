@@ -14,11 +14,11 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import select
 
-from medreview.errors import ImagingError, JobCancelled, MedreviewError, NotFoundError
+from medreview.errors import ImagingError, JobCancelled, MedreviewError, NotFoundError, PermissionDeniedError
 from medreview.jobs import JobContext, submit_job
 from medreview.ml.configs import get_config
 from medreview.ml.registry import active_model
-from medreview.reading.reads import current_labels, unlabelled_image_ids
+from medreview.reading.reads import can_see_others, current_labels, unlabelled_image_ids, visible_image_ids
 from medreview.store import Store
 from medreview.store.blobs import atomic_write, sha256_hex
 from medreview.store.db import upsert
@@ -151,10 +151,11 @@ def _store_batch(
             )
 
 
-def predictions_table(store: Store, model_version_id: int | None = None, actor: Actor | None = None) -> pd.DataFrame:
+def predictions_table(store: Store, actor: Actor, model_version_id: int | None = None) -> pd.DataFrame:
     """Predictions of one model version (default: the active one) with the image's current label.
 
-    With an ``actor`` in blinded mode, an annotator sees only images they have already read."""
+    In blinded mode an annotator sees only images they have already read."""
+    require(actor, "annotator", "see predictions")
     if model_version_id is None:
         model = active_model(store)
         if model is None:
@@ -176,12 +177,9 @@ def predictions_table(store: Store, model_version_id: int | None = None, actor: 
     )
     with store.db.read() as session:
         table = pd.DataFrame(session.execute(query).mappings().all(), columns=list(query.selected_columns.keys()))
-    if actor is not None:
-        from medreview.reading.review import visible_image_ids
-
-        visible = visible_image_ids(store, actor)
-        if visible is not None:
-            table = table[table["image_id"].isin(visible)]
+    visible = visible_image_ids(store, actor)
+    if visible is not None:
+        table = table[table["image_id"].isin(visible)]
     labels = current_labels(store).set_index("image_id")["label"]
     table["label"] = table["image_id"].map(labels)
     # None: the image has no label, so there is nothing to agree or disagree with.
@@ -196,17 +194,17 @@ def predictions_table(store: Store, model_version_id: int | None = None, actor: 
     return table[["image_id", "file", "predicted_class", "probability", "label", "agrees", "prediction_id"]]
 
 
-def disagreements(store: Store, model_version_id: int | None = None, actor: Actor | None = None) -> pd.DataFrame:
+def disagreements(store: Store, actor: Actor, model_version_id: int | None = None) -> pd.DataFrame:
     """Labelled images where the model's class differs from the label, most confident first."""
-    table = predictions_table(store, model_version_id, actor)
+    table = predictions_table(store, actor, model_version_id)
     wrong = table[table["agrees"] == False]  # noqa: E712  (None means unlabelled, not a disagreement)
     return wrong.sort_values("probability", ascending=False)
 
 
-def most_uncertain(store: Store, model_version_id: int | None = None, actor: Actor | None = None) -> pd.DataFrame:
+def most_uncertain(store: Store, actor: Actor, model_version_id: int | None = None) -> pd.DataFrame:
     """Unlabelled images the model is least sure about, first: the ones worth labelling next.
     Uncertainty is 1 minus the margin between the two most probable classes."""
-    table = predictions_table(store, model_version_id, actor)
+    table = predictions_table(store, actor, model_version_id)
     unlabelled = table[table["image_id"].isin(unlabelled_image_ids(store))].copy()
     if unlabelled.empty:
         return unlabelled.assign(uncertainty=pd.Series(dtype=float))
@@ -229,12 +227,16 @@ def most_uncertain(store: Store, model_version_id: int | None = None, actor: Act
     return unlabelled.sort_values("uncertainty", ascending=False, kind="stable")
 
 
-def load_heatmaps(store: Store, prediction_id: int) -> tuple[np.ndarray, list[str]]:
-    """Grad-CAM maps ``(C, h, w)`` float32 in [0, 1] and the class names they belong to."""
+def load_heatmaps(store: Store, actor: Actor, prediction_id: int) -> tuple[np.ndarray, list[str]]:
+    """Grad-CAM maps ``(C, h, w)`` float32 in [0, 1] and the class names they belong to, for an
+    image the actor may see the model's output of (blinded mode: one they have read)."""
+    require(actor, "annotator", "see the model's maps")
     with store.db.read() as session:
         prediction = session.get(Prediction, prediction_id)
         if prediction is None:
             raise NotFoundError(f"prediction {prediction_id} does not exist")
+        if not can_see_others(store, actor, prediction.image_id):
+            raise PermissionDeniedError("blinded reading: submit your own read of this image first")
         class_names = list(prediction.model_version.class_names)
         path = prediction.heatmap_path
     if not path or not store.data_path(path).exists():

@@ -24,6 +24,7 @@ from medreview.errors import ImagingError, NotFoundError
 from medreview.imaging.tags import PIXEL_DATA_TAGS
 from medreview.store import Store
 from medreview.store.models import Image, Patient, Series, Study
+from medreview.team.roles import Actor, require
 
 __all__ = [
     "HEADER_COLUMNS",
@@ -159,7 +160,7 @@ def series_slices(store: Store, series_id: int) -> pd.DataFrame:
     return frame
 
 
-def dicom_header(store: Store, image_id: int, max_value_chars: int = 200) -> pd.DataFrame:
+def dicom_header(store: Store, actor: Actor, image_id: int, max_value_chars: int = 200) -> pd.DataFrame:
     """The header of one stored image as rows of tag "(GGGG,EEEE)", keyword, vr, value (text).
 
     File meta elements come first, then the dataset in file order. Sequence items are flattened
@@ -170,6 +171,7 @@ def dicom_header(store: Store, image_id: int, max_value_chars: int = 200) -> pd.
     say "not a DICOM file". Raises NotFoundError for an unknown image, ImagingError for a stored
     file that cannot be read.
     """
+    require(actor, "annotator", "see image headers")
     if max_value_chars < 2:
         raise ValueError(f"max_value_chars must be at least 2, got {max_value_chars}")
     with store.db.read() as session:

@@ -13,6 +13,7 @@ from medreview.imaging.decoding import DecodedImage, decode_file
 from medreview.reading.reads import labelled_image_ids
 from medreview.store import Store
 from medreview.store.models import Annotation, Image, LabelClass, ModelVersion, Patient, Series, Study, User
+from medreview.team.roles import Actor, require
 
 __all__ = ["ImageRecord", "StoreCounts", "counts", "decode_image", "get_image", "image_table"]
 
@@ -42,8 +43,10 @@ class ImageRecord:
     review_comment: str
 
 
-def get_image(store: Store, image_id: int, reader: str | None = None) -> ImageRecord:
-    """The record of one image, with the newest read (or ``reader``'s read when given)."""
+def get_image(store: Store, actor: Actor, image_id: int) -> ImageRecord:
+    """The record of one image with ``actor``'s own read (never another reader's: those are
+    :func:`medreview.reading.review.image_reads`, which applies blinding)."""
+    require(actor, "annotator", "see images")
     with store.db.read() as session:
         row = session.execute(
             select(Image, Series, Study, Patient)
@@ -61,8 +64,7 @@ def get_image(store: Store, image_id: int, reader: str | None = None) -> ImageRe
             .where(Annotation.image_id == image_id)
             .order_by(Annotation.updated_at.desc(), Annotation.id.desc())
         )
-        if reader is not None:
-            read_query = read_query.join(User, User.id == Annotation.reader_id).where(User.username == reader)
+        read_query = read_query.join(User, User.id == Annotation.reader_id).where(User.username == actor.username)
         read = session.execute(read_query.limit(1)).first()
         return ImageRecord(
             image_id=image.id,
@@ -90,8 +92,14 @@ def get_image(store: Store, image_id: int, reader: str | None = None) -> ImageRe
 
 
 def decode_image(store: Store, image_id: int) -> DecodedImage:
-    record = get_image(store, image_id)
-    return decode_file(record.path, record.media_type)
+    """The decoded pixels of a stored image. The caller has checked the user (the Streamlit
+    process caches pixels by image id for every session; reads never pass through here)."""
+    with store.db.read() as session:
+        image = session.get(Image, image_id)
+        if image is None:
+            raise NotFoundError(f"image {image_id} does not exist")
+        sha256, media_type = image.sha256, image.media_type
+    return decode_file(store.blobs.path_for(sha256), media_type)
 
 
 def image_table(store: Store) -> pd.DataFrame:

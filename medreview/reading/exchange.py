@@ -62,17 +62,17 @@ def export_data(store: Store, actor: Actor, kind: str, original_names: bool = Fa
     if kind == "labels":
         table = _with_keys(store, current_labels(store)[["image_id", "label", "method"]])
     elif kind == "reads":
-        reads = reads_table(store, include_rejected=True)
+        reads = reads_table(store, actor, include_rejected=True)
         reads = reads.assign(updated_at=reads["updated_at"].astype(str))
         table = _with_keys(store, reads.drop(columns=["annotation_id"]))
     elif kind == "predictions":
         model = active_model(store)
         if model is None:
             raise MedreviewError("no active model, so there are no predictions to export")
-        table = predictions_table(store, model.id)[["image_id", "predicted_class", "probability", "label"]]
+        table = predictions_table(store, actor, model.id)[["image_id", "predicted_class", "probability", "label"]]
         table = _with_keys(store, table.assign(model_version_id=model.id))
     elif kind == "coco":
-        document = _coco(store)
+        document = _coco(store, actor)
         if original_names:
             names = _original_names(store)
             for image in document["images"]:
@@ -95,12 +95,12 @@ def _original_names(store: Store) -> dict[str, str]:
     return {pseudonym: original for pseudonym, original in rows}
 
 
-def _coco(store: Store) -> dict[str, Any]:
+def _coco(store: Store, actor: Actor) -> dict[str, Any]:
     """Boxes of every non-rejected read, COCO style (bbox = [x, y, width, height] in pixels)."""
     classes = label_classes(store, include_retired=True)
     category = {name: number for number, name in enumerate(classes, start=1)}
     keys = image_facts(store)
-    reads = reads_table(store)
+    reads = reads_table(store, actor)
     images, annotations = [], []
     with_boxes = set()
     for read in reads.itertuples(index=False):

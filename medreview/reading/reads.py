@@ -43,17 +43,19 @@ from medreview.store.models import (
 )
 from medreview.team.audit import record
 from medreview.team.roles import Actor, require
-from medreview.team.settings import CHOICES
+from medreview.team.settings import CHOICES, get_setting
 
 __all__ = [
     "LABEL_SOURCES",
     "LOCAL_ACTOR",
+    "can_see_others",
     "current_labels",
     "image_facts",
     "labelled_image_ids",
     "reads_table",
     "save_read",
     "unlabelled_image_ids",
+    "visible_image_ids",
 ]
 
 LABEL_SOURCES = CHOICES["training_label_source"]
@@ -176,9 +178,44 @@ def clear_approval(session: Session, image_id: int) -> None:
     session.execute(delete(FinalLabel).where(FinalLabel.image_id == image_id, FinalLabel.method == "approved"))
 
 
-def reads_table(store: Store, include_rejected: bool = False) -> pd.DataFrame:
-    """Every read: annotation_id, image_id, reader, label, labels, boxes, unsure, comment, status,
-    review_comment, updated_at. (Access rules are the caller's: see ``review.image_reads``.)"""
+# --- blinding: who may see which reads ---------------------------------------------------------
+
+
+def can_see_others(store: Store, actor: Actor, image_id: int) -> bool:
+    """In blinded mode an annotator sees other readers' labels and the model's output for an
+    image only once they have submitted their own read of it. Reviewers always see them."""
+    visible = visible_image_ids(store, actor)
+    return visible is None or image_id in visible
+
+
+def visible_image_ids(store: Store, actor: Actor) -> set[int] | None:
+    """Images whose other reads and predictions the actor may see; None means all of them."""
+    if actor.can("reviewer") or not get_setting(store, "blinded"):
+        return None
+    with store.db.read() as session:
+        return set(
+            session.scalars(
+                select(Annotation.image_id)
+                .join(User, User.id == Annotation.reader_id)
+                .where(User.username == actor.username)
+            )
+        )
+
+
+def reads_table(store: Store, actor: Actor, include_rejected: bool = False) -> pd.DataFrame:
+    """The reads ``actor`` may see: annotation_id, image_id, reader, label, labels, boxes, unsure,
+    comment, status, review_comment, updated_at. In blinded mode an annotator sees the reads of
+    the images they have read themselves only (see :func:`can_see_others`)."""
+    require(actor, "annotator", "see reads")
+    reads = _all_reads(store, include_rejected)
+    visible = visible_image_ids(store, actor)
+    if visible is not None:
+        reads = reads[reads["image_id"].isin(visible)].reset_index(drop=True)
+    return reads
+
+
+def _all_reads(store: Store, include_rejected: bool = False) -> pd.DataFrame:
+    """Every read (for the services of this module that decide what the reads add up to)."""
     query = (
         select(
             Annotation.id.label("annotation_id"),
@@ -248,7 +285,7 @@ def current_labels(store: Store, source: str = "final") -> pd.DataFrame:
     """
     if source not in LABEL_SOURCES:
         raise MedreviewError(f"unknown label source '{source}' (choose one of {', '.join(LABEL_SOURCES)})")
-    reads = reads_table(store)
+    reads = _all_reads(store)
     reads = reads[reads["label"].notna()]
     if source == "all":
         labelled = reads[["image_id", "label"]].assign(method="read")

@@ -15,11 +15,11 @@ from sqlalchemy.orm import Session
 
 from medreview.errors import MedreviewError, NotFoundError, PermissionDeniedError
 from medreview.reading.agreement import agreement_summary
-from medreview.reading.reads import clear_approval, reads_table, user_id
+from medreview.reading.reads import can_see_others, clear_approval, reads_table, user_id
 from medreview.reading.schema import label_classes
 from medreview.store import Store
 from medreview.store.db import upsert
-from medreview.store.models import Annotation, Assignment, FinalLabel, Image, LabelClass, User, utcnow
+from medreview.store.models import Annotation, Assignment, FinalLabel, Image, LabelClass, utcnow
 from medreview.team.audit import record
 from medreview.team.roles import Actor, require
 from medreview.team.settings import get_setting
@@ -29,12 +29,10 @@ __all__ = [
     "adjudicate",
     "agreement",
     "assign",
-    "can_see_others",
     "decide",
     "disagreements",
     "image_reads",
     "review_queue",
-    "visible_image_ids",
 ]
 
 DECISIONS = {"approve": "approved", "reject": "rejected", "return": "returned"}
@@ -78,33 +76,12 @@ def assign(store: Store, actor: Actor, image_ids: list[int], readers: list[str],
 # --- who may see what ---------------------------------------------------------------------------
 
 
-def can_see_others(store: Store, actor: Actor, image_id: int) -> bool:
-    """In blinded mode an annotator sees other readers' labels and the model's output for an
-    image only once they have submitted their own read of it. Reviewers always see them."""
-    visible = visible_image_ids(store, actor)
-    return visible is None or image_id in visible
-
-
-def visible_image_ids(store: Store, actor: Actor) -> set[int] | None:
-    """Images whose other reads and predictions the actor may see; None means all of them."""
-    if actor.can("reviewer") or not get_setting(store, "blinded"):
-        return None
-    with store.db.read() as session:
-        return set(
-            session.scalars(
-                select(Annotation.image_id)
-                .join(User, User.id == Annotation.reader_id)
-                .where(User.username == actor.username)
-            )
-        )
-
-
 def image_reads(store: Store, actor: Actor, image_id: int) -> pd.DataFrame:
     """All readers' reads of one image (rejected ones included, marked), if the actor may see them."""
     require(actor, "annotator", "see reads")
     if not can_see_others(store, actor, image_id):
         raise PermissionDeniedError("blinded reading: submit your own read of this image first")
-    reads = reads_table(store, include_rejected=True)
+    reads = reads_table(store, actor, include_rejected=True)
     return reads[reads["image_id"] == image_id].reset_index(drop=True)
 
 
@@ -114,7 +91,7 @@ def image_reads(store: Store, actor: Actor, image_id: int) -> pd.DataFrame:
 def review_queue(store: Store, actor: Actor) -> pd.DataFrame:
     """Submitted reads waiting for a decision, oldest first."""
     require(actor, "reviewer", "review labels")
-    reads = reads_table(store)
+    reads = reads_table(store, actor)
     return reads[reads["status"] == "submitted"].sort_values("updated_at", kind="stable").reset_index(drop=True)
 
 
@@ -184,7 +161,7 @@ def disagreements(store: Store, actor: Actor) -> pd.DataFrame:
     """Images whose non-rejected reads name different classes and that have no final label yet:
     image_id, readers, labels (reader -> class)."""
     require(actor, "reviewer", "see disagreements")
-    reads = reads_table(store)
+    reads = reads_table(store, actor)
     reads = reads[reads["label"].notna()]
     with store.db.read() as session:
         settled = set(session.scalars(select(FinalLabel.image_id)))
@@ -222,7 +199,7 @@ def agreement(store: Store, actor: Actor) -> dict:
     Single-choice projects compare the class of each read (Cohen per pair, Fleiss overall and per
     class); multi-label projects compare, per class, whether each reader marked it."""
     require(actor, "reviewer", "see agreement statistics")
-    reads = reads_table(store)
+    reads = reads_table(store, actor)
     if get_setting(store, "label_mode") == "multi":
         reads = reads[["image_id", "reader", "labels"]]
     else:

@@ -184,7 +184,7 @@ def wide_image(store) -> int:
 
 
 def _stored_boxes(store, image_id: int) -> list[dict]:
-    reads = reads_table(store)
+    reads = reads_table(store, LOCAL_ACTOR)
     return list(reads.loc[reads["image_id"] == image_id, "boxes"].iloc[0])
 
 
@@ -219,7 +219,7 @@ def test_a_box_wholly_outside_the_image_or_of_an_unknown_class_is_refused(store,
     relabelled = {"objects": [{"type": "LabeledRect", "label": "typo", "left": 0, "top": 0, "width": 50, "height": 50}]}
     with pytest.raises(MedreviewError, match="not a class"):
         save_read(store, LOCAL_ACTOR, wide_image, boxes=canvas_to_boxes(relabelled, viewport, default_label="opacity"))
-    assert reads_table(store).empty
+    assert reads_table(store, LOCAL_ACTOR).empty
 
 
 # --- overlays ---------------------------------------------------------------------------------------

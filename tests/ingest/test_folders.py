@@ -10,7 +10,7 @@ import pytest
 
 from medreview.errors import MedreviewError
 from medreview.ingest.folders import import_class_folders
-from medreview.reading.reads import current_labels, reads_table
+from medreview.reading.reads import LOCAL_ACTOR, current_labels, reads_table
 from medreview.reading.schema import label_classes
 from tests.helpers import dicom_bytes, jpeg_bytes, png_bytes
 
@@ -49,7 +49,7 @@ def test_each_file_is_stored_and_labelled_with_its_folder(store, folder):
         "p2.png": "pneumonia",
         "e1.png": "pleural effusion",
     }
-    assert set(reads_table(store)["reader"]) == {"local"}
+    assert set(reads_table(store, LOCAL_ACTOR)["reader"]) == {"local"}
 
 
 def test_a_new_folder_name_becomes_a_class(store, folder):
@@ -102,7 +102,7 @@ def test_importing_again_stores_nothing_twice_and_keeps_the_labels(store, folder
     import_class_folders(store, folder)
     again = import_class_folders(store, folder)
     assert {result.status for result in again} == {"duplicate", "rejected", "skipped"}
-    assert len(reads_table(store)) == 5 and len(current_labels(store)) == 5
+    assert len(reads_table(store, LOCAL_ACTOR)) == 5 and len(current_labels(store)) == 5
 
 
 def test_a_path_that_is_not_a_folder_or_has_no_class_folders_is_refused(store, tmp_path):

@@ -23,7 +23,7 @@ from medreview.ml.prediction import (
     predictions_table,
     submit_predictions,
 )
-from medreview.reading.reads import LOCAL_ACTOR, save_read, unlabelled_image_ids
+from medreview.reading.reads import LOCAL_ACTOR, reads_table, save_read, unlabelled_image_ids
 from medreview.reading.review import decide, review_queue
 from medreview.store import Store
 from medreview.store.models import Job, ModelVersion, Prediction
@@ -129,7 +129,7 @@ def project(store: Store, fast_hashing: None) -> tuple[Store, Images, int]:
 
 def test_predictions_table_compares_with_the_final_label(project):
     store, images, _ = project
-    table = predictions_table(store).set_index("image_id")  # the active model by default
+    table = predictions_table(store, LOCAL_ACTOR).set_index("image_id")  # the active model by default
     assert len(table) == len(PREDICTED)
     assert (table.loc[images.right, "label"], table.loc[images.right, "agrees"]) == ("normal", True)
     assert (table.loc[images.wrong_confident, "label"], table.loc[images.wrong_confident, "agrees"]) == (
@@ -143,7 +143,7 @@ def test_predictions_table_compares_with_the_final_label(project):
 
 
 def test_predictions_table_is_empty_without_an_active_model(store):
-    table = predictions_table(store)
+    table = predictions_table(store, LOCAL_ACTOR)
     assert table.empty
     assert list(table.columns) == [
         "image_id",
@@ -159,19 +159,19 @@ def test_predictions_table_is_empty_without_an_active_model(store):
 def test_a_blinded_annotator_sees_predictions_only_for_images_they_read(project):
     store, images, _ = project
     set_setting(store, LOCAL_ACTOR, "blinded", True)
-    assert set(predictions_table(store, actor=ANN)["image_id"]) == {images.disputed, images.rejected}
-    assert len(predictions_table(store, actor=REVIEWER)) == len(PREDICTED)  # reviewers are never blinded
+    assert set(predictions_table(store, ANN)["image_id"]) == {images.disputed, images.rejected}
+    assert len(predictions_table(store, REVIEWER)) == len(PREDICTED)  # reviewers are never blinded
 
 
 def test_disagreements_are_labelled_images_whose_label_differs_most_confident_first(project):
     store, images, _ = project
-    wrong = disagreements(store)
+    wrong = disagreements(store, LOCAL_ACTOR)
     assert list(wrong["image_id"]) == [images.wrong_confident, images.wrong_unsure]
 
 
 def test_most_uncertain_lists_only_unlabelled_images_least_certain_first(project):
     store, images, _ = project
-    queue = most_uncertain(store)
+    queue = most_uncertain(store, LOCAL_ACTOR)
     # near tie: 1 - (0.55 - 0.45) = 0.9; rejected: 1 - (0.65 - 0.35) = 0.7; fairly sure: 0.4
     assert list(queue["image_id"]) == [images.near_tie, images.rejected, images.fairly_sure]
     assert queue["uncertainty"].tolist() == pytest.approx([0.9, 0.7, 0.4])
@@ -182,21 +182,21 @@ def test_predictions_of_another_model_version_stay_apart(project):
     store, images, active_id = project
     older = add_model(store, active=False)
     add_prediction(store, older, images.right, "pneumonia", 0.99)
-    assert list(predictions_table(store, older)["image_id"]) == [images.right]
-    assert list(disagreements(store, older)["image_id"]) == [images.right]
-    assert predictions_table(store, active_id).set_index("image_id").loc[images.right, "agrees"]
+    assert list(predictions_table(store, LOCAL_ACTOR, older)["image_id"]) == [images.right]
+    assert list(disagreements(store, LOCAL_ACTOR, older)["image_id"]) == [images.right]
+    assert predictions_table(store, LOCAL_ACTOR, active_id).set_index("image_id").loc[images.right, "agrees"]
 
 
 def test_load_heatmaps_returns_one_float_map_per_class(project):
     store, images, model_id = project
-    prediction_id = int(predictions_table(store).set_index("image_id").loc[images.right, "prediction_id"])
+    prediction_id = int(predictions_table(store, LOCAL_ACTOR).set_index("image_id").loc[images.right, "prediction_id"])
     maps = np.linspace(0, 1, 2 * 7 * 7, dtype=np.float16).reshape(2, 7, 7)
     path = store.data_path(f"cache/gradcam/{model_id}-{images.right}.npy")
     path.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
     np.save(buffer, maps)
     path.write_bytes(buffer.getvalue())
-    heatmaps, class_names = load_heatmaps(store, prediction_id)
+    heatmaps, class_names = load_heatmaps(store, LOCAL_ACTOR, prediction_id)
     assert heatmaps.shape == (2, 7, 7) and heatmaps.dtype == np.float32
     assert np.allclose(heatmaps, maps.astype(np.float32))
     assert class_names == CLASS_NAMES
@@ -204,11 +204,13 @@ def test_load_heatmaps_returns_one_float_map_per_class(project):
 
 def test_a_missing_heatmap_or_prediction_is_not_found_in_plain_words(project):
     store, images, _ = project
-    prediction_id = int(predictions_table(store).set_index("image_id").loc[images.near_tie, "prediction_id"])
+    prediction_id = int(
+        predictions_table(store, LOCAL_ACTOR).set_index("image_id").loc[images.near_tie, "prediction_id"]
+    )
     with pytest.raises(NotFoundError, match="Grad-CAM map for this prediction is missing; run the prediction again"):
-        load_heatmaps(store, prediction_id)
+        load_heatmaps(store, LOCAL_ACTOR, prediction_id)
     with pytest.raises(NotFoundError, match="prediction 98765 does not exist"):
-        load_heatmaps(store, 98765)
+        load_heatmaps(store, LOCAL_ACTOR, 98765)
 
 
 def test_a_valid_request_queues_one_prediction_job(project):
@@ -254,3 +256,19 @@ def test_prediction_scopes_target_the_right_images(project):
     selected = _target_images(store, "selected", [images.fairly_sure, images.right])
     assert [row[0] for row in selected] == [images.right, images.fairly_sure]
     assert all(media_type == "png" and len(sha256) == 64 for _, sha256, media_type in selected)
+
+
+def test_a_blinded_annotator_gets_no_map_or_reads_of_an_image_before_reading_it(project):
+    # Access is decided by the service, not by what the page happens to offer.
+    store, images, model_id = project
+    set_setting(store, LOCAL_ACTOR, "blinded", True)
+    prediction_id = int(predictions_table(store, LOCAL_ACTOR).set_index("image_id").loc[images.right, "prediction_id"])
+    path = store.data_path(f"cache/gradcam/{model_id}-{images.right}.npy")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.save(path, np.zeros((2, 7, 7), dtype=np.float16))
+    with pytest.raises(PermissionDeniedError, match="blinded"):
+        load_heatmaps(store, ANN, prediction_id)
+    assert images.right not in set(reads_table(store, ANN)["image_id"])
+    save_read(store, ANN, images.right, "normal")
+    assert load_heatmaps(store, ANN, prediction_id)[0].shape == (2, 7, 7)
+    assert set(reads_table(store, ANN)[lambda reads: reads["image_id"] == images.right]["reader"]) == {"ann", "local"}

@@ -77,7 +77,7 @@ def test_pick_a_series_and_step_through_its_slices(page_store):
     app.selectbox(key="browse_series").set_value(int(chosen_series)).run()
     assert not app.exception, app.exception
     assert len(app.image) == 1
-    assert plain(get_image(page_store, first_slice).display_name) in caption_text(app)
+    assert plain(get_image(page_store, LOCAL_ACTOR, first_slice).display_name) in caption_text(app)
 
     slider = app.slider(key="browse_slice")
     assert (slider.min, slider.max, slider.value) == (1, 3, 1)
@@ -87,7 +87,7 @@ def test_pick_a_series_and_step_through_its_slices(page_store):
     assert not app.exception, app.exception
     assert app.slider(key="browse_slice").value == 2
     assert "Slice 2/3 · instance 2" in caption_text(app)
-    assert plain(get_image(page_store, second_slice).display_name) in caption_text(app)
+    assert plain(get_image(page_store, LOCAL_ACTOR, second_slice).display_name) in caption_text(app)
 
     app.button(key="browse_previous_slice").click().run()
     assert app.slider(key="browse_slice").value == 1

@@ -59,7 +59,7 @@ def _draw(app: AppTest, *objects: dict) -> None:
 
 
 def _my_read(store, image_id: int):
-    reads = reads_table(store)
+    reads = reads_table(store, LOCAL_ACTOR)
     return reads[(reads["reader"] == ADMIN.username) & (reads["image_id"] == image_id)].iloc[0]
 
 

@@ -107,7 +107,7 @@ def test_label_button_saves_and_moves_to_next_unlabelled(page_store):
     first = app.session_state["label_image_id"]
     app.button(key="label_button_pneumonia").click().run()
     assert not app.exception
-    mine = reads_table(page_store)
+    mine = reads_table(page_store, LOCAL_ACTOR)
     mine = mine[mine["reader"] == ADMIN.username].set_index("image_id")["label"]
     assert mine.to_dict() == {first: "pneumonia"}
     assert app.session_state["label_image_id"] not in (first, None)

@@ -157,7 +157,7 @@ def test_unknown_ids_raise_not_found(store):
         lambda: studies(store, 999),
         lambda: series_list(store, 999),
         lambda: slice_ids(store, 999),
-        lambda: dicom_header(store, 999),
+        lambda: dicom_header(store, LOCAL_ACTOR, 999),
     ):
         with pytest.raises(NotFoundError):
             call()
@@ -171,7 +171,7 @@ def test_dicom_header_lists_identifiers_and_nested_items_but_not_pixels(store, d
     with store.db.read() as session:
         stored = pydicom.dcmread(store.blobs.path_for(session.get(Image, image_id).sha256))
 
-    header = dicom_header(store, image_id)
+    header = dicom_header(store, LOCAL_ACTOR, image_id)
     assert list(header.columns) == ["tag", "keyword", "vr", "value"]
     assert header["tag"].iloc[0].startswith("(0002,")  # file meta first
     rows = header.set_index("keyword")
@@ -188,7 +188,7 @@ def test_dicom_header_lists_identifiers_and_nested_items_but_not_pixels(store, d
 
 def test_dicom_header_truncates_long_values(store):
     [image_id] = ingest(store, [dicom_bytes()])
-    header = dicom_header(store, image_id, max_value_chars=12)
+    header = dicom_header(store, LOCAL_ACTOR, image_id, max_value_chars=12)
     uid = header.set_index("keyword").loc["SOPInstanceUID", "value"]
     assert len(uid) == 12 and uid.endswith("…")
     assert header["value"].str.len().max() <= 12
@@ -196,7 +196,7 @@ def test_dicom_header_truncates_long_values(store):
 
 def test_filter_header_matches_tag_keyword_or_value(store):
     [image_id] = ingest(store, [dicom_bytes()])
-    header = dicom_header(store, image_id)
+    header = dicom_header(store, LOCAL_ACTOR, image_id)
     assert filter_header(header, "0010,0020")["keyword"].tolist() == ["PatientID"]
     assert "PatientID" in filter_header(header, "patientid")["keyword"].tolist()
     modality = filter_header(header, "modality")
@@ -206,7 +206,7 @@ def test_filter_header_matches_tag_keyword_or_value(store):
 
 def test_png_header_says_not_dicom(store):
     [image_id] = ingest(store, [png_bytes(4, size=48)])
-    header = dicom_header(store, image_id)
+    header = dicom_header(store, LOCAL_ACTOR, image_id)
     values = header.set_index("keyword")["value"]
     assert values["Note"] == "not a DICOM file"
     assert values["Format"] == "PNG"

@@ -67,7 +67,7 @@ def project(store: Store) -> tuple[Store, list[int]]:
 
 
 def shown_name(store: Store, image_id: int) -> str:
-    return get_image(store, image_id).display_name
+    return get_image(store, LOCAL_ACTOR, image_id).display_name
 
 
 def test_original_names_are_for_admins_and_audited(project, tmp_path):
@@ -245,7 +245,7 @@ def test_a_bad_row_part_way_is_named_and_nothing_is_imported(exported_reads, sec
     with pytest.raises(MedreviewError, match=r"^row 2: unknown review state 'deleted'$"):
         import_labels(second_store, LOCAL_ACTOR, path)
     # Row 1 was fine, but the import is all or nothing: no read, reader or class from it.
-    assert reads_table(second_store).empty
+    assert reads_table(second_store, LOCAL_ACTOR).empty
     assert "new class" not in label_classes(second_store, include_retired=True)
     with second_store.db.read() as session:
         assert session.scalar(select(func.count(User.id)).where(User.username == "newreader")) == 0
@@ -257,7 +257,7 @@ def test_importing_is_for_admins_only(exported_reads, second_store, tmp_path):
     path = tmp_path / "reads.json"
     with pytest.raises(PermissionDeniedError, match="may not import labels"):
         import_labels(second_store, REVIEWER, path)
-    assert reads_table(second_store).empty
+    assert reads_table(second_store, LOCAL_ACTOR).empty
 
 
 @pytest.mark.parametrize(
@@ -277,7 +277,7 @@ def test_a_file_that_is_not_a_reads_export_is_refused(second_store, tmp_path, co
     path.write_text(content)
     with pytest.raises(MedreviewError, match=message):
         import_labels(second_store, LOCAL_ACTOR, path)
-    assert reads_table(second_store).empty
+    assert reads_table(second_store, LOCAL_ACTOR).empty
 
 
 def test_rows_for_images_not_in_this_store_are_counted_not_imported(exported_reads, tmp_path):
@@ -286,5 +286,5 @@ def test_rows_for_images_not_in_this_store_are_counted_not_imported(exported_rea
     path = tmp_path / "reads.json"
     counts = import_labels(other, LOCAL_ACTOR, path)
     assert counts == {"reads": 1, "final_labels": 0, "images_missing": 1}
-    assert reads_table(other)["label"].tolist() == ["normal"]
+    assert reads_table(other, LOCAL_ACTOR)["label"].tolist() == ["normal"]
     other.close()

@@ -175,8 +175,12 @@ def test_export_reimported_into_an_empty_store_reproduces_the_labels(team, tmp_p
     ingest_files(empty, LOCAL_ACTOR, [InputFile(f"{i}.png", png_bytes(200 + i)) for i in range(6)])
     counts = import_labels(empty, Actor("local", "admin"), path)
     assert counts == {"reads": 3, "final_labels": 1, "images_missing": 0}
-    before = reads_table(store)[["reader", "label", "unsure", "comment", "status"]].sort_values(["reader", "label"])
-    after = reads_table(empty)[["reader", "label", "unsure", "comment", "status"]].sort_values(["reader", "label"])
+    before = reads_table(store, LOCAL_ACTOR)[["reader", "label", "unsure", "comment", "status"]].sort_values(
+        ["reader", "label"]
+    )
+    after = reads_table(empty, LOCAL_ACTOR)[["reader", "label", "unsure", "comment", "status"]].sort_values(
+        ["reader", "label"]
+    )
     assert before.reset_index(drop=True).equals(after.reset_index(drop=True))
     assert (
         current_labels(empty)[["label", "method"]].values.tolist()
@@ -212,7 +216,7 @@ def test_renaming_a_class_renames_it_in_multi_labels_and_boxes(team, tmp_path):
     box = {"label": "pneumonia", "x": 1, "y": 1, "width": 5, "height": 5}
     save_read(store, ANN, ids[0], labels=["normal", "pneumonia"], boxes=[box])
     rename_label_class(store, ADMIN, "pneumonia", "consolidation")
-    read = reads_table(store).set_index("image_id").loc[ids[0]]
+    read = reads_table(store, LOCAL_ACTOR).set_index("image_id").loc[ids[0]]
     assert read["labels"] == ["consolidation", "normal"] and read["boxes"][0]["label"] == "consolidation"
     coco = export_data(store, ADMIN, "coco")  # used to fail on the old name
     assert {c["name"] for c in coco["categories"]} >= {"consolidation"} and len(coco["annotations"]) == 1

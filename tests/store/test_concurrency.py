@@ -92,7 +92,7 @@ def test_eight_concurrent_writers_lose_no_write(any_store):
         errors.append(output.strip())
     assert [error for error in errors if error] == []
 
-    reads = reads_table(any_store)
+    reads = reads_table(any_store, LOCAL_ACTOR)
     assert len(reads) == WRITERS * IMAGES
     for writer in range(WRITERS):
         mine = reads[reads["reader"] == f"writer{writer}"]

@@ -74,7 +74,7 @@ def test_a_first_release_store_upgrades_at_open_with_nothing_lost(tmp_path):
         assert len(shown) == before["images"] and not shown & set(moved)
         assert set(moved.values()) == shown and all(name.startswith("demo-") for name in moved)
         # The data still works through the services: reads, labels and the active model.
-        assert len(reads_table(store)) == before["annotations"] > 0
+        assert len(reads_table(store, LOCAL_ACTOR)) == before["annotations"] > 0
         assert len(current_labels(store)) > 0
         assert active_model(store) is not None
         # The audit trail is still append-only.

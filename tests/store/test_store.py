@@ -116,7 +116,7 @@ def test_labels_replace_per_reader_and_drive_the_worklist(any_store):
     assert next_image_id(any_store, LOCAL_ACTOR, after_image_id=third) == second  # wraps round
     labels = current_labels(any_store).set_index("image_id")
     assert labels.loc[first, "label"] == "pneumonia"
-    reads = reads_table(any_store).set_index("image_id")
+    reads = reads_table(any_store, LOCAL_ACTOR).set_index("image_id")
     assert bool(reads.loc[first, "unsure"]) and reads.loc[first, "status"] == "submitted"
     assert set(worklist(any_store, LOCAL_ACTOR, status="unread")["image_id"]) == {second}
     assert set(worklist(any_store, LOCAL_ACTOR, status="read", label="normal")["image_id"]) == {third}
