@@ -52,6 +52,7 @@ with st.expander("Run the model", expanded=actor.can("reviewer")):
 
 @st.fragment(run_every=2)
 def job_status_ui() -> None:
+    session_actor()  # a fragment reruns on its own: check the user again (see pages/train.py)
     jobs = list_jobs(store, kind="predict", limit=1)
     if not jobs:
         return

@@ -32,7 +32,9 @@ with queue_tab:
         st.info("No submitted reads are waiting for review.")
     else:
         picked = st.dataframe(
-            queue[["annotation_id", "image_id", "reader", "label", "labels", "unsure", "comment", "updated_at"]],
+            queue[["annotation_id", "image_id", "reader", "label", "labels", "unsure", "comment", "updated_at"]].assign(
+                **{"changed after unblinding": queue["changed_after_unblinding"]}
+            ),
             hide_index=True,
             on_select="rerun",
             selection_mode="single-row",
@@ -48,8 +50,16 @@ with queue_tab:
                 f"**{plain(row['reader'])}** read **{plain(row['label'] or ', '.join(row['labels']))}**"
                 + (" (unsure)" if row["unsure"] else "")
             )
+            if row["changed_after_unblinding"]:
+                st.warning(
+                    f"Changed after unblinding: the first, blind read was **{plain(row['blind_label'])}**; "
+                    "agreement counts that one."
+                )
             others = image_reads(store, actor, int(row["image_id"]))
-            st.dataframe(others[["reader", "label", "status", "comment"]], hide_index=True)
+            st.dataframe(
+                others[["reader", "label", "blind_label", "changed_after_unblinding", "status", "comment"]],
+                hide_index=True,
+            )
             comment = st.text_input("Comment (required to send back)", key=f"review_comment_{row['annotation_id']}")
             approve, reject, send_back = st.columns(3)
             for column, decision, title in (

@@ -63,6 +63,10 @@ def epoch_table(job) -> pd.DataFrame:
 
 @st.fragment(run_every=2)
 def runs_ui() -> None:
+    # A fragment reruns on its own, without the page's check above: check the user again (role,
+    # active account, session age, from the database), so a demoted or expired admin's open
+    # panel can no longer cancel a run.
+    panel_actor = session_actor("admin")
     jobs = list_jobs(store, kind="train", limit=10)
     if not jobs:
         return
@@ -77,7 +81,7 @@ def runs_ui() -> None:
             text=f"{progress.get('stage', 'waiting for the worker')} · epoch {len(epochs)}/{total}",
         )
         if st.button("Cancel run", key=f"train_cancel_{latest.id}"):
-            attempt(lambda: cancel_job(store, actor, latest.id))
+            attempt(lambda: cancel_job(store, panel_actor, latest.id))
     if latest.status not in ("queued", "running") and st.session_state.get("train_seen_finish") != latest.id:
         # The run just ended: redraw the whole page so the model list below shows the new version.
         st.session_state["train_seen_finish"] = latest.id

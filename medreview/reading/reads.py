@@ -25,7 +25,7 @@ from typing import Any
 
 import pandas as pd
 from sqlalchemy import Select, delete, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from medreview.errors import MedreviewError, NotFoundError
 from medreview.store import LOCAL_USER, Store
@@ -148,8 +148,20 @@ def save_read(
         )
         old = _read_value(previous, previous.label_class.name if previous and previous.label_class else None)
         now = utcnow()
+        label_class_id = active[label].id if label is not None else None
+        # Blinded reading: the first read is blind, and agreement keeps it. Once saved, the reader
+        # may see the others' reads, so a later change of class is not independent: flagged.
+        blinded = bool(get_setting(store, "blinded"))
+        blind_label_class_id = previous.blind_label_class_id if previous is not None else None
+        changed_after_unblinding = previous.changed_after_unblinding if previous is not None else False
+        if blinded and previous is None:
+            blind_label_class_id = label_class_id
+        elif blinded and previous.label_class_id != label_class_id:
+            changed_after_unblinding = True
         values = {
-            "label_class_id": active[label].id if label is not None else None,
+            "label_class_id": label_class_id,
+            "blind_label_class_id": blind_label_class_id,
+            "changed_after_unblinding": changed_after_unblinding,
             "labels": sorted(set(labels)),
             "boxes": checked_boxes,
             "unsure": unsure,
@@ -170,6 +182,8 @@ def save_read(
             # (An adjudication stands: it is the reviewer's own decision, not the reader's.)
             clear_approval(session, image_id)
         action = "label.create" if previous is None else "label.change"
+        if blinded and previous is not None and previous.label_class_id != label_class_id:
+            new["after_unblinding"] = True
         record(session, actor.username, action, "image", image_id, old=old, new=new)
 
 
@@ -215,7 +229,11 @@ def reads_table(store: Store, actor: Actor, include_rejected: bool = False) -> p
 
 
 def _all_reads(store: Store, include_rejected: bool = False) -> pd.DataFrame:
-    """Every read (for the services of this module that decide what the reads add up to)."""
+    """Every read (for the services of this module that decide what the reads add up to).
+
+    ``blind_label`` is the class of the reader's first, blind read (blinded mode); it differs
+    from ``label`` when ``changed_after_unblinding``."""
+    blind_class = aliased(LabelClass)
     query = (
         select(
             Annotation.id.label("annotation_id"),
@@ -229,9 +247,12 @@ def _all_reads(store: Store, include_rejected: bool = False) -> pd.DataFrame:
             Annotation.status,
             Annotation.review_comment,
             Annotation.updated_at,
+            blind_class.name.label("blind_label"),
+            Annotation.changed_after_unblinding,
         )
         .join(User, User.id == Annotation.reader_id)
         .outerjoin(LabelClass, LabelClass.id == Annotation.label_class_id)
+        .outerjoin(blind_class, blind_class.id == Annotation.blind_label_class_id)
         .order_by(Annotation.image_id, Annotation.id)
     )
     if not include_rejected:

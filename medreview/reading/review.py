@@ -203,5 +203,8 @@ def agreement(store: Store, actor: Actor) -> dict:
     if get_setting(store, "label_mode") == "multi":
         reads = reads[["image_id", "reader", "labels"]]
     else:
+        # A read changed after its reader saw the others' is not independent: its first, blind
+        # class counts.
+        reads = reads.assign(label=reads["blind_label"].where(reads["blind_label"].notna(), reads["label"]))
         reads = reads[reads["label"].notna()][["image_id", "reader", "label"]]
     return agreement_summary(reads, label_classes(store, include_retired=True))

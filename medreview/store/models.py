@@ -199,13 +199,17 @@ class Annotation(Base):
     # submitted -> approved | rejected | returned (sent back with a comment) -> submitted again
     status: Mapped[str] = mapped_column(String(16), default="submitted", index=True)
     review_comment: Mapped[str] = mapped_column(Text, default="")
+    # Blinded reading: the class of the reader's first read, made before they could see anyone
+    # else's; agreement uses it. A later change (made after unblinding) sets the flag.
+    blind_label_class_id: Mapped[int | None] = mapped_column(ForeignKey("label_classes.id"))
+    changed_after_unblinding: Mapped[bool] = mapped_column(Boolean, default=False)
     reviewed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     reviewed_at: Mapped[dt.datetime | None]
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     image: Mapped[Image] = relationship(back_populates="annotations")
-    label_class: Mapped[LabelClass | None] = relationship()
+    label_class: Mapped[LabelClass | None] = relationship(foreign_keys=[label_class_id])
     reader: Mapped[User] = relationship(foreign_keys=[reader_id])
 
 

@@ -250,3 +250,40 @@ def test_csv_exports_cannot_smuggle_spreadsheet_formulas(team, tmp_path):
     path = tmp_path / "reads.csv"
     write_export(store, ADMIN, "reads", path, "csv")
     assert "'=cmd" in path.read_text() and ",=cmd" not in path.read_text()
+
+
+def test_a_read_changed_after_unblinding_is_flagged_and_agreement_keeps_the_blind_one(store, fast_hashing):
+    # A reader saves a throwaway read, sees the others' reads (unblinded by saving) and changes it:
+    # the change must not count as an independent read.
+    from medreview.team.audit import query
+
+    admin = create_first_admin(store, "boss", "boss-password")
+    for name in ("reader1", "reader2"):
+        create_user(store, admin, name, f"{name}-password", "annotator")
+    set_setting(store, admin, "blinded", True)
+    first, second = (Actor(name, "annotator") for name in ("reader1", "reader2"))
+    ids = [
+        result.image_id
+        for result in ingest_files(store, LOCAL_ACTOR, [InputFile(f"{n}.png", png_bytes(600 + n)) for n in range(4)])
+    ]
+    for image_id, (one, two) in zip(
+        ids,
+        [("normal", "normal"), ("pneumonia", "pneumonia"), ("normal", "pneumonia"), ("pneumonia", "normal")],
+        strict=True,
+    ):
+        save_read(store, first, image_id, one)
+        save_read(store, second, image_id, two)
+    before = agreement(store, admin)["pairs"].iloc[0]["kappa"]
+    save_read(store, second, ids[2], "normal")  # now agrees with reader1, after seeing their read
+
+    reads = reads_table(store, admin).set_index(["image_id", "reader"])
+    changed = reads.loc[(ids[2], "reader2")]
+    assert (changed["label"], changed["blind_label"], bool(changed["changed_after_unblinding"])) == (
+        "normal",
+        "pneumonia",
+        True,
+    )
+    assert not reads.loc[(ids[2], "reader1")]["changed_after_unblinding"]
+    assert agreement(store, admin)["pairs"].iloc[0]["kappa"] == before  # the blind read still counts
+    [details] = query(store, admin, action="label.change")["details"]
+    assert '"after_unblinding": true' in details
