@@ -1,6 +1,13 @@
-"""Ingest throughput against bare pydicom, on real files and a generated CT series.
+"""Ingest throughput against a real PACS (Orthanc) and bare pydicom, on real files and a
+generated CT series.
 
-    .venv/bin/python bench/ingest.py [--slices 500] [--repeats 2]
+    .venv/bin/python bench/ingest.py [--slices 500] [--repeats 2] [--orthanc-only]
+
+First, the PACS comparison the target is set on: Debian's Orthanc is started on a loopback port
+(``SyncStorageArea`` on, so it flushes each file before answering, as medreview fsyncs before it
+commits) and takes the generated CT series through ``POST /instances``; medreview ingests the same
+files with its default settings (de-identification on). The ratio of their files/s is printed
+against the target of 1.0.
 
 Inputs (all read from disk in both runs):
 
@@ -30,6 +37,11 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
+import os
+import shutil
+import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -230,10 +242,92 @@ def stage_breakdown(paths: list[Path], scratch: Path) -> None:
         print(f"    {label:36s} {(time.perf_counter() - start) * 1000 / len(paths):6.2f} ms")
 
 
+ORTHANC_BINARIES = ("/usr/sbin/Orthanc", "/usr/bin/Orthanc")
+ORTHANC_TARGET_RATIO = 1.0
+
+
+def find_orthanc() -> str | None:
+    return shutil.which("Orthanc") or next((path for path in ORTHANC_BINARIES if os.access(path, os.X_OK)), None)
+
+
+def run_orthanc_upload(binary: str, paths: list[Path], workdir: Path) -> float:
+    """Seconds for Debian's Orthanc to store ``paths`` through ``POST /instances`` on loopback, one
+    request after the other on a kept-alive connection, with ``SyncStorageArea`` on (each file is
+    flushed to disk before Orthanc answers, as medreview fsyncs before it commits)."""
+    import requests
+
+    workdir.mkdir(parents=True)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = {
+        "Name": "medreview-bench",
+        "StorageDirectory": str(workdir / "storage"),
+        "IndexDirectory": str(workdir / "storage"),
+        "HttpPort": port,
+        "DicomServerEnabled": False,
+        "RemoteAccessAllowed": False,
+        "AuthenticationEnabled": False,
+        "SyncStorageArea": True,
+        "SaveJobs": False,
+    }
+    (workdir / "orthanc.json").write_text(json.dumps(config))
+    log = (workdir / "orthanc.log").open("wb")
+    process = subprocess.Popen([binary, str(workdir / "orthanc.json")], stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        with requests.Session() as session:
+            while True:
+                try:
+                    if session.get(f"{url}/system", timeout=1).status_code == 200:
+                        break
+                except requests.RequestException:
+                    pass
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise SystemExit(f"Orthanc did not start; see {workdir / 'orthanc.log'}")
+                time.sleep(0.1)
+            payloads = [path.read_bytes() for path in paths]
+            start = time.perf_counter()
+            for payload in payloads:
+                session.post(f"{url}/instances", data=payload, timeout=60).raise_for_status()
+            seconds = time.perf_counter() - start
+            stored = session.get(f"{url}/statistics", timeout=10).json()["CountInstances"]
+        if stored != len(paths):
+            raise SystemExit(f"Orthanc stored {stored} of {len(paths)} instances")
+        return seconds
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        log.close()
+
+
+def against_orthanc(series: list[Path], repeats: int, scratch: Path) -> float | None:
+    """medreview's files/s (de-identification on, the default) over Orthanc's, same CT series."""
+    binary = find_orthanc()
+    if binary is None:
+        print("\nOrthanc not found (apt-get install orthanc; .ci/run installs it): no PACS comparison")
+        return None
+    orthanc_seconds = min(run_orthanc_upload(binary, series, scratch / f"orthanc-{n}") for n in range(repeats))
+    app = min(
+        (run_app(series, scratch / f"store-orthanc-race-{n}", deidentify=True) for n in range(repeats)),
+        key=lambda result: result.seconds,
+    )
+    assert app.statuses["stored"] == len(series), app.statuses
+    ratio = (len(series) / app.seconds) / (len(series) / orthanc_seconds)
+    print(f"\nCT series ({len(series)} slices) against a real PACS, same files, same run:")
+    print(f"  Orthanc POST /instances (SyncStorageArea on): {len(series) / orthanc_seconds:.1f} files/s")
+    print(f"  medreview ingest_files (de-identification on): {len(series) / app.seconds:.1f} files/s")
+    verdict = "meets" if ratio >= ORTHANC_TARGET_RATIO else "misses"
+    print(f"  ratio medreview / Orthanc: {ratio:.2f} ({verdict} the target of {ORTHANC_TARGET_RATIO})")
+    return ratio
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--slices", type=int, default=500, help="slices in the generated CT series")
     parser.add_argument("--repeats", type=int, default=2, help="runs of each kind; the fastest is kept")
+    parser.add_argument("--orthanc-only", action="store_true", help="only the comparison with Orthanc")
     arguments = parser.parse_args()
     warnings.simplefilter("ignore")  # pydicom warns about the quirks the corpus files exist for
     with tempfile.TemporaryDirectory(prefix="medreview-bench-") as scratch_name:
@@ -248,6 +342,9 @@ def main() -> None:
             print("no corpus found: install pydicom (test files) and pydicom-data")
         for path in [*corpus, *series]:  # warm the page cache for both contenders alike
             path.read_bytes()
+        against_orthanc(series, arguments.repeats, scratch)
+        if arguments.orthanc_only:
+            return
         ratios = {}
         if corpus:
             ratios["corpus"] = report(

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from medreview.ingest.deid import DeidResult
     from medreview.team.roles import Actor
 
-__all__ = ["project_secret", "pseudonym_table", "record_file_name", "record_pseudonyms"]
+__all__ = ["file_name_row", "project_secret", "pseudonym_rows", "pseudonym_table", "record_pseudonyms"]
 
 _UID_KINDS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")
 
@@ -47,11 +47,19 @@ def project_secret(store: Store) -> bytes:
     return key
 
 
-def record_pseudonyms(session: Session, result: DeidResult, originals: dict[str, str]) -> None:
-    """Add map rows for one de-identified file inside the caller's write session.
+def record_pseudonyms(session: Session, rows: list[dict[str, object]]) -> None:
+    """Add map rows (from :func:`pseudonym_rows` and :func:`file_name_row`, for a whole chunk of
+    files at once: one statement) inside the caller's write session; rows already there stay."""
+    unique = {(row["kind"], row["original"], row["pseudonym"]): row for row in rows}
+    if unique:
+        insert_missing(
+            session, PseudonymEntry, list(unique.values()), conflict_columns=["kind", "original", "pseudonym"]
+        )
 
-    ``originals`` names the file's original StudyInstanceUID / SeriesInstanceUID / SOPInstanceUID.
-    """
+
+def pseudonym_rows(result: DeidResult, originals: dict[str, str]) -> list[dict[str, object]]:
+    """Map rows of one de-identified file. ``originals`` names the file's original
+    StudyInstanceUID / SeriesInstanceUID / SOPInstanceUID."""
     entries = {
         ("patient_id", result.original_patient_id): result.pseudonym_patient_id,
         ("patient_name", result.original_patient_name): result.pseudonym_patient_id,
@@ -60,24 +68,22 @@ def record_pseudonyms(session: Session, result: DeidResult, originals: dict[str,
         original = originals.get(kind, "")
         if original and original in result.uid_map:
             entries[(kind, original)] = result.uid_map[original]
-    rows = [
+    return [
         {"kind": kind, "original": original, "pseudonym": pseudonym, "created_at": utcnow()}
         for (kind, original), pseudonym in entries.items()
         if original
     ]
-    insert_missing(session, PseudonymEntry, rows, conflict_columns=["kind", "original", "pseudonym"])
 
 
 _ORIGINAL_LENGTH = PseudonymEntry.__table__.c.original.type.length
 
 
-def record_file_name(session: Session, original: str, display_name: str) -> None:
-    """Map an upload's name (an identifier: "Doe_Jane.zip/Doe_Jane_MRN445566/IMG1.dcm") to the
-    display name the store shows instead; over-long names keep their end."""
+def file_name_row(original: str, display_name: str) -> dict[str, object]:
+    """The map row of an upload's name (an identifier: "Doe_Jane.zip/Doe_Jane_MRN445566/IMG1.dcm")
+    and the display name the store shows instead; over-long names keep their end."""
     if len(original) > _ORIGINAL_LENGTH:
         original = "..." + original[-(_ORIGINAL_LENGTH - 3) :]
-    row = {"kind": "file_name", "original": original, "pseudonym": display_name, "created_at": utcnow()}
-    insert_missing(session, PseudonymEntry, [row], conflict_columns=["kind", "original", "pseudonym"])
+    return {"kind": "file_name", "original": original, "pseudonym": display_name, "created_at": utcnow()}
 
 
 def pseudonym_table(store: Store, actor: Actor, search: str = "") -> pd.DataFrame:

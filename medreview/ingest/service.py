@@ -29,7 +29,7 @@ from medreview.errors import IngestError
 from medreview.ingest.archive import is_zip, iter_zip_members
 from medreview.ingest.deid import DeidResult, deidentify_dataset, strip_raster_metadata
 from medreview.ingest.dicom import DicomInfo, looks_like_dicom, read_dicom_dataset
-from medreview.ingest.pseudonyms import record_file_name, record_pseudonyms
+from medreview.ingest.pseudonyms import file_name_row, pseudonym_rows, record_pseudonyms
 from medreview.ingest.raster import RasterInfo, looks_like_raster, read_raster
 from medreview.store import Store
 from medreview.store.blobs import sha256_hex
@@ -387,11 +387,13 @@ def _add_chunk(session: Session, chunk: list[_Accepted]) -> list[IngestResult]:
             image.series_id = series[hierarchy.series_uid].id
         session.add_all(image for _, image, _ in new)
         session.flush()
+        map_rows: list[dict[str, object]] = []
         for accepted, _, _ in new:
             if accepted.deid is not None:
-                record_pseudonyms(session, accepted.deid, accepted.original_uids)
+                map_rows += pseudonym_rows(accepted.deid, accepted.original_uids)
             if accepted.name_hidden:
-                record_file_name(session, accepted.name, accepted.display_name)
+                map_rows.append(file_name_row(accepted.name, accepted.display_name))
+        record_pseudonyms(session, map_rows)
 
     return [
         IngestResult(accepted.name, DUPLICATE, f"already stored ({why}) as {image.display_name}", image.id)
