@@ -183,6 +183,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
             "epochs": args.epochs,
             "batch_size": args.batch_size,
             "seed": args.seed,
+            "target_sensitivity": args.target_sensitivity,
         }.items()
         if value is not None
     }
@@ -191,9 +192,60 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if not args.wait:
         return 0
     code = _wait_for_job(store, job_id)
-    if code == 0:
-        print(json.dumps(get_job(store, job_id).result["metrics"], indent=2))
-    return code
+    if code != 0:
+        return code
+    result = get_job(store, job_id).result
+    metrics = result["metrics"]
+    if args.json:
+        print(json.dumps({"model_version_id": result["model_version_id"], **_evaluation(metrics)}))
+        return 0
+    for line in _evaluation_lines(metrics):
+        print(line, file=sys.stderr)
+    print(json.dumps(metrics, indent=2))
+    return 0
+
+
+def _evaluation(metrics: dict) -> dict:
+    """What `train --wait --json` prints: each part's headline figures (exactly SUMMARY_KEYS; ``test``
+    null without a test part, and ``notes`` says why), and the choices made on validation."""
+    from medreview.ml.training.metrics import summary
+
+    return {
+        "validation": summary(metrics["validation"]),
+        "test": summary(metrics["test"]) if metrics.get("test") else None,
+        "threshold": metrics["threshold"],
+        "threshold_rule": metrics["threshold_rule"],
+        "temperature": metrics["temperature"],
+        "split": metrics["split"],
+        "notes": metrics["notes"],
+    }
+
+
+def _evaluation_lines(metrics: dict) -> list[str]:
+    """The evaluation in a few lines for a person: the held-out part first, then the notes."""
+    lines = []
+    for part in ("test", "validation"):
+        block = metrics.get(part)
+        if not block:  # only the test part can be missing
+            lines.append(f"{part}: no held-out {part} part")
+            continue
+        auc, interval = block["roc_auc"], block["roc_auc_ci"]
+        figures = ["ROC AUC n/a" if auc is None else f"ROC AUC {auc:.3f}"]
+        if interval:
+            figures[0] += f" (95% interval {interval[0]:.3f}-{interval[1]:.3f})"
+        figures.append(f"accuracy {block['accuracy']:.3f}")
+        for key in ("sensitivity", "specificity"):
+            if block[key] is not None:
+                figures.append(f"{key} {block[key]:.3f}")
+        figures.append(f"ECE {block['ece']:.3f}")
+        lines.append(f"{part} ({block['n']} images): {', '.join(figures)}")
+    threshold = metrics["threshold"]
+    lines.append(
+        ("called by arg-max" if threshold is None else f"threshold {threshold:.3f} ({metrics['threshold_rule']})")
+        + f", temperature {metrics['temperature']:.3g}, both chosen on validation"
+    )
+    lines.extend(f"note: {note}" for note in metrics["notes"])
+    return lines
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
@@ -391,11 +443,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", help="train a model on the labelled images")
     train.add_argument("--wait", action="store_true", help="wait for the run and print its metrics")
+    train.add_argument(
+        "--json",
+        action="store_true",
+        help="with --wait: print one JSON object, the validation and held-out test figures and the notes",
+    )
     train.add_argument("--architecture", choices=sorted(CONFIGS))
     train.add_argument("--input-size", type=int)
     train.add_argument("--epochs", type=int)
     train.add_argument("--batch-size", type=int)
     train.add_argument("--seed", type=int)
+    train.add_argument(
+        "--target-sensitivity",
+        type=float,
+        help="choose the threshold on validation for this sensitivity (0-1) instead of by Youden's J",
+    )
     train.set_defaults(handler=_cmd_train)
 
     predict = commands.add_parser("predict", help="run the active model on images (waits for the job)")

@@ -1,16 +1,12 @@
 import streamlit as st
 
 from medreview.errors import MedreviewError
+from medreview.imaging.decoding import Window
 from medreview.imaging.display import render_frame
-from medreview.imaging.overlays import overlay_heatmap
-from medreview.jobs import list_jobs
-from medreview.ml.prediction import (
-    disagreements,
-    load_heatmaps,
-    most_uncertain,
-    predictions_table,
-    submit_predictions,
-)
+from medreview.imaging.overlays import HEATMAP_COLORMAP, colour_bar, overlay_heatmap
+from medreview.jobs import list_jobs, worker_alive
+from medreview.ml.explanations import METHOD_TITLES, ViewMaps, describe_view, request_view_maps
+from medreview.ml.prediction import disagreements, most_uncertain, predictions_table, submit_predictions
 from medreview.ml.registry import active_model
 from medreview.reading.catalog import get_image, image_table
 from ui.session import attempt, get_store, session_actor
@@ -25,10 +21,14 @@ model = active_model(store)
 if model is None:
     st.info("No active model yet: train one on the Train page.")
     st.stop()
-auc = model.metrics.get("roc_auc")
+# The held-out test figures when the run had a test part, else validation; with their interval.
+part = model.metrics.get("headline", "validation")
+block = model.metrics.get(part) or model.metrics
+auc, interval = block.get("roc_auc"), block.get("roc_auc_ci")
+auc_text = "n/a" if auc is None else f"{auc:.3f}" + (f" ({interval[0]:.2f}-{interval[1]:.2f})" if interval else "")
 st.caption(
     f"Active model: version {model.id} ({model.architecture}, {model.input_size} px, classes "
-    f"{plain(', '.join(model.class_names))}; validation AUC {'n/a' if auc is None else f'{auc:.3f}'})"
+    f"{plain(', '.join(model.class_names))}; {part} AUC {auc_text})"
 )
 
 with st.expander("Run the model", expanded=actor.can("reviewer")):
@@ -110,14 +110,47 @@ if prediction_id not in set(table["prediction_id"]):
     prediction_id = int(table["prediction_id"].iloc[0])
 row = table[table["prediction_id"] == prediction_id].iloc[0]
 
+
+def view_maps(frame_index: int, window: Window | None, method: str, retry: bool = False) -> ViewMaps | None:
+    """The maps of the view shown, or the job computing them (None: refused, with the reason shown)."""
+    return attempt(
+        lambda: request_view_maps(
+            store, actor, model.id, int(row["image_id"]), frame_index, window, method, retry=retry
+        )
+    )
+
+
+@st.fragment(run_every=2)
+def map_status_ui(frame_index: int, window: Window | None, method: str, view: str) -> None:
+    """Wait for the map of the view shown: a note while its job runs, the page again once it is there."""
+    session_actor()  # a fragment reruns on its own: check the user again (see pages/train.py)
+    maps = view_maps(frame_index, window, method)
+    if maps is None:
+        return
+    if maps.ready:
+        st.rerun()  # draw the overlay with the rest of the page
+    if maps.status == "failed":
+        st.error(f"The {METHOD_TITLES[method]} map for {view} could not be computed: {plain(maps.error)}")
+        if st.button("Try again", key="predict_map_retry"):
+            view_maps(frame_index, window, method, retry=True)
+            st.rerun()
+        return
+    st.info(f"Computing the {METHOD_TITLES[method]} map for {view}... (job {maps.job_id}: {maps.status})")
+    if not worker_alive(store):
+        st.warning(
+            "No worker is running, so the map waits in the queue. Start one with `make run` "
+            "or `python -m medreview worker`."
+        )
+
+
 with view_column:
     try:
         record = get_image(store, actor, int(row["image_id"]))
         image = decoded(int(row["image_id"]))
-        heatmaps, class_names = load_heatmaps(store, actor, prediction_id)
     except MedreviewError as error:
         st.error(plain(error))
         st.stop()
+    class_names = list(model.class_names)
     st.subheader(plain(record.display_name.rsplit("/", 1)[-1]))
     verdict = f"Model: **{plain(row['predicted_class'])}** ({row['probability']:.1%})"
     if isinstance(row["label"], str):
@@ -127,14 +160,42 @@ with view_column:
     with window_column:
         frame_index, window = window_controls(image, key="predict")
     cam_class = class_column.selectbox(
-        "Grad-CAM for class", class_names, index=class_names.index(row["predicted_class"]), key="predict_cam_class"
+        "Map for class", class_names, index=class_names.index(row["predicted_class"]), key="predict_cam_class"
+    )
+    method = class_column.radio(
+        "Map",
+        list(METHOD_TITLES),
+        format_func=METHOD_TITLES.get,
+        horizontal=True,
+        key="predict_map_method",
+        help=(
+            "Both are computed on the frame and window shown. Grad-CAM weights each feature channel by "
+            "its gradient averaged over the image; HiResCAM multiplies gradient and feature at each "
+            "position, so it shows only what the score was computed from (Draelos & Carin, 2020)."
+        ),
     )
     opacity = opacity_column.slider("Overlay opacity", 0.0, 1.0, 0.45, 0.05, key="predict_opacity")
     pixels = render_frame(image, frame_index, window)
+    view = describe_view(frame_index, image.frame_count, window, image.is_color)
     left, right = st.columns(2)
     left.image(pixels, caption="Image", width="stretch")
-    right.image(
-        overlay_heatmap(pixels, heatmaps[class_names.index(cam_class)], opacity),
-        caption=f"Grad-CAM: {plain(cam_class)}",
-        width="stretch",
-    )
+    with right:
+        maps = view_maps(frame_index, window, method)
+        if maps is not None and maps.ready:
+            heat = maps.maps[class_names.index(cam_class)]
+            st.image(
+                overlay_heatmap(pixels, heat, opacity),
+                caption=f"{METHOD_TITLES[method]}: {plain(cam_class)} · {view}",
+                width="stretch",
+            )
+            st.image(colour_bar(12, 256), width="stretch")
+            st.caption(
+                f"{HEATMAP_COLORMAP}: dark = low, bright = high evidence for **{plain(cam_class)}**, "
+                "relative to this map's maximum"
+            )
+            if heat.max() == 0:
+                st.caption(f"No positive evidence for **{plain(cam_class)}** on this view: the map is empty.")
+            view_probability = maps.probabilities[cam_class]
+            st.caption(f"On this view the model gives **{plain(cam_class)}** {view_probability:.1%}.")
+        elif maps is not None:
+            map_status_ui(frame_index, window, method, view)

@@ -4,8 +4,9 @@ import streamlit as st
 from medreview.jobs import cancel_job, list_jobs, worker_alive
 from medreview.ml.configs import CONFIGS
 from medreview.ml.registry import activate_model, list_models
-from medreview.ml.training.metrics import roc_curve_png
+from medreview.ml.training.metrics import reliability_diagram_png, roc_curve_png
 from medreview.ml.training.service import submit_training
+from medreview.ml.training.split import MIN_TEST_PATIENTS_PER_CLASS
 from medreview.reading.reads import current_labels
 from ui.session import attempt, get_store, session_actor, succeeded
 from ui.text import plain
@@ -29,7 +30,7 @@ if not worker_alive(store):
     )
 
 with st.form("train_form"):
-    architecture_column, epochs_column, size_column, seed_column = st.columns(4)
+    architecture_column, epochs_column, size_column, seed_column, sensitivity_column = st.columns(5)
     architecture = architecture_column.selectbox(
         "Architecture",
         list(CONFIGS),
@@ -48,10 +49,26 @@ with st.form("train_form"):
         help="Automatic: never upsample small images; cap large ones (chest films train at 128 px).",
     )
     seed = seed_column.number_input("Seed", 0, 2**31 - 1, 0, key="train_seed")
+    target_sensitivity = sensitivity_column.number_input(
+        "Target sensitivity (0 = Youden)",
+        0.0,
+        1.0,
+        0.0,
+        step=0.05,
+        key="train_target_sensitivity",
+        help="Two classes: the threshold is chosen on validation to maximise Youden's J (sensitivity + "
+        "specificity - 1), or, when set here, as the most specific one that reaches this sensitivity.",
+    )
+    st.caption(
+        f"Images are split by patient into training, validation and, when every class has at least "
+        f"{MIN_TEST_PATIENTS_PER_CLASS} patients, a held-out test part that takes part in no choice."
+    )
     if st.form_submit_button("Train", type="primary"):
         params = {"architecture": architecture, "epochs": int(epochs), "seed": int(seed)}
         if size:
             params["input_size"] = int(size)
+        if target_sensitivity:
+            params["target_sensitivity"] = float(target_sensitivity)
         job_id = attempt(lambda: submit_training(store, actor, params))
         if job_id is not None:
             st.success(f"Training run {job_id} queued.")
@@ -91,14 +108,16 @@ def runs_ui() -> None:
     if latest.status == "cancelled":
         st.info(f"Cancelled: {plain(latest.error)}")
     if "input_size" in progress:
+        test_images = progress.get("test_images")
+        test_part = f" / {test_images} held-out test" if test_images else " (no held-out test part)"
         st.caption(
-            f"{progress.get('train_images')} training / {progress.get('validation_images')} validation images "
-            f"(split by patient) at {progress['input_size']} px"
+            f"{progress.get('train_images')} training / {progress.get('validation_images')} validation"
+            f"{test_part} images (split by patient) at {progress['input_size']} px"
         )
     if len(epochs):
         loss_column, auc_column = st.columns(2)
-        loss_column.line_chart(epochs.set_index("epoch")[["loss", "val_loss"]])
-        auc_column.line_chart(epochs.set_index("epoch")[["val_auc", "val_accuracy"]])
+        loss_column.line_chart(epochs.set_index("epoch")[["loss", "val_loss"]], color=CHART_COLOURS)
+        auc_column.line_chart(epochs.set_index("epoch")[["val_auc", "val_accuracy"]], color=CHART_COLOURS)
     metrics = latest.result.get("metrics") if latest.status == "succeeded" else None
     if metrics:
         show_metrics(metrics)
@@ -111,7 +130,7 @@ def runs_ui() -> None:
                         "status": job.status,
                         "started": job.started_at,
                         "epochs": len(job.progress.get("epochs", [])),
-                        "val AUC": (job.result.get("metrics") or {}).get("roc_auc"),
+                        "ROC AUC (95% interval)": headline_auc(job.result.get("metrics")),
                         "error": job.error,
                     }
                     for job in jobs
@@ -121,26 +140,135 @@ def runs_ui() -> None:
         )
 
 
+# Distinct hues (not two blues) that read on the dark theme; the same pair in both charts.
+CHART_COLOURS = ["#4FC3F7", "#FFB74D"]
+
+
+def format_auc(block: dict) -> str:
+    auc, interval = block.get("roc_auc"), block.get("roc_auc_ci")
+    if auc is None:
+        return "n/a"
+    if interval:
+        return f"{auc:.2f} ({interval[0]:.2f}–{interval[1]:.2f})"
+    return f"{auc:.3f} (no interval)"
+
+
+def format_number(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
 def show_metrics(metrics: dict) -> None:
+    if "validation" not in metrics:
+        show_earlier_format(metrics)
+        return
+    part = metrics["headline"]
+    block = metrics[part]
+    counts = ", ".join(
+        f"{count} {name}" for name, count in zip(block["class_names"], block["class_counts"], strict=True)
+    )
+    if part == "test":
+        st.markdown(
+            f"**Held-out test part**: {block['n']} images ({plain(counts)}) of patients that took part in no "
+            "choice (best epoch, threshold, temperature)."
+        )
+    else:
+        st.markdown(f"**Validation part**: {block['n']} images ({plain(counts)}); there is no held-out test part.")
+    for note in metrics.get("notes", []):
+        st.warning(plain(note))
+    binary = block.get("sensitivity") is not None or block.get("specificity") is not None
+    cells = st.columns([2, 1, 1, 1, 1])
+    cells[0].metric(
+        "ROC AUC (95% interval)",
+        format_auc(block),
+        help="Percentile bootstrap over 1000 resamples, widened to Newcombe's score interval where that is wider.",
+    )
+    cells[1].metric("Accuracy", format_number(block.get("accuracy")))
+    cells[2].metric("Sensitivity", format_number(block.get("sensitivity")) if binary else "n/a")
+    cells[3].metric("Specificity", format_number(block.get("specificity")) if binary else "n/a")
+    cells[4].metric(
+        "ECE",
+        format_number(block.get("ece")),
+        help="Expected calibration error over 10 equal-width bins: 0 when the probabilities mean what they say.",
+    )
+    st.caption(plain(operating_point(metrics)))
+    matrix_column, roc_column, reliability_column = st.columns(3)
+    names = block["class_names"]
+    matrix_column.write("Confusion matrix (rows: label, columns: prediction)")
+    matrix_column.dataframe(pd.DataFrame(block["confusion_matrix"], index=names, columns=names))
+    if block.get("roc_curve"):
+        roc_column.image(roc_curve_png(block), width=360, caption=f"ROC curve ({part})")
+    if block.get("calibration") and any(block["calibration"]["bin_count"]):
+        reliability_column.image(reliability_diagram_png(block), width=360, caption=f"Reliability diagram ({part})")
+    rows = [("validation", metrics["validation"])] + ([("test", metrics["test"])] if metrics.get("test") else [])
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "part": name,
+                    "images": part_block["n"],
+                    "ROC AUC (95% interval)": format_auc(part_block),
+                    "accuracy": part_block.get("accuracy"),
+                    "sensitivity": part_block.get("sensitivity"),
+                    "specificity": part_block.get("specificity"),
+                    "ECE": part_block.get("ece"),
+                }
+                for name, part_block in rows
+            ]
+        ),
+        hide_index=True,
+        column_config={
+            column: st.column_config.NumberColumn(format="%.3f")
+            for column in ("accuracy", "sensitivity", "specificity", "ECE")
+        },
+    )
+
+
+def operating_point(metrics: dict) -> str:
+    """The threshold and temperature the model is used with, in words (shown through plain())."""
+    temperature = f"probabilities calibrated with temperature {metrics['temperature']:.3g} (fitted on validation)"
+    threshold = metrics.get("threshold")
+    if threshold is None:
+        return f"Each image is called its most probable class; {temperature}."
+    block = metrics["validation"]
+    positive = block["class_names"][block["positive_class"]]
+    if metrics.get("threshold_rule") == "target sensitivity":
+        rule = (
+            f"the most specific threshold with sensitivity at least {metrics['target_sensitivity']:.2f} on validation"
+        )
+    else:
+        rule = "Youden's J on validation"
+    return f"Called '{positive}' at a probability of {threshold:.3f} or more ({rule}); {temperature}."
+
+
+def show_earlier_format(metrics: dict) -> None:
+    """A run from before the held-out test part: validation figures at 0.5, without an interval."""
+    st.warning(
+        "This run was evaluated before runs had a held-out test part, a confidence interval and a "
+        "calibrated threshold: its figures are on validation only. Train again for an honest evaluation."
+    )
     names = metrics["class_names"]
     cells = st.columns(4)
     for cell, (title, key) in zip(
         cells,
-        [
-            ("ROC AUC", "roc_auc"),
-            ("Accuracy", "accuracy"),
-            ("Sensitivity", "sensitivity"),
-            ("Specificity", "specificity"),
-        ],
+        [("ROC AUC (validation, no interval)", "roc_auc"), ("Accuracy", "accuracy"), ("Sensitivity", "sensitivity"),
+         ("Specificity", "specificity")],
         strict=True,
-    ):
-        value = metrics.get(key)
-        cell.metric(title, "n/a" if value is None else f"{value:.3f}")
+    ):  # fmt: skip
+        cell.metric(title, format_number(metrics.get(key)))
     matrix_column, roc_column = st.columns(2)
     matrix_column.write("Confusion matrix (rows: label, columns: prediction)")
     matrix_column.dataframe(pd.DataFrame(metrics["confusion_matrix"], index=names, columns=names))
     if metrics.get("roc_curve"):
         roc_column.image(roc_curve_png(metrics), width=360)
+
+
+def headline_auc(metrics: dict | None) -> str | None:
+    """The AUC of a run's headline part with its interval, for the run and model tables."""
+    if not metrics:
+        return None
+    if "validation" not in metrics:
+        return None if metrics.get("roc_auc") is None else f"{metrics['roc_auc']:.3f} (validation, no interval)"
+    return f"{format_auc(metrics[metrics['headline']])} {metrics['headline']}"
 
 
 runs_ui()
@@ -160,8 +288,8 @@ else:
                     "architecture": m.architecture,
                     "px": m.input_size,
                     "classes": ", ".join(m.class_names),
-                    "val AUC": m.metrics.get("roc_auc"),
-                    "accuracy": m.metrics.get("accuracy"),
+                    "ROC AUC (95% interval)": headline_auc(m.metrics),
+                    "threshold": m.metrics.get("threshold"),
                     "created": m.created_at,
                 }
                 for m in models

@@ -285,3 +285,45 @@ def test_sigterm_to_train_wait_stops_the_worker_it_started(tmp_path):
         status, error = _job_status(data_dir)
         assert status == "failed" and error == "the worker was stopped while running this job; submit it again"
         assert _worker_stamp(data_dir) is None
+
+
+# --- train --wait --json: the honest evaluation -----------------------------------------------------
+
+EVALUATION_KEYS = {"roc_auc", "roc_auc_ci", "accuracy", "sensitivity", "specificity", "threshold", "ece", "n"}
+
+
+@pytest.mark.slow
+def test_train_wait_json_prints_one_object_with_validation_and_test_blocks(tmp_path):
+    data_dir = tmp_path / "data"
+    assert run_cli(data_dir, "demo").returncode == 0  # 16 patients per class: enough for a test part
+    trained = run_cli(data_dir, "train", "--wait", "--json", "--epochs", "1", "--input-size", "32")
+    assert trained.returncode == 0, trained.stderr
+    [line] = trained.stdout.splitlines()  # one JSON object, on one line
+    result = json.loads(line)
+    assert set(result["validation"]) == EVALUATION_KEYS and set(result["test"]) == EVALUATION_KEYS
+    test = result["test"]
+    assert test["n"] == 6 and result["validation"]["n"] == 6
+    low, high = test["roc_auc_ci"]
+    assert 0.0 <= low <= test["roc_auc"] <= high <= 1.0
+    assert test["threshold"] == result["validation"]["threshold"] == result["threshold"]
+    assert result["temperature"] > 0 and isinstance(result["model_version_id"], int)
+    assert any(note.startswith("Only 6 test images") for note in result["notes"])
+    assert "epoch 1:" in trained.stderr
+
+
+def test_train_json_without_a_test_part_has_a_null_test_block_and_says_why():
+    import numpy as np
+
+    from medreview.cli import _evaluation
+    from medreview.ml.training.metrics import evaluate_model
+    from medreview.ml.training.split import split_train_validation_test
+
+    patient_keys = [f"patient-{number}" for number in range(8)]
+    labels = np.array([0, 1] * 4)
+    split = split_train_validation_test(patient_keys, labels)
+    metrics = evaluate_model(labels, np.full((8, 2), 0.5), None, None, ["normal", "pneumonia"])
+    metrics["split"] = split.counts(labels, patient_keys, ["normal", "pneumonia"])
+    metrics["notes"].insert(0, split.no_test_reason(["normal", "pneumonia"]))
+    result = json.loads(json.dumps(_evaluation(metrics)))
+    assert result["test"] is None and set(result["validation"]) == EVALUATION_KEYS
+    assert result["notes"][0].startswith("No held-out test part: it needs at least 10 patients of every class")

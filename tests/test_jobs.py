@@ -1,4 +1,4 @@
-"""Training and prediction jobs end to end on a real store (tiny models, run in this process),
+"""Training, prediction and explanation jobs end to end on a real store (tiny models, run in this process),
 plus the queue and liveness rules around them."""
 
 from __future__ import annotations
@@ -16,16 +16,27 @@ from sqlalchemy import select
 
 import medreview
 from medreview.errors import JobCancelled, MedreviewError, TrainingError
+from medreview.imaging.decoding import Window
 from medreview.ingest import InputFile, ingest_files
 from medreview.ingest.demo import load_demo_data
 from medreview.jobs import cancel_job, execute_job, get_job, reap_orphans, submit_job
-from medreview.ml.prediction import disagreements, load_heatmaps, most_uncertain, predictions_table, submit_predictions
+from medreview.ml.explanations import request_view_maps, view_image
+from medreview.ml.prediction import (
+    disagreements,
+    load_heatmaps,
+    most_uncertain,
+    network_input,
+    predictions_table,
+    submit_predictions,
+)
 from medreview.ml.registry import active_model
 from medreview.ml.runners import RUNNERS
 from medreview.ml.training.service import submit_training
+from medreview.reading.catalog import decode_image
 from medreview.reading.reads import LOCAL_ACTOR, save_read
-from medreview.store.models import Job, Prediction
+from medreview.store.models import Job, ModelVersion, Prediction
 from tests.helpers import png_bytes
+from tests.ml.views import save_model_version, two_frame_ct_bytes
 
 TINY = {"epochs": 2, "input_size": 32, "batch_size": 16}
 
@@ -66,7 +77,16 @@ def test_prediction_job_stores_probabilities_and_gradcam_per_class(demo_store):
     assert execute_job(demo_store, job_id, RUNNERS) == "succeeded"
     table = predictions_table(demo_store, LOCAL_ACTOR)
     assert len(table) == 4 and table["label"].isna().all()
-    assert table["probability"].between(0.5, 1.0).all()  # probability of the predicted class
+    # The called class follows the model's stored threshold on its calibrated probabilities.
+    model = active_model(demo_store)
+    threshold = model.metrics["threshold"]
+    with demo_store.db.read() as session:
+        stored = session.scalars(select(Prediction)).all()
+    assert stored and all(
+        (prediction.probabilities["pneumonia"] >= threshold) == (prediction.predicted_class == "pneumonia")
+        for prediction in stored
+    )
+    assert table["probability"].between(0.0, 1.0).all()
     heatmaps, class_names = load_heatmaps(demo_store, LOCAL_ACTOR, int(table["prediction_id"].iloc[0]))
     assert class_names == ["normal", "pneumonia"]
     assert heatmaps.ndim == 3 and heatmaps.shape[0] == 2
@@ -80,12 +100,104 @@ def test_prediction_job_stores_probabilities_and_gradcam_per_class(demo_store):
     assert len(wrong) == int((labelled["label"] != labelled["predicted_class"]).sum())
     with demo_store.db.read() as session:
         assert {p.model_version_id for p in session.scalars(select(Prediction))} == {active_model(demo_store).id}
-    # "Label next": only unlabelled images, least certain first (1 - margin between top classes).
+    # "Label next": only unlabelled images, least certain first: nearest the operating threshold.
     queue = most_uncertain(demo_store, LOCAL_ACTOR)
     assert len(queue) == 4 and queue["label"].isna().all()
     assert list(queue["uncertainty"]) == sorted(queue["uncertainty"], reverse=True)
-    expected = 1 - (2 * queue["probability"] - 1)  # binary: margin = p_top - (1 - p_top)
-    assert np.allclose(queue["uncertainty"], expected, atol=1e-6)
+    with demo_store.db.read() as session:
+        positive = {p.id: p.probabilities["pneumonia"] for p in session.scalars(select(Prediction))}
+    distance = [abs(positive[int(i)] - threshold) / max(threshold, 1 - threshold) for i in queue["prediction_id"]]
+    assert np.allclose(queue["uncertainty"], 1 - np.array(distance), atol=1e-6)
+
+
+# --- maps of the view shown (untrained, seeded models: the maps follow the input, not a skill) ----
+
+LUNG = Window(-600.0, 1500.0)
+BONE = Window(400.0, 1800.0)
+
+
+@pytest.fixture
+def ct_store(store):
+    """A store holding a two-frame CT and an active (untrained) small CNN at 32 px."""
+    [result] = ingest_files(store, LOCAL_ACTOR, [InputFile("ct.dcm", two_frame_ct_bytes())])
+    version_id = save_model_version(store, ["normal", "pneumonia"], input_size=32)
+    return store, version_id, result.image_id
+
+
+def explained(store, version_id: int, image_id: int, frame_index: int, window, method: str):
+    """Ask for a view's maps, run the job that computes them, and ask again."""
+    pending = request_view_maps(store, LOCAL_ACTOR, version_id, image_id, frame_index, window, method)
+    assert pending.status == "queued" and pending.maps is None
+    assert execute_job(store, pending.job_id, RUNNERS) == "succeeded"
+    ready = request_view_maps(store, LOCAL_ACTOR, version_id, image_id, frame_index, window, method)
+    assert ready.ready and ready.job_id is None
+    return ready
+
+
+@pytest.mark.parametrize("method", ["gradcam", "hirescam"])
+def test_explain_job_stores_the_maps_of_the_frame_and_window_shown(ct_store, method):
+    store, version_id, image_id = ct_store
+    lung = explained(store, version_id, image_id, 1, LUNG, method)
+    assert (lung.method, lung.frame_index, lung.window) == (method, 1, LUNG)
+    assert lung.class_names == ["normal", "pneumonia"]
+    assert lung.maps.shape == (2, 8, 8) and lung.maps.dtype == np.float32  # last_conv at 32 / 4 px
+    assert np.all((lung.maps >= 0) & (lung.maps <= 1)) and lung.maps.max() == 1.0
+    assert sum(lung.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
+    [cached] = store.data_path(f"cache/explain/{version_id}").iterdir()
+    assert cached.name.startswith(f"{image_id}-") and cached.suffix == ".npz"
+
+    # Another window of the same frame is another network input, so another answer and another map.
+    with store.db.read() as session:
+        version = session.get(ModelVersion, version_id)
+    image = decode_image(store, image_id)
+    lung_input = network_input(version, view_image(image, 1, LUNG))
+    bone_input = network_input(version, view_image(image, 1, BONE))
+    assert np.abs(lung_input - bone_input).max() > 0.2
+    bone = explained(store, version_id, image_id, 1, BONE, method)
+    assert bone.probabilities != lung.probabilities
+    assert np.abs(bone.maps - lung.maps).max() > 0.05
+    # And another frame at the same window, too.
+    first_frame = explained(store, version_id, image_id, 0, BONE, method)
+    assert np.abs(first_frame.maps - bone.maps).max() > 0.05
+    assert len(list(store.data_path(f"cache/explain/{version_id}").iterdir())) == 3
+
+
+def test_the_default_view_gets_the_prediction_jobs_map(ct_store):
+    # Frame 0 at the file's own display is the input the prediction job explains.
+    store, version_id, image_id = ct_store
+    assert execute_job(store, submit_predictions(store, LOCAL_ACTOR, scope="all"), RUNNERS) == "succeeded"
+    [prediction_id] = predictions_table(store, LOCAL_ACTOR)["prediction_id"]
+    stored, _ = load_heatmaps(store, LOCAL_ACTOR, int(prediction_id))
+    default = explained(store, version_id, image_id, 0, None, "gradcam")
+    np.testing.assert_array_equal(default.maps, stored)
+    with store.db.read() as session:
+        prediction = session.get(Prediction, int(prediction_id))
+    assert default.probabilities == pytest.approx(prediction.probabilities, abs=1e-6)
+
+
+def test_a_view_is_computed_once_and_a_failed_one_is_not_queued_again_until_asked(ct_store):
+    store, version_id, image_id = ct_store
+
+    def explain_jobs() -> list[Job]:
+        with store.db.read() as session:
+            return list(session.scalars(select(Job).where(Job.kind == "explain").order_by(Job.id)))
+
+    # The page polls every two seconds: asking again for a view being computed queues nothing.
+    first = request_view_maps(store, LOCAL_ACTOR, version_id, image_id, 1, LUNG, "hirescam")
+    again = request_view_maps(store, LOCAL_ACTOR, version_id, image_id, 1, LUNG, "hirescam")
+    assert again.job_id == first.job_id and len(explain_jobs()) == 1
+    assert execute_job(store, first.job_id, RUNNERS) == "succeeded"
+    assert request_view_maps(store, LOCAL_ACTOR, version_id, image_id, 1, LUNG, "hirescam").ready
+    assert len(explain_jobs()) == 1
+
+    # A frame the image does not have: the job fails with the reason, which stays until a retry.
+    missing = request_view_maps(store, LOCAL_ACTOR, version_id, image_id, 5, LUNG, "hirescam")
+    assert execute_job(store, missing.job_id, RUNNERS) == "failed"
+    failed = request_view_maps(store, LOCAL_ACTOR, version_id, image_id, 5, LUNG, "hirescam")
+    assert failed.status == "failed" and "frame 6 does not exist" in failed.error
+    assert len(explain_jobs()) == 2
+    retried = request_view_maps(store, LOCAL_ACTOR, version_id, image_id, 5, LUNG, "hirescam", retry=True)
+    assert retried.status == "queued" and retried.job_id != missing.job_id and len(explain_jobs()) == 3
 
 
 def test_too_few_labels_is_explained_before_queueing(store):

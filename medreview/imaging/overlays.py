@@ -1,4 +1,5 @@
-"""Overlays drawn over a displayed frame: heat maps (Grad-CAM) and thumbnails."""
+"""Overlays drawn over a displayed frame: heat maps (Grad-CAM, HiResCAM), their colour bar, and
+thumbnails."""
 
 from __future__ import annotations
 
@@ -6,15 +7,25 @@ import matplotlib
 import numpy as np
 from skimage import transform
 
-__all__ = ["HEATMAP_COLORMAP", "overlay_heatmap", "thumbnail"]
+__all__ = ["HEATMAP_COLORMAP", "colour_bar", "overlay_heatmap", "thumbnail"]
 
-# The heat-map colour scale: matplotlib's jet (blue -> cyan -> yellow -> red), sampled to 256 steps.
-HEATMAP_COLORMAP = "jet"
+# The heat-map colour scale: matplotlib's inferno (black -> purple -> orange -> pale yellow), sampled
+# to 256 steps. Perceptually uniform with a lightness that rises monotonically over nearly the whole
+# range, so equal steps of evidence look like equal steps, "brighter" always means "more", and the
+# order survives a colour-blind reader or a grey print. jet, used before, has bright cyan and yellow
+# bands in the middle of its range that read as edges which are not in the map and mislead about
+# where the evidence peaks. inferno rather than viridis: its lightness spans almost black to almost
+# white, the widest range, so faint evidence recedes and the peak stands out over a grey film.
+HEATMAP_COLORMAP = "inferno"
 _HEATMAP_TABLE = matplotlib.colormaps[HEATMAP_COLORMAP](np.linspace(0.0, 1.0, 256))[:, :3]  # (256, 3) float64 [0, 1]
+# The colour bar's frame: mid grey shows on a light and on a dark page alike (inferno's low end is
+# black, which a dark theme would swallow).
+_BAR_BORDER = 128
 
 
 def overlay_heatmap(grey: np.ndarray, heatmap: np.ndarray, opacity: float) -> np.ndarray:
-    """Blend a [0, 1] heat map (e.g. Grad-CAM, any size) over an image: (H, W, 3) uint8.
+    """Blend a [0, 1] heat map (Grad-CAM or HiResCAM, any size) over an image: (H, W, 3) uint8, in
+    :data:`HEATMAP_COLORMAP`.
 
     ``grey`` is (H, W) or (H, W, 3) uint8; opacity 0 gives the image, 1 the pure colour map.
     """
@@ -36,6 +47,19 @@ def overlay_heatmap(grey: np.ndarray, heatmap: np.ndarray, opacity: float) -> np
     colours = _HEATMAP_TABLE[steps] * 255.0  # (H, W, 3) float64 in [0, 255]
     blended = (1.0 - opacity) * base.astype(np.float64) + opacity * colours
     return np.rint(np.clip(blended, 0.0, 255.0)).astype(np.uint8)
+
+
+def colour_bar(height: int, width: int) -> np.ndarray:
+    """The heat-map colour scale as an image: (height, width, 3) uint8, low evidence at the left,
+    high at the right, framed by a one-pixel mid-grey border. Shown beside an overlay with its
+    labels ("low", "high evidence for <class>") drawn by the page."""
+    if height < 3 or width < 3:
+        raise ValueError(f"a colour bar needs at least 3 x 3 pixels, got {height} x {width}")
+    steps = np.rint(np.linspace(0.0, 255.0, width - 2)).astype(np.intp)  # (W - 2,) indices into the table
+    row = np.rint(_HEATMAP_TABLE[steps] * 255.0).astype(np.uint8)  # (W - 2, 3)
+    bar = np.full((height, width, 3), _BAR_BORDER, dtype=np.uint8)
+    bar[1:-1, 1:-1] = row[np.newaxis]
+    return bar
 
 
 def thumbnail(pixels: np.ndarray, max_side: int) -> np.ndarray:

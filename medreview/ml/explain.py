@@ -1,8 +1,22 @@
-"""Grad-CAM heat maps: which parts of an image drove the model's score for a class.
+"""Class activation maps: which parts of an image drove the model's score for a class.
+
+Two methods share one gradient computation (:data:`METHODS`):
+
+- ``"gradcam"``, Grad-CAM (Selvaraju et al., ICCV 2017; keras-io examples/vision/grad_cam.py):
+  each channel of the feature map is weighted by the *spatial mean* of its gradient, so a channel
+  counts the same everywhere, even where the score does not depend on it.
+- ``"hirescam"``, HiResCAM (Draelos & Carin, "Use HiResCAM instead of Grad-CAM for faithful
+  explanations of convolutional neural networks", 2020): the gradient multiplies the feature map
+  *element by element* before the channels are summed. Where the feature map reaches the score
+  through (piecewise) linear layers only (max or average pooling, flatten, dense, as in every
+  architecture of medreview.ml.configs), the map before its ReLU, summed over positions, is the
+  score minus the logits layer's bias: each position gets exactly its share of the score, so the
+  map cannot highlight a place the score does not depend on. When the gradient is spatially
+  constant (global average pooling straight after the feature map, or a 1x1 map) the two methods
+  coincide.
 
 Written in the project because tf-keras-vis 0.8.7 fails on Sequential models and on nested
-backbones under TF 2.21. Reference: Selvaraju et al., "Grad-CAM", ICCV 2017; keras-io
-examples/vision/grad_cam.py.
+backbones under TF 2.21.
 
 The gradient is taken of the pre-softmax score (the layer named ``"logits"``) with respect to a
 convolutional feature map. A layer inside a nested backbone (a model used as a layer) cannot be an
@@ -19,10 +33,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["find_last_conv_layer", "grad_cam"]
+__all__ = ["METHODS", "find_last_conv_layer", "grad_cam"]
 
 # Layer path separator: "backbone/out_relu" names layer out_relu inside the nested model backbone.
 SEPARATOR = "/"
+# The map methods :func:`grad_cam` computes; medreview.ml.explanations titles them for the UI.
+METHODS = ("gradcam", "hirescam")
 _BATCH = 32
 # Gradient models per (model, layer): building one adds nodes to the shared layers, so a model cached
 # by the UI and explained many times must not build a new one per call.
@@ -52,16 +68,19 @@ def grad_cam(
     class_index: int | None = None,
     layer_name: str | None = None,
     logits_layer: str = "logits",
+    method: str = "gradcam",
 ) -> np.ndarray:
-    """Grad-CAM heat maps (N, h, w) float32 in [0, 1] at the feature map's resolution.
+    """Class activation maps (N, h, w) float32 in [0, 1] at the feature map's resolution.
 
     ``images``: (N, S, S) or (N, S, S, 1) float32, the model's input size. ``class_index`` None explains
     each image's predicted class. ``layer_name`` is the config's ``feature_layer`` (default:
     :func:`find_last_conv_layer`); the gradient is taken of ``logits_layer``'s output, or of the
-    model's output when it has no such layer. Each map is
-    divided by its maximum when that is positive; a map with no positive evidence is all zeros. The
-    caller resizes the maps to the image for display.
+    model's output when it has no such layer. ``method`` is ``"gradcam"`` or ``"hirescam"`` (see the
+    module docstring). Each map is divided by its maximum when that is positive; a map with no
+    positive evidence is all zeros. The caller resizes the maps to the image for display.
     """
+    if method not in METHODS:
+        raise ValueError(f"Unknown map method {method!r}; choose one of {', '.join(METHODS)}.")
     images = np.asarray(images, dtype=np.float32)
     if images.ndim == 3:
         images = images[..., np.newaxis]  # (N, S, S, 1)
@@ -75,13 +94,15 @@ def grad_cam(
     if (layer_name, logits_layer) not in per_layer:
         per_layer[layer_name, logits_layer] = _gradient_model(model, layer_name, logits_layer)
     gradient_model = per_layer[layer_name, logits_layer]
-    maps = [_grad_cam_batch(gradient_model, images[i : i + _BATCH], class_index) for i in range(0, len(images), _BATCH)]
+    maps = [
+        _maps_batch(gradient_model, images[i : i + _BATCH], class_index, method) for i in range(0, len(images), _BATCH)
+    ]
     if not maps:
         return np.zeros((0, 0, 0), dtype=np.float32)
     return np.concatenate(maps)
 
 
-def _grad_cam_batch(gradient_model: keras.Model, images: np.ndarray, class_index: int | None) -> np.ndarray:
+def _maps_batch(gradient_model: keras.Model, images: np.ndarray, class_index: int | None, method: str) -> np.ndarray:
     with tf.GradientTape() as tape:
         feature_maps, logits = gradient_model(tf.constant(images), training=False)  # (n, h, w, K), (n, C)
         if class_index is None:
@@ -91,8 +112,12 @@ def _grad_cam_batch(gradient_model: keras.Model, images: np.ndarray, class_index
         # Each image's score depends only on its own feature map: one summed score, per-image gradients.
         scores = tf.gather(logits, targets, axis=1, batch_dims=1)  # (n,)
     gradients = tape.gradient(scores, feature_maps)  # (n, h, w, K)
-    channel_weights = tf.reduce_mean(gradients, axis=(1, 2))  # (n, K)
-    cams = tf.nn.relu(tf.einsum("nhwk,nk->nhw", feature_maps, channel_weights)).numpy()  # (n, h, w)
+    if method == "hirescam":
+        # Position by position: sum_k dS/dA_k(h, w) * A_k(h, w).
+        cams = tf.nn.relu(tf.reduce_sum(gradients * feature_maps, axis=-1)).numpy()  # (n, h, w)
+    else:
+        channel_weights = tf.reduce_mean(gradients, axis=(1, 2))  # (n, K)
+        cams = tf.nn.relu(tf.einsum("nhwk,nk->nhw", feature_maps, channel_weights)).numpy()  # (n, h, w)
     cams = np.nan_to_num(cams.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
     maxima = cams.max(axis=(1, 2), keepdims=True)
     # Random-init backbones give ~1e-10 activations: normalise any positive map, leave the rest at zero.

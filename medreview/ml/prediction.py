@@ -2,13 +2,15 @@
 
 The prediction job stores, per image, the class probabilities and a Grad-CAM map per class
 (``(C, h, w)`` float16 in [0, 1], a rebuildable cache file under ``<data dir>/cache/gradcam``),
-so the UI can show overlays without loading TensorFlow.
+computed on frame 0 at the model's preprocessing. The maps drawn over the frame and window a reader
+has chosen are computed for that view, on demand (:mod:`medreview.ml.explanations`).
 """
 
 from __future__ import annotations
 
 import io
-from typing import Any
+from collections import OrderedDict
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -16,7 +18,7 @@ from sqlalchemy import select
 
 from medreview.errors import ImagingError, JobCancelled, MedreviewError, NotFoundError, PermissionDeniedError
 from medreview.jobs import JobContext, submit_job
-from medreview.ml.configs import get_config
+from medreview.ml.configs import get_config, version_preprocessing
 from medreview.ml.registry import active_model
 from medreview.reading.reads import can_see_others, current_labels, unlabelled_image_ids, visible_image_ids
 from medreview.store import Store
@@ -25,12 +27,19 @@ from medreview.store.db import upsert
 from medreview.store.models import Image, ModelVersion, Prediction, utcnow
 from medreview.team.roles import Actor, require
 
+if TYPE_CHECKING:
+    import keras
+
+    from medreview.imaging.decoding import DecodedImage
+
 __all__ = [
     "PREDICTION_JOB",
     "SCOPES",
     "disagreements",
     "load_heatmaps",
+    "load_version_model",
     "most_uncertain",
+    "network_input",
     "predictions_table",
     "run_prediction_job",
     "submit_predictions",
@@ -40,6 +49,10 @@ SCOPES = ("unlabelled", "all", "selected")
 # The job kind of a prediction run (medreview.ml.runners maps it to run_prediction_job).
 PREDICTION_JOB = "predict"
 BATCH = 64
+# Models loaded in this (worker) process, by (model version id, file SHA-256), most recent last: an
+# on-demand map per view a reader opens must not reload the model each time.
+_loaded_models: OrderedDict[tuple[int, str], keras.Model] = OrderedDict()
+_LOADED_MODELS_KEPT = 2
 
 
 def submit_predictions(
@@ -74,7 +87,8 @@ def run_prediction_job(context: JobContext) -> dict[str, Any]:
     # TensorFlow enters here, in the worker process only.
     from medreview.imaging.decoding import decode_file
     from medreview.ml.explain import grad_cam
-    from medreview.ml.training.fit import load_model, predict_probabilities
+    from medreview.ml.training.fit import predict_probabilities
+    from medreview.ml.training.metrics import calibrated_calls
 
     params = context.params()
     store = context.store
@@ -82,12 +96,7 @@ def run_prediction_job(context: JobContext) -> dict[str, Any]:
         version = session.get(ModelVersion, params["model_version_id"])
         if version is None:
             raise NotFoundError("the model version for this job no longer exists")
-    model_path = store.data_path(version.path)
-    # Load only the file this app wrote: a .keras file can carry code, and a swapped or damaged
-    # file must not run (or predict) silently.
-    if not model_path.exists() or sha256_hex(model_path.read_bytes()) != version.sha256:
-        raise MedreviewError(f"the file of model version {version.id} is missing or was changed; retrain it")
-    model = load_model(model_path)
+    model = load_version_model(store, version)
     config = get_config(version.architecture)
     targets = _target_images(store, params["scope"], params.get("image_ids", []))
     total = len(targets)
@@ -101,13 +110,18 @@ def run_prediction_job(context: JobContext) -> dict[str, Any]:
         arrays, kept = [], []
         for image_id, sha256, media_type in batch:
             try:
-                arrays.append(config.prepare(decode_file(store.blobs.path_for(sha256), media_type), version.input_size))
+                arrays.append(network_input(version, decode_file(store.blobs.path_for(sha256), media_type)))
                 kept.append(image_id)
             except ImagingError as error:
                 skipped.append(f"image {image_id}: {error}")
         if kept:
             x = np.stack(arrays)  # (B, S, S) float32 in [0, 1]
-            probabilities = predict_probabilities(model, x)  # (B, C)
+            # The version's calibration and operating threshold, chosen on validation at training.
+            probabilities, called = calibrated_calls(
+                predict_probabilities(model, x),
+                version.metrics.get("temperature", 1.0),
+                version.metrics.get("threshold"),
+            )  # (B, C) calibrated, (B,) class index
             # One Grad-CAM map per class: (C, B, h, w) -> per image (C, h, w)
             maps = np.stack(
                 [
@@ -116,14 +130,49 @@ def run_prediction_job(context: JobContext) -> dict[str, Any]:
                 ],
                 axis=1,
             )
-            _store_batch(store, version, kept, probabilities, maps)
+            _store_batch(store, version, kept, probabilities, called, maps)
         done += len(batch)
         context.report(done=done, total=total)
     return {"model_version_id": version.id, "predicted": done - len(skipped), "skipped": skipped}
 
 
+def network_input(version: ModelVersion, image: DecodedImage) -> np.ndarray:
+    """The input a model version is given for a decoded image: frame 0 at the image's default
+    display through the recipe the version was trained with, (S, S) float32 in [0, 1]. The
+    prediction job and the maps of a view (medreview.ml.explanations.view_image) both come here."""
+    recipe = version_preprocessing(version.preprocessing, version.input_size)
+    return get_config(version.architecture).prepare(image, recipe)
+
+
+def load_version_model(store: Store, version: ModelVersion) -> keras.Model:
+    """The Keras model of a model version, checked against the SHA-256 recorded when it was saved.
+    Worker only (loads TensorFlow). Kept loaded for the next job while its file is unchanged."""
+    from medreview.ml.training.fit import load_model
+
+    model_path = store.data_path(version.path)
+    # Load only the file this app wrote: a .keras file can carry code, and a swapped or damaged
+    # file must not run (or predict) silently.
+    digest = sha256_hex(model_path.read_bytes()) if model_path.exists() else None
+    if digest != version.sha256:
+        raise MedreviewError(f"the file of model version {version.id} is missing or was changed; retrain it")
+    key = (version.id, version.sha256)
+    if key in _loaded_models:
+        _loaded_models.move_to_end(key)
+        return _loaded_models[key]
+    model = load_model(model_path)
+    _loaded_models[key] = model
+    while len(_loaded_models) > _LOADED_MODELS_KEPT:
+        _loaded_models.popitem(last=False)
+    return model
+
+
 def _store_batch(
-    store: Store, version: ModelVersion, image_ids: list[int], probabilities: np.ndarray, maps: np.ndarray
+    store: Store,
+    version: ModelVersion,
+    image_ids: list[int],
+    probabilities: np.ndarray,
+    called: np.ndarray,
+    maps: np.ndarray,
 ) -> None:
     paths = []
     for image_id, heatmaps in zip(image_ids, maps, strict=True):
@@ -133,8 +182,8 @@ def _store_batch(
         atomic_write(store.data_path(relative), buffer.getvalue())
         paths.append(relative)
     with store.db.write() as session:
-        for image_id, row, relative in zip(image_ids, probabilities, paths, strict=True):
-            best = int(np.argmax(row))
+        for image_id, row, best, relative in zip(image_ids, probabilities, called, paths, strict=True):
+            best = int(best)
             values = {
                 "predicted_class": version.class_names[best],
                 "probability": float(row[best]),
@@ -194,6 +243,13 @@ def predictions_table(store: Store, actor: Actor, model_version_id: int | None =
     return table[["image_id", "file", "predicted_class", "probability", "label", "agrees", "prediction_id"]]
 
 
+def _version(store: Store, model_version_id: int | None) -> ModelVersion | None:
+    if model_version_id is None:
+        return active_model(store)
+    with store.db.read() as session:
+        return session.get(ModelVersion, model_version_id)
+
+
 def disagreements(store: Store, actor: Actor, model_version_id: int | None = None) -> pd.DataFrame:
     """Labelled images where the model's class differs from the label, most confident first."""
     table = predictions_table(store, actor, model_version_id)
@@ -203,7 +259,8 @@ def disagreements(store: Store, actor: Actor, model_version_id: int | None = Non
 
 def most_uncertain(store: Store, actor: Actor, model_version_id: int | None = None) -> pd.DataFrame:
     """Unlabelled images the model is least sure about, first: the ones worth labelling next.
-    Uncertainty is 1 minus the margin between the two most probable classes."""
+    Uncertainty is the distance from the operating threshold for a two-class model (1 at the
+    threshold), else 1 minus the margin between the two most probable classes."""
     table = predictions_table(store, actor, model_version_id)
     unlabelled = table[table["image_id"].isin(unlabelled_image_ids(store))].copy()
     if unlabelled.empty:
@@ -219,11 +276,20 @@ def most_uncertain(store: Store, actor: Actor, model_version_id: int | None = No
             .all()
         )
 
-    def margin(prediction_id: int) -> float:
-        top = sorted(probabilities[prediction_id].values(), reverse=True)
-        return top[0] - (top[1] if len(top) > 1 else 0.0)
+    version = _version(store, model_version_id)
+    threshold = version.metrics.get("threshold") if version is not None else None
+    classes = list(version.class_names) if version is not None else []
 
-    unlabelled["uncertainty"] = [1.0 - margin(int(i)) for i in unlabelled["prediction_id"]]
+    def uncertainty(prediction_id: int) -> float:
+        scores = probabilities[prediction_id]
+        if threshold is not None and len(classes) == 2:
+            # Two classes with an operating threshold: 1 at the threshold, 0 at certainty either way.
+            positive = float(scores[classes[1]])
+            return 1.0 - abs(positive - threshold) / max(threshold, 1.0 - threshold)
+        top = sorted(scores.values(), reverse=True)
+        return 1.0 - (top[0] - (top[1] if len(top) > 1 else 0.0))
+
+    unlabelled["uncertainty"] = [uncertainty(int(i)) for i in unlabelled["prediction_id"]]
     return unlabelled.sort_values("uncertainty", ascending=False, kind="stable")
 
 

@@ -8,6 +8,7 @@ and prediction runners), so only the worker process imports it.
 from __future__ import annotations
 
 from medreview.jobs import Runner
+from medreview.ml.explanations import EXPLAIN_JOB, run_explanation_job
 from medreview.ml.prediction import PREDICTION_JOB, run_prediction_job
 from medreview.ml.training.job import run_training_job
 from medreview.ml.training.service import TRAINING_JOB
@@ -17,4 +18,5 @@ __all__ = ["RUNNERS"]
 RUNNERS: dict[str, Runner] = {
     TRAINING_JOB: run_training_job,
     PREDICTION_JOB: run_prediction_job,
+    EXPLAIN_JOB: run_explanation_job,
 }

@@ -312,6 +312,10 @@ class ModelVersion(Base):
     input_size: Mapped[int]
     class_names: Mapped[list[Any]] = mapped_column(default=list)
     metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # The preprocessing recipe the model was trained with (medreview.ml.configs.Preprocessing.to_dict():
+    # window policy, input size, resize method, channel handling); prediction and explanation apply
+    # it. NULL for versions trained before migration 0005, which used the percentile stretch.
+    preprocessing: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     is_active: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 

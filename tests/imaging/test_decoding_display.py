@@ -455,3 +455,76 @@ def test_thumbnail_shrinks_keeping_aspect_and_never_enlarges() -> None:
     assert thumbnail(pixels, 1000).shape == (400, 200)
     colour = np.zeros((30, 90, 3), dtype=np.uint8)
     assert thumbnail(colour, 45).shape == (15, 45, 3)
+
+
+# --- PNG / JPEG pixels as stored -------------------------------------------------------------
+# Rasters used to be shown and trained through the per-image percentile stretch (auto_window); that
+# stretch cost AUC on independent data, so they are now shown and trained as stored, over their bit
+# range, and the stretch is a display choice only ("Auto (percentiles)").
+
+
+def test_png_trains_as_stored_not_stretched() -> None:
+    stored = np.linspace(10, 200, 64).round().astype(np.uint8).reshape(8, 8)  # values 10..200
+    array = training_array(decode_raster(png_bytes(stored)), 8)
+    np.testing.assert_allclose(array, stored / 255.0, atol=1e-6)
+    assert array.min() == pytest.approx(10 / 255) and array.max() == pytest.approx(200 / 255)
+    # The recipe of model versions that recorded none stretched the same image to 0..1.
+    stretched = training_array(decode_raster(png_bytes(stored)), 8, window_policy="file-or-percentiles")
+    assert stretched.min() == pytest.approx(0.0, abs=0.01) and stretched.max() == pytest.approx(1.0, abs=0.01)
+
+
+def test_sixteen_bit_png_trains_scaled_by_65535() -> None:
+    stored = np.array([[0, 1000, 2000, 3000], [4000, 30000, 40000, 65535]] * 2, dtype=np.uint16)  # (4, 4)
+    array = training_array(decode_raster(png_bytes(stored)), 4)
+    np.testing.assert_allclose(array, stored / 65535.0, atol=1e-6)
+
+
+def test_jpeg_trains_as_its_decoded_values() -> None:
+    data = io.BytesIO()
+    Image.fromarray(np.linspace(40, 120, 256).astype(np.uint8).reshape(16, 16)).save(data, format="JPEG")
+    image = decode_raster(data.getvalue())
+    np.testing.assert_allclose(training_array(image, 16), image.frames[0] / 255.0, atol=1e-6)
+
+
+def test_png_is_shown_as_stored_by_default_and_percentiles_stay_a_choice() -> None:
+    stored = np.linspace(10, 200, 64).round().astype(np.uint8).reshape(8, 8)
+    image = decode_raster(png_bytes(stored))
+    assert default_display_window(image) == Window(128, 256)
+    assert np.array_equal(render_frame(image), stored)
+    choices = window_choices(image)
+    assert list(choices) == ["As stored", "Auto (percentiles)"]
+    stretched = render_frame(image, window=choices["Auto (percentiles)"])
+    assert stretched.min() == 0 and stretched.max() == 255
+
+
+def test_sixteen_bit_png_is_shown_over_its_bit_range() -> None:
+    image = decode_raster(png_bytes(np.array([[0, 1000], [40000, 65535]], dtype=np.uint16)))
+    assert default_display_window(image) == Window(32768, 65536)
+    assert render_frame(image).tolist() == [[0, 4], [156, 255]]  # rint(v * 255 / 65535)
+
+
+def test_dicom_trains_through_its_own_window_unrounded() -> None:
+    # The DICOM policy: the network sees what the reader sees by default, the file's window.
+    hounsfield = np.array([[-160.0, 39.0], [239.0, 3000.0]])
+    image = grey_image(hounsfield, default_window=Window(40, 400))
+    expected = np.clip(((hounsfield - 39.5) / 399 + 0.5), 0.0, 1.0)  # PS3.3 C.11.2.1.2.1, on [0, 1]
+    np.testing.assert_allclose(training_array(image, 2), expected, atol=1e-6)
+    inverted = grey_image(hounsfield, "MONOCHROME1", default_window=Window(40, 400))
+    np.testing.assert_allclose(training_array(inverted, 2), 1.0 - expected, atol=1e-6)
+
+
+def test_windowless_dicom_still_gets_the_percentile_window() -> None:
+    image = grey_image(np.arange(64.0).reshape(8, 8) - 1000, modality="CT")
+    assert window_choices(image).keys() >= {"Auto (percentiles)"} and "As stored" not in window_choices(image)
+    array = training_array(image, 8)
+    assert array.min() == 0.0 and array.max() == 1.0
+
+
+def test_unknown_training_recipe_values_are_refused() -> None:
+    image = decode_raster(png_bytes(np.zeros((4, 4), dtype=np.uint8)))
+    with pytest.raises(ValueError, match="window policy"):
+        training_array(image, 4, window_policy="stretch")
+    with pytest.raises(ValueError, match="resize"):
+        training_array(image, 4, resize="nearest")
+    with pytest.raises(ValueError, match="channel"):
+        training_array(image, 4, channels="rgb")

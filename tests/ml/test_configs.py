@@ -1,13 +1,18 @@
+import io
+
 import keras
 import numpy as np
 import pytest
+from PIL import Image
 
 from medreview.errors import TrainingError
-from medreview.ml.configs import CONFIGS, get_config
+from medreview.imaging.decoding import decode_raster
+from medreview.ml.configs import CONFIGS, DEFAULT_ARCHITECTURE, Preprocessing, get_config, version_preprocessing
 from medreview.ml.training.fit import load_model, predict_probabilities, save_model_atomic
+from tests.helpers import png_bytes
 
-# The smallest size each architecture accepts, to keep the tests fast.
-SIZES = {"small_cnn": 28, "mobilenet_v2": 32}
+# Small sizes each architecture accepts, to keep the tests fast.
+SIZES = {"small_cnn": 28, "mobilenet_v2": 32, "bn_cnn": 28}
 
 
 @pytest.mark.parametrize("architecture", sorted(CONFIGS))
@@ -49,3 +54,101 @@ def test_bad_requests_are_plain_errors():
         get_config("resnet9000").build(28, 2)
     with pytest.raises(TrainingError, match="does not exist"):
         get_config("mobilenet_v2").build(64, 2, weights_path="/nonexistent/imagenet.h5")
+
+
+def test_bn_cnn_scales_its_blocks_with_the_input_and_grad_cam_reads_a_small_map():
+    config = get_config("bn_cnn")
+    # (input size, blocks, side of the feature map Grad-CAM reads)
+    for size, blocks, side in ((8, 3, 2), (28, 3, 7), (64, 4, 8), (128, 5, 8), (224, 5, 14)):
+        assert config.blocks(size) == blocks
+        model = config.build(size, 2)
+        assert tuple(model.get_layer(config.feature_layer).output.shape[1:3]) == (side, side)
+        assert sum(isinstance(layer, keras.layers.BatchNormalization) for layer in model.layers) == 2 * blocks
+    assert model.get_layer("probabilities") is not None and model.get_layer(config.logits_layer) is not None
+
+
+def test_bn_cnn_is_reproducible_for_a_seed():
+    first = get_config("bn_cnn").build(16, 2, seed=5).get_weights()
+    second = get_config("bn_cnn").build(16, 2, seed=5).get_weights()
+    assert all(np.array_equal(a, b) for a, b in zip(first, second, strict=True))
+
+
+def test_the_default_architecture_is_offered():
+    assert DEFAULT_ARCHITECTURE in CONFIGS and "small_cnn" in CONFIGS
+
+
+@pytest.mark.parametrize("architecture", sorted(CONFIGS))
+def test_augmentation_never_flips_left_and_right(architecture):
+    # A film whose left half is bright: shifted, zoomed, rotated or contrasted, the left must stay
+    # the brighter side in every sample; a horizontal flip would swap the patient's sides.
+    size = 32
+    image = np.zeros((size, size, 1), dtype=np.float32)
+    image[:, : size // 2] = 0.9
+    image[:, size // 2 :] = 0.1
+    x = keras.ops.convert_to_tensor(np.repeat(image[np.newaxis], 64, axis=0))
+    for layer in get_config(architecture).augmentation(seed=3):
+        x = layer(x, training=True)
+    augmented = keras.ops.convert_to_numpy(x)  # (64, S, S, 1)
+    assert not np.allclose(augmented, image[np.newaxis]), "the augmentation should change the images"
+    left = augmented[:, :, : size // 2].mean(axis=(1, 2, 3))
+    right = augmented[:, :, size // 2 :].mean(axis=(1, 2, 3))
+    assert (left > right).all()
+    assert augmented.min() >= 0.0 and augmented.max() <= 1.0
+
+
+# --- the preprocessing recipe ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("architecture", sorted(CONFIGS))
+def test_recipe_round_trips_through_json(architecture):
+    import json
+
+    recipe = get_config(architecture).recipe(28)
+    assert recipe == {
+        "window_policy": "file-or-stored",
+        "input_size": 28,
+        "resize": "bilinear-antialias",
+        "channels": "grey-luma",
+    }
+    restored = Preprocessing.from_dict(json.loads(json.dumps(recipe)))
+    assert restored == get_config(architecture).preprocessing(28)
+    assert restored.key() == get_config(architecture).preprocessing(28).key()
+
+
+def test_recipe_key_changes_with_the_recipe():
+    base = Preprocessing("file-or-stored", 28)
+    assert len(base.key()) == 12
+    assert base.key() == Preprocessing("file-or-stored", 28).key()
+    others = [Preprocessing("file-or-percentiles", 28), Preprocessing("file-or-stored", 32)]
+    assert len({base.key(), *(other.key() for other in others)}) == 3
+
+
+def test_bad_recipes_are_plain_errors():
+    with pytest.raises(TrainingError, match="unknown entries: colour"):
+        Preprocessing.from_dict({"window_policy": "file-or-stored", "input_size": 28, "colour": "rgb"})
+    with pytest.raises(TrainingError, match="incomplete"):
+        Preprocessing.from_dict({"window_policy": "file-or-stored"})
+    with pytest.raises(TrainingError, match="window policy"):
+        Preprocessing("stretch", 28)
+    with pytest.raises(TrainingError, match="input size"):
+        Preprocessing("file-or-stored", 0)
+
+
+def test_versions_without_a_recipe_get_the_percentile_stretch_they_were_trained_with():
+    assert version_preprocessing(None, 64) == Preprocessing("file-or-percentiles", 64)
+    stored = Preprocessing("file-or-stored", 64).to_dict()
+    assert version_preprocessing(stored, 64) == Preprocessing("file-or-stored", 64)
+
+
+def test_prepare_applies_the_recipe_it_is_given():
+    pixels = np.linspace(10, 200, 64).round().astype(np.uint8).reshape(8, 8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    image = decode_raster(buffer.getvalue())
+    config = get_config(DEFAULT_ARCHITECTURE)
+    as_stored = config.prepare(image, config.recipe(8))
+    np.testing.assert_allclose(as_stored, pixels / 255.0, atol=1e-6)
+    np.testing.assert_array_equal(config.prepare(image, 8), as_stored)  # a size: the current recipe
+    stretched = config.prepare(image, version_preprocessing(None, 8))
+    assert stretched.max() == pytest.approx(1.0, abs=0.01)
+    assert config.prepare(decode_raster(png_bytes(1, size=40)), config.recipe(16)).shape == (16, 16)

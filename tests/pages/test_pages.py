@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import streamlit as st
 from argon2 import PasswordHasher
 from streamlit.testing.v1 import AppTest
 
+from medreview.ingest import InputFile, ingest_files
 from medreview.ingest.demo import load_demo_data
 from medreview.jobs import execute_job, list_jobs
 from medreview.ml.prediction import submit_predictions
@@ -19,6 +22,7 @@ from medreview.team.accounts import create_user
 from medreview.team.roles import Actor
 from tests.conftest import ADMIN, run_page_as
 from tests.helpers import ROOT, png_bytes
+from tests.ml.views import save_model_version, two_frame_ct_bytes
 
 TIMEOUT = 60
 
@@ -127,7 +131,66 @@ def test_train_page_queues_a_run_and_shows_its_metrics(page_store):
     execute_job(page_store, job.id, RUNNERS)
     app = run_page("train")
     assert any("succeeded" in header.value for header in app.subheader)
-    assert "ROC AUC" in [metric.label for metric in app.metric]
+    assert "ROC AUC (95% interval)" in [metric.label for metric in app.metric]
+    # 6 patients per class are too few for a held-out test part: the page says so in words.
+    assert any(warning.value.startswith("No held\\-out test part") for warning in app.warning)
+    assert "no held-out test part" in " ".join(caption.value for caption in app.caption)
+
+
+@pytest.mark.slow
+def test_train_page_shows_the_demo_model_with_its_interval_not_a_bare_auc(page_store):
+    # The demo: "ROC AUC 1.000" on a handful of validation images, for a model that called
+    # every image normal. Now: the held-out test part, its interval, a threshold chosen on validation.
+    load_demo_data(page_store, LOCAL_ACTOR, per_class=16, unlabelled=0)
+    execute_job(page_store, submit_training(page_store, LOCAL_ACTOR, {"epochs": 2, "input_size": 32}), RUNNERS)
+    app = run_page("train")
+    metrics = {metric.label: metric.value for metric in app.metric}
+    auc = metrics["ROC AUC (95% interval)"]
+    assert re.fullmatch(r"\d\.\d\d \(\d\.\d\d–\d\.\d\d\)", auc), auc
+    low, high = (float(bound) for bound in auc[6:-1].split("–"))
+    assert high - low >= 0.2  # six test images cannot pin an AUC down, and the figure shows it
+    assert set(metrics) >= {"Accuracy", "Sensitivity", "Specificity", "ECE"}
+    assert any(markdown.value.startswith("**Held-out test part**: 6 images") for markdown in app.markdown)
+    assert any(warning.value.startswith("Only 6 test images") for warning in app.warning)
+    assert any("Youden" in caption.value for caption in app.caption)
+    captions = [caption for element in app.image for caption in element.captions]
+    assert captions == ["ROC curve (test)", "Reliability diagram (test)"]
+    [parts] = [table.value for table in app.dataframe if "part" in table.value.columns]
+    assert list(parts["part"]) == ["validation", "test"] and list(parts["images"]) == [6, 6]
+
+
+def test_train_page_still_shows_a_run_recorded_before_the_test_part(page_store):
+    import numpy as np
+
+    from medreview.jobs import submit_job
+    from medreview.ml.training.metrics import classification_metrics
+    from medreview.store.models import Job
+
+    earlier = classification_metrics(np.array([0, 1, 1]), np.array([[0.6, 0.4], [0.3, 0.7], [0.8, 0.2]]), ["a", "b"])
+    job_id = submit_job(page_store, "train", {})
+    with page_store.db.write() as session:
+        job = session.get(Job, job_id)
+        job.status, job.result = (
+            "succeeded",
+            {
+                "metrics": {
+                    key: earlier[key]
+                    for key in (
+                        "roc_auc",
+                        "accuracy",
+                        "sensitivity",
+                        "specificity",
+                        "confusion_matrix",
+                        "roc_curve",
+                        "class_names",
+                        "n",
+                    )
+                }
+            },
+        )
+    app = run_page("train")
+    assert any("before runs had a held-out test part" in warning.value for warning in app.warning)
+    assert {metric.label: metric.value for metric in app.metric}["ROC AUC (validation, no interval)"] == "0.500"
 
 
 def test_train_page_explains_missing_labels(page_store):
@@ -137,15 +200,42 @@ def test_train_page_explains_missing_labels(page_store):
     assert "at least two classes" in app.error[0].value
 
 
-@pytest.mark.slow
-def test_predictions_page_shows_image_beside_gradcam(page_store):
-    load_demo_data(page_store, LOCAL_ACTOR, per_class=6, unlabelled=2)
-    execute_job(page_store, submit_training(page_store, LOCAL_ACTOR, {"epochs": 1, "input_size": 32}), RUNNERS)
+def test_predictions_page_shows_the_map_of_the_frame_and_window_shown(page_store):
+    # A two-frame CT and an untrained model: the page is about which view a map belongs to.
+    ingest_files(page_store, LOCAL_ACTOR, [InputFile("ct.dcm", two_frame_ct_bytes())])
+    save_model_version(page_store, ["normal", "pneumonia"], input_size=32)
     execute_job(page_store, submit_predictions(page_store, LOCAL_ACTOR, scope="all"), RUNNERS)
+
+    def run_latest_explain_job() -> None:
+        [job] = list_jobs(page_store, kind="explain", limit=1)
+        assert execute_job(page_store, job.id, RUNNERS) == "succeeded"
+
+    def map_captions(app: AppTest) -> list[str]:
+        # The overlay's caption; the image's is "Image" and the colour bar has none.
+        return [caption for element in app.image for caption in element.captions if caption not in ("Image", "")]
+
     app = run_page("predictions")
-    captions = [caption for element in app.image for caption in element.captions]
-    assert "Image" in captions and any(caption.startswith("Grad-CAM") for caption in captions)
     assert "Model: **" in app.markdown[0].value
+    # Frame 1 at the file's window: queued, said so, and no map of another view drawn meanwhile.
+    assert "Computing the Grad-CAM map for frame 1 of 2 · window 40 / 400" in app.info[0].value
+    assert map_captions(app) == []
+    run_latest_explain_job()
+    app.run()
+    assert not app.exception
+    predicted = app.selectbox(key="predict_cam_class").value
+    assert f"Grad-CAM: {predicted} · frame 1 of 2 · window 40 / 400" in map_captions(app)
+    assert any("high evidence for" in caption.value for caption in app.caption)
+
+    # The reader moves to frame 2, the bone window and HiResCAM: the map follows the view.
+    app.slider(key="predict_frame").set_value(2)
+    app.selectbox(key="predict_preset").set_value("Bone")
+    app.radio(key="predict_map_method").set_value("hirescam").run()
+    assert "Computing the HiResCAM map for frame 2 of 2 · window 400 / 1800" in app.info[0].value
+    assert map_captions(app) == []
+    run_latest_explain_job()
+    app.run()
+    assert not app.exception
+    assert map_captions(app) == [f"HiResCAM: {predicted} · frame 2 of 2 · window 400 / 1800"]
 
 
 def test_settings_page_adds_a_class(page_store):

@@ -1,13 +1,16 @@
 """Training data from the store: labelled images as arrays, split by patient.
 
-Arrays are cached per (image sha256, size) under ``<data dir>/cache/arrays`` so a second run on
-the same images skips decoding; the cache is derived data and can be deleted at any time.
+Arrays are cached per (image sha256, preprocessing recipe) under ``<data dir>/cache/arrays``, as
+``<sha256>-<size>-<recipe key>.npy``, so a second run on the same images with the same recipe skips
+decoding, and a changed recipe (window policy, resize, channels) never reuses another's arrays; the
+cache is derived data and can be deleted at any time.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -37,6 +40,8 @@ class Dataset:
     image_ids: list[int]
     class_names: list[str]
     input_size: int
+    # The recipe that made ``images`` (Preprocessing.to_dict()): store it with the model version.
+    preprocessing: dict[str, Any] = field(default_factory=dict)
 
     def split(self, validation_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
         """(train indices, validation indices) by patient, keyed on the uploads' SHA-256 so the same
@@ -75,15 +80,17 @@ def load_dataset(
     label_source: str | None = None,
     model_config: ModelConfig | None = None,
 ) -> Dataset:
-    """The labelled images as network inputs, prepared by ``model_config`` (default: the default
-    architecture's) at ``input_size`` (default: chosen from the data)."""
+    """The labelled images as network inputs, prepared with ``model_config``'s recipe (default: the
+    default architecture's) at ``input_size`` (default: chosen from the data)."""
     model_config = model_config or get_config(DEFAULT_ARCHITECTURE)
     table, class_names = training_table(store, label_source)
     size = input_size or default_resolution(list(zip(table["rows"], table["columns"], strict=True)))
+    recipe = model_config.preprocessing(size)
+    recipe_key = recipe.key()
     cache_dir = store.settings.cache_dir / "arrays"
     arrays: list[np.ndarray] = []
     for position, row in enumerate(table.itertuples(index=False)):
-        cache_path = cache_dir / f"{row.sha256}-{size}.npy"
+        cache_path = cache_dir / f"{row.sha256}-{size}-{recipe_key}.npy"
         try:
             array = np.load(cache_path) if cache_path.exists() else None
         except (OSError, ValueError, EOFError):  # EOFError: an empty file
@@ -93,7 +100,7 @@ def load_dataset(
                 decoded = decode_file(store.blobs.path_for(row.sha256), row.media_type)
             except ImagingError as error:
                 raise TrainingError(f"cannot read labelled image {row.display_name}: {error}") from error
-            array = model_config.prepare(decoded, size)  # (size, size) float32 in [0, 1]
+            array = model_config.prepare(decoded, recipe)  # (size, size) float32 in [0, 1]
             buffer = _npy_bytes(array)
             atomic_write(cache_path, buffer)
         arrays.append(array.astype(np.float32, copy=False))
@@ -108,6 +115,7 @@ def load_dataset(
         image_ids=[int(i) for i in table["image_id"]],
         class_names=class_names,
         input_size=size,
+        preprocessing=recipe.to_dict(),
     )
 
 

@@ -9,6 +9,7 @@ about the database. Progress goes out through ``on_epoch``; cancellation comes i
 from __future__ import annotations
 
 import hashlib
+import math
 import time
 from collections import deque
 from collections.abc import Callable
@@ -36,7 +37,10 @@ __all__ = [
     "load_model",
     "predict_probabilities",
     "save_model_atomic",
+    "training_targets",
 ]
+
+LEARNING_RATE_SCHEDULES = ("constant", "cosine")
 
 
 @dataclass(frozen=True)
@@ -47,14 +51,37 @@ class FitConfig:
     input_size: int = 28
     epochs: int = 10
     batch_size: int = 64
+    # The starting (peak) rate; a cosine schedule decays it to 0 over the run's steps.
     learning_rate: float = 1e-3
     seed: int = 0
     # Weight each class by n / (classes * count) so the minority class counts as much as the majority.
     class_weighting: bool = True
+    # The fields below left at None take the architecture's choice (ModelConfig.augment_by_default,
+    # .label_smoothing, .weight_decay, .learning_rate_schedule), filled in when the FitConfig is made,
+    # so a stored config says what ran.
     # The architecture's training augmentation (ModelConfig.augmentation).
-    augment: bool = False
+    augment: bool | None = None
+    # Targets (1 - s) on the true class and s / C spread over all classes: a model that cannot push its
+    # logits to infinity stays better calibrated and generalises better on small, noisy labels.
+    label_smoothing: float | None = None
+    # Decoupled weight decay (AdamW); 0 trains with plain Adam.
+    weight_decay: float | None = None
+    # "constant" or "cosine" (keras.optimizers.schedules.CosineDecay over epochs x steps per epoch).
+    learning_rate_schedule: str | None = None
     # Seeded and op-deterministic: the same data and config give the same weights (about 15% slower).
     deterministic: bool = True
+
+    def __post_init__(self) -> None:
+        architecture = get_config(self.architecture)
+        defaults = {
+            "augment": architecture.augment_by_default,
+            "label_smoothing": architecture.label_smoothing,
+            "weight_decay": architecture.weight_decay,
+            "learning_rate_schedule": architecture.learning_rate_schedule,
+        }
+        for name, value in defaults.items():
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, value)
 
 
 @dataclass
@@ -98,7 +125,7 @@ def fit_model(
     y_train = _as_labels(y_train, x_train.shape[0], num_classes, "training")
     y_val = _as_labels(y_val, x_val.shape[0], num_classes, "validation")
 
-    model, train_model, fit_kwargs = _build_and_compile(y_train, num_classes, config)
+    model, train_model, fit_kwargs = _build_and_compile(x_train, y_train, num_classes, config)
     cancel = _CancelCheck(should_stop) if should_stop is not None else None
     monitor = _EpochMonitor(model, x_val, y_val, num_classes, on_epoch, cancel)
     callbacks: list[keras.callbacks.Callback] = [monitor]
@@ -111,7 +138,7 @@ def fit_model(
     try:
         train_model.fit(
             x_train,
-            y_train,
+            training_targets(y_train, num_classes),
             batch_size=config.batch_size,
             epochs=config.epochs,
             callbacks=callbacks,
@@ -131,34 +158,65 @@ def build_and_compile(
 ) -> tuple[keras.Model, dict[str, Any]]:
     """Seed, build and compile the model exactly as :func:`fit_model` does, without fitting it.
 
-    Returns ``(model, fit_kwargs)``: ``model.fit(x, y, epochs=..., batch_size=..., **fit_kwargs)`` then
-    trains it as the app would (class weights, shuffling), minus per-epoch validation, cancellation
+    Returns ``(model, fit_kwargs)``: ``model.fit(x, training_targets(y, num_classes), epochs=...,
+    batch_size=..., **fit_kwargs)`` then trains it as the app would (class weights, shuffling, the
+    learning-rate schedule over ``len(x_train)`` images), minus per-epoch validation, cancellation
     and best-epoch restore. Benchmarks use it for the bare-Keras baseline. With ``config.augment`` the
     returned model is the training wrapper.
     """
-    _as_model_input(x_train, config.input_size, "training")
+    x_train = _as_model_input(x_train, config.input_size, "training")
     y_train = _as_labels(y_train, len(x_train), num_classes, "training")
-    _, train_model, fit_kwargs = _build_and_compile(y_train, num_classes, config)
+    _, train_model, fit_kwargs = _build_and_compile(x_train, y_train, num_classes, config)
     return train_model, fit_kwargs
 
 
 def _build_and_compile(
-    y_train: np.ndarray, num_classes: int, config: FitConfig
+    x_train: np.ndarray, y_train: np.ndarray, num_classes: int, config: FitConfig
 ) -> tuple[keras.Model, keras.Model, dict[str, Any]]:
-    """(plain model, model to fit, keyword arguments for fit) after seeding the process."""
+    """(plain model, model to fit, keyword arguments for fit) after seeding the process.
+
+    ``x_train``: (N, S, S, 1) float32, the training images (their first batch primes BatchNorm).
+    """
     if config.epochs < 1 or config.batch_size < 1 or config.learning_rate <= 0:
         raise TrainingError("Epochs, batch size and learning rate must be positive.")
+    if not 0.0 <= float(config.label_smoothing or 0.0) < 1.0:
+        raise TrainingError(f"Label smoothing must be at least 0 and below 1, not {config.label_smoothing}.")
+    if float(config.weight_decay or 0.0) < 0.0:
+        raise TrainingError(f"Weight decay must not be negative, not {config.weight_decay}.")
+    if config.learning_rate_schedule not in LEARNING_RATE_SCHEDULES:
+        raise TrainingError(
+            f"Unknown learning-rate schedule {config.learning_rate_schedule!r}; "
+            f"choose one of {', '.join(LEARNING_RATE_SCHEDULES)}."
+        )
     keras.utils.set_random_seed(config.seed)
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
     model = get_config(config.architecture).build(config.input_size, num_classes, seed=config.seed)
+    _prime_batchnorm(model, x_train, config.batch_size)
     train_model = _with_augmentation(model, config) if config.augment else model
+    learning_rate: float | keras.optimizers.schedules.LearningRateSchedule = config.learning_rate
+    if config.learning_rate_schedule == "cosine":
+        # One decay over the whole run: fit() takes ceil(N / batch) steps an epoch.
+        total_steps = math.ceil(len(y_train) / config.batch_size) * config.epochs
+        learning_rate = keras.optimizers.schedules.CosineDecay(config.learning_rate, decay_steps=total_steps)
+    if config.weight_decay:
+        optimizer = keras.optimizers.AdamW(learning_rate=learning_rate, weight_decay=config.weight_decay)
+    else:
+        optimizer = keras.optimizers.Adam(learning_rate=learning_rate)
+    # One-hot targets: Keras 3's sparse cross-entropy has no label smoothing. The model's output stays
+    # the softmax probabilities; class_weight works on one-hot targets (Keras takes their argmax).
     train_model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate),
-        loss=keras.losses.SparseCategoricalCrossentropy(),
+        optimizer=optimizer,
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=float(config.label_smoothing or 0.0)),
     )
     class_weight = _balanced_class_weight(y_train, num_classes) if config.class_weighting else None
     return model, train_model, {"class_weight": class_weight, "shuffle": True}
+
+
+def training_targets(y: np.ndarray, num_classes: int) -> np.ndarray:
+    """(N,) int class indices -> (N, num_classes) float32 one-hot targets, as fit() trains on them."""
+    y = np.asarray(y).reshape(-1).astype(np.int64)
+    return np.eye(num_classes, dtype=np.float32)[y]
 
 
 def save_model_atomic(model: keras.Model, path: Path) -> str:
@@ -226,6 +284,42 @@ def _as_labels(y: np.ndarray, count: int, num_classes: int, name: str) -> np.nda
 def _balanced_class_weight(y: np.ndarray, num_classes: int) -> dict[int, float]:
     counts = np.bincount(y, minlength=num_classes)
     return {c: float(len(y) / (num_classes * counts[c])) if counts[c] else 0.0 for c in range(num_classes)}
+
+
+def _prime_batchnorm(model: keras.Model, x_train: np.ndarray, batch_size: int) -> None:
+    """Start every BatchNormalization layer's moving mean and variance at the statistics of the first
+    training images under the initial weights, instead of Keras' 0 and 1.
+
+    Inference normalises with the moving statistics, and a moving average takes many steps to forget
+    its start: the first convolution's output on [0, 1] images has a variance of a few thousandths,
+    and in short runs (a few hundred images) a moving variance still near 1 scaled the image signal
+    away, giving every image the same output (see BatchNormCNNConfig). One forward pass in training
+    mode with momentum 0 sets each layer's moving statistics to its batch statistics; layers are
+    visited in graph order in one pass, so each sees inputs normalised by the layers before it.
+    Nested models (a backbone) are included. No-op for a network without BatchNormalization.
+    """
+    norms = [layer for layer in _all_layers(model) if isinstance(layer, keras.layers.BatchNormalization)]
+    if not norms:
+        return
+    pixels = int(x_train.shape[1]) * int(x_train.shape[2])
+    sample = x_train[: max(batch_size, min(512, (1 << 20) // pixels))]  # about 4 MB of input at most
+    momenta = [layer.momentum for layer in norms]
+    try:
+        for layer in norms:
+            layer.momentum = 0.0
+        model(tf.constant(sample), training=True)
+    finally:
+        for layer, momentum in zip(norms, momenta, strict=True):
+            layer.momentum = momentum
+
+
+def _all_layers(model: keras.Model) -> list[keras.layers.Layer]:
+    layers_found = []
+    for layer in model.layers:
+        layers_found.append(layer)
+        if isinstance(layer, keras.Model):
+            layers_found.extend(_all_layers(layer))
+    return layers_found
 
 
 def _with_augmentation(model: keras.Model, config: FitConfig) -> keras.Model:

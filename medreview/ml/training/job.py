@@ -1,4 +1,11 @@
-"""The training job, run by the worker: store -> dataset -> fit -> metrics -> model version.
+"""The training job, run by the worker: store -> dataset -> split -> fit -> evaluation -> model version.
+
+The labelled images are split by patient into train, validation and, when every class has enough
+patients, a held-out test part (:func:`~medreview.ml.training.split.split_train_validation_test`).
+Training chooses its best epoch on validation; the temperature and the operating threshold are fitted
+on validation too (:func:`~medreview.ml.training.metrics.evaluate_model`); the test part is scored
+once, at the end, and takes part in no choice. The model version's ``metrics`` hold both parts, the
+temperature and threshold the model is to be used with, the split's counts and plain-words notes.
 
 Order matters for crash safety: the ``.keras`` file is written atomically *before* the model
 version row is committed, so a registered model always has its complete file.
@@ -13,11 +20,13 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from medreview.errors import TrainingError
 from medreview.jobs import JobContext
 from medreview.ml.configs import get_config
 from medreview.ml.training.dataset import load_dataset
 from medreview.ml.training.fit import EpochLog, FitConfig, fit_model, predict_probabilities, save_model_atomic
-from medreview.ml.training.metrics import classification_metrics
+from medreview.ml.training.metrics import evaluate_model
+from medreview.ml.training.split import split_train_validation_test
 from medreview.store.models import ModelVersion
 from medreview.team.audit import record
 
@@ -31,6 +40,8 @@ TRAINING_DEFAULTS: dict[str, Any] = {
     "learning_rate": FitConfig.learning_rate,
     "seed": FitConfig.seed,
     "validation_fraction": 0.2,
+    "test_fraction": 0.2,  # held out only when every class has enough patients (see split.py)
+    "target_sensitivity": None,  # None: the threshold maximises Youden's J on validation
     "label_source": None,  # None: the project's training_label_source setting
 }
 
@@ -53,7 +64,25 @@ def run_training_job(context: JobContext) -> dict[str, Any]:
         label_source=params["label_source"],
         model_config=get_config(params["architecture"]),
     )
-    train_index, validation_index = dataset.split(params["validation_fraction"], params["seed"])
+    target_sensitivity = params["target_sensitivity"]
+    if target_sensitivity is not None:
+        target_sensitivity = float(target_sensitivity)
+        if not 0.0 < target_sensitivity <= 1.0:
+            raise TrainingError(f"The target sensitivity must be above 0 and at most 1, not {target_sensitivity}.")
+        if len(dataset.class_names) != 2:
+            raise TrainingError(
+                f"A target sensitivity needs two classes; this run has {len(dataset.class_names)}, and each "
+                "image is called its most probable class."
+            )
+    split = split_train_validation_test(
+        dataset.patient_keys,
+        dataset.labels,
+        validation_fraction=float(params["validation_fraction"]),
+        test_fraction=float(params["test_fraction"]),
+        seed=int(params["seed"]),
+        image_keys=dataset.source_sha256s,  # the same files split alike in every store
+    )
+    train_index, validation_index, test_index = split.train, split.validation, split.test
     config = FitConfig(
         architecture=params["architecture"],
         input_size=dataset.input_size,
@@ -69,6 +98,7 @@ def run_training_job(context: JobContext) -> dict[str, Any]:
         input_size=dataset.input_size,
         train_images=len(train_index),
         validation_images=len(validation_index),
+        test_images=len(test_index),
         epochs=epochs,
     )
 
@@ -89,8 +119,20 @@ def run_training_job(context: JobContext) -> dict[str, Any]:
     )
     train_seconds = time.monotonic() - started
     context.report(stage="evaluating")
-    probabilities = predict_probabilities(model, dataset.images[validation_index])
-    metrics = classification_metrics(dataset.labels[validation_index], probabilities, dataset.class_names)
+    validation_probabilities = predict_probabilities(model, dataset.images[validation_index])  # (N_val, C)
+    test_probabilities = predict_probabilities(model, dataset.images[test_index]) if split.has_test else None
+    metrics = evaluate_model(
+        dataset.labels[validation_index],
+        validation_probabilities,
+        dataset.labels[test_index] if split.has_test else None,
+        test_probabilities,
+        dataset.class_names,
+        target_sensitivity=target_sensitivity,
+        seed=config.seed,
+    )
+    metrics["split"] = split.counts(dataset.labels, dataset.patient_keys, dataset.class_names)
+    if not split.has_test:
+        metrics["notes"].insert(0, split.no_test_reason(dataset.class_names))
     metrics["train_seconds"] = round(train_seconds, 2)
     metrics["train_images_per_second"] = round(len(train_index) * len(epochs) / max(train_seconds, 1e-9), 1)
 
@@ -99,6 +141,7 @@ def run_training_job(context: JobContext) -> dict[str, Any]:
     snapshot = {
         "train_image_ids": [dataset.image_ids[i] for i in train_index],
         "validation_image_ids": [dataset.image_ids[i] for i in validation_index],
+        "test_image_ids": [dataset.image_ids[i] for i in test_index],
         "labels": {
             str(image_id): dataset.class_names[label]
             for image_id, label in zip(dataset.image_ids, dataset.labels, strict=True)
@@ -114,6 +157,8 @@ def run_training_job(context: JobContext) -> dict[str, Any]:
             input_size=dataset.input_size,
             class_names=dataset.class_names,
             metrics=metrics,
+            # How a stored image became this model's input: prediction and explanation apply it.
+            preprocessing=dataset.preprocessing,
             is_active=not has_active,
         )
         try:

@@ -25,6 +25,7 @@ ALLOWED_PARAMS = (
     "seed",
     "validation_fraction",
     "label_source",
+    "target_sensitivity",
 )
 
 
@@ -43,6 +44,8 @@ def submit_training(store: Store, actor: Actor, params: dict[str, Any] | None = 
         raise TrainingError("epochs must be between 1 and 500")
     if params.get("input_size") is not None and not 16 <= int(params["input_size"]) <= 512:
         raise TrainingError("the training resolution must be between 16 and 512 pixels")
+    if params.get("target_sensitivity") is not None and not 0 < float(params["target_sensitivity"]) <= 1:
+        raise TrainingError("the target sensitivity must be above 0 and at most 1")
     training_table(store, params.get("label_source"))
     job_id = submit_job(store, TRAINING_JOB, params, created_by=actor.username)
     record_now(store, actor.username, "training.start", "job", job_id, params=params)

@@ -7,8 +7,10 @@ import numpy as np
 import pytest
 
 from medreview.errors import TrainingError
+from medreview.imaging.display import WINDOW_POLICY_FILE_OR_PERCENTILES
 from medreview.ingest import InputFile, ingest_files
 from medreview.ingest.demo import load_demo_data
+from medreview.ml.configs import Preprocessing, SmallCNNConfig, get_config
 from medreview.ml.training import dataset as dataset_module
 from medreview.ml.training.dataset import MIN_IMAGES_PER_CLASS, load_dataset, training_table
 from medreview.reading.reads import LOCAL_ACTOR, current_labels, save_read
@@ -35,7 +37,8 @@ def demo_store(store: Store) -> Store:
 
 
 def cache_files(store: Store) -> list:
-    return sorted((store.settings.cache_dir / "arrays").glob(f"*-{SIZE}.npy"))
+    # <sha256>-<size>-<recipe key>.npy (the key: a short hash of the preprocessing recipe)
+    return sorted((store.settings.cache_dir / "arrays").glob(f"*-{SIZE}-*.npy"))
 
 
 def test_one_class_only_is_refused_with_what_is_labelled(store):
@@ -126,3 +129,45 @@ def test_a_deleted_cache_is_rebuilt(demo_store):
     again = load_dataset(demo_store, input_size=SIZE)
     assert np.array_equal(first.images, again.images)
     assert len(cache_files(demo_store)) == 6
+
+
+class _PercentileConfig(SmallCNNConfig):
+    """The recipe of model versions trained before recipes were recorded."""
+
+    window_policy = WINDOW_POLICY_FILE_OR_PERCENTILES
+
+
+def test_the_cache_is_keyed_by_the_recipe(demo_store):
+    as_stored = load_dataset(demo_store, input_size=SIZE, model_config=get_config("small_cnn"))
+    key = Preprocessing("file-or-stored", SIZE).key()
+    assert as_stored.preprocessing == get_config("small_cnn").recipe(SIZE)
+    assert {path.name.rsplit("-", 1)[1] for path in cache_files(demo_store)} == {f"{key}.npy"}
+    # The same recipe reuses the arrays; another recipe gets its own files and its own pixels.
+    assert len(cache_files(demo_store)) == 6
+    stretched = load_dataset(demo_store, input_size=SIZE, model_config=_PercentileConfig())
+    assert len(cache_files(demo_store)) == 12
+    assert stretched.preprocessing["window_policy"] == "file-or-percentiles"
+    assert not np.array_equal(stretched.images, as_stored.images)
+    again = load_dataset(demo_store, input_size=SIZE, model_config=get_config("small_cnn"))
+    assert np.array_equal(again.images, as_stored.images)
+
+
+def test_png_uploads_train_as_stored(store):
+    # A PNG holding only the values 60..180 reaches the network as 60/255..180/255, not stretched.
+    import io
+
+    from PIL import Image as PILImage
+
+    uploads = []
+    for n in range(6):
+        pixels = np.full((SIZE, SIZE), 60 + n, dtype=np.uint8)
+        pixels[: SIZE // 2] = 180 - n
+        buffer = io.BytesIO()
+        PILImage.fromarray(pixels).save(buffer, format="PNG")
+        uploads.append(InputFile(f"flat-{n}.png", buffer.getvalue()))
+    results = ingest_files(store, LOCAL_ACTOR, uploads)
+    for result, label in zip(results, ["normal", "pneumonia"] * 3, strict=True):
+        save_read(store, LOCAL_ACTOR, result.image_id, label)
+    data = load_dataset(store, input_size=SIZE)
+    assert data.images.min() == pytest.approx(60 / 255, abs=1e-6)
+    assert data.images.max() == pytest.approx(180 / 255, abs=1e-6)

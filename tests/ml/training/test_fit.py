@@ -1,3 +1,5 @@
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -97,3 +99,66 @@ def test_when_auc_ties_the_lower_validation_loss_wins(square_task):
     probabilities = predict_probabilities(model, x_val)
     loss = float(-np.mean(np.log(probabilities[np.arange(len(y_val)), y_val] + 1e-7)))
     assert loss == pytest.approx(min(log.val_loss for log in tied), rel=1e-3)
+
+
+# --- the BatchNorm CNN ---------------------------------------------------------------------------
+
+BN_CONFIG = FitConfig(architecture="bn_cnn", input_size=16, epochs=1, batch_size=16, seed=2)
+
+
+@pytest.fixture(scope="module")
+def small_square_task():
+    images, labels, _ = bright_square_images(80, size=16, seed=1)
+    return images[:64], labels[:64], images[64:], labels[64:]
+
+
+def test_bn_cnn_trains_deterministically_and_reloads_in_safe_mode(small_square_task, tmp_path):
+    import keras
+
+    first, first_logs = fit_model(*small_square_task, 2, BN_CONFIG)
+    second, second_logs = fit_model(*small_square_task, 2, BN_CONFIG)
+    assert all(np.array_equal(a, b) for a, b in zip(first.get_weights(), second.get_weights(), strict=True))
+    assert [(log.loss, log.val_loss) for log in first_logs] == [(log.loss, log.val_loss) for log in second_logs]
+    # The saved model is the plain network (no augmentation layers) ending in the softmax.
+    assert first.outputs[0].shape[-1] == 2 and first.layers[-1].name == "probabilities"
+    assert not any(layer.name.startswith("random_") for layer in first.layers)
+    path = tmp_path / "bn.keras"
+    save_model_atomic(first, path)
+    keras.backend.clear_session()
+    x_val = small_square_task[2]
+    np.testing.assert_allclose(
+        predict_probabilities(load_model(path), x_val), predict_probabilities(first, x_val), atol=1e-6
+    )
+
+
+def test_background_validation_sees_the_epochs_batchnorm_statistics(small_square_task):
+    # The epoch monitor validates a snapshot of the weights through stateless_call; the BatchNorm
+    # moving mean and variance are non-trainable variables and must be part of that snapshot (and of
+    # the best-epoch restore): with one epoch, the logged validation loss is the returned model's.
+    x_train, y_train, x_val, y_val = small_square_task
+    model, logs = fit_model(x_train, y_train, x_val, y_val, 2, BN_CONFIG)
+    probabilities = predict_probabilities(model, x_val)
+    loss = float(-np.mean(np.log(np.clip(probabilities[np.arange(len(y_val)), y_val], 1e-7, 1.0))))
+    assert loss == pytest.approx(logs[0].val_loss, rel=1e-5)
+    moving_variance = model.get_layer("block1_1_bn").moving_variance.numpy()
+    assert not np.allclose(moving_variance, 1.0)  # trained statistics, not the initial ones
+
+
+def test_bn_cnn_inference_statistics_follow_a_short_run(small_square_task):
+    # The early BatchNorm trial that "collapsed to AUC 0.5" kept Keras' default momentum 0.99: after
+    # a few dozen steps the moving variance still holds most of its initial 1.0 while the first
+    # convolution's real output variance on [0, 1] images is a few thousandths, so inference
+    # squashed every image to the same output. With momentum 0.9 the statistics have caught up
+    # after 64 steps (64 images, batch 4, 4 epochs).
+    import keras
+
+    x_train, y_train, x_val, y_val = small_square_task
+    config = dataclasses.replace(BN_CONFIG, batch_size=4, epochs=4, augment=False)
+    model, _ = fit_model(x_train, y_train, x_val, y_val, 2, config)
+    layer = model.get_layer("block1_1_bn")
+    activations = keras.Model(model.inputs, layer.input).predict(x_train[..., None], verbose=0)
+    actual_variance = activations.var(axis=(0, 1, 2))  # (channels,)
+    ratio = np.median(layer.moving_variance.numpy() / np.maximum(actual_variance, 1e-12))
+    assert 0.3 < ratio < 3.0
+    probabilities = predict_probabilities(model, x_val)[:, 1]
+    assert probabilities.std() > 0.05  # the images are told apart, not squashed to one output

@@ -1,0 +1,77 @@
+"""The training job's evaluation on a real store: held-out test part, threshold, temperature, notes.
+
+Tiny models on the generated demo data (each image its own patient), run in this process."""
+
+from __future__ import annotations
+
+import pytest
+
+from medreview.ingest.demo import load_demo_data
+from medreview.jobs import execute_job, get_job, submit_job
+from medreview.ml.registry import active_model
+from medreview.ml.runners import RUNNERS
+from medreview.ml.training.metrics import SUMMARY_KEYS, WIDE_INTERVAL
+from medreview.ml.training.service import TRAINING_JOB
+from medreview.ml.training.split import MIN_TEST_PATIENTS_PER_CLASS
+from medreview.reading.reads import LOCAL_ACTOR
+
+TINY = {"epochs": 2, "input_size": 32, "batch_size": 16}
+
+
+def _train(store, **params):  # type: ignore[no-untyped-def]
+    # submit_job, not submit_training: the job's own checks are under test, not the form's.
+    job_id = submit_job(store, TRAINING_JOB, {**TINY, **params})
+    assert execute_job(store, job_id, RUNNERS) == "succeeded", get_job(store, job_id).error
+    return get_job(store, job_id)
+
+
+@pytest.mark.slow
+def test_demo_data_are_scored_on_a_held_out_test_part_with_a_wide_interval(store):
+    load_demo_data(store, LOCAL_ACTOR, per_class=16, unlabelled=0)
+    job = _train(store)
+    metrics = job.result["metrics"]
+    snapshot = job.result["dataset"]
+    # 16 patients per class: 3 validate, 3 test, 10 train, each image its own patient.
+    assert metrics["split"]["test"]["images_per_class"] == {"normal": 3, "pneumonia": 3}
+    assert len(snapshot["test_image_ids"]) == 6 and len(snapshot["validation_image_ids"]) == 6
+    parts = [set(snapshot[key]) for key in ("train_image_ids", "validation_image_ids", "test_image_ids")]
+    assert not (parts[0] & parts[1]) and not (parts[0] & parts[2]) and not (parts[1] & parts[2])
+    test = metrics["test"]
+    assert test["n"] == 6 and sum(map(sum, test["confusion_matrix"])) == 6
+    assert set(SUMMARY_KEYS) <= set(test) and set(SUMMARY_KEYS) <= set(metrics["validation"])
+    # Six images cannot pin an AUC down, whatever it is: the interval says so, and so do the notes.
+    low, high = test["roc_auc_ci"]
+    assert low <= test["roc_auc"] <= high and high - low >= WIDE_INTERVAL
+    assert metrics["headline"] == "test"
+    assert any(note.startswith("Only 6 test images (3 normal, 3 pneumonia)") for note in metrics["notes"])
+    # One threshold and one temperature, chosen on validation, used on both parts and stored with the model.
+    assert test["threshold"] == metrics["validation"]["threshold"] == metrics["threshold"]
+    assert 0.0 < metrics["threshold"] < 1.0 and metrics["temperature"] > 0
+    assert metrics["threshold_rule"] == "youden"
+    assert active_model(store).metrics == metrics
+
+
+@pytest.mark.slow
+def test_too_few_patients_for_a_test_part_is_said_plainly(store):
+    load_demo_data(store, LOCAL_ACTOR, per_class=MIN_TEST_PATIENTS_PER_CLASS - 1, unlabelled=0)
+    metrics = _train(store, epochs=1).result["metrics"]
+    assert metrics["test"] is None and metrics["split"]["test"] is None
+    assert metrics["headline"] == "validation"
+    assert metrics["notes"][0].startswith(f"No held-out test part: it needs at least {MIN_TEST_PATIENTS_PER_CLASS}")
+    assert f"'normal' has {MIN_TEST_PATIENTS_PER_CLASS - 1}" in metrics["notes"][0]
+
+
+@pytest.mark.slow
+def test_a_target_sensitivity_sets_the_threshold_on_validation(store):
+    load_demo_data(store, LOCAL_ACTOR, per_class=12, unlabelled=0)
+    metrics = _train(store, epochs=1, target_sensitivity=1.0).result["metrics"]
+    assert metrics["threshold_rule"] == "target sensitivity" and metrics["target_sensitivity"] == 1.0
+    assert metrics["validation"]["sensitivity"] == 1.0
+
+
+@pytest.mark.slow
+def test_a_target_sensitivity_out_of_range_fails_in_plain_words(store):
+    load_demo_data(store, LOCAL_ACTOR, per_class=4, unlabelled=0)
+    job_id = submit_job(store, TRAINING_JOB, {**TINY, "target_sensitivity": 1.5})
+    assert execute_job(store, job_id, RUNNERS) == "failed"
+    assert get_job(store, job_id).error.startswith("The target sensitivity must be above 0 and at most 1")
