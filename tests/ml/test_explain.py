@@ -14,7 +14,7 @@ pytestmark = pytest.mark.slow  # trains a model
 @pytest.fixture(scope="module")
 def square_model():
     images, labels, _ = bright_square_images(384, seed=1)
-    config = dataclasses.replace(FitConfig(), epochs=4, batch_size=32)
+    config = dataclasses.replace(FitConfig(), architecture="small_cnn", epochs=4, batch_size=32)
     model, logs = fit_model(images[:320], labels[:320], images[320:], labels[320:], 2, config)
     assert max(log.val_auc for log in logs) > 0.95, "the toy model must learn the task to be worth explaining"
     return model
@@ -208,7 +208,7 @@ def test_a_model_that_sees_one_quadrant_gets_its_map_there(top_left_model, metho
 def retrained_square_model():
     """The same task and recipe as ``square_model`` with another seed: a second model that learned it."""
     images, labels, _ = bright_square_images(384, seed=1)
-    config = dataclasses.replace(FitConfig(), epochs=4, batch_size=32, seed=1)
+    config = dataclasses.replace(FitConfig(), architecture="small_cnn", epochs=4, batch_size=32, seed=1)
     model, logs = fit_model(images[:320], labels[:320], images[320:], labels[320:], 2, config)
     assert max(log.val_auc for log in logs) > 0.95
     return model
