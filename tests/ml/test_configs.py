@@ -56,14 +56,14 @@ def test_bad_requests_are_plain_errors():
         get_config("mobilenet_v2").build(64, 2, weights_path="/nonexistent/imagenet.h5")
 
 
-def test_bn_cnn_scales_its_blocks_with_the_input_and_grad_cam_reads_a_small_map():
+def test_bn_cnn_halves_large_inputs_first_and_grad_cam_reads_a_small_map():
     config = get_config("bn_cnn")
-    # (input size, blocks, side of the feature map Grad-CAM reads)
-    for size, blocks, side in ((8, 3, 2), (28, 3, 7), (64, 4, 8), (128, 5, 8), (224, 5, 14)):
-        assert config.blocks(size) == blocks
+    # (input size, stem blocks, side of the feature map Grad-CAM reads)
+    for size, stems, side in ((8, 0, 2), (28, 0, 7), (64, 1, 8), (128, 2, 8), (224, 3, 7)):
+        assert config.stem_blocks(size) == stems
         model = config.build(size, 2)
         assert tuple(model.get_layer(config.feature_layer).output.shape[1:3]) == (side, side)
-        assert sum(isinstance(layer, keras.layers.BatchNormalization) for layer in model.layers) == 2 * blocks
+        assert sum(isinstance(layer, keras.layers.BatchNormalization) for layer in model.layers) == 6 + stems
     assert model.get_layer("probabilities") is not None and model.get_layer(config.logits_layer) is not None
 
 
