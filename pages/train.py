@@ -2,7 +2,7 @@ import pandas as pd
 import streamlit as st
 
 from medreview.jobs import cancel_job, list_jobs, worker_alive
-from medreview.ml.configs import CONFIGS
+from medreview.ml.configs import CONFIGS, DEFAULT_ARCHITECTURE
 from medreview.ml.registry import activate_model, list_models
 from medreview.ml.training.metrics import reliability_diagram_png, roc_curve_png
 from medreview.ml.training.service import submit_training
@@ -34,6 +34,7 @@ with st.form("train_form"):
     architecture = architecture_column.selectbox(
         "Architecture",
         list(CONFIGS),
+        index=list(CONFIGS).index(DEFAULT_ARCHITECTURE),
         format_func=lambda name: name.replace("_", " "),
         help="\n\n".join(f"**{name}**: {config.description}" for name, config in CONFIGS.items()),
         key="train_architecture",
