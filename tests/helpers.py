@@ -103,3 +103,31 @@ def dicom_bytes(
     buffer = io.BytesIO()
     dataset.save_as(buffer, enforce_file_format=True)
     return buffer.getvalue()
+
+
+def add_model_version(
+    store,
+    active: bool = False,
+    class_names: tuple[str, ...] = ("normal", "pneumonia"),
+    architecture: str = "small_cnn",
+    input_size: int = 32,
+) -> int:
+    """A model version row as a finished training job leaves it (no model file); returns its id."""
+    from medreview.store.models import Job, ModelVersion
+
+    with store.db.write() as session:
+        job = Job(kind="train", status="succeeded")
+        session.add(job)
+        session.flush()
+        version = ModelVersion(
+            job_id=job.id,
+            path=f"models/{job.id}.keras",
+            sha256="0" * 64,
+            architecture=architecture,
+            input_size=input_size,
+            class_names=list(class_names),
+            is_active=active,
+        )
+        session.add(version)
+        session.flush()
+        return version.id

@@ -26,11 +26,11 @@ from medreview.ml.prediction import (
 from medreview.reading.reads import LOCAL_ACTOR, reads_table, save_read, unlabelled_image_ids
 from medreview.reading.review import decide, review_queue
 from medreview.store import Store
-from medreview.store.models import Job, ModelVersion, Prediction
+from medreview.store.models import Job, Prediction
 from medreview.team.accounts import create_first_admin, create_user
 from medreview.team.roles import Actor
 from medreview.team.settings import set_setting
-from tests.helpers import png_bytes
+from tests.helpers import add_model_version, png_bytes
 
 CLASS_NAMES = ["normal", "pneumonia"]
 ANN = Actor("ann", "annotator")
@@ -61,23 +61,7 @@ PREDICTED = {
 
 
 def add_model(store: Store, active: bool) -> int:
-    """A model version row as a finished training job leaves it; returns its id."""
-    with store.db.write() as session:
-        job = Job(kind="train", status="succeeded")
-        session.add(job)
-        session.flush()
-        version = ModelVersion(
-            job_id=job.id,
-            path=f"models/{job.id}.keras",
-            sha256="0" * 64,
-            architecture="small_cnn",
-            input_size=32,
-            class_names=CLASS_NAMES,
-            is_active=active,
-        )
-        session.add(version)
-        session.flush()
-        return version.id
+    return add_model_version(store, active, class_names=tuple(CLASS_NAMES))
 
 
 def add_prediction(store: Store, model_id: int, image_id: int, predicted: str, probability: float) -> int:

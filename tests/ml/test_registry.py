@@ -11,31 +11,15 @@ from medreview.errors import NotFoundError, PermissionDeniedError
 from medreview.ml.registry import activate_model, active_model, list_models
 from medreview.reading.reads import LOCAL_ACTOR
 from medreview.store import Store
-from medreview.store.models import Job, ModelVersion
 from medreview.team.audit import query
 from medreview.team.roles import Actor
+from tests.helpers import add_model_version
 
 REVIEWER = Actor("rev", "reviewer")
 
 
 def add_model(store: Store, active: bool = False) -> int:
-    """A model version row as a finished training job leaves it; returns its id."""
-    with store.db.write() as session:
-        job = Job(kind="train", status="succeeded")
-        session.add(job)
-        session.flush()
-        version = ModelVersion(
-            job_id=job.id,
-            path=f"models/{job.id}.keras",
-            sha256="0" * 64,
-            architecture="small_cnn",
-            input_size=32,
-            class_names=["normal", "pneumonia"],
-            is_active=active,
-        )
-        session.add(version)
-        session.flush()
-        return version.id
+    return add_model_version(store, active, class_names=("normal", "pneumonia"))
 
 
 def active_ids(store: Store) -> list[int]:
