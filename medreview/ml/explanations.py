@@ -218,6 +218,7 @@ def run_explanation_job(context: JobContext) -> dict[str, Any]:
     # TensorFlow enters here, in the worker process only.
     from medreview.ml.explain import grad_cam
     from medreview.ml.training.fit import predict_probabilities
+    from medreview.ml.training.metrics import calibrated_calls
 
     params = context.params()
     store = context.store
@@ -233,7 +234,12 @@ def run_explanation_job(context: JobContext) -> dict[str, Any]:
     config = get_config(version.architecture)
     image = view_image(decode_image(store, params["image_id"]), params["frame_index"], window)
     view_input = network_input(version, image)[np.newaxis]  # (1, S, S) float32 in [0, 1]
-    probabilities = predict_probabilities(model, view_input)[0]  # (C,)
+    # Calibrated as the prediction job stores them, so the view's figure and the list's agree.
+    probabilities = calibrated_calls(
+        predict_probabilities(model, view_input),
+        version.metrics.get("temperature", 1.0),
+        version.metrics.get("threshold"),
+    )[0][0]  # (C,)
     maps = np.concatenate(
         [
             grad_cam(
