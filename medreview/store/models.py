@@ -36,6 +36,7 @@ __all__ = [
     "Image",
     "Job",
     "LabelClass",
+    "LoginToken",
     "ModelVersion",
     "Patient",
     "Prediction",
@@ -113,7 +114,7 @@ class Series(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     series_uid: Mapped[str] = mapped_column(String(128), unique=True)
     study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"), index=True)
-    modality: Mapped[str] = mapped_column(String(16), default="OT")
+    modality: Mapped[str] = mapped_column(String(16), default="OT", index=True)
     description: Mapped[str] = mapped_column(String(256), default="")
     series_number: Mapped[int | None]
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
@@ -178,12 +179,34 @@ class User(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
+class LoginToken(Base):
+    """A sign-in that survives a page reload: the browser keeps the random token, the store only
+    its SHA-256 (a stolen database yields no usable token). Logging out, an expiry or deactivating
+    the user ends it."""
+
+    __tablename__ = "login_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[dt.datetime]
+    revoked_at: Mapped[dt.datetime | None]
+
+    user: Mapped[User] = relationship()
+
+
 class Annotation(Base):
     """One reader's read of one image. A reader has at most one read per image; relabelling
     updates it (and bumps ``updated_at``)."""
 
     __tablename__ = "annotations"
-    __table_args__ = (UniqueConstraint("image_id", "reader_id", name="uq_annotations_image_reader"),)
+    __table_args__ = (
+        UniqueConstraint("image_id", "reader_id", name="uq_annotations_image_reader"),
+        # A reader's worklist counts and "next image" query filter on these two.
+        Index("ix_annotations_reader_status", "reader_id", "status"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     image_id: Mapped[int] = mapped_column(ForeignKey("images.id"), index=True)
@@ -203,6 +226,9 @@ class Annotation(Base):
     # else's; agreement uses it. A later change (made after unblinding) sets the flag.
     blind_label_class_id: Mapped[int | None] = mapped_column(ForeignKey("label_classes.id"))
     changed_after_unblinding: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Seconds the image was on the reader's screen before this read was saved (reader statistics);
+    # None for reads saved without the viewer (CLI, import, older reads).
+    seconds_on_case: Mapped[float | None] = mapped_column(Float)
     reviewed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     reviewed_at: Mapped[dt.datetime | None]
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
