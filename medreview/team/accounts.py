@@ -2,6 +2,14 @@
 
 Roles and the role check live in :mod:`medreview.team.roles`.
 
+A sign-in survives a page reload through a login token (:func:`issue_login_token`): an opaque
+random string the browser keeps, of which the store keeps only the SHA-256
+(:class:`~medreview.store.models.LoginToken`), so a copy of the database holds no usable token.
+A token expires after ``session_minutes`` without use (the expiry slides each time it is used:
+:func:`resume_login` on a reload, :func:`refresh_login` on every page run) and ends for good when
+its user logs out, is deactivated or gets a new password. Neither the token nor its hash is ever
+logged or written to the audit trail.
+
 Passwords are stored as argon2id hashes (argon2-cffi's default, secure parameters). The module
 level ``_hasher`` is the one PasswordHasher used for hashing and verifying; tests swap it for a
 cheap one (``monkeypatch.setattr(accounts, "_hasher", PasswordHasher(time_cost=1,
@@ -20,20 +28,23 @@ check would protect nothing there; its actions are still audited, as "system".
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import re
-from dataclasses import dataclass
+import secrets
+from dataclasses import dataclass, field
 from typing import Any
 
 import argon2
-from sqlalchemy import exists, select
+from sqlalchemy import delete, exists, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from medreview.errors import MedreviewError, NotFoundError, PermissionDeniedError
 from medreview.store import LOCAL_USER, Store
-from medreview.store.models import User, as_utc
+from medreview.store.models import LoginToken, User, as_utc, utcnow
 from medreview.team import audit
 from medreview.team.roles import ROLES, SYSTEM, Actor, require
+from medreview.team.settings import get_setting
 
 __all__ = [
     "LoginSession",
@@ -42,10 +53,14 @@ __all__ = [
     "create_first_admin",
     "create_user",
     "current_actor",
+    "issue_login_token",
     "list_users",
     "logout",
     "needs_first_admin",
     "reader_names",
+    "refresh_login",
+    "resume_login",
+    "revoke_login_token",
     "set_active",
     "set_role",
 ]
@@ -60,6 +75,18 @@ USERNAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{2,63}")
 RESERVED_USERNAMES = frozenset({LOCAL_USER, "system"})
 
 LOGIN_FAILED_MESSAGE = "wrong user name or password"
+
+# 32 random bytes, URL-safe base64 (43 characters): safe in a cookie as it is.
+LOGIN_TOKEN_BYTES = 32
+# A longer cookie value is not one of ours: refused before it is hashed or looked up.
+MAX_LOGIN_TOKEN_LENGTH = 128
+# A token in use is written back (last use, new expiry) at most this often: pages rerun on every
+# click or key press, and a write per rerun would serialise every reader on SQLite's write lock.
+# The expiry therefore slides with a granularity of a minute.
+LOGIN_TOKEN_TOUCH_INTERVAL = dt.timedelta(minutes=1)
+# Ended tokens (expired or revoked) are deleted this long after they ended, when the next token is
+# issued; until then the row shows when a session began, was last used and ended.
+ENDED_LOGIN_TOKEN_KEPT = dt.timedelta(days=30)
 
 # Swapped for a cheaper hasher in tests only (see the module docstring).
 _hasher = argon2.PasswordHasher()
@@ -226,8 +253,9 @@ def set_role(store: Store, actor: Actor, username: str, role: str) -> None:
 
 
 def set_active(store: Store, actor: Actor, username: str, active: bool) -> None:
-    """Activate or deactivate an account (admin only). A deactivated user cannot log in; their
-    reads and audit entries stay. Nobody can deactivate themselves or the last active admin."""
+    """Activate or deactivate an account (admin only). A deactivated user cannot log in and every
+    login token of theirs ends (a reload signs them out); their reads and audit entries stay.
+    Nobody can deactivate themselves or the last active admin."""
     require(actor, "admin", "activate or deactivate users")
     with store.db.write() as session:
         _require_admin(session, actor, "activate or deactivate users")
@@ -240,6 +268,8 @@ def set_active(store: Store, actor: Actor, username: str, active: bool) -> None:
             if user.role == "admin" and _other_active_admins(session, user.username) == 0:
                 raise MedreviewError(f"{user.username} is the last active admin; make another admin first")
         user.active = active
+        if not active:
+            _revoke_user_tokens(session, user)
         audit.record(session, actor.username, "user.active", "user", user.username, old=not active, new=active)
 
 
@@ -247,7 +277,8 @@ def change_password(
     store: Store, actor: Actor, username: str, new_password: str, old_password: str | None = None
 ) -> None:
     """Set a new password: users change their own (giving the current one); an admin may reset
-    anyone else's without it."""
+    anyone else's without it. Every login token of the user ends: whoever signed in with the old
+    password (a reset is often about a password that leaked) signs in again with the new one."""
     target = _clean_username(username)
     self_service = target == actor.username
     if not self_service:
@@ -266,6 +297,7 @@ def change_password(
         if self_service and not user.active:
             raise PermissionDeniedError("this account is deactivated")
         user.password_hash = new_hash
+        _revoke_user_tokens(session, user)
         audit.record(session, actor.username, "user.password", "user", target, self_service=self_service)
 
 
@@ -342,9 +374,187 @@ def current_actor(store: Store, actor: Actor) -> Actor:
     return actor if row.role == actor.role else Actor(row.username, row.role)
 
 
-def logout(store: Store, actor: Actor, expired: bool = False) -> None:
-    """Log the end of a login session (by the user, or by inactivity when ``expired``)."""
-    audit.record_now(store, actor.username, "logout", "user", actor.username, expired=expired)
+def logout(store: Store, actor: Actor, expired: bool = False, token: str | None = None) -> None:
+    """End a login session (by the user, or by inactivity when ``expired``): its login ``token``,
+    if it has one, is revoked, so the browser's copy no longer signs anyone in. The user's
+    sessions in other browsers keep their own tokens."""
+    with store.db.write() as session:
+        if token is not None and _token_format_ok(token):
+            user_id = select(User.id).where(User.username == actor.username).scalar_subquery()
+            session.execute(
+                update(LoginToken)
+                .where(
+                    LoginToken.token_hash == _token_hash(token),
+                    LoginToken.user_id == user_id,
+                    LoginToken.revoked_at.is_(None),
+                )
+                .values(revoked_at=utcnow())
+            )
+        audit.record(session, actor.username, "logout", "user", actor.username, expired=expired)
+
+
+# --- login tokens (a sign-in that survives a reload) --------------------------------------------
+
+
+def _token_hash(token: str) -> str:
+    """SHA-256 hex of the token: what the store keeps. The token is 256 random bits, so a plain
+    hash is enough (no salt or slow hash: there is nothing to guess)."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def _token_format_ok(token: str) -> bool:
+    return 0 < len(token) <= MAX_LOGIN_TOKEN_LENGTH and token.isascii()
+
+
+def _revoke_user_tokens(session: Session, user: User) -> None:
+    session.execute(
+        update(LoginToken)
+        .where(LoginToken.user_id == user.id, LoginToken.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
+
+
+def _aware(moment: dt.datetime | None) -> dt.datetime:
+    if moment is None:
+        return utcnow()
+    if moment.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    return moment
+
+
+def issue_login_token(store: Store, actor: Actor, now: dt.datetime | None = None) -> str:
+    """A new login token for ``actor``, who has just signed in; the caller hands it to the browser.
+
+    Only its SHA-256 is stored, with an expiry ``session_minutes`` from ``now``. Tokens that ended
+    more than :data:`ENDED_LOGIN_TOKEN_KEPT` ago are deleted on the way.
+    """
+    now = _aware(now)
+    if actor == SYSTEM:
+        raise MedreviewError("the system actor does not sign in")
+    token = secrets.token_urlsafe(LOGIN_TOKEN_BYTES)
+    lifetime = dt.timedelta(minutes=int(get_setting(store, "session_minutes")))
+    with store.db.write() as session:
+        user = session.scalar(select(User).where(User.username == actor.username))
+        if user is None or not user.active or user.password_hash is None:
+            raise PermissionDeniedError(f"the account '{actor.username}' is not active")
+        cutoff = now - ENDED_LOGIN_TOKEN_KEPT
+        session.execute(delete(LoginToken).where(or_(LoginToken.expires_at < cutoff, LoginToken.revoked_at < cutoff)))
+        session.add(
+            LoginToken(
+                user_id=user.id,
+                token_hash=_token_hash(token),
+                created_at=now,
+                last_used_at=now,
+                expires_at=now + lifetime,
+            )
+        )
+    return token
+
+
+# Why a token is refused, as the user reads it; the audit trail has the reason's name.
+_REFUSALS = {
+    "unknown": "this sign-in is not known (any more); please log in",
+    "revoked": "you were signed out (logged out, new password or account changed); please log in again",
+    "expired": "your session expired; please log in again",
+}
+
+
+@dataclass(frozen=True)
+class _TokenCheck:
+    actor: Actor | None  # the token's user; None when the token names nobody
+    refusal: str | None  # None, or a key of _REFUSALS, or "inactive"
+    stale: bool  # last use older than LOGIN_TOKEN_TOUCH_INTERVAL: write the use back
+
+
+def _check_login_token(store: Store, token: str, now: dt.datetime) -> _TokenCheck:
+    """Look the token up (a read: pages call this on every run)."""
+    with store.db.read() as session:
+        row = None
+        if _token_format_ok(token):
+            row = session.scalar(select(LoginToken).where(LoginToken.token_hash == _token_hash(token)))
+        if row is None:
+            return _TokenCheck(None, "unknown", stale=False)
+        user = row.user
+        actor = Actor(user.username, user.role)
+        if not user.active or user.password_hash is None:
+            refusal: str | None = "inactive"
+        elif row.revoked_at is not None:
+            refusal = "revoked"
+        elif now >= as_utc(row.expires_at):
+            refusal = "expired"
+        else:
+            refusal = None
+        return _TokenCheck(actor, refusal, stale=now - as_utc(row.last_used_at) >= LOGIN_TOKEN_TOUCH_INTERVAL)
+
+
+def _refusal_error(check: _TokenCheck) -> PermissionDeniedError:
+    if check.refusal == "inactive" and check.actor is not None:
+        return PermissionDeniedError(f"the account '{check.actor.username}' is no longer active; log in again")
+    return PermissionDeniedError(_REFUSALS[str(check.refusal)])
+
+
+def _touch_login_token(session: Session, token: str, now: dt.datetime, lifetime: dt.timedelta) -> None:
+    """Record a use: the expiry slides to ``lifetime`` after it. Only a live token is touched (it may
+    have been revoked since it was checked; revoked stays revoked either way)."""
+    session.execute(
+        update(LoginToken)
+        .where(LoginToken.token_hash == _token_hash(token), LoginToken.revoked_at.is_(None))
+        .values(last_used_at=now, expires_at=now + lifetime)
+    )
+
+
+def resume_login(store: Store, token: str, now: dt.datetime | None = None) -> Actor:
+    """Sign in again with a login token the browser kept (a reload, a new tab): the user as the
+    database has them now (their current role).
+
+    Refuses, with :class:`PermissionDeniedError` and a message for the user, a token that is
+    unknown, revoked, expired, or whose user was deactivated. Audited like a password login:
+    "login" (``resumed``) or "login.failed" with the reason; never the token or its hash.
+    """
+    now = _aware(now)
+    lifetime = dt.timedelta(minutes=int(get_setting(store, "session_minutes")))
+    check = _check_login_token(store, token, now)
+    actor = check.actor
+    with store.db.write() as session:
+        if actor is None or check.refusal is not None:
+            # An unknown token is logged as "(unknown)": it names nobody, and is never written down.
+            name = "(unknown)" if actor is None else actor.username
+            object_id = "" if actor is None else actor.username
+            audit.record(session, name, "login.failed", "user", object_id, reason=f"session {check.refusal}")
+        else:
+            _touch_login_token(session, token, now, lifetime)
+            audit.record(session, actor.username, "login", "user", actor.username, resumed=True)
+    if actor is None or check.refusal is not None:
+        raise _refusal_error(check)
+    return actor
+
+
+def refresh_login(store: Store, token: str, now: dt.datetime | None = None) -> Actor:
+    """The signed-in user of a running session, checked again through its login token: call on every
+    page run so that logging out elsewhere, deactivation or a new password end the session at once,
+    and a role change applies at once. Refuses as :func:`resume_login` does, without auditing
+    (the session already began); keeps the token's expiry sliding, writing at most once a minute."""
+    now = _aware(now)
+    check = _check_login_token(store, token, now)
+    if check.actor is None or check.refusal is not None:
+        raise _refusal_error(check)
+    if check.stale:
+        lifetime = dt.timedelta(minutes=int(get_setting(store, "session_minutes")))
+        with store.db.write() as session:
+            _touch_login_token(session, token, now, lifetime)
+    return check.actor
+
+
+def revoke_login_token(store: Store, token: str) -> None:
+    """End one login token (whoever's it is); an unknown or already ended token is left as it is."""
+    if not _token_format_ok(token):
+        return
+    with store.db.write() as session:
+        session.execute(
+            update(LoginToken)
+            .where(LoginToken.token_hash == _token_hash(token), LoginToken.revoked_at.is_(None))
+            .values(revoked_at=utcnow())
+        )
 
 
 @dataclass
@@ -354,6 +564,9 @@ class LoginSession:
 
     actor: Actor
     last_seen: dt.datetime  # timezone-aware UTC
+    # The login token the browser keeps (see issue_login_token); None for a session without one.
+    # Out of repr, so a logged or printed session never shows it.
+    token: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.last_seen.tzinfo is None:
