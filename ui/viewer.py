@@ -1,18 +1,59 @@
-"""Image widgets shared by the pages: cached decoding and the frame and window controls."""
+"""The image viewer shared by the pages: one Streamlit Components v2 component (TypeScript source and
+its committed build under ui/viewer/), the process-wide cache of decoded images, and the server half
+of the viewer's protocol.
+
+Protocol (ui/viewer/src/types.ts is the other half). The component keeps one state value, ``sync``:
+the image the reader is on (``position``), the frames it wants in priority order (``want``), the
+reads not yet acknowledged (``pending``) and a counter (``tick``) that grows whenever it asks again.
+Each run of a page reads that state before mounting the component, saves the pending reads
+(idempotently: a read's ``seq`` is saved once per session), and sends back in ``data`` the frames
+asked for (up to a byte budget a run), the acknowledgements and failures, and the worklist from the
+current image on. Pixels therefore reach the browser only through the signed-in Streamlit session's
+websocket, never through a URL.
+"""
 
 from __future__ import annotations
 
+import base64
 import threading
+import time
 from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
 
+import numpy as np
 import streamlit as st
 
+from medreview.errors import MedreviewError
 from medreview.imaging.decoding import DecodedImage, Window
 from medreview.imaging.display import default_display_window, window_choices
-from medreview.reading.catalog import decode_image
+from medreview.imaging.overlays import INFERNO_RGB
+from medreview.imaging.transfer import display_facts, encode_frame
+from medreview.reading.catalog import ImageRecord, decode_image, get_image, series_image_ids
+from medreview.reading.reads import save_read
+from medreview.team.roles import Actor
 from ui.session import get_store
+from ui.text import plain
 
-__all__ = ["DecodedCache", "decoded", "window_controls"]
+__all__ = [
+    "DecodedCache",
+    "decoded",
+    "image_viewer",
+    "save_pending_reads",
+    "viewer_state",
+    "window_controls",
+]
+
+BUNDLE = Path(__file__).parent / "viewer" / "dist" / "viewer.js"
+# Raw bytes of frames sent in one run: about 48 512x512 int16 CT slices. The viewer asks again for
+# the rest, so a big series streams in a few runs while the first frames are already on screen.
+FRAME_BYTES_PER_RUN = 24 * 1024 * 1024
+# Seconds an image must be painted before a class key counts: two key presses closer than this
+# (a key bounce) cannot label an image the reader has not seen.
+MIN_SECONDS_ON_SCREEN = 0.12
+
+_component = st.components.v2.component("medreview.viewer", js=BUNDLE.read_text(encoding="utf-8"), isolate_styles=False)
 
 
 class DecodedCache:
@@ -58,7 +99,8 @@ def decoded(image_id: int) -> DecodedImage:
 
 
 def window_controls(image: DecodedImage, key: str) -> tuple[int, Window | None]:
-    """Frame slider and window/level controls; returns (frame index, window or None for colour)."""
+    """Frame slider and window/level controls; returns (frame index, window or None for colour).
+    For server-side renderings (thumbnails, exports); the viewer windows in the browser."""
     frame_index = 0
     if image.frame_count > 1:
         frame_index = st.slider("Frame", 1, image.frame_count, key=f"{key}_frame") - 1
@@ -76,3 +118,205 @@ def window_controls(image: DecodedImage, key: str) -> tuple[int, Window | None]:
         )
         window = Window(center=center, width=width)
     return frame_index, window
+
+
+# --- the viewer's protocol ---------------------------------------------------------------------
+
+
+def viewer_state(key: str) -> dict[str, Any]:
+    """The viewer's ``sync`` state as the browser last sent it (empty before its first report)."""
+    state = st.session_state.get(key) or {}
+    sync = state.get("sync") if isinstance(state, dict) else getattr(state, "sync", None)
+    return sync if isinstance(sync, dict) else {}
+
+
+def image_info(actor: Actor, image_id: int, record: ImageRecord | None = None) -> dict[str, Any]:
+    """What the viewer shows about one image, the reader's own read included (never others')."""
+    store = get_store()
+    record = record or get_image(store, actor, image_id)
+    facts = display_facts(decoded(image_id))
+    series = series_image_ids(store, image_id)
+    caption = f"{record.modality} · patient {record.patient_key} · {record.columns}×{record.rows}"
+    if record.number_of_frames > 1:
+        caption += f" · {record.number_of_frames} frames"
+    return {
+        **facts,
+        "id": image_id,
+        "name": record.display_name.rsplit("/", 1)[-1],
+        "caption": caption,
+        "series": series if len(series) > 1 else None,
+        "label": record.label,
+        "labels": list(record.labels),
+        "boxes": [dict(box) for box in record.boxes],
+    }
+
+
+def _frame_rows(want: Sequence[str], allowed: Callable[[int], bool]) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """Encoded frames for the keys ("<image id>:<frame>") the viewer wants, in its order, up to
+    FRAME_BYTES_PER_RUN; and a reason for each key that cannot be served."""
+    rows: list[dict[str, Any]] = []
+    missing: dict[str, str] = {}
+    sent_bytes = 0
+    for key in want:
+        if sent_bytes >= FRAME_BYTES_PER_RUN:
+            break
+        try:
+            image_part, frame_part = str(key).split(":")
+            image_id, frame_index = int(image_part), int(frame_part)
+        except ValueError:
+            missing[str(key)] = "not a frame"
+            continue
+        if not allowed(image_id):
+            missing[str(key)] = "not available to you"
+            continue
+        try:
+            image = decoded(image_id)
+            encoded = encode_frame(image, frame_index)
+        except (MedreviewError, ValueError) as error:
+            missing[str(key)] = plain(error)
+            continue
+        sent_bytes += encoded.width * encoded.height * encoded.channels * 2
+        rows.append(
+            {
+                "key": f"{image_id}:{frame_index}",
+                "dtype": encoded.dtype,
+                "width": encoded.width,
+                "height": encoded.height,
+                "channels": encoded.channels,
+                "data": base64.b64encode(encoded.payload).decode("ascii"),
+            }
+        )
+    return rows, missing
+
+
+def save_pending_reads(key: str, actor: Actor) -> tuple[list[int], dict[int, str]]:
+    """Save the reads the viewer holds as pending; returns (acknowledged seqs, failed seq -> reason).
+
+    Each read is saved once per session (by its ``seq``): the viewer resends its pending list with
+    every report until it sees the acknowledgement, and a rerun may be interrupted in between.
+    """
+    store = get_store()
+    saved: set[int] = st.session_state.setdefault(f"{key}__saved_seqs", set())
+    acked: list[int] = []
+    failed: dict[int, str] = {}
+    for entry in viewer_state(key).get("pending", []) or []:
+        try:
+            seq = int(entry["seq"])
+            image_id = int(entry["imageId"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        if seq not in saved:
+            try:
+                save_read(
+                    store,
+                    actor,
+                    image_id,
+                    entry.get("label"),
+                    labels=entry.get("labels") or (),
+                    boxes=entry.get("boxes") if entry.get("boxes") is not None else _stored_boxes(actor, image_id),
+                    unsure=bool(entry.get("unsure")),
+                    comment=None,
+                    seconds_on_case=_seconds(entry.get("seconds")),
+                )
+            except MedreviewError as error:
+                failed[seq] = plain(error)
+                continue
+            saved.add(seq)
+        acked.append(seq)
+    return acked, failed
+
+
+def _stored_boxes(actor: Actor, image_id: int) -> list[dict[str, Any]]:
+    """The reader's stored boxes of an image: a class key without box editing keeps them."""
+    try:
+        return [dict(box) for box in get_image(get_store(), actor, image_id).boxes]
+    except MedreviewError:
+        return []
+
+
+def _seconds(value: Any) -> float | None:
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        return None
+    return seconds if 0 <= seconds < 86_400 else None
+
+
+def overlay_row(image_id: int, frame_index: int, heat: np.ndarray, label: str) -> dict[str, Any]:
+    """A heat map for the viewer's overlay layer: (h, w) float in [0, 1] -> 0..255 intensities."""
+    intensities = np.clip(np.rint(np.asarray(heat, dtype=np.float64) * 255.0), 0, 255).astype(np.uint8)
+    return {
+        "key": f"{image_id}:{frame_index}",
+        "width": int(intensities.shape[1]),
+        "height": int(intensities.shape[0]),
+        "data": base64.b64encode(np.ascontiguousarray(intensities).tobytes()).decode("ascii"),
+        "label": label,
+    }
+
+
+def image_viewer(
+    key: str,
+    actor: Actor,
+    images: Sequence[int],
+    *,
+    mode: str = "view",
+    position: int | None = None,
+    jump: int | None = None,
+    list_version: str = "",
+    classes: Sequence[str] = (),
+    multi: bool = False,
+    boxes: bool = False,
+    acked: Sequence[int] = (),
+    failed: dict[int, str] | None = None,
+    overlays: Sequence[dict[str, Any]] = (),
+    max_height: int = 0,
+    allowed: Callable[[int], bool] | None = None,
+) -> dict[str, Any]:
+    """Mount the viewer; returns its ``sync`` state (see the module docstring).
+
+    ``images``: the image to open first, then the worklist's next ones (label mode) or nothing else
+    (view mode). ``jump``: the viewer moves to ``position`` whenever this value changes (a click in a
+    list); defaults to the position itself. ``allowed``: which image ids this reader may receive
+    pixels of (default: any image of the store, which every signed-in role may browse).
+    """
+    sync = viewer_state(key)
+    started = time.perf_counter()
+    infos = []
+    for image_id in images:
+        try:
+            infos.append(image_info(actor, int(image_id)))
+        except MedreviewError:
+            continue  # an image deleted meanwhile: the viewer skips it
+    # Frames are sent once per request: a run for another reason (a filter, a save) with the same
+    # ``tick`` resends nothing. The viewer asks again (a new tick) for what has not arrived.
+    rows: list[dict[str, Any]] = []
+    missing: dict[str, str] = {}
+    served_key = f"{key}__served_tick"
+    if sync.get("tick") is not None and sync.get("tick") != st.session_state.get(served_key):
+        wanted = [str(item) for item in sync.get("want", []) or []]
+        # A shown series' slices are asked for by id: they need no info of their own.
+        rows, missing = _frame_rows(wanted, allowed or (lambda _image_id: True))
+        st.session_state[served_key] = sync.get("tick")
+    position = position if position is not None else (int(images[0]) if images else None)
+    data = {
+        "mode": mode,
+        "position": position,
+        "jump": position if jump is None else jump,
+        "listVersion": list_version,
+        "order": [info["id"] for info in infos],
+        "images": infos,
+        "classes": list(classes),
+        "multi": multi,
+        "boxesEnabled": boxes,
+        "pixels": rows,
+        "missing": missing,
+        "overlays": list(overlays),
+        "colormap": INFERNO_RGB,
+        "acked": list(acked),
+        "failed": {str(seq): reason for seq, reason in (failed or {}).items()},
+        "minSecondsOnScreen": MIN_SECONDS_ON_SCREEN,
+        "maxHeight": max_height,
+        "serverMs": round((time.perf_counter() - started) * 1000, 1),
+    }
+    _component(key=key, data=data, default={"sync": None}, on_sync_change=lambda: None)
+    return viewer_state(key)

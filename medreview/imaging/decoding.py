@@ -66,6 +66,9 @@ class DecodedImage:
     # Every valid window of the file, in file order, named by its Window Center & Width Explanation
     # when the file gives one (a CT often carries "BRAIN", "SUBDURAL", "BONE" side by side).
     file_windows: tuple[tuple[str, Window], ...] = ()
+    # (row spacing, column spacing) in mm between pixel centres, from Pixel Spacing (or Imager
+    # Pixel Spacing for projection radiographs); None when the file gives neither (PNG/JPEG).
+    pixel_spacing: tuple[float, float] | None = None
 
     @property
     def frame_count(self) -> int:
@@ -139,7 +142,23 @@ def _decode_dataset(dataset: Dataset) -> DecodedImage:
         default_window=file_windows[0][1] if file_windows else None,
         voi_lut=_voi_lut(dataset),
         file_windows=file_windows,
+        pixel_spacing=_pixel_spacing(dataset),
     )
+
+
+def _pixel_spacing(dataset: Dataset) -> tuple[float, float] | None:
+    """(row, column) spacing in mm, or None when absent or not two positive finite numbers."""
+    for keyword in ("PixelSpacing", "ImagerPixelSpacing"):
+        value = dataset.get(keyword)
+        if value is None:
+            continue
+        try:
+            row, column = (float(part) for part in value)
+        except (TypeError, ValueError):
+            continue
+        if all(math.isfinite(part) and part > 0 for part in (row, column)):
+            return (row, column)
+    return None
 
 
 def _bits_stored(dataset: Dataset) -> int:

@@ -7,7 +7,7 @@ import matplotlib
 import numpy as np
 from skimage import transform
 
-__all__ = ["HEATMAP_COLORMAP", "colour_bar", "overlay_heatmap", "thumbnail"]
+__all__ = ["HEATMAP_COLORMAP", "INFERNO_RGB", "colour_bar", "overlay_heatmap", "thumbnail"]
 
 # The heat-map colour scale: matplotlib's inferno (black -> purple -> orange -> pale yellow), sampled
 # to 256 steps. Perceptually uniform with a lightness that rises monotonically over nearly the whole
@@ -18,6 +18,8 @@ __all__ = ["HEATMAP_COLORMAP", "colour_bar", "overlay_heatmap", "thumbnail"]
 # white, the widest range, so faint evidence recedes and the peak stands out over a grey film.
 HEATMAP_COLORMAP = "inferno"
 _HEATMAP_TABLE = matplotlib.colormaps[HEATMAP_COLORMAP](np.linspace(0.0, 1.0, 256))[:, :3]  # (256, 3) float64 [0, 1]
+# The same table as 256 [r, g, b] 0-255 triplets, for the browser viewer's overlay layer.
+INFERNO_RGB: list[list[int]] = np.rint(_HEATMAP_TABLE * 255.0).astype(int).tolist()
 # The colour bar's frame: mid grey shows on a light and on a dark page alike (inferno's low end is
 # black, which a dark theme would swallow).
 _BAR_BORDER = 128

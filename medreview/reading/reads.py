@@ -126,10 +126,17 @@ def save_read(
     labels: Sequence[str] = (),
     boxes: Sequence[dict[str, Any]] = (),
     unsure: bool = False,
-    comment: str = "",
+    comment: str | None = "",
+    seconds_on_case: float | None = None,
 ) -> None:
     """Record ``actor``'s read of an image (replacing their earlier one; a read that was sent
-    back becomes submitted again)."""
+    back becomes submitted again).
+
+    ``comment`` None keeps the earlier read's comment (the viewer's keyboard saves carry none).
+    ``seconds_on_case``: how long the image was on the reader's screen before this save.
+    """
+    if seconds_on_case is not None and not (math.isfinite(seconds_on_case) and seconds_on_case >= 0):
+        raise MedreviewError("seconds on case must be a finite number of seconds, not negative")
     require(actor, "annotator", "label images")
     if label is None and not labels and not boxes:
         raise MedreviewError("choose a class (or draw a box) before saving")
@@ -165,7 +172,8 @@ def save_read(
             "labels": sorted(set(labels)),
             "boxes": checked_boxes,
             "unsure": unsure,
-            "comment": comment,
+            "comment": comment if comment is not None else (previous.comment if previous is not None else ""),
+            "seconds_on_case": seconds_on_case,
             "status": "submitted",
             "updated_at": now,
         }

@@ -1,0 +1,106 @@
+/** The data Python sends the viewer and the state the viewer sends back (ui/viewer.py builds both). */
+
+import type { VoiLut, Window } from "./windowing";
+
+export interface NamedWindow extends Window {
+  name: string;
+}
+
+/** A bounding box in image pixels (top-left origin), on one frame. */
+export interface Box {
+  label: string;
+  x: number;
+  y: number;
+  width: number;
+  height: number;
+  frame: number;
+}
+
+export interface ImageInfo {
+  id: number;
+  name: string;
+  caption: string;
+  modality: string;
+  photometric: string;
+  color: boolean;
+  frames: number;
+  width: number;
+  height: number;
+  windows: NamedWindow[];
+  defaultWindow: Window | null;
+  voiLut: VoiLut | null;
+  /** (row, column) mm between pixel centres; null when unknown. */
+  pixelSpacing: [number, number] | null;
+  /** Ordered image ids of the image's series (a stack), or null for a lone image. */
+  series: number[] | null;
+  /** The signed-in reader's own read (never another reader's, for blinding). */
+  label: string | null;
+  labels: string[];
+  boxes: Box[];
+}
+
+/** One frame's modality values (see medreview/imaging/transfer.py). key: "<imageId>:<frame>". */
+export interface PixelRow {
+  key: string;
+  dtype: "int16" | "uint16" | "float32" | "uint8";
+  width: number;
+  height: number;
+  channels: number;
+  /** base64 of zlib-deflated little-endian values. */
+  data: string;
+}
+
+/** A heat map over one frame: 0..255 intensities, coloured in the browser with `colormap`. */
+export interface OverlayRow {
+  key: string;
+  width: number;
+  height: number;
+  data: string;
+  label: string;
+}
+
+export interface ViewerData {
+  mode: "label" | "view";
+  /** The image the server opened; the viewer moves there when `jump` grows. */
+  position: number | null;
+  jump: number;
+  /** Changes when the list's filter or order changes: earlier "next" links are forgotten. */
+  listVersion: string;
+  /** The worklist from `position` on: [position, next, next-but-one, ...]. */
+  order: number[];
+  images: ImageInfo[];
+  classes: string[];
+  multi: boolean;
+  boxesEnabled: boolean;
+  pixels: PixelRow[];
+  missing: Record<string, string>;
+  overlays: OverlayRow[];
+  /** 256 RGB triplets (inferno): the colour of each overlay intensity. */
+  colormap: number[][];
+  acked: number[];
+  failed: Record<string, string>;
+  /** Seconds an image must be on screen before a class key counts (a bounce guard). */
+  minSecondsOnScreen: number;
+  /** Tallest the viewer may be, in CSS pixels (0: fill the window below its top). */
+  maxHeight: number;
+}
+
+/** A read for the server to save; kept until the server acknowledges it. */
+export interface PendingSave {
+  seq: number;
+  imageId: number;
+  label: string | null;
+  labels: string[] | null;
+  boxes: Box[] | null;
+  /** Seconds the image was on screen before the key (reader statistics). */
+  seconds: number;
+  unsure: boolean;
+}
+
+export interface SyncState {
+  [key: string]: unknown;
+  position: number | null;
+  want: string[];
+  pending: PendingSave[];
+  tick: number;
+}

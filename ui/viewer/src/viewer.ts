@@ -1,0 +1,969 @@
+/**
+ * One viewer instance: what is on screen (image, slice, frame, window, camera), the frames held in
+ * the browser, the worklist links that make "next" instant, and the reads waiting for the server.
+ *
+ * The server is asked for frames and told about reads through one state value (`sync`): the frames
+ * wanted in priority order, the reads not yet acknowledged, the image on screen. A read stays in
+ * `pending` until the server acknowledges it, so an interrupted rerun or a failed save loses nothing.
+ */
+
+import { decodeRow, type Frame, FrameCache, frameKey } from "./frames";
+import { isTextEntry, LEGEND_LABEL, LEGEND_VIEW, legendHtml } from "./keyboard";
+import { overlayCanvas, Renderer } from "./renderer";
+import type { Box, ImageInfo, PendingSave, SyncState, ViewerData } from "./types";
+import type { Point } from "./viewport";
+import { type DisplayParams, draggedWindow, type Window } from "./windowing";
+
+type Tool = "window" | "pan" | "box" | "ruler";
+type SetState = (name: string, value: unknown) => void;
+
+/** Frames kept in the browser: a 500-slice 512x512 CT is 250 MB as int16. */
+const CACHE_BYTES = 768 * 1024 * 1024;
+/** Frames asked for at once (the server sends what fits its per-run budget). */
+const MAX_WANTED = 64;
+/** Worklist images prefetched after the current one. */
+const PREFETCH_IMAGES = 12;
+/** Slices prefetched ahead of the current one in the scroll direction (and half as many behind). */
+const PREFETCH_SLICES = 48;
+
+interface WindowState {
+  window: Window | null;
+  invert: boolean;
+}
+
+let activeViewer: Viewer | null = null;
+
+window.addEventListener("keydown", (event) => activeViewer?.onKey(event), true);
+
+export class Viewer {
+  private data: ViewerData | null = null;
+  private setState: SetState = () => {};
+  private readonly root: HTMLDivElement;
+  private readonly header: HTMLDivElement;
+  private readonly status: HTMLDivElement;
+  private readonly stage: HTMLDivElement;
+  private readonly message: HTMLDivElement;
+  private readonly renderer: Renderer;
+  private readonly cache = new FrameCache(CACHE_BYTES);
+  private readonly infos = new Map<number, ImageInfo>();
+  private readonly decoding = new Set<string>();
+  private readonly missing = new Map<string, string>();
+  private readonly overlays = new Map<string, HTMLCanvasElement>();
+  private readonly nextOf = new Map<number, number>();
+  private listVersion = "";
+  private lastJump = -1;
+  /** The worklist image the reader is on, the series image shown (a slice of it) and its frame. */
+  private current: number | null = null;
+  private shown: number | null = null;
+  private frame = 0;
+  private scrollDirection = 1;
+  private readonly history: number[] = [];
+  private readonly labelledHere = new Set<number>();
+  private readonly windowStates = new Map<number, WindowState>();
+  private lockedWindow: { modality: string; state: WindowState } | null = null;
+  /** The image whose pixels are on the canvas, and since when (performance.now()). */
+  private painted: { imageId: number; frame: number; at: number; firstAt: number } | null = null;
+  private pending: PendingSave[] = [];
+  private readonly failed = new Map<number, string>();
+  private tick = 0;
+  private lastSync = "";
+  private tool: Tool = "window";
+  private drag: { button: number; start: Point; last: Point; window: Window | null; mode: Tool; boxIndex: number | null; handle: string } | null = null;
+  private readonly draftBoxes = new Map<number, Box[]>();
+  private selectedBox: number | null = null;
+  private draftBox: Box | null = null;
+  private ruler: { from: Point; to: Point } | null = null;
+  private boxClass = "";
+  private unsure = false;
+  private multiSelection = new Set<string>();
+  private overlayOn = true;
+  private overlayOpacity = 0.45;
+  private cineTimer: number | null = null;
+  private cineFps = 10;
+  private frameRequested = false;
+  private readonly resizeObserver: ResizeObserver;
+
+  constructor(private readonly parent: HTMLElement | ShadowRoot) {
+    this.root = document.createElement("div");
+    this.root.className = "mrv-root";
+    this.root.tabIndex = -1;
+    this.root.innerHTML = `
+      <div class="mrv-header"></div>
+      <div class="mrv-stage"><canvas class="mrv-canvas"></canvas><div class="mrv-message"></div></div>
+      <div class="mrv-status"></div>
+      <div class="mrv-legend"></div>`;
+    parent.appendChild(this.root);
+    this.header = this.root.querySelector(".mrv-header") as HTMLDivElement;
+    this.stage = this.root.querySelector(".mrv-stage") as HTMLDivElement;
+    this.status = this.root.querySelector(".mrv-status") as HTMLDivElement;
+    this.message = this.root.querySelector(".mrv-message") as HTMLDivElement;
+    this.renderer = new Renderer(this.root.querySelector("canvas") as HTMLCanvasElement);
+    this.bindPointer();
+    this.resizeObserver = new ResizeObserver(() => this.layout());
+    this.resizeObserver.observe(this.root);
+    window.addEventListener("resize", this.layoutHandler);
+    activeViewer = this;
+    this.root.addEventListener("pointerenter", () => (activeViewer = this));
+    // A delivery can be lost with an interrupted app run: ask again for frames still missing.
+    this.retryTimer = window.setInterval(() => {
+      if (performance.now() - this.lastSyncAt > 1500 && this.wanted().length > 0) this.sync(true);
+    }, 1000);
+  }
+
+  private readonly retryTimer: number;
+  private lastSyncAt = 0;
+
+  private readonly layoutHandler = (): void => this.layout();
+
+  destroy(): void {
+    this.stopCine();
+    window.clearInterval(this.retryTimer);
+    this.resizeObserver.disconnect();
+    window.removeEventListener("resize", this.layoutHandler);
+    if (activeViewer === this) activeViewer = null;
+    this.root.remove();
+  }
+
+  // --- data from the server -------------------------------------------------------------------
+
+  update(data: ViewerData, setState: SetState): void {
+    this.data = data;
+    this.setState = setState;
+    for (const info of data.images) this.infos.set(info.id, info);
+    if (data.listVersion !== this.listVersion) {
+      this.nextOf.clear();
+      this.listVersion = data.listVersion;
+    }
+    for (let index = 0; index + 1 < data.order.length; index++) {
+      this.nextOf.set(data.order[index] as number, data.order[index + 1] as number);
+    }
+    const lastInOrder = data.order[data.order.length - 1];
+    if (lastInOrder !== undefined && data.order.length < PREFETCH_IMAGES + 1) this.nextOf.set(lastInOrder, -1);
+    for (const seq of data.acked) {
+      this.pending = this.pending.filter((save) => save.seq !== seq);
+      this.failed.delete(seq);
+    }
+    for (const [seq, reason] of Object.entries(data.failed)) this.failed.set(Number(seq), reason);
+    for (const [key, reason] of Object.entries(data.missing)) this.missing.set(key, reason);
+    for (const row of data.overlays) {
+      this.overlays.set(row.key, overlayCanvas(base64Bytes(row.data), row.width, row.height, data.colormap));
+    }
+    if (data.jump !== this.lastJump || this.current === null) {
+      this.lastJump = data.jump;
+      if (data.position !== null && data.position !== this.current) this.open(data.position, false);
+    }
+    if (!this.boxClass) this.boxClass = data.classes[0] ?? "";
+    const decoded = data.pixels.filter((row) => !this.cache.has(row.key) && !this.decoding.has(row.key));
+    for (const row of decoded) this.decoding.add(row.key);
+    Promise.all(
+      decoded.map((row) =>
+        decodeRow(row)
+          .then((frame) => this.cache.put(frame))
+          .catch((error: unknown) => this.missing.set(row.key, String(error)))
+          .finally(() => this.decoding.delete(row.key)),
+      ),
+    ).then(() => {
+      this.paint();
+      this.sync(decoded.length > 0);
+    });
+    this.layout();
+    this.paint();
+    this.sync(false);
+  }
+
+  // --- navigation -----------------------------------------------------------------------------
+
+  private info(imageId: number | null): ImageInfo | undefined {
+    return imageId === null ? undefined : this.infos.get(imageId);
+  }
+
+  /** Go to a worklist image. */
+  private open(imageId: number, remember: boolean): void {
+    if (remember && this.current !== null && this.current !== imageId) this.history.push(this.current);
+    this.current = imageId;
+    this.shown = imageId;
+    this.frame = 0;
+    this.unsure = false;
+    this.multiSelection = new Set(this.info(imageId)?.labels ?? []);
+    this.selectedBox = null;
+    this.draftBox = null;
+    this.ruler = null;
+    this.renderer.camera.fitted = true;
+    this.paint();
+    this.sync(false);
+  }
+
+  private nextImage(): number | null {
+    if (this.current === null) return null;
+    const skipLabelled = this.data?.mode === "label";
+    let candidate = this.nextOf.get(this.current);
+    const seen = new Set<number>();
+    while (candidate !== undefined && candidate !== -1 && !seen.has(candidate)) {
+      seen.add(candidate);
+      if (!(skipLabelled && this.labelledHere.has(candidate))) return candidate;
+      candidate = this.nextOf.get(candidate);
+    }
+    return candidate === -1 ? -1 : null;
+  }
+
+  private advance(): void {
+    const next = this.nextImage();
+    if (next === -1) {
+      this.showMessage("Every image on this list is done.");
+      if (this.current !== null) this.history.push(this.current);
+      this.current = null;
+      this.shown = null;
+      this.sync(false);
+      return;
+    }
+    if (next === null) {
+      // The next link has not arrived yet: it will, with the next data from the server.
+      this.showMessage("Loading the next image…");
+      this.waitingForNext = true;
+      return;
+    }
+    this.open(next, true);
+  }
+
+  private waitingForNext = false;
+
+  private back(): void {
+    const previous = this.history.pop();
+    if (previous !== undefined) this.open(previous, false);
+  }
+
+  private stepSlice(delta: number): void {
+    const info = this.info(this.shown);
+    const series = info?.series;
+    if (!series || series.length < 2 || this.shown === null) return;
+    const index = series.indexOf(this.shown);
+    const target = series[Math.min(series.length - 1, Math.max(0, index + delta))];
+    if (target === undefined || target === this.shown) return;
+    this.scrollDirection = delta > 0 ? 1 : -1;
+    this.shown = target;
+    this.frame = 0;
+    this.requestPaint();
+    this.sync(false);
+  }
+
+  private stepFrame(delta: number): void {
+    const info = this.info(this.shown);
+    if (!info || info.frames < 2) return;
+    this.frame = (this.frame + delta + info.frames) % info.frames;
+    this.scrollDirection = delta > 0 ? 1 : -1;
+    this.requestPaint();
+    this.sync(false);
+  }
+
+  // --- labelling ------------------------------------------------------------------------------
+
+  /** Whether the image on screen has its own pixels painted long enough to be labelled. */
+  private labelTarget(): number | null {
+    if (!this.painted || this.shown === null || this.painted.imageId !== this.shown) return null;
+    const minimum = (this.data?.minSecondsOnScreen ?? 0) * 1000;
+    if (performance.now() - this.painted.firstAt < minimum) return null;
+    return this.shown;
+  }
+
+  private boxesOf(imageId: number): Box[] {
+    return this.draftBoxes.get(imageId) ?? this.info(imageId)?.boxes ?? [];
+  }
+
+  private save(label: string | null, labels: string[] | null, thenNext: boolean): void {
+    const target = this.labelTarget();
+    if (target === null) {
+      this.flashStatus("Not saved: the image was not on screen yet.");
+      return;
+    }
+    performance.mark("medreview:key", { detail: { imageId: target } });
+    const painted = this.painted;
+    const seconds = painted ? (performance.now() - painted.firstAt) / 1000 : 0;
+    const save: PendingSave = {
+      seq: Date.now() * 1000 + Math.floor(Math.random() * 1000),
+      imageId: target,
+      label,
+      labels,
+      boxes: this.data?.boxesEnabled ? this.boxesOf(target) : null,
+      seconds: Math.round(seconds * 100) / 100,
+      unsure: this.unsure,
+    };
+    this.pending.push(save);
+    this.labelledHere.add(target);
+    const info = this.info(target);
+    if (info) {
+      if (label !== null) info.label = label;
+      if (labels !== null) info.labels = labels;
+    }
+    if (thenNext) this.advance();
+    else this.paint();
+    this.sync(false);
+  }
+
+  // --- server sync ----------------------------------------------------------------------------
+
+  /** Frames wanted, most urgent first: the frame on screen, then what the reader goes to next. */
+  private wanted(): string[] {
+    const keys: string[] = [];
+    const add = (imageId: number | null | undefined, frame = 0): void => {
+      if (imageId === null || imageId === undefined || imageId < 0) return;
+      const key = frameKey(imageId, frame);
+      if (!this.cache.has(key) && !this.decoding.has(key) && !this.missing.has(key) && !keys.includes(key)) keys.push(key);
+    };
+    add(this.shown, this.frame);
+    const info = this.info(this.shown);
+    if (info && info.frames > 1) {
+      for (let step = 1; step < Math.min(info.frames, 32); step++) add(this.shown, (this.frame + step * this.scrollDirection + info.frames) % info.frames);
+    }
+    add(this.current);
+    let next = this.current === null ? undefined : this.nextOf.get(this.current);
+    for (let count = 0; count < PREFETCH_IMAGES && next !== undefined && next !== -1; count++) {
+      add(next);
+      next = this.nextOf.get(next);
+    }
+    const series = info?.series;
+    if (series && this.shown !== null) {
+      const index = series.indexOf(this.shown);
+      for (let step = 1; step <= PREFETCH_SLICES; step++) {
+        add(series[index + step * this.scrollDirection]);
+        if (step <= PREFETCH_SLICES / 2) add(series[index - step * this.scrollDirection]);
+      }
+    }
+    return keys.slice(0, MAX_WANTED);
+  }
+
+  /** Tell the server what changed; `more` asks again for frames still wanted after a delivery. */
+  private sync(more: boolean): void {
+    if (!this.data) return;
+    const want = this.wanted();
+    const body = { position: this.current, want, pending: this.pending };
+    const text = JSON.stringify(body);
+    if (text === this.lastSync && !(more && want.length > 0)) return;
+    if (text !== this.lastSync || more) this.tick += 1;
+    this.lastSync = text;
+    this.lastSyncAt = performance.now();
+    const state: SyncState = { ...body, tick: this.tick };
+    this.setState("sync", state);
+  }
+
+  // --- painting -------------------------------------------------------------------------------
+
+  private requestPaint(): void {
+    if (this.frameRequested) return;
+    this.frameRequested = true;
+    requestAnimationFrame(() => {
+      this.frameRequested = false;
+      this.paint();
+    });
+  }
+
+  private windowState(info: ImageInfo): WindowState {
+    const seriesKey = info.series ? (info.series[0] as number) : info.id;
+    let state = this.windowStates.get(seriesKey);
+    if (!state) {
+      if (this.lockedWindow && this.lockedWindow.modality === info.modality) state = { ...this.lockedWindow.state };
+      else state = { window: info.voiLut ? null : info.defaultWindow, invert: false };
+      this.windowStates.set(seriesKey, state);
+    }
+    return state;
+  }
+
+  private displayParams(info: ImageInfo): DisplayParams {
+    const state = this.windowState(info);
+    return {
+      window: state.window,
+      voiLut: info.voiLut,
+      monochrome1: info.photometric === "MONOCHROME1",
+      invert: state.invert,
+    };
+  }
+
+  private paint(): void {
+    if (this.waitingForNext && this.nextImage() !== null) {
+      this.waitingForNext = false;
+      this.advance();
+      return;
+    }
+    const info = this.info(this.shown);
+    this.renderHeader(info);
+    this.renderStatus();
+    if (!info || this.shown === null) {
+      if (this.current === null && this.data?.order.length === 0) this.showMessage("Nothing to show on this list.");
+      return;
+    }
+    const key = frameKey(this.shown, this.frame);
+    const frame = this.cache.get(key);
+    if (!frame) {
+      const reason = this.missing.get(key);
+      this.showMessage(reason ? `Cannot show this image: ${reason}` : "Loading…");
+      return;
+    }
+    this.showMessage("");
+    if (this.renderer.camera.fitted) this.renderer.fit(frame);
+    const overlay = this.overlays.get(key);
+    this.renderer.paint({
+      frame,
+      params: this.displayParams(info),
+      overlay: overlay && this.overlayOn ? { canvas: overlay, opacity: this.overlayOpacity } : null,
+      boxes: this.boxesOf(this.shown).filter((box) => box.frame === this.frame),
+      selectedBox: this.selectedBox,
+      draftBox: this.draftBox,
+      ruler: this.ruler ? { ...this.ruler, text: this.rulerText(info, this.ruler) } : null,
+    });
+    const now = performance.now();
+    const sameImage = this.painted?.imageId === this.shown;
+    this.painted = { imageId: this.shown, frame: this.frame, at: now, firstAt: sameImage && this.painted ? this.painted.firstAt : now };
+    this.root.dataset.paintedImage = String(this.shown);
+    this.root.dataset.paintedFrame = String(this.frame);
+    this.root.dataset.paints = String(Number(this.root.dataset.paints ?? "0") + 1);
+    performance.mark("medreview:paint", { detail: { imageId: this.shown, frame: this.frame } });
+  }
+
+  private rulerText(info: ImageInfo, ruler: { from: Point; to: Point }): string {
+    const dx = ruler.to.x - ruler.from.x;
+    const dy = ruler.to.y - ruler.from.y;
+    if (info.pixelSpacing) {
+      const [rowSpacing, columnSpacing] = info.pixelSpacing;
+      return `${Math.hypot(dx * columnSpacing, dy * rowSpacing).toFixed(1)} mm`;
+    }
+    return `${Math.hypot(dx, dy).toFixed(1)} px (no pixel spacing)`;
+  }
+
+  private showMessage(text: string): void {
+    this.message.textContent = text;
+    this.message.style.display = text ? "flex" : "none";
+  }
+
+  private statusFlash = "";
+
+  private flashStatus(text: string): void {
+    this.statusFlash = text;
+    this.renderStatus();
+    window.setTimeout(() => {
+      if (this.statusFlash === text) {
+        this.statusFlash = "";
+        this.renderStatus();
+      }
+    }, 2500);
+  }
+
+  private renderHeader(info: ImageInfo | undefined): void {
+    if (!info) {
+      this.header.textContent = "";
+      return;
+    }
+    const state = info.color ? null : this.windowState(info);
+    const window = state?.window;
+    const parts = [`<b>${escapeHtml(info.name)}</b>`, escapeHtml(info.caption)];
+    if (info.series && info.series.length > 1 && this.shown !== null) {
+      parts.push(`slice <b class="mrv-slice">${info.series.indexOf(this.shown) + 1}</b>/${info.series.length}`);
+    }
+    if (info.frames > 1) parts.push(`frame <b class="mrv-frame">${this.frame + 1}</b>/${info.frames}${this.cineTimer !== null ? ` ▶ ${this.cineFps} fps` : ""}`);
+    if (window) parts.push(`W ${Math.round(window.width)} / L ${Math.round(window.center)}`);
+    else if (info.voiLut) parts.push("VOI LUT");
+    if (state?.invert) parts.push("inverted");
+    if (this.lockedWindow) parts.push("🔒 window locked");
+    parts.push(`zoom ${Math.round(this.renderer.camera.scale * 100)}%`);
+    parts.push(`tool: ${this.tool}${this.tool === "box" ? ` (${escapeHtml(this.boxClass)})` : ""}`);
+    if (this.data?.mode === "label") {
+      const mine = this.data.multi ? info.labels.join(", ") : info.label;
+      parts.push(mine ? `my label: <b class="mrv-label">${escapeHtml(mine)}</b>` : "not read by me yet");
+      if (this.unsure) parts.push("unsure");
+    }
+    const html = parts.join(" · ");
+    if (this.header.innerHTML !== html) this.header.innerHTML = html;
+  }
+
+  private renderStatus(): void {
+    const parts: string[] = [];
+    if (this.data?.mode === "label") {
+      const classes = this.data.classes
+        .map((name, index) => {
+          const chosen = this.data?.multi && this.multiSelection.has(name) ? " mrv-chosen" : "";
+          return `<button class="mrv-class${chosen}" data-class-index="${index}"><kbd>${index + 1}</kbd> ${escapeHtml(name)}</button>`;
+        })
+        .join("");
+      parts.push(`<span class="mrv-classes">${classes}${this.data.multi ? '<button class="mrv-save-multi"><kbd>Enter</kbd> save & next</button>' : ""}</span>`);
+      const waiting = this.pending.length;
+      if (this.failed.size) {
+        const reasons = [...new Set(this.failed.values())].map(escapeHtml).join("; ");
+        parts.push(`<span class="mrv-error">${this.failed.size} read(s) not saved: ${reasons} <button class="mrv-retry">Retry</button></span>`);
+      } else if (waiting) parts.push(`<span class="mrv-pending">saving ${waiting}…</span>`);
+      else parts.push(`<span class="mrv-saved">all reads saved</span>`);
+    }
+    if (this.statusFlash) parts.push(`<span class="mrv-error">${escapeHtml(this.statusFlash)}</span>`);
+    const html = parts.join(" ");
+    if (this.status.innerHTML !== html) this.status.innerHTML = html;
+    const legend = this.root.querySelector(".mrv-legend") as HTMLDivElement;
+    const legendText = legendHtml(this.data?.mode === "label" ? [...LEGEND_LABEL, ...LEGEND_VIEW] : LEGEND_VIEW);
+    if (legend.innerHTML !== legendText) legend.innerHTML = legendText;
+  }
+
+  private layout(): void {
+    const rect = this.stage.getBoundingClientRect();
+    const available = window.innerHeight - rect.top - (this.status.offsetHeight + 48);
+    const maxHeight = this.data?.maxHeight || 0;
+    const height = Math.max(240, maxHeight > 0 ? Math.min(maxHeight, available) : available);
+    const width = Math.max(120, this.stage.clientWidth);
+    this.stage.style.height = `${Math.round(height)}px`;
+    const frame = this.shown === null ? null : (this.cache.get(frameKey(this.shown, this.frame)) ?? null);
+    this.renderer.resize(width, Math.round(height), frame);
+    this.requestPaint();
+  }
+
+  // --- window, camera, tools ------------------------------------------------------------------
+
+  private currentWindowState(): { info: ImageInfo; state: WindowState } | null {
+    const info = this.info(this.shown);
+    if (!info || info.color) return null;
+    return { info, state: this.windowState(info) };
+  }
+
+  private setWindow(window: Window | null): void {
+    const current = this.currentWindowState();
+    if (!current) return;
+    current.state.window = window;
+    if (this.lockedWindow && this.lockedWindow.modality === current.info.modality) this.lockedWindow.state = { ...current.state };
+    this.requestPaint();
+  }
+
+  private effectiveWindow(info: ImageInfo, state: WindowState): Window {
+    if (state.window) return state.window;
+    const lut = info.voiLut;
+    if (lut) {
+      return { center: lut.firstMapped + lut.table.length / 2, width: lut.table.length };
+    }
+    return info.defaultWindow ?? { center: 127.5, width: 256 };
+  }
+
+  private bindPointer(): void {
+    const canvas = this.renderer.canvas;
+    canvas.addEventListener("contextmenu", (event) => event.preventDefault());
+    canvas.addEventListener("dblclick", () => {
+      this.renderer.camera.fitted = true;
+      this.requestPaint();
+    });
+    canvas.addEventListener("pointerdown", (event) => {
+      activeViewer = this;
+      canvas.setPointerCapture(event.pointerId);
+      const start = this.renderer.canvasPoint(event.clientX, event.clientY);
+      let mode: Tool = this.tool;
+      if (event.button === 2 || event.button === 1 || event.shiftKey || event.ctrlKey) mode = "pan";
+      const current = this.currentWindowState();
+      let boxIndex: number | null = null;
+      let handle = "";
+      if (mode === "box" && this.shown !== null) {
+        const hit = this.hitBox(start);
+        boxIndex = hit?.index ?? null;
+        handle = hit?.handle ?? "";
+        this.selectedBox = boxIndex;
+      }
+      if (mode === "ruler") {
+        const point = this.renderer.camera.toImage(start);
+        this.ruler = { from: point, to: point };
+      }
+      this.drag = {
+        button: event.button,
+        start,
+        last: start,
+        window: current ? this.effectiveWindow(current.info, current.state) : null,
+        mode,
+        boxIndex,
+        handle,
+      };
+      event.preventDefault();
+    });
+    canvas.addEventListener("pointermove", (event) => {
+      const drag = this.drag;
+      if (!drag) return;
+      const point = this.renderer.canvasPoint(event.clientX, event.clientY);
+      const dx = point.x - drag.last.x;
+      const dy = point.y - drag.last.y;
+      drag.last = point;
+      if (drag.mode === "pan") {
+        this.renderer.camera.pan(dx, dy);
+      } else if (drag.mode === "window" && drag.window) {
+        const current = this.currentWindowState();
+        if (current) {
+          const unitsPerPixel = Math.max(drag.window.width, 16) / 256;
+          this.setWindow(draggedWindow(drag.window, point.x - drag.start.x, point.y - drag.start.y, unitsPerPixel));
+        }
+      } else if (drag.mode === "box") {
+        this.dragBox(drag, point);
+      } else if (drag.mode === "ruler" && this.ruler) {
+        this.ruler.to = this.renderer.camera.toImage(point);
+      }
+      this.requestPaint();
+    });
+    const end = (): void => {
+      const drag = this.drag;
+      this.drag = null;
+      if (drag?.mode === "box" && this.draftBox && this.shown !== null) {
+        if (this.draftBox.width >= 2 && this.draftBox.height >= 2) {
+          const boxes = [...this.boxesOf(this.shown), this.draftBox];
+          this.draftBoxes.set(this.shown, boxes);
+          this.selectedBox = boxes.length - 1;
+        }
+        this.draftBox = null;
+        this.requestPaint();
+      }
+    };
+    canvas.addEventListener("pointerup", end);
+    canvas.addEventListener("pointercancel", end);
+    canvas.addEventListener(
+      "wheel",
+      (event) => {
+        event.preventDefault();
+        const info = this.info(this.shown);
+        const stack = !!info && ((info.series?.length ?? 0) > 1 || info.frames > 1);
+        if (stack && !event.ctrlKey) {
+          const step = event.deltaY > 0 ? 1 : -1;
+          if ((info?.series?.length ?? 0) > 1) this.stepSlice(step);
+          else this.stepFrame(step);
+          return;
+        }
+        const anchor = this.renderer.canvasPoint(event.clientX, event.clientY);
+        this.renderer.camera.zoomAt(anchor, event.deltaY < 0 ? 1.15 : 1 / 1.15);
+        this.requestPaint();
+      },
+      { passive: false },
+    );
+    this.status.addEventListener("click", (event) => {
+      const target = (event.target as HTMLElement).closest("button");
+      if (!target || !this.data) return;
+      if (target.classList.contains("mrv-retry")) {
+        this.failed.clear();
+        this.sync(true);
+        this.renderStatus();
+      } else if (target.classList.contains("mrv-save-multi")) {
+        this.save(null, [...this.multiSelection], true);
+      } else if (target.dataset.classIndex !== undefined) {
+        this.classKey(Number(target.dataset.classIndex));
+      }
+    });
+  }
+
+  private hitBox(point: Point): { index: number; handle: string } | null {
+    if (this.shown === null) return null;
+    const boxes = this.boxesOf(this.shown);
+    const tolerance = 8 * (window.devicePixelRatio || 1);
+    for (let index = boxes.length - 1; index >= 0; index--) {
+      const box = boxes[index] as Box;
+      if (box.frame !== this.frame) continue;
+      const a = this.renderer.camera.toCanvas({ x: box.x, y: box.y });
+      const b = this.renderer.camera.toCanvas({ x: box.x + box.width, y: box.y + box.height });
+      const near = (x: number, y: number): boolean => Math.abs(point.x - x) < tolerance && Math.abs(point.y - y) < tolerance;
+      if (near(b.x, b.y)) return { index, handle: "se" };
+      if (near(a.x, a.y)) return { index, handle: "nw" };
+      if (near(b.x, a.y)) return { index, handle: "ne" };
+      if (near(a.x, b.y)) return { index, handle: "sw" };
+      if (point.x >= a.x && point.x <= b.x && point.y >= a.y && point.y <= b.y) return { index, handle: "move" };
+    }
+    return null;
+  }
+
+  private dragBox(drag: NonNullable<Viewer["drag"]>, point: Point): void {
+    if (this.shown === null) return;
+    const info = this.info(this.shown);
+    if (!info) return;
+    const clampX = (x: number): number => Math.min(info.width, Math.max(0, x));
+    const clampY = (y: number): number => Math.min(info.height, Math.max(0, y));
+    const from = this.renderer.camera.toImage(drag.start);
+    const to = this.renderer.camera.toImage(point);
+    if (drag.boxIndex === null) {
+      const x0 = clampX(Math.min(from.x, to.x));
+      const y0 = clampY(Math.min(from.y, to.y));
+      this.draftBox = {
+        label: this.boxClass,
+        x: x0,
+        y: y0,
+        width: clampX(Math.max(from.x, to.x)) - x0,
+        height: clampY(Math.max(from.y, to.y)) - y0,
+        frame: this.frame,
+      };
+      return;
+    }
+    const boxes = this.boxesOf(this.shown).map((box) => ({ ...box }));
+    const box = boxes[drag.boxIndex];
+    if (!box) return;
+    const scale = this.renderer.camera.scale;
+    const dx = (point.x - drag.last.x) / scale;
+    const dy = (point.y - drag.last.y) / scale;
+    let left = box.x;
+    let top = box.y;
+    let right = box.x + box.width;
+    let bottom = box.y + box.height;
+    if (drag.handle === "move") {
+      const moveX = Math.min(info.width - right, Math.max(-left, dx));
+      const moveY = Math.min(info.height - bottom, Math.max(-top, dy));
+      left += moveX;
+      right += moveX;
+      top += moveY;
+      bottom += moveY;
+    } else {
+      if (drag.handle.includes("w")) left = clampX(left + dx);
+      if (drag.handle.includes("e")) right = clampX(right + dx);
+      if (drag.handle.includes("n")) top = clampY(top + dy);
+      if (drag.handle.includes("s")) bottom = clampY(bottom + dy);
+    }
+    Object.assign(box, {
+      x: Math.min(left, right),
+      y: Math.min(top, bottom),
+      width: Math.max(1, Math.abs(right - left)),
+      height: Math.max(1, Math.abs(bottom - top)),
+    });
+    this.draftBoxes.set(this.shown, boxes);
+  }
+
+  // --- keyboard -------------------------------------------------------------------------------
+
+  private classKey(index: number): void {
+    const data = this.data;
+    if (!data || data.mode !== "label") return;
+    const name = data.classes[index];
+    if (name === undefined) return;
+    if (data.multi) {
+      if (this.multiSelection.has(name)) this.multiSelection.delete(name);
+      else this.multiSelection.add(name);
+      this.renderStatus();
+      return;
+    }
+    this.save(name, null, true);
+  }
+
+  onKey(event: KeyboardEvent): void {
+    if (!this.root.isConnected || !this.data) return;
+    if (event.altKey || event.metaKey) return;
+    const active = document.activeElement;
+    if (isTextEntry(active)) return;
+    const key = event.key;
+    const label = this.data.mode === "label";
+    let handled = true;
+    if (event.ctrlKey) {
+      if (key.toLowerCase() === "z" && label) this.back();
+      else handled = false;
+    } else if (event.shiftKey && /^Digit[1-9]$/.test(event.code)) {
+      const info = this.info(this.shown);
+      const preset = info?.windows[Number(event.code.slice(5)) - 1];
+      if (preset) this.setWindow({ center: preset.center, width: preset.width });
+    } else if (/^[1-9]$/.test(key) && label) {
+      if (event.repeat) return void event.preventDefault(); // a held key labels once
+      this.classKey(Number(key) - 1);
+    } else {
+      switch (key) {
+        case "Enter":
+          if (label && this.data.multi) this.save(null, [...this.multiSelection], true);
+          else handled = false;
+          break;
+        case "Backspace":
+          if (this.tool === "box" && this.selectedBox !== null) this.deleteSelectedBox();
+          else if (label) this.back();
+          else handled = false;
+          break;
+        case "Delete":
+          this.deleteSelectedBox();
+          break;
+        case "n":
+        case "N":
+        case "PageDown":
+          if (label) this.advance();
+          else handled = false;
+          break;
+        case "PageUp":
+          if (label) this.back();
+          else handled = false;
+          break;
+        case "u":
+        case "U":
+          this.unsure = !this.unsure;
+          this.requestPaint();
+          break;
+        case "ArrowUp":
+          this.stepSlice(-1);
+          break;
+        case "ArrowDown":
+          this.stepSlice(1);
+          break;
+        case "ArrowLeft":
+          this.stepFrame(-1);
+          break;
+        case "ArrowRight":
+          this.stepFrame(1);
+          break;
+        case "+":
+        case "=":
+          this.zoomCentre(1.25);
+          break;
+        case "-":
+        case "_":
+          this.zoomCentre(1 / 1.25);
+          break;
+        case "f":
+        case "F":
+          this.renderer.camera.fitted = true;
+          this.requestPaint();
+          break;
+        case "a":
+        case "A":
+          this.renderer.camera.actualSize(this.renderer.canvas.width, this.renderer.canvas.height);
+          this.requestPaint();
+          break;
+        case "i":
+        case "I": {
+          const current = this.currentWindowState();
+          if (current) current.state.invert = !current.state.invert;
+          this.requestPaint();
+          break;
+        }
+        case "r":
+        case "R":
+          this.reset();
+          break;
+        case "l":
+        case "L":
+          this.toggleLock();
+          break;
+        case "o":
+        case "O":
+          this.overlayOn = !this.overlayOn;
+          this.requestPaint();
+          break;
+        case "[":
+          this.overlayOpacity = Math.max(0.05, this.overlayOpacity - 0.1);
+          this.requestPaint();
+          break;
+        case "]":
+          this.overlayOpacity = Math.min(1, this.overlayOpacity + 0.1);
+          this.requestPaint();
+          break;
+        case " ":
+          this.toggleCine();
+          break;
+        case "w":
+        case "W":
+          this.tool = "window";
+          this.requestPaint();
+          break;
+        case "p":
+        case "P":
+          this.tool = "pan";
+          this.requestPaint();
+          break;
+        case "b":
+        case "B":
+          if (this.data.boxesEnabled) {
+            if (this.tool === "box") this.cycleBoxClass();
+            this.tool = "box";
+          }
+          this.requestPaint();
+          break;
+        case "m":
+        case "M":
+          this.tool = this.tool === "ruler" ? "window" : "ruler";
+          if (this.tool !== "ruler") this.ruler = null;
+          this.requestPaint();
+          break;
+        case "s":
+        case "S":
+          if (label && this.data.boxesEnabled) this.saveBoxes();
+          else handled = false;
+          break;
+        case "Escape":
+          this.selectedBox = null;
+          this.draftBox = null;
+          this.ruler = null;
+          this.requestPaint();
+          break;
+        default:
+          handled = false;
+      }
+    }
+    if (handled) {
+      event.preventDefault();
+      event.stopPropagation();
+      if (active instanceof HTMLElement && active.getAttribute("role") === "combobox") active.blur();
+    }
+  }
+
+  private saveBoxes(): void {
+    const info = this.info(this.shown);
+    if (!info) return;
+    this.save(this.data?.multi ? null : info.label, this.data?.multi ? [...this.multiSelection] : null, false);
+  }
+
+  private cycleBoxClass(): void {
+    const classes = this.data?.classes ?? [];
+    const index = classes.indexOf(this.boxClass);
+    this.boxClass = classes[(index + 1) % Math.max(classes.length, 1)] ?? "";
+  }
+
+  private deleteSelectedBox(): void {
+    if (this.shown === null || this.selectedBox === null) return;
+    const boxes = this.boxesOf(this.shown).filter((_, index) => index !== this.selectedBox);
+    this.draftBoxes.set(this.shown, boxes);
+    this.selectedBox = null;
+    this.requestPaint();
+  }
+
+  private zoomCentre(factor: number): void {
+    const canvas = this.renderer.canvas;
+    this.renderer.camera.zoomAt({ x: canvas.width / 2, y: canvas.height / 2 }, factor);
+    this.requestPaint();
+  }
+
+  private reset(): void {
+    const current = this.currentWindowState();
+    if (current) {
+      current.state.window = current.info.voiLut ? null : current.info.defaultWindow;
+      current.state.invert = false;
+    }
+    this.renderer.camera.fitted = true;
+    this.ruler = null;
+    this.requestPaint();
+  }
+
+  private toggleLock(): void {
+    const current = this.currentWindowState();
+    if (this.lockedWindow || !current) this.lockedWindow = null;
+    else this.lockedWindow = { modality: current.info.modality, state: { ...current.state } };
+    this.requestPaint();
+  }
+
+  private toggleCine(): void {
+    if (this.cineTimer !== null) {
+      this.stopCine();
+      this.requestPaint();
+      return;
+    }
+    const info = this.info(this.shown);
+    if (!info) return;
+    const slices = (info.series?.length ?? 0) > 1;
+    if (!slices && info.frames < 2) return;
+    this.cineTimer = window.setInterval(() => {
+      const now = this.info(this.shown);
+      if (!now) return;
+      if (slices && now.series && this.shown !== null) {
+        const index = now.series.indexOf(this.shown);
+        this.stepSlice(index >= now.series.length - 1 ? -index : 1);
+      } else this.stepFrame(1);
+    }, 1000 / this.cineFps);
+    this.requestPaint();
+  }
+
+  private stopCine(): void {
+    if (this.cineTimer !== null) window.clearInterval(this.cineTimer);
+    this.cineTimer = null;
+  }
+}
+
+function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (character) => `&#${character.charCodeAt(0)};`);
+}
+
+function base64Bytes(text: string): Uint8Array {
+  const binary = atob(text);
+  const bytes = new Uint8Array(binary.length);
+  for (let index = 0; index < binary.length; index++) bytes[index] = binary.charCodeAt(index);
+  return bytes;
+}
+
+export type { Frame };
