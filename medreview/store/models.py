@@ -2,8 +2,9 @@
 
 Groups, top to bottom: imaging hierarchy (patient -> study -> series -> image), labelling
 (label classes, users, annotations), background jobs and models (jobs, model versions,
-predictions), project settings. The same schema runs on SQLite and PostgreSQL, so only portable
-types are used (JSON, not JSONB; timezone-aware datetimes stored as UTC).
+predictions), evaluation sets (sets, their images, model evaluations), project settings. The
+same schema runs on SQLite and PostgreSQL, so only portable types are used (JSON, not JSONB;
+timezone-aware datetimes stored as UTC).
 """
 
 from __future__ import annotations
@@ -32,11 +33,14 @@ __all__ = [
     "Assignment",
     "AuditEvent",
     "Base",
+    "EvaluationSet",
+    "EvaluationSetImage",
     "FinalLabel",
     "Image",
     "Job",
     "LabelClass",
     "LoginToken",
+    "ModelEvaluation",
     "ModelVersion",
     "Patient",
     "Prediction",
@@ -342,6 +346,13 @@ class ModelVersion(Base):
     # window policy, input size, resize method, channel handling); prediction and explanation apply
     # it. NULL for versions trained before migration 0005, which used the percentile stretch.
     preprocessing: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # The images the version was trained on, described (medreview.ml.domain.describe_domain():
+    # modalities, photometric interpretations, greyscale or colour, rows and columns range);
+    # prediction flags an image outside it. NULL for versions trained before migration 0007.
+    domain: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # Why the version is, or is not, active after its training run: the automatic decision on the
+    # default evaluation set (medreview.ml.evaluation), in words. NULL before migration 0007.
+    activation_reason: Mapped[str | None] = mapped_column(Text)
     is_active: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
@@ -360,10 +371,73 @@ class Prediction(Base):
     probabilities: Mapped[dict[str, Any]] = mapped_column(default=dict)  # class name -> probability
     # Grad-CAM map of the predicted class, relative to the data dir (a rebuildable cache file).
     heatmap_path: Mapped[str | None] = mapped_column(String(512))
+    # The image lies outside the data the model version was trained on (its ``domain``): the
+    # class above is then no confident call, and the pages and exports show the flag instead.
+    out_of_distribution: Mapped[bool] = mapped_column(Boolean, default=False)
+    out_of_distribution_reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     image: Mapped[Image] = relationship()
     model_version: Mapped[ModelVersion] = relationship()
+
+
+# --- evaluation sets ---------------------------------------------------------------------------
+
+
+class EvaluationSet(Base):
+    """A frozen set of labelled images that training never uses, on which model versions are
+    compared. Frozen when made: its images and their labels (copied into the set) never change,
+    so every version is scored on the same question. The default set decides automatic
+    activation (at most one, enforced by the database)."""
+
+    __tablename__ = "evaluation_sets"
+    __table_args__ = (
+        Index(
+            "uq_evaluation_sets_one_default",
+            "is_default",
+            unique=True,
+            sqlite_where=text("is_default"),
+            postgresql_where=text("is_default"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    images: Mapped[list[EvaluationSetImage]] = relationship(back_populates="evaluation_set")
+
+
+class EvaluationSetImage(Base):
+    """One image of an evaluation set with the label it had when the set was frozen."""
+
+    __tablename__ = "evaluation_set_images"
+    __table_args__ = (UniqueConstraint("evaluation_set_id", "image_id", name="uq_evaluation_set_images_set_image"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    evaluation_set_id: Mapped[int] = mapped_column(ForeignKey("evaluation_sets.id"), index=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id"), index=True)
+    label: Mapped[str] = mapped_column(String(64))  # the class name, as frozen
+
+    evaluation_set: Mapped[EvaluationSet] = relationship(back_populates="images")
+
+
+class ModelEvaluation(Base):
+    """A model version's figures on an evaluation set (medreview.ml.evaluation): one row per pair."""
+
+    __tablename__ = "model_evaluations"
+    __table_args__ = (
+        UniqueConstraint("model_version_id", "evaluation_set_id", name="uq_model_evaluations_version_set"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    model_version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"), index=True)
+    evaluation_set_id: Mapped[int] = mapped_column(ForeignKey("evaluation_sets.id"), index=True)
+    metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
 class PseudonymEntry(Base):

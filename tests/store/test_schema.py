@@ -142,3 +142,39 @@ def test_db_upgrade_command_reports_the_revision(tmp_path):
     assert completed.returncode == 0, completed.stderr
     assert f"schema revision: {schema.head_revision()}" in completed.stdout
     assert "backup of the database before the upgrade" in completed.stderr
+
+
+def test_a_0006_store_upgrades_to_evaluation_sets_with_its_predictions_unflagged(tmp_path):
+    from alembic import command
+
+    from medreview.ml.prediction import predictions_table
+    from medreview.reading.evaluation_sets import list_evaluation_sets
+
+    data_dir = first_release_store(tmp_path)
+    engine = create_engine(f"sqlite:///{data_dir / 'medreview.db'}")
+    with engine.connect() as connection, connection.begin():
+        config = schema._config(connection)
+        command.stamp(config, schema.BASELINE)
+        command.upgrade(config, "0006_reading_sessions")
+        # A prediction of the active model, as the release before 0007 stored it.
+        connection.execute(
+            text(
+                "INSERT INTO predictions (image_id, model_version_id, predicted_class, probability, probabilities, "
+                "created_at) SELECT min(images.id), model_versions.id, 'normal', 0.9, '{}', '2026-01-01 00:00:00' "
+                "FROM images, model_versions WHERE model_versions.is_active"
+            )
+        )
+    engine.dispose()
+
+    store = Store.open(make_settings(data_dir))
+    try:
+        assert schema.current_revision(store.db.engine) == schema.head_revision()
+        with store.db.read() as session:
+            version = session.scalar(select(ModelVersion).where(ModelVersion.is_active.is_(True)))
+            assert (version.domain, version.activation_reason) == (None, None)  # nothing is known of its data
+        [prediction] = predictions_table(store, LOCAL_ACTOR).to_dict(orient="records")
+        assert (prediction["predicted_class"], prediction["outside_training_data"]) == ("normal", False)
+        assert prediction["outside_reason"] is None
+        assert list_evaluation_sets(store) == []
+    finally:
+        store.close()

@@ -4,6 +4,9 @@ Arrays are cached per (image sha256, preprocessing recipe) under ``<data dir>/ca
 ``<sha256>-<size>-<recipe key>.npy``, so a second run on the same images with the same recipe skips
 decoding, and a changed recipe (window policy, resize, channels) never reuses another's arrays; the
 cache is derived data and can be deleted at any time.
+
+Images of evaluation sets, and every other image of their patients, are never training data
+(:mod:`medreview.reading.evaluation_sets`): :func:`training_table` leaves them out.
 """
 
 from __future__ import annotations
@@ -17,16 +20,17 @@ import pandas as pd
 
 from medreview.errors import ImagingError, TrainingError
 from medreview.imaging.decoding import decode_file
-from medreview.ml.configs import DEFAULT_ARCHITECTURE, ModelConfig, get_config
+from medreview.ml.configs import DEFAULT_ARCHITECTURE, ModelConfig, Preprocessing, get_config
 from medreview.ml.training.resolution import default_resolution
 from medreview.ml.training.split import split_by_patient
+from medreview.reading.evaluation_sets import evaluation_patients
 from medreview.reading.reads import current_labels
 from medreview.reading.schema import label_classes
 from medreview.store import Store
 from medreview.store.blobs import atomic_write
 from medreview.team.settings import get_setting
 
-__all__ = ["MIN_IMAGES_PER_CLASS", "Dataset", "load_dataset", "training_table"]
+__all__ = ["MIN_IMAGES_PER_CLASS", "Dataset", "load_dataset", "prepared_array", "training_table"]
 
 MIN_IMAGES_PER_CLASS = 3
 
@@ -55,21 +59,30 @@ def training_table(store: Store, label_source: str | None = None) -> tuple[pd.Da
     """Labelled images usable for training and the class names in schema order.
 
     ``label_source`` (default: the project's ``training_label_source`` setting) is "final" or
-    "all"; see :func:`medreview.reading.reads.current_labels`. Raises TrainingError in plain words
-    when there is not enough to train on.
+    "all"; see :func:`medreview.reading.reads.current_labels`. Images of the patients in evaluation
+    sets are left out. Raises TrainingError in plain words when there is not enough to train on.
     """
     table = current_labels(store, label_source or get_setting(store, "training_label_source"))
+    held_out = table["patient_key"].isin(evaluation_patients(store))
+    held_out_note = (
+        f"; {int(held_out.sum())} more are of patients in evaluation sets, which training never uses"
+        if held_out.any()
+        else ""
+    )
+    table = table[~held_out].reset_index(drop=True)
     schema = label_classes(store, include_retired=True)
     counts = table["label"].value_counts() if len(table) else pd.Series(dtype=int)
     class_names = [name for name in schema if counts.get(name, 0) > 0]
     if len(class_names) < 2:
         raise TrainingError(
             "need labelled images of at least two classes to train "
-            f"(labelled so far: {', '.join(f'{k}: {v}' for k, v in counts.items()) or 'none'})"
+            f"(labelled so far: {', '.join(f'{k}: {v}' for k, v in counts.items()) or 'none'}{held_out_note})"
         )
     short = [f"'{name}' has {counts[name]}" for name in class_names if counts[name] < MIN_IMAGES_PER_CLASS]
     if short:
-        raise TrainingError(f"need at least {MIN_IMAGES_PER_CLASS} labelled images per class; " + ", ".join(short))
+        raise TrainingError(
+            f"need at least {MIN_IMAGES_PER_CLASS} labelled images per class; " + ", ".join(short) + held_out_note
+        )
     return table, class_names
 
 
@@ -86,24 +99,12 @@ def load_dataset(
     table, class_names = training_table(store, label_source)
     size = input_size or default_resolution(list(zip(table["rows"], table["columns"], strict=True)))
     recipe = model_config.preprocessing(size)
-    recipe_key = recipe.key()
-    cache_dir = store.settings.cache_dir / "arrays"
     arrays: list[np.ndarray] = []
     for position, row in enumerate(table.itertuples(index=False)):
-        cache_path = cache_dir / f"{row.sha256}-{size}-{recipe_key}.npy"
         try:
-            array = np.load(cache_path) if cache_path.exists() else None
-        except (OSError, ValueError, EOFError):  # EOFError: an empty file
-            array = None  # a damaged cache file is rebuilt
-        if array is None:
-            try:
-                decoded = decode_file(store.blobs.path_for(row.sha256), row.media_type)
-            except ImagingError as error:
-                raise TrainingError(f"cannot read labelled image {row.display_name}: {error}") from error
-            array = model_config.prepare(decoded, recipe)  # (size, size) float32 in [0, 1]
-            buffer = _npy_bytes(array)
-            atomic_write(cache_path, buffer)
-        arrays.append(array.astype(np.float32, copy=False))
+            arrays.append(prepared_array(store, row.sha256, row.media_type, model_config, recipe))
+        except ImagingError as error:
+            raise TrainingError(f"cannot read labelled image {row.display_name}: {error}") from error
         if progress is not None and (position % 100 == 0 or position == len(table) - 1):
             progress(position + 1, len(table))
     index = {name: i for i, name in enumerate(class_names)}
@@ -117,6 +118,23 @@ def load_dataset(
         input_size=size,
         preprocessing=recipe.to_dict(),
     )
+
+
+def prepared_array(
+    store: Store, sha256: str, media_type: str, model_config: ModelConfig, recipe: Preprocessing
+) -> np.ndarray:
+    """One stored image as a network input through ``recipe``: (S, S) float32 in [0, 1], from the
+    array cache when it is there (a damaged cache file is rebuilt). Raises ImagingError when the
+    image cannot be decoded."""
+    cache_path = store.settings.cache_dir / "arrays" / f"{sha256}-{recipe.input_size}-{recipe.key()}.npy"
+    try:
+        array = np.load(cache_path) if cache_path.exists() else None
+    except (OSError, ValueError, EOFError):  # EOFError: an empty file
+        array = None
+    if array is None:
+        array = model_config.prepare(decode_file(store.blobs.path_for(sha256), media_type), recipe)
+        atomic_write(cache_path, _npy_bytes(array))
+    return array.astype(np.float32, copy=False)
 
 
 def _npy_bytes(array: np.ndarray) -> bytes:
