@@ -4,6 +4,11 @@ The prediction job stores, per image, the class probabilities and a Grad-CAM map
 (``(C, h, w)`` float16 in [0, 1], a rebuildable cache file under ``<data dir>/cache/gradcam``),
 computed on frame 0 at the model's preprocessing. The maps drawn over the frame and window a reader
 has chosen are computed for that view, on demand (:mod:`medreview.ml.explanations`).
+
+Each image is also compared with the domain the version was trained on (:mod:`medreview.ml.domain`):
+one outside it is stored flagged, with the reason, and is no confident call: the tables say
+"outside the training data" instead of its class (:func:`shown_calls`), it neither agrees nor
+disagrees with its label, and it is not offered as the next image to label.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from sqlalchemy import select
 from medreview.errors import ImagingError, JobCancelled, MedreviewError, NotFoundError, PermissionDeniedError
 from medreview.jobs import JobContext, submit_job
 from medreview.ml.configs import get_config, version_preprocessing
+from medreview.ml.domain import OUTSIDE_TRAINING_DATA, domain_facts, outside_domain
 from medreview.ml.registry import active_model
 from medreview.reading.reads import can_see_others, current_labels, unlabelled_image_ids, visible_image_ids
 from medreview.store import Store
@@ -42,6 +48,7 @@ __all__ = [
     "network_input",
     "predictions_table",
     "run_prediction_job",
+    "shown_calls",
     "submit_predictions",
 ]
 
@@ -130,7 +137,9 @@ def run_prediction_job(context: JobContext) -> dict[str, Any]:
                 ],
                 axis=1,
             )
-            _store_batch(store, version, kept, probabilities, called, maps)
+            facts = domain_facts(store, kept)
+            outside = [outside_domain(version.domain, facts[image_id]) for image_id in kept]
+            _store_batch(store, version, kept, probabilities, called, maps, outside)
         done += len(batch)
         context.report(done=done, total=total)
     return {"model_version_id": version.id, "predicted": done - len(skipped), "skipped": skipped}
@@ -173,7 +182,10 @@ def _store_batch(
     probabilities: np.ndarray,
     called: np.ndarray,
     maps: np.ndarray,
+    outside: list[str | None],
 ) -> None:
+    """Store one batch: ``outside`` holds, per image, why it lies outside the version's training
+    data (None: inside)."""
     paths = []
     for image_id, heatmaps in zip(image_ids, maps, strict=True):
         relative = f"cache/gradcam/{version.id}-{image_id}.npy"
@@ -182,13 +194,15 @@ def _store_batch(
         atomic_write(store.data_path(relative), buffer.getvalue())
         paths.append(relative)
     with store.db.write() as session:
-        for image_id, row, best, relative in zip(image_ids, probabilities, called, paths, strict=True):
+        for image_id, row, best, relative, reason in zip(image_ids, probabilities, called, paths, outside, strict=True):
             best = int(best)
             values = {
                 "predicted_class": version.class_names[best],
                 "probability": float(row[best]),
                 "probabilities": {name: float(p) for name, p in zip(version.class_names, row, strict=True)},
                 "heatmap_path": relative,
+                "out_of_distribution": reason is not None,
+                "out_of_distribution_reason": reason,
                 "created_at": utcnow(),
             }
             upsert(
@@ -200,17 +214,32 @@ def _store_batch(
             )
 
 
+PREDICTION_COLUMNS = [
+    "image_id",
+    "file",
+    "predicted_class",
+    "probability",
+    "label",
+    "agrees",
+    "outside_training_data",
+    "outside_reason",
+    "prediction_id",
+]
+
+
 def predictions_table(store: Store, actor: Actor, model_version_id: int | None = None) -> pd.DataFrame:
     """Predictions of one model version (default: the active one) with the image's current label.
+
+    ``predicted_class`` and ``probability`` are the model's output as computed; for an image
+    ``outside_training_data`` (``outside_reason`` says why) that is no confident call, and
+    ``agrees`` is None. Show the table through :func:`shown_calls`.
 
     In blinded mode an annotator sees only images they have already read."""
     require(actor, "annotator", "see predictions")
     if model_version_id is None:
         model = active_model(store)
         if model is None:
-            return pd.DataFrame(
-                columns=["image_id", "file", "predicted_class", "probability", "label", "agrees", "prediction_id"]
-            )
+            return pd.DataFrame(columns=PREDICTION_COLUMNS)
         model_version_id = model.id
     query = (
         select(
@@ -218,6 +247,8 @@ def predictions_table(store: Store, actor: Actor, model_version_id: int | None =
             Image.display_name.label("file"),
             Prediction.predicted_class,
             Prediction.probability,
+            Prediction.out_of_distribution.label("outside_training_data"),
+            Prediction.out_of_distribution_reason.label("outside_reason"),
             Prediction.id.label("prediction_id"),
         )
         .join(Image, Image.id == Prediction.image_id)
@@ -231,16 +262,31 @@ def predictions_table(store: Store, actor: Actor, model_version_id: int | None =
         table = table[table["image_id"].isin(visible)]
     labels = current_labels(store).set_index("image_id")["label"]
     table["label"] = table["image_id"].map(labels)
-    # None: the image has no label, so there is nothing to agree or disagree with.
+    table["outside_training_data"] = table["outside_training_data"].astype(bool)
+    # None: the image has no label, or the model made no confident call (outside its training
+    # data), so there is nothing to agree or disagree with.
     table["agrees"] = pd.Series(
         [
-            None if pd.isna(label) else label == predicted
-            for label, predicted in zip(table["label"], table["predicted_class"], strict=True)
+            None if pd.isna(label) or outside else label == predicted
+            for label, predicted, outside in zip(
+                table["label"], table["predicted_class"], table["outside_training_data"], strict=True
+            )
         ],
         index=table.index,
         dtype=object,
     )
-    return table[["image_id", "file", "predicted_class", "probability", "label", "agrees", "prediction_id"]]
+    return table[PREDICTION_COLUMNS]
+
+
+def shown_calls(table: pd.DataFrame) -> pd.DataFrame:
+    """:func:`predictions_table` as a page shows it: for an image outside the training data,
+    "outside the training data" instead of a class and no probability (the reason stays in
+    ``outside_reason``); the flag column itself is dropped."""
+    shown = table.copy()
+    outside = shown["outside_training_data"].astype(bool)
+    shown["predicted_class"] = shown["predicted_class"].where(~outside, OUTSIDE_TRAINING_DATA)
+    shown["probability"] = shown["probability"].where(~outside, np.nan)
+    return shown.drop(columns=["outside_training_data"])
 
 
 def _version(store: Store, model_version_id: int | None) -> ModelVersion | None:
@@ -260,9 +306,10 @@ def disagreements(store: Store, actor: Actor, model_version_id: int | None = Non
 def most_uncertain(store: Store, actor: Actor, model_version_id: int | None = None) -> pd.DataFrame:
     """Unlabelled images the model is least sure about, first: the ones worth labelling next.
     Uncertainty is the distance from the operating threshold for a two-class model (1 at the
-    threshold), else 1 minus the margin between the two most probable classes."""
+    threshold), else 1 minus the margin between the two most probable classes. Images outside
+    the training data are left out: the model's figures say nothing about them."""
     table = predictions_table(store, actor, model_version_id)
-    unlabelled = table[table["image_id"].isin(unlabelled_image_ids(store))].copy()
+    unlabelled = table[table["image_id"].isin(unlabelled_image_ids(store)) & ~table["outside_training_data"]].copy()
     if unlabelled.empty:
         return unlabelled.assign(uncertainty=pd.Series(dtype=float))
     with store.db.read() as session:

@@ -21,6 +21,7 @@ from medreview.ml.prediction import (
     load_heatmaps,
     most_uncertain,
     predictions_table,
+    shown_calls,
     submit_predictions,
 )
 from medreview.reading.reads import LOCAL_ACTOR, reads_table, save_read, unlabelled_image_ids
@@ -136,6 +137,8 @@ def test_predictions_table_is_empty_without_an_active_model(store):
         "probability",
         "label",
         "agrees",
+        "outside_training_data",
+        "outside_reason",
         "prediction_id",
     ]
 
@@ -256,3 +259,30 @@ def test_a_blinded_annotator_gets_no_map_or_reads_of_an_image_before_reading_it(
     save_read(store, ANN, images.right, "normal")
     assert load_heatmaps(store, ANN, prediction_id)[0].shape == (2, 7, 7)
     assert set(reads_table(store, ANN)[lambda reads: reads["image_id"] == images.right]["reader"]) == {"ann", "local"}
+
+
+def flag_outside(store: Store, model_id: int, image_id: int, reason: str) -> None:
+    with store.db.write() as session:
+        prediction = session.scalar(
+            select(Prediction).where(Prediction.image_id == image_id, Prediction.model_version_id == model_id)
+        )
+        prediction.out_of_distribution, prediction.out_of_distribution_reason = True, reason
+
+
+def test_an_image_outside_the_training_data_is_shown_flagged_not_as_a_confident_class(project):
+    store, images, model_id = project
+    reason = "modality NM, trained on CR, DX"
+    flag_outside(store, model_id, images.wrong_confident, reason)  # labelled normal, called pneumonia 95%
+    flag_outside(store, model_id, images.near_tie, reason)  # unlabelled
+    table = predictions_table(store, LOCAL_ACTOR).set_index("image_id")
+    assert table.loc[images.wrong_confident, "outside_training_data"]
+    assert table.loc[images.wrong_confident, "agrees"] is None  # no confident call to disagree with
+    assert not table.loc[images.right, "outside_training_data"] and table.loc[images.right, "agrees"]
+    shown = shown_calls(table.reset_index()).set_index("image_id")
+    assert shown.loc[images.wrong_confident, "predicted_class"] == "outside the training data"
+    assert pd.isna(shown.loc[images.wrong_confident, "probability"])
+    assert shown.loc[images.wrong_confident, "outside_reason"] == reason
+    assert (shown.loc[images.right, "predicted_class"], shown.loc[images.right, "probability"]) == ("normal", 0.90)
+    # Not a confident error, and not worth labelling next on the model's say-so.
+    assert list(disagreements(store, LOCAL_ACTOR)["image_id"]) == [images.wrong_unsure]
+    assert images.near_tie not in set(most_uncertain(store, LOCAL_ACTOR)["image_id"])
