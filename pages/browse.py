@@ -4,17 +4,12 @@ import pandas as pd
 import streamlit as st
 
 from medreview.errors import MedreviewError
-from medreview.imaging.display import render_frame
 from medreview.reading.browse import dicom_header, filter_header, patients, series_list, series_slices, studies
 from medreview.reading.catalog import get_image
 from medreview.store import Store
 from ui.session import get_store, session_actor
 from ui.text import plain
-from ui.viewer import decoded, window_controls
-
-SLICE_KEY = "browse_slice"
-# window_controls(image, key="browse") keeps its frame slider's position under "browse_frame".
-FRAME_KEY = "browse_frame"
+from ui.viewer import image_viewer
 
 
 def count_text(count: int, singular: str, plural: str) -> str:
@@ -23,11 +18,6 @@ def count_text(count: int, singular: str, plural: str) -> str:
 
 def date_text(study_date: str | None) -> str:
     return f"{study_date[:4]}-{study_date[4:6]}-{study_date[6:8]}" if study_date else "undated"
-
-
-def step(key: str, delta: int, count: int) -> None:
-    """Button callback: move a 1-based slider position by ``delta``, staying within 1..count."""
-    st.session_state[key] = min(max(int(st.session_state.get(key, 1)) + delta, 1), count)
 
 
 def uid_tail(uid: str) -> str:
@@ -70,39 +60,6 @@ def pickers_ui(store: Store, patient_table: pd.DataFrame) -> int:
     return st.selectbox("Series", list(series_labels), format_func=series_labels.__getitem__, key="browse_series")
 
 
-def slice_controls_ui(series_id: int, count: int) -> int:
-    """Slice slider with Previous/Next buttons (Up/Down arrow keys); returns the 0-based position."""
-    if st.session_state.get("browse_shown_series") != series_id:
-        # A newly chosen series opens at its first slice.
-        st.session_state["browse_shown_series"] = series_id
-        st.session_state[SLICE_KEY] = 1
-    if count == 1:
-        return 0
-    if st.session_state.get(SLICE_KEY, 1) > count:  # the series lost slices since the last run
-        st.session_state[SLICE_KEY] = count
-    position = st.slider("Slice", 1, count, key=SLICE_KEY)
-    stepper_ui("slice", SLICE_KEY, position - 1, count, shortcuts=("Up", "Down"))
-    return position - 1
-
-
-def stepper_ui(noun: str, state_key: str, index: int, count: int, shortcuts: tuple[str, str]) -> None:
-    """Previous/Next buttons (with keyboard shortcuts) that move the slider at ``state_key``."""
-    previous_column, next_column = st.columns(2)
-    for column, word, delta, shortcut, disabled in (
-        (previous_column, "Previous", -1, shortcuts[0], index == 0),
-        (next_column, "Next", 1, shortcuts[1], index == count - 1),
-    ):
-        column.button(
-            f"{word} {noun}",
-            key=f"browse_{word.lower()}_{noun}",
-            shortcut=shortcut,
-            disabled=disabled,
-            on_click=step,
-            args=(state_key, delta, count),
-            width="stretch",
-        )
-
-
 def header_ui(store: Store, image_id: int) -> None:
     with st.expander("DICOM header"):
         needle = st.text_input(
@@ -128,32 +85,26 @@ try:
         st.info("This series holds no images.")
         st.stop()
 
-    controls, picture = st.columns([1, 3])
-    with controls:
-        position = slice_controls_ui(series_id, len(slices))
-        current = slices.iloc[position]
-        image_id = int(current["image_id"])
-        record = get_image(store, actor, image_id)
-        image = decoded(image_id)
-        if st.session_state.get(FRAME_KEY, 1) > image.frame_count:  # came from a longer clip
-            st.session_state[FRAME_KEY] = image.frame_count
-        frame_index, window = window_controls(image, key="browse")
-        if image.frame_count > 1:
-            stepper_ui("frame", FRAME_KEY, frame_index, image.frame_count, shortcuts=("Left", "Right"))
-
+    # The viewer scrolls the series (wheel, Up/Down) and its frames (Left/Right) in the browser; it
+    # reports the slice on screen, whose details and header are shown below it.
+    first_id = int(slices["image_id"].iloc[0])
+    view = image_viewer("browse_viewer", actor, [first_id], position=first_id, jump=series_id).get("view") or {}
+    shown_ids = [int(found) for found in slices["image_id"]]
+    image_id = int(view["imageId"]) if view.get("imageId") in shown_ids else first_id
+    position = shown_ids.index(image_id)
+    current = slices.iloc[position]
+    record = get_image(store, actor, image_id)
     details = [f"Slice {position + 1}/{len(slices)}"]
     if not pd.isna(current["instance_number"]):
         details.append(f"instance {current['instance_number']}")
     if not pd.isna(current["slice_location"]):
         details.append(f"location {current['slice_location']:.1f} mm")
-    if image.frame_count > 1:
-        details.append(f"frame {frame_index + 1}/{image.frame_count}")
     details.append(f"{plain(record.modality)} · {record.columns}×{record.rows}")
-    with picture:
-        st.caption(" · ".join(details) + f" · {plain(record.display_name.rsplit('/', 1)[-1])}")
-        if record.burned_in_annotation:
-            st.warning("This image may carry burned-in patient information.")
-        st.image(render_frame(image, frame_index, window), width="stretch")
+    if record.number_of_frames > 1:
+        details.append(f"{record.number_of_frames} frames")
+    st.caption(" · ".join(details) + f" · {plain(record.display_name.rsplit('/', 1)[-1])}")
+    if record.burned_in_annotation:
+        st.warning("This image may carry burned-in patient information.")
 
     header_ui(store, image_id)
 except MedreviewError as error:

@@ -34,7 +34,6 @@ from medreview.reading.catalog import ImageRecord, decode_image, get_image, seri
 from medreview.reading.reads import save_read
 from medreview.team.roles import Actor
 from ui.session import get_store
-from ui.text import plain
 
 __all__ = [
     "DecodedCache",
@@ -173,7 +172,7 @@ def _frame_rows(want: Sequence[str], allowed: Callable[[int], bool]) -> tuple[li
             image = decoded(image_id)
             encoded = encode_frame(image, frame_index)
         except (MedreviewError, ValueError) as error:
-            missing[str(key)] = plain(error)
+            missing[str(key)] = str(error)
             continue
         sent_bytes += encoded.width * encoded.height * encoded.channels * 2
         rows.append(
@@ -219,7 +218,7 @@ def save_pending_reads(key: str, actor: Actor) -> tuple[list[int], dict[int, str
                     seconds_on_case=_seconds(entry.get("seconds")),
                 )
             except MedreviewError as error:
-                failed[seq] = plain(error)
+                failed[seq] = str(error)  # the viewer escapes it as HTML text
                 continue
             saved.add(seq)
         acked.append(seq)

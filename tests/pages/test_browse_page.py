@@ -16,6 +16,7 @@ from medreview.reading.reads import LOCAL_ACTOR
 from medreview.store.models import Image
 from tests.conftest import run_page_as
 from tests.helpers import dicom_bytes, png_bytes
+from tests.pages.viewer import frame_values, report, viewer_data
 from ui.text import plain
 
 TIMEOUT = 60
@@ -49,7 +50,7 @@ def caption_text(app: AppTest) -> str:
 def test_empty_store_says_so(page_store):
     app = run_browse()
     assert "No images yet" in app.info[0].value
-    assert not app.image
+    assert not app.get("bidi_component")
 
 
 def test_pick_a_series_and_step_through_its_slices(page_store):
@@ -76,21 +77,17 @@ def test_pick_a_series_and_step_through_its_slices(page_store):
     assert app.selectbox(key="browse_study").value == chosen_study  # a single study is preselected
     app.selectbox(key="browse_series").set_value(int(chosen_series)).run()
     assert not app.exception, app.exception
-    assert len(app.image) == 1
+    data = viewer_data(app, "browse_viewer")
+    assert data["position"] == first_slice and data["jump"] == int(chosen_series)
+    # The viewer scrolls the stack in the browser: it knows the series' slices in reading order.
+    assert data["images"][0]["series"] == slice_ids(page_store, int(chosen_series))
     assert plain(get_image(page_store, LOCAL_ACTOR, first_slice).display_name) in caption_text(app)
-
-    slider = app.slider(key="browse_slice")
-    assert (slider.min, slider.max, slider.value) == (1, 3, 1)
     assert "Slice 1/3 · instance 1" in caption_text(app)
 
-    app.button(key="browse_next_slice").click().run()
-    assert not app.exception, app.exception
-    assert app.slider(key="browse_slice").value == 2
+    # The reader scrolled to the second slice: its details and header are shown.
+    report(app, "browse_viewer", view={"imageId": second_slice, "frame": 0, "window": None})
     assert "Slice 2/3 · instance 2" in caption_text(app)
     assert plain(get_image(page_store, LOCAL_ACTOR, second_slice).display_name) in caption_text(app)
-
-    app.button(key="browse_previous_slice").click().run()
-    assert app.slider(key="browse_slice").value == 1
 
     assert app.expander[0].label == "DICOM header"
     header = app.dataframe[0].value
@@ -99,15 +96,15 @@ def test_pick_a_series_and_step_through_its_slices(page_store):
     assert app.dataframe[0].value["keyword"].tolist() == ["PatientID"]
 
 
-def test_multiframe_image_steps_through_frames(page_store):
-    ingest(page_store, [("clip.dcm", multiframe_dicom_bytes(4))])
+def test_multiframe_image_frames_reach_the_viewer(page_store):
+    [image_id] = ingest(page_store, [("clip.dcm", multiframe_dicom_bytes(4))])
     app = run_browse()
-    assert [slider.key for slider in app.slider] == ["browse_frame"]  # one image: no slice slider
-    assert app.slider(key="browse_frame").max == 4
-    app.button(key="browse_next_frame").click().run()
-    assert not app.exception, app.exception
-    assert app.slider(key="browse_frame").value == 2
-    assert "frame 2/4" in caption_text(app)
+    data = viewer_data(app, "browse_viewer")
+    assert data["images"][0]["frames"] == 4 and data["images"][0]["series"] is None
+    assert "4 frames" in caption_text(app)
+    data = report(app, "browse_viewer", want=[f"{image_id}:2"])
+    [row] = data["pixels"]
+    assert (frame_values(row) == 200).all()  # frame 3 of the clip holds 100 * 2
 
 
 def test_png_header_says_not_dicom(page_store):

@@ -19,6 +19,7 @@ from medreview.team.roles import Actor
 from medreview.team.settings import set_setting
 from tests.conftest import ADMIN, run_page_as
 from tests.helpers import png_bytes
+from tests.pages.viewer import viewer_data
 from ui.text import plain
 
 HOSTILE_NAME = "![x](http://evil.example/track.png) [click](http://evil.example) :red[alarm].png"
@@ -64,7 +65,11 @@ def test_label_page_shows_names_and_the_reviewers_comment_as_text(page_store):
     app.session_state["label_status"] = "returned"
     app.run()
     assert not app.exception
-    assert_shown_as_text(app, SHOWN_NAME, HOSTILE_COMMENT, HOSTILE_CLASS)
+    assert_shown_as_text(app, HOSTILE_COMMENT)
+    # The file and class names are drawn by the viewer, which inserts them as text, never as HTML
+    # (tests/e2e/test_viewer.py checks that in the browser); the page passes them on unaltered.
+    data = viewer_data(app, "label_viewer")
+    assert data["images"][0]["name"] == SHOWN_NAME and HOSTILE_CLASS in data["classes"]
 
 
 def test_review_page_shows_reads_as_text(page_store):

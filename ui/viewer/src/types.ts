@@ -103,4 +103,6 @@ export interface SyncState {
   want: string[];
   pending: PendingSave[];
   tick: number;
+  /** View mode: the image, frame and window on screen. */
+  view: { imageId: number; frame: number; window: Window | null } | null;
 }

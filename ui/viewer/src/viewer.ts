@@ -335,7 +335,7 @@ export class Viewer {
   private sync(more: boolean): void {
     if (!this.data) return;
     const want = this.wanted();
-    const body = { position: this.current, want, pending: this.pending };
+    const body = { position: this.current, want, pending: this.pending, view: this.viewReport() };
     const text = JSON.stringify(body);
     if (text === this.lastSync && !(more && want.length > 0)) return;
     if (text !== this.lastSync || more) this.tick += 1;
@@ -344,6 +344,21 @@ export class Viewer {
     const state: SyncState = { ...body, tick: this.tick };
     this.setState("sync", state);
   }
+
+  /**
+   * What is on screen, for pages that act on it (the map of the frame and window shown, the header of
+   * the slice shown). The window is reported once it settles (a drag reports when released).
+   */
+  private viewReport(): { imageId: number; frame: number; window: Window | null } | null {
+    if (this.data?.mode !== "view" || this.shown === null) return null;
+    const info = this.info(this.shown);
+    const state = info && !info.color ? this.windowState(info) : null;
+    const window = this.drag?.mode === "window" ? this.settledWindow : (state?.window ?? null);
+    this.settledWindow = window;
+    return { imageId: this.shown, frame: this.frame, window };
+  }
+
+  private settledWindow: Window | null = null;
 
   // --- painting -------------------------------------------------------------------------------
 
@@ -500,7 +515,10 @@ export class Viewer {
 
   private layout(): void {
     const rect = this.stage.getBoundingClientRect();
-    const available = window.innerHeight - rect.top - (this.status.offsetHeight + 48);
+    const legend = this.root.querySelector(".mrv-legend") as HTMLDivElement;
+    // The page must not scroll: the stage takes what is left below its top, minus the rows under it.
+    const below = this.status.offsetHeight + legend.offsetHeight + 32;
+    const available = window.innerHeight - rect.top - below;
     const maxHeight = this.data?.maxHeight || 0;
     const height = Math.max(240, maxHeight > 0 ? Math.min(maxHeight, available) : available);
     const width = Math.max(120, this.stage.clientWidth);
@@ -524,6 +542,7 @@ export class Viewer {
     current.state.window = window;
     if (this.lockedWindow && this.lockedWindow.modality === current.info.modality) this.lockedWindow.state = { ...current.state };
     this.requestPaint();
+    if (!this.drag) this.sync(false);
   }
 
   private effectiveWindow(info: ImageInfo, state: WindowState): Window {
@@ -597,6 +616,7 @@ export class Viewer {
     const end = (): void => {
       const drag = this.drag;
       this.drag = null;
+      if (drag?.mode === "window") this.sync(false);
       if (drag?.mode === "box" && this.draftBox && this.shown !== null) {
         if (this.draftBox.width >= 2 && this.draftBox.height >= 2) {
           const boxes = [...this.boxesOf(this.shown), this.draftBox];
@@ -919,6 +939,7 @@ export class Viewer {
     this.renderer.camera.fitted = true;
     this.ruler = null;
     this.requestPaint();
+    this.sync(false);
   }
 
   private toggleLock(): void {

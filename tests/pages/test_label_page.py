@@ -1,0 +1,151 @@
+"""The Label page through AppTest: what it sends the viewer and what it does with the viewer's reports
+(pending reads saved once and acknowledged, filters that drive "next", blinding, boxes)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sqlalchemy import func, select
+
+from medreview.imaging.decoding import decode_file
+from medreview.ingest import InputFile, ingest_files
+from medreview.reading.catalog import get_image
+from medreview.reading.reads import LOCAL_ACTOR, save_read
+from medreview.reading.schema import label_classes
+from medreview.store.models import Annotation, AuditEvent, Image
+from medreview.team.accounts import create_user
+from medreview.team.roles import SYSTEM, Actor
+from medreview.team.settings import set_setting
+from tests.conftest import run_page_as
+from tests.helpers import dicom_bytes
+from tests.pages.viewer import frame_values, report, save, viewer_data
+
+KEY = "label_viewer"
+READER = Actor("reader1", "annotator")
+
+
+@pytest.fixture
+def images(page_store) -> dict[str, list[int]]:
+    """The store's two classes (normal, pneumonia); three DX films, then two CR films, then one more
+    DX, in upload order."""
+    assert label_classes(page_store) == ["normal", "pneumonia"]
+    create_user(page_store, SYSTEM, READER.username, "reader-password-1", role="annotator")
+    modalities = ["DX", "DX", "DX", "CR", "CR", "DX"]
+    files = [
+        InputFile(f"film-{index}.dcm", dicom_bytes(f"P{index}", modality=modality))
+        for index, modality in enumerate(modalities)
+    ]
+    ids = [result.image_id for result in ingest_files(page_store, LOCAL_ACTOR, files)]
+    by_modality: dict[str, list[int]] = {"all": ids}
+    for image_id, modality in zip(ids, modalities, strict=True):
+        by_modality.setdefault(modality, []).append(image_id)
+    return by_modality
+
+
+def test_opens_the_first_image_to_do_with_the_next_ones_prefetched(page_store, images):
+    app = run_page_as("label", READER)
+    data = viewer_data(app, KEY)
+    assert data["mode"] == "label"
+    assert data["position"] == images["all"][0]
+    assert data["order"] == images["all"]  # the current one, then the rest of the list in order
+    assert data["classes"] == ["normal", "pneumonia"]
+    first = data["images"][0]
+    assert (first["modality"], first["width"], first["height"], first["label"]) == ("DX", 64, 64, None)
+
+
+def test_a_pending_read_is_saved_once_with_its_seconds_and_acknowledged(page_store, images):
+    app = run_page_as("label", READER)
+    first, second = images["all"][:2]
+    pending = [save(101, first, "pneumonia", seconds=3.25)]
+    data = report(app, KEY, position=second, pending=pending)
+    assert data["acked"] == [101] and data["failed"] == {}
+    # The browser resends its pending list until it sees the acknowledgement: no second save.
+    data = report(app, KEY, position=second, pending=pending)
+    assert data["acked"] == [101]
+    with page_store.db.read() as session:
+        read = session.scalars(select(Annotation).where(Annotation.image_id == first)).one()
+        assert (read.label_class.name, read.seconds_on_case) == ("pneumonia", 3.25)
+        saves = session.scalar(select(func.count(AuditEvent.id)).where(AuditEvent.action.like("label.%")))
+    assert saves == 1
+    # The viewer moved on by itself: the page follows it, and the list no longer holds the read image.
+    assert data["position"] == second and first not in data["order"]
+
+
+def test_a_failed_save_is_reported_and_kept_not_acknowledged(page_store, images):
+    app = run_page_as("label", READER)
+    first, second = images["all"][:2]
+    data = report(app, KEY, position=second, pending=[save(7, first, "no-such-class"), save(8, second, "normal")])
+    assert data["acked"] == [8]
+    assert "no-such-class" in data["failed"]["7"]
+    assert get_image(page_store, READER, first).label is None
+    assert get_image(page_store, READER, second).label == "normal"
+
+
+def test_the_modality_filter_drives_next(page_store, images):
+    app = run_page_as("label", READER)
+    app.selectbox(key="label_modality_filter").set_value("CR").run()
+    data = viewer_data(app, KEY)
+    assert data["position"] == images["CR"][0]
+    assert data["order"] == images["CR"]  # never a DX film as "next" on a CR list
+    assert data["listVersion"].endswith("|CR")
+
+
+def test_the_last_row_of_a_filtered_list_then_a_label_does_not_crash(page_store, images):
+    app = run_page_as("label", READER)
+    app.selectbox(key="label_modality_filter").set_value("CR").run()
+    last = images["CR"][-1]
+    table_key = next(element.key for element in app.dataframe if element.key.startswith("label_worklist"))
+    app.session_state[table_key] = {"selection": {"rows": [len(images["CR"]) - 1], "columns": []}}
+    app.run()
+    assert not app.exception, app.exception
+    data = viewer_data(app, KEY)
+    assert data["position"] == last and data["order"] == [last]
+    # The reader presses 1: the viewer saves and finds no next image on this list.
+    data = report(app, KEY, position=None, pending=[save(1, last, "normal")])
+    assert data["acked"] == [1]
+    assert get_image(page_store, READER, last).label == "normal"
+
+
+def test_other_readers_labels_never_reach_the_viewer(page_store, images):
+    set_setting(page_store, LOCAL_ACTOR, "blinded", True)
+    first = images["all"][0]
+    save_read(page_store, LOCAL_ACTOR, first, "pneumonia")
+    data = viewer_data(run_page_as("label", READER), KEY)
+    assert data["images"][0]["id"] == first
+    assert data["images"][0]["label"] is None and data["images"][0]["labels"] == []
+
+
+def test_frames_asked_for_arrive_once_at_full_depth(page_store, images):
+    first = images["all"][0]
+    app = run_page_as("label", READER)
+    data = report(app, KEY, position=first, want=[f"{first}:0", "999999:0"])
+    rows = {row["key"]: row for row in data["pixels"]}
+    with page_store.db.read() as session:
+        stored = session.get(Image, first)
+        expected = decode_file(page_store.blobs.path_for(stored.sha256), stored.media_type).frames[0]
+    values = frame_values(rows[f"{first}:0"])
+    assert values.dtype.itemsize == 2  # 16-bit modality values, not an 8-bit rendering
+    np.testing.assert_array_equal(values, expected)
+    assert "999999:0" in data["missing"]
+    # A rerun for another reason (same request) sends the pixels no second time.
+    app.run()
+    assert viewer_data(app, KEY)["pixels"] == []
+
+
+def test_boxes_drawn_in_the_viewer_are_stored_in_image_pixels_and_come_back(page_store, images):
+    set_setting(page_store, LOCAL_ACTOR, "boxes", True)
+    first = images["all"][0]
+    box = {"label": "pneumonia", "x": 10.5, "y": 4.0, "width": 20.0, "height": 12.25, "frame": 0}
+    app = run_page_as("label", READER)
+    assert viewer_data(app, KEY)["boxesEnabled"] is True
+    report(app, KEY, position=first, pending=[save(5, first, "pneumonia", boxes=[box])])
+    assert list(get_image(page_store, READER, first).boxes) == [box]
+    fresh = viewer_data(run_page_as("label", READER), KEY)
+    shown = {info["id"]: info for info in fresh["images"]}
+    assert fresh["position"] != first  # read: off the to-do list, but its boxes come back when opened
+    app = run_page_as("label", READER)
+    app.segmented_control(key="label_status").set_value("read").run()
+    data = viewer_data(app, KEY)
+    assert data["position"] == first
+    assert data["images"][0]["boxes"] == [box]
+    assert first not in shown
