@@ -11,7 +11,11 @@ from medreview.store.models import ModelVersion
 from medreview.team.audit import record
 from medreview.team.roles import Actor, require
 
-__all__ = ["activate_model", "active_model", "list_models"]
+__all__ = ["KEPT_INACTIVE", "activate_model", "active_model", "list_models"]
+
+# How an automatic decision to keep a new version inactive begins (ModelVersion.activation_reason,
+# written by medreview.ml.evaluation): a promotion by hand overrides it, and the trail says so.
+KEPT_INACTIVE = "not made active"
 
 
 def list_models(store: Store) -> list[ModelVersion]:
@@ -25,7 +29,8 @@ def active_model(store: Store) -> ModelVersion | None:
 
 
 def activate_model(store: Store, actor: Actor, model_version_id: int) -> None:
-    """Make one model version the active one (exactly one is active afterwards)."""
+    """Make one model version the active one (exactly one is active afterwards). Audited, with the
+    automatic decision it overrides when the version was kept inactive after its training run."""
     require(actor, "admin", "promote a model")
     with store.db.write() as session:
         target = session.get(ModelVersion, model_version_id, with_for_update=True)
@@ -41,4 +46,7 @@ def activate_model(store: Store, actor: Actor, model_version_id: int) -> None:
             session.flush()
         except IntegrityError as error:  # the partial unique index: another promotion won the race
             raise MedreviewError("another model was made active at the same moment; look again and retry") from error
-        record(session, actor.username, "model.promote", "model_version", model_version_id, old=previous)
+        overrides = {}
+        if target.activation_reason and target.activation_reason.startswith(KEPT_INACTIVE):
+            overrides["overrides"] = target.activation_reason
+        record(session, actor.username, "model.promote", "model_version", model_version_id, old=previous, **overrides)

@@ -97,3 +97,58 @@ def test_facts_come_from_the_store(store):
         results[0].image_id: ImageFacts("NM", "MONOCHROME2", 64, 64),
         results[1].image_id: ImageFacts("OT", "MONOCHROME2", 32, 32),  # PNG/JPEG: "OT", as stored
     }
+
+
+@pytest.mark.slow
+def test_a_chest_xray_model_flags_an_nm_bone_scan_instead_of_calling_it_normal(store):
+    # The done-when: a model trained on DX/CR MONOCHROME2 chest films, shown an NM scan,
+    # a colour photograph and a film four times the training size, flags them; a film like its own
+    # training images gets a class.
+    import numpy as np
+
+    from medreview.ingest.demo import demo_image, load_demo_data
+    from medreview.jobs import execute_job, get_job, submit_job
+    from medreview.ml.prediction import predictions_table, shown_calls, submit_predictions
+    from medreview.ml.registry import active_model
+    from medreview.ml.runners import RUNNERS
+    from medreview.ml.training.service import TRAINING_JOB
+    from medreview.reading.reads import save_read
+
+    load_demo_data(store, LOCAL_ACTOR, per_class=6, unlabelled=0)  # DX, MONOCHROME2, 128 x 128
+    rng = np.random.default_rng(5)
+    computed = ingest_files(
+        store,
+        LOCAL_ACTOR,
+        [
+            InputFile(f"cr-{n}.dcm", dicom_bytes(f"CR-{n}", pixels=demo_image(rng, bool(n % 2)), modality="CR"))
+            for n in range(4)
+        ],
+    )
+    for n, result in enumerate(computed):
+        save_read(store, LOCAL_ACTOR, result.image_id, "pneumonia" if n % 2 else "normal")
+    job_id = submit_job(store, TRAINING_JOB, {"epochs": 1, "input_size": 32, "batch_size": 8})
+    assert execute_job(store, job_id, RUNNERS) == "succeeded", get_job(store, job_id).error
+    assert active_model(store).domain["modalities"] == ["CR", "DX"]
+
+    new = ingest_files(
+        store,
+        LOCAL_ACTOR,
+        [
+            InputFile("bone-scan.dcm", dicom_bytes("NM-1", pixels=demo_image(rng, False), modality="NM")),
+            InputFile("photo.png", png_bytes(9, size=128, mode="RGB")),
+            InputFile("large.dcm", dicom_bytes("DX-L", pixels=demo_image(rng, False, size=512), modality="DX")),
+            InputFile("film.dcm", dicom_bytes("DX-F", pixels=demo_image(rng, True), modality="DX")),
+        ],
+    )
+    ids = {result.file: result.image_id for result in new}
+    assert execute_job(store, submit_predictions(store, LOCAL_ACTOR, scope="unlabelled"), RUNNERS) == "succeeded"
+    table = predictions_table(store, LOCAL_ACTOR).set_index("image_id")
+    assert table.loc[ids["bone-scan.dcm"], "outside_reason"] == "modality NM, trained on CR, DX"
+    assert table.loc[ids["photo.png"], "outside_reason"].startswith("modality OT, trained on CR, DX; a colour image")
+    assert table.loc[ids["large.dcm"], "outside_reason"] == (
+        "512 x 512 px, trained on 128 x 128 px (a factor 2 either way is allowed)"
+    )
+    assert not table.loc[ids["film.dcm"], "outside_training_data"]
+    shown = shown_calls(table.reset_index()).set_index("image_id")
+    assert shown.loc[ids["bone-scan.dcm"], "predicted_class"] == "outside the training data"
+    assert shown.loc[ids["film.dcm"], "predicted_class"] in ("normal", "pneumonia")

@@ -9,6 +9,11 @@ temperature and threshold the model is to be used with, the split's counts and p
 
 Order matters for crash safety: the ``.keras`` file is written atomically *before* the model
 version row is committed, so a registered model always has its complete file.
+
+The version records the domain of the images the run used (:mod:`medreview.ml.domain`), is scored on
+every evaluation set, and becomes active only if it is not worse than the active version on the
+default set (:func:`medreview.ml.evaluation.settle_activation`; the first model is made active).
+Evaluation-set images, and their patients, never reach the dataset (see ``training_table``).
 """
 
 from __future__ import annotations
@@ -17,18 +22,16 @@ import dataclasses
 import time
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
-
 from medreview.errors import TrainingError
 from medreview.jobs import JobContext
 from medreview.ml.configs import get_config
+from medreview.ml.domain import describe_domain, domain_facts
+from medreview.ml.evaluation import WAITING_FOR_EVALUATION, evaluate_and_settle
 from medreview.ml.training.dataset import load_dataset
 from medreview.ml.training.fit import EpochLog, FitConfig, fit_model, predict_probabilities, save_model_atomic
 from medreview.ml.training.metrics import evaluate_model
 from medreview.ml.training.split import split_train_validation_test
 from medreview.store.models import ModelVersion
-from medreview.team.audit import record
 
 __all__ = ["TRAINING_DEFAULTS", "automatic_batch_size", "run_training_job"]
 
@@ -147,8 +150,9 @@ def run_training_job(context: JobContext) -> dict[str, Any]:
             for image_id, label in zip(dataset.image_ids, dataset.labels, strict=True)
         },
     }
+    # What the model knows of its inputs: prediction flags an image outside it.
+    domain = describe_domain(list(domain_facts(store, dataset.image_ids).values()))
     with store.db.write() as session:
-        has_active = session.scalar(select(ModelVersion.id).where(ModelVersion.is_active.is_(True))) is not None
         version = ModelVersion(
             job_id=context.job_id,
             path=relative_path,
@@ -159,26 +163,21 @@ def run_training_job(context: JobContext) -> dict[str, Any]:
             metrics=metrics,
             # How a stored image became this model's input: prediction and explanation apply it.
             preprocessing=dataset.preprocessing,
-            is_active=not has_active,
+            domain=domain,
+            is_active=False,
+            activation_reason=WAITING_FOR_EVALUATION,
         )
-        try:
-            with session.begin_nested():
-                session.add(version)
-                session.flush()
-        except IntegrityError:
-            # Another run became the first active model at the same moment (PostgreSQL; SQLite
-            # serialises writers): the database keeps one active version, this one waits.
-            version.is_active = False
-            session.add(version)
-            session.flush()
+        session.add(version)
+        session.flush()
         version_id = version.id
-        if version.is_active:
-            # The first model is made active without anyone choosing it; the trail says so.
-            record(session, "system", "model.promote", "model_version", version_id, reason="first model")
+    context.report(stage="evaluating on the evaluation sets")
+    activation = evaluate_and_settle(store, version_id, model)
     context.report(stage="done")
     return {
         "model_version_id": version_id,
         "config": dataclasses.asdict(config),
         "metrics": metrics,
         "dataset": snapshot,
+        "domain": domain,
+        **activation,
     }

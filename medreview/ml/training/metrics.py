@@ -56,6 +56,7 @@ __all__ = [
     "reliability_diagram_png",
     "roc_auc_interval",
     "roc_curve_png",
+    "roc_curves_png",
     "summary",
     "threshold_for_sensitivity",
     "youden_threshold",
@@ -615,6 +616,51 @@ def roc_curve_png(metrics: dict) -> bytes:
         title += f", AUC {auc:.3f}"
         if interval:
             title += f"\n95% interval {interval[0]:.2f}-{interval[1]:.2f}, {metrics['n']} images"
+    axes.set_title(title, color=_TEXT)
+    _legend(axes, "lower right")
+    return _png(figure)
+
+
+# Line colours and styles for several curves on one plot: hue and dash both differ, so the curves
+# stay apart on the dark theme and for readers who do not tell the hues apart.
+_SERIES = [
+    ("#4FC3F7", "-"),
+    ("#FFB74D", "--"),
+    ("#81C784", "-."),
+    ("#F06292", ":"),
+    ("#BA68C8", "-"),
+    ("#E0E0E0", "--"),
+]
+
+
+def roc_curves_png(curves: Sequence[tuple[str, dict]], title: str = "ROC curves") -> bytes:
+    """Overlay the ROC curves of several :func:`classification_metrics` results scored on the same
+    images (model versions on one evaluation set); ``curves``: (legend label, metrics) pairs, each
+    with its operating point. Results without a curve are left out. PNG bytes, transparent."""
+    drawn = [(label, metrics) for label, metrics in curves if metrics.get("roc_curve")]
+    if not drawn:
+        raise TrainingError(
+            "There are no ROC curves to compare: they need two-class models and images of both classes."
+        )
+    figure, axes = _dark_figure()
+    figure.set_size_inches(5, 5)
+    axes.plot([0, 1], [0, 1], color=_CHANCE, linestyle="--", linewidth=1)
+    for number, (label, metrics) in enumerate(drawn):
+        colour, style = _SERIES[number % len(_SERIES)]
+        auc, interval = metrics.get("roc_auc"), metrics.get("roc_auc_ci")
+        legend = label if auc is None else f"{label}: AUC {auc:.3f}"
+        if interval:
+            legend += f" ({interval[0]:.2f}-{interval[1]:.2f})"
+        curve = metrics["roc_curve"]
+        axes.plot(curve["fpr"], curve["tpr"], color=colour, linestyle=style, linewidth=2, label=legend)
+        if metrics.get("sensitivity") is not None and metrics.get("specificity") is not None:
+            axes.plot(
+                [1 - metrics["specificity"]], [metrics["sensitivity"]], marker="o", color=colour, linestyle="none"
+            )
+    axes.set_xlim(0, 1)
+    axes.set_ylim(0, 1.01)
+    axes.set_xlabel("1 - specificity (false positive rate)")
+    axes.set_ylabel("Sensitivity (true positive rate)")
     axes.set_title(title, color=_TEXT)
     _legend(axes, "lower right")
     return _png(figure)

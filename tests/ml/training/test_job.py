@@ -75,3 +75,35 @@ def test_a_target_sensitivity_out_of_range_fails_in_plain_words(store):
     job_id = submit_job(store, TRAINING_JOB, {**TINY, "target_sensitivity": 1.5})
     assert execute_job(store, job_id, RUNNERS) == "failed"
     assert get_job(store, job_id).error.startswith("The target sensitivity must be above 0 and at most 1")
+
+
+@pytest.mark.slow
+def test_a_run_never_trains_on_the_evaluation_set_and_is_activated_only_if_not_worse_there(store):
+    from medreview.ml.evaluation import (
+        NOT_WORSE_TOLERANCE,
+        evaluation_of,
+        freeze_evaluation_set,
+        sample_evaluation_images,
+    )
+    from medreview.reading.evaluation_sets import evaluation_set_images
+    from medreview.store.models import ModelVersion
+
+    load_demo_data(store, LOCAL_ACTOR, per_class=10, unlabelled=0)
+    held_out, _ = freeze_evaluation_set(store, LOCAL_ACTOR, "held out", sample_evaluation_images(store, 0.3, seed=1))
+    first = _train(store, epochs=1).result
+    trained_on = {key: set(first["dataset"][key]) for key in ("train_image_ids", "validation_image_ids")}
+    set_images = set(evaluation_set_images(store, held_out.id)["image_id"])
+    assert len(set_images) == 6 and all(not ids & set_images for ids in trained_on.values())
+    assert first["activated"] and first["activation_reason"].startswith("made active: the first model")
+    assert set(first["evaluations"]["held out"]) == set(SUMMARY_KEYS)
+    assert first["evaluations"]["held out"]["n"] == 6
+
+    second = _train(store, epochs=2, seed=3).result
+    new, old = (evaluation_of(store, result["model_version_id"], held_out.id) for result in (second, first))
+    assert new["n"] == old["n"] == 6
+    not_worse = new["roc_auc"] >= old["roc_auc"] - NOT_WORSE_TOLERANCE
+    assert second["activated"] is not_worse
+    assert active_model(store).id == (second if not_worse else first)["model_version_id"]
+    assert f"on the evaluation set 'held out' against {old['roc_auc']:.3f} for version" in second["activation_reason"]
+    with store.db.read() as session:
+        assert session.get(ModelVersion, second["model_version_id"]).activation_reason == second["activation_reason"]
