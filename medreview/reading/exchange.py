@@ -6,7 +6,8 @@ store even when the two stores de-identify under different keys):
 
 - ``labels``: each image's final label (see ``annotation.current_labels``);
 - ``reads``: every reader's read, with review state;
-- ``predictions``: the active model's predictions;
+- ``predictions``: the active model's predictions; an image outside the model's training data has
+  no class and no probability, ``outside_training_data`` true and the reason in ``outside_reason``;
 - ``coco``: bounding boxes as COCO JSON (JSON only).
 
 ``import_labels`` takes a JSON export of reads (plus final labels) and re-creates them in a store
@@ -69,7 +70,13 @@ def export_data(store: Store, actor: Actor, kind: str, original_names: bool = Fa
         model = active_model(store)
         if model is None:
             raise MedreviewError("no active model, so there are no predictions to export")
-        table = predictions_table(store, actor, model.id)[["image_id", "predicted_class", "probability", "label"]]
+        predictions = predictions_table(store, actor, model.id)
+        # No confident class for an image outside the training data: the flag and its reason instead.
+        outside = predictions["outside_training_data"].astype(bool)
+        table = predictions.assign(
+            predicted_class=predictions["predicted_class"].where(~outside, None),
+            probability=predictions["probability"].where(~outside, None),
+        )[["image_id", "predicted_class", "probability", "label", "outside_training_data", "outside_reason"]]
         table = _with_keys(store, table.assign(model_version_id=model.id))
     elif kind == "coco":
         document = _coco(store, actor)

@@ -138,6 +138,38 @@ def test_predictions_export_names_the_model_and_the_label(project, tmp_path):
     assert [row["label"] for row in document["rows"]] == ["normal", "pneumonia", None]
 
 
+def test_predictions_export_flags_an_image_outside_the_training_data_instead_of_a_class(project, tmp_path):
+    store, ids = project
+    reason = "modality NM, trained on DX"
+    with store.db.write() as session:
+        prediction = session.scalar(select(Prediction).where(Prediction.image_id == ids[2]))
+        prediction.out_of_distribution, prediction.out_of_distribution_reason = True, reason
+    write_export(store, REVIEWER, "predictions", tmp_path / "predictions.csv", "csv")
+    flagged, kept = read_csv(tmp_path / "predictions.csv")[2], read_csv(tmp_path / "predictions.csv")[0]
+    assert (flagged["predicted_class"], flagged["probability"]) == ("", "")
+    assert (flagged["outside_training_data"], flagged["outside_reason"]) == ("True", reason)
+    assert (kept["predicted_class"], kept["outside_training_data"], kept["outside_reason"]) == (
+        "pneumonia",
+        "False",
+        "",
+    )
+    write_export(store, REVIEWER, "predictions", tmp_path / "predictions.json", "json")
+    rows = json.loads((tmp_path / "predictions.json").read_text(), parse_constant=refuse_non_json)["rows"]
+    assert {
+        key: rows[2][key] for key in ("predicted_class", "probability", "outside_training_data", "outside_reason")
+    } == {
+        "predicted_class": None,
+        "probability": None,
+        "outside_training_data": True,
+        "outside_reason": reason,
+    }
+    assert (rows[0]["predicted_class"], rows[0]["probability"], rows[0]["outside_training_data"]) == (
+        "pneumonia",
+        0.8,
+        False,
+    )
+
+
 def test_predictions_export_needs_an_active_model(store, tmp_path):
     with pytest.raises(MedreviewError, match="no active model"):
         write_export(store, REVIEWER, "predictions", tmp_path / "p.csv", "csv")
