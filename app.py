@@ -3,17 +3,65 @@
 Pages live in pages/, their shared Streamlit pieces in ui/; all logic lives in medreview/. Each
 page checks the login and role again (ui/session.py session_actor), and each service checks the
 role a third time.
+
+A sign-in survives a reload: the browser keeps a login token in a cookie (ui/session_cookie.py)
+and a new session resumes from it before anything is drawn.
+
+Deep links: Streamlit names a page by its URL path (a page's script hash is the hash of its
+url_path), and a rerun stays on the page it ran. So before sign-in, every page's URL path is
+registered as a hidden stand-in that shows the sign-in form: /label keeps its URL, and the rerun
+after signing in runs the real Label page. A page above the user's role is registered as a hidden
+page that says so, rather than being missing (which would fall back to Home without a word).
 """
 
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import streamlit as st
 
 from medreview.errors import MedreviewError
-from medreview.store.models import utcnow
-from medreview.team.accounts import LoginSession, authenticate, create_first_admin, logout, needs_first_admin
-from ui.session import get_store, leave_legacy_page_discovery
+from medreview.team.accounts import authenticate, create_first_admin, logout, needs_first_admin
+from medreview.team.roles import Actor
+from ui import session_cookie
+from ui.session import (
+    LOGIN_KEY,
+    NOTICE_KEY,
+    end_login,
+    get_store,
+    leave_legacy_page_discovery,
+    resume_from_cookie,
+    signed_in_actor,
+    start_login,
+)
 from ui.text import plain
+
+
+@dataclass(frozen=True)
+class AppPage:
+    script: str  # relative to this file
+    title: str
+    icon: str
+    role: str = "annotator"  # the lowest role that may open it
+
+    @property
+    def url_path(self) -> str:
+        """What st.Page infers from the file name: pages/label.py is /label."""
+        return Path(self.script).stem
+
+
+HOME = AppPage("pages/home.py", "Home", ":material/home:")
+APP_PAGES = (
+    HOME,
+    AppPage("pages/upload.py", "Upload", ":material/upload:"),
+    AppPage("pages/label.py", "Label", ":material/label:"),
+    AppPage("pages/browse.py", "Browse", ":material/folder_open:"),
+    AppPage("pages/predictions.py", "Predictions", ":material/insights:"),
+    AppPage("pages/review.py", "Review", ":material/fact_check:", "reviewer"),
+    AppPage("pages/train.py", "Train", ":material/model_training:", "admin"),
+    AppPage("pages/team.py", "Team", ":material/group:", "admin"),
+    AppPage("pages/settings.py", "Settings", ":material/settings:", "admin"),
+)
 
 leave_legacy_page_discovery()
 # A local icon: a ":material/...:" page icon makes every browser fetch it from fonts.gstatic.com.
@@ -34,25 +82,28 @@ def first_admin_ui() -> None:
                 return
             try:
                 actor = create_first_admin(store, username, password)
+                start_login(store, actor)
             except MedreviewError as error:
                 st.error(plain(error))
                 return
-            st.session_state["login"] = LoginSession(actor, utcnow())
             st.rerun()
 
 
 def login_ui() -> None:
     st.title("medreview")
+    notice = st.session_state.get(NOTICE_KEY)
+    if notice:
+        st.info(plain(notice))
     with st.form("login_form"):
         username = st.text_input("User name", key="login_username")
         password = st.text_input("Password", type="password", key="login_password")
         if st.form_submit_button("Log in", type="primary"):
             try:
                 actor = authenticate(store, username, password)
+                start_login(store, actor)
             except MedreviewError as error:
                 st.error(plain(error))
                 return
-            st.session_state["login"] = LoginSession(actor, utcnow())
             st.rerun()
 
 
@@ -61,35 +112,54 @@ def sign_in_page() -> None:
         first_admin_ui()
     else:
         login_ui()
+    session_cookie.sync()  # clears the cookie of a login that just ended (below the form: no gap above it)
 
 
-if "login" not in st.session_state:
-    # Navigation with the sign-in screen as its only page: no other page is listed or reachable
-    # by URL before login (a deep link lands here), and Streamlit's file list never shows.
-    st.navigation([st.Page(sign_in_page, title="Sign in", default=True)], position="hidden").run()
+def refused_page(page: AppPage, actor: Actor) -> None:
+    st.error(f"The {page.title} page is for the {page.role} role and above; you are signed in as {actor.role}.")
+    st.page_link(HOME.script, label="Home", icon=HOME.icon)
+
+
+def log_out(actor: Actor) -> None:
+    """The Log out button's callback: it runs before the script, so this very run draws the sign-in
+    page, and the cookie is cleared there (nothing reruns in between)."""
+    login = st.session_state.get(LOGIN_KEY)
+    logout(store, actor, token=login.token if login is not None else None)
+    end_login("You logged out.")
+
+
+resume_from_cookie(store)
+actor = signed_in_actor(store)
+
+if actor is None:
+    # Navigation of sign-in screens only: no other page is listed or reachable before login. Each
+    # page's URL path is a hidden stand-in for the sign-in screen, so a deep link keeps its URL and
+    # the rerun after signing in opens that page; Streamlit's file list never shows.
+    stand_ins = [
+        st.Page(sign_in_page, title="Sign in", url_path=page.url_path, visibility="hidden")
+        for page in APP_PAGES
+        if page is not HOME
+    ]
+    st.navigation([st.Page(sign_in_page, title="Sign in", default=True), *stand_ins], position="hidden").run()
     st.stop()
 
-actor = st.session_state["login"].actor
 with st.sidebar:
-    st.caption(f"Signed in as **{actor.username}** ({actor.role})")
-    if st.button("Log out", key="logout"):
-        logout(store, actor)
-        del st.session_state["login"]
-        st.rerun()
+    st.caption(f"Signed in as **{plain(actor.username)}** ({actor.role})")
+    st.button("Log out", key="logout", on_click=log_out, args=(actor,))
+    session_cookie.sync()
 
-pages = [
-    st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
-    st.Page("pages/upload.py", title="Upload", icon=":material/upload:"),
-    st.Page("pages/label.py", title="Label", icon=":material/label:"),
-    st.Page("pages/browse.py", title="Browse", icon=":material/folder_open:"),
-    st.Page("pages/predictions.py", title="Predictions", icon=":material/insights:"),
-]
-if actor.can("reviewer"):
-    pages.append(st.Page("pages/review.py", title="Review", icon=":material/fact_check:"))
-if actor.can("admin"):
-    pages += [
-        st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
-        st.Page("pages/team.py", title="Team", icon=":material/group:"),
-        st.Page("pages/settings.py", title="Settings", icon=":material/settings:"),
-    ]
+pages = []
+for page in APP_PAGES:
+    if actor.can(page.role):
+        pages.append(st.Page(page.script, title=page.title, icon=page.icon, default=page is HOME))
+    else:
+        pages.append(
+            st.Page(
+                partial(refused_page, page, actor),
+                title=page.title,
+                icon=page.icon,
+                url_path=page.url_path,
+                visibility="hidden",
+            )
+        )
 st.navigation(pages).run()

@@ -1,4 +1,11 @@
-"""Session plumbing shared by the pages: the cached store, the signed-in user, error display."""
+"""Session plumbing shared by the pages: the cached store, the signed-in user, error display.
+
+A sign-in lives in ``st.session_state["login"]`` (a :class:`LoginSession` with the login token)
+and in the browser's cookie (ui/session_cookie.py), which brings it back after a reload:
+:func:`resume_from_cookie` once per browser session, :func:`start_login` after a password,
+:func:`signed_in_actor` on every run (expiry, logout elsewhere, deactivation, role changes),
+:func:`end_login` when it ends. A login that ends leaves a notice for the sign-in page.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +17,17 @@ import streamlit as st
 from medreview.errors import MedreviewError, PermissionDeniedError
 from medreview.store import Store
 from medreview.store.models import utcnow
-from medreview.team.accounts import LoginSession, current_actor, logout
+from medreview.team.accounts import (
+    LoginSession,
+    current_actor,
+    issue_login_token,
+    logout,
+    refresh_login,
+    resume_login,
+)
 from medreview.team.roles import Actor
 from medreview.team.settings import get_setting
+from ui import session_cookie
 from ui.text import plain
 
 T = TypeVar("T")
@@ -42,29 +57,96 @@ def get_store() -> Store:
     return Store.open()
 
 
+LOGIN_KEY = "login"
+# Session state: a message for the sign-in page (why the last login ended, or was not resumed).
+NOTICE_KEY = "sign_in_notice"
+# Session state: the cookie the session opened with was tried (it is fixed for the session's life:
+# after a logout it still holds the old token, which must not sign anyone in again).
+_COOKIE_TRIED_KEY = "session_cookie_tried"
+
+
+def _sentence(error: Exception) -> str:
+    text = str(error)
+    return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")
+
+
+def start_login(store: Store, actor: Actor, token: str | None = None) -> None:
+    """Sign ``actor`` in for this browser session: a new login token (or the ``token`` it resumed
+    with), kept by the browser for the session length."""
+    token = token or issue_login_token(store, actor)
+    st.session_state[LOGIN_KEY] = LoginSession(actor, utcnow(), token=token)
+    st.session_state.pop(NOTICE_KEY, None)
+    session_cookie.remember(token, int(get_setting(store, "session_minutes")) * 60)
+
+
+def end_login(notice: str | None = None) -> None:
+    """Forget this session's sign-in and the browser's cookie; ``notice`` is shown at sign-in.
+    The caller has already logged out or found the login refused (the token is dead either way)."""
+    st.session_state.pop(LOGIN_KEY, None)
+    session_cookie.forget()
+    if notice:
+        st.session_state[NOTICE_KEY] = notice
+    else:
+        st.session_state.pop(NOTICE_KEY, None)
+
+
+def resume_from_cookie(store: Store) -> None:
+    """On the first run of a browser session (a reload, a new tab), sign in with the login token
+    the browser sent, if any. A refused token (expired, revoked, unknown, user deactivated) leaves
+    the sign-in page with a notice, and the cookie is cleared."""
+    if LOGIN_KEY in st.session_state or st.session_state.get(_COOKIE_TRIED_KEY):
+        return
+    st.session_state[_COOKIE_TRIED_KEY] = True
+    token = session_cookie.sent_token()
+    if token is None:
+        return
+    try:
+        actor = resume_login(store, token)
+    except MedreviewError as error:
+        end_login(_sentence(error))
+        return
+    start_login(store, actor, token)
+
+
+def signed_in_actor(store: Store) -> Actor | None:
+    """The signed-in user for this run, as the store has them now; None when nobody is signed in.
+
+    Ends the login (with a notice, see :func:`end_login`) when it expired after ``session_minutes``
+    of inactivity, its token was revoked (logout in another tab, a new password) or the account
+    was deactivated.
+    """
+    login: LoginSession | None = st.session_state.get(LOGIN_KEY)
+    if login is None:
+        return None
+    now = utcnow()
+    minutes = int(get_setting(store, "session_minutes"))
+    if login.expired(now, minutes):
+        logout(store, login.actor, expired=True, token=login.token)
+        end_login("Your session expired; please log in again.")
+        return None
+    try:
+        actor = refresh_login(store, login.token, now) if login.token else current_actor(store, login.actor)
+    except PermissionDeniedError as error:
+        end_login(_sentence(error))
+        return None
+    login.actor = actor
+    login.touch(now)
+    if login.token:
+        session_cookie.remember(login.token, minutes * 60)
+    return actor
+
+
 def session_actor(role: str = "annotator") -> Actor:
     """The logged-in user for this run of a page. Stops the page (with a message) when nobody is
     logged in, the session expired, the account was deactivated, or the role is too low. Pages
     check this themselves, so a page reached by URL is as guarded as one reached by the menu."""
-    login: LoginSession | None = st.session_state.get("login")
-    if login is None:
+    if LOGIN_KEY not in st.session_state:
         st.info("Please log in.")
         st.stop()
-    store = get_store()
-    now = utcnow()
-    if login.expired(now, int(get_setting(store, "session_minutes"))):
-        logout(store, login.actor, expired=True)
-        del st.session_state["login"]
-        st.warning("Your session expired; please log in again.")
+    actor = signed_in_actor(get_store())
+    if actor is None:
+        st.warning(plain(st.session_state.get(NOTICE_KEY, "Please log in.")))
         st.stop()
-    try:
-        actor = current_actor(store, login.actor)
-    except PermissionDeniedError as error:
-        del st.session_state["login"]
-        st.error(plain(error))
-        st.stop()
-    login.actor = actor
-    login.touch(now)
     if not actor.can(role):
         st.error(f"This page is for the {role} role and above; you are signed in as {actor.role}.")
         st.stop()
