@@ -58,8 +58,10 @@ def _cmd_import_folder(args: argparse.Namespace) -> int:
     from medreview.ingest.folders import import_class_folders
 
     store = Store.open()
-    results = import_class_folders(store, Path(args.folder))
+    results = import_class_folders(store, Path(args.folder), evaluation_set=args.evaluation_set)
     code = _print_results(results, args.json)
+    if args.evaluation_set is not None:
+        _report_new_set(store, args.evaluation_set)
     if not args.json:  # and per class folder: results are named <class folder>/<file>
         for folder in sorted({result.file.split("/", 1)[0] for result in results if "/" in result.file}):
             mine = [result for result in results if result.file.startswith(folder + "/")]
@@ -68,6 +70,21 @@ def _cmd_import_folder(args: argparse.Namespace) -> int:
             )
             print(f"{folder}/: {summary}", file=sys.stderr)
     return code
+
+
+def _report_new_set(store: Store, name: str) -> None:
+    """Say what the new evaluation set holds, and queue the evaluation of the existing versions on it."""
+    from medreview.ml.evaluation import submit_evaluation
+    from medreview.ml.registry import list_models
+    from medreview.reading.evaluation_sets import find_evaluation_set
+
+    made = find_evaluation_set(store, name)
+    classes = ", ".join(f"{count} {label}" for label, count in made.class_counts.items())
+    default = " (the default set)" if made.is_default else ""
+    print(f"evaluation set '{made.name}'{default} frozen: {made.images} images ({classes})", file=sys.stderr)
+    if list_models(store):
+        job_id = submit_evaluation(store, LOCAL_ACTOR, made.name)
+        print(f"evaluation job {job_id} queued: every model version on '{made.name}'", file=sys.stderr)
 
 
 # How long a stopped command waits for its children to end before killing them. The worker
@@ -196,11 +213,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
         return code
     result = get_job(store, job_id).result
     metrics = result["metrics"]
+    activation = {"activated": result.get("activated"), "activation_reason": result.get("activation_reason")}
     if args.json:
-        print(json.dumps({"model_version_id": result["model_version_id"], **_evaluation(metrics)}))
+        print(json.dumps({"model_version_id": result["model_version_id"], **_evaluation(metrics), **activation}))
         return 0
     for line in _evaluation_lines(metrics):
         print(line, file=sys.stderr)
+    if activation["activation_reason"]:
+        print(f"model version {result['model_version_id']}: {activation['activation_reason']}", file=sys.stderr)
     print(json.dumps(metrics, indent=2))
     return 0
 
@@ -229,16 +249,7 @@ def _evaluation_lines(metrics: dict) -> list[str]:
         if not block:  # only the test part can be missing
             lines.append(f"{part}: no held-out {part} part")
             continue
-        auc, interval = block["roc_auc"], block["roc_auc_ci"]
-        figures = ["ROC AUC n/a" if auc is None else f"ROC AUC {auc:.3f}"]
-        if interval:
-            figures[0] += f" (95% interval {interval[0]:.3f}-{interval[1]:.3f})"
-        figures.append(f"accuracy {block['accuracy']:.3f}")
-        for key in ("sensitivity", "specificity"):
-            if block[key] is not None:
-                figures.append(f"{key} {block[key]:.3f}")
-        figures.append(f"ECE {block['ece']:.3f}")
-        lines.append(f"{part} ({block['n']} images): {', '.join(figures)}")
+        lines.append(_figures_line(part, block))
     threshold = metrics["threshold"]
     lines.append(
         ("called by arg-max" if threshold is None else f"threshold {threshold:.3f} ({metrics['threshold_rule']})")
@@ -246,6 +257,67 @@ def _evaluation_lines(metrics: dict) -> list[str]:
     )
     lines.extend(f"note: {note}" for note in metrics["notes"])
     return lines
+
+
+def _figures_line(title: str, block: dict) -> str:
+    """One part's figures in a line: "test (6 images): ROC AUC 0.861 (95% interval ...), ..."."""
+    auc, interval = block["roc_auc"], block["roc_auc_ci"]
+    figures = ["ROC AUC n/a" if auc is None else f"ROC AUC {auc:.3f}"]
+    if interval:
+        figures[0] += f" (95% interval {interval[0]:.3f}-{interval[1]:.3f})"
+    figures.append(f"accuracy {block['accuracy']:.3f}")
+    for key in ("sensitivity", "specificity"):
+        if block[key] is not None:
+            figures.append(f"{key} {block[key]:.3f}")
+    figures.append(f"ECE {block['ece']:.3f}")
+    return f"{title} ({block['n']} images): {', '.join(figures)}"
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    """A model version's figures on an evaluation set: stored ones at once, else an evaluation job
+    (a worker is started for it when none runs)."""
+    from medreview.ml.evaluation import evaluation_of, submit_evaluation
+    from medreview.ml.registry import get_model
+    from medreview.ml.training.metrics import summary
+    from medreview.reading.evaluation_sets import find_evaluation_set
+
+    store = Store.open()
+    version = get_model(store, args.model)
+    evaluation_set = find_evaluation_set(store, args.set)
+    figures = evaluation_of(store, version.id, evaluation_set.id)
+    if figures is None or "error" in figures:
+        job_id = submit_evaluation(store, LOCAL_ACTOR, evaluation_set.name, [version.id])
+        print(f"evaluation job {job_id} queued", file=sys.stderr)
+        code = _wait_for_job(store, job_id)
+        if code != 0:
+            return code
+        figures = evaluation_of(store, version.id, evaluation_set.id) or {"error": "no figures were stored"}
+    if "error" in figures:
+        raise MedreviewError(
+            f"model version {version.id} could not be evaluated on '{evaluation_set.name}': {figures['error']}"
+        )
+    if args.json:
+        document = {
+            "model_version_id": version.id,
+            "active": version.is_active,
+            "evaluation_set": evaluation_set.name,
+            "evaluation": summary(figures),
+            "outside_training_data": figures.get("outside_training_data"),
+            "unscored": figures.get("unscored", {}),
+            "notes": figures.get("notes", []),
+        }
+        print(json.dumps(document))
+        return 0
+    print(_figures_line(f"model version {version.id} on '{evaluation_set.name}'", figures))
+    threshold = figures["threshold"]
+    print("called by arg-max" if threshold is None else f"threshold {threshold:.3f} (chosen on validation)")
+    if figures.get("outside_training_data"):
+        print(f"{figures['outside_training_data']} images of the set lie outside the version's training data")
+    for reason, count in figures.get("unscored", {}).items():
+        print(f"left out: {count} images ({reason})")
+    for note in figures.get("notes", []):
+        print(f"note: {note}")
+    return 0
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
@@ -439,6 +511,11 @@ def build_parser() -> argparse.ArgumentParser:
     folder = commands.add_parser("import-folder", help="ingest DIR/<class>/* and label each image with <class>")
     folder.add_argument("folder")
     folder.add_argument("--json", action="store_true")
+    folder.add_argument(
+        "--evaluation-set",
+        metavar="NAME",
+        help="freeze the imported images as a new evaluation set of this name (training never uses them)",
+    )
     folder.set_defaults(handler=_cmd_import_folder)
 
     train = commands.add_parser("train", help="train a model on the labelled images")
@@ -459,6 +536,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="choose the threshold on validation for this sensitivity (0-1) instead of by Youden's J",
     )
     train.set_defaults(handler=_cmd_train)
+
+    evaluate = commands.add_parser(
+        "evaluate", help="a model version's figures on an evaluation set (evaluates it first when needed)"
+    )
+    evaluate.add_argument("--model", type=int, required=True, metavar="N", help="the model version")
+    evaluate.add_argument("--set", metavar="NAME", help="the evaluation set (default: the default set)")
+    evaluate.add_argument(
+        "--json",
+        action="store_true",
+        help="one JSON object: the figures as train --wait --json prints a part, and the notes",
+    )
+    evaluate.set_defaults(handler=_cmd_evaluate)
 
     predict = commands.add_parser("predict", help="run the active model on images (waits for the job)")
     scope = predict.add_mutually_exclusive_group()

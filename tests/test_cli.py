@@ -327,3 +327,121 @@ def test_train_json_without_a_test_part_has_a_null_test_block_and_says_why():
     result = json.loads(json.dumps(_evaluation(metrics)))
     assert result["test"] is None and set(result["validation"]) == EVALUATION_KEYS
     assert result["notes"][0].startswith("No held-out test part: it needs at least 10 patients of every class")
+
+
+# --- evaluate: a model version on an evaluation set -------------------------------------------------
+
+
+def _store_with_a_scored_version(data_dir: Path) -> int:
+    """A data dir with an evaluation set 'held out' and a model version scored on it (the figures
+    stored as an evaluation job stores them); returns the version id."""
+    import numpy as np
+
+    from medreview.ingest import InputFile, ingest_files
+    from medreview.ml.evaluation import _store_evaluation, score_on_set
+    from medreview.reading.evaluation_sets import create_evaluation_set
+    from medreview.reading.reads import LOCAL_ACTOR, save_read
+    from medreview.store import Store
+    from tests.conftest import make_settings
+    from tests.helpers import add_model_version
+
+    data_dir.mkdir(parents=True)
+    store = Store.open(make_settings(data_dir))
+    try:
+        results = ingest_files(store, LOCAL_ACTOR, [InputFile(f"{n}.png", png_bytes(700 + n)) for n in range(8)])
+        labels = ["normal", "pneumonia"] * 4
+        for result, label in zip(results, labels, strict=True):
+            save_read(store, LOCAL_ACTOR, result.image_id, label)
+        made = create_evaluation_set(store, LOCAL_ACTOR, "held out", [result.image_id for result in results])
+        version_id = add_model_version(store, active=True)
+        positive = np.array([0.2, 0.7, 0.4, 0.9, 0.1, 0.6, 0.3, 0.8])
+        figures = score_on_set(labels, np.stack([1 - positive, positive], axis=1), ["normal", "pneumonia"])
+        _store_evaluation(store, version_id, made.id, {**figures, "outside_training_data": 1, "set_images": 8})
+        return version_id
+    finally:
+        store.close()
+
+
+def test_evaluate_json_prints_the_block_train_prints_for_a_part(tmp_path):
+    data_dir = tmp_path / "data"
+    version_id = _store_with_a_scored_version(data_dir)
+    completed = run_cli(data_dir, "evaluate", "--model", str(version_id), "--json")
+    assert completed.returncode == 0, completed.stderr
+    [line] = completed.stdout.splitlines()
+    result = json.loads(line)
+    assert (result["model_version_id"], result["evaluation_set"], result["active"]) == (version_id, "held out", True)
+    assert set(result["evaluation"]) == EVALUATION_KEYS
+    assert result["evaluation"]["n"] == 8 and result["evaluation"]["roc_auc"] == 1.0
+    low, high = result["evaluation"]["roc_auc_ci"]
+    assert low < 1.0 == high  # eight images cannot pin a perfect AUC down
+    assert result["outside_training_data"] == 1
+    readable = run_cli(data_dir, "evaluate", "--model", str(version_id), "--set", "held out")
+    assert readable.returncode == 0, readable.stderr
+    assert readable.stdout.startswith(
+        f"model version {version_id} on 'held out' (8 images): ROC AUC 1.000 (95% interval"
+    )
+    assert "1 images of the set lie outside the version's training data" in readable.stdout
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["--model", "99"], "error: model version 99 does not exist"),
+        (["--model", "1", "--set", "other"], "error: there is no evaluation set named 'other' (there are: 'held out')"),
+    ],
+)
+def test_evaluate_errors_are_one_line_not_a_traceback(tmp_path, arguments, message):
+    data_dir = tmp_path / "data"
+    _store_with_a_scored_version(data_dir)
+    completed = run_cli(data_dir, "evaluate", *arguments)
+    assert completed.returncode == 1
+    assert completed.stderr.startswith(message) and "Traceback" not in completed.stderr
+
+
+def test_evaluate_without_any_set_says_how_to_make_one(tmp_path):
+    from medreview.store import Store
+    from tests.conftest import make_settings
+    from tests.helpers import add_model_version
+
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    store = Store.open(make_settings(data_dir))
+    version_id = add_model_version(store, active=True)
+    store.close()
+    completed = run_cli(data_dir, "evaluate", "--model", str(version_id))
+    assert completed.returncode == 1 and "Traceback" not in completed.stderr
+    assert completed.stderr.startswith("error: there is no evaluation set yet: freeze one on the Train page first")
+
+
+@pytest.mark.slow
+def test_a_folder_imported_as_an_evaluation_set_scores_the_model_trained_before_it(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from medreview.ingest.demo import demo_image
+
+    rng = np.random.default_rng(2)
+    for part, count in (("training", 6), ("external", 3)):
+        for class_name, opacity in (("normal", False), ("pneumonia", True)):
+            (tmp_path / part / class_name).mkdir(parents=True)
+            for number in range(count):
+                pixels = (demo_image(rng, opacity, size=64) // 16).astype(np.uint8)
+                Image.fromarray(pixels).save(tmp_path / part / class_name / f"{number}.png")
+    data_dir = tmp_path / "data"
+    assert run_cli(data_dir, "import-folder", str(tmp_path / "training")).returncode == 0
+    trained = run_cli(data_dir, "train", "--wait", "--json", "--epochs", "1", "--input-size", "32")
+    assert trained.returncode == 0, trained.stderr
+    result = json.loads(trained.stdout)
+    assert result["activated"] and result["activation_reason"].startswith("made active: the first model")
+
+    imported = run_cli(data_dir, "import-folder", str(tmp_path / "external"), "--evaluation-set", "external")
+    assert imported.returncode == 0, imported.stderr
+    assert "evaluation set 'external' (the default set) frozen: 6 images (3 normal, 3 pneumonia)" in imported.stderr
+    assert "evaluation job" in imported.stderr  # the existing version is queued for scoring on it
+
+    evaluated = run_cli(data_dir, "evaluate", "--model", str(result["model_version_id"]), "--json")
+    assert evaluated.returncode == 0, evaluated.stderr
+    figures = json.loads(evaluated.stdout)
+    assert figures["evaluation_set"] == "external" and set(figures["evaluation"]) == EVALUATION_KEYS
+    assert figures["evaluation"]["n"] == 6 and figures["outside_training_data"] == 0
+    assert figures["evaluation"]["threshold"] == result["threshold"]

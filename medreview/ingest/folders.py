@@ -4,6 +4,9 @@ Reports one result per file and never stops half-way: a class folder whose name 
 (blank, too long) is refused as a whole with the reason and the others are imported; hidden files
 and folders (names starting with ".") and files outside any class folder are skipped with a note.
 Files are named by their path below DIR ("normal/img1.png"), never by the full path on this machine.
+
+With ``evaluation_set``, the imported images are frozen as that evaluation set, which training never
+uses (:mod:`medreview.reading.evaluation_sets`): a labelled test set brought from elsewhere.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from pathlib import Path
 
 from medreview.errors import MedreviewError
 from medreview.ingest.service import REJECTED, SKIPPED, IngestResult, InputFile, ingest_files
+from medreview.reading.evaluation_sets import create_evaluation_set, new_set_name
 from medreview.reading.reads import LOCAL_ACTOR, save_read
 from medreview.reading.schema import add_label_class, label_classes
 from medreview.store import Store
@@ -24,9 +28,15 @@ __all__ = ["import_class_folders"]
 _HIDDEN = "hidden (its name starts with '.'): skipped"
 
 
-def import_class_folders(store: Store, folder: Path, actor: Actor = LOCAL_ACTOR) -> list[IngestResult]:
+def import_class_folders(
+    store: Store, folder: Path, actor: Actor = LOCAL_ACTOR, evaluation_set: str | None = None
+) -> list[IngestResult]:
+    """Import and label DIR/<class>/*; with ``evaluation_set``, freeze the imported images (new and
+    already stored) as a new evaluation set of that name, checked before anything is imported."""
     if not folder.is_dir():
         raise MedreviewError(f"{folder} is not a folder")
+    if evaluation_set is not None:
+        evaluation_set = new_set_name(store, evaluation_set)
     results: list[IngestResult] = []
     class_folders = []
     for child in sorted(folder.iterdir()):
@@ -55,7 +65,23 @@ def import_class_folders(store: Store, folder: Path, actor: Actor = LOCAL_ACTOR)
                 save_read(store, actor, result.image_id, class_name)
             results.append(result)
         results.extend(skipped)
+    if evaluation_set is not None:
+        _freeze(store, actor, evaluation_set, folder, results)
     return results
+
+
+def _freeze(store: Store, actor: Actor, name: str, folder: Path, results: list[IngestResult]) -> None:
+    image_ids = [result.image_id for result in results if result.image_id is not None]
+    if not image_ids:
+        raise MedreviewError(f"no image of {folder} could be imported, so the evaluation set '{name}' was not made")
+    try:
+        create_evaluation_set(store, actor, name, image_ids, description="imported from class folders")
+    except MedreviewError as error:
+        # The images are stored and labelled, but not held out: training would use them. Say so.
+        raise MedreviewError(
+            f"the images were imported and labelled, but the evaluation set '{name}' was not made ({error}); "
+            "until it is, training may use them: freeze them on the Train page"
+        ) from error
 
 
 def _files(root: Path, class_folder: Path, skipped: list[IngestResult]) -> Iterator[InputFile | IngestResult]:

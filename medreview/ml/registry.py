@@ -11,7 +11,7 @@ from medreview.store.models import ModelVersion
 from medreview.team.audit import record
 from medreview.team.roles import Actor, require
 
-__all__ = ["KEPT_INACTIVE", "activate_model", "active_model", "list_models"]
+__all__ = ["KEPT_INACTIVE", "activate_model", "active_model", "get_model", "list_models"]
 
 # How an automatic decision to keep a new version inactive begins (ModelVersion.activation_reason,
 # written by medreview.ml.evaluation): a promotion by hand overrides it, and the trail says so.
@@ -21,6 +21,14 @@ KEPT_INACTIVE = "not made active"
 def list_models(store: Store) -> list[ModelVersion]:
     with store.db.read() as session:
         return list(session.scalars(select(ModelVersion).order_by(ModelVersion.id.desc())))
+
+
+def get_model(store: Store, model_version_id: int) -> ModelVersion:
+    with store.db.read() as session:
+        version = session.get(ModelVersion, model_version_id)
+    if version is None:
+        raise NotFoundError(f"model version {model_version_id} does not exist")
+    return version
 
 
 def active_model(store: Store) -> ModelVersion | None:

@@ -38,6 +38,7 @@ __all__ = [
     "evaluation_set_images",
     "find_evaluation_set",
     "list_evaluation_sets",
+    "new_set_name",
     "set_default_evaluation_set",
 ]
 
@@ -66,11 +67,7 @@ def create_evaluation_set(
     larger one). Refuses, in plain words: a blank, over-long or taken name, no images, an image
     without a final label."""
     require(actor, "admin", "freeze an evaluation set")
-    name = " ".join(str(name).split())
-    if not name:
-        raise MedreviewError("give the evaluation set a name")
-    if len(name) > MAX_NAME_LENGTH:
-        raise MedreviewError(f"an evaluation set's name has at most {MAX_NAME_LENGTH} characters")
+    name = new_set_name(store, name)
     wanted = sorted({int(image_id) for image_id in image_ids})
     if not wanted:
         raise MedreviewError("choose at least one labelled image for the evaluation set")
@@ -117,6 +114,21 @@ def create_evaluation_set(
         )
         set_id = evaluation_set.id
     return _summaries(store, set_id)[0]
+
+
+def new_set_name(store: Store, name: str) -> str:
+    """``name`` with its spaces tidied, when it can name a new set; MedreviewError saying why not."""
+    name = " ".join(str(name).split())
+    if not name:
+        raise MedreviewError("give the evaluation set a name")
+    if len(name) > MAX_NAME_LENGTH:
+        raise MedreviewError(f"an evaluation set's name has at most {MAX_NAME_LENGTH} characters")
+    with store.db.read() as session:
+        if session.scalar(select(EvaluationSet.id).where(EvaluationSet.name == name)) is not None:
+            raise MedreviewError(
+                f"there is an evaluation set named '{name}' already; sets are frozen: choose a new name"
+            )
+    return name
 
 
 def list_evaluation_sets(store: Store) -> list[EvaluationSetSummary]:

@@ -112,3 +112,32 @@ def test_a_path_that_is_not_a_folder_or_has_no_class_folders_is_refused(store, t
     write(tmp_path / "flat" / ".hidden" / "x.png", png_bytes(1011))
     with pytest.raises(MedreviewError, match="has no sub-folders"):
         import_class_folders(store, tmp_path / "flat")
+
+
+def test_a_folder_imported_as_an_evaluation_set_is_frozen_and_never_trained_on(store, folder, tmp_path):
+    from medreview.ml.training.dataset import training_table
+    from medreview.reading.evaluation_sets import evaluation_set_images, find_evaluation_set
+
+    results = import_class_folders(store, folder, evaluation_set="external test")
+    imported = {result.image_id for result in results if result.image_id is not None}
+    made = find_evaluation_set(store, "external test")
+    assert made.is_default and made.images == len(imported) == 5
+    assert made.class_counts == {"normal": 2, "pneumonia": 2, "pleural effusion": 1}
+    assert set(evaluation_set_images(store, made.id)["image_id"]) == imported
+    # A second folder trains; the first one never does.
+    training = tmp_path / "training"
+    for number in range(3):
+        write(training / "normal" / f"t{number}.png", png_bytes(2000 + number))
+        write(training / "pneumonia" / f"u{number}.png", png_bytes(2100 + number))
+    import_class_folders(store, training)
+    table, _ = training_table(store)
+    assert len(table) == 6 and not set(table["image_id"]) & imported
+
+
+def test_a_taken_evaluation_set_name_is_refused_before_anything_is_imported(store, folder, tmp_path):
+    import_class_folders(store, folder, evaluation_set="external test")
+    other = tmp_path / "other"
+    write(other / "normal" / "x.png", png_bytes(3000))
+    with pytest.raises(MedreviewError, match="named 'external test' already"):
+        import_class_folders(store, other, evaluation_set="external  test")
+    assert len(current_labels(store)) == 5  # the other folder's image was not imported
