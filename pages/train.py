@@ -3,10 +3,20 @@ import streamlit as st
 
 from medreview.jobs import cancel_job, list_jobs, worker_alive
 from medreview.ml.configs import CONFIGS, DEFAULT_ARCHITECTURE
+from medreview.ml.domain import domain_summary
+from medreview.ml.evaluation import (
+    EVALUATION_JOB,
+    NOT_WORSE_TOLERANCE,
+    comparison_table,
+    freeze_evaluation_set,
+    sample_evaluation_images,
+    submit_evaluation,
+)
 from medreview.ml.registry import activate_model, list_models
-from medreview.ml.training.metrics import reliability_diagram_png, roc_curve_png
+from medreview.ml.training.metrics import reliability_diagram_png, roc_curve_png, roc_curves_png
 from medreview.ml.training.service import submit_training
 from medreview.ml.training.split import MIN_TEST_PATIENTS_PER_CLASS
+from medreview.reading.evaluation_sets import list_evaluation_sets, set_default_evaluation_set
 from medreview.reading.reads import current_labels
 from ui.session import attempt, get_store, session_actor, succeeded
 from ui.text import plain
@@ -291,6 +301,8 @@ else:
                     "classes": ", ".join(m.class_names),
                     "ROC AUC (95% interval)": headline_auc(m.metrics),
                     "threshold": m.metrics.get("threshold"),
+                    "trained on": domain_summary(m.domain),
+                    "activation": m.activation_reason,
                     "created": m.created_at,
                 }
                 for m in models
@@ -308,3 +320,149 @@ else:
     )
     if st.button("Make active", key="train_activate") and succeeded(lambda: activate_model(store, actor, choice)):
         st.rerun()
+
+
+# --- evaluation sets: freeze one, compare the versions on it ------------------------------------
+
+
+def freeze_set_ui(expanded: bool) -> None:
+    with st.expander("Freeze a new evaluation set", expanded=expanded), st.form("train_eval_form"):
+        name = st.text_input("Name", max_chars=64, key="train_eval_name")
+        share_column, seed_column = st.columns(2)
+        share = share_column.number_input(
+            "Share of the labelled patients to hold out",
+            0.05,
+            0.9,
+            0.2,
+            step=0.05,
+            key="train_eval_share",
+            help="Drawn per class, whole patients at a time, among the patients not in a set yet.",
+        )
+        seed = seed_column.number_input("Seed", 0, 2**31 - 1, 0, key="train_eval_seed")
+        labelled = current_labels(store)
+        names = {
+            int(image_id): f"{name} ({label})"
+            for image_id, name, label in zip(
+                labelled["image_id"], labelled["display_name"], labelled["label"], strict=True
+            )
+        }
+        chosen = st.multiselect(
+            "Or choose the images (each with a final label); leave empty to draw patients as above",
+            list(names),
+            format_func=names.get,
+            key="train_eval_images",
+        )
+        if st.form_submit_button("Freeze the set"):
+            image_ids = chosen or attempt(lambda: sample_evaluation_images(store, float(share), int(seed)))
+            made = attempt(lambda: freeze_evaluation_set(store, actor, name, image_ids)) if image_ids else None
+            if made is not None:
+                evaluation_set, job_id = made
+                queued = f" Evaluation job {job_id} scores every model version on it." if job_id else ""
+                st.success(
+                    plain(
+                        f"Evaluation set '{evaluation_set.name}' frozen: {evaluation_set.images} images of "
+                        f"{evaluation_set.patients} patients. Training will not use them, nor any other image of "
+                        f"those patients.{queued}"
+                    )
+                )
+
+
+def comparison_ui(evaluation_set) -> None:  # type: ignore[no-untyped-def]
+    table = comparison_table(store, evaluation_set.id)
+    if table.empty:
+        st.caption("No model versions yet.")
+        return
+    scored = [bool(metrics) and "error" not in metrics for metrics in table["metrics"]]
+    st.dataframe(
+        pd.DataFrame(
+            {
+                "version": table["version"],
+                "active": table["active"],
+                "images": table["images"],
+                "ROC AUC (95% interval)": [
+                    format_auc(metrics) if ok else None for metrics, ok in zip(table["metrics"], scored, strict=True)
+                ],
+                "accuracy": table["accuracy"],
+                "sensitivity": table["sensitivity"],
+                "specificity": table["specificity"],
+                "threshold": table["threshold"],
+                "ECE": table["ece"],
+                "outside training data": table["outside_training_data"],
+                "note": table["note"],
+            }
+        ),
+        hide_index=True,
+        key="train_eval_table",
+        column_config={
+            column: st.column_config.NumberColumn(format="%.3f")
+            for column in ("accuracy", "sensitivity", "specificity", "threshold", "ECE")
+        },
+    )
+    curves = [
+        (f"version {version}" + (" (active)" if active else ""), metrics)
+        for version, active, metrics, ok in zip(
+            table["version"], table["active"], table["metrics"], scored, strict=True
+        )
+        if ok and metrics.get("roc_curve")
+    ]
+    if curves:
+        st.image(
+            roc_curves_png(curves, title=f"ROC curves on '{evaluation_set.name}'"),
+            width=480,
+            caption=f"ROC curves of {len(curves)} model versions on the same {evaluation_set.images} images",
+        )
+    jobs = list_jobs(store, kind=EVALUATION_JOB, limit=1)
+    if jobs and jobs[0].status in ("queued", "running"):
+        st.info(f"Evaluation job {jobs[0].id}: {jobs[0].status} ({plain(jobs[0].progress.get('stage', ''))})")
+    elif jobs and jobs[0].status == "failed":
+        st.error(f"Evaluation job {jobs[0].id} failed: {plain(jobs[0].error)}")
+    if not all(scored) and st.button("Evaluate the versions not scored on this set", key="train_eval_run"):
+        job_id = attempt(lambda: submit_evaluation(store, actor, evaluation_set.name, only_missing=True))
+        if job_id is not None:
+            st.success(f"Evaluation job {job_id} queued.")
+
+
+st.subheader("Evaluation sets")
+st.caption(
+    "Frozen sets of labelled images that training never uses, nor any other image of their patients. Every "
+    "model version is scored on each set. A newly trained version becomes active by itself only if its ROC "
+    f"AUC on the default set is at most {NOT_WORSE_TOLERANCE:g} below the active version's; otherwise it "
+    "waits, with the reason, and you may still make it active by hand."
+)
+freeze_set_ui(expanded=not list_evaluation_sets(store))
+evaluation_sets = list_evaluation_sets(store)
+if evaluation_sets:
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "set": evaluation_set.name,
+                    "default": evaluation_set.is_default,
+                    "images": evaluation_set.images,
+                    "patients": evaluation_set.patients,
+                    "classes": ", ".join(f"{count} {label}" for label, count in evaluation_set.class_counts.items()),
+                    "frozen by": evaluation_set.created_by,
+                    "frozen": evaluation_set.created_at,
+                }
+                for evaluation_set in evaluation_sets
+            ]
+        ),
+        hide_index=True,
+        key="train_eval_sets",
+    )
+    by_name = {evaluation_set.name: evaluation_set for evaluation_set in evaluation_sets}
+    shown_set = by_name[
+        st.selectbox(
+            "Compare the model versions on",
+            list(by_name),
+            format_func=lambda name: name + (" (default)" if by_name[name].is_default else ""),
+            key="train_eval_set",
+        )
+    ]
+    if (
+        not shown_set.is_default
+        and st.button("Make it the default set", key="train_eval_default")
+        and succeeded(lambda: set_default_evaluation_set(store, actor, shown_set.name))
+    ):
+        st.rerun()
+    comparison_ui(shown_set)

@@ -309,7 +309,8 @@ def submit_evaluation(
     only_missing: bool = False,
 ) -> int:
     """Queue the evaluation of model versions (default: all) on a set (default: the default set);
-    ``only_missing`` leaves out versions already scored there. Returns the job id; audited."""
+    ``only_missing`` leaves out versions already scored there (a failed evaluation is tried again).
+    Returns the job id; audited."""
     require(actor, "admin", "evaluate models")
     evaluation_set = find_evaluation_set(store, set_name)
     known = [version.id for version in list_models(store)]
@@ -318,7 +319,9 @@ def submit_evaluation(
     if unknown:
         raise NotFoundError(f"model version {unknown[0]} does not exist")
     if only_missing:
-        wanted = [version_id for version_id in wanted if evaluation_of(store, version_id, evaluation_set.id) is None]
+        wanted = [
+            version_id for version_id in wanted if not _scored(evaluation_of(store, version_id, evaluation_set.id))
+        ]
     if not wanted:
         raise MedreviewError(
             f"every model version is evaluated on '{evaluation_set.name}' already"
@@ -337,6 +340,10 @@ def submit_evaluation(
         model_versions=wanted,
     )
     return job_id
+
+
+def _scored(metrics: dict[str, Any] | None) -> bool:
+    return metrics is not None and "error" not in metrics
 
 
 def run_evaluation_job(context: JobContext) -> dict[str, Any]:
@@ -435,7 +442,7 @@ def settle_activation(
 
     def figures(model_version_id: int) -> dict[str, Any]:
         stored = evaluation_of(store, model_version_id, default.id)
-        return stored if stored is not None and "error" not in stored else evaluate(model_version_id, default.id)
+        return stored if _scored(stored) else evaluate(model_version_id, default.id)
 
     decision, reason = activation_decision(
         figures(version_id),

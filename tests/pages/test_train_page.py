@@ -1,0 +1,123 @@
+"""The Train page's evaluation sets (AppTest): freezing a set, the versions side by side on it with
+their intervals and overlaid ROC curves, the default set, and a version waiting with its reason."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from medreview.ingest.demo import load_demo_data
+from medreview.jobs import list_jobs
+from medreview.ml.evaluation import EVALUATION_JOB, _store_evaluation, score_on_set
+from medreview.ml.training.dataset import training_table
+from medreview.reading.evaluation_sets import create_evaluation_set, evaluation_set_images, list_evaluation_sets
+from medreview.reading.reads import LOCAL_ACTOR, current_labels
+from medreview.store.models import ModelVersion
+from tests.conftest import run_page_as
+from tests.helpers import add_model_version
+
+CLASSES = ["normal", "pneumonia"]
+
+
+def shown(element) -> str:  # type: ignore[no-untyped-def]
+    """An element's text as the reader sees it (ui.text.plain escapes markdown characters)."""
+    return re.sub(r"\\(.)", r"\1", element.value)
+
+
+def freeze_button(app):  # type: ignore[no-untyped-def]
+    return next(button for button in app.button if button.label == "Freeze the set")
+
+
+def figures(seed: int, separation: float, labels: list[str]) -> dict:
+    """A version's stored figures on a set: probabilities that separate the classes by ``separation``."""
+    rng = np.random.default_rng(seed)
+    truth = np.array([label == "pneumonia" for label in labels])
+    positive = np.clip(0.5 + separation * (truth - 0.5) + rng.normal(0, 0.2, len(labels)), 0, 1)
+    return score_on_set(labels, np.stack([1 - positive, positive], axis=1), CLASSES, bootstrap_resamples=50)
+
+
+@pytest.fixture
+def demo(page_store):  # type: ignore[no-untyped-def]
+    load_demo_data(page_store, LOCAL_ACTOR, per_class=6, unlabelled=0)  # each image its own patient
+    return page_store
+
+
+def test_an_admin_freezes_a_set_of_drawn_patients_and_training_leaves_them_out(demo):
+    app = run_page_as("train")
+    assert app.expander[0].label == "Freeze a new evaluation set"
+    app.text_input(key="train_eval_name").set_value("held out")
+    app.number_input(key="train_eval_share").set_value(0.5)
+    freeze_button(app).click().run()
+    assert not app.exception
+    assert shown(app.success[0]).startswith("Evaluation set 'held out' frozen: 6 images of 6 patients.")
+    [made] = list_evaluation_sets(demo)
+    assert made.class_counts == {"normal": 3, "pneumonia": 3} and made.is_default
+    trained_on = set(training_table(demo)[0]["image_id"])
+    assert len(trained_on) == 6 and not trained_on & set(evaluation_set_images(demo, made.id)["image_id"])
+    [sets] = [table.value for table in app.dataframe if "set" in table.value.columns]
+    assert list(sets["set"]) == ["held out"] and list(sets["classes"]) == ["3 normal, 3 pneumonia"]
+    assert list_jobs(demo, kind=EVALUATION_JOB) == []  # no model version to score yet
+
+
+def test_an_admin_freezes_the_images_chosen(demo):
+    app = run_page_as("train")
+    labelled = current_labels(demo)
+    chosen = [int(image_id) for image_id in labelled["image_id"][:2]]
+    app.text_input(key="train_eval_name").set_value("chosen")
+    app.multiselect(key="train_eval_images").set_value(chosen)
+    freeze_button(app).click().run()
+    assert not app.exception
+    [made] = list_evaluation_sets(demo)
+    assert sorted(evaluation_set_images(demo, made.id)["image_id"]) == sorted(chosen)
+
+
+def test_a_taken_name_is_refused_in_words(demo):
+    create_evaluation_set(demo, LOCAL_ACTOR, "held out", [int(current_labels(demo)["image_id"][0])])
+    app = run_page_as("train")
+    app.text_input(key="train_eval_name").set_value("held out")
+    freeze_button(app).click().run()
+    assert not app.exception
+    assert "named 'held out' already" in shown(app.error[0])
+    assert len(list_evaluation_sets(demo)) == 1
+
+
+def test_versions_are_compared_side_by_side_and_a_waiting_version_shows_why(demo):
+    labelled = current_labels(demo)
+    image_ids = [int(image_id) for image_id in labelled["image_id"][:8]]
+    labels = list(labelled["label"][:8])
+    held_out = create_evaluation_set(demo, LOCAL_ACTOR, "held out", image_ids)
+    other = create_evaluation_set(demo, LOCAL_ACTOR, "other", image_ids[:4])
+    active_id = add_model_version(demo, active=True)
+    waiting_id = add_model_version(demo)
+    unscored_id = add_model_version(demo)
+    _store_evaluation(demo, active_id, held_out.id, figures(0, 0.6, labels))
+    _store_evaluation(demo, waiting_id, held_out.id, figures(1, 0.2, labels))
+    reason = "not made active: ROC AUC 0.600 on the evaluation set 'held out' against 0.900 for version 1"
+    with demo.db.write() as session:
+        session.get(ModelVersion, waiting_id).activation_reason = reason
+
+    app = run_page_as("train")
+    [versions] = [table.value for table in app.dataframe if "activation" in table.value.columns]
+    assert versions.set_index("version").loc[waiting_id, "activation"] == reason
+    [compared] = [table.value for table in app.dataframe if "note" in table.value.columns]
+    compared = compared.set_index("version")
+    assert list(compared.index) == [unscored_id, waiting_id, active_id]
+    for version_id in (active_id, waiting_id):
+        assert compared.loc[version_id, "ROC AUC (95% interval)"].count("–") == 1  # AUC with its interval
+    assert compared.loc[unscored_id, "note"] == "not evaluated on this set yet"
+    captions = [caption for element in app.image for caption in element.captions]
+    assert captions == ["ROC curves of 2 model versions on the same 8 images"]
+
+    # The missing version is scored on demand; the other set can become the default one.
+    next(button for button in app.button if button.key == "train_eval_run").click().run()
+    assert not app.exception
+    [job] = list_jobs(demo, kind=EVALUATION_JOB)
+    assert job.params == {"evaluation_set_id": held_out.id, "model_version_ids": [unscored_id]}
+    app.selectbox(key="train_eval_set").set_value("other").run()
+    app.button(key="train_eval_default").click().run()
+    assert not app.exception
+    assert [evaluation_set.id for evaluation_set in list_evaluation_sets(demo) if evaluation_set.is_default] == [
+        other.id
+    ]
