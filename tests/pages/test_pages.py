@@ -15,7 +15,7 @@ from medreview.jobs import execute_job, list_jobs
 from medreview.ml.prediction import submit_predictions
 from medreview.ml.runners import RUNNERS
 from medreview.ml.training.service import submit_training
-from medreview.reading.reads import LOCAL_ACTOR, reads_table
+from medreview.reading.reads import LOCAL_ACTOR
 from medreview.reading.schema import label_classes
 from medreview.team import accounts
 from medreview.team.accounts import create_user
@@ -103,18 +103,6 @@ def test_upload_reports_every_file(page_store):
     table = app.dataframe[0].value
     assert dict(zip(table["file"], table["status"], strict=True)) == {"good.png": "stored", "bad.png": "rejected"}
     assert table.loc[table["file"] == "bad.png", "reason"].iloc[0]
-
-
-def test_label_button_saves_and_moves_to_next_unlabelled(page_store):
-    load_demo_data(page_store, LOCAL_ACTOR, per_class=3, unlabelled=3)
-    app = run_page("label")
-    first = app.session_state["label_image_id"]
-    app.button(key="label_button_pneumonia").click().run()
-    assert not app.exception
-    mine = reads_table(page_store, LOCAL_ACTOR)
-    mine = mine[mine["reader"] == ADMIN.username].set_index("image_id")["label"]
-    assert mine.to_dict() == {first: "pneumonia"}
-    assert app.session_state["label_image_id"] not in (first, None)
 
 
 @pytest.mark.slow
