@@ -5,8 +5,9 @@ from medreview.imaging.decoding import Window
 from medreview.imaging.display import render_frame
 from medreview.imaging.overlays import HEATMAP_COLORMAP, colour_bar, overlay_heatmap
 from medreview.jobs import list_jobs, worker_alive
+from medreview.ml.domain import OUTSIDE_TRAINING_DATA
 from medreview.ml.explanations import METHOD_TITLES, ViewMaps, describe_view, request_view_maps
-from medreview.ml.prediction import disagreements, most_uncertain, predictions_table, submit_predictions
+from medreview.ml.prediction import disagreements, most_uncertain, predictions_table, shown_calls, submit_predictions
 from medreview.ml.registry import active_model
 from medreview.reading.catalog import get_image, image_table
 from ui.session import attempt, get_store, session_actor
@@ -81,7 +82,15 @@ with list_column:
     all_tab, disagree_tab, uncertain_tab = st.tabs(
         [f"All ({len(table)})", f"Model and label disagree ({len(wrong)})", f"Label next ({len(uncertain)})"]
     )
-    probability = {"probability": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="%.2f")}
+    columns = {
+        "probability": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="%.2f"),
+        "outside_reason": st.column_config.TextColumn("why outside the training data"),
+    }
+    outside = int(table["outside_training_data"].sum())
+    if outside:
+        st.caption(
+            f"{outside} of these images lie outside the data this model was trained on: no class is given for them."
+        )
     picks = []
     for tab, source, key in (
         (all_tab, table, "predict_table"),
@@ -92,13 +101,13 @@ with list_column:
             if tab is uncertain_tab:
                 st.caption("Unlabelled images the model is least sure about: label these next.")
             picked = st.dataframe(
-                source.drop(columns=["prediction_id", "image_id"]),
+                shown_calls(source).drop(columns=["prediction_id", "image_id"]),
                 hide_index=True,
                 on_select="rerun",
                 selection_mode="single-row",
                 key=key,
                 height=480,
-                column_config=probability,
+                column_config=columns,
             )
             picks.append((source, picked))
 
@@ -152,9 +161,12 @@ with view_column:
         st.stop()
     class_names = list(model.class_names)
     st.subheader(plain(record.display_name.rsplit("/", 1)[-1]))
-    verdict = f"Model: **{plain(row['predicted_class'])}** ({row['probability']:.1%})"
+    if row["outside_training_data"]:
+        verdict = f"Model: **{OUTSIDE_TRAINING_DATA}** ({plain(row['outside_reason'])}): no class is given"
+    else:
+        verdict = f"Model: **{plain(row['predicted_class'])}** ({row['probability']:.1%})"
     if isinstance(row["label"], str):
-        verdict += f" · label: **{plain(row['label'])}**" + ("" if row["agrees"] else " · :red[disagrees]")
+        verdict += f" · label: **{plain(row['label'])}**" + ("" if row["agrees"] is not False else " · :red[disagrees]")
     st.markdown(verdict)
     window_column, class_column, opacity_column = st.columns(3)
     with window_column:
