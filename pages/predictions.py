@@ -2,8 +2,7 @@ import streamlit as st
 
 from medreview.errors import MedreviewError
 from medreview.imaging.decoding import Window
-from medreview.imaging.display import render_frame
-from medreview.imaging.overlays import HEATMAP_COLORMAP, colour_bar, overlay_heatmap
+from medreview.imaging.overlays import HEATMAP_COLORMAP, colour_bar
 from medreview.jobs import list_jobs, worker_alive
 from medreview.ml.domain import OUTSIDE_TRAINING_DATA
 from medreview.ml.explanations import METHOD_TITLES, ViewMaps, describe_view, request_view_maps
@@ -12,7 +11,7 @@ from medreview.ml.registry import active_model
 from medreview.reading.catalog import get_image, image_table
 from ui.session import attempt, get_store, session_actor
 from ui.text import plain
-from ui.viewer import decoded, window_controls
+from ui.viewer import decoded, image_viewer, overlay_row, viewer_state
 
 store = get_store()
 actor = session_actor()
@@ -155,7 +154,7 @@ def map_status_ui(frame_index: int, window: Window | None, method: str, view: st
 with view_column:
     try:
         record = get_image(store, actor, int(row["image_id"]))
-        image = decoded(int(row["image_id"]))
+        image = decoded(int(row["image_id"]))  # the frame count and colour, for the view's description
     except MedreviewError as error:
         st.error(plain(error))
         st.stop()
@@ -168,13 +167,11 @@ with view_column:
     if isinstance(row["label"], str):
         verdict += f" · label: **{plain(row['label'])}**" + ("" if row["agrees"] is not False else " · :red[disagrees]")
     st.markdown(verdict)
-    window_column, class_column, opacity_column = st.columns(3)
-    with window_column:
-        frame_index, window = window_controls(image, key="predict")
+    class_column, method_column = st.columns(2)
     cam_class = class_column.selectbox(
         "Map for class", class_names, index=class_names.index(row["predicted_class"]), key="predict_cam_class"
     )
-    method = class_column.radio(
+    method = method_column.radio(
         "Map",
         list(METHOD_TITLES),
         format_func=METHOD_TITLES.get,
@@ -186,28 +183,35 @@ with view_column:
             "position, so it shows only what the score was computed from (Draelos & Carin, 2020)."
         ),
     )
-    opacity = opacity_column.slider("Overlay opacity", 0.0, 1.0, 0.45, 0.05, key="predict_opacity")
-    pixels = render_frame(image, frame_index, window)
+    # The map is computed on the frame and window the reader has on screen: the viewer reports them
+    # (a window drag once released) and the map of that view is drawn over it, pixel for pixel.
+    image_id = int(row["image_id"])
+    reported = viewer_state("predict_viewer").get("view") or {}
+    frame_index, window = 0, None
+    if reported.get("imageId") == image_id:
+        frame_index = int(reported.get("frame") or 0)
+        if reported.get("window"):
+            window = Window(float(reported["window"]["center"]), float(reported["window"]["width"]))
     view = describe_view(frame_index, image.frame_count, window, image.is_color)
-    left, right = st.columns(2)
-    left.image(pixels, caption="Image", width="stretch")
-    with right:
-        maps = view_maps(frame_index, window, method)
-        if maps is not None and maps.ready:
-            heat = maps.maps[class_names.index(cam_class)]
-            st.image(
-                overlay_heatmap(pixels, heat, opacity),
-                caption=f"{METHOD_TITLES[method]}: {plain(cam_class)} · {view}",
-                width="stretch",
-            )
-            st.image(colour_bar(12, 256), width="stretch")
-            st.caption(
-                f"{HEATMAP_COLORMAP}: dark = low, bright = high evidence for **{plain(cam_class)}**, "
-                "relative to this map's maximum"
-            )
-            if heat.max() == 0:
-                st.caption(f"No positive evidence for **{plain(cam_class)}** on this view: the map is empty.")
-            view_probability = maps.probabilities[cam_class]
-            st.caption(f"On this view the model gives **{plain(cam_class)}** {view_probability:.1%}.")
-        elif maps is not None:
-            map_status_ui(frame_index, window, method, view)
+    maps = view_maps(frame_index, window, method)
+    overlays = []
+    if maps is not None and maps.ready:
+        heat = maps.maps[class_names.index(cam_class)]
+        overlays = [overlay_row(image_id, frame_index, heat, f"{METHOD_TITLES[method]}: {cam_class}")]
+    image_viewer("predict_viewer", actor, [image_id], position=image_id, overlays=overlays)
+    if maps is not None and maps.ready:
+        st.caption(
+            f"{METHOD_TITLES[method]} for **{plain(cam_class)}** · {view} · O shows or hides it, [ and ] "
+            "change its opacity"
+        )
+        st.image(colour_bar(12, 256), width="stretch")
+        st.caption(
+            f"{HEATMAP_COLORMAP}: dark = low, bright = high evidence for **{plain(cam_class)}**, "
+            "relative to this map's maximum"
+        )
+        if heat.max() == 0:
+            st.caption(f"No positive evidence for **{plain(cam_class)}** on this view: the map is empty.")
+        view_probability = maps.probabilities[cam_class]
+        st.caption(f"On this view the model gives **{plain(cam_class)}** {view_probability:.1%}.")
+    elif maps is not None:
+        map_status_ui(frame_index, window, method, view)

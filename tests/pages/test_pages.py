@@ -23,6 +23,7 @@ from medreview.team.roles import Actor
 from tests.conftest import ADMIN, run_page_as
 from tests.helpers import ROOT, png_bytes
 from tests.ml.views import save_model_version, two_frame_ct_bytes
+from tests.pages.viewer import report, viewer_data
 
 TIMEOUT = 60
 
@@ -199,31 +200,36 @@ def test_predictions_page_shows_the_map_of_the_frame_and_window_shown(page_store
         assert execute_job(page_store, job.id, RUNNERS) == "succeeded"
 
     def map_captions(app: AppTest) -> list[str]:
-        # The overlay's caption; the image's is "Image" and the colour bar has none.
-        return [caption for element in app.image for caption in element.captions if caption not in ("Image", "")]
+        return [caption.value for caption in app.caption if " · O shows or hides it" in caption.value]
+
+    def overlay_keys(app: AppTest) -> list[str]:
+        return [row["key"] for row in viewer_data(app, "predict_viewer")["overlays"]]
 
     app = run_page("predictions")
+    image_id = viewer_data(app, "predict_viewer")["position"]
     assert "Model: **" in app.markdown[0].value
-    # Frame 1 at the file's window: queued, said so, and no map of another view drawn meanwhile.
-    assert "Computing the Grad-CAM map for frame 1 of 2 · window 40 / 400" in app.info[0].value
-    assert map_captions(app) == []
+    # Frame 1 at the window the viewer opens with: queued, said so, and no map of another view drawn.
+    assert "Computing the Grad-CAM map for frame 1 of 2" in app.info[0].value
+    assert map_captions(app) == [] and overlay_keys(app) == []
     run_latest_explain_job()
     app.run()
     assert not app.exception
     predicted = app.selectbox(key="predict_cam_class").value
-    assert f"Grad-CAM: {predicted} · frame 1 of 2 · window 40 / 400" in map_captions(app)
+    assert map_captions(app)[0].startswith(f"Grad-CAM for **{predicted}** · frame 1 of 2")
+    assert overlay_keys(app) == [f"{image_id}:0"]  # drawn over frame 1 in the viewer
     assert any("high evidence for" in caption.value for caption in app.caption)
 
-    # The reader moves to frame 2, the bone window and HiResCAM: the map follows the view.
-    app.slider(key="predict_frame").set_value(2)
-    app.selectbox(key="predict_preset").set_value("Bone")
-    app.radio(key="predict_map_method").set_value("hirescam").run()
+    # The reader moves to frame 2 and drags to the bone window in the viewer, and picks HiResCAM:
+    # the map follows the view.
+    app.radio(key="predict_map_method").set_value("hirescam")
+    report(app, "predict_viewer", view={"imageId": image_id, "frame": 1, "window": {"center": 400, "width": 1800}})
     assert "Computing the HiResCAM map for frame 2 of 2 · window 400 / 1800" in app.info[0].value
-    assert map_captions(app) == []
+    assert map_captions(app) == [] and overlay_keys(app) == []
     run_latest_explain_job()
     app.run()
     assert not app.exception
-    assert map_captions(app) == [f"HiResCAM: {predicted} · frame 2 of 2 · window 400 / 1800"]
+    assert map_captions(app)[0].startswith(f"HiResCAM for **{predicted}** · frame 2 of 2 · window 400 / 1800")
+    assert overlay_keys(app) == [f"{image_id}:1"]
 
 
 def test_settings_page_adds_a_class(page_store):
