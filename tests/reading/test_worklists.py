@@ -1,0 +1,209 @@
+"""A reader's worklist on SQLite and PostgreSQL: its filters (status, my label, modality) decide
+the rows, the counts, the position and the next image, all computed by the database.
+
+One store holds seven films in upload order, chest films (CR) and others (DX) interleaved:
+CR1 DX1 CR2 DX2 CR3 DX3 CR4.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pytest
+from sqlalchemy import event
+
+from medreview.errors import MedreviewError
+from medreview.ingest import InputFile, ingest_files
+from medreview.reading.reads import LOCAL_ACTOR, save_read
+from medreview.reading.review import assign, decide, review_queue
+from medreview.reading.worklists import (
+    WORKLIST_FILTERS,
+    WorklistFilter,
+    following_image_ids,
+    list_position,
+    next_image_id,
+    worklist,
+    worklist_counts,
+    worklist_page,
+)
+from medreview.store import Store
+from medreview.team.accounts import create_first_admin, create_user
+from medreview.team.roles import Actor
+from tests.helpers import dicom_bytes
+
+ADMIN = Actor("boss", "admin")
+REVIEWER = Actor("rev", "reviewer")
+ANN = Actor("ann", "annotator")
+BOB = Actor("bob", "annotator")
+CHEST = WorklistFilter(modality="CR")  # what is left to do, chest films only
+
+
+@dataclass(frozen=True)
+class Films:
+    store: Store
+    chest: list[int]  # CR1..CR4
+    other: list[int]  # DX1..DX3
+
+
+@pytest.fixture
+def films(any_store: Store, fast_hashing: None) -> Films:
+    create_first_admin(any_store, ADMIN.username, "boss-password")
+    for actor in (REVIEWER, ANN, BOB):
+        create_user(any_store, ADMIN, actor.username, f"{actor.username}-password", actor.role)
+    modalities = ["CR", "DX", "CR", "DX", "CR", "DX", "CR"]
+    files = [
+        InputFile(
+            f"film{n}.dcm",
+            dicom_bytes(f"P{n}", modality=modality, pixels=np.full((16, 16), n, dtype=np.uint16)),
+        )
+        for n, modality in enumerate(modalities)
+    ]
+    ids = [result.image_id for result in ingest_files(any_store, LOCAL_ACTOR, files)]
+    return Films(
+        any_store,
+        [i for i, m in zip(ids, modalities, strict=True) if m == "CR"],
+        [i for i, m in zip(ids, modalities, strict=True) if m == "DX"],
+    )
+
+
+def test_the_modality_filter_drives_next_never_offering_another_modality(films: Films):
+    store, chest = films.store, films.chest
+    assert next_image_id(store, ANN, CHEST) == chest[0]
+    # A reader working through chest films, saving and taking "next" each time, reads chest
+    # films only and is told she is done when they are, though DX films are still unread.
+    read = []
+    image_id = next_image_id(store, ANN, CHEST)
+    while image_id is not None:
+        read.append(image_id)
+        save_read(store, ANN, image_id, "normal")
+        image_id = next_image_id(store, ANN, CHEST, after_image_id=image_id)
+    assert read == chest
+    assert next_image_id(store, ANN) == films.other[0]  # the unfiltered list still has the DX films
+
+
+def test_next_wraps_round_within_the_filter(films: Films):
+    store, chest = films.store, films.chest
+    save_read(store, ANN, chest[0], "normal")
+    # After the last chest film comes the first chest film still to do, not a DX film.
+    assert next_image_id(store, ANN, CHEST, after_image_id=chest[3]) == chest[1]
+    assert following_image_ids(store, ANN, CHEST, chest[3], 5) == []  # no wrap here
+    assert following_image_ids(store, ANN, CHEST, None, 2) == chest[1:3]
+    assert following_image_ids(store, ANN, CHEST, films.other[0], 10) == chest[1:]
+
+
+def test_the_last_row_of_a_filtered_list_labelled_leaves_the_list_and_next_follows_the_filter(films: Films):
+    store, chest = films.store, films.chest
+    page, total = worklist_page(store, ANN, CHEST)
+    assert (list(page["image_id"]), total) == (chest, 4)
+    last = int(page["image_id"].iloc[-1])
+    assert list_position(store, ANN, CHEST, last) == 3
+    save_read(store, ANN, last, "pneumonia")  # "1" pressed on the last row
+    page, total = worklist_page(store, ANN, CHEST)
+    assert (list(page["image_id"]), total) == (chest[:3], 3)
+    assert list_position(store, ANN, CHEST, last) is None  # gone from the list, not an error
+    assert next_image_id(store, ANN, CHEST, after_image_id=last) == chest[0]
+
+
+def test_counts_per_status_under_the_label_and_modality_filters(films: Films):
+    store, chest = films.store, films.chest
+    save_read(store, ANN, chest[0], "normal")
+    save_read(store, ANN, chest[1], "pneumonia")
+    save_read(store, ANN, films.other[0], "normal")
+    save_read(store, BOB, chest[2], "normal")  # Bob's read is not Ann's
+    queue = review_queue(store, REVIEWER)
+    [chest_read] = queue.loc[(queue["image_id"] == chest[1]) & (queue["reader"] == "ann"), "annotation_id"]
+    decide(store, REVIEWER, int(chest_read), "return", "look at the apex")
+
+    assert worklist_counts(store, ANN, CHEST) == {"todo": 3, "unread": 2, "read": 2, "returned": 1, "all": 4}
+    assert worklist_counts(store, ANN) == {"todo": 5, "unread": 4, "read": 3, "returned": 1, "all": 7}
+    assert worklist_counts(store, ANN, WorklistFilter(label="normal")) == {
+        "todo": 0,
+        "unread": 0,
+        "read": 2,
+        "returned": 0,
+        "all": 2,
+    }
+    # Every count is the length of the list that status shows.
+    for status in WORKLIST_FILTERS:
+        shown = WorklistFilter(status, modality="CR")
+        assert worklist_page(store, ANN, shown)[1] == worklist_counts(store, ANN, CHEST)[status], status
+
+
+def test_pages_cover_the_list_in_order_with_the_same_total(films: Films):
+    store = films.store
+    everything = WorklistFilter("all")
+    pages = [worklist_page(store, BOB, everything, offset, limit=3) for offset in (0, 3, 6, 9)]
+    assert [total for _, total in pages] == [7, 7, 7, 7]
+    assert [len(page) for page, _ in pages] == [3, 3, 1, 0]
+    listed = [image_id for page, _ in pages for image_id in page["image_id"]]
+    assert listed == sorted(films.chest + films.other)
+    assert list(pages[0][0].columns) == [
+        "image_id",
+        "file",
+        "modality",
+        "patient",
+        "rows",
+        "columns",
+        "frames",
+        "label",
+        "status",
+    ]
+    assert list_position(store, BOB, everything, films.other[1]) == 3  # "image 4 of 7"
+    with pytest.raises(ValueError, match="limit"):
+        worklist_page(store, BOB, everything, limit=0)
+
+
+def test_my_label_filter_speaks_of_my_reads_only(films: Films):
+    store, chest = films.store, films.chest
+    save_read(store, BOB, chest[0], "pneumonia")
+    save_read(store, ANN, chest[1], "pneumonia")
+    mine = WorklistFilter("all", label="pneumonia")
+    page, total = worklist_page(store, ANN, mine)
+    assert (list(page["image_id"]), total) == ([chest[1]], 1)
+    # Bob's label never shows on Ann's list (blinding).
+    assert pd.isna(worklist(store, ANN).set_index("image_id").loc[chest[0], "label"])
+
+
+def test_assigned_work_limits_every_view_of_the_list(films: Films):
+    store, chest = films.store, films.chest
+    assign(store, ADMIN, [chest[1], films.other[2]], ["ann"], readers_per_image=1)
+    assert worklist_counts(store, ANN)["todo"] == 2
+    assert list(worklist_page(store, ANN, WorklistFilter())[0]["image_id"]) == [chest[1], films.other[2]]
+    assert next_image_id(store, ANN, CHEST) == chest[1]
+    assert next_image_id(store, ANN, CHEST, after_image_id=chest[1]) == chest[1]  # the only one: wraps to it
+    assert list_position(store, ANN, WorklistFilter(), chest[0]) is None  # not Ann's work
+    assert next_image_id(store, BOB) == chest[0]  # Bob has no assignments: every image
+
+
+def test_an_unknown_status_filter_is_refused_in_plain_words():
+    with pytest.raises(MedreviewError, match="unknown worklist filter 'mine'"):
+        WorklistFilter("mine")
+
+
+def test_the_next_image_query_finds_reads_by_index_on_sqlite(store: Store, fast_hashing: None):
+    # The next image of a 20,000-image worklist must not read every annotation per image: each
+    # image's own read is looked up through the (image_id, reader_id) unique index.
+    create_first_admin(store, ADMIN.username, "boss-password")
+    create_user(store, ADMIN, ANN.username, "ann-password", ANN.role)
+    statements: list[tuple[str, object]] = []
+
+    def remember(_connection, _cursor, statement, parameters, _context, _executemany):  # type: ignore[no-untyped-def]
+        if "ORDER BY images.id" in statement:
+            statements.append((statement, parameters))
+
+    event.listen(store.db.engine, "before_cursor_execute", remember)
+    try:
+        following_image_ids(store, ANN, WorklistFilter(modality="CR"), 5, 10)
+        following_image_ids(store, ANN, WorklistFilter("read", label="normal"), 5, 10)
+    finally:
+        event.remove(store.db.engine, "before_cursor_execute", remember)
+    assert len(statements) == 2
+    with store.db.engine.connect() as connection:
+        for statement, parameters in statements:
+            plan = [row[3] for row in connection.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)]
+            annotations = [step for step in plan if "annotations" in step]
+            assert annotations, plan
+            assert all(step.startswith("SEARCH annotations USING") for step in annotations), plan
+            assert not any(step.startswith("SCAN annotations") for step in plan), plan
