@@ -35,9 +35,6 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from sklearn import exceptions as sklearn_exceptions
-from sklearn import metrics as sklearn_metrics
-from statsmodels.stats import inter_rater
 
 from medreview.errors import MedreviewError
 
@@ -126,7 +123,7 @@ def _single_choice_reads(reads: pd.DataFrame, class_list: list[str]) -> pd.DataF
     _require_columns(reads, ["image_id", "reader", "label"])
     labelled = reads.loc[reads["label"].notna(), ["image_id", "reader", "label"]]
     _refuse_duplicate_reads(labelled, ["image_id", "reader"])
-    _refuse_unknown_classes(set(labelled["label"]), class_list)
+    _refuse_unknown_classes(set(labelled["label"].unique()), class_list)
     return labelled.reset_index(drop=True)
 
 
@@ -153,7 +150,7 @@ def _binary_reads(reads: pd.DataFrame, class_list: list[str]) -> pd.DataFrame:
     if binary["present"].isna().any():
         raise MedreviewError("the 'present' column of the reads has missing values")
     _refuse_duplicate_reads(binary, ["image_id", "reader", "class"])
-    _refuse_unknown_classes(set(binary["class"]), class_list)
+    _refuse_unknown_classes(set(binary["class"].unique()), class_list)
     return binary.assign(present=binary["present"].astype(bool)).reset_index(drop=True)
 
 
@@ -177,20 +174,25 @@ def _multilabel_names(value: Any) -> set[str]:
 # --- Cohen's kappa ----------------------------------------------------------------------------------
 
 
-def _cohen(labels_a: np.ndarray, labels_b: np.ndarray, categories: list[Any]) -> tuple[float, float, str]:
-    """(kappa, observed agreement, reason) of two aligned label vectors; kappa NaN when undefined."""
-    n_images = len(labels_a)
-    observed = float(np.mean(labels_a == labels_b)) if n_images else float("nan")
+def _cohen(codes_a: np.ndarray, codes_b: np.ndarray, n_categories: int) -> tuple[float, float, str]:
+    """(kappa, observed agreement, reason) of two aligned (n_images,) int vectors of category codes
+    (0 .. n_categories - 1); kappa NaN when undefined."""
+    n_images = len(codes_a)
+    observed = float(np.mean(codes_a == codes_b)) if n_images else float("nan")
     if n_images < 2:
         return float("nan"), observed, REASON_FEWER_THAN_2_SHARED_IMAGES
-    used = set(labels_a) | set(labels_b)
-    if len(used) == 1:
+    if len(np.union1d(codes_a, codes_b)) == 1:
         # Both readers gave every image the same one class: expected agreement is 1 and
         # kappa = (p_o - p_e) / (1 - p_e) divides by zero (sklearn would return NaN with a warning).
         return float("nan"), observed, REASON_NO_VARIATION_BOTH_READERS
+    # Imported here: scikit-learn and statsmodels take 1.4 s to import, which the Label and Review
+    # pages (they import the review services) would pay on opening, agreement shown or not.
+    from sklearn import exceptions as sklearn_exceptions
+    from sklearn import metrics as sklearn_metrics
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", sklearn_exceptions.UndefinedMetricWarning)
-        kappa = float(sklearn_metrics.cohen_kappa_score(labels_a, labels_b, labels=categories))
+        kappa = float(sklearn_metrics.cohen_kappa_score(codes_a, codes_b, labels=np.arange(n_categories)))
     return kappa, observed, ("" if np.isfinite(kappa) else "undefined")
 
 
@@ -198,16 +200,17 @@ def _pair_rows(
     long_reads: pd.DataFrame, value_column: str, categories: list[Any], readers: list[Hashable]
 ) -> list[dict[str, Any]]:
     """One row per pair of ``readers`` (reader_a < reader_b) over the images both read."""
-    # (n_images, n_readers) object frame: the reader's value for the image, NaN where not read.
-    by_image = long_reads.pivot(index="image_id", columns="reader", values=value_column).reindex(columns=readers)
+    # Category codes, not the values: sklearn compares ints far faster than Python objects
+    # (class names, or bools for the per-class figures), which counts at tens of thousands of reads.
+    codes = pd.Categorical(long_reads[value_column], categories=categories).codes
+    # (n_images, n_readers) float: the code of the reader's value for the image, NaN where not read.
+    by_image = (
+        long_reads.assign(code=codes).pivot(index="image_id", columns="reader", values="code").reindex(columns=readers)
+    )
     rows = []
     for reader_a, reader_b in itertools.combinations(readers, 2):
-        shared = by_image[[reader_a, reader_b]].dropna()
-        # The pivot leaves object columns; sklearn needs real bools to see binary labels.
-        value_dtype = bool if categories == [False, True] else object
-        kappa, observed, reason = _cohen(
-            shared[reader_a].to_numpy(dtype=value_dtype), shared[reader_b].to_numpy(dtype=value_dtype), categories
-        )
+        shared = by_image[[reader_a, reader_b]].dropna().to_numpy(dtype=np.int64)  # (n_shared, 2)
+        kappa, observed, reason = _cohen(shared[:, 0], shared[:, 1], len(categories))
         rows.append(
             {
                 "reader_a": reader_a,
@@ -292,6 +295,8 @@ def _fleiss(counts: np.ndarray) -> tuple[float, str]:
     if (category_totals == category_totals.sum()).any():
         # Every read is the same category: chance agreement is 1 and kappa divides by zero.
         return float("nan"), REASON_NO_VARIATION_ALL_READERS
+    from statsmodels.stats import inter_rater  # imported here, as scikit-learn in _cohen
+
     kappa = float(inter_rater.fleiss_kappa(counts, method="fleiss"))
     return kappa, ("" if np.isfinite(kappa) else "undefined")
 
@@ -329,8 +334,8 @@ def fleiss_kappa_overall(reads: pd.DataFrame, classes: Sequence[str], min_reader
     used = single.loc[single["image_id"].isin(images)]
     # (n_images, n_classes) int: how many readers gave each class to each image; rows sum to k.
     counts = (
-        pd.crosstab(used["image_id"], used["label"]).reindex(columns=class_list, fill_value=0).to_numpy(dtype=np.int64)
-    )
+        used.groupby(["image_id", "label"]).size().unstack(fill_value=0).reindex(columns=class_list, fill_value=0)
+    ).to_numpy(dtype=np.int64)
     kappa, reason = _fleiss(counts)
     return {
         "kappa": kappa if not reason else None,
