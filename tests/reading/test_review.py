@@ -12,7 +12,19 @@ from medreview.errors import MedreviewError, PermissionDeniedError
 from medreview.ingest import InputFile, ingest_files
 from medreview.reading.exchange import export_data, import_labels, write_export
 from medreview.reading.reads import LOCAL_ACTOR, current_labels, reads_table, save_read
-from medreview.reading.review import adjudicate, agreement, assign, decide, disagreements, image_reads, review_queue
+from medreview.reading.review import (
+    adjudicate,
+    agreement,
+    assign,
+    class_tally,
+    decide,
+    disagreements,
+    disagreements_page,
+    image_reads,
+    review_counts,
+    review_queue,
+    review_queue_page,
+)
 from medreview.reading.worklists import next_image_id, worklist
 from medreview.store import Store
 from medreview.store.models import AuditEvent, FinalLabel
@@ -287,3 +299,72 @@ def test_a_read_changed_after_unblinding_is_flagged_and_agreement_keeps_the_blin
     assert agreement(store, admin)["pairs"].iloc[0]["kappa"] == before  # the blind read still counts
     [details] = query(store, admin, action="label.change")["details"]
     assert '"after_unblinding": true' in details
+
+
+def test_the_reviewer_queue_comes_a_page_at_a_time_without_the_reviewers_own_reads(team):
+    store, ids = team
+    for image_id in ids[:5]:
+        save_read(store, ANN, image_id, "normal")
+    save_read(store, REVIEWER, ids[5], "pneumonia")  # his own read: never his to review
+    pages = [review_queue_page(store, REVIEWER, offset, limit=2) for offset in (0, 2, 4)]
+    assert [total for _, total in pages] == [5, 5, 5]
+    assert [image_id for page, _ in pages for image_id in page["image_id"]] == ids[:5]  # oldest first
+    assert {reader for page, _ in pages for reader in page["reader"]} == {"ann"}
+    assert review_queue_page(store, ADMIN)[1] == 6  # the admin may review the reviewer's read
+    first, _ = pages[0]
+    decide(store, REVIEWER, int(first["annotation_id"].iloc[0]), "approve")
+    page, total = review_queue_page(store, REVIEWER, 0, limit=2)
+    assert (list(page["image_id"]), total) == (ids[1:3], 4)  # decided: gone at once
+    assert review_counts(store, REVIEWER)["queue"] == 4
+
+
+def test_disagreements_come_a_page_at_a_time_with_who_said_what(team):
+    store, ids = team
+    save_read(store, ANN, ids[0], "normal")
+    save_read(store, BOB, ids[0], "pneumonia")
+    save_read(store, REVIEWER, ids[0], "pneumonia")
+    save_read(store, ANN, ids[1], "pneumonia")
+    save_read(store, BOB, ids[1], "normal")
+    save_read(store, ANN, ids[2], "normal")
+    save_read(store, BOB, ids[2], "normal")  # agreement: not a disagreement
+    page, total = disagreements_page(store, REVIEWER, 0, limit=1)
+    assert total == 2 and list(page["image_id"]) == [ids[0]]
+    assert page["readers"].iloc[0] == 3
+    labels = page["labels"].iloc[0]
+    assert labels == {"ann": "normal", "bob": "pneumonia", "rev": "pneumonia"}
+    assert class_tally(labels) == [("pneumonia", ["bob", "rev"]), ("normal", ["ann"])]
+    assert list(disagreements_page(store, REVIEWER, 1, limit=1)[0]["image_id"]) == [ids[1]]
+    adjudicate(store, REVIEWER, ids[1], "normal")
+    assert disagreements_page(store, REVIEWER)[1] == 1
+    assert review_counts(store, REVIEWER)["disagreements"] == 1
+
+
+def test_adjudication_without_a_class_is_refused_in_plain_words(team):
+    store, ids = team
+    save_read(store, ANN, ids[0], "normal")
+    save_read(store, BOB, ids[0], "pneumonia")
+    for nothing in (None, ""):
+        with pytest.raises(MedreviewError, match="choose the final class"):
+            adjudicate(store, REVIEWER, ids[0], nothing)
+    assert list(disagreements(store, REVIEWER)["image_id"]) == [ids[0]]  # still open
+    with store.db.read() as session:
+        assert session.scalar(select(func.count(FinalLabel.id))) == 0
+
+
+def test_agreement_of_a_multi_label_project_compares_each_class(team):
+    store, ids = team
+    set_setting(store, ADMIN, "label_mode", "multi")
+    for image_id, (ann_labels, bob_labels) in zip(
+        ids[:3],
+        [(["pneumonia"], ["pneumonia"]), (["normal"], ["normal", "pneumonia"]), (["normal"], ["normal"])],
+        strict=True,
+    ):
+        save_read(store, ANN, image_id, labels=ann_labels)
+        save_read(store, BOB, image_id, labels=bob_labels)
+    summary = agreement(store, REVIEWER)
+    assert summary["pairs"].empty and summary["fleiss"]["kappa"] is None  # no single-choice class
+    per_class = summary["pairs_per_class"].set_index("class")
+    # normal: both marked it on images 2 and 3 only -> full agreement; pneumonia: they differ on image 2.
+    assert per_class.loc["normal", "kappa"] == pytest.approx(1.0)
+    assert per_class.loc["pneumonia", "observed_agreement"] == pytest.approx(2 / 3)
+    assert (per_class["n_images"] == 3).all()
