@@ -1,14 +1,32 @@
+"""Review: the reviewer queue, the disagreements to adjudicate and the agreement figures, one section
+at a time, each list a page at a time (a large project has tens of thousands of reads waiting)."""
+
+import math
+
 import pandas as pd
 import streamlit as st
 
 from medreview.errors import MedreviewError
 from medreview.imaging.display import render_frame
 from medreview.reading.catalog import get_image
-from medreview.reading.review import adjudicate, agreement, decide, disagreements, image_reads, review_queue
+from medreview.reading.review import (
+    adjudicate,
+    agreement,
+    class_tally,
+    decide,
+    disagreements_page,
+    image_reads,
+    review_counts,
+    review_queue_page,
+)
 from medreview.reading.schema import label_classes
 from ui.session import get_store, session_actor
 from ui.text import plain
 from ui.viewer import decoded
+
+# Rows of a list page: the reviewer queue of a large project holds tens of thousands of reads,
+# and only one page is fetched, sent and drawn.
+PAGE_SIZE = 50
 
 store = get_store()
 actor = session_actor("reviewer")
@@ -16,93 +34,149 @@ st.title("Review")
 
 
 def show_image(image_id: int) -> None:
+    """The image, as wide as the column it is drawn in (never wider: the reads sit beside it)."""
     try:
         record = get_image(store, actor, image_id)
-        st.image(render_frame(decoded(image_id)), caption=plain(record.display_name.rsplit("/", 1)[-1]), width=420)
+        st.image(
+            render_frame(decoded(image_id)), caption=plain(record.display_name.rsplit("/", 1)[-1]), width="stretch"
+        )
     except MedreviewError as error:
         st.error(plain(error))
 
 
-queue_tab, disagree_tab, agreement_tab = st.tabs(["Reviewer queue", "Disagreements", "Agreement"])
+def page_offset(total: int, key: str) -> int:
+    """The offset of the list page chosen under ``key``. A page that no longer exists (the list
+    shrank after a decision) becomes the last one."""
+    pages = max(1, math.ceil(total / PAGE_SIZE))
+    if st.session_state.get(key, 1) > pages:
+        st.session_state[key] = pages
+    return (int(st.session_state.get(key, 1)) - 1) * PAGE_SIZE
 
-with queue_tab:
-    queue = review_queue(store, actor)
-    queue = queue[queue["reader"] != actor.username]  # nobody reviews their own reads
+
+def page_picker_ui(total: int, offset: int, noun: str, key: str) -> None:
+    pages = max(1, math.ceil(total / PAGE_SIZE))
+    if pages > 1:
+        st.number_input(f"Page (of {pages:,})", min_value=1, max_value=pages, step=1, key=key)
+    st.caption(f"{noun} {offset + 1:,}–{min(offset + PAGE_SIZE, total):,} of {total:,}")
+
+
+def picked_row(rows: pd.DataFrame, selection) -> pd.Series:  # type: ignore[no-untyped-def]
+    """The row picked in a table, or the first one. A pick beyond the end (its row left the list
+    after a decision) falls on the last row: it never fails."""
+    picked = selection.selection.rows if selection else []
+    return rows.iloc[min(picked[0], len(rows) - 1)] if picked else rows.iloc[0]
+
+
+def queue_ui(waiting: int) -> None:
+    offset = page_offset(waiting, "review_queue_page")
+    queue, total = review_queue_page(store, actor, offset, PAGE_SIZE)
+    if queue.empty and total:  # the queue shrank since it was counted (another reviewer's decisions)
+        offset = page_offset(total, "review_queue_page")
+        queue, total = review_queue_page(store, actor, offset, PAGE_SIZE)
     if queue.empty:
         st.info("No submitted reads are waiting for review.")
-    else:
-        picked = st.dataframe(
-            queue[["annotation_id", "image_id", "reader", "label", "labels", "unsure", "comment", "updated_at"]].assign(
-                **{"changed after unblinding": queue["changed_after_unblinding"]}
-            ),
+        return
+    page_picker_ui(total, offset, "Reads", "review_queue_page")
+    picked = st.dataframe(
+        queue[["annotation_id", "image_id", "reader", "label", "labels", "unsure", "comment", "updated_at"]].assign(
+            **{"changed after unblinding": queue["changed_after_unblinding"]}
+        ),
+        hide_index=True,
+        on_select="rerun",
+        selection_mode="single-row",
+        key="review_queue_table",
+        height=260,
+    )
+    row = picked_row(queue, picked)
+    left, right = st.columns([2, 3])
+    with left:
+        show_image(int(row["image_id"]))
+    with right:
+        st.markdown(
+            f"**{plain(row['reader'])}** read **{plain(row['label'] or ', '.join(row['labels']))}**"
+            + (" (unsure)" if row["unsure"] else "")
+        )
+        if row["changed_after_unblinding"]:
+            st.warning(
+                f"Changed after unblinding: the first, blind read was **{plain(row['blind_label'])}**; "
+                "agreement counts that one."
+            )
+        others = image_reads(store, actor, int(row["image_id"]))
+        st.dataframe(
+            others[["reader", "label", "blind_label", "changed_after_unblinding", "status", "comment"]],
             hide_index=True,
-            on_select="rerun",
-            selection_mode="single-row",
-            key="review_queue_table",
-            height=260,
         )
-        row = queue.iloc[picked.selection.rows[0]] if picked.selection.rows else queue.iloc[0]
-        left, right = st.columns([2, 3])
-        with left:
-            show_image(int(row["image_id"]))
-        with right:
-            st.markdown(
-                f"**{plain(row['reader'])}** read **{plain(row['label'] or ', '.join(row['labels']))}**"
-                + (" (unsure)" if row["unsure"] else "")
-            )
-            if row["changed_after_unblinding"]:
-                st.warning(
-                    f"Changed after unblinding: the first, blind read was **{plain(row['blind_label'])}**; "
-                    "agreement counts that one."
-                )
-            others = image_reads(store, actor, int(row["image_id"]))
-            st.dataframe(
-                others[["reader", "label", "blind_label", "changed_after_unblinding", "status", "comment"]],
-                hide_index=True,
-            )
-            comment = st.text_input("Comment (required to send back)", key=f"review_comment_{row['annotation_id']}")
-            approve, reject, send_back = st.columns(3)
-            for column, decision, title in (
-                (approve, "approve", "Approve"),
-                (reject, "reject", "Reject"),
-                (send_back, "return", "Send back"),
-            ):
-                if column.button(title, key=f"review_{decision}", width="stretch"):
-                    try:
-                        decide(store, actor, int(row["annotation_id"]), decision, comment)
-                    except MedreviewError as error:
-                        st.error(plain(error))
-                    else:
-                        st.rerun()
-
-with disagree_tab:
-    table = disagreements(store, actor)
-    if table.empty:
-        st.info("No open disagreements.")
-    else:
-        shown = table.assign(labels=table["labels"].map(lambda d: ", ".join(f"{k}: {v}" for k, v in d.items())))
-        picked = st.dataframe(
-            shown, hide_index=True, on_select="rerun", selection_mode="single-row", key="review_disagree_table"
-        )
-        row = table.iloc[picked.selection.rows[0]] if picked.selection.rows else table.iloc[0]
-        left, right = st.columns([2, 3])
-        with left:
-            show_image(int(row["image_id"]))
-        with right:
-            st.markdown("Readers: " + plain(", ".join(f"{reader}: {label}" for reader, label in row["labels"].items())))
-            final = st.radio(
-                "Final label", label_classes(store), format_func=plain, horizontal=True, key="review_adjudicate_label"
-            )
-            note = st.text_input("Adjudication note", key="review_adjudicate_note")
-            if st.button("Adjudicate", type="primary", key="review_adjudicate"):
+        comment = st.text_input("Comment (required to send back)", key=f"review_comment_{row['annotation_id']}")
+        approve, reject, send_back = st.columns(3)
+        for column, decision, title in (
+            (approve, "approve", "Approve"),
+            (reject, "reject", "Reject"),
+            (send_back, "return", "Send back"),
+        ):
+            if column.button(title, key=f"review_{decision}", width="stretch"):
                 try:
-                    adjudicate(store, actor, int(row["image_id"]), final, note)
+                    decide(store, actor, int(row["annotation_id"]), decision, comment)
                 except MedreviewError as error:
                     st.error(plain(error))
                 else:
                     st.rerun()
 
-with agreement_tab:
+
+def tally_text(labels: dict[str, str]) -> str:
+    """ "normal: 2 (ann, bob) · pneumonia: 1 (cy)": each class named, how often and by whom."""
+    return " · ".join(f"{label}: {len(readers)} ({', '.join(readers)})" for label, readers in class_tally(labels))
+
+
+def disagreements_ui(open_disagreements: int) -> None:
+    offset = page_offset(open_disagreements, "review_disagree_page")
+    table, total = disagreements_page(store, actor, offset, PAGE_SIZE)
+    if table.empty and total:  # fewer than counted (adjudicated meanwhile by another reviewer)
+        offset = page_offset(total, "review_disagree_page")
+        table, total = disagreements_page(store, actor, offset, PAGE_SIZE)
+    if table.empty:
+        st.info("No open disagreements.")
+        return
+    page_picker_ui(total, offset, "Images", "review_disagree_page")
+    shown = table.assign(labels=table["labels"].map(tally_text))
+    picked = st.dataframe(
+        shown,
+        hide_index=True,
+        on_select="rerun",
+        selection_mode="single-row",
+        key="review_disagree_table",
+        column_config={"labels": "reads"},
+    )
+    row = picked_row(table, picked)
+    image_id = int(row["image_id"])
+    left, right = st.columns([2, 3])
+    with left:
+        show_image(image_id)
+    with right:
+        st.markdown(f"**Reads:** {plain(tally_text(row['labels']))}")
+        reads = image_reads(store, actor, image_id)
+        st.dataframe(reads[["reader", "label", "unsure", "status", "comment"]], hide_index=True)
+        # No class is preselected: a preselected one (the first of the schema) would be a nudge,
+        # and one click away from being made final by mistake. Keyed by image, so a choice made
+        # for one image never carries over to the next.
+        final = st.radio(
+            "Final label",
+            label_classes(store),
+            index=None,
+            format_func=plain,
+            horizontal=True,
+            key=f"review_adjudicate_label_{image_id}",
+        )
+        note = st.text_input("Adjudication note", key=f"review_adjudicate_note_{image_id}")
+        if st.button("Adjudicate", type="primary", key="review_adjudicate"):
+            try:
+                adjudicate(store, actor, image_id, final, note)  # refuses when no class is chosen
+            except MedreviewError as error:
+                st.error(plain(error))
+            else:
+                st.rerun()
+
+
+def agreement_ui() -> None:
     summary = agreement(store, actor)
     st.caption(f"Images read by several readers: {summary['images_with_multiple_readers']}")
     fleiss = summary["fleiss"]
@@ -127,3 +201,22 @@ with agreement_tab:
     per_class = pd.DataFrame(summary["pairs_per_class"])
     per_class_left.dataframe(per_class[per_class["n_images"] > 0] if len(per_class) else per_class, hide_index=True)
     per_class_right.dataframe(pd.DataFrame(summary["fleiss_per_class"]), hide_index=True)
+
+
+counts = review_counts(store, actor)
+SECTIONS = {
+    "queue": f"Reviewer queue ({counts['queue']:,})",
+    "disagreements": f"Disagreements ({counts['disagreements']:,})",
+    "agreement": "Agreement",
+}
+# Only the chosen section is computed and drawn (st.tabs would run all three on every rerun).
+section = (
+    st.segmented_control("Section", list(SECTIONS), format_func=SECTIONS.get, default="queue", key="review_section")
+    or "queue"
+)
+if section == "queue":
+    queue_ui(counts["queue"])
+elif section == "disagreements":
+    disagreements_ui(counts["disagreements"])
+else:
+    agreement_ui()

@@ -1,0 +1,117 @@
+"""The Review page through AppTest: adjudication without bias, a queue that survives its own
+decisions, and sections computed only when shown."""
+
+from __future__ import annotations
+
+import pytest
+
+from medreview.ingest import InputFile, ingest_files
+from medreview.reading import review
+from medreview.reading.reads import LOCAL_ACTOR, current_labels, save_read
+from medreview.reading.review import disagreements, review_queue
+from medreview.store import Store
+from medreview.team.accounts import create_user
+from medreview.team.roles import Actor
+from tests.conftest import ADMIN, run_page_as
+from tests.helpers import png_bytes
+from ui.text import plain
+
+ANN = Actor("ann", "annotator")
+BOB = Actor("bob", "annotator")
+CY = Actor("cyd", "annotator")
+
+
+def readers_and_images(store: Store, count: int) -> list[int]:
+    for reader in (ANN, BOB, CY):
+        create_user(store, ADMIN, reader.username, f"{reader.username}-password", reader.role)
+    files = [InputFile(f"film{n}.png", png_bytes(700 + n)) for n in range(count)]
+    return [result.image_id for result in ingest_files(store, LOCAL_ACTOR, files)]
+
+
+def test_adjudication_starts_with_no_class_shows_each_read_and_refuses_without_a_class(page_store):
+    [image_id] = readers_and_images(page_store, 1)
+    save_read(page_store, ANN, image_id, "normal")
+    save_read(page_store, BOB, image_id, "pneumonia")
+    save_read(page_store, CY, image_id, "pneumonia")
+    app = run_page_as("review")
+    app.button_group(key="review_section").set_value("disagreements").run()
+    assert not app.exception
+    final = app.radio(key=f"review_adjudicate_label_{image_id}")
+    # Most readers said pneumonia, the schema's second class: nothing is chosen for the reviewer.
+    assert final.value is None
+    tally = plain("pneumonia: 2 (bob, cyd) · normal: 1 (ann)")
+    assert any(tally in markdown.value for markdown in app.markdown)
+    reads = app.dataframe[1].value
+    assert dict(zip(reads["reader"], reads["label"], strict=True)) == {
+        "ann": "normal",
+        "bob": "pneumonia",
+        "cyd": "pneumonia",
+    }
+
+    app.button(key="review_adjudicate").click().run()
+    assert not app.exception
+    assert "choose the final class" in app.error[0].value
+    assert list(disagreements(page_store, ADMIN)["image_id"]) == [image_id]  # nothing decided
+
+    app.radio(key=f"review_adjudicate_label_{image_id}").set_value("normal").run()
+    app.button(key="review_adjudicate").click().run()
+    assert not app.exception
+    assert disagreements(page_store, ADMIN).empty
+    labels = current_labels(page_store).set_index("image_id")
+    assert (labels.loc[image_id, "label"], labels.loc[image_id, "method"]) == ("normal", "adjudicated")
+    assert "No open disagreements." in [info.value for info in app.info]  # the decision shows at once
+
+
+def test_deciding_the_last_row_of_the_queue_moves_on_without_failing(page_store):
+    image_ids = readers_and_images(page_store, 3)
+    for image_id in image_ids:
+        save_read(page_store, ANN, image_id, "normal")
+    app = run_page_as("review")
+    # The reviewer picks the last row of the queue and approves it: the row leaves the queue and
+    # the pick points past its end.
+    app.session_state["review_queue_table"] = {"selection": {"rows": [2], "columns": [], "cells": []}}
+    app.run()
+    assert [m.value for m in app.markdown if m.value.startswith("**ann** read")] == ["**ann** read **normal**"]
+    app.button(key="review_approve").click().run()
+    assert not app.exception, app.exception
+    assert list(review_queue(page_store, ADMIN)["image_id"]) == image_ids[:2]
+    assert len(app.dataframe[0].value) == 2
+    # The page shows the new last row's read, ready for the next decision.
+    assert [m.value for m in app.markdown if m.value.startswith("**ann** read")] == ["**ann** read **normal**"]
+    app.button(key="review_approve").click().run()
+    assert not app.exception
+    assert list(review_queue(page_store, ADMIN)["image_id"]) == image_ids[:1]
+
+
+def test_a_page_of_the_queue_that_empties_falls_back_to_the_last_page(page_store):
+    image_ids = readers_and_images(page_store, 51)  # one page of 50 reads, and one more
+    for image_id in image_ids:
+        save_read(page_store, BOB, image_id, "pneumonia")
+    app = run_page_as("review")
+    assert "Reads 1–50 of 51" in [caption.value for caption in app.caption]
+    app.number_input(key="review_queue_page").set_value(2).run()
+    assert len(app.dataframe[0].value) == 1
+    assert "Reads 51–51 of 51" in [caption.value for caption in app.caption]
+    app.button(key="review_approve").click().run()
+    assert not app.exception, app.exception
+    assert "Reads 1–50 of 50" in [caption.value for caption in app.caption]
+    assert len(app.dataframe[0].value) == 50
+
+
+def test_only_the_section_shown_is_computed(page_store, monkeypatch: pytest.MonkeyPatch):
+    [image_id] = readers_and_images(page_store, 1)
+    save_read(page_store, ANN, image_id, "normal")
+    computed: list[str] = []
+    for name in ("agreement", "disagreements_page", "review_queue_page"):
+        service = getattr(review, name)
+        monkeypatch.setattr(
+            review,
+            name,
+            lambda *args, _service=service, _name=name, **kwargs: computed.append(_name) or _service(*args, **kwargs),
+        )
+    app = run_page_as("review")
+    assert computed == ["review_queue_page"]
+    computed.clear()
+    app.button_group(key="review_section").set_value("agreement").run()
+    assert not app.exception
+    assert computed == ["agreement"]
