@@ -338,7 +338,7 @@ def _store_with_a_scored_version(data_dir: Path) -> int:
     import numpy as np
 
     from medreview.ingest import InputFile, ingest_files
-    from medreview.ml.evaluation import _store_evaluation, score_on_set
+    from medreview.ml.evaluation import save_evaluation, score_on_set
     from medreview.reading.evaluation_sets import create_evaluation_set
     from medreview.reading.reads import LOCAL_ACTOR, save_read
     from medreview.store import Store
@@ -356,7 +356,7 @@ def _store_with_a_scored_version(data_dir: Path) -> int:
         version_id = add_model_version(store, active=True)
         positive = np.array([0.2, 0.7, 0.4, 0.9, 0.1, 0.6, 0.3, 0.8])
         figures = score_on_set(labels, np.stack([1 - positive, positive], axis=1), ["normal", "pneumonia"])
-        _store_evaluation(store, version_id, made.id, {**figures, "outside_training_data": 1, "set_images": 8})
+        save_evaluation(store, version_id, made.id, {**figures, "outside_training_data": 1, "set_images": 8})
         return version_id
     finally:
         store.close()

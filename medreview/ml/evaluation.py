@@ -83,6 +83,7 @@ __all__ = [
     "freeze_evaluation_set",
     "run_evaluation_job",
     "sample_evaluation_images",
+    "save_evaluation",
     "score_on_set",
     "settle_activation",
     "submit_evaluation",
@@ -188,11 +189,12 @@ def evaluate_version(
     except MedreviewError as error:
         metrics = {"error": str(error)}
     metrics["set_images"] = len(images)
-    _store_evaluation(store, version.id, evaluation_set_id, metrics)
+    save_evaluation(store, version.id, evaluation_set_id, metrics)
     return metrics
 
 
-def _store_evaluation(store: Store, model_version_id: int, evaluation_set_id: int, metrics: dict[str, Any]) -> None:
+def save_evaluation(store: Store, model_version_id: int, evaluation_set_id: int, metrics: dict[str, Any]) -> None:
+    """Store a version's figures on a set, replacing earlier ones."""
     values = {"metrics": metrics, "created_at": utcnow()}
     with store.db.write() as session:
         upsert(

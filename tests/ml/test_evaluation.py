@@ -20,6 +20,7 @@ from medreview.ml.evaluation import (
     evaluation_of,
     freeze_evaluation_set,
     sample_evaluation_images,
+    save_evaluation,
     score_on_set,
     settle_activation,
     submit_evaluation,
@@ -29,7 +30,7 @@ from medreview.ml.training.metrics import SUMMARY_KEYS, roc_curves_png
 from medreview.reading.evaluation_sets import create_evaluation_set, evaluation_set_images
 from medreview.reading.reads import LOCAL_ACTOR, save_read
 from medreview.store import Store
-from medreview.store.models import ModelEvaluation, ModelVersion
+from medreview.store.models import ModelVersion
 from medreview.team.audit import query
 from medreview.team.roles import Actor
 from tests.helpers import add_model_version, dicom_bytes
@@ -43,11 +44,6 @@ def block(auc: float | None, accuracy: float = 0.8, n: int = 40) -> dict:
     return {"roc_auc": auc, "roc_auc_ci": None if auc is None else [auc - 0.1, min(auc + 0.1, 1.0)],
             "accuracy": accuracy, "sensitivity": 0.8, "specificity": 0.8, "threshold": 0.5, "ece": 0.05,
             "n": n, "unscored": {}, "outside_training_data": 0}  # fmt: skip
-
-
-def store_evaluation(store: Store, version_id: int, set_id: int, metrics: dict) -> None:
-    with store.db.write() as session:
-        session.add(ModelEvaluation(model_version_id=version_id, evaluation_set_id=set_id, metrics=metrics))
 
 
 def activation_reason(store: Store, version_id: int) -> str | None:
@@ -184,8 +180,8 @@ def test_a_version_not_worse_on_the_default_set_becomes_active_and_the_trail_say
     store, images = project
     held_out = create_evaluation_set(store, LOCAL_ACTOR, "held out", images["N0"] + images["P0"])
     active_id, new_id = add_model_version(store, active=True), add_model_version(store)
-    store_evaluation(store, active_id, held_out.id, block(0.80))
-    store_evaluation(store, new_id, held_out.id, block(0.79))
+    save_evaluation(store, active_id, held_out.id, block(0.80))
+    save_evaluation(store, new_id, held_out.id, block(0.79))
     made_active, reason = settle_activation(store, new_id, never_evaluate)
     assert made_active and active_model(store).id == new_id
     assert reason == (
@@ -200,7 +196,7 @@ def test_a_worse_version_waits_with_the_reason_and_an_admin_can_still_promote_it
     store, images = project
     held_out = create_evaluation_set(store, LOCAL_ACTOR, "held out", images["N0"] + images["P0"])
     active_id, new_id = add_model_version(store, active=True), add_model_version(store)
-    store_evaluation(store, active_id, held_out.id, block(0.90))
+    save_evaluation(store, active_id, held_out.id, block(0.90))
     # The new version was not scored yet: the decision scores it (the training job passes the model).
     scored = []
 
@@ -226,10 +222,10 @@ def test_the_default_set_decides_not_another(project):
     default = create_evaluation_set(store, LOCAL_ACTOR, "default", images["N0"] + images["P0"])
     other = create_evaluation_set(store, LOCAL_ACTOR, "other", images["N1"] + images["P1"])
     active_id, new_id = add_model_version(store, active=True), add_model_version(store)
-    store_evaluation(store, active_id, default.id, block(0.80))
-    store_evaluation(store, new_id, default.id, block(0.60))
-    store_evaluation(store, active_id, other.id, block(0.50))
-    store_evaluation(store, new_id, other.id, block(0.99))
+    save_evaluation(store, active_id, default.id, block(0.80))
+    save_evaluation(store, new_id, default.id, block(0.60))
+    save_evaluation(store, active_id, other.id, block(0.50))
+    save_evaluation(store, new_id, other.id, block(0.99))
     assert not settle_activation(store, new_id, never_evaluate)[0]
 
 
@@ -240,8 +236,8 @@ def test_versions_are_compared_side_by_side_with_their_intervals(project):
     store, images = project
     held_out = create_evaluation_set(store, LOCAL_ACTOR, "held out", images["N0"] + images["P0"])
     first, second, third = (add_model_version(store, active=n == 0) for n in range(3))
-    store_evaluation(store, first, held_out.id, block(0.80))
-    store_evaluation(store, second, held_out.id, {"error": "the file of model version 2 is missing"})
+    save_evaluation(store, first, held_out.id, block(0.80))
+    save_evaluation(store, second, held_out.id, {"error": "the file of model version 2 is missing"})
     table = comparison_table(store, held_out.id).set_index("version")
     assert list(table.index) == [third, second, first]  # newest first
     assert table.loc[first, "roc_auc"] == 0.80 and table.loc[first, "roc_auc_ci"] == pytest.approx([0.7, 0.9])
@@ -277,12 +273,12 @@ def test_evaluations_are_asked_for_by_admins_and_audited(project):
         submit_evaluation(store, REVIEWER)
     with pytest.raises(NotFoundError, match="model version 999 does not exist"):
         submit_evaluation(store, LOCAL_ACTOR, model_version_ids=[999])
-    store_evaluation(store, first, held_out.id, block(0.8))
+    save_evaluation(store, first, held_out.id, block(0.8))
     job_id = submit_evaluation(store, LOCAL_ACTOR, only_missing=True)  # the default set
     assert get_job(store, job_id).params == {"evaluation_set_id": held_out.id, "model_version_ids": [second]}
     [event] = query(store, LOCAL_ACTOR, action="evaluation.start").to_dict(orient="records")
     assert json.loads(event["details"]) == {"evaluation_set": "held out", "model_versions": [second]}
-    store_evaluation(store, second, held_out.id, block(0.8))
+    save_evaluation(store, second, held_out.id, block(0.8))
     with pytest.raises(MedreviewError, match="every model version is evaluated on 'held out' already"):
         submit_evaluation(store, LOCAL_ACTOR, only_missing=True)
 
@@ -307,3 +303,25 @@ def test_a_drawn_set_holds_whole_patients_of_every_class_and_not_those_of_anothe
     assert set(evaluation_set_images(store, made.id)["image_id"]) == set(drawn)
     with pytest.raises(MedreviewError, match="between 0 and 1"):
         sample_evaluation_images(store, 1.5)
+
+
+def test_sets_figures_and_activation_work_alike_on_postgresql(any_store):
+    from medreview.reading.evaluation_sets import list_evaluation_sets, set_default_evaluation_set
+
+    results = ingest_files(
+        any_store, LOCAL_ACTOR, [InputFile(f"{n}.dcm", dicom_bytes(patient_id=f"P{n}")) for n in range(2)]
+    )
+    for result, label in zip(results, CLASSES, strict=True):
+        save_read(any_store, LOCAL_ACTOR, result.image_id, label)
+    first = create_evaluation_set(any_store, LOCAL_ACTOR, "first", [results[0].image_id])
+    second = create_evaluation_set(any_store, LOCAL_ACTOR, "second", [result.image_id for result in results])
+    set_default_evaluation_set(any_store, LOCAL_ACTOR, "second")  # the partial unique index keeps one default
+    assert [evaluation_set.name for evaluation_set in list_evaluation_sets(any_store)] == ["second", "first"]
+    active_id, new_id = add_model_version(any_store, active=True), add_model_version(any_store)
+    save_evaluation(any_store, active_id, second.id, {"error": "the file is missing"})
+    save_evaluation(any_store, active_id, second.id, block(0.70))  # scored again: the row is replaced
+    save_evaluation(any_store, new_id, second.id, block(0.75))
+    assert evaluation_of(any_store, active_id, second.id)["roc_auc"] == 0.70
+    assert evaluation_of(any_store, new_id, first.id) is None
+    assert settle_activation(any_store, new_id, never_evaluate)[0]
+    assert active_model(any_store).id == new_id

@@ -10,7 +10,7 @@ import pytest
 
 from medreview.ingest.demo import load_demo_data
 from medreview.jobs import list_jobs
-from medreview.ml.evaluation import EVALUATION_JOB, _store_evaluation, score_on_set
+from medreview.ml.evaluation import EVALUATION_JOB, save_evaluation, score_on_set
 from medreview.ml.training.dataset import training_table
 from medreview.reading.evaluation_sets import create_evaluation_set, evaluation_set_images, list_evaluation_sets
 from medreview.reading.reads import LOCAL_ACTOR, current_labels
@@ -92,8 +92,8 @@ def test_versions_are_compared_side_by_side_and_a_waiting_version_shows_why(demo
     active_id = add_model_version(demo, active=True)
     waiting_id = add_model_version(demo)
     unscored_id = add_model_version(demo)
-    _store_evaluation(demo, active_id, held_out.id, figures(0, 0.6, labels))
-    _store_evaluation(demo, waiting_id, held_out.id, figures(1, 0.2, labels))
+    save_evaluation(demo, active_id, held_out.id, figures(0, 0.6, labels))
+    save_evaluation(demo, waiting_id, held_out.id, figures(1, 0.2, labels))
     reason = "not made active: ROC AUC 0.600 on the evaluation set 'held out' against 0.900 for version 1"
     with demo.db.write() as session:
         session.get(ModelVersion, waiting_id).activation_reason = reason
