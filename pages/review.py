@@ -7,8 +7,6 @@ import pandas as pd
 import streamlit as st
 
 from medreview.errors import MedreviewError
-from medreview.imaging.display import render_frame
-from medreview.reading.catalog import get_image
 from medreview.reading.review import (
     adjudicate,
     agreement,
@@ -22,7 +20,7 @@ from medreview.reading.review import (
 from medreview.reading.schema import label_classes
 from ui.session import get_store, session_actor
 from ui.text import plain
-from ui.viewer import decoded
+from ui.viewer import image_viewer
 
 # Rows of a list page: the reviewer queue of a large project holds tens of thousands of reads,
 # and only one page is fetched, sent and drawn.
@@ -34,14 +32,8 @@ st.title("Review")
 
 
 def show_image(image_id: int) -> None:
-    """The image, as wide as the column it is drawn in (never wider: the reads sit beside it)."""
-    try:
-        record = get_image(store, actor, image_id)
-        st.image(
-            render_frame(decoded(image_id)), caption=plain(record.display_name.rsplit("/", 1)[-1]), width="stretch"
-        )
-    except MedreviewError as error:
-        st.error(plain(error))
+    """The image in the viewer, as wide as the column it is drawn in (the reads sit beside it)."""
+    image_viewer("review_viewer", actor, [image_id], position=image_id, max_height=640)
 
 
 def page_offset(total: int, key: str) -> int:

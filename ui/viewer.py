@@ -51,6 +51,8 @@ FRAME_BYTES_PER_RUN = 24 * 1024 * 1024
 # Seconds an image must be painted before a class key counts: two key presses closer than this
 # (a key bounce) cannot label an image the reader has not seen.
 MIN_SECONDS_ON_SCREEN = 0.12
+# Images whose first frame is sent with the data that opens them, before the viewer asks.
+PUSHED_IMAGES = 3
 
 _component = st.components.v2.component("medreview.viewer", js=BUNDLE.read_text(encoding="utf-8"), isolate_styles=False)
 
@@ -291,12 +293,25 @@ def image_viewer(
     rows: list[dict[str, Any]] = []
     missing: dict[str, str] = {}
     served_key = f"{key}__served_tick"
+    wanted: list[str] = []
     if sync.get("tick") is not None and sync.get("tick") != st.session_state.get(served_key):
-        wanted = [str(item) for item in sync.get("want", []) or []]
         # A shown series' slices are asked for by id: they need no info of their own.
-        rows, missing = _frame_rows(wanted, allowed or (lambda _image_id: True))
+        wanted = [str(item) for item in sync.get("want", []) or []]
         st.session_state[served_key] = sync.get("tick")
     position = position if position is not None else (int(images[0]) if images else None)
+    # The first frames go out with the data that opens an image, unasked: the viewer paints the
+    # first image without waiting a round trip for its request (once per image and session).
+    pushed: set[str] = st.session_state.setdefault(f"{key}__pushed", set())
+    for info in infos[:PUSHED_IMAGES]:
+        frame_key = f"{info['id']}:0"
+        if frame_key not in pushed and frame_key not in wanted:
+            pushed.add(frame_key)
+            if info["id"] == position:
+                wanted.insert(0, frame_key)
+            else:
+                wanted.append(frame_key)
+    if wanted:
+        rows, missing = _frame_rows(wanted, allowed or (lambda _image_id: True))
     data = {
         "mode": mode,
         "position": position,

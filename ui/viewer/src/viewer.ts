@@ -129,10 +129,14 @@ export class Viewer {
   update(data: ViewerData, setState: SetState): void {
     this.data = data;
     this.setState = setState;
-    for (const info of data.images) this.infos.set(info.id, info);
+    for (const info of data.images) {
+      this.infos.set(info.id, info);
+      for (const sliceId of info.series ?? []) if (!this.seriesSibling.has(sliceId)) this.seriesSibling.set(sliceId, info);
+    }
     if (data.listVersion !== this.listVersion) {
       this.nextOf.clear();
       this.listVersion = data.listVersion;
+      this.root.dataset.listVersion = data.listVersion;
     }
     for (let index = 0; index + 1 < data.order.length; index++) {
       this.nextOf.set(data.order[index] as number, data.order[index + 1] as number);
@@ -173,9 +177,24 @@ export class Viewer {
 
   // --- navigation -----------------------------------------------------------------------------
 
+  /**
+   * What is known of an image. A slice of a series the server described through another of its
+   * images borrows that image's display facts (a series shares its geometry and windows): the
+   * viewer scrolls a 500-slice series with the details of one slice.
+   */
   private info(imageId: number | null): ImageInfo | undefined {
-    return imageId === null ? undefined : this.infos.get(imageId);
+    if (imageId === null) return undefined;
+    const own = this.infos.get(imageId);
+    if (own) return own;
+    const sibling = this.seriesSibling.get(imageId);
+    if (!sibling) return undefined;
+    const position = (sibling.series?.indexOf(imageId) ?? 0) + 1;
+    const borrowed: ImageInfo = { ...sibling, id: imageId, name: `${sibling.name} · slice ${position}`, label: null, labels: [], boxes: [] };
+    this.infos.set(imageId, borrowed);
+    return borrowed;
   }
+
+  private readonly seriesSibling = new Map<number, ImageInfo>();
 
   /** Go to a worklist image. */
   private open(imageId: number, remember: boolean): void {
@@ -424,6 +443,7 @@ export class Viewer {
       draftBox: this.draftBox,
       ruler: this.ruler ? { ...this.ruler, text: this.rulerText(info, this.ruler) } : null,
     });
+    this.renderHeader(info); // after the paint: a fit changes the zoom it shows
     const now = performance.now();
     const sameImage = this.painted?.imageId === this.shown;
     this.painted = { imageId: this.shown, frame: this.frame, at: now, firstAt: sameImage && this.painted ? this.painted.firstAt : now };
