@@ -68,106 +68,115 @@ if st.session_state.get("label_list_version") != list_version:
     jump_to(next_image_id(store, actor, worklist_filter, after_image_id=(int(here) - 1) if here else None))
 
 
-@st.fragment
-def reading_ui() -> None:
-    """The worklist page and the viewer; the viewer's reports rerun only this part of the page."""
-    acked, failed = save_pending_reads(VIEWER_KEY, actor)
+def current_position() -> tuple[int | None, int]:
+    """The image the reader is on, and the count of jumps the page asked the viewer for."""
     reported = viewer_state(VIEWER_KEY).get("position")
     position = st.session_state.get("label_position")
     jump = st.session_state.get("label_jump", 0)
     if st.session_state.get("label_seen_jump") == jump and reported:
         position = int(reported)  # the viewer moved on by itself (a class key, back, skip)
+    return position, jump
+
+
+def worklist_ui() -> None:
+    """The counts and one page of the worklist; a click opens that image in the viewer. Drawn by the
+    page's full runs only: the viewer's reports rerun the viewer alone (a rerun redraws every
+    element it holds, and a 50-row table on each key would stall a scrolling reader)."""
+    save_pending_reads(VIEWER_KEY, actor)  # the counts include the reads the viewer still holds
+    position, _ = current_position()
     counts = worklist_counts(store, actor, worklist_filter)
     total = counts.get(worklist_filter.status, 0)
+    st.caption(" · ".join(f"{counts.get(name, 0)} {WORKLIST_FILTERS[name].lower()}" for name in WORKLIST_FILTERS))
+    pages = max(1, -(-total // PAGE_ROWS))
+    where = list_position(store, actor, worklist_filter, position) if position else None
+    default_page = (where // PAGE_ROWS + 1) if where is not None else 1
+    page = st.number_input(
+        f"Page (of {pages})", 1, pages, value=min(default_page, pages), key=f"label_page_{list_version}"
+    )
+    rows, total = worklist_page(store, actor, worklist_filter, offset=(int(page) - 1) * PAGE_ROWS, limit=PAGE_ROWS)
+    selection = st.dataframe(
+        rows[["image_id", "file", "modality", "label", "status"]],
+        hide_index=True,
+        on_select="rerun",
+        selection_mode="single-row",
+        key=f"label_worklist_{list_version}_{page}",
+        height=560,
+        column_config={"label": "my label", "status": "my read"},
+    )
+    picked_rows = selection.selection.rows if selection else []
+    if picked_rows and picked_rows[0] < len(rows):
+        picked = int(rows["image_id"].iloc[picked_rows[0]])
+        if st.session_state.get("label_last_pick") != picked:
+            st.session_state["label_last_pick"] = picked
+            jump_to(picked)
 
-    list_column, view_column = st.columns([1, 3])
-    with list_column:
-        st.caption(" · ".join(f"{counts.get(name, 0)} {WORKLIST_FILTERS[name].lower()}" for name in WORKLIST_FILTERS))
-        pages = max(1, -(-total // PAGE_ROWS))
-        where = list_position(store, actor, worklist_filter, position) if position else None
-        default_page = (where // PAGE_ROWS + 1) if where is not None else 1
-        page = st.number_input(
-            f"Page (of {pages})", 1, pages, value=min(default_page, pages), key=f"label_page_{list_version}"
-        )
-        rows, total = worklist_page(store, actor, worklist_filter, offset=(int(page) - 1) * PAGE_ROWS, limit=PAGE_ROWS)
-        selection = st.dataframe(
-            rows[["image_id", "file", "modality", "label", "status"]],
-            hide_index=True,
-            on_select="rerun",
-            selection_mode="single-row",
-            key=f"label_worklist_{list_version}_{page}",
-            height=560,
-            column_config={"label": "my label", "status": "my read"},
-        )
-        picked_rows = selection.selection.rows if selection else []
-        if picked_rows and picked_rows[0] < len(rows):
-            picked = int(rows["image_id"].iloc[picked_rows[0]])
-            if st.session_state.get("label_last_pick") != picked:
-                st.session_state["label_last_pick"] = picked
-                jump_to(picked)
-                position, jump = picked, st.session_state["label_jump"]
 
+@st.fragment
+def viewer_ui() -> None:
+    """The viewer, the comment and the other readers' reads; the viewer's reports rerun this only."""
+    acked, failed = save_pending_reads(VIEWER_KEY, actor)
+    position, jump = current_position()
     if position is None:
-        view_column.info(
-            "Nothing to read on this list." if total == 0 else "Pick an image from the list.",
-            icon=":material/check_circle:",
-        )
-        if total == 0 and worklist_filter.status == "todo":
-            view_column.success("Every image on your worklist is read.")
+        st.info("Nothing to read on this list.", icon=":material/check_circle:")
+        if worklist_filter.status == "todo":
+            st.success("Every image on your worklist is read.")
         return
     st.session_state["label_position"] = position
     st.session_state["label_seen_jump"] = jump
     upcoming = following_image_ids(store, actor, worklist_filter, after_image_id=position, limit=PREFETCH_IMAGES)
-    with view_column:
-        image_viewer(
-            VIEWER_KEY,
-            actor,
-            [position, *upcoming],
-            mode="label",
-            position=position,
-            jump=jump,
-            list_version=list_version,
-            classes=classes,
-            multi=multi,
-            boxes=boxes_on,
-            acked=acked,
-            failed=failed,
-        )
-        try:
-            record = get_image(store, actor, position)
-        except MedreviewError as error:
-            st.error(plain(error))
-            return
-        if record.burned_in_annotation:
-            st.warning("This image may carry burned-in patient information: check before sharing.")
-        if record.status == "returned":
-            st.warning(f"Sent back by the reviewer: {plain(record.review_comment)}")
-        with st.expander("Comment" + (f": {plain(record.comment)}" if record.comment else "")):
-            comment = st.text_input("Comment on this image", value=record.comment, key=f"label_comment_{position}")
-            if st.button("Save comment", key="label_save_comment"):
-                try:
-                    save_read(
-                        store,
-                        actor,
-                        position,
-                        record.label,
-                        labels=record.labels,
-                        boxes=record.boxes,
-                        unsure=record.unsure,
-                        comment=comment,
-                    )
-                except MedreviewError as error:
-                    st.error(plain(error))
-                else:
-                    st.toast("Comment saved.")
-        if can_see_others(store, actor, position):
-            reads = image_reads(store, actor, position)
-            others = reads[reads["reader"] != actor.username]
-            if len(others):
-                with st.expander(f"Other readers ({len(others)})"):
-                    st.dataframe(others[["reader", "label", "labels", "unsure", "status", "comment"]], hide_index=True)
-        else:
-            st.caption("Blinded reading: other readers' labels appear once you have saved yours.")
+    image_viewer(
+        VIEWER_KEY,
+        actor,
+        [position, *upcoming],
+        mode="label",
+        position=position,
+        jump=jump,
+        list_version=list_version,
+        classes=classes,
+        multi=multi,
+        boxes=boxes_on,
+        acked=acked,
+        failed=failed,
+    )
+    try:
+        record = get_image(store, actor, position)
+    except MedreviewError as error:
+        st.error(plain(error))
+        return
+    if record.burned_in_annotation:
+        st.warning("This image may carry burned-in patient information: check before sharing.")
+    if record.status == "returned":
+        st.warning(f"Sent back by the reviewer: {plain(record.review_comment)}")
+    with st.expander("Comment" + (f": {plain(record.comment)}" if record.comment else "")):
+        comment = st.text_input("Comment on this image", value=record.comment, key=f"label_comment_{position}")
+        if st.button("Save comment", key="label_save_comment"):
+            try:
+                save_read(
+                    store,
+                    actor,
+                    position,
+                    record.label,
+                    labels=record.labels,
+                    boxes=record.boxes,
+                    unsure=record.unsure,
+                    comment=comment,
+                )
+            except MedreviewError as error:
+                st.error(plain(error))
+            else:
+                st.toast("Comment saved.")
+    if can_see_others(store, actor, position):
+        reads = image_reads(store, actor, position)
+        others = reads[reads["reader"] != actor.username]
+        if len(others):
+            with st.expander(f"Other readers ({len(others)})"):
+                st.dataframe(others[["reader", "label", "labels", "unsure", "status", "comment"]], hide_index=True)
+    else:
+        st.caption("Blinded reading: other readers' labels appear once you have saved yours.")
 
 
-reading_ui()
+list_column, view_column = st.columns([1, 3])
+with list_column:
+    worklist_ui()
+with view_column:
+    viewer_ui()

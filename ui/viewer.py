@@ -45,9 +45,11 @@ __all__ = [
 ]
 
 BUNDLE = Path(__file__).parent / "viewer" / "dist" / "viewer.js"
-# Raw bytes of frames sent in one run: about 48 512x512 int16 CT slices. The viewer asks again for
-# the rest, so a big series streams in a few runs while the first frames are already on screen.
-FRAME_BYTES_PER_RUN = 24 * 1024 * 1024
+# Raw bytes of frames sent in one run: 16 512x512 int16 CT slices. The viewer asks again for the
+# rest, so a big series streams in a few runs while the first frames are already on screen. Bigger
+# batches stall the browser's main thread longer when one arrives (parsing a message of 24 MB held
+# a scrolling reader up for 100-300 ms on this machine).
+FRAME_BYTES_PER_RUN = 8 * 1024 * 1024
 # Seconds an image must be painted before a class key counts: two key presses closer than this
 # (a key bounce) cannot label an image the reader has not seen.
 MIN_SECONDS_ON_SCREEN = 0.12

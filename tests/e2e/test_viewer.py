@@ -286,3 +286,17 @@ def test_a_box_drawn_in_the_viewer_is_stored_and_drawn_again_after_a_reload(serv
     )
     red, green, blue, _ = canvas_pixel(page, *edge)
     assert red > 200 and 150 < green < 220 and blue < 80, "the box edge is drawn in the box colour"
+
+
+def test_the_last_row_of_a_filtered_list_then_a_class_key(server, browser, store_files):
+    page = label_page(server, browser, "CR")
+    last = store_files["cr"][-1]
+    # Click the last row of the worklist table (a canvas grid: rows are 35 px under a 35 px header).
+    grid = page.locator("[data-testid=stDataFrame]").first.bounding_box()
+    page.mouse.click(grid["x"] + 14, grid["y"] + 35 + 35 * (len(store_files["cr"]) - 1) + 17)
+    page.wait_for_function("id => document.querySelector('.mrv-root').dataset.paintedImage === String(id)", arg=last)
+    assert press_class(page, "1") == last
+    page.get_by_text("Every image on this list is done.").wait_for()
+    wait_saved(page)
+    assert reads(server)[last].label_class.name == "normal"
+    assert page.get_by_text("Traceback").count() == 0 and page.locator("[data-testid=stException]").count() == 0

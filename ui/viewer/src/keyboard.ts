@@ -37,6 +37,7 @@ export const LEGEND_VIEW = [
   ["↑ ↓", "slices"],
   ["← →", "frames"],
   ["Space", "cine"],
+  [", .", "cine rate"],
   ["B", "boxes"],
   ["M", "ruler"],
   ["O", "overlay"],

@@ -106,7 +106,9 @@ export class Viewer {
     this.root.addEventListener("pointerenter", () => (activeViewer = this));
     // A delivery can be lost with an interrupted app run: ask again for frames still missing.
     this.retryTimer = window.setInterval(() => {
-      if (performance.now() - this.lastSyncAt > 1500 && this.wanted().length > 0) this.sync(true);
+      // A viewer whose page was left must never report again: its report would rerun that page.
+      if (!this.root.isConnected) this.destroy();
+      else if (performance.now() - this.lastSyncAt > 1500 && this.wanted().length > 0) this.sync(true);
     }, 1000);
   }
 
@@ -352,7 +354,7 @@ export class Viewer {
 
   /** Tell the server what changed; `more` asks again for frames still wanted after a delivery. */
   private sync(more: boolean): void {
-    if (!this.data) return;
+    if (!this.data || !this.root.isConnected) return;
     const want = this.wanted();
     const body = { position: this.current, want, pending: this.pending, view: this.viewReport() };
     const text = JSON.stringify(body);
@@ -878,6 +880,10 @@ export class Viewer {
         case " ":
           this.toggleCine();
           break;
+        case ",":
+        case ".":
+          this.setCineRate(key === "." ? 1 : -1);
+          break;
         case "w":
         case "W":
           this.tool = "window";
@@ -987,6 +993,19 @@ export class Viewer {
         this.stepSlice(index >= now.series.length - 1 ? -index : 1);
       } else this.stepFrame(1);
     }, 1000 / this.cineFps);
+    this.requestPaint();
+  }
+
+  /** Cine frame rate one step up or down (2-60 frames a second), applied at once when playing. */
+  private setCineRate(direction: number): void {
+    const rates = [2, 5, 10, 15, 20, 25, 30, 60];
+    const index = rates.indexOf(this.cineFps);
+    this.cineFps = rates[Math.min(rates.length - 1, Math.max(0, (index < 0 ? 2 : index) + direction))] ?? 10;
+    if (this.cineTimer !== null) {
+      this.stopCine();
+      this.toggleCine();
+    }
+    this.flashStatus(`cine ${this.cineFps} frames a second`);
     this.requestPaint();
   }
 
