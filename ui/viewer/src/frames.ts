@@ -16,7 +16,8 @@ export function frameKey(imageId: number, frame: number): string {
   return `${imageId}:${frame}`;
 }
 
-function fromBase64(text: string): Uint8Array {
+/** base64 text -> bytes (the browser's own decoder where it has one). */
+export function fromBase64(text: string): Uint8Array {
   const withNative = Uint8Array as unknown as { fromBase64?: (value: string) => Uint8Array };
   if (withNative.fromBase64) return withNative.fromBase64(text);
   const binary = atob(text);

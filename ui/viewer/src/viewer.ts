@@ -7,7 +7,7 @@
  * `pending` until the server acknowledges it, so an interrupted rerun or a failed save loses nothing.
  */
 
-import { decodeRow, type Frame, FrameCache, frameKey } from "./frames";
+import { decodeRow, type Frame, FrameCache, frameKey, fromBase64 } from "./frames";
 import { isTextEntry, LEGEND_LABEL, LEGEND_VIEW, legendHtml } from "./keyboard";
 import { overlayCanvas, Renderer } from "./renderer";
 import type { Box, ImageInfo, PendingSave, SyncState, ViewerData } from "./types";
@@ -152,7 +152,7 @@ export class Viewer {
     for (const [seq, reason] of Object.entries(data.failed)) this.failed.set(Number(seq), reason);
     for (const [key, reason] of Object.entries(data.missing)) this.missing.set(key, reason);
     for (const row of data.overlays) {
-      this.overlays.set(row.key, overlayCanvas(base64Bytes(row.data), row.width, row.height, data.colormap));
+      this.overlays.set(row.key, overlayCanvas(fromBase64(row.data), row.width, row.height, data.colormap));
     }
     if (data.jump !== this.lastJump || this.current === null) {
       this.lastJump = data.jump;
@@ -1017,13 +1017,6 @@ export class Viewer {
 
 function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (character) => `&#${character.charCodeAt(0)};`);
-}
-
-function base64Bytes(text: string): Uint8Array {
-  const binary = atob(text);
-  const bytes = new Uint8Array(binary.length);
-  for (let index = 0; index < binary.length; index++) bytes[index] = binary.charCodeAt(index);
-  return bytes;
 }
 
 export type { Frame };
