@@ -233,6 +233,9 @@ def test_actions_list_covers_the_issue():
         "label.create", "label.change", "review.approve", "review.reject", "review.return", "review.adjudicate",
         "assignment.create", "assignment.delete", "training.start", "model.promote", "export", "audit.export",
         "settings.change", "label.import", "pseudonyms.view", "job.cancel",
+        # Evaluation sets decide which version becomes active: freezing one, choosing the default
+        # and starting an evaluation are on the record too.
+        "evaluation_set.create", "evaluation_set.default", "evaluation.start",
     }  # fmt: skip
     assert set(audit.ACTIONS) == required
     assert len(audit.ACTIONS) == len(required)
