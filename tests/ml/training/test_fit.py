@@ -1,4 +1,5 @@
 import dataclasses
+import time
 
 import numpy as np
 import pytest
@@ -51,18 +52,28 @@ def test_same_seed_gives_identical_weights_and_logs(square_task):
     assert [(log.loss, log.val_auc) for log in first_logs] == [(log.loss, log.val_auc) for log in second_logs]
 
 
-def test_should_stop_cancels_within_a_batch(square_task):
-    calls = []
+def test_should_stop_cancels_during_an_epoch_and_reports_no_partial_one(square_task):
+    started = time.monotonic()
+    checked_during_training: list[float] = []
 
     def should_stop() -> bool:
-        calls.append(1)
-        return len(calls) >= 3  # the check before training, then after batches 1 and 2
+        if not checked_during_training:  # the check before training starts
+            checked_during_training.append(0.0)
+            return False
+        checked_during_training.append(time.monotonic() - started)
+        return True  # the user pressed Cancel while the first epoch runs
 
     reported: list[EpochLog] = []
-    with pytest.raises(TrainingCancelled, match="cancelled"):
-        fit_model(*square_task, 2, CONFIG, on_epoch=reported.append, should_stop=should_stop)
-    assert len(calls) == 3
+    slow = dataclasses.replace(CONFIG, epochs=50)
+    with pytest.raises(TrainingCancelled, match="cancelled during epoch 1"):
+        fit_model(*square_task, 2, slow, on_epoch=reported.append, should_stop=should_stop)
     assert reported == []  # the partial epoch is not reported as a finished one
+    assert time.monotonic() - started < 30  # 50 epochs were asked for: it stopped, and soon
+
+
+def test_should_stop_before_training_cancels_at_once(square_task):
+    with pytest.raises(TrainingCancelled, match="before it started"):
+        fit_model(*square_task, 2, CONFIG, should_stop=lambda: True)
 
 
 def test_wrong_image_size_is_a_plain_error(square_task):
