@@ -30,7 +30,8 @@ from medreview.imaging.decoding import DecodedImage, Window
 from medreview.imaging.display import default_display_window, window_choices
 from medreview.imaging.overlays import INFERNO_RGB
 from medreview.imaging.transfer import display_facts, encode_frame
-from medreview.reading.catalog import ImageRecord, decode_image, get_image, series_image_ids
+from medreview.reading.browse import series_image_ids
+from medreview.reading.catalog import ImageRecord, decode_image, get_image
 from medreview.reading.reads import save_read
 from medreview.team.roles import Actor
 from ui.session import get_store

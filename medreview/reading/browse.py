@@ -31,6 +31,7 @@ __all__ = [
     "dicom_header",
     "filter_header",
     "patients",
+    "series_image_ids",
     "series_list",
     "series_slices",
     "studies",
@@ -158,6 +159,16 @@ def series_slices(store: Store, series_id: int) -> pd.DataFrame:
     frame["instance_number"] = frame["instance_number"].astype("Int64")
     frame["slice_location"] = frame["slice_location"].astype("Float64")
     return frame
+
+
+def series_image_ids(store: Store, image_id: int) -> list[int]:
+    """The images of ``image_id``'s series in reading order (:func:`series_slices`): the stack the
+    viewer scrolls through; [image_id] for a lone image. Raises NotFoundError for an unknown image."""
+    with store.db.read() as session:
+        series_id = session.scalar(select(Image.series_id).where(Image.id == image_id))
+    if series_id is None:
+        raise NotFoundError(f"image {image_id} does not exist")
+    return [int(found) for found in series_slices(store, series_id)["image_id"]]
 
 
 def dicom_header(store: Store, actor: Actor, image_id: int, max_value_chars: int = 200) -> pd.DataFrame:

@@ -15,7 +15,7 @@ from medreview.store import Store
 from medreview.store.models import Annotation, Image, LabelClass, ModelVersion, Patient, Series, Study, User
 from medreview.team.roles import Actor, require
 
-__all__ = ["ImageRecord", "StoreCounts", "counts", "decode_image", "get_image", "image_table", "series_image_ids"]
+__all__ = ["ImageRecord", "StoreCounts", "counts", "decode_image", "get_image", "image_table"]
 
 
 @dataclass(frozen=True)
@@ -100,21 +100,6 @@ def decode_image(store: Store, image_id: int) -> DecodedImage:
             raise NotFoundError(f"image {image_id} does not exist")
         sha256, media_type = image.sha256, image.media_type
     return decode_file(store.blobs.path_for(sha256), media_type)
-
-
-def series_image_ids(store: Store, image_id: int) -> list[int]:
-    """The images of ``image_id``'s series in reading order: instance number, then slice
-    location, then arrival (a stack the viewer scrolls through); [image_id] for a lone image."""
-    with store.db.read() as session:
-        series_id = session.scalar(select(Image.series_id).where(Image.id == image_id))
-        if series_id is None:
-            raise NotFoundError(f"image {image_id} does not exist")
-        query = (
-            select(Image.id)
-            .where(Image.series_id == series_id)
-            .order_by(Image.instance_number.is_(None), Image.instance_number, Image.slice_location, Image.id)
-        )
-        return [int(found) for found in session.scalars(query)]
 
 
 def image_table(store: Store) -> pd.DataFrame:

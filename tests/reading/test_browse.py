@@ -16,6 +16,7 @@ from medreview.reading.browse import (
     dicom_header,
     filter_header,
     patients,
+    series_image_ids,
     series_list,
     series_slices,
     studies,
@@ -80,6 +81,9 @@ def test_series_orders_by_slice_position_not_instance_number_or_upload(store):
     slices = series_slices(store, series_id)
     assert slices["slice_location"].tolist() == sorted(heights)
     assert slices["instance_number"].tolist() == [5, 4, 2, 3, 1]
+    # The viewer scrolls the same stack, from any of its slices (it once ordered by instance number
+    # and opened Browse's first slice as the last of its stack).
+    assert series_image_ids(store, ids[2]) == by_height
 
 
 def test_series_orders_by_instance_number_without_positions(store):

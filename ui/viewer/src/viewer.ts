@@ -190,8 +190,8 @@ export class Viewer {
     if (own) return own;
     const sibling = this.seriesSibling.get(imageId);
     if (!sibling) return undefined;
-    const position = (sibling.series?.indexOf(imageId) ?? 0) + 1;
-    const borrowed: ImageInfo = { ...sibling, id: imageId, name: `${sibling.name} · slice ${position}`, label: null, labels: [], boxes: [] };
+    // Its own name is not known yet: the header's "slice n/N" names it meanwhile.
+    const borrowed: ImageInfo = { ...sibling, id: imageId, name: "", label: null, labels: [], boxes: [] };
     this.infos.set(imageId, borrowed);
     return borrowed;
   }
@@ -490,7 +490,8 @@ export class Viewer {
     }
     const state = info.color ? null : this.windowState(info);
     const window = state?.window;
-    const parts = [`<b>${escapeHtml(info.name)}</b>`, escapeHtml(info.caption)];
+    const parts = info.name ? [`<b>${escapeHtml(info.name)}</b>`] : [];
+    parts.push(escapeHtml(info.caption));
     if (info.series && info.series.length > 1 && this.shown !== null) {
       parts.push(`slice <b class="mrv-slice">${info.series.indexOf(this.shown) + 1}</b>/${info.series.length}`);
     }
