@@ -99,7 +99,7 @@ KEY_TO_NEXT_JS = """() => {
 WATCH_SLICE_KEYS_JS = """() => {
     window.__sliceKeys = [];
     window.addEventListener("keydown", (event) => {
-        if (event.key !== "ArrowDown") return;
+        if (event.key !== "ArrowDown" && event.key !== "ArrowUp") return;
         requestAnimationFrame(() => {
             const message = document.querySelector(".mrv-root .mrv-message");
             const slice = document.querySelector(".mrv-root .mrv-slice");
@@ -411,13 +411,18 @@ class SliceScroll:
 
 
 def measure_slice_scroll(page) -> SliceScroll:  # type: ignore[no-untyped-def]
-    """ArrowDown through the series at SCROLL_KEYS_PER_SECOND; slices painted per second."""
+    """ArrowDown (or ArrowUp, from the stack's far end) through the series at SCROLL_KEYS_PER_SECOND;
+    slices painted per second."""
     time.sleep(PREFETCH_SECONDS)
     page.evaluate(WATCH_SLICE_KEYS_JS)
     first_slice = shown_slice(page)
+    # The Label worklist opens the series at its first image by upload order, which may be either end
+    # of the stack (the stack runs by slice position): scroll towards the other end.
+    total = int(page.evaluate("() => /slice \\d+\\/(\\d+)/.exec(document.querySelector('.mrv-header').innerText)[1]"))
+    key = "ArrowDown" if (first_slice or 1) <= total // 2 else "ArrowUp"
     previous = painted_image(page)
     start = page.evaluate("() => performance.now()")
-    paced(SCROLL_PRESSES, SCROLL_KEYS_PER_SECOND, lambda _index: page.keyboard.press("ArrowDown"))
+    paced(SCROLL_PRESSES, SCROLL_KEYS_PER_SECOND, lambda _index: page.keyboard.press(key))
     # One more animation frame: the paint the last press asked for.
     end = page.evaluate("() => new Promise((resolve) => requestAnimationFrame(() => resolve(performance.now())))")
     slices, last_slice_at = 0, end
@@ -534,7 +539,7 @@ def run(url: str, built: dict[str, Any], screenshot_path: Path) -> dict[str, flo
             scroll = measure_slice_scroll(page)
             figures["slice_scroll_fps"] = scroll.slices_per_second
             print(
-                f"slice scroll: {SCROLL_PRESSES} ArrowDown from slice {scroll.first_slice} reached slice "
+                f"slice scroll: {SCROLL_PRESSES} presses from slice {scroll.first_slice} reached slice "
                 f"{scroll.last_slice}, {scroll.slices_per_second:.1f} slices painted/s "
                 f"({scroll.slices_per_second_until_last:.1f}/s up to the last slice painted); presses after which "
                 f"the viewer showed Loading…: {scroll.presses_loading}, no slice number: "

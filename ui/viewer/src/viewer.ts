@@ -20,7 +20,7 @@ type SetState = (name: string, value: unknown) => void;
 /** Frames kept in the browser: a 500-slice 512x512 CT is 250 MB as int16. */
 const CACHE_BYTES = 768 * 1024 * 1024;
 /** Frames asked for at once (the server sends what fits its per-run budget). */
-const MAX_WANTED = 64;
+const MAX_WANTED = 128;
 /** Worklist images prefetched after the current one. */
 const PREFETCH_IMAGES = 12;
 /** Slices prefetched ahead of the current one in the scroll direction (and half as many behind). */
@@ -343,10 +343,12 @@ export class Viewer {
     }
     const series = info?.series;
     if (series && this.shown !== null) {
+      // Ahead in the scroll direction first, and behind too: a reader who opens a stack at one end
+      // scrolls away from it, whichever direction that is.
       const index = series.indexOf(this.shown);
       for (let step = 1; step <= PREFETCH_SLICES; step++) {
         add(series[index + step * this.scrollDirection]);
-        if (step <= PREFETCH_SLICES / 2) add(series[index - step * this.scrollDirection]);
+        add(series[index - step * this.scrollDirection]);
       }
     }
     return keys.slice(0, MAX_WANTED);
