@@ -111,8 +111,10 @@ def add_model_version(
     class_names: tuple[str, ...] = ("normal", "pneumonia"),
     architecture: str = "small_cnn",
     input_size: int = 32,
+    preprocessing: dict | None = None,
 ) -> int:
-    """A model version row as a finished training job leaves it (no model file); returns its id."""
+    """A model version row as a finished training job leaves it (no model file); returns its id.
+    ``preprocessing`` is the recipe it records (None: a version from before recipes were kept)."""
     from medreview.store.models import Job, ModelVersion
 
     with store.db.write() as session:
@@ -126,6 +128,7 @@ def add_model_version(
             architecture=architecture,
             input_size=input_size,
             class_names=list(class_names),
+            preprocessing=preprocessing,
             is_active=active,
         )
         session.add(version)

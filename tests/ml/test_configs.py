@@ -64,7 +64,9 @@ def test_bn_cnn_halves_large_inputs_first_and_grad_cam_reads_a_small_map():
         model = config.build(size, 2)
         assert tuple(model.get_layer(config.feature_layer).output.shape[1:3]) == (side, side)
         assert sum(isinstance(layer, keras.layers.BatchNormalization) for layer in model.layers) == 6 + stems
-    assert model.get_layer("probabilities") is not None and model.get_layer(config.logits_layer) is not None
+    # get_layer raises for a missing name; the logits feed the probabilities, the model's output.
+    assert model.get_layer(config.logits_layer).output.shape[1:] == (2,)
+    assert model.get_layer(config.probabilities_layer).output is model.output
 
 
 def test_bn_cnn_is_reproducible_for_a_seed():

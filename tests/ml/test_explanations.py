@@ -22,7 +22,7 @@ from medreview.store.models import Job, ModelVersion
 from medreview.team.accounts import create_first_admin, create_user
 from medreview.team.roles import Actor
 from medreview.team.settings import set_setting
-from tests.helpers import png_bytes
+from tests.helpers import add_model_version, png_bytes
 from tests.ml.views import two_frame_ct_bytes
 
 LUNG = Window(-600.0, 1500.0)
@@ -108,23 +108,7 @@ def ct_project(any_store, fast_hashing):
     admin = create_first_admin(store, "boss", "boss-password")
     create_user(store, admin, ANN.username, "ann-password", ANN.role)
     [result] = ingest_files(store, LOCAL_ACTOR, [InputFile("ct.dcm", two_frame_ct_bytes())])
-    with store.db.write() as session:
-        job = Job(kind="train", status="succeeded")
-        session.add(job)
-        session.flush()
-        version = ModelVersion(
-            job_id=job.id,
-            path="models/1.keras",
-            sha256="0" * 64,
-            architecture="small_cnn",
-            input_size=32,
-            class_names=["normal", "pneumonia"],
-            is_active=True,
-        )
-        session.add(version)
-        session.flush()
-        version_id = version.id
-    return store, version_id, result.image_id
+    return store, add_model_version(store, active=True), result.image_id
 
 
 def explain_jobs(store) -> list[Job]:

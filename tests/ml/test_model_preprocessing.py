@@ -7,28 +7,15 @@ from sqlalchemy import select
 
 from medreview.ml.configs import Preprocessing, get_config, version_preprocessing
 from medreview.store import Store
-from medreview.store.models import Job, ModelVersion
+from medreview.store.models import ModelVersion
 from tests.conftest import make_settings
+from tests.helpers import add_model_version
 from tests.store.test_schema import first_release_store
 
 
 def test_a_version_stores_its_recipe_as_json(any_store):
     recipe = get_config("bn_cnn").recipe(28)
-    with any_store.db.write() as session:
-        job = Job(kind="train", status="succeeded")
-        session.add(job)
-        session.flush()
-        session.add(
-            ModelVersion(
-                job_id=job.id,
-                path="models/model-1.keras",
-                sha256="0" * 64,
-                architecture="bn_cnn",
-                input_size=28,
-                class_names=["normal", "pneumonia"],
-                preprocessing=recipe,
-            )
-        )
+    add_model_version(any_store, architecture="bn_cnn", input_size=28, preprocessing=recipe)
     with any_store.db.read() as session:
         stored = session.scalar(select(ModelVersion.preprocessing))
     assert stored == recipe

@@ -19,12 +19,12 @@ from medreview.reading.exchange import export_data, import_labels, write_export
 from medreview.reading.reads import LOCAL_ACTOR, reads_table, save_read
 from medreview.reading.schema import label_classes
 from medreview.store import Store
-from medreview.store.models import Annotation, Job, ModelVersion, Prediction, User
+from medreview.store.models import Annotation, Prediction, User
 from medreview.team.audit import query
 from medreview.team.roles import Actor
 from medreview.team.settings import set_setting
 from tests.conftest import make_settings
-from tests.helpers import png_bytes
+from tests.helpers import add_model_version, png_bytes
 
 ANNOTATOR = Actor("ann", "annotator")
 REVIEWER = Actor("rev", "reviewer")
@@ -38,26 +38,13 @@ def project(store: Store) -> tuple[Store, list[int]]:
     ids = [result.image_id for result in results]
     save_read(store, LOCAL_ACTOR, ids[0], "normal", boxes=[BOX])
     save_read(store, LOCAL_ACTOR, ids[1], "pneumonia")
+    model_id = add_model_version(store, active=True)
     with store.db.write() as session:
-        job = Job(kind="train", status="succeeded")
-        session.add(job)
-        session.flush()
-        model = ModelVersion(
-            job_id=job.id,
-            path="models/1.keras",
-            sha256="0" * 64,
-            architecture="small_cnn",
-            input_size=32,
-            class_names=["normal", "pneumonia"],
-            is_active=True,
-        )
-        session.add(model)
-        session.flush()
         for image_id, predicted in zip(ids, ["pneumonia", "pneumonia", "normal"], strict=True):
             session.add(
                 Prediction(
                     image_id=image_id,
-                    model_version_id=model.id,
+                    model_version_id=model_id,
                     predicted_class=predicted,
                     probability=0.8,
                     probabilities={predicted: 0.8},

@@ -13,9 +13,9 @@ from medreview.ml.registry import activate_model, active_model
 from medreview.reading.reads import LOCAL_ACTOR, current_labels, reads_table, save_read
 from medreview.reading.schema import label_classes
 from medreview.reading.worklists import next_image_id, worklist
-from medreview.store.models import Annotation, Image, Job, ModelVersion, Patient, PseudonymEntry, Series, Study
+from medreview.store.models import Annotation, Image, ModelVersion, Patient, PseudonymEntry, Series, Study
 from medreview.team.settings import set_setting
-from tests.helpers import dicom_bytes, png_bytes
+from tests.helpers import add_model_version, dicom_bytes, png_bytes
 
 
 def test_new_store_has_default_schema_and_local_user(any_store):
@@ -155,22 +155,8 @@ def test_concurrent_label_writers_lose_nothing(any_store):
 
 
 def test_exactly_one_model_version_is_active(any_store):
-    with any_store.db.write() as session:
-        for number in (1, 2):
-            job = Job(kind="train", status="succeeded")
-            session.add(job)
-            session.flush()
-            session.add(
-                ModelVersion(
-                    job_id=job.id,
-                    path=f"models/{number}.keras",
-                    sha256="0" * 64,
-                    architecture="small_cnn",
-                    input_size=28,
-                    class_names=["a", "b"],
-                    is_active=number == 1,
-                )
-            )
+    for number in (1, 2):
+        add_model_version(any_store, active=number == 1, class_names=("a", "b"), input_size=28)
     versions = sorted(v.id for v in _all_versions(any_store))
     activate_model(any_store, LOCAL_ACTOR, versions[1])
     assert active_model(any_store).id == versions[1]

@@ -55,9 +55,10 @@ def test_a_class_held_by_one_patient_is_a_plain_error():
         split_by_patient(patient_keys, labels)
 
 
-def test_the_same_files_in_two_stores_split_the_same_way(tmp_path):
-    # Each store de-identifies with its own key, so patient pseudonyms differ between the stores;
-    # the split must not depend on them.
+def _the_same_files_in_two_stores(tmp_path, patients: int):  # type: ignore[no-untyped-def]
+    """The datasets of two stores that ingested and labelled the same ``patients`` CR films (one per
+    patient, alternating classes). Each store de-identifies with its own key, so patient pseudonyms
+    differ between the stores; a split must not depend on them."""
     from medreview.ingest import InputFile, ingest_files
     from medreview.ml.training.dataset import load_dataset
     from medreview.reading.reads import LOCAL_ACTOR, save_read
@@ -70,19 +71,26 @@ def test_the_same_files_in_two_stores_split_the_same_way(tmp_path):
             InputFile(f"p{number}.dcm", dicom_bytes(f"PATIENT-{number:02d}", modality="CR")),
             "normal" if number % 2 else "pneumonia",
         )
-        for number in range(16)
+        for number in range(patients)
     ]
-    validation_sets, pseudonym_sets = [], []
+    datasets = []
     for name in ("first", "second"):
         store = Store.open(make_settings(tmp_path / name))
         results = ingest_files(store, LOCAL_ACTOR, [item for item, _ in files])
         for result, (_, label) in zip(results, files, strict=True):
             save_read(store, LOCAL_ACTOR, result.image_id, label)
-        dataset = load_dataset(store, input_size=16)
+        datasets.append(load_dataset(store, input_size=16))
+        store.close()
+    return datasets
+
+
+def test_the_same_files_in_two_stores_split_the_same_way(tmp_path):
+    datasets = _the_same_files_in_two_stores(tmp_path, 16)
+    validation_sets = []
+    for dataset in datasets:
         _, validation = dataset.split(validation_fraction=0.25, seed=0)  # as the training job splits
         validation_sets.append({dataset.source_sha256s[i] for i in validation})
-        pseudonym_sets.append(set(dataset.patient_keys))
-        store.close()
+    pseudonym_sets = [set(dataset.patient_keys) for dataset in datasets]
     assert pseudonym_sets[0].isdisjoint(pseudonym_sets[1])  # de-identified with different keys
     assert validation_sets[0] == validation_sets[1] and len(validation_sets[0]) == 4
 
@@ -159,34 +167,15 @@ def test_fractions_that_leave_nothing_to_train_on_are_refused():
 
 
 def test_the_same_files_in_two_stores_split_three_ways_the_same_way(tmp_path):
-    from medreview.ingest import InputFile, ingest_files
-    from medreview.ml.training.dataset import load_dataset
-    from medreview.reading.reads import LOCAL_ACTOR, save_read
-    from medreview.store import Store
-    from tests.conftest import make_settings
-    from tests.helpers import dicom_bytes
-
-    files = [
-        (
-            InputFile(f"p{number}.dcm", dicom_bytes(f"PATIENT-{number:02d}", modality="CR")),
-            "normal" if number % 2 else "pneumonia",
-        )
-        for number in range(2 * MIN_TEST_PATIENTS_PER_CLASS)
-    ]
-    part_sets, pseudonym_sets = [], []
-    for name in ("first", "second"):
-        store = Store.open(make_settings(tmp_path / name))
-        results = ingest_files(store, LOCAL_ACTOR, [item for item, _ in files])
-        for result, (_, label) in zip(results, files, strict=True):
-            save_read(store, LOCAL_ACTOR, result.image_id, label)
-        dataset = load_dataset(store, input_size=16)
+    datasets = _the_same_files_in_two_stores(tmp_path, 2 * MIN_TEST_PATIENTS_PER_CLASS)
+    part_sets = []
+    for dataset in datasets:
         # As the training job splits.
         split = split_train_validation_test(
             dataset.patient_keys, dataset.labels, seed=0, image_keys=dataset.source_sha256s
         )
         part_sets.append([{dataset.source_sha256s[i] for i in part} for part in _parts(split)])
-        pseudonym_sets.append(set(dataset.patient_keys))
-        store.close()
+    pseudonym_sets = [set(dataset.patient_keys) for dataset in datasets]
     assert pseudonym_sets[0].isdisjoint(pseudonym_sets[1])
     assert part_sets[0] == part_sets[1]
     assert [len(part) for part in part_sets[0]] == [12, 4, 4]
