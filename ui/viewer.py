@@ -29,7 +29,7 @@ from medreview.errors import MedreviewError
 from medreview.imaging.decoding import DecodedImage, Window
 from medreview.imaging.display import default_display_window, window_choices
 from medreview.imaging.overlays import INFERNO_RGB
-from medreview.imaging.transfer import display_facts, encode_frame
+from medreview.imaging.transfer import display_facts, encode_frame, heatmap_intensities
 from medreview.reading.browse import series_image_ids
 from medreview.reading.catalog import ImageRecord, decode_image, get_image
 from medreview.reading.reads import save_read
@@ -134,12 +134,36 @@ def viewer_state(key: str) -> dict[str, Any]:
     return sync if isinstance(sync, dict) else {}
 
 
-def image_info(actor: Actor, image_id: int, record: ImageRecord | None = None) -> dict[str, Any]:
-    """What the viewer shows about one image, the reader's own read included (never others')."""
+# Display facts kept per image, as many as this (a few kB each).
+FACTS_KEPT = 4096
+
+
+@st.cache_resource(show_spinner=False)
+def _facts_by_image() -> dict[int, dict[str, Any]]:
+    return {}
+
+
+def _display_facts(image_id: int) -> dict[str, Any]:
+    """An image's display facts, once per process (as its decoded pixels, :func:`decoded`): a stored
+    original never changes, and the automatic window is a percentile over every pixel (tens of ms
+    for a chest film), which each run of a page would otherwise compute again for every image sent."""
+    facts = _facts_by_image()
+    if image_id not in facts:
+        if len(facts) >= FACTS_KEPT:
+            facts.pop(next(iter(facts)))  # the oldest out
+        facts[image_id] = display_facts(decoded(image_id))
+    return facts[image_id]
+
+
+def image_info(
+    actor: Actor, image_id: int, record: ImageRecord | None = None, series: list[int] | None = None
+) -> dict[str, Any]:
+    """What the viewer shows about one image, the reader's own read included (never others').
+    ``series``: the image's series in reading order when the caller already has it."""
     store = get_store()
     record = record or get_image(store, actor, image_id)
-    facts = display_facts(decoded(image_id))
-    series = series_image_ids(store, image_id)
+    facts = _display_facts(image_id)
+    series = series if series is not None else series_image_ids(store, image_id)
     caption = f"{record.modality} · patient {record.patient_key} · {record.columns}×{record.rows}"
     if record.number_of_frames > 1:
         caption += f" · {record.number_of_frames} frames"
@@ -179,7 +203,7 @@ def _frame_rows(want: Sequence[str], allowed: Callable[[int], bool]) -> tuple[li
         except (MedreviewError, ValueError) as error:
             missing[str(key)] = str(error)
             continue
-        sent_bytes += encoded.width * encoded.height * encoded.channels * 2
+        sent_bytes += encoded.raw_bytes
         rows.append(
             {
                 "key": f"{image_id}:{frame_index}",
@@ -247,13 +271,13 @@ def _seconds(value: Any) -> float | None:
 
 
 def overlay_row(image_id: int, frame_index: int, heat: np.ndarray, label: str) -> dict[str, Any]:
-    """A heat map for the viewer's overlay layer: (h, w) float in [0, 1] -> 0..255 intensities."""
-    intensities = np.clip(np.rint(np.asarray(heat, dtype=np.float64) * 255.0), 0, 255).astype(np.uint8)
+    """A heat map ((h, w) float in [0, 1]) for the viewer's overlay layer over one frame."""
+    intensities = heatmap_intensities(heat)  # (h, w) uint8
     return {
         "key": f"{image_id}:{frame_index}",
         "width": int(intensities.shape[1]),
         "height": int(intensities.shape[0]),
-        "data": base64.b64encode(np.ascontiguousarray(intensities).tobytes()).decode("ascii"),
+        "data": base64.b64encode(intensities.tobytes()).decode("ascii"),
         "label": label,
     }
 
@@ -286,11 +310,15 @@ def image_viewer(
     sync = viewer_state(key)
     started = time.perf_counter()
     infos = []
+    series_of: dict[int, list[int]] = {}  # a worklist of CT slices shares one series: look it up once
     for image_id in images:
         try:
-            infos.append(image_info(actor, int(image_id)))
+            info = image_info(actor, int(image_id), series=series_of.get(int(image_id)))
         except MedreviewError:
             continue  # an image deleted meanwhile: the viewer skips it
+        infos.append(info)
+        for member in info["series"] or ():
+            series_of.setdefault(member, info["series"])
     # Frames are sent once per request: a run for another reason (a filter, a save) with the same
     # ``tick`` resends nothing. The viewer asks again (a new tick) for what has not arrived.
     rows: list[dict[str, Any]] = []

@@ -19,7 +19,7 @@ import numpy as np
 from medreview.imaging.decoding import DecodedImage
 from medreview.imaging.display import default_display_window, window_choices
 
-__all__ = ["EncodedFrame", "display_facts", "encode_frame"]
+__all__ = ["EncodedFrame", "display_facts", "encode_frame", "heatmap_intensities"]
 
 # zlib level 1: a 512x512 int16 CT slice deflates in about 3 ms to roughly half its size; higher
 # levels cost several times longer for a few per cent less.
@@ -33,6 +33,12 @@ class EncodedFrame:
     height: int
     channels: int  # 1 greyscale, 3 RGB
     payload: bytes  # zlib(deflate) of the row-major little-endian values
+
+    @property
+    def raw_bytes(self) -> int:
+        """The frame's size once inflated in the browser."""
+        itemsize = {"int16": 2, "uint16": 2, "float32": 4, "uint8": 1}[self.dtype]
+        return self.width * self.height * self.channels * itemsize
 
 
 def _compact(values: np.ndarray) -> np.ndarray:
@@ -93,3 +99,9 @@ def display_facts(image: DecodedImage) -> dict[str, Any]:
         "voiLut": voi_lut,
         "pixelSpacing": list(image.pixel_spacing) if image.pixel_spacing else None,
     }
+
+
+def heatmap_intensities(heat: np.ndarray) -> np.ndarray:
+    """A (h, w) heat map in [0, 1] as (h, w) uint8 0..255 intensities, which the viewer colours
+    (with :data:`medreview.imaging.overlays.INFERNO_RGB`) and stretches over the frame it belongs to."""
+    return np.ascontiguousarray(np.clip(np.rint(np.asarray(heat, dtype=np.float64) * 255.0), 0, 255).astype(np.uint8))

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Select, delete, select
+from sqlalchemy import ColumnElement, Select, delete, select
 from sqlalchemy.orm import Session, aliased
 
 from medreview.errors import MedreviewError, NotFoundError
@@ -48,10 +48,12 @@ from medreview.team.settings import CHOICES, get_setting
 __all__ = [
     "LABEL_SOURCES",
     "LOCAL_ACTOR",
+    "READ_COLUMNS",
     "can_see_others",
     "current_labels",
     "image_facts",
     "labelled_image_ids",
+    "reads_query",
     "reads_table",
     "save_read",
     "unlabelled_image_ids",
@@ -236,13 +238,14 @@ def reads_table(store: Store, actor: Actor, include_rejected: bool = False) -> p
     return reads
 
 
-def _all_reads(store: Store, include_rejected: bool = False) -> pd.DataFrame:
-    """Every read (for the services of this module that decide what the reads add up to).
+def reads_query(*conditions: ColumnElement[bool]) -> Select[Any]:
+    """SELECT the columns of a read (READ_COLUMNS) for the reads meeting ``conditions``, unordered:
+    the one query behind :func:`reads_table` and the Review page's pages of reads.
 
-    ``blind_label`` is the class of the reader's first, blind read (blinded mode); it differs
-    from ``label`` when ``changed_after_unblinding``."""
+    ``blind_label`` is the class of the reader's first, blind read (blinded mode); it differs from
+    ``label`` when ``changed_after_unblinding``."""
     blind_class = aliased(LabelClass)
-    query = (
+    return (
         select(
             Annotation.id.label("annotation_id"),
             Annotation.image_id,
@@ -261,13 +264,21 @@ def _all_reads(store: Store, include_rejected: bool = False) -> pd.DataFrame:
         .join(User, User.id == Annotation.reader_id)
         .outerjoin(LabelClass, LabelClass.id == Annotation.label_class_id)
         .outerjoin(blind_class, blind_class.id == Annotation.blind_label_class_id)
-        .order_by(Annotation.image_id, Annotation.id)
+        .where(*conditions)
     )
+
+
+READ_COLUMNS = list(reads_query().selected_columns.keys())
+
+
+def _all_reads(store: Store, include_rejected: bool = False) -> pd.DataFrame:
+    """Every read (for the services of this module that decide what the reads add up to)."""
+    query = reads_query().order_by(Annotation.image_id, Annotation.id)
     if not include_rejected:
         query = query.where(Annotation.status != "rejected")
     with store.db.read() as session:
         rows = session.execute(query).mappings().all()
-    return pd.DataFrame(rows, columns=list(query.selected_columns.keys()))
+    return pd.DataFrame(rows, columns=READ_COLUMNS)
 
 
 def image_facts(store: Store) -> pd.DataFrame:

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, aliased
 
 from medreview.errors import MedreviewError, NotFoundError, PermissionDeniedError
 from medreview.reading.agreement import agreement_summary
-from medreview.reading.reads import can_see_others, clear_approval, user_id
+from medreview.reading.reads import READ_COLUMNS, can_see_others, clear_approval, reads_query, user_id
 from medreview.reading.schema import label_classes
 from medreview.store import Store
 from medreview.store.db import upsert
@@ -29,7 +29,6 @@ from medreview.team.settings import get_setting
 
 __all__ = [
     "DECISIONS",
-    "READ_COLUMNS",
     "adjudicate",
     "agreement",
     "assign",
@@ -83,52 +82,6 @@ def assign(store: Store, actor: Actor, image_ids: list[int], readers: list[str],
 
 # --- reads, as the reviewer sees them -----------------------------------------------------------
 
-# The columns of a read on the Review page, as in medreview.reading.reads.reads_table.
-READ_COLUMNS = [
-    "annotation_id",
-    "image_id",
-    "reader",
-    "label",
-    "labels",
-    "boxes",
-    "unsure",
-    "comment",
-    "status",
-    "review_comment",
-    "updated_at",
-    "blind_label",
-    "changed_after_unblinding",
-]
-
-
-def _reads_query(*conditions: ColumnElement[bool]) -> Select[Any]:
-    """SELECT the READ_COLUMNS of the reads meeting ``conditions`` (unordered).
-
-    The Review page shows a page of reads or one image's reads: it asks the database for those
-    only (reads_table loads every read, 45,000 of them in a 20,000-image project)."""
-    blind_class = aliased(LabelClass)
-    return (
-        select(
-            Annotation.id.label("annotation_id"),
-            Annotation.image_id,
-            User.username.label("reader"),
-            LabelClass.name.label("label"),
-            Annotation.labels,
-            Annotation.boxes,
-            Annotation.unsure,
-            Annotation.comment,
-            Annotation.status,
-            Annotation.review_comment,
-            Annotation.updated_at,
-            blind_class.name.label("blind_label"),
-            Annotation.changed_after_unblinding,
-        )
-        .join(User, User.id == Annotation.reader_id)
-        .outerjoin(LabelClass, LabelClass.id == Annotation.label_class_id)
-        .outerjoin(blind_class, blind_class.id == Annotation.blind_label_class_id)
-        .where(*conditions)
-    )
-
 
 def _reads_frame(session: Session, query: Select[Any]) -> pd.DataFrame:
     return pd.DataFrame(session.execute(query).mappings().all(), columns=READ_COLUMNS)
@@ -148,7 +101,7 @@ def image_reads(store: Store, actor: Actor, image_id: int) -> pd.DataFrame:
     if not can_see_others(store, actor, image_id):
         raise PermissionDeniedError("blinded reading: submit your own read of this image first")
     with store.db.read() as session:
-        return _reads_frame(session, _reads_query(Annotation.image_id == image_id).order_by(Annotation.id))
+        return _reads_frame(session, reads_query(Annotation.image_id == image_id).order_by(Annotation.id))
 
 
 # --- reviewing ----------------------------------------------------------------------------------
@@ -167,7 +120,7 @@ def review_queue(store: Store, actor: Actor) -> pd.DataFrame:
     :func:`review_queue_page` for the actor's own queue, a page at a time)."""
     require(actor, "reviewer", "review labels")
     with store.db.read() as session:
-        query = _reads_query(*_waiting(None)).order_by(Annotation.updated_at, Annotation.id)
+        query = reads_query(*_waiting(None)).order_by(Annotation.updated_at, Annotation.id)
         return _reads_frame(session, query)
 
 
@@ -179,7 +132,7 @@ def review_queue_page(store: Store, actor: Actor, offset: int = 0, limit: int = 
     _check_page(offset, limit)
     with store.db.read() as session:
         total = session.scalar(select(func.count(Annotation.id)).where(*_waiting(actor))) or 0
-        query = _reads_query(*_waiting(actor)).order_by(Annotation.updated_at, Annotation.id)
+        query = reads_query(*_waiting(actor)).order_by(Annotation.updated_at, Annotation.id)
         page = _reads_frame(session, query.offset(offset).limit(limit))
     return page, int(total)
 

@@ -11,7 +11,7 @@ import pydicom
 import pytest
 
 from medreview.imaging.decoding import DecodedImage, VoiLut, Window, decode_dicom
-from medreview.imaging.transfer import display_facts, encode_frame
+from medreview.imaging.transfer import display_facts, encode_frame, heatmap_intensities
 from tests.helpers import dicom_bytes
 
 TYPES = {"int16": "<i2", "uint16": "<u2", "float32": "<f4", "uint8": "|u1"}
@@ -87,3 +87,9 @@ def test_pixel_spacing_is_read_from_the_file_for_the_ruler():
     # A projection radiograph may give only the detector's spacing.
     assert decode_dicom(with_attributes(ImagerPixelSpacing=[0.139, 0.139])).pixel_spacing == (0.139, 0.139)
     assert decode_dicom(with_attributes(PixelSpacing=[0, 0.5])).pixel_spacing is None  # nonsense: ignored
+
+
+def test_heat_maps_travel_as_intensities_the_viewer_colours():
+    heat = np.array([[0.0, 0.5], [1.0, 1.7]])  # a value past 1 is clipped, not wrapped
+    np.testing.assert_array_equal(heatmap_intensities(heat), [[0, 128], [255, 255]])
+    assert encode_frame(grey(np.zeros((3, 5))), 0).raw_bytes == 3 * 5 * 2  # int16 once inflated
