@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from medreview.errors import MedreviewError, NotFoundError
 from medreview.ingest import InputFile, ingest_files
@@ -183,6 +183,29 @@ def test_sqlite_runs_in_wal_mode_with_busy_timeout(store):
     with store.db.engine.connect() as connection:
         assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
+
+
+def test_every_sqlite_connection_syncs_each_commit_to_disk(store):
+    # synchronous=FULL (2) makes a saved read survive a power cut, not only a crash of the app.
+    # It is a per-connection setting: check the read and write sessions, several connections held
+    # at once (each a new one from the pool), and a second Store on the same file (the worker's).
+    full = 2
+    with store.db.read() as session:
+        assert session.execute(text("PRAGMA synchronous")).scalar() == full
+    with store.db.write() as session:
+        assert session.execute(text("PRAGMA synchronous")).scalar() == full
+    connections = [store.db.engine.connect() for _ in range(4)]
+    try:
+        assert [c.exec_driver_sql("PRAGMA synchronous").scalar() for c in connections] == [full] * 4
+    finally:
+        for connection in connections:
+            connection.close()
+    other = type(store).open(store.settings)
+    try:
+        with other.db.engine.connect() as connection:
+            assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == full
+    finally:
+        other.close()
 
 
 def test_deidentification_key_is_created_once_under_a_race(store):
