@@ -168,6 +168,10 @@ class DicomWebClient:
                 raise IngestError(
                     f"the PACS at {self.display_url} answered the search with something other than JSON"
                 ) from None
+            except RecursionError:  # e.g. "[[[[...]]]]": the parser recurses once per level
+                raise IngestError(
+                    f"the PACS at {self.display_url} answered the search with JSON nested too deeply"
+                ) from None
         if not isinstance(datasets, list) or not all(isinstance(item, dict) for item in datasets):
             raise IngestError(f"the PACS at {self.display_url} answered the search with unexpected JSON")
         summaries = [_summary(dataset) for dataset in datasets]

@@ -271,6 +271,7 @@ def test_a_cut_multipart_body_is_refused() -> None:
 _MISBEHAVING_SECONDS = 20.0
 _ENDLESS_BYTES = 64 * 1024 * 1024
 _DRIP_BOUNDARY = "drip-boundary"
+_NESTING = 100_000
 
 
 class _MisbehavingHandler(http.server.BaseHTTPRequestHandler):
@@ -298,6 +299,9 @@ class _MisbehavingHandler(http.server.BaseHTTPRequestHandler):
                 self._endless(
                     b'[{"0020000D": {"vr": "UI", "Value": ["1.2.3"]}}' + b" " * 65536, "application/dicom+json"
                 )
+            elif path.startswith("/nested-json/"):
+                # Valid JSON, far deeper than Python's parser recurses (about 1,000 levels).
+                self._answer(b"[" * _NESTING + b"]" * _NESTING, "application/dicom+json")
             elif path.startswith("/huge-json/"):
                 self._answer(b"[]", "application/dicom+json", declared=10**12)
             elif path.startswith("/endless-study/"):
@@ -456,6 +460,38 @@ def test_an_endless_search_answer_is_cut_at_the_cap(misbehaving) -> None:
     # An answer that declares its excess up front is refused before any of it is read.
     with pytest.raises(IngestError, match="answered the search with more than 33554432 bytes"):
         _client(server, "huge-json").search_studies()
+
+
+def test_a_search_answer_nested_too_deeply_is_refused_plainly(misbehaving, capsys) -> None:
+    from medreview.cli import main
+
+    server, _ = misbehaving
+    client = _client(server, "nested-json")
+
+    with pytest.raises(IngestError) as raised:
+        client.search_studies()
+
+    expected = f"the PACS at {server.url}/nested-json/dicom-web answered the search with JSON nested too deeply"
+    assert str(raised.value) == expected
+    # The command line says the same in one line (no traceback); the Upload page shows the
+    # IngestError message the same way as every other search failure.
+    assert main(["pacs-search", f"{server.url}/nested-json/dicom-web"]) == 1
+    assert capsys.readouterr().err == f"error: {expected}\n"
+
+
+def test_the_upload_page_shows_a_too_deeply_nested_search_answer_as_a_message(misbehaving, page_store) -> None:
+    from tests.conftest import run_page_as
+    from ui.text import plain
+
+    server, _ = misbehaving
+    app = run_page_as("upload")
+    app.text_input(key="pacs_url").set_value(f"{server.url}/nested-json/dicom-web").run()
+    app.button(key="pacs_search").click().run()
+
+    assert not app.exception
+    assert [error.value for error in app.error] == [
+        plain(f"the PACS at {server.url}/nested-json/dicom-web answered the search with JSON nested too deeply")
+    ]
 
 
 def test_an_endless_instance_is_cut_at_the_file_limit(misbehaving, tmp_path: Path) -> None:
