@@ -33,6 +33,8 @@ st.markdown(
 4. **Predictions**: run the active model and compare each image with its Grad-CAM heat map.
 """
 )
-with st.expander("Where the data lives"):
-    st.write(f"Data folder: `{store.settings.data_dir}`")
-    st.write(f"Database: `{store.db.engine.url.render_as_string(hide_password=True)}`")
+# The server's folders and database address tell an attacker where to look: admins only.
+if actor.can("admin"):
+    with st.expander("Where the data lives"):
+        st.write(f"Data folder: `{store.settings.data_dir}`")
+        st.write(f"Database: `{store.db.engine.url.render_as_string(hide_password=True)}`")
