@@ -8,7 +8,7 @@ from medreview.reading.browse import dicom_header, filter_header, patients, seri
 from medreview.reading.catalog import get_image
 from medreview.store import Store
 from ui.session import get_store, session_actor
-from ui.text import plain
+from ui.text import plain, spreadsheet_safe
 from ui.viewer import image_viewer
 
 
@@ -66,7 +66,7 @@ def header_ui(store: Store, image_id: int) -> None:
             "Filter", key="browse_header_filter", placeholder="tag, keyword or value, e.g. 0010,0020 or Patient"
         )
         header = filter_header(dicom_header(store, actor, image_id), needle)
-        st.dataframe(header, hide_index=True, width="stretch")
+        st.dataframe(spreadsheet_safe(header), hide_index=True, width="stretch")
 
 
 store = get_store()

@@ -20,7 +20,7 @@ from medreview.reading.worklists import (
 )
 from medreview.team.settings import get_setting
 from ui.session import get_store, session_actor
-from ui.text import plain
+from ui.text import plain, spreadsheet_safe
 from ui.viewer import image_viewer, save_pending_reads, viewer_state
 
 # Images after the current one whose pixels the browser holds before the reader gets there.
@@ -95,7 +95,7 @@ def worklist_ui() -> None:
     )
     rows, total = worklist_page(store, actor, worklist_filter, offset=(int(page) - 1) * PAGE_ROWS, limit=PAGE_ROWS)
     selection = st.dataframe(
-        rows[["image_id", "file", "modality", "label", "status"]],
+        spreadsheet_safe(rows[["image_id", "file", "modality", "label", "status"]]),
         hide_index=True,
         on_select="rerun",
         selection_mode="single-row",
@@ -170,7 +170,10 @@ def viewer_ui() -> None:
         others = reads[reads["reader"] != actor.username]
         if len(others):
             with st.expander(f"Other readers ({len(others)})"):
-                st.dataframe(others[["reader", "label", "labels", "unsure", "status", "comment"]], hide_index=True)
+                st.dataframe(
+                    spreadsheet_safe(others[["reader", "label", "labels", "unsure", "status", "comment"]]),
+                    hide_index=True,
+                )
     else:
         st.caption("Blinded reading: other readers' labels appear once you have saved yours.")
 

@@ -10,7 +10,7 @@ from medreview.ml.prediction import disagreements, most_uncertain, predictions_t
 from medreview.ml.registry import active_model
 from medreview.reading.catalog import get_image, image_table
 from ui.session import attempt, get_store, session_actor
-from ui.text import plain
+from ui.text import plain, spreadsheet_safe
 from ui.viewer import decoded, image_viewer, overlay_row, viewer_state
 
 store = get_store()
@@ -100,7 +100,7 @@ with list_column:
             if tab is uncertain_tab:
                 st.caption("Unlabelled images the model is least sure about: label these next.")
             picked = st.dataframe(
-                shown_calls(source).drop(columns=["prediction_id", "image_id"]),
+                spreadsheet_safe(shown_calls(source).drop(columns=["prediction_id", "image_id"])),
                 hide_index=True,
                 on_select="rerun",
                 selection_mode="single-row",

@@ -19,7 +19,7 @@ from medreview.reading.review import (
 )
 from medreview.reading.schema import label_classes
 from ui.session import get_store, session_actor
-from ui.text import plain
+from ui.text import plain, spreadsheet_safe
 from ui.viewer import image_viewer
 
 # Rows of a list page: the reviewer queue of a large project holds tens of thousands of reads,
@@ -70,8 +70,10 @@ def queue_ui(waiting: int) -> None:
         return
     page_picker_ui(total, offset, "Reads", "review_queue_page")
     picked = st.dataframe(
-        queue[["annotation_id", "image_id", "reader", "label", "labels", "unsure", "comment", "updated_at"]].assign(
-            **{"changed after unblinding": queue["changed_after_unblinding"]}
+        spreadsheet_safe(
+            queue[["annotation_id", "image_id", "reader", "label", "labels", "unsure", "comment", "updated_at"]].assign(
+                **{"changed after unblinding": queue["changed_after_unblinding"]}
+            )
         ),
         hide_index=True,
         on_select="rerun",
@@ -95,7 +97,9 @@ def queue_ui(waiting: int) -> None:
             )
         others = image_reads(store, actor, int(row["image_id"]))
         st.dataframe(
-            others[["reader", "label", "blind_label", "changed_after_unblinding", "status", "comment"]],
+            spreadsheet_safe(
+                others[["reader", "label", "blind_label", "changed_after_unblinding", "status", "comment"]]
+            ),
             hide_index=True,
         )
         comment = st.text_input("Comment (required to send back)", key=f"review_comment_{row['annotation_id']}")
@@ -131,7 +135,7 @@ def disagreements_ui(open_disagreements: int) -> None:
     page_picker_ui(total, offset, "Images", "review_disagree_page")
     shown = table.assign(labels=table["labels"].map(tally_text))
     picked = st.dataframe(
-        shown,
+        spreadsheet_safe(shown),
         hide_index=True,
         on_select="rerun",
         selection_mode="single-row",
@@ -146,7 +150,7 @@ def disagreements_ui(open_disagreements: int) -> None:
     with right:
         st.markdown(f"**Reads:** {plain(tally_text(row['labels']))}")
         reads = image_reads(store, actor, image_id)
-        st.dataframe(reads[["reader", "label", "unsure", "status", "comment"]], hide_index=True)
+        st.dataframe(spreadsheet_safe(reads[["reader", "label", "unsure", "status", "comment"]]), hide_index=True)
         # No class is preselected: a preselected one (the first of the schema) would be a nudge,
         # and one click away from being made final by mistake. Keyed by image, so a choice made
         # for one image never carries over to the next.
@@ -187,12 +191,14 @@ def agreement_ui() -> None:
     ):
         value = "n/a" if pd.isna(pair.kappa) else f"{pair.kappa:.3f}"
         column.metric(f"{pair.reader_a} – {pair.reader_b}", value, help=f"{pair.n_images} shared images. {pair.reason}")
-    st.dataframe(shared, hide_index=True, key="agreement_pairs")
+    st.dataframe(spreadsheet_safe(shared), hide_index=True, key="agreement_pairs")
     st.write("Per class")
     per_class_left, per_class_right = st.columns(2)
     per_class = pd.DataFrame(summary["pairs_per_class"])
-    per_class_left.dataframe(per_class[per_class["n_images"] > 0] if len(per_class) else per_class, hide_index=True)
-    per_class_right.dataframe(pd.DataFrame(summary["fleiss_per_class"]), hide_index=True)
+    per_class_left.dataframe(
+        spreadsheet_safe(per_class[per_class["n_images"] > 0] if len(per_class) else per_class), hide_index=True
+    )
+    per_class_right.dataframe(spreadsheet_safe(pd.DataFrame(summary["fleiss_per_class"])), hide_index=True)
 
 
 counts = review_counts(store, actor)

@@ -12,6 +12,7 @@ from medreview.team.accounts import create_user, list_users, reader_names, set_a
 from medreview.team.audit import ACTIONS, export_csv, query
 from medreview.team.roles import ROLES
 from ui.session import attempt, get_store, session_actor, succeeded
+from ui.text import spreadsheet_safe
 
 store = get_store()
 actor = session_actor("admin")
@@ -23,7 +24,7 @@ users_tab, assign_tab, audit_tab, data_tab, map_tab = st.tabs(
 
 with users_tab:
     users = list_users(store, actor)
-    st.dataframe(users, hide_index=True, key="team_users")
+    st.dataframe(spreadsheet_safe(users), hide_index=True, key="team_users")
     with st.form("team_add_user", clear_on_submit=True):
         name_column, role_column, password_column = st.columns(3)
         username = name_column.text_input("User name", key="team_new_username")
@@ -69,7 +70,7 @@ with audit_tab:
     since = since_column.date_input("Since", value=None, key="team_audit_since")
     since_time = dt.datetime.combine(since, dt.time(), dt.UTC) if since else None
     events = query(store, actor, action=actions or None, actor_name=who or None, since=since_time, limit=500)
-    st.dataframe(events, hide_index=True, key="team_audit_table")
+    st.dataframe(spreadsheet_safe(events), hide_index=True, key="team_audit_table")
     if st.button("Export these events as CSV", key="team_audit_export"):
         # Through the audited export: downloading the trail is itself an audit event.
         path = Path(tempfile.mkdtemp()) / "audit.csv"
@@ -117,4 +118,4 @@ with map_tab:
     st.caption("Original identifiers and their pseudonyms. Every look is recorded in the audit trail.")
     search = st.text_input("Search", key="team_map_search")
     if st.button("Show", key="team_map_show"):
-        st.dataframe(attempt(lambda: pseudonym_table(store, actor, search)), hide_index=True)
+        st.dataframe(spreadsheet_safe(attempt(lambda: pseudonym_table(store, actor, search))), hide_index=True)

@@ -19,7 +19,7 @@ from medreview.ml.training.split import MIN_TEST_PATIENTS_PER_CLASS
 from medreview.reading.evaluation_sets import list_evaluation_sets, set_default_evaluation_set
 from medreview.reading.reads import current_labels
 from ui.session import attempt, get_store, session_actor, succeeded
-from ui.text import plain
+from ui.text import plain, spreadsheet_safe
 
 store = get_store()
 actor = session_actor("admin")
@@ -134,18 +134,20 @@ def runs_ui() -> None:
         show_metrics(metrics)
     with st.expander("Earlier runs"):
         st.dataframe(
-            pd.DataFrame(
-                [
-                    {
-                        "run": job.id,
-                        "status": job.status,
-                        "started": job.started_at,
-                        "epochs": len(job.progress.get("epochs", [])),
-                        "ROC AUC (95% interval)": headline_auc(job.result.get("metrics")),
-                        "error": job.error,
-                    }
-                    for job in jobs
-                ]
+            spreadsheet_safe(
+                pd.DataFrame(
+                    [
+                        {
+                            "run": job.id,
+                            "status": job.status,
+                            "started": job.started_at,
+                            "epochs": len(job.progress.get("epochs", [])),
+                            "ROC AUC (95% interval)": headline_auc(job.result.get("metrics")),
+                            "error": job.error,
+                        }
+                        for job in jobs
+                    ]
+                )
             ),
             hide_index=True,
         )
@@ -205,26 +207,28 @@ def show_metrics(metrics: dict) -> None:
     matrix_column, roc_column, reliability_column = st.columns(3)
     names = block["class_names"]
     matrix_column.write("Confusion matrix (rows: label, columns: prediction)")
-    matrix_column.dataframe(pd.DataFrame(block["confusion_matrix"], index=names, columns=names))
+    matrix_column.dataframe(spreadsheet_safe(pd.DataFrame(block["confusion_matrix"], index=names, columns=names)))
     if block.get("roc_curve"):
         roc_column.image(roc_curve_png(block), width=360, caption=f"ROC curve ({part})")
     if block.get("calibration") and any(block["calibration"]["bin_count"]):
         reliability_column.image(reliability_diagram_png(block), width=360, caption=f"Reliability diagram ({part})")
     rows = [("validation", metrics["validation"])] + ([("test", metrics["test"])] if metrics.get("test") else [])
     st.dataframe(
-        pd.DataFrame(
-            [
-                {
-                    "part": name,
-                    "images": part_block["n"],
-                    "ROC AUC (95% interval)": format_auc(part_block),
-                    "accuracy": part_block.get("accuracy"),
-                    "sensitivity": part_block.get("sensitivity"),
-                    "specificity": part_block.get("specificity"),
-                    "ECE": part_block.get("ece"),
-                }
-                for name, part_block in rows
-            ]
+        spreadsheet_safe(
+            pd.DataFrame(
+                [
+                    {
+                        "part": name,
+                        "images": part_block["n"],
+                        "ROC AUC (95% interval)": format_auc(part_block),
+                        "accuracy": part_block.get("accuracy"),
+                        "sensitivity": part_block.get("sensitivity"),
+                        "specificity": part_block.get("specificity"),
+                        "ECE": part_block.get("ece"),
+                    }
+                    for name, part_block in rows
+                ]
+            )
         ),
         hide_index=True,
         column_config={
@@ -268,7 +272,7 @@ def show_earlier_format(metrics: dict) -> None:
         cell.metric(title, format_number(metrics.get(key)))
     matrix_column, roc_column = st.columns(2)
     matrix_column.write("Confusion matrix (rows: label, columns: prediction)")
-    matrix_column.dataframe(pd.DataFrame(metrics["confusion_matrix"], index=names, columns=names))
+    matrix_column.dataframe(spreadsheet_safe(pd.DataFrame(metrics["confusion_matrix"], index=names, columns=names)))
     if metrics.get("roc_curve"):
         roc_column.image(roc_curve_png(metrics), width=360)
 
@@ -290,23 +294,25 @@ if not models:
     st.caption("No models yet.")
 else:
     st.dataframe(
-        pd.DataFrame(
-            [
-                {
-                    "version": m.id,
-                    "active": m.is_active,
-                    "run": m.job_id,
-                    "architecture": m.architecture,
-                    "px": m.input_size,
-                    "classes": ", ".join(m.class_names),
-                    "ROC AUC (95% interval)": headline_auc(m.metrics),
-                    "threshold": m.metrics.get("threshold"),
-                    "trained on": domain_summary(m.domain),
-                    "activation": m.activation_reason,
-                    "created": m.created_at,
-                }
-                for m in models
-            ]
+        spreadsheet_safe(
+            pd.DataFrame(
+                [
+                    {
+                        "version": m.id,
+                        "active": m.is_active,
+                        "run": m.job_id,
+                        "architecture": m.architecture,
+                        "px": m.input_size,
+                        "classes": ", ".join(m.class_names),
+                        "ROC AUC (95% interval)": headline_auc(m.metrics),
+                        "threshold": m.metrics.get("threshold"),
+                        "trained on": domain_summary(m.domain),
+                        "activation": m.activation_reason,
+                        "created": m.created_at,
+                    }
+                    for m in models
+                ]
+            )
         ),
         hide_index=True,
         key="train_models",
@@ -374,22 +380,25 @@ def comparison_ui(evaluation_set) -> None:  # type: ignore[no-untyped-def]
         return
     scored = [bool(metrics) and "error" not in metrics for metrics in table["metrics"]]
     st.dataframe(
-        pd.DataFrame(
-            {
-                "version": table["version"],
-                "active": table["active"],
-                "images": table["images"],
-                "ROC AUC (95% interval)": [
-                    format_auc(metrics) if ok else None for metrics, ok in zip(table["metrics"], scored, strict=True)
-                ],
-                "accuracy": table["accuracy"],
-                "sensitivity": table["sensitivity"],
-                "specificity": table["specificity"],
-                "threshold": table["threshold"],
-                "ECE": table["ece"],
-                "outside training data": table["outside_training_data"],
-                "note": table["note"],
-            }
+        spreadsheet_safe(
+            pd.DataFrame(
+                {
+                    "version": table["version"],
+                    "active": table["active"],
+                    "images": table["images"],
+                    "ROC AUC (95% interval)": [
+                        format_auc(metrics) if ok else None
+                        for metrics, ok in zip(table["metrics"], scored, strict=True)
+                    ],
+                    "accuracy": table["accuracy"],
+                    "sensitivity": table["sensitivity"],
+                    "specificity": table["specificity"],
+                    "threshold": table["threshold"],
+                    "ECE": table["ece"],
+                    "outside training data": table["outside_training_data"],
+                    "note": table["note"],
+                }
+            )
         ),
         hide_index=True,
         key="train_eval_table",
@@ -433,19 +442,23 @@ freeze_set_ui(expanded=not list_evaluation_sets(store))
 evaluation_sets = list_evaluation_sets(store)
 if evaluation_sets:
     st.dataframe(
-        pd.DataFrame(
-            [
-                {
-                    "set": evaluation_set.name,
-                    "default": evaluation_set.is_default,
-                    "images": evaluation_set.images,
-                    "patients": evaluation_set.patients,
-                    "classes": ", ".join(f"{count} {label}" for label, count in evaluation_set.class_counts.items()),
-                    "frozen by": evaluation_set.created_by,
-                    "frozen": evaluation_set.created_at,
-                }
-                for evaluation_set in evaluation_sets
-            ]
+        spreadsheet_safe(
+            pd.DataFrame(
+                [
+                    {
+                        "set": evaluation_set.name,
+                        "default": evaluation_set.is_default,
+                        "images": evaluation_set.images,
+                        "patients": evaluation_set.patients,
+                        "classes": ", ".join(
+                            f"{count} {label}" for label, count in evaluation_set.class_counts.items()
+                        ),
+                        "frozen by": evaluation_set.created_by,
+                        "frozen": evaluation_set.created_at,
+                    }
+                    for evaluation_set in evaluation_sets
+                ]
+            )
         ),
         hide_index=True,
         key="train_eval_sets",

@@ -5,7 +5,7 @@ from medreview.errors import MedreviewError
 from medreview.ingest import InputFile, ingest_files
 from medreview.ingest.dicomweb import DicomWebClient, import_study
 from ui.session import get_store, session_actor
-from ui.text import plain
+from ui.text import plain, spreadsheet_safe
 
 store = get_store()
 actor = session_actor("annotator")
@@ -62,7 +62,11 @@ def pacs_import_ui() -> None:
                 st.info("No studies match.")
             else:
                 picked = st.dataframe(
-                    studies, hide_index=True, on_select="rerun", selection_mode="multi-row", key="pacs_table"
+                    spreadsheet_safe(studies),
+                    hide_index=True,
+                    on_select="rerun",
+                    selection_mode="multi-row",
+                    key="pacs_table",
                 )
                 chosen = [studies["study_uid"].iloc[row] for row in picked.selection.rows]
                 if client is not None and chosen and st.button(f"Import {len(chosen)} study(ies)", key="pacs_import"):
@@ -85,7 +89,7 @@ if "upload_results" in st.session_state:
     message = f"{stored} stored, {duplicate} duplicate, {rejected} rejected"
     (st.warning if rejected else st.success)(message)
     st.dataframe(
-        table[["file", "status", "reason"]],
+        spreadsheet_safe(table[["file", "status", "reason"]]),
         hide_index=True,
         key="upload_table",
         column_config={"reason": st.column_config.TextColumn(width="large")},
