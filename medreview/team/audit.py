@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -178,10 +179,18 @@ def query(
     return frame
 
 
+# A signed decimal number, or several separated by backslashes (a DICOM multi-value such as an
+# image position "-125.0\-125.0\0"): a spreadsheet reads it as a value, and it spells no formula.
+_NUMBERS = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?(\\[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?)*")
+
+
 def neutralise_formula(value: str) -> str:
     """Prefix cells a spreadsheet would run as a formula (CSV injection): object ids and user
-    names can come from user input, and admins open these exports in spreadsheet programs."""
-    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+    names can come from user input, and admins open these exports in spreadsheet programs.
+    Numbers (``-1024``) are left as they are: they run nothing and stay readable."""
+    if value[:1] in ("=", "+", "-", "@", "\t", "\r") and not _NUMBERS.fullmatch(value):
+        return "'" + value
+    return value
 
 
 def export_csv(store: Store, actor: Actor, path: str | Path, **filters: Any) -> int:

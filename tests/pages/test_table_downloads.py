@@ -138,6 +138,15 @@ def test_table_neutralises_cells_lists_and_labels_and_keeps_the_rest():
     assert spreadsheet_safe(None) is None
 
 
+def test_numbers_stay_readable_and_formulas_built_from_them_do_not():
+    # The Browse page's DICOM header shows values as text: a negative rescale intercept or a
+    # position (backslash-separated values) is a number to a spreadsheet, never a formula.
+    numbers = ["-1024", "-1024.0", "+5", "-.5", "-1.5e-3", "-125.0\\-125.0\\0.0"]
+    formulas = ['-1+HYPERLINK("http://evil.example")', "-1024\\=cmd", "+A1", "-", "-1e5+cmd|' /C calc'!A0"]
+    shown = spreadsheet_safe(pd.DataFrame({"value": numbers + formulas}))
+    assert list(shown["value"]) == numbers + ["'" + text for text in formulas]
+
+
 def test_every_table_of_the_pages_shows_its_data_through_spreadsheet_safe():
     # A table added later without it fails here: its CSV download would carry formulas.
     unwrapped = []
