@@ -8,7 +8,19 @@ record) or when the Basic Profile (:data:`BASIC_PROFILE_ACTIONS`) replaces it (a
 empty value, or a remapped UID). Everything else is removed, including attributes that the standard
 or this module has never heard of, private tags, overlays, curves and icon images. A new scanner
 attribute therefore costs a missing value, never a leak. :func:`deidentify_dicom` does the same
-for DICOM bytes. The pixel data element is copied byte for byte, never decoded.
+for DICOM bytes.
+
+A kept attribute is kept for what it says about the pixels, but its value is whatever a console or
+an earlier anonymiser wrote, so kept values are checked too: code strings with defined terms
+(Modality, Body Part Examined, Image Type values 1 and 2) must be one of them, and every other kept
+text is dropped when it holds a token of the same file's identifying values (name parts, IDs,
+dates, accession number), which is how identifiers leak into descriptors in practice. The
+de-identification record is written afresh, never copied; only UIDs that DICOM registered (those in
+pydicom's UID dictionary) survive unmapped.
+
+The pixels are never decoded or re-encoded: uncompressed pixel data loses only bytes beyond what the
+header implies, and JPEG / JPEG-LS frames lose their application and comment segments (EXIF,
+comments, text after the JFIF and Adobe fields) with the entropy-coded data copied as it is.
 
 Where the table comes from: PS3.15 Annex E Table E.1-1 as maintained in the ``dicom-anonymizer``
 package (``dicomanonymizer``, pinned in requirements.txt), whose tag lists are regenerated from the
@@ -28,32 +40,45 @@ import functools
 import hashlib
 import hmac
 import io
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Literal
 
 from dicomanonymizer.dicom_anonymization_databases import dicomfields_2026c as _table_e11
-from pydicom.datadict import dictionary_VR, tag_for_keyword
+from pydicom.charset import python_encoding
+from pydicom.datadict import DicomDictionary, dictionary_VR, tag_for_keyword
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.encaps import encapsulate, encapsulate_extended, generate_frames
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 from pydicom.uid import (
     UID,
+    JPEGLSTransferSyntaxes,
+    JPEGTransferSyntaxes,
     MultiFrameGrayscaleByteSecondaryCaptureImageStorage,
     MultiFrameGrayscaleWordSecondaryCaptureImageStorage,
     MultiFrameSingleBitSecondaryCaptureImageStorage,
     MultiFrameTrueColorSecondaryCaptureImageStorage,
     SecondaryCaptureImageStorage,
+    UID_dictionary,
     UltrasoundImageStorage,
     UltrasoundMultiFrameImageStorage,
 )
 
 from medreview.errors import IngestError
 from medreview.imaging.tags import PIXEL_DATA_TAGS
+from medreview.ingest.defined_terms import (
+    BODY_PART_EXAMINED_TERMS,
+    IMAGE_TYPE_PATIENT_EXAMINATION_CHARACTERISTICS,
+    IMAGE_TYPE_PIXEL_DATA_CHARACTERISTICS,
+    MODALITY_TERMS,
+    PHOTOMETRIC_INTERPRETATIONS,
+)
 from medreview.ingest.dicom import open_dataset
-from medreview.ingest.raster import strip_metadata
+from medreview.ingest.raster import strip_jpeg_codestream, strip_metadata
 
 __all__ = [
     "BASIC_PROFILE_ACTIONS",
@@ -81,7 +106,8 @@ BASIC_PROFILE_SOURCE = "dicom-anonymizer 2.1.0, dicomfields_2026c: DICOM PS3.15 
 # and software version (they narrow down the site), Position Reference Indicator and Window Center &
 # Width Explanation (free text that a technologist can type at the console: the windows themselves
 # are kept, only their names go), LUT Explanation, Sequence Name, ICC profiles. Adding an attribute
-# here is a privacy decision: it must be one that no scanner fills with text about the patient.
+# here is a privacy decision: it must be one that no scanner fills with text about the patient. Its
+# value is still checked (_Cleaner._check_kept_value): a console can type anything anywhere.
 KEEP_ATTRIBUTES: frozenset[str] = frozenset(
     {
         # --- What the object is; the instance UIDs are remapped, registered class UIDs are kept ---
@@ -91,8 +117,8 @@ KEEP_ATTRIBUTES: frozenset[str] = frozenset(
         "StudyInstanceUID",
         "SeriesInstanceUID",
         "FrameOfReferenceUID",
-        "Modality",
-        "ImageType",
+        "Modality",  # one of its defined terms, else "OT"
+        "ImageType",  # values 1 and 2 from their enumerated terms
         "SeriesNumber",
         "InstanceNumber",
         "AcquisitionNumber",
@@ -255,15 +281,13 @@ KEEP_ATTRIBUTES: frozenset[str] = frozenset(
         "PercentSampling",
         "PercentPhaseFieldOfView",
         "DiffusionBValue",
-        # --- The de-identification record, written by this module (an earlier one is kept) ------------
+        # --- The de-identification record: always this module's, written afresh (_RECORD_TAGS) ------
+        # An earlier record is not kept: "... by Dr Smith" names its author. Code values and meanings
+        # exist only inside the fresh code sequence, never elsewhere.
         "PatientIdentityRemoved",
         "DeidentificationMethod",
         "DeidentificationMethodCodeSequence",
         "LongitudinalTemporalInformationModified",
-        "CodeValue",
-        "CodingSchemeDesignator",
-        "CodingSchemeVersion",
-        "CodeMeaning",
     }
 )
 
@@ -280,8 +304,20 @@ def _tags_of(keywords: Iterable[str]) -> frozenset[int]:
 
 _KEEP_TAGS = _tags_of(KEEP_ATTRIBUTES)
 # Kept attributes whose value needs work: sequences (their items are cleaned) and UIDs (remapped).
-# The others are left exactly as read, not even decoded, and pydicom writes them back as they came.
+# The others are checked (_Cleaner._check_kept_value) and, when they pass, written back as they came.
 _KEEP_TAGS_TO_VISIT = frozenset(tag for tag in _KEEP_TAGS if dictionary_VR(tag) in ("SQ", "UI"))
+# The value representations a kept attribute may arrive in ("US or SS" allows either). Any other
+# (Acquisition Matrix as text, say) could carry anything and is not kept.
+_ALLOWED_VRS = MappingProxyType({tag: frozenset(dictionary_VR(tag).split(" or ")) for tag in _KEEP_TAGS})
+# The de-identification record: removed wherever found, then written afresh by _mark_deidentified.
+_RECORD_TAGS = _tags_of(
+    (
+        "PatientIdentityRemoved",
+        "DeidentificationMethod",
+        "DeidentificationMethodCodeSequence",
+        "LongitudinalTemporalInformationModified",
+    )
+)
 
 # --- the Basic Profile ------------------------------------------------------------------------------
 #
@@ -376,6 +412,162 @@ _SECONDARY_CAPTURE_AND_ULTRASOUND_MODALITIES = frozenset({"SC", "US"})
 _OVERLAY_GROUPS = 0x6000  # (60xx,eeee), even groups 6000-601E: overlay planes and their data
 _CURVE_GROUPS = 0x5000  # (50xx,eeee): retired curves (waveforms drawn next to the image)
 
+# --- kept values ------------------------------------------------------------------------------------
+#
+# What makes a file identifiable, in tokens: every person name (patient, physicians, operators) and
+# date, and these identifiers (with the same attributes inside the two sequences that carry them).
+_IDENTIFIER_TAGS = _tags_of(
+    (
+        "PatientID",
+        "OtherPatientIDs",
+        "AccessionNumber",
+        "StudyID",
+        "AdmissionID",
+        "RequestedProcedureID",
+        "ScheduledProcedureStepID",
+        "PerformedProcedureStepID",
+        "MedicalRecordLocator",
+    )
+)
+_IDENTIFIER_SEQUENCE_TAGS = _tags_of(("OtherPatientIDsSequence", "RequestAttributesSequence"))
+_WORD = re.compile(r"[^\W_]+")  # letters and digits of any script
+_NUMBER_VALUE = MappingProxyType(
+    {"DS": re.compile(r"[0-9+\-.eE ]*"), "IS": re.compile(r"[0-9+\- ]*")}  # what a number may be written with
+)
+_TEXT_VRS = frozenset({"AE", "CS", "SH", "LO"})  # the kept text value representations
+_MODALITY_TAG = int(tag_for_keyword("Modality"))  # type: ignore[arg-type]
+_OTHER_MODALITY = "OT"
+
+
+@dataclass(frozen=True)
+class _IdentifyingTokens:
+    """The tokens of one file's identifying values that a kept value must not contain."""
+
+    # Three characters or more: found anywhere among a value's letters and digits ("ZZ...SMITH").
+    long: frozenset[str]
+    # Two characters (a short surname, a two-digit ID): found only as a word of their own.
+    short: frozenset[str]
+
+    def found_in(self, text: str) -> bool:
+        words = _WORD.findall(text.upper())
+        if not words:
+            return False
+        if not self.short.isdisjoint(words):
+            return True
+        letters_and_digits = "".join(words)
+        return any(token in letters_and_digits for token in self.long)
+
+
+@functools.lru_cache(maxsize=4096)
+def _dictionary_vr(tag: int) -> str:
+    entry = DicomDictionary.get(tag)
+    return entry[0] if entry is not None else ""
+
+
+def _identifying_tokens(dataset: Dataset) -> _IdentifyingTokens:
+    """The tokens of the file's names, dates and identifiers, read before anything is removed.
+
+    Names give every part; a date gives its eight digits in the orders people write them
+    (19610314, 14031961, 03141961); an identifier gives its parts that hold a digit (5551234 of
+    MRN-5551234: "MRN" names no one) and itself without punctuation.
+    """
+    tokens: set[str] = set()
+
+    def collect(item: Dataset, nested: bool) -> None:
+        for tag in map(int, list(item.keys())):  # tags: iterating a Dataset would convert every element
+            if (tag >> 16) & 1:
+                continue  # private: removed whatever it says
+            if tag in _IDENTIFIER_SEQUENCE_TAGS and not nested:
+                element = item[tag]
+                if element.VR == "SQ":
+                    for inner in element.value:
+                        collect(inner, True)
+                continue
+            vr = _dictionary_vr(tag)
+            if tag not in _IDENTIFIER_TAGS and vr not in ("PN", "DA", "DT"):
+                continue
+            for value in _string_values(item, tag):
+                words = _WORD.findall(value.upper())
+                if tag in _IDENTIFIER_TAGS:
+                    tokens.update(word for word in words if any(character.isdigit() for character in word))
+                    tokens.add("".join(words))
+                elif vr == "PN":
+                    tokens.update(words)
+                else:  # DA, DT: YYYYMMDD...
+                    digits = "".join(character for character in value if character.isdigit())[:8]
+                    if len(digits) == 8:
+                        year, month, day = digits[:4], digits[4:6], digits[6:]
+                        tokens.update((digits, day + month + year, month + day + year))
+
+    collect(dataset, False)
+    return _IdentifyingTokens(
+        long=frozenset(token for token in tokens if len(token) >= 3),
+        short=frozenset(token for token in tokens if len(token) == 2),
+    )
+
+
+def _string_values(dataset: Dataset, tag: int) -> list[str]:
+    """The values of a text element, stripped; [] when absent or empty.
+
+    ASCII values are split straight from the raw bytes (pydicom's conversion costs ~15 us an element);
+    anything else goes through pydicom so that the Specific Character Set is honoured.
+    """
+    element = dataset.get_item(tag)
+    value = element.value if element is not None else None
+    if isinstance(value, bytes | bytearray | memoryview):
+        raw = bytes(value)
+        if raw.isascii():
+            return [part.strip(" \x00") for part in raw.decode("ascii").split("\\")]
+        value = dataset[tag].value
+        if isinstance(value, bytes | bytearray | memoryview):  # a binary value representation
+            return [bytes(value).decode("latin-1").strip(" \x00")]
+    return [str(item).strip(" \x00") for item in _as_list(value)]
+
+
+def _checked_modality(values: list[str], tokens: _IdentifyingTokens) -> list[str] | None:
+    if len(values) == 1 and values[0].upper() in MODALITY_TERMS:
+        return values
+    return [_OTHER_MODALITY]  # Type 1: replaced, not removed
+
+
+def _checked_body_part(values: list[str], tokens: _IdentifyingTokens) -> list[str] | None:
+    return values if len(values) == 1 and values[0].upper() in BODY_PART_EXAMINED_TERMS else None
+
+
+def _checked_image_type(values: list[str], tokens: _IdentifyingTokens) -> list[str] | None:
+    # Values 1 and 2 are enumerated; a value that is not one of them says nothing we can trust, and
+    # DERIVED / SECONDARY is the claim that promises least. The values after them are defined terms
+    # per modality or the manufacturer's own: kept unless they name the patient.
+    checked = list(values)
+    if checked and checked[0].upper() not in IMAGE_TYPE_PIXEL_DATA_CHARACTERISTICS:
+        checked[0] = "DERIVED"
+    if len(checked) > 1 and checked[1].upper() not in IMAGE_TYPE_PATIENT_EXAMINATION_CHARACTERISTICS:
+        checked[1] = "SECONDARY"
+    return checked[:2] + [value for value in checked[2:] if not tokens.found_in(value)]
+
+
+def _checked_photometric_interpretation(values: list[str], tokens: _IdentifyingTokens) -> list[str] | None:
+    if len(values) == 1 and values[0].upper() in PHOTOMETRIC_INTERPRETATIONS:
+        return values
+    # The pixels cannot be read without it: the object is refused (the value itself is not repeated).
+    raise IngestError("the photometric interpretation is not one DICOM defines: the pixels cannot be read")
+
+
+def _checked_character_set(values: list[str], tokens: _IdentifyingTokens) -> list[str] | None:
+    return values if all(value in python_encoding for value in values) else None
+
+
+# Kept code strings with defined terms: (values, tokens) -> the values to write, or None to remove.
+_KEPT_VALUE_CHECKS: Mapping[int, Callable[[list[str], _IdentifyingTokens], list[str] | None]] = MappingProxyType(
+    {
+        _MODALITY_TAG: _checked_modality,
+        int(tag_for_keyword("BodyPartExamined")): _checked_body_part,  # type: ignore[arg-type]
+        int(tag_for_keyword("ImageType")): _checked_image_type,  # type: ignore[arg-type]
+        int(tag_for_keyword("PhotometricInterpretation")): _checked_photometric_interpretation,  # type: ignore[arg-type]
+        int(tag_for_keyword("SpecificCharacterSet")): _checked_character_set,  # type: ignore[arg-type]
+    }
+)
+
 
 def hashed_uid_mapper(secret: bytes) -> Callable[[str], str]:
     """A UID mapper keyed by the project secret: ``"2.25." + int(HMAC-SHA256(secret, uid)[:16])``.
@@ -426,6 +618,7 @@ class DeidResult:
     uid_map: dict[str, str]  # every original UID -> the new UID that replaced it in this file
     needs_burned_in_review: bool  # text such as the patient name may be in the pixels
     removed_private_tags: int  # private elements removed, inside sequences included
+    modality: str  # the stored Modality, upper case ("OT" when the upload's was no defined term; "" when absent)
 
 
 def deidentify_dicom(data: bytes, secret: bytes) -> DeidResult:
@@ -445,10 +638,12 @@ def deidentify_dataset(dataset: Dataset, secret: bytes) -> DeidResult:
     The dataset is modified in place and is the de-identified object afterwards (new file meta,
     zeroed preamble): a caller that still needs an original value must read it first. Only
     attributes on :data:`KEEP_ATTRIBUTES` survive unchanged; the Basic Profile decides the rest
-    (:data:`BASIC_PROFILE_ACTIONS`), and anything on neither list is removed. Dates and times are
-    removed (LongitudinalTemporalInformationModified = "REMOVED"). The pixel data element is copied
-    byte for byte, never decoded. Raises ``IngestError`` for objects that cannot be rewritten and
-    ``ValueError`` for an empty secret.
+    (:data:`BASIC_PROFILE_ACTIONS`), and anything on neither list is removed; a kept value that is
+    not one of its defined terms or holds a token of the file's identifying values is replaced or
+    removed. Dates and times are removed (LongitudinalTemporalInformationModified = "REMOVED"). The
+    pixels are never decoded: uncompressed pixel data loses bytes beyond what the header implies,
+    JPEG and JPEG-LS frames their application and comment segments. Raises ``IngestError`` for
+    objects that cannot be rewritten and ``ValueError`` for an empty secret.
     """
     if not secret:
         raise ValueError("the de-identification secret must not be empty: the pseudonyms would be guessable")
@@ -499,15 +694,17 @@ def _deidentify(dataset: Dataset, secret: bytes) -> DeidResult:
     patient_key = original_patient_id or f"anonymous-{_text(dataset, 'StudyInstanceUID') or sop_instance_uid}"
     pseudonym = patient_pseudonym(secret, patient_key)
     needs_review = _needs_burned_in_review(dataset, sop_class_uid)
+    tokens = _identifying_tokens(dataset)  # before anything that holds them is removed
 
-    cleaner = _Cleaner(_cached_uid_mapper(secret), pseudonym, _encoding_of(transfer_syntax))
+    cleaner = _Cleaner(_cached_uid_mapper(secret), pseudonym, _encoding_of(transfer_syntax), tokens)
     cleaner.clean(dataset)
+    _clean_pixel_data(dataset, transfer_syntax)
     _mark_deidentified(dataset)
 
     # The file meta is rebuilt rather than cleaned: AE titles and the implementation of the original
     # writer go, pydicom fills in its own implementation UID, and the instance UID is the new one.
     file_meta = FileMetaDataset()
-    file_meta.MediaStorageSOPClassUID = sop_class_uid
+    file_meta.MediaStorageSOPClassUID = cleaner.map_uid(sop_class_uid) if sop_class_uid else ""
     file_meta.MediaStorageSOPInstanceUID = cleaner.map_uid(sop_instance_uid) if sop_instance_uid else ""
     file_meta.TransferSyntaxUID = transfer_syntax
     dataset.file_meta = file_meta
@@ -523,29 +720,107 @@ def _deidentify(dataset: Dataset, secret: bytes) -> DeidResult:
         uid_map=dict(cleaner.uid_map),
         needs_burned_in_review=needs_review,
         removed_private_tags=cleaner.removed_private_tags,
+        modality=_text(dataset, "Modality").upper(),
     )
 
 
 def _mark_deidentified(dataset: Dataset) -> None:
+    """Write the de-identification record afresh (the cleaner removed any earlier one, which may
+    name who made it: "anonymised by Dr Smith")."""
     dataset.PatientIdentityRemoved = "YES"
-    # An object de-identified before keeps the record of that; ours is added, never duplicated.
-    methods = [str(method) for method in _as_list(dataset.get("DeidentificationMethod"))]
-    if DEIDENTIFICATION_METHOD not in methods:
-        methods.append(DEIDENTIFICATION_METHOD)
-    dataset.DeidentificationMethod = methods if len(methods) > 1 else methods[0]
-    codes = [_BASIC_PROFILE_CODE]
-    items = list(dataset.get("DeidentificationMethodCodeSequence", Sequence()))
-    present = {str(item.get("CodeValue", "")) for item in items}
-    for code_value, code_meaning in codes:
-        if code_value in present:
-            continue
-        item = Dataset()
-        item.CodeValue = code_value
-        item.CodingSchemeDesignator = "DCM"
-        item.CodeMeaning = code_meaning
-        items.append(item)
-    dataset.DeidentificationMethodCodeSequence = Sequence(items)
+    dataset.DeidentificationMethod = DEIDENTIFICATION_METHOD
+    code_value, code_meaning = _BASIC_PROFILE_CODE
+    item = Dataset()
+    item.CodeValue = code_value
+    item.CodingSchemeDesignator = "DCM"
+    item.CodeMeaning = code_meaning
+    dataset.DeidentificationMethodCodeSequence = Sequence([item])
     dataset.LongitudinalTemporalInformationModified = "REMOVED"
+
+
+_PIXEL_DATA_TAG = 0x7FE00010
+_EXTENDED_OFFSET_TABLE_TAGS = _tags_of(("ExtendedOffsetTable", "ExtendedOffsetTableLengths"))
+
+
+def _clean_pixel_data(dataset: Dataset, transfer_syntax: str) -> None:
+    """Remove from the pixel data what is not the image, without decoding it.
+
+    Uncompressed: bytes beyond what Rows x Columns x frames x samples x bits imply (and its one
+    byte of padding) go; a text trailer was found there. JPEG and JPEG-LS: each frame loses its
+    APPn and COM segments (EXIF with the operator's name, comments); the JFIF and Adobe segments
+    keep their defined fields. Other compressed syntaxes (RLE, JPEG 2000) are copied as uploaded.
+    """
+    syntax = UID(transfer_syntax)
+    if not syntax.is_transfer_syntax:
+        return  # a private syntax: nothing known about its layout (the import gate refuses these)
+    if syntax in JPEGTransferSyntaxes or syntax in JPEGLSTransferSyntaxes:
+        _strip_jpeg_frames(dataset, jpeg_ls=syntax in JPEGLSTransferSyntaxes)
+    elif not syntax.is_encapsulated:
+        _cut_trailing_pixel_bytes(dataset)
+
+
+def _strip_jpeg_frames(dataset: Dataset, *, jpeg_ls: bool) -> None:
+    element = dataset.get_item(_PIXEL_DATA_TAG)
+    value = element.value if element is not None else None
+    if not isinstance(value, bytes | bytearray | memoryview) or len(value) < 8:
+        return
+    value = bytes(value)
+    extended = None
+    if all(tag in dataset for tag in _EXTENDED_OFFSET_TABLE_TAGS):
+        extended = (bytes(dataset.ExtendedOffsetTable), bytes(dataset.ExtendedOffsetTableLengths))
+    try:
+        number_of_frames = int(dataset.get("NumberOfFrames") or 1)
+        frames = list(generate_frames(value, number_of_frames=number_of_frames, extended_offsets=extended))
+    except Exception as error:  # pydicom raises ValueError, struct.error, ... for broken item structures
+        raise IngestError("cannot split the compressed pixel data into its frames to de-identify them") from error
+    stripped = [strip_jpeg_codestream(frame, jpeg_ls=jpeg_ls) for frame in frames]
+    if all(
+        new == frame[: len(new)] and not frame[len(new) :].strip(b"\x00")
+        for new, frame in zip(stripped, frames, strict=True)
+    ):
+        return  # nothing but padding after each end-of-image marker: the upload's bytes stay
+    if extended is not None:
+        pixel_data, offsets, lengths = encapsulate_extended(stripped)
+        dataset.ExtendedOffsetTable = offsets
+        dataset.ExtendedOffsetTableLengths = lengths
+    else:
+        # The basic offset table is the item that starts the value: (FFFE,E000), then its length.
+        has_offset_table = int.from_bytes(value[4:8], "little") > 0
+        pixel_data = encapsulate(stripped, has_bot=has_offset_table)
+    dataset[_PIXEL_DATA_TAG] = DataElement(_PIXEL_DATA_TAG, "OB", pixel_data, is_undefined_length=True)
+
+
+def _cut_trailing_pixel_bytes(dataset: Dataset) -> None:
+    expected = _native_pixel_bytes(dataset)
+    if expected is None:
+        return
+    padded = expected + expected % 2  # values have an even length: one byte of padding at most
+    for tag in PIXEL_DATA_TAGS:
+        element = dataset.get_item(tag)
+        value = element.value if element is not None else None
+        if not isinstance(value, bytes | bytearray | memoryview) or len(value) <= expected:
+            continue  # shorter: the import gate refuses it as truncated
+        if len(value) == padded and value[expected] == 0:
+            continue
+        dataset[tag].value = bytes(value[:expected]) + b"\x00" * (padded - expected)
+
+
+def _native_pixel_bytes(dataset: Dataset) -> int | None:
+    """How many bytes the header says uncompressed pixel data takes; None when it cannot say."""
+    try:
+        rows = int(dataset.Rows)
+        columns = int(dataset.Columns)
+        frames = int(dataset.get("NumberOfFrames") or 1)
+        samples = int(dataset.get("SamplesPerPixel") or 1)
+        bits = int(dataset.BitsAllocated)
+        photometric = str(dataset.get("PhotometricInterpretation", "")).strip(" \x00").upper()
+    except (AttributeError, TypeError, ValueError):
+        return None
+    if min(rows, columns, frames, samples, bits) <= 0:
+        return None
+    # Uncompressed YBR_FULL_422 stores two pixels as Y1 Y2 Cb Cr: two samples a pixel, not three.
+    stored_samples = 2 if photometric == "YBR_FULL_422" and samples == 3 else samples
+    return -(-rows * columns * frames * stored_samples * bits // 8)  # bit-packed frames follow each other
 
 
 def _encoding_of(transfer_syntax: str) -> tuple[bool, bool] | None:
@@ -564,9 +839,10 @@ def _as_list(value: object) -> list[object]:
 
 
 def _is_registered_uid(value: str) -> bool:
-    # Only DICOM itself issues UIDs under 1.2.840.10008 (SOP classes, transfer syntaxes, well-known
-    # frames of reference and coding schemes): they name definitions, never a patient.
-    return not UID(value).is_private
+    # The UIDs DICOM registered (SOP classes, transfer syntaxes, well-known frames of reference and
+    # coding schemes) name definitions, never a patient. Being under 1.2.840.10008 is not enough:
+    # anyone can write "1.2.840.10008." followed by a birth date.
+    return value in UID_dictionary
 
 
 @functools.lru_cache(maxsize=4096)
@@ -591,6 +867,7 @@ class _Cleaner:
     pseudonym: str
     # (implicit VR, little endian) of the file to write; None when the transfer syntax is unknown.
     encoding: tuple[bool, bool] | None
+    tokens: _IdentifyingTokens  # what no kept value may contain
     uid_map: dict[str, str] = field(default_factory=dict)
     removed_private_tags: int = 0
 
@@ -617,10 +894,16 @@ class _Cleaner:
         if group & 0xFF00 in (_OVERLAY_GROUPS, _CURVE_GROUPS) or tag & 0xFFFF == 0:
             del dataset[tag]  # overlays, curves, and group lengths that no longer add up
             return
-        if tag in _KEEP_TAGS and tag not in _KEEP_TAGS_TO_VISIT:
-            if not self._written_as_read(dataset.get_item(tag)):
-                dataset[tag]  # converted, so that pydicom writes it in the output encoding
+        if tag in _RECORD_TAGS:
+            del dataset[tag]  # an earlier record may name its author; _mark_deidentified writes ours
             return
+        if tag in _KEEP_TAGS:
+            if not self._has_allowed_vr(dataset, tag):
+                del dataset[tag]
+                return
+            if tag not in _KEEP_TAGS_TO_VISIT:
+                self._check_kept_value(dataset, tag)
+                return
         action = _action_of(tag)
         if action == "X":
             del dataset[tag]  # before reading the value: a removed element is never even decoded
@@ -642,6 +925,36 @@ class _Cleaner:
                 element.value = _DUMMY_BY_VR.get(element.VR, element.empty_value)
         elif action == "U":
             del dataset[tag]  # a UID action on a value that is not a UID: nothing to remap, so it goes
+
+    def _has_allowed_vr(self, dataset: Dataset, tag: int) -> bool:
+        vr = dataset.get_item(tag).VR
+        if vr is None:  # implicit VR: pydicom will give it the dictionary's
+            return True
+        if vr == "UN":  # written by someone who did not know the attribute: pydicom reads it as it is
+            vr = dataset[tag].VR
+        return vr in _ALLOWED_VRS[tag] or vr == dictionary_VR(tag)
+
+    def _check_kept_value(self, dataset: Dataset, tag: int) -> None:
+        """Keep a kept attribute's value only if it cannot name anyone: a code string with defined
+        terms must be one of them (_KEPT_VALUE_CHECKS), a number must look like one, and any other
+        text must hold no token of the file's identifying values."""
+        vr = _dictionary_vr(tag)
+        check = _KEPT_VALUE_CHECKS.get(tag)
+        values = _string_values(dataset, tag) if check is not None or vr in _TEXT_VRS or vr in _NUMBER_VALUE else []
+        if not any(values):  # binary values (pixel description, LUTs, geometry), or empty
+            checked: list[str] | None = values
+        elif check is not None:
+            checked = check(values, self.tokens)
+        elif vr in _NUMBER_VALUE:
+            checked = values if all(_NUMBER_VALUE[vr].fullmatch(value) for value in values) else None
+        else:
+            checked = None if any(self.tokens.found_in(value) for value in values) else values
+        if checked is None:
+            del dataset[tag]
+        elif checked != values:
+            dataset[tag] = DataElement(tag, vr, checked if len(checked) > 1 else checked[0])
+        elif not self._written_as_read(dataset.get_item(tag)):
+            dataset[tag]  # converted, so that pydicom writes it in the output encoding
 
     def _written_as_read(self, element: DataElement | RawDataElement) -> bool:
         # pydicom copies a raw element's bytes as they are when it believes the encoding unchanged,

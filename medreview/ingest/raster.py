@@ -12,6 +12,7 @@ dates, device serials and GPS, XMP, comments), which may identify a patient or a
 from __future__ import annotations
 
 import io
+import re
 import struct
 import warnings
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from PIL import Image
 from medreview.config import IngestLimits
 from medreview.errors import IngestError
 
-__all__ = ["RasterInfo", "looks_like_raster", "read_raster", "strip_metadata"]
+__all__ = ["RasterInfo", "looks_like_raster", "read_raster", "strip_jpeg_codestream", "strip_metadata"]
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _JPEG_SIGNATURE = b"\xff\xd8\xff"
@@ -146,8 +147,9 @@ def strip_metadata(data: bytes) -> bytes:
     PNG: decoded and re-encoded losslessly with no text, EXIF, time or ICC chunks (palette and
     transparency are kept, they are part of the pixels). JPEG: the APPn and COM segments (EXIF, XMP,
     ICC, comments, JFIF extension thumbnails) are cut out of the byte stream without re-compressing;
-    the JFIF and Adobe segments stay because decoders need them to interpret colours, and an EXIF
-    orientation other than "normal" is kept as a minimal EXIF block so the image is not shown rotated.
+    the JFIF and Adobe segments stay, reduced to their defined fields, because decoders need them to
+    interpret colours, and an EXIF orientation other than "normal" is kept as a minimal EXIF block so
+    the image is not shown rotated.
     """
     image_format = _format_of(data)
     if image_format is None:
@@ -188,18 +190,56 @@ def _orientation_segment(orientation: int) -> bytes:
     return b"\xff\xe1" + struct.pack(">H", len(payload) + 2) + payload
 
 
-def _is_kept_application_segment(marker: int, payload: bytes) -> bool:
-    # APP0 "JFIF\0" carries the colour/density header; APP14 "Adobe" tells RGB from YCbCr / CMYK.
-    return (marker == 0xE0 and payload.startswith(b"JFIF\x00")) or (marker == 0xEE and payload.startswith(b"Adobe"))
+# The defined fields of the two application segments decoders need: APP0 "JFIF\0" (version, density
+# units, X and Y density, thumbnail width and height: 14 bytes, then an optional thumbnail) and APP14
+# "Adobe" (version, two flag words, colour transform: 12 bytes). Whatever follows the fields is
+# free for text; the thumbnail is a picture that may show a name.
+_JFIF_FIELDS = 14
+_ADOBE_FIELDS = 12
+
+
+def _kept_application_payload(marker: int, payload: bytes) -> bytes | None:
+    """The payload an APPn segment is rewritten with, or None when the segment goes."""
+    if marker == 0xE0 and payload.startswith(b"JFIF\x00") and len(payload) >= _JFIF_FIELDS:
+        return payload[: _JFIF_FIELDS - 2] + b"\x00\x00"  # thumbnail 0 x 0, and none follows
+    if marker == 0xEE and payload.startswith(b"Adobe") and len(payload) >= _ADOBE_FIELDS:
+        return payload[:_ADOBE_FIELDS]  # tells RGB from YCbCr (and CMYK from YCCK)
+    return None
 
 
 def _strip_jpeg(data: bytes) -> bytes:
-    """Copy the JPEG marker by marker, leaving out APPn and COM segments."""
+    """The JPEG without APPn and COM segments, an EXIF orientation kept as a minimal EXIF block."""
     orientation = _exif_orientation(data)
+    return _rewrite_jpeg(data, b"" if orientation == 1 else _orientation_segment(orientation), jpeg_ls=False)
+
+
+def strip_jpeg_codestream(codestream: bytes, *, jpeg_ls: bool = False) -> bytes:
+    """A JPEG (ITU T.81) or JPEG-LS codestream without its APPn and COM segments, as a DICOM frame.
+
+    The JFIF and Adobe segments keep their defined fields only; every other segment and the
+    entropy-coded data are copied as they are, so the decoded pixels stay identical; nothing after
+    the end-of-image marker is kept. Unlike :func:`strip_metadata` no EXIF orientation survives:
+    DICOM displays a frame as its rows and columns say. Raises ``IngestError`` for a codestream
+    whose markers cannot be followed.
+    """
+    return _rewrite_jpeg(codestream, b"", jpeg_ls=jpeg_ls)
+
+
+# Where an entropy-coded segment ends: at 0xFF followed by anything but a stuffed 0x00 (T.81) or a
+# byte below 0x80 (JPEG-LS stuffs a zero bit), and not a restart marker (RST0-RST7 lie inside a scan).
+_T81_MARKER_AFTER_SCAN = re.compile(rb"\xff[^\x00\xd0-\xd7]")
+_JPEG_LS_MARKER_AFTER_SCAN = re.compile(rb"\xff[\x80-\xcf\xd8-\xff]")
+
+
+def _rewrite_jpeg(data: bytes, inserted: bytes, *, jpeg_ls: bool) -> bytes:
+    """Copy the JPEG marker by marker, leaving out APPn and COM segments, rewriting the JFIF and
+    Adobe segments with their defined fields, and inserting ``inserted`` (a whole segment, or
+    b"") after the application segments at the start."""
     output = bytearray(data[:2])  # SOI
     position = 2
-    inserted_orientation = orientation == 1
+    inserted_done = not inserted
     length = len(data)
+    scan_end = _JPEG_LS_MARKER_AFTER_SCAN if jpeg_ls else _T81_MARKER_AFTER_SCAN
     while position < length:
         if data[position] != 0xFF:
             raise IngestError("damaged JPEG image: a segment marker is missing")
@@ -222,30 +262,19 @@ def _strip_jpeg(data: bytes) -> bytes:
         if segment_length < 2 or position + segment_length > length:
             raise IngestError("damaged JPEG image: a segment runs past the end of the file")
         segment_end = position + segment_length
-        payload = data[position + 2 : segment_end]
-        is_metadata = (0xE0 <= marker <= 0xEF and not _is_kept_application_segment(marker, payload)) or (marker == 0xFE)
-        if not is_metadata:
-            if not inserted_orientation and not (0xE0 <= marker <= 0xEF):
-                output += _orientation_segment(orientation)
-                inserted_orientation = True
+        if 0xE0 <= marker <= 0xEF:
+            payload = _kept_application_payload(marker, data[position + 2 : segment_end])
+            if payload is not None:
+                output += bytes((0xFF, marker)) + struct.pack(">H", len(payload) + 2) + payload
+        elif marker != 0xFE:  # COM goes
+            if not inserted_done:
+                output += inserted
+                inserted_done = True
             output += bytes((0xFF, marker)) + data[position:segment_end]
         position = segment_end
         if marker == 0xDA:  # SOS: entropy-coded data follows until the next real marker
-            scan_end = _end_of_entropy_coded_data(data, position)
-            output += data[position:scan_end]
-            position = scan_end
+            found = scan_end.search(data, position)
+            next_marker = found.start() if found is not None else length
+            output += data[position:next_marker]
+            position = next_marker
     raise IngestError("damaged JPEG image: the end-of-image marker is missing")
-
-
-def _end_of_entropy_coded_data(data: bytes, position: int) -> int:
-    """Index of the first marker after a scan: 0xFF not followed by 0x00 (stuffing) or a restart marker."""
-    length = len(data)
-    while True:
-        position = data.find(b"\xff", position)
-        if position < 0 or position + 1 >= length:
-            return length
-        following = data[position + 1]
-        if following == 0x00 or 0xD0 <= following <= 0xD7:
-            position += 2
-            continue
-        return position  # a marker, possibly behind 0xFF fill bytes that the caller skips

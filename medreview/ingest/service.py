@@ -80,6 +80,8 @@ class _Accepted:
     # the store shows ``display_name`` and keeps the name only in the pseudonym map.
     display_name: str = ""
     name_hidden: bool = False  # the upload's name goes to the pseudonym map
+    # PNG/JPEG: a screenshot or a photographed film may show a name in its pixels (DICOM: in info).
+    needs_burned_in_review: bool = False
 
     @property
     def shown_name(self) -> str:
@@ -151,6 +153,8 @@ def _inspect(item: InputFile, store: Store, policy: _Policy) -> _Accepted:
             info.format.lower(),
             info,
             source_sha256=source,
+            # Secondary capture by nature: flagged as SC DICOM without BurnedInAnnotation is.
+            needs_burned_in_review=policy.deidentify,
         )
     if looks_like_dicom(item.data):
         # Validate (and decode once) the upload as sent, then store its de-identified form.
@@ -171,6 +175,7 @@ def _inspect(item: InputFile, store: Store, policy: _Policy) -> _Accepted:
             series_instance_uid=result.uid_map.get(info.series_instance_uid, info.series_instance_uid),
             patient_id=result.pseudonym_patient_id,
             patient_name=result.pseudonym_patient_id,
+            modality=result.modality,  # as stored: "OT" where the upload's was no defined term
             study_date=None,
             study_description="",
             series_description="",
@@ -318,6 +323,7 @@ def _image_row(accepted: _Accepted) -> Image:
         transfer_syntax_uid=None,
         instance_number=None,
         slice_location=None,
+        burned_in_annotation=accepted.needs_burned_in_review,
     )
 
 

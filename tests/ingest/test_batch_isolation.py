@@ -31,6 +31,8 @@ def image_count(store) -> int:
 
 
 def test_an_over_long_modality_is_refused_and_the_batch_is_stored(any_store):
+    # Values as uploaded: de-identified, a modality outside the defined terms is stored as "OT".
+    set_setting(any_store, LOCAL_ACTOR, "deidentify", False)
     files = [
         InputFile("good-1.dcm", dicom_bytes("P1")),
         InputFile("long-modality.dcm", with_modality(dicom_bytes("P2"), "M" * 17)),
@@ -62,6 +64,7 @@ def test_an_over_long_member_name_is_shortened_not_fatal(any_store):
 def test_a_value_the_database_refuses_is_isolated_to_its_file(any_store, monkeypatch):
     # Without the length check, PostgreSQL refuses the value inside the chunk's transaction.
     monkeypatch.setattr(service, "_check_fits", lambda accepted: accepted)
+    set_setting(any_store, LOCAL_ACTOR, "deidentify", False)  # the modality as uploaded (see above)
     files = [
         InputFile("good-1.dcm", dicom_bytes("P1")),
         InputFile("long-modality.dcm", with_modality(dicom_bytes("P2"), "M" * 17)),

@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import io
 import re
+import struct
 import warnings
 
 import numpy as np
@@ -23,8 +24,10 @@ from dicomanonymizer.dicom_anonymization_databases import dicomfields_2026c as t
 from dicomanonymizer.dicomfields_selector import ANONYMIZATION_CATEGORIES
 from PIL import Image, PngImagePlugin
 from pydicom.datadict import DicomDictionary, dictionary_VR, keyword_for_tag, tag_for_keyword
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
+from pydicom.tag import Tag
 from pydicom.uid import (
     CTImageStorage,
     ExplicitVRLittleEndian,
@@ -1029,6 +1032,32 @@ def test_burned_in_annotation_flags_images_for_review(
         assert parse(result.data).BurnedInAnnotation == burned_in
 
 
+@pytest.mark.parametrize("deidentify", [True, False])
+def test_png_and_jpeg_uploads_are_flagged_like_secondary_capture(store, deidentify: bool) -> None:
+    # A PNG or JPEG is a screenshot or a photographed film: secondary capture, which very often shows
+    # the patient's name in its pixels. Flagged as SC DICOM without BurnedInAnnotation is, that is
+    # when de-identification is on (off, the store keeps originals and flags only what says "YES").
+    from medreview.ingest import InputFile, ingest_files
+    from medreview.reading.catalog import get_image
+    from medreview.reading.reads import LOCAL_ACTOR
+    from medreview.team.settings import set_setting
+    from tests.helpers import jpeg_bytes, png_bytes
+
+    set_setting(store, LOCAL_ACTOR, "deidentify", deidentify)
+    files = [
+        InputFile("screenshot.png", png_bytes(seed=11)),
+        InputFile("film-photo.jpg", jpeg_bytes(seed=12)),
+        InputFile("capture.dcm", build_image(SecondaryCaptureImageStorage, "OT", None)),
+        InputFile("scan.dcm", identified_ct_bytes(sop_instance_uid=SECOND_SLICE_UID)),
+    ]
+
+    results = ingest_files(store, LOCAL_ACTOR, files)
+
+    assert [result.status for result in results] == ["stored"] * 4
+    flags = [get_image(store, LOCAL_ACTOR, result.image_id).burned_in_annotation for result in results]
+    assert flags == [deidentify, deidentify, deidentify, False]
+
+
 # --- PNG / JPEG ------------------------------------------------------------------------------
 
 
@@ -1073,3 +1102,353 @@ def test_png_text_chunk_with_a_patient_name_is_stripped() -> None:
 def test_raster_that_is_not_an_image_is_refused() -> None:
     with pytest.raises(IngestError):
         strip_raster_metadata(b"<svg></svg>")
+
+
+# --- kept values: a kept attribute keeps its value only when that value cannot name anyone -----
+
+
+def deidentified(dataset: Dataset) -> tuple[DeidResult, Dataset]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pydicom warns about the invalid values these tests write
+        result = deidentify_dicom(to_bytes(dataset), SECRET)
+    return result, parse(result.data)
+
+
+@pytest.mark.parametrize(
+    ("modality", "stored"),
+    [("CT", "CT"), ("DX", "DX"), ("SC", "SC"), ("ZZ...SMITH", "OT"), ("DOE", "OT"), ("CT\\DOE", "OT")],
+)
+def test_a_modality_outside_the_defined_terms_becomes_ot(modality: str, stored: str) -> None:
+    # "ZZ...SMITH" once reached the series table, the display name, the worklist filter and exports.
+    dataset = build_identified_ct()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pydicom warns about the invalid code string
+        dataset.Modality = modality
+
+    result, output = deidentified(dataset)
+
+    assert output.Modality == stored
+    assert result.modality == stored  # what the store files the series under
+
+
+def test_the_modality_terms_cover_pydicoms_code_dictionary() -> None:
+    from pydicom.sr.codedict import codes
+
+    from medreview.ingest.defined_terms import MODALITY_TERMS
+
+    for collection in (codes.cid29, codes.cid33):
+        assert {getattr(collection, name).value for name in collection.dir()} <= MODALITY_TERMS
+
+
+@pytest.mark.parametrize(
+    ("vr", "value", "kept"),
+    [
+        ("CS", "CHEST", True),
+        ("CS", "LSPINE", True),
+        ("CS", "CHEST DOE", False),
+        ("CS", "19610314", False),  # the birth date
+        ("UN", b"19610314", False),  # as raw bytes, the way the review found it
+        ("CS", "PHANTOM OF DOE", False),
+    ],
+)
+def test_body_part_examined_outside_the_defined_terms_is_removed(vr: str, value: object, kept: bool) -> None:
+    dataset = build_identified_ct()
+    dataset.add_new(0x00180015, vr, value)
+
+    result, output = deidentified(dataset)
+
+    assert ("BodyPartExamined" in output) is kept
+    if kept:
+        assert output.BodyPartExamined == value
+    else:
+        assert b"19610314" not in result.data and b"DOE" not in result.data
+
+
+@pytest.mark.parametrize(
+    ("image_type", "stored"),
+    [
+        (["ORIGINAL", "PRIMARY", "AXIAL"], ["ORIGINAL", "PRIMARY", "AXIAL"]),
+        (["DERIVED", "SECONDARY", "MPR", "CT_SOM5 SPI"], ["DERIVED", "SECONDARY", "MPR", "CT_SOM5 SPI"]),
+        (["DOE", "JOHNATHAN", "AXIAL"], ["DERIVED", "SECONDARY", "AXIAL"]),
+        (["ORIGINAL", "PRIMARY", "AXIAL", "MRN5551234", "JOHNATHAN"], ["ORIGINAL", "PRIMARY", "AXIAL"]),
+    ],
+)
+def test_image_type_keeps_defined_terms_and_loses_values_naming_the_patient(
+    image_type: list[str], stored: list[str]
+) -> None:
+    # Values 1 and 2 are enumerated; a value beyond them that names the patient goes.
+    dataset = build_identified_ct()
+    dataset.ImageType = image_type
+
+    result, output = deidentified(dataset)
+
+    assert list(output.ImageType) == stored
+    assert b"JOHNATHAN" not in result.data and b"5551234" not in result.data
+
+
+@pytest.mark.parametrize(
+    ("keyword", "value"),
+    [
+        ("ConvolutionKernel", "B30f DOE"),  # a name part
+        ("ConvolutionKernel", "KJOHNATHAN"),  # inside a word
+        ("FilterType", "MRN-5551234"),  # the patient ID
+        ("FilterType", "F 5551234"),  # part of the ID
+        ("RescaleType", "HU 1961-03-14"),  # the birth date, written another way
+        ("RescaleType", "ACC-20240131-42"),  # the accession number
+        ("ScanOptions", "HOUSE"),  # the referring physician
+        ("PatientPosition", "HFS 20240131"),  # the study date
+        ("ImagedNucleus", "JANET"),  # the mother's birth name
+    ],
+)
+def test_a_kept_descriptor_holding_an_identifying_token_is_dropped(keyword: str, value: str) -> None:
+    dataset = build_identified_ct()
+    setattr(dataset, keyword, value)
+
+    result, output = deidentified(dataset)
+
+    assert keyword not in output
+    assert value.encode() not in result.data
+
+
+@pytest.mark.parametrize(
+    ("keyword", "value"),
+    [
+        ("ConvolutionKernel", "B30f"),
+        ("ConvolutionKernel", "STANDARD"),
+        ("FilterType", "BODY FILTER"),
+        ("RescaleType", "HU"),
+        ("PatientPosition", "HFS"),
+    ],
+)
+def test_a_kept_descriptor_without_an_identifying_token_is_kept(keyword: str, value: str) -> None:
+    dataset = build_identified_ct()
+    setattr(dataset, keyword, value)
+
+    _, output = deidentified(dataset)
+
+    assert output[keyword].value == value
+
+
+def test_a_kept_number_that_is_not_a_number_is_dropped() -> None:
+    dataset = build_identified_ct()
+    dataset.KVP = 120
+    # pydicom refuses to build such a value: write the element's bytes as a scanner would.
+    text = b"5551234 Doe "
+    dataset[0x00181151] = RawDataElement(Tag(0x00181151), "IS", len(text), text, 0, False, True)  # XRayTubeCurrent
+    dataset.SliceThickness = "1.25"
+
+    result, output = deidentified(dataset)
+
+    assert "XRayTubeCurrent" not in output and b"Doe" not in result.data
+    assert output.KVP == 120 and output.SliceThickness == 1.25
+
+
+def test_a_kept_attribute_written_with_another_value_representation_is_dropped() -> None:
+    # AcquisitionMatrix is four unsigned shorts; as text it could say anything.
+    dataset = build_identified_ct()
+    dataset.add_new(0x00181310, "LO", "Doe^Johnathan")
+
+    result, output = deidentified(dataset)
+
+    assert "AcquisitionMatrix" not in output
+    assert b"Doe^Johnathan" not in result.data
+
+
+def test_an_earlier_deidentification_record_is_replaced_by_a_fresh_one() -> None:
+    dataset = build_identified_ct()
+    dataset.DeidentificationMethod = ["Anonymised by Dr Smith", "for the Doe study"]
+    earlier = code_item("SMITH-1", "De-identified by Dr Smith")
+    dataset.DeidentificationMethodCodeSequence = Sequence([earlier])
+    dataset.PatientIdentityRemoved = "NO DOE"
+    dataset.LongitudinalTemporalInformationModified = "DOE"
+
+    result, output = deidentified(dataset)
+
+    assert b"Smith" not in result.data and b"SMITH" not in result.data and b"DOE" not in result.data
+    assert output.DeidentificationMethod == DEIDENTIFICATION_METHOD
+    [code] = output.DeidentificationMethodCodeSequence
+    assert (code.CodeValue, code.CodingSchemeDesignator, code.CodeMeaning) == (
+        "113100",
+        "DCM",
+        "Basic Application Confidentiality Profile",
+    )
+    assert output.PatientIdentityRemoved == "YES"
+    assert output.LongitudinalTemporalInformationModified == "REMOVED"
+
+
+def test_code_values_outside_the_deidentification_record_are_removed() -> None:
+    dataset = build_identified_ct()
+    dataset.CodeValue = "DOE-TOP"
+    dataset.CodingSchemeDesignator = "99DOE"
+    dataset.CodeMeaning = "Top level meaning naming Doe"
+    reference = dataset.ReferencedImageSequence[0]
+    reference.CodeValue = "DOE-REF"
+    reference.CodeMeaning = "Reference meaning naming Doe"
+    source = Dataset()
+    source.ReferencedSOPClassUID = CTImageStorage
+    source.ReferencedSOPInstanceUID = SECOND_SLICE_UID
+    source.CodeValue = "DOE-SRC"
+    source.CodeMeaning = "Source meaning naming Doe"
+    dataset.SourceImageSequence = Sequence([source])
+
+    result, output = deidentified(dataset)
+
+    assert b"naming Doe" not in result.data and b"DOE-" not in result.data
+    assert "CodeValue" not in output and "CodeMeaning" not in output
+    for item in (output.ReferencedImageSequence[0], output.SourceImageSequence[0]):
+        assert "CodeValue" not in item and "CodeMeaning" not in item
+        assert item.ReferencedSOPClassUID == CTImageStorage  # the references themselves stay
+
+
+@pytest.mark.parametrize(
+    ("keyword", "uid", "registered"),
+    [
+        ("FrameOfReferenceUID", "1.2.840.10008.1.4.1.1", True),  # Talairach: a well-known frame
+        ("FrameOfReferenceUID", "1.2.840.10008.19610314.5551234", False),  # under the root, not issued
+        ("SOPClassUID", "1.2.840.10008.5.1.4.1.1.2.5551234", False),
+    ],
+)
+def test_only_uids_in_pydicoms_dictionary_count_as_registered(keyword: str, uid: str, registered: bool) -> None:
+    dataset = build_identified_ct()
+    setattr(dataset, keyword, uid)
+    if keyword == "SOPClassUID":
+        dataset.file_meta.MediaStorageSOPClassUID = uid
+
+    result, output = deidentified(dataset)
+
+    assert (output[keyword].value == uid) is registered
+    assert (uid.encode() in result.data) is registered
+    if not registered:
+        assert output[keyword].value == result.uid_map[uid] == expected_uid(SECRET, uid)
+    # The file meta names the class the data set names.
+    assert output.file_meta.MediaStorageSOPClassUID == output.SOPClassUID
+
+
+@pytest.mark.parametrize(
+    ("pixels", "stored_length"),
+    [
+        (np.arange(16, dtype=np.int16).reshape(4, 4), 32),
+        (np.arange(9, dtype=np.uint8).reshape(3, 3), 10),  # 9 bytes and one of padding
+    ],
+)
+def test_pixel_bytes_beyond_what_the_header_implies_are_cut(pixels: np.ndarray, stored_length: int) -> None:
+    dataset = build_identified_ct()
+    dataset.Rows, dataset.Columns = pixels.shape
+    bits = pixels.dtype.itemsize * 8
+    dataset.BitsAllocated = dataset.BitsStored = bits
+    dataset.HighBit = bits - 1
+    dataset.PixelRepresentation = int(pixels.dtype.kind == "i")
+    dataset.PixelData = pixels.tobytes() + b"Doe^Johnathan 19610314 "
+
+    result, output = deidentified(dataset)
+
+    assert b"19610314" not in result.data
+    assert len(output.PixelData) == stored_length
+    assert output.PixelData == pixels.tobytes().ljust(stored_length, b"\x00")
+    assert np.array_equal(output.pixel_array, pixels)
+
+
+def jpeg_segment(marker: int, payload: bytes) -> bytes:
+    return bytes((0xFF, marker)) + struct.pack(">H", len(payload) + 2) + payload
+
+
+def identified_jpeg(pixels: np.ndarray, index: int = 0) -> bytes:
+    """A baseline JPEG with identifiers in a COM segment, EXIF (Artist), text appended to the JFIF
+    APP0 segment's fields, and an Adobe APP14 segment with text after its fields."""
+    exif = Image.Exif()
+    exif[0x013B] = f"Dr Gregory House {index}"  # Artist
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="JPEG", exif=exif.tobytes(), comment=b"COM Doe^Johnathan", quality=90)
+    data = buffer.getvalue()
+    assert data[2:4] == b"\xff\xe0"  # Pillow writes JFIF first
+    (length,) = struct.unpack(">H", data[4:6])
+    jfif = data[6 : 4 + length]
+    adobe = b"Adobe" + struct.pack(">HHHB", 100, 0, 0, 0) + b" Adobe text MRN-5551234"
+    return data[:2] + jpeg_segment(0xE0, jfif + b" JFIF text 19610314") + jpeg_segment(0xEE, adobe) + data[4 + length :]
+
+
+JPEG_MARKERS = [b"COM Doe^Johnathan", b"Gregory House", b"MRN-5551234", b"19610314", b"JFIF text", b"Adobe text"]
+
+
+def jpeg_dicom(frames: list[bytes], shape: tuple[int, int], offsets: str = "basic") -> bytes:
+    """The identified CT header over 8-bit JPEG baseline frames, with a basic offset table, none,
+    or an extended offset table."""
+    from pydicom.encaps import encapsulate, encapsulate_extended
+    from pydicom.uid import JPEGBaseline8Bit
+
+    dataset = build_identified_ct(transfer_syntax=JPEGBaseline8Bit)
+    dataset.Rows, dataset.Columns = shape
+    dataset.BitsAllocated = dataset.BitsStored = 8
+    dataset.HighBit = 7
+    dataset.PixelRepresentation = 0
+    dataset.NumberOfFrames = len(frames)
+    if offsets == "extended":
+        pixel_data, table, lengths = encapsulate_extended(frames)
+        dataset.ExtendedOffsetTable = table
+        dataset.ExtendedOffsetTableLengths = lengths
+    else:
+        pixel_data = encapsulate(frames, has_bot=offsets == "basic")
+    dataset.PixelData = pixel_data
+    dataset["PixelData"].VR = "OB"
+    dataset["PixelData"].is_undefined_length = True
+    return to_bytes(dataset)
+
+
+@pytest.mark.parametrize("offsets", ["basic", "none", "extended"])
+def test_jpeg_frames_inside_dicom_lose_comments_and_application_segments(offsets: str) -> None:
+    rng = np.random.default_rng(3)
+    frames = [rng.integers(0, 255, (16, 24), dtype=np.uint8) for _ in range(3)]
+    original = jpeg_dicom([identified_jpeg(frame, index) for index, frame in enumerate(frames)], (16, 24), offsets)
+    assert all(marker in original for marker in JPEG_MARKERS)
+
+    result = deidentify_dicom(original, SECRET)
+
+    assert [marker for marker in JPEG_MARKERS if marker in result.data] == []
+    # Not re-encoded: the same entropy-coded data, so the same pixels.
+    assert np.array_equal(decode_dicom(result.data).frames, decode_dicom(original).frames)
+    output = parse(result.data)
+    assert output.file_meta.TransferSyntaxUID == original_syntax(original)
+    if offsets == "extended":
+        assert "ExtendedOffsetTable" in output
+    read_dicom(result.data, LIMITS)
+
+
+def original_syntax(data: bytes) -> str:
+    return parse(data).file_meta.TransferSyntaxUID
+
+
+def test_a_jfif_frame_without_extra_segments_is_stored_byte_for_byte() -> None:
+    # Nothing to strip: the pixel data element is the upload's.
+    rng = np.random.default_rng(4)
+    buffer = io.BytesIO()
+    Image.fromarray(rng.integers(0, 255, (16, 16), dtype=np.uint8)).save(buffer, format="JPEG")
+    original = jpeg_dicom([buffer.getvalue()], (16, 16))
+
+    result = deidentify_dicom(original, SECRET)
+
+    assert pixel_values(parse(result.data)) == pixel_values(parse(original))
+
+
+def test_jpeg_ls_frames_inside_dicom_lose_their_comments() -> None:
+    import jpeg_ls
+    from pydicom.encaps import encapsulate
+    from pydicom.uid import JPEGLSLossless
+
+    pixels = (np.arange(16 * 16, dtype=np.uint16).reshape(16, 16) * 13) % 4096
+    codestream = bytes(jpeg_ls.encode_array(pixels))
+    assert codestream[:2] == b"\xff\xd8"
+    codestream = codestream[:2] + jpeg_segment(0xFE, b"COM Doe^Johnathan") + codestream[2:]
+    dataset = build_identified_ct(transfer_syntax=JPEGLSLossless)
+    dataset.PixelRepresentation = 0
+    dataset.BitsStored = 12
+    dataset.HighBit = 11
+    dataset.Rows = dataset.Columns = 16
+    dataset.PixelData = encapsulate([codestream])
+    dataset["PixelData"].VR = "OB"
+    dataset["PixelData"].is_undefined_length = True
+    original = to_bytes(dataset)
+
+    result = deidentify_dicom(original, SECRET)
+
+    assert b"Doe^Johnathan" not in result.data
+    assert np.array_equal(parse(result.data).pixel_array, pixels)

@@ -186,3 +186,39 @@ def test_strip_refuses_non_images() -> None:
         strip_metadata(b"<svg></svg>")
     with pytest.raises(IngestError, match="damaged JPEG"):
         strip_metadata(b"\xff\xd8\xff\xe1\x00")
+
+
+def jpeg_segment(marker: int, payload: bytes) -> bytes:
+    return bytes((0xFF, marker)) + struct.pack(">H", len(payload) + 2) + payload
+
+
+def segments(data: bytes) -> list[tuple[int, bytes]]:
+    """(marker, payload) of every segment before the first scan."""
+    found, position = [], 2
+    while data[position + 1] != 0xDA:
+        marker = data[position + 1]
+        (length,) = struct.unpack_from(">H", data, position + 2)
+        found.append((marker, data[position + 4 : position + 2 + length]))
+        position += 2 + length
+    return found
+
+
+def test_strip_jpeg_keeps_only_the_defined_fields_of_the_jfif_and_adobe_segments() -> None:
+    # Text appended after a JFIF APP0's fields (or in its thumbnail) used to survive with the segment.
+    original = encode(np.dstack([GRADIENT, GRADIENT[::-1], 255 - GRADIENT]), "JPEG", quality=95)
+    (length,) = struct.unpack_from(">H", original, 4)
+    jfif = original[6 : 4 + length]
+    assert original[2:4] == b"\xff\xe0" and jfif.startswith(b"JFIF\x00") and len(jfif) == 14
+    thumbnail = bytes((1, 1)) + b"DOE"  # a 1 x 1 RGB thumbnail whose pixel spells a name
+    hostile_jfif = jfif[:12] + thumbnail + b" JFIF text Doe^Johnathan"
+    adobe = b"Adobe" + struct.pack(">HHHB", 100, 0, 0, 1) + b" Adobe text MRN-5551234"  # transform 1: YCbCr
+    with_text = original[:2] + jpeg_segment(0xE0, hostile_jfif) + jpeg_segment(0xEE, adobe) + original[4 + length :]
+    assert np.array_equal(decoded(with_text), decoded(original))
+
+    stripped = strip_metadata(with_text)
+
+    assert b"Doe^Johnathan" not in stripped and b"MRN-5551234" not in stripped and b"DOE" not in stripped
+    kept = segments(stripped)
+    assert kept[0] == (0xE0, jfif[:12] + b"\x00\x00")  # the fields, with no thumbnail
+    assert kept[1] == (0xEE, adobe[:12])
+    assert np.array_equal(decoded(stripped), decoded(original))
