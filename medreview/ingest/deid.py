@@ -19,8 +19,9 @@ de-identification record is written afresh, never copied; only UIDs that DICOM r
 pydicom's UID dictionary) survive unmapped.
 
 The pixels are never decoded or re-encoded: uncompressed pixel data loses only bytes beyond what the
-header implies, and JPEG / JPEG-LS frames lose their application and comment segments (EXIF,
-comments, text after the JFIF and Adobe fields) with the entropy-coded data copied as it is.
+header implies, JPEG / JPEG-LS frames lose their application and comment segments (EXIF,
+comments, text after the JFIF and Adobe fields) and JPEG 2000 frames their comment segments, with
+the coded data copied as it is.
 
 Where the table comes from: PS3.15 Annex E Table E.1-1 as maintained in the ``dicom-anonymizer``
 package (``dicomanonymizer``, pinned in requirements.txt), whose tag lists are regenerated from the
@@ -56,6 +57,7 @@ from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 from pydicom.uid import (
     UID,
+    JPEG2000TransferSyntaxes,
     JPEGLSTransferSyntaxes,
     JPEGTransferSyntaxes,
     MultiFrameGrayscaleByteSecondaryCaptureImageStorage,
@@ -78,6 +80,7 @@ from medreview.ingest.defined_terms import (
     PHOTOMETRIC_INTERPRETATIONS,
 )
 from medreview.ingest.dicom import open_dataset
+from medreview.ingest.jpeg2000 import strip_jpeg2000_comments
 from medreview.ingest.raster import strip_jpeg_codestream, strip_metadata
 
 __all__ = [
@@ -748,18 +751,24 @@ def _clean_pixel_data(dataset: Dataset, transfer_syntax: str) -> None:
     Uncompressed: bytes beyond what Rows x Columns x frames x samples x bits imply (and its one
     byte of padding) go; a text trailer was found there. JPEG and JPEG-LS: each frame loses its
     APPn and COM segments (EXIF with the operator's name, comments); the JFIF and Adobe segments
-    keep their defined fields. Other compressed syntaxes (RLE, JPEG 2000) are copied as uploaded.
+    keep their defined fields. JPEG 2000: each frame loses its COM segments (and a JP2 wrapper's
+    boxes). RLE is copied as uploaded: its segments hold nothing but run-length coded pixels.
     """
     syntax = UID(transfer_syntax)
     if not syntax.is_transfer_syntax:
         return  # a private syntax: nothing known about its layout (the import gate refuses these)
-    if syntax in JPEGTransferSyntaxes or syntax in JPEGLSTransferSyntaxes:
-        _strip_jpeg_frames(dataset, jpeg_ls=syntax in JPEGLSTransferSyntaxes)
+    if syntax in JPEGTransferSyntaxes:
+        _rewrite_frames(dataset, strip_jpeg_codestream)
+    elif syntax in JPEGLSTransferSyntaxes:
+        _rewrite_frames(dataset, functools.partial(strip_jpeg_codestream, jpeg_ls=True))
+    elif syntax in JPEG2000TransferSyntaxes:
+        _rewrite_frames(dataset, strip_jpeg2000_comments)
     elif not syntax.is_encapsulated:
         _cut_trailing_pixel_bytes(dataset)
 
 
-def _strip_jpeg_frames(dataset: Dataset, *, jpeg_ls: bool) -> None:
+def _rewrite_frames(dataset: Dataset, strip: Callable[[bytes], bytes]) -> None:
+    """Replace each compressed frame with ``strip(frame)``, re-encapsulated only if one changed."""
     element = dataset.get_item(_PIXEL_DATA_TAG)
     value = element.value if element is not None else None
     if not isinstance(value, bytes | bytearray | memoryview) or len(value) < 8:
@@ -773,7 +782,7 @@ def _strip_jpeg_frames(dataset: Dataset, *, jpeg_ls: bool) -> None:
         frames = list(generate_frames(value, number_of_frames=number_of_frames, extended_offsets=extended))
     except Exception as error:  # pydicom raises ValueError, struct.error, ... for broken item structures
         raise IngestError("cannot split the compressed pixel data into its frames to de-identify them") from error
-    stripped = [strip_jpeg_codestream(frame, jpeg_ls=jpeg_ls) for frame in frames]
+    stripped = [strip(frame) for frame in frames]
     if all(
         new == frame[: len(new)] and not frame[len(new) :].strip(b"\x00")
         for new, frame in zip(stripped, frames, strict=True)

@@ -929,7 +929,6 @@ def test_hashed_uid_mapper_follows_the_documented_formula_in_any_process() -> No
         "MR_small_bigendian.dcm",
         "image_dfl.dcm",  # deflated
         "SC_rgb_rle.dcm",  # RLE, encapsulated
-        "RG1_J2KR.dcm",  # JPEG 2000, over 1 MiB: pixel data is read as a zero-copy view
         "MR-SIEMENS-DICOM-WithOverlays.dcm",
     ],
 )
@@ -941,6 +940,24 @@ def test_pixel_data_is_byte_identical_and_the_output_passes_the_import_gate(name
     info = read_dicom(result.data, LIMITS)
     assert info.patient_id == result.pseudonym_patient_id
     assert info.sop_instance_uid == parse(result.data).SOPInstanceUID
+
+
+def test_a_jpeg2000_frame_loses_its_comment_and_nothing_else() -> None:
+    # JPEG 2000 over 1 MiB (its pixel data is read as a zero-copy view first), written by Kakadu,
+    # which leaves a comment naming itself: a comment segment could name anyone.
+    from pydicom.encaps import generate_frames
+
+    original = corpus_bytes("RG1_J2KR.dcm")
+    comment = b"\xff\x64\x00\x0e\x00\x01Kakadu-2.2"  # COM, length 14, Rcom 1 (Latin text)
+    [frame] = generate_frames(parse(original).PixelData, number_of_frames=1)
+    assert frame.count(comment) == 1
+
+    result = deidentify_dicom(original, SECRET)
+
+    [stored] = generate_frames(parse(result.data).PixelData, number_of_frames=1)
+    assert stored == frame.replace(comment, b"")  # the coded data as uploaded: not re-encoded
+    info = read_dicom(result.data, LIMITS)
+    assert info.patient_id == result.pseudonym_patient_id
 
 
 def test_overlay_corpus_file_loses_its_overlay_planes() -> None:
@@ -1452,3 +1469,56 @@ def test_jpeg_ls_frames_inside_dicom_lose_their_comments() -> None:
 
     assert b"Doe^Johnathan" not in result.data
     assert np.array_equal(parse(result.data).pixel_array, pixels)
+
+
+def with_jpeg2000_comments(codestream: bytes) -> bytes:
+    """Comments with identifiers in the main header (after SIZ) and in the first tile-part's header
+    (its length, Psot, grown to match), and text after the end-of-codestream marker."""
+    assert codestream[:4] == b"\xff\x4f\xff\x51"
+    (siz_length,) = struct.unpack_from(">H", codestream, 4)
+    after_siz = 4 + siz_length
+    main_comment = jpeg_segment(0x64, b"\x00\x01COM Doe^Johnathan")  # Rcom 1: Latin text
+    codestream = codestream[:after_siz] + main_comment + codestream[after_siz:]
+    sot = codestream.index(b"\xff\x90")
+    tile_comment = jpeg_segment(0x64, b"\x00\x01tile COM MRN-5551234")
+    (tile_part_length,) = struct.unpack_from(">I", codestream, sot + 6)
+    sot_segment = bytearray(codestream[sot : sot + 12])
+    struct.pack_into(">I", sot_segment, 6, tile_part_length + len(tile_comment))
+    codestream = codestream[:sot] + bytes(sot_segment) + tile_comment + codestream[sot + 12 :]
+    return codestream + b"after EOC 19610314"
+
+
+JPEG2000_MARKERS = [b"COM Doe^Johnathan", b"tile COM MRN-5551234", b"after EOC 19610314", b"OpenJPEG"]
+
+
+@pytest.mark.parametrize(("codec_format", "add_tlm"), [(0, False), (0, True), (1, False)], ids=["j2k", "tlm", "jp2"])
+def test_jpeg2000_frames_inside_dicom_lose_their_comments(codec_format: int, add_tlm: bool) -> None:
+    import openjpeg
+    from pydicom.encaps import encapsulate
+    from pydicom.uid import JPEG2000Lossless
+
+    pixels = (np.arange(64 * 80, dtype=np.uint16).reshape(64, 80) * 5) % 4096
+    encoded = bytes(openjpeg.encode(pixels, bits_stored=12, codec_format=codec_format, add_tlm=add_tlm))
+    if codec_format == 0:
+        frame = with_jpeg2000_comments(encoded)
+    else:  # a JP2 file around the codestream (DICOM forbids the wrapper; some writers add it)
+        start = encoded.index(b"jp2c") + 4
+        frame = encoded[: start - 8] + struct.pack(">I", 0) + b"jp2c" + with_jpeg2000_comments(encoded[start:])
+    dataset = build_identified_ct(transfer_syntax=JPEG2000Lossless)
+    dataset.Rows, dataset.Columns = pixels.shape
+    dataset.PixelRepresentation = 0
+    dataset.BitsStored = 12
+    dataset.HighBit = 11
+    dataset.PixelData = encapsulate([frame])
+    dataset["PixelData"].VR = "OB"
+    dataset["PixelData"].is_undefined_length = True
+    original = to_bytes(dataset)
+    assert all(marker in original for marker in JPEG2000_MARKERS)
+    hounsfield = pixels.astype(np.float32) - 1024  # the header's rescale
+    assert np.array_equal(decode_dicom(original).frames[0], hounsfield)  # the comments decode as they are
+
+    result = deidentify_dicom(original, SECRET)
+
+    assert [marker for marker in JPEG2000_MARKERS if marker in result.data] == []
+    assert np.array_equal(decode_dicom(result.data).frames[0], hounsfield)
+    read_dicom(result.data, LIMITS)
