@@ -17,7 +17,7 @@ from medreview.team.accounts import create_user
 from medreview.team.roles import SYSTEM, Actor
 from medreview.team.settings import set_setting
 from tests.conftest import run_page_as
-from tests.helpers import dicom_bytes
+from tests.helpers import dicom_bytes, png_bytes
 from tests.pages.viewer import frame_values, report, save, viewer_data
 
 KEY = "label_viewer"
@@ -149,3 +149,12 @@ def test_boxes_drawn_in_the_viewer_are_stored_in_image_pixels_and_come_back(page
     assert data["position"] == first
     assert data["images"][0]["boxes"] == [box]
     assert first not in shown
+
+
+def test_a_png_screenshot_is_shown_with_the_burned_in_text_warning(page_store):
+    # A PNG/JPEG is a screenshot or a photographed film: flagged like secondary capture DICOM.
+    create_user(page_store, SYSTEM, READER.username, "reader-password-1", role="annotator")
+    [film] = ingest_files(page_store, LOCAL_ACTOR, [InputFile("film-photo.png", png_bytes(5))])
+    app = run_page_as("label", READER)
+    assert viewer_data(app, KEY)["position"] == film.image_id
+    assert any("burned-in patient information" in warning.value for warning in app.warning)
