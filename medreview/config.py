@@ -6,13 +6,14 @@
 
 Ingest limits (see :class:`IngestLimits`; unset or empty keeps the default):
 
-``MEDREVIEW_MAX_FILE_BYTES``            one file or extracted archive member, bytes
+``MEDREVIEW_MAX_FILE_BYTES``            one file, extracted archive member or inflated DICOM object, bytes
 ``MEDREVIEW_MAX_FRAME_PIXELS``          pixels (rows * columns) in one decoded frame
 ``MEDREVIEW_MAX_DECODED_BYTES``         decoded pixel data of one object, all frames, bytes
 ``MEDREVIEW_MAX_FRAMES``                frames in one object
 ``MEDREVIEW_MAX_ARCHIVE_MEMBERS``       members in one zip archive
 ``MEDREVIEW_MAX_ARCHIVE_TOTAL_BYTES``   uncompressed size of one zip archive, bytes
-``MEDREVIEW_MAX_COMPRESSION_RATIO``     uncompressed / compressed size of one zip member (a float)
+``MEDREVIEW_MAX_COMPRESSION_RATIO``     uncompressed / compressed size of one zip member or deflated
+                                        DICOM object (a float; outputs under 1 MiB are not judged)
 ``MEDREVIEW_MAX_ELEMENT_BYTES``         one non-pixel DICOM element, bytes
 
 A value that is not a number raises ``ValueError`` naming the variable.
@@ -24,7 +25,10 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["IngestLimits", "Settings", "get_settings"]
+__all__ = ["COMPRESSION_RATIO_MIN_BYTES", "IngestLimits", "Settings", "get_settings"]
+
+# Unpacked sizes up to this are not judged on compression ratio (IngestLimits.max_unpacked_bytes).
+COMPRESSION_RATIO_MIN_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -38,12 +42,21 @@ class IngestLimits:
     # Bytes of decoded pixel data for a whole object (all frames), guards lying headers.
     max_decoded_bytes: int = 2 * 1024 * 1024 * 1024
     max_frames: int = 5000
-    # Zip archives: member count, total uncompressed size, and per-member compression ratio.
+    # Zip archives: member count, total uncompressed size, and per-member compression ratio (which
+    # also bounds a deflated DICOM object: see ``max_unpacked_bytes``).
     max_archive_members: int = 20000
     max_archive_total_bytes: int = 4 * 1024 * 1024 * 1024
     max_compression_ratio: float = 200.0
     # A single non-pixel DICOM element (e.g. a private blob), bytes.
     max_element_bytes: int = 16 * 1024 * 1024
+
+    def max_unpacked_bytes(self, compressed_bytes: int) -> int:
+        """The most that ``compressed_bytes`` may unpack to under ``max_compression_ratio``.
+
+        Up to ``COMPRESSION_RATIO_MIN_BYTES`` always passes: a small file of zeros is harmless (and a
+        blank image compresses a thousand times).
+        """
+        return max(COMPRESSION_RATIO_MIN_BYTES, int(max(compressed_bytes, 0) * self.max_compression_ratio))
 
 
 def _int_env(name: str, default: int) -> int:

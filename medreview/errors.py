@@ -14,7 +14,10 @@ person at the screen (no tracebacks, no jargon where a plain word does). Pages a
 
 from __future__ import annotations
 
+import re
+
 __all__ = [
+    "OUT_OF_MEMORY_REASON",
     "ImagingError",
     "IngestError",
     "JobCancelled",
@@ -54,12 +57,27 @@ class PermissionDeniedError(MedreviewError):
     """The acting user may not do this."""
 
 
+# An absolute path (POSIX or Windows) of two parts or more; not the path part of a URL.
+_ABSOLUTE_PATH = re.compile(r"(?<![\w:/.\\])(?:[A-Za-z]:)?(?:[\\/][^\s\\/'\"]+){2,}")
+
+# What a user sees for an exception that means the machine ran out of memory, not that the file is bad.
+OUT_OF_MEMORY_REASON = "not enough memory (its data may be far larger than its header says)"
+
+
 def short_reason(error: BaseException) -> str:
     """First meaningful line of a third-party exception message, trimmed for a human (at most 200
-    characters), for messages such as "cannot decode this image: <reason>"."""
+    characters), for messages such as "cannot decode this image: <reason>".
+
+    The server's paths never reach the user: an absolute path in the message reads "<path>". A
+    ``MemoryError`` gives :data:`OUT_OF_MEMORY_REASON` whatever its text (numpy's names shapes, zlib's
+    a buffer).
+    """
+    if isinstance(error, MemoryError):
+        return OUT_OF_MEMORY_REASON
     lines = [line.strip(" :-") for line in str(error).splitlines() if line.strip(" :-")]
     if not lines:
         return type(error).__name__
     # pydicom's "all plugins failed" message lists one reason per plug-in on the following lines.
     reason = lines[1] if len(lines) > 1 and lines[0].startswith("Unable to decode") else lines[0]
+    reason = _ABSOLUTE_PATH.sub("<path>", reason)
     return reason if len(reason) <= 200 else reason[:197] + "..."

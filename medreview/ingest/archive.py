@@ -32,8 +32,6 @@ __all__ = ["ArchiveMember", "is_zip", "iter_zip_members"]
 _LOCAL_HEADER_MAGIC = b"PK\x03\x04"
 _EMPTY_ARCHIVE_MAGIC = b"PK\x05\x06"
 _READ_CHUNK_BYTES = 1024 * 1024
-# Members smaller than this are not judged on compression ratio: a small file of zeros is harmless.
-_RATIO_CHECK_MIN_BYTES = 1024 * 1024
 _DRIVE_LETTER = re.compile(r"^[A-Za-z]:")
 # Files that archive tools add on their own; skipped without a word.
 _JUNK_DIRECTORIES = frozenset({"__MACOSX"})
@@ -154,9 +152,7 @@ def _header_refusal(info: zipfile.ZipInfo, limits: IngestLimits) -> str | None:
         return _NESTED_ARCHIVE
     if info.file_size > limits.max_file_bytes:
         return f"file too large: {info.file_size:,} bytes unpacked (limit {limits.max_file_bytes:,})"
-    if info.file_size > _RATIO_CHECK_MIN_BYTES and (
-        info.compress_size <= 0 or info.file_size / info.compress_size > limits.max_compression_ratio
-    ):
+    if info.file_size > limits.max_unpacked_bytes(info.compress_size):
         return (
             f"suspicious compression: {info.compress_size:,} bytes unpack to {info.file_size:,} "
             f"(more than {limits.max_compression_ratio:g} times); refusing a possible zip bomb"

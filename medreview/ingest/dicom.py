@@ -5,6 +5,12 @@ that are not images, use a transfer syntax we cannot decode, or carry headers th
 size, and then decodes the pixel data once to prove the image can be shown. Everything it refuses
 raises :class:`~medreview.errors.IngestError` with a message written for a radiologist.
 
+Decompression bombs are refused before they cost memory: a deflated object is inflated in bounded
+steps and refused past the limits; native pixel data longer than the header says is refused (a
+gigabyte of zeros behind a 16 x 16 header deflates to a megabyte); each compressed frame's own
+header (JPEG SOF, JPEG 2000 SIZ) must give the image size of the DICOM header before a decoder,
+which allocates what the frame says, is let near it.
+
 :func:`open_dataset` is the one place that turns DICOM bytes (or a stored file) into a pydicom
 ``Dataset``, including legacy files without the 128-byte preamble and file meta header; the display
 pipeline in :mod:`medreview.imaging` uses it too.
@@ -15,25 +21,35 @@ from __future__ import annotations
 import io
 import math
 import struct
+import warnings
+import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pydicom
 from pydicom.datadict import tag_for_keyword
-from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
+from pydicom.encaps import generate_fragmented_frames
+from pydicom.filereader import read_dataset
 from pydicom.multival import MultiValue
 from pydicom.pixels import get_decoder
 from pydicom.sequence import Sequence
 from pydicom.uid import (
     UID,
+    DeflatedExplicitVRLittleEndian,
     ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
+    JPEG2000TransferSyntaxes,
+    JPEGLSTransferSyntaxes,
+    JPEGTransferSyntaxes,
 )
 
-from medreview.config import IngestLimits
+from medreview.config import IngestLimits, get_settings
 from medreview.errors import IngestError, short_reason
+from medreview.imaging.codestreams import frame_header
 from medreview.imaging.tags import PIXEL_DATA_TAGS
 
 __all__ = ["DicomInfo", "looks_like_dicom", "open_dataset", "read_dicom", "read_dicom_dataset"]
@@ -46,6 +62,24 @@ _UNDEFINED_LENGTH = 0xFFFFFFFF
 _VALUE_REPRESENTATIONS = frozenset(
     b"AE AS AT CS DA DS DT FD FL IS LO LT OB OD OF OL OV OW PN SH SL SQ SS ST SV TM UC UI UL UN UR US UT UV".split()
 )
+# Explicit-VR elements whose length is 4 bytes after 2 reserved ones (PS3.5 7.1.2); the others have 2.
+_LONG_LENGTH_VALUE_REPRESENTATIONS = frozenset(b"OB OD OF OL OV OW SQ SV UC UN UR UT UV".split())
+_DEFLATED_UID = str(DeflatedExplicitVRLittleEndian).encode("ascii")
+# A deflated dataset is inflated this many bytes at a time (output), from this many bytes of input.
+_INFLATE_OUTPUT_BYTES = 16 * 1024 * 1024
+_INFLATE_INPUT_BYTES = 1024 * 1024
+# Native pixel data may run past what the header implies by its padding to an even length and by
+# this much more (some writers pad, e.g. pydicom's MR_small_padded.dcm: 128 bytes); more is refused,
+# since nothing decodes it and a gigabyte of it deflates to a megabyte.
+_PIXEL_DATA_SLACK_BYTES = 4096
+# Transfer syntaxes whose every frame starts with a header giving its size (JPEG SOF, JPEG-LS SOF55,
+# JPEG 2000 SIZ); RLE's segments decode into a buffer sized from the DICOM header instead.
+_CODECS_WITH_FRAME_HEADERS = frozenset(
+    str(uid) for uid in (*JPEGTransferSyntaxes, *JPEGLSTransferSyntaxes, *JPEG2000TransferSyntaxes)
+)
+# A progressive JPEG is decoded again for every scan: thousands of tiny repeated scans cost minutes of
+# CPU for one small file, where a real one has about ten scans a component.
+_MAX_JPEG_SCANS = 500
 
 
 @dataclass(frozen=True)
@@ -103,26 +137,40 @@ def _has_preamble(data: bytes) -> bool:
     return data[_PREAMBLE_LENGTH : _PREAMBLE_LENGTH + 4] == _MAGIC
 
 
-def open_dataset(source: Path | bytes) -> Dataset:
+def open_dataset(source: Path | bytes, limits: IngestLimits | None = None) -> Dataset:
     """Parse DICOM bytes or a stored file into a pydicom ``Dataset`` (pixel data not decoded).
 
     ``force=True`` is used only for objects without the "DICM" preamble that :func:`looks_like_dicom`
     accepts; when the file meta header is missing, its transfer syntax is filled in from the encoding
     pydicom detected so that the pixel data can be decoded.
+
+    A deflated object (Deflated Explicit VR Little Endian) is inflated in bounded steps and refused
+    once it passes ``limits.max_file_bytes`` (what the same object may weigh uncompressed) or, past
+    1 MiB, ``limits.max_compression_ratio`` times its compressed size; pydicom alone would inflate all
+    of it first. ``limits`` default to the configured ones.
     """
     try:
         data = source.read_bytes() if isinstance(source, Path) else bytes(source)
     except OSError as error:
-        raise IngestError(f"cannot read the file: {error.strerror or error}") from error
+        # strerror, not the exception: its text names the server's path.
+        raise IngestError(f"cannot read the file: {error.strerror or type(error).__name__}") from error
     if not data:
         raise IngestError("empty file: no DICOM data")
     has_preamble = _has_preamble(data)
     if not has_preamble and not looks_like_dicom(data):
         raise IngestError("not a DICOM file (no 'DICM' marker and no DICOM header at the start)")
+    deflated_start = _deflated_dataset_start(data, _PREAMBLE_LENGTH + 4 if has_preamble else 0)
+    parsed: bytes | bytearray = data
     try:
-        # Small objects: BytesIO's C reads are faster than any Python reader; copies cost nothing.
-        reader = _ZeroCopyReader(data) if len(data) >= _ZeroCopyReader.VIEW_THRESHOLD else io.BytesIO(data)
-        dataset = pydicom.dcmread(reader, force=not has_preamble)
+        if deflated_start is not None:
+            parsed = _inflate_capped(memoryview(data)[deflated_start:], limits or get_settings().limits)
+            dataset = _read_inflated(data[:deflated_start], parsed, has_preamble)
+        else:
+            # Small objects: BytesIO's C reads are faster than any Python reader; copies cost nothing.
+            reader = _ZeroCopyReader(data) if len(data) >= _ZeroCopyReader.VIEW_THRESHOLD else io.BytesIO(data)
+            dataset = pydicom.dcmread(reader, force=not has_preamble)
+    except IngestError:
+        raise
     except Exception as error:  # pydicom raises many types for broken headers
         raise IngestError(f"unreadable DICOM header: {short_reason(error)}") from error
     if not isinstance(dataset, Dataset) or len(dataset) == 0:
@@ -132,8 +180,95 @@ def open_dataset(source: Path | bytes) -> Dataset:
             )
         raise IngestError("not a DICOM file (no data elements could be read)")
     _fill_transfer_syntax(dataset)
-    if len(data) >= _ZeroCopyReader.VIEW_THRESHOLD:
+    if len(parsed) >= _ZeroCopyReader.VIEW_THRESHOLD:
         _copy_views_except_native_pixels(dataset)
+    return dataset
+
+
+def _deflated_dataset_start(data: bytes, meta_start: int) -> int | None:
+    """Where the (compressed) dataset starts when the file meta elements from ``meta_start`` on (after
+    the preamble, or at 0 in a file without one) give Deflated Explicit VR Little Endian as the
+    transfer syntax; None for any other syntax, or no file meta."""
+    position = meta_start
+    transfer_syntax = b""
+    while position + 8 <= len(data):
+        group, element = struct.unpack_from("<HH", data, position)
+        if group != 0x0002:
+            break
+        value_representation = data[position + 4 : position + 6]
+        if value_representation in _LONG_LENGTH_VALUE_REPRESENTATIONS:
+            (length,) = struct.unpack_from("<I", data, position + 8) if position + 12 <= len(data) else (0,)
+            header_length = 12
+        elif value_representation in _VALUE_REPRESENTATIONS:
+            (length,) = struct.unpack_from("<H", data, position + 6)
+            header_length = 8
+        else:  # a non-conformant implicit-VR file meta, which pydicom also reads
+            (length,) = struct.unpack_from("<I", data, position + 4)
+            header_length = 8
+        if length == _UNDEFINED_LENGTH:
+            return None
+        if element == 0x0010:
+            transfer_syntax = data[position + header_length : position + header_length + length].rstrip(b"\x00 ")
+        position += header_length + length
+    return position if transfer_syntax == _DEFLATED_UID and position <= len(data) else None
+
+
+def _inflate_capped(compressed: memoryview, limits: IngestLimits) -> bytearray:
+    """Inflate a raw deflate stream (PS3.5 A.5) without ever holding more than the limits allow.
+
+    Refused past ``limits.max_file_bytes`` or past the compression-ratio limit, whichever is lower:
+    a 1 MB file whose header says 16 x 16 must not take a gigabyte to find out that it lies.
+    """
+    cap = min(limits.max_file_bytes, limits.max_unpacked_bytes(len(compressed)))
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    inflated = bytearray()
+    position = 0
+    pending = b""  # input that the last call had no room to inflate
+    try:
+        while not inflater.eof:
+            if not pending and position < len(compressed):
+                pending = compressed[position : position + _INFLATE_INPUT_BYTES]
+                position += len(pending)
+            chunk = inflater.decompress(pending, min(_INFLATE_OUTPUT_BYTES, cap + 1 - len(inflated)))
+            pending = inflater.unconsumed_tail
+            inflated += chunk
+            if len(inflated) > cap:
+                break
+            if not chunk and not pending and position >= len(compressed):
+                break  # all input used and nothing more comes out: the stream is cut short
+    except zlib.error as error:
+        raise IngestError("damaged deflated DICOM: its compressed data cannot be inflated") from error
+    if len(inflated) > cap:
+        if cap == limits.max_file_bytes:
+            raise IngestError(
+                f"DICOM data too large once inflated: more than {cap:,} bytes "
+                f"(limit {limits.max_file_bytes:,}); refusing a possible decompression bomb"
+            )
+        raise IngestError(
+            f"suspicious compression: {len(compressed):,} bytes of deflated DICOM inflate to more than "
+            f"{cap:,} (more than {limits.max_compression_ratio:g} times); refusing a possible decompression bomb"
+        )
+    if not inflater.eof:
+        raise IngestError("truncated or damaged DICOM: its deflated data ends early")
+    return inflated
+
+
+def _read_inflated(header: bytes, inflated: bytearray, has_preamble: bool) -> FileDataset:
+    """The dataset of a deflated file from its preamble and file meta (``header``) and its inflated
+    dataset, read as pydicom reads one (Explicit VR Little Endian once inflated)."""
+    # The header alone reads as a file with an empty dataset (pydicom stops at its end).
+    preamble_and_meta = pydicom.dcmread(io.BytesIO(header), force=not has_preamble)
+    reader = _ZeroCopyReader(inflated) if len(inflated) >= _ZeroCopyReader.VIEW_THRESHOLD else io.BytesIO(inflated)
+    body = read_dataset(reader, is_implicit_VR=False, is_little_endian=True)
+    dataset = FileDataset(
+        "",
+        body,
+        preamble=preamble_and_meta.preamble,
+        file_meta=preamble_and_meta.file_meta,
+        is_implicit_VR=False,
+        is_little_endian=True,
+    )
+    dataset.set_original_encoding(False, True, body.original_character_set)
     return dataset
 
 
@@ -227,11 +362,14 @@ def read_dicom_dataset(data: bytes, limits: IngestLimits) -> tuple[DicomInfo, Da
     decoded, then decodes the pixel data once to prove it is readable. Raises ``IngestError``.
     """
     try:
-        dataset = open_dataset(data)
-        if len(data) > limits.max_element_bytes:  # no element can be longer than the file
-            _check_element_sizes(dataset, limits)
+        dataset = open_dataset(data, limits)
         transfer_syntax = _transfer_syntax(dataset)
+        # No element can be longer than the file, unless the file was deflated.
+        if len(data) > limits.max_element_bytes or transfer_syntax.is_deflated:
+            _check_element_sizes(dataset, limits)
         geometry = _check_image_geometry(dataset, transfer_syntax, limits)
+        if transfer_syntax.is_compressed:
+            _check_compressed_frames(dataset, transfer_syntax, geometry)
         if not _plainly_readable(dataset, transfer_syntax, geometry):
             _decode_once(dataset, transfer_syntax)
         return _info_from(dataset, transfer_syntax, geometry.number_of_frames), dataset
@@ -377,7 +515,80 @@ def _check_image_geometry(dataset: Dataset, transfer_syntax: UID, limits: Ingest
             raise IngestError(
                 f"truncated DICOM: pixel data ends early (expected {expected_bytes} bytes, found {found_bytes})"
             )
+        # YBR_FULL_422 with three full samples a pixel is a known writer error that decoders accept.
+        largest_bytes = math.ceil(rows * columns * number_of_frames * samples_per_pixel * bits_allocated / 8)
+        if found_bytes > largest_bytes + largest_bytes % 2 + _PIXEL_DATA_SLACK_BYTES:
+            raise IngestError(
+                f"pixel data longer than its header says: {found_bytes:,} bytes where {number_of_frames} frame(s) "
+                f"of {columns} x {rows} take {expected_bytes:,}; refusing a possibly hostile file"
+            )
     return _Geometry(rows, columns, number_of_frames, samples_per_pixel, bits_allocated)
+
+
+def _check_compressed_frames(dataset: Dataset, transfer_syntax: UID, geometry: _Geometry) -> None:
+    """Refuse, before any decoder runs, encapsulated pixel data that holds more frames than the header
+    says, or a frame whose own header (JPEG SOF, JPEG-LS SOF55, JPEG 2000 SIZ) gives another size or
+    number of components than Rows, Columns and SamplesPerPixel: a decoder allocates what the frame
+    says (a 1.5 MB JPEG can say 20000 x 20000), and the limits were checked against the DICOM header.
+    """
+    element = dataset.get_item(0x7FE00010)
+    encapsulated = element.value if element is not None else None
+    if not isinstance(encapsulated, bytes | bytearray):
+        return  # no pixel data, or not encapsulated: the decoder refuses it
+    needs_header = str(transfer_syntax) in _CODECS_WITH_FRAME_HEADERS
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pydicom warns about missing end-of-image markers here
+        frames = generate_fragmented_frames(
+            encapsulated, number_of_frames=geometry.number_of_frames, extended_offsets=_extended_offsets(dataset)
+        )
+        for index, fragments in enumerate(_frames_or_refusal(frames, transfer_syntax)):
+            number = index + 1
+            if number > geometry.number_of_frames:
+                raise IngestError(
+                    f"compressed pixel data holds more frames than its header's {geometry.number_of_frames}; "
+                    "refusing a possibly hostile file"
+                )
+            if not needs_header:
+                continue
+            header = frame_header(fragments[0] if len(fragments) == 1 else b"".join(fragments))
+            if header is None:
+                raise IngestError(
+                    f"damaged compressed image: frame {number} has no readable frame header ({transfer_syntax.name})"
+                )
+            if (header.rows, header.columns, header.components) != (
+                geometry.rows,
+                geometry.columns,
+                geometry.samples_per_pixel,
+            ):
+                raise IngestError(
+                    f"compressed frame {number} says it is {header.columns} x {header.rows} pixels with "
+                    f"{header.components} component(s) where the DICOM header says {geometry.columns} x "
+                    f"{geometry.rows} with {geometry.samples_per_pixel}; refusing a possible decompression bomb"
+                )
+            if header.scans > _MAX_JPEG_SCANS:
+                raise IngestError(
+                    f"compressed frame {number} has {header.scans:,} scans (limit {_MAX_JPEG_SCANS:,}); "
+                    "refusing a possible decompression bomb"
+                )
+
+
+def _frames_or_refusal(frames: Iterator[tuple[bytes, ...]], transfer_syntax: UID) -> Iterator[tuple[bytes, ...]]:
+    """``frames``, with pydicom's errors on broken encapsulation (fewer fragments than frames, a
+    damaged item) turned into the refusal a decoder's would give."""
+    try:
+        yield from frames
+    except Exception as error:  # ValueError, struct.error, EOFError, ...
+        raise IngestError(f"cannot decode pixel data ({transfer_syntax.name}): {short_reason(error)}") from error
+
+
+def _extended_offsets(dataset: Dataset) -> tuple[bytes, bytes] | None:
+    """The raw Extended Offset Table and its lengths, as pydicom's decoder uses them; None if absent."""
+    offsets, lengths = dataset.get_item(0x7FE00001), dataset.get_item(0x7FE00002)
+    if offsets is None or lengths is None:
+        return None
+    if not isinstance(offsets.value, bytes | bytearray) or not isinstance(lengths.value, bytes | bytearray):
+        return None
+    return bytes(offsets.value), bytes(lengths.value)
 
 
 def _object_kind(dataset: Dataset) -> str:

@@ -25,7 +25,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from medreview.errors import IngestError
+from medreview.errors import OUT_OF_MEMORY_REASON, IngestError
 from medreview.ingest.archive import is_zip, iter_zip_members
 from medreview.ingest.deid import DeidResult, deidentify_dataset, strip_raster_metadata
 from medreview.ingest.dicom import DicomInfo, looks_like_dicom, read_dicom_dataset
@@ -520,6 +520,10 @@ def ingest_files(
                     accepted = _check_fits(accepted)
                 except IngestError as error:
                     results.append(IngestResult(item.name, REJECTED, str(error)))
+                except MemoryError:
+                    # The exception's text is for developers; the file is refused, the batch goes on.
+                    log.warning("ran out of memory inspecting an upload")
+                    results.append(IngestResult(item.name, REJECTED, f"not stored: {OUT_OF_MEMORY_REASON}"))
                 except Exception as error:  # a decoder bug must not abort the batch
                     log.exception("unexpected error inspecting an upload")
                     results.append(IngestResult(item.name, REJECTED, f"unreadable file ({type(error).__name__})"))

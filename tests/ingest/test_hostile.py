@@ -24,16 +24,20 @@ import numpy as np
 import pydicom
 import pytest
 from PIL import Image as PILImage
-from pydicom.uid import RLELossless
+from pydicom.encaps import encapsulate, generate_frames
+from pydicom.uid import DeflatedExplicitVRLittleEndian, RLELossless
 from sqlalchemy import select
 
 from medreview.config import IngestLimits
+from medreview.errors import ImagingError
+from medreview.imaging.decoding import decode_dicom, decode_file
 from medreview.ingest import IngestResult, InputFile, ingest_files
 from medreview.reading.reads import LOCAL_ACTOR
 from medreview.store import Store
 from medreview.store.models import Image
 from tests.conftest import make_settings
 from tests.helpers import corpus_file, dicom_bytes
+from tests.ingest.bomb_files import deflated_dicom, flat_jpeg, jpeg_dicom
 
 GOOD_NAME = "good/CT0001.dcm"
 
@@ -287,6 +291,146 @@ def test_dicom_with_a_huge_private_element_is_refused(tight_store: Store) -> Non
     dataset.save_as(buffer)
     results = ingest_with_a_good_file(tight_store, InputFile("private.dcm", buffer.getvalue()))
     assert_rejected(results, "private.dcm", "DICOM element (0099,1001) is too large", "100,000 bytes")
+
+
+# --- decompression bombs inside DICOM --------------------------------------------------------
+
+
+@pytest.mark.parametrize("preamble", [True, False], ids=["part-10-file", "no-preamble"])
+def test_deflated_dicom_that_inflates_far_past_its_size_is_refused_before_it_is_inflated(
+    store: Store, preamble: bool
+) -> None:
+    bomb = deflated_dicom(zero_bytes=64 * 1024 * 1024)  # 64 MiB of zeros behind a 16 x 16 header
+    bomb = bomb if preamble else bomb[128 + 4 :]  # a legacy file starting with its file meta elements
+    assert len(bomb) < 100_000
+    results = ingest_with_a_good_file(store, InputFile("deflated-bomb.dcm", bomb))
+    assert_rejected(
+        results, "deflated-bomb.dcm", "suspicious compression", "more than 200 times", "possible decompression bomb"
+    )
+
+
+def test_deflated_bomb_stored_before_ingest_refused_it_is_not_inflated_at_display() -> None:
+    # A store may hold one from an earlier release: each display inflated it again.
+    with pytest.raises(ImagingError, match="suspicious compression"):
+        decode_dicom(deflated_dicom(zero_bytes=64 * 1024 * 1024))
+
+
+def test_deflated_dicom_past_the_file_limit_once_inflated_is_refused(tight_store: Store) -> None:
+    # Two-bit noise deflates about 4:1, well under the ratio limit (50 here), and 6 MiB of it inflate
+    # past the 4 MiB file limit: the same limit an uncompressed upload of it would meet.
+    noise = np.random.default_rng(7).integers(0, 4, 6 * 1024 * 1024, dtype=np.uint8).tobytes()
+    big = deflated_dicom(pixel_data=noise, rows=2048, columns=3072)
+    assert len(big) < 4 * 1024 * 1024
+    results = ingest_with_a_good_file(tight_store, InputFile("big-deflated.dcm", big))
+    assert_rejected(results, "big-deflated.dcm", "too large once inflated", "limit 4,194,304")
+
+
+def test_deflated_dicom_with_pixel_data_longer_than_its_header_is_refused(store: Store) -> None:
+    # Under 1 MiB inflated, so not judged on compression ratio: refused because nothing decodes the rest.
+    results = ingest_with_a_good_file(store, InputFile("long.dcm", deflated_dicom(zero_bytes=512 * 1024)))
+    assert_rejected(results, "long.dcm", "pixel data longer than its header says", "of 16 x 16 take 256")
+
+
+def test_deflated_dicom_cut_short_is_refused_with_a_plain_reason(store: Store) -> None:
+    cut = deflated_dicom(pixel_data=bytes(range(256)))[:-40]
+    results = ingest_with_a_good_file(store, InputFile("cut-deflated.dcm", cut))
+    assert_rejected(results, "cut-deflated.dcm", "truncated or damaged DICOM: its deflated data ends early")
+
+
+def test_deflated_dicom_is_stored_and_decodes_from_the_store(store: Store) -> None:
+    pixels = (np.arange(64 * 64, dtype=np.uint16).reshape(64, 64) * 7 % 4096).astype(np.uint16)
+    dataset = pydicom.dcmread(io.BytesIO(dicom_bytes("DEFLATED", pixels=pixels)))
+    dataset.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+    buffer = io.BytesIO()
+    dataset.save_as(buffer, enforce_file_format=True)
+    [result] = ingest_files(store, LOCAL_ACTOR, [InputFile("deflated.dcm", buffer.getvalue())])
+    assert result.status == "stored", result.reason
+    with store.db.read() as session:
+        stored = session.get(Image, result.image_id)
+        assert stored is not None
+        path = store.blobs.path_for(stored.sha256)
+    decoded = decode_file(path, "dicom")  # inflated again, within the limits
+    assert np.array_equal(decoded.frames[0], pixels.astype(np.float32) - 1024)  # CT: intercept -1024
+
+
+@pytest.mark.parametrize(("trailer_bytes", "stored"), [(128, True), (64 * 1024, False)], ids=["padding", "payload"])
+def test_native_pixel_data_may_carry_padding_but_not_a_payload(store: Store, trailer_bytes: int, stored: bool) -> None:
+    dataset = pydicom.dcmread(io.BytesIO(a_valid_dicom("TRAILER")))
+    dataset.PixelData = dataset.PixelData + b"\xab" * trailer_bytes  # 64 x 64 x 2 bytes = 8,192 expected
+    buffer = io.BytesIO()
+    dataset.save_as(buffer)
+    results = ingest_files(store, LOCAL_ACTOR, [InputFile("trailer.dcm", buffer.getvalue())])
+    assert [result.status for result in results] == ["stored" if stored else "rejected"]
+    if not stored:
+        assert "pixel data longer than its header says: 73,728 bytes" in results[0].reason
+
+
+def test_jpeg_frame_that_matches_its_header_is_stored(store: Store) -> None:
+    """The builder's JPEG is a real one: the bombs below are refused for their size, not their bytes."""
+    [result] = ingest_files(store, LOCAL_ACTOR, [InputFile("flat.dcm", jpeg_dicom([flat_jpeg(16, 16)] * 2, 16, 16))])
+    assert result.status == "stored", result.reason
+
+
+@pytest.mark.parametrize(
+    ("frame", "frame_count", "says"),
+    [(flat_jpeg(20000, 20000), 1, "20000 x 20000"), (flat_jpeg(4096, 4096), 40, "4096 x 4096")],
+    ids=["one-frame-of-400-megapixels", "40-frames-of-16-megapixels"],
+)
+def test_jpeg_frames_larger_than_the_dicom_header_are_refused_before_decoding(
+    store: Store, frame: bytes, frame_count: int, says: str
+) -> None:
+    bomb = jpeg_dicom([frame] * frame_count, rows=16, columns=16)
+    assert len(bomb) < 3_000_000
+    results = ingest_with_a_good_file(store, InputFile("jpeg-bomb.dcm", bomb))
+    assert_rejected(
+        results,
+        "jpeg-bomb.dcm",
+        f"compressed frame 1 says it is {says} pixels with 1 component(s) where the DICOM header says 16 x 16",
+        "possible decompression bomb",
+    )
+
+
+def _claiming_8000_by_8000(name: str) -> bytes:
+    """A real JPEG 2000 / JPEG-LS corpus file whose frame header is rewritten to say 8000 x 8000."""
+    dataset = pydicom.dcmread(corpus_file(name))
+    frame = bytearray(next(generate_frames(dataset.PixelData, number_of_frames=1)))
+    siz = frame.find(b"\xff\x4f\xff\x51")
+    if siz == 0:  # JPEG 2000 SIZ: Xsiz, Ysiz after the marker, its length and Rsiz (origin 0 here)
+        assert struct.unpack_from(">II", frame, 16) == (0, 0)
+        frame[8:16] = struct.pack(">II", 8000, 8000)
+    else:  # JPEG-LS SOF55: precision, then Y and X
+        frame_header = frame.find(b"\xff\xf7")
+        frame[frame_header + 5 : frame_header + 9] = struct.pack(">HH", 8000, 8000)
+    dataset.PixelData = encapsulate([bytes(frame)])
+    buffer = io.BytesIO()
+    dataset.save_as(buffer)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("name", ["MR_small_jp2klossless.dcm", "MR_small_jpeg_ls_lossless.dcm"])
+def test_jpeg_2000_and_jpeg_ls_frames_larger_than_the_header_are_refused(store: Store, name: str) -> None:
+    results = ingest_with_a_good_file(store, InputFile(name, _claiming_8000_by_8000(name)))
+    assert_rejected(results, name, "compressed frame 1 says it is 8000 x 8000 pixels", "header says 64 x 64")
+
+
+def test_compressed_pixel_data_holding_more_frames_than_its_header_is_refused(store: Store) -> None:
+    # pydicom would decode the third frame too ("excess frames") and hand back more than was counted.
+    extra = jpeg_dicom([flat_jpeg(16, 16)] * 3, rows=16, columns=16, number_of_frames=2)
+    results = ingest_with_a_good_file(store, InputFile("extra-frames.dcm", extra))
+    assert_rejected(results, "extra-frames.dcm", "compressed pixel data holds more frames than its header's 2")
+
+
+def test_progressive_jpeg_with_a_thousand_repeated_scans_is_refused(store: Store) -> None:
+    # A progressive JPEG is decoded again for each scan: repeating its last one makes a small file
+    # cost minutes of CPU (Pillow decodes every repetition).
+    picture = np.random.default_rng(3).integers(0, 255, (64, 64), dtype=np.uint8)
+    buffer = io.BytesIO()
+    PILImage.fromarray(picture).save(buffer, format="JPEG", progressive=True)
+    progressive = buffer.getvalue()
+    last_scan = progressive[progressive.rfind(b"\xff\xda") : -2]  # up to the end-of-image marker
+    repeated = progressive[:-2] + last_scan * 1000 + b"\xff\xd9"
+    results = ingest_with_a_good_file(store, InputFile("scans.dcm", jpeg_dicom([repeated], rows=64, columns=64)))
+    assert_rejected(results, "scans.dcm", "compressed frame 1 has 1,0", "scans (limit 500)")
 
 
 # --- things that are not images --------------------------------------------------------------
