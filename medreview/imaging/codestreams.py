@@ -19,7 +19,11 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-__all__ = ["FrameHeader", "frame_header"]
+__all__ = ["MAX_JPEG_SCANS", "FrameHeader", "frame_header"]
+
+# A progressive JPEG is decoded again for every scan: thousands of tiny repeated scans cost minutes of
+# CPU for one small file, where a real one has about ten scans a component. More are refused.
+MAX_JPEG_SCANS = 500
 
 _JPEG_SOI = b"\xff\xd8"
 _J2K_SOC_SIZ = b"\xff\x4f\xff\x51"

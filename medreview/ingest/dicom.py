@@ -49,7 +49,7 @@ from pydicom.uid import (
 
 from medreview.config import IngestLimits, get_settings
 from medreview.errors import IngestError, short_reason
-from medreview.imaging.codestreams import frame_header
+from medreview.imaging.codestreams import MAX_JPEG_SCANS, frame_header
 from medreview.imaging.tags import PIXEL_DATA_TAGS
 
 __all__ = ["DicomInfo", "looks_like_dicom", "open_dataset", "read_dicom", "read_dicom_dataset"]
@@ -77,9 +77,6 @@ _PIXEL_DATA_SLACK_BYTES = 4096
 _CODECS_WITH_FRAME_HEADERS = frozenset(
     str(uid) for uid in (*JPEGTransferSyntaxes, *JPEGLSTransferSyntaxes, *JPEG2000TransferSyntaxes)
 )
-# A progressive JPEG is decoded again for every scan: thousands of tiny repeated scans cost minutes of
-# CPU for one small file, where a real one has about ten scans a component.
-_MAX_JPEG_SCANS = 500
 
 
 @dataclass(frozen=True)
@@ -565,9 +562,9 @@ def _check_compressed_frames(dataset: Dataset, transfer_syntax: UID, geometry: _
                     f"{header.components} component(s) where the DICOM header says {geometry.columns} x "
                     f"{geometry.rows} with {geometry.samples_per_pixel}; refusing a possible decompression bomb"
                 )
-            if header.scans > _MAX_JPEG_SCANS:
+            if header.scans > MAX_JPEG_SCANS:
                 raise IngestError(
-                    f"compressed frame {number} has {header.scans:,} scans (limit {_MAX_JPEG_SCANS:,}); "
+                    f"compressed frame {number} has {header.scans:,} scans (limit {MAX_JPEG_SCANS:,}); "
                     "refusing a possible decompression bomb"
                 )
 

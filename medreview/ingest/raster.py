@@ -21,6 +21,7 @@ from PIL import Image
 
 from medreview.config import IngestLimits
 from medreview.errors import IngestError
+from medreview.imaging.codestreams import MAX_JPEG_SCANS, frame_header
 
 __all__ = ["RasterInfo", "looks_like_raster", "read_raster", "strip_jpeg_codestream", "strip_metadata"]
 
@@ -98,6 +99,12 @@ def read_raster(data: bytes, limits: IngestLimits) -> RasterInfo:
             raise IngestError(f"damaged {image_format} image: it declares an empty size ({width} x {height})")
         if width * height > limits.max_frame_pixels:
             raise _too_large(width, height, limits)
+        header = frame_header(data) if image_format == "JPEG" else None
+        if header is not None and header.scans > MAX_JPEG_SCANS:
+            raise IngestError(
+                f"JPEG image with {header.scans:,} scans (limit {MAX_JPEG_SCANS:,}); "
+                "refusing a possible decompression bomb"
+            )
         try:
             image.load()
         except Exception as error:  # OSError "image file is truncated", zlib errors, SyntaxError...
@@ -114,10 +121,6 @@ def _too_large(width: int, height: int, limits: IngestLimits) -> IngestError:
     )
 
 
-# JPEG start-of-frame markers: SOF0-SOF15 except DHT (C4), JPG (C8) and DAC (CC).
-_JPEG_FRAME_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
-
-
 def _declared_size(data: bytes, image_format: str) -> tuple[int, int] | None:
     """(width, height) as the PNG IHDR or the JPEG frame header states it; None if unreadable."""
     if image_format == "PNG":
@@ -125,20 +128,8 @@ def _declared_size(data: bytes, image_format: str) -> tuple[int, int] | None:
             return None
         width, height = struct.unpack_from(">II", data, 16)
         return width, height
-    position = 2
-    while position + 9 <= len(data):
-        if data[position] != 0xFF:
-            return None
-        marker = data[position + 1]
-        if marker == 0xFF:  # fill byte
-            position += 1
-            continue
-        (segment_length,) = struct.unpack_from(">H", data, position + 2)
-        if marker in _JPEG_FRAME_MARKERS:
-            height, width = struct.unpack_from(">HH", data, position + 5)
-            return width, height
-        position += 2 + segment_length
-    return None
+    header = frame_header(data)
+    return (header.columns, header.rows) if header is not None else None
 
 
 def strip_metadata(data: bytes) -> bytes:

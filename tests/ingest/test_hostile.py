@@ -96,9 +96,9 @@ def zip_bytes(*members: tuple[str | zipfile.ZipInfo, bytes]) -> bytes:
     return buffer.getvalue()
 
 
-def image_bytes(array: np.ndarray, image_format: str) -> bytes:
+def image_bytes(array: np.ndarray, image_format: str, **options: object) -> bytes:
     buffer = io.BytesIO()
-    PILImage.fromarray(array).save(buffer, format=image_format)
+    PILImage.fromarray(array).save(buffer, format=image_format, **options)
     return buffer.getvalue()
 
 
@@ -203,6 +203,14 @@ def test_decompression_bomb_picture_is_refused_from_its_header(tight_store: Stor
     assert_rejected(results, name, "image too large", "2000 x 2000", "decompression bomb")
 
 
+def repeated_scans_jpeg(repetitions: int) -> bytes:
+    """A real 64 x 64 progressive JPEG whose last scan is repeated ``repetitions`` more times."""
+    picture = np.random.default_rng(3).integers(0, 255, (64, 64), dtype=np.uint8)
+    progressive = image_bytes(picture, "JPEG", progressive=True)
+    last_scan = progressive[progressive.rfind(b"\xff\xda") : -2]  # up to the end-of-image marker
+    return progressive[:-2] + last_scan * repetitions + b"\xff\xd9"
+
+
 def claiming_size(data: bytes, image_format: str, width: int, height: int) -> bytes:
     """A real small PNG/JPEG whose header is rewritten to claim ``width`` x ``height`` pixels."""
     patched = bytearray(data)
@@ -221,6 +229,12 @@ def test_picture_whose_header_claims_a_gigapixel_is_refused(store: Store, image_
     name = f"giant.{image_format.lower()}"
     results = ingest_with_a_good_file(store, InputFile(name, claiming_size(small, image_format, 60_000, 50_000)))
     assert_rejected(results, name, "image too large", "60000 x 50000 pixels", "decompression bomb")
+
+
+def test_progressive_jpeg_picture_with_a_thousand_repeated_scans_is_refused(store: Store) -> None:
+    # Pillow decodes a progressive JPEG once per scan: a small file of repeated scans costs minutes.
+    results = ingest_with_a_good_file(store, InputFile("scans.jpg", repeated_scans_jpeg(1000)))
+    assert_rejected(results, "scans.jpg", "JPEG image with 1,0", "scans (limit 500)", "decompression bomb")
 
 
 @pytest.mark.parametrize("image_format", ["PNG", "JPEG"])
@@ -423,13 +437,8 @@ def test_compressed_pixel_data_holding_more_frames_than_its_header_is_refused(st
 def test_progressive_jpeg_with_a_thousand_repeated_scans_is_refused(store: Store) -> None:
     # A progressive JPEG is decoded again for each scan: repeating its last one makes a small file
     # cost minutes of CPU (Pillow decodes every repetition).
-    picture = np.random.default_rng(3).integers(0, 255, (64, 64), dtype=np.uint8)
-    buffer = io.BytesIO()
-    PILImage.fromarray(picture).save(buffer, format="JPEG", progressive=True)
-    progressive = buffer.getvalue()
-    last_scan = progressive[progressive.rfind(b"\xff\xda") : -2]  # up to the end-of-image marker
-    repeated = progressive[:-2] + last_scan * 1000 + b"\xff\xd9"
-    results = ingest_with_a_good_file(store, InputFile("scans.dcm", jpeg_dicom([repeated], rows=64, columns=64)))
+    frame = repeated_scans_jpeg(1000)
+    results = ingest_with_a_good_file(store, InputFile("scans.dcm", jpeg_dicom([frame], rows=64, columns=64)))
     assert_rejected(results, "scans.dcm", "compressed frame 1 has 1,0", "scans (limit 500)")
 
 
