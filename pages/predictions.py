@@ -6,7 +6,14 @@ from medreview.imaging.overlays import HEATMAP_COLORMAP, colour_bar
 from medreview.jobs import list_jobs, worker_alive
 from medreview.ml.domain import OUTSIDE_TRAINING_DATA
 from medreview.ml.explanations import METHOD_TITLES, ViewMaps, describe_view, request_view_maps
-from medreview.ml.prediction import disagreements, most_uncertain, predictions_table, shown_calls, submit_predictions
+from medreview.ml.prediction import (
+    disagreements,
+    hidden_predictions,
+    most_uncertain,
+    predictions_table,
+    shown_calls,
+    submit_predictions,
+)
 from medreview.ml.registry import active_model
 from medreview.reading.catalog import get_image, image_table
 from ui.session import attempt, get_store, session_actor
@@ -31,23 +38,33 @@ st.caption(
     f"{plain(', '.join(model.class_names))}; {part} AUC {auc_text})"
 )
 
-with st.expander("Run the model", expanded=actor.can("reviewer")):
-    scope = st.radio(
-        "Images",
-        ["unlabelled", "all", "selected"],
-        horizontal=True,
-        key="predict_scope",
-        format_func={"unlabelled": "All unlabelled", "all": "All images", "selected": "Selected images"}.get,
-    )
-    selected: list[int] = []
-    if scope == "selected":
-        images = image_table(store)
-        names = dict(zip(images["image_id"], images["file"], strict=True))
-        selected = st.multiselect("Images to predict", list(names), format_func=lambda i: names[i], key="predict_ids")
-    if st.button("Run predictions", type="primary", key="predict_run"):
-        job_id = attempt(lambda: submit_predictions(store, actor, scope=scope, image_ids=selected))
-        if job_id is not None:
-            st.success(f"Prediction job {job_id} queued.")
+
+def run_model_ui() -> None:
+    """Queue a prediction job (reviewers and admins: submit_predictions refuses annotators, so they
+    are not offered it)."""
+    with st.expander("Run the model", expanded=True):
+        scope = st.radio(
+            "Images",
+            ["unlabelled", "all", "selected"],
+            horizontal=True,
+            key="predict_scope",
+            format_func={"unlabelled": "All unlabelled", "all": "All images", "selected": "Selected images"}.get,
+        )
+        selected: list[int] = []
+        if scope == "selected":
+            images = image_table(store)
+            names = dict(zip(images["image_id"], images["file"], strict=True))
+            selected = st.multiselect(
+                "Images to predict", list(names), format_func=lambda i: names[i], key="predict_ids"
+            )
+        if st.button("Run predictions", type="primary", key="predict_run"):
+            job_id = attempt(lambda: submit_predictions(store, actor, scope=scope, image_ids=selected))
+            if job_id is not None:
+                st.success(f"Prediction job {job_id} queued.")
+
+
+if actor.can("reviewer"):
+    run_model_ui()
 
 
 @st.fragment(run_every=2)
@@ -69,10 +86,28 @@ def job_status_ui() -> None:
 
 job_status_ui()
 
+
+def blinded_note(hidden: int, more: str = "") -> str:
+    """Blinded reading keeps the model's output of an image from an annotator until they have read
+    it: say so, rather than "no predictions" while the model has called hundreds of images."""
+    return (
+        "Blinded reading: you see the model's output for an image once you have saved your own read of it. "
+        f"It has called {hidden:,}{more} images you have not read yet: read them on the Label page."
+    )
+
+
 table = predictions_table(store, actor, model.id)
+hidden = hidden_predictions(store, actor, model.id)
 if table.empty:
-    st.info("No predictions from this model yet: run it above.")
+    if hidden:
+        st.info(blinded_note(hidden))
+    elif actor.can("reviewer"):
+        st.info("No predictions from this model yet: run it above.")
+    else:
+        st.info("No predictions from this model yet: a reviewer or an admin runs the model on the images.")
     st.stop()
+if hidden:
+    st.caption(blinded_note(hidden, " more"))
 
 wrong = disagreements(store, actor, model.id)
 uncertain = most_uncertain(store, actor, model.id)
@@ -108,11 +143,16 @@ with list_column:
                 height=480,
                 column_config=columns,
             )
-            picks.append((source, picked))
+            picks.append((key, source, picked))
 
-for source, picked in picks:
-    if picked and picked.selection.rows:
-        st.session_state["predict_row"] = int(source["prediction_id"].iloc[picked.selection.rows[0]])
+# Each tab's table keeps its own selection, so the image shown follows the table whose selection
+# changed in this run (the newest click), not the last tab that has one.
+seen = st.session_state.setdefault("predict_seen_picks", {})
+for key, source, picked in picks:
+    rows = list(picked.selection.rows) if picked else []
+    if rows and rows != seen.get(key) and rows[0] < len(source):
+        st.session_state["predict_row"] = int(source["prediction_id"].iloc[rows[0]])
+    seen[key] = rows
 prediction_id = st.session_state.get("predict_row", int(table["prediction_id"].iloc[0]))
 if prediction_id not in set(table["prediction_id"]):
     prediction_id = int(table["prediction_id"].iloc[0])

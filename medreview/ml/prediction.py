@@ -42,6 +42,7 @@ __all__ = [
     "PREDICTION_JOB",
     "SCOPES",
     "disagreements",
+    "hidden_predictions",
     "load_heatmaps",
     "load_version_model",
     "most_uncertain",
@@ -276,6 +277,19 @@ def predictions_table(store: Store, actor: Actor, model_version_id: int | None =
         dtype=object,
     )
     return table[PREDICTION_COLUMNS]
+
+
+def hidden_predictions(store: Store, actor: Actor, model_version_id: int) -> int:
+    """How many of a version's predictions blinded reading keeps from ``actor`` (those of images
+    they have not read yet; 0 for reviewers, or without blinding): what a page says instead of
+    "no predictions" when :func:`predictions_table` shows fewer than there are."""
+    require(actor, "annotator", "see predictions")
+    visible = visible_image_ids(store, actor)
+    if visible is None:
+        return 0
+    with store.db.read() as session:
+        image_ids = session.scalars(select(Prediction.image_id).where(Prediction.model_version_id == model_version_id))
+        return sum(1 for image_id in image_ids if image_id not in visible)
 
 
 def shown_calls(table: pd.DataFrame) -> pd.DataFrame:

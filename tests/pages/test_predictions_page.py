@@ -1,5 +1,6 @@
-"""The Predictions page flags an image outside the model's training data instead of giving it a class
-(AppTest; predictions written as a prediction job writes them, no TensorFlow)."""
+"""The Predictions page (AppTest; predictions written as a prediction job writes them, no TensorFlow):
+an image outside the model's training data is flagged instead of given a class, the last row clicked
+in any tab is the one shown, and an annotator is offered only what the role and blinding allow."""
 
 from __future__ import annotations
 
@@ -8,8 +9,12 @@ import re
 from medreview.ingest import InputFile, ingest_files
 from medreview.reading.reads import LOCAL_ACTOR, save_read
 from medreview.store.models import Prediction
-from tests.conftest import run_page_as
+from medreview.team.accounts import create_user
+from medreview.team.roles import Actor
+from medreview.team.settings import set_setting
+from tests.conftest import ADMIN, run_page_as
 from tests.helpers import add_model_version, dicom_bytes, png_bytes
+from tests.pages.viewer import viewer_data
 
 REASON = "modality NM, trained on CR, DX"
 
@@ -50,3 +55,94 @@ def test_an_image_outside_the_training_data_is_flagged_not_called_normal(page_st
     verdict = re.sub(r"\\(.)", r"\1", app.markdown[0].value)
     assert verdict == f"Model: **outside the training data** ({REASON}): no class is given · label: **pneumonia**"
     assert "Model and label disagree (0)" in [tab.label for tab in app.tabs]
+
+
+def predicted_films(store, count: int) -> tuple[list[int], int]:
+    """``count`` films with a prediction each from an active model version (no TensorFlow): the
+    first is labelled "normal" and called "pneumonia", so it is also a model/label disagreement."""
+    results = ingest_files(store, LOCAL_ACTOR, [InputFile(f"film{n}.png", png_bytes(40 + n)) for n in range(count)])
+    image_ids = [result.image_id for result in results]
+    save_read(store, LOCAL_ACTOR, image_ids[0], "normal")
+    model_id = add_model_version(store, active=True)
+    with store.db.write() as session:
+        for image_id in image_ids:
+            session.add(
+                Prediction(
+                    image_id=image_id,
+                    model_version_id=model_id,
+                    predicted_class="pneumonia",
+                    probability=0.9,
+                    probabilities={"normal": 0.1, "pneumonia": 0.9},
+                )
+            )
+    return image_ids, model_id
+
+
+def viewed_image(app) -> int:  # type: ignore[no-untyped-def]
+    return viewer_data(app, "predict_viewer")["position"]
+
+
+def test_the_most_recent_click_wins_whichever_tab_it_was_in(page_store):
+    image_ids, _ = predicted_films(page_store, 3)
+    app = run_page_as("predictions")
+    assert viewed_image(app) == image_ids[0]
+    # The reader picks the one disagreement, then goes back to "All" and picks the third film.
+    app.session_state["predict_disagree"] = {"selection": {"rows": [0], "columns": [], "cells": []}}
+    app.run()
+    assert viewed_image(app) == image_ids[0]
+    app.session_state["predict_table"] = {"selection": {"rows": [2], "columns": [], "cells": []}}
+    app.run()
+    assert not app.exception
+    assert viewed_image(app) == image_ids[2]
+    app.session_state["predict_table"] = {"selection": {"rows": [1], "columns": [], "cells": []}}
+    app.run()
+    assert viewed_image(app) == image_ids[1]
+    # A rerun with nothing clicked (a map arriving, another widget) keeps the image on screen.
+    app.run()
+    assert viewed_image(app) == image_ids[1]
+    # And the disagreement tab's row, picked again, wins again.
+    app.session_state["predict_disagree"] = {"selection": {"rows": [], "columns": [], "cells": []}}
+    app.run()
+    app.session_state["predict_disagree"] = {"selection": {"rows": [0], "columns": [], "cells": []}}
+    app.run()
+    assert viewed_image(app) == image_ids[0]
+
+
+def test_an_annotator_is_not_offered_the_run_and_hears_what_blinding_hides(page_store):
+    image_ids, _ = predicted_films(page_store, 3)
+    create_user(page_store, ADMIN, "ann", "annotator-password", "annotator")
+    set_setting(page_store, ADMIN, "blinded", True)
+    annotator = Actor("ann", "annotator")
+
+    app = run_page_as("predictions", annotator)
+    assert [button for button in app.button if button.key == "predict_run"] == []
+    assert [expander for expander in app.expander if expander.label == "Run the model"] == []
+    notes = " ".join(info.value for info in app.info)
+    assert "No predictions from this model yet" not in notes
+    assert "Blinded reading" in notes and "3 images" in notes and "Label page" in notes
+
+    # Once the annotator has read a film, its prediction shows, and the rest are said to be hidden.
+    save_read(page_store, annotator, image_ids[1], "normal")
+    app = run_page_as("predictions", annotator)
+    assert len(app.dataframe[0].value) == 1 and viewed_image(app) == image_ids[1]
+    assert any("2 more images" in caption.value for caption in app.caption)
+
+    # Without blinding the annotator sees every prediction, and is told who runs the model.
+    set_setting(page_store, ADMIN, "blinded", False)
+    app = run_page_as("predictions", annotator)
+    assert len(app.dataframe[0].value) == 3
+    assert [button for button in app.button if button.key == "predict_run"] == []
+
+
+def test_an_annotator_without_predictions_hears_who_runs_the_model(page_store):
+    add_model_version(page_store, active=True)
+    create_user(page_store, ADMIN, "ann", "annotator-password", "annotator")
+    app = run_page_as("predictions", Actor("ann", "annotator"))
+    assert [button for button in app.button if button.key == "predict_run"] == []
+    assert [info.value for info in app.info] == [
+        "No predictions from this model yet: a reviewer or an admin runs the model on the images."
+    ]
+    # A reviewer is offered the run, and told to use it.
+    app = run_page_as("predictions")
+    assert [button.key for button in app.button if button.key == "predict_run"] == ["predict_run"]
+    assert [info.value for info in app.info] == ["No predictions from this model yet: run it above."]
