@@ -46,6 +46,7 @@ __all__ = [
     "cancel_job",
     "execute_job",
     "get_job",
+    "job_numbers",
     "list_jobs",
     "make_queue",
     "reap_orphans",
@@ -135,6 +136,15 @@ def list_jobs(store: Store, kind: str | None = None, limit: int = 50) -> list[Jo
         if kind:
             query = query.where(Job.kind == kind)
         return list(session.scalars(query))
+
+
+def job_numbers(store: Store, kind: str) -> dict[int, int]:
+    """Job id -> the job's number among the jobs of ``kind``: 1, 2, 3... in the order submitted.
+    Job ids are shared by every kind, so one kind's ids skip (training runs 1 and 3, with a
+    prediction job between): people count a kind's jobs by these numbers ("run 2")."""
+    with store.db.read() as session:
+        job_ids = session.scalars(select(Job.id).where(Job.kind == kind).order_by(Job.id))
+        return {int(job_id): number for number, job_id in enumerate(job_ids, start=1)}
 
 
 def cancel_job(store: Store, actor: Actor, job_id: int) -> None:

@@ -1,7 +1,7 @@
 import pandas as pd
 import streamlit as st
 
-from medreview.jobs import cancel_job, list_jobs, worker_alive
+from medreview.jobs import cancel_job, job_numbers, list_jobs, worker_alive
 from medreview.ml.configs import CONFIGS, DEFAULT_ARCHITECTURE
 from medreview.ml.domain import domain_summary
 from medreview.ml.evaluation import (
@@ -13,8 +13,9 @@ from medreview.ml.evaluation import (
     submit_evaluation,
 )
 from medreview.ml.registry import activate_model, list_models
+from medreview.ml.training.dataset import training_label_counts
 from medreview.ml.training.metrics import reliability_diagram_png, roc_curve_png, roc_curves_png
-from medreview.ml.training.service import submit_training
+from medreview.ml.training.service import TRAINING_JOB, submit_training
 from medreview.ml.training.split import MIN_TEST_PATIENTS_PER_CLASS
 from medreview.reading.evaluation_sets import list_evaluation_sets, set_default_evaluation_set
 from medreview.reading.reads import current_labels
@@ -25,13 +26,17 @@ store = get_store()
 actor = session_actor("admin")
 st.title("Train")
 
-labels = current_labels(store)
-if len(labels):
-    st.write(
-        "Labelled images per class: " + ", ".join(f"**{k}** {v}" for k, v in labels["label"].value_counts().items())
+# What a run started now learns from: evaluation-set images (and their patients) never take part.
+class_counts, held_out = training_label_counts(store)
+held_out_note = f" ({held_out} more are in evaluation sets, which training never uses)" if held_out else ""
+if class_counts:
+    st.markdown(
+        "Labelled images per class that training uses: "
+        + ", ".join(f"**{plain(name)}** {count}" for name, count in class_counts.items())
+        + held_out_note
     )
 else:
-    st.info("No labelled images yet: label some on the Label page first.")
+    st.info(f"No labelled images to train on yet: label some on the Label page first.{held_out_note}")
 
 if not worker_alive(store):
     st.warning(
@@ -82,7 +87,7 @@ with st.form("train_form"):
             params["target_sensitivity"] = float(target_sensitivity)
         job_id = attempt(lambda: submit_training(store, actor, params))
         if job_id is not None:
-            st.success(f"Training run {job_id} queued.")
+            st.success(f"Training run {job_numbers(store, TRAINING_JOB)[job_id]} queued.")
 
 
 def epoch_table(job) -> pd.DataFrame:
@@ -95,11 +100,12 @@ def runs_ui() -> None:
     # active account, session age, from the database), so a demoted or expired admin's open
     # panel can no longer cancel a run.
     panel_actor = session_actor("admin")
-    jobs = list_jobs(store, kind="train", limit=10)
+    jobs = list_jobs(store, kind=TRAINING_JOB, limit=10)
     if not jobs:
         return
+    run_numbers = job_numbers(store, TRAINING_JOB)
     latest = jobs[0]
-    st.subheader(f"Run {latest.id}: {latest.status}")
+    st.subheader(f"Run {run_numbers[latest.id]}: {latest.status}")
     progress = latest.progress
     epochs = epoch_table(latest)
     total = progress.get("total_epochs") or latest.params.get("epochs") or 1
@@ -138,7 +144,7 @@ def runs_ui() -> None:
                 pd.DataFrame(
                     [
                         {
-                            "run": job.id,
+                            "run": run_numbers[job.id],
                             "status": job.status,
                             "started": job.started_at,
                             "epochs": len(job.progress.get("epochs", [])),
@@ -293,6 +299,7 @@ models = list_models(store)
 if not models:
     st.caption("No models yet.")
 else:
+    run_numbers = job_numbers(store, TRAINING_JOB)
     st.dataframe(
         spreadsheet_safe(
             pd.DataFrame(
@@ -300,7 +307,7 @@ else:
                     {
                         "version": m.id,
                         "active": m.is_active,
-                        "run": m.job_id,
+                        "run": run_numbers.get(m.job_id),
                         "architecture": m.architecture,
                         "px": m.input_size,
                         "classes": ", ".join(m.class_names),
@@ -317,14 +324,23 @@ else:
         hide_index=True,
         key="train_models",
     )
+    active_id = next((m.id for m in models if m.is_active), None)
+    # Keyed by the active version: when another version becomes active (a run just ended, another
+    # admin), the selector starts again from it instead of keeping an older choice, so the button
+    # below never switches back to a version nobody chose in this view.
     choice = st.selectbox(
-        "Active model",
+        "Model version",
         [m.id for m in models],
         index=next((i for i, m in enumerate(models) if m.is_active), 0),
-        format_func=lambda v: f"version {v}",
-        key="train_active",
+        format_func=lambda v: f"version {v}" + (" (active)" if v == active_id else ""),
+        key=f"train_active_{active_id}",
     )
-    if st.button("Make active", key="train_activate") and succeeded(lambda: activate_model(store, actor, choice)):
+    is_active = choice == active_id
+    if st.button(
+        f"Version {choice} is the active one" if is_active else f"Make version {choice} active",
+        key="train_activate",
+        disabled=is_active,
+    ) and succeeded(lambda: activate_model(store, actor, choice)):
         st.rerun()
 
 
@@ -418,7 +434,11 @@ def comparison_ui(evaluation_set) -> None:  # type: ignore[no-untyped-def]
         st.image(
             roc_curves_png(curves, title=f"ROC curves on '{evaluation_set.name}'"),
             width=480,
-            caption=f"ROC curves of {len(curves)} model versions on the same {evaluation_set.images} images",
+            caption=(
+                f"ROC curve of 1 model version on the same {evaluation_set.images} images"
+                if len(curves) == 1
+                else f"ROC curves of {len(curves)} model versions on the same {evaluation_set.images} images"
+            ),
         )
     jobs = list_jobs(store, kind=EVALUATION_JOB, limit=1)
     if jobs and jobs[0].status in ("queued", "running"):

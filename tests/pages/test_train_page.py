@@ -9,12 +9,15 @@ import numpy as np
 import pytest
 
 from medreview.ingest.demo import load_demo_data
-from medreview.jobs import list_jobs
+from medreview.jobs import list_jobs, submit_job
 from medreview.ml.evaluation import EVALUATION_JOB, save_evaluation, score_on_set
+from medreview.ml.prediction import PREDICTION_JOB
+from medreview.ml.registry import activate_model, active_model
 from medreview.ml.training.dataset import training_table
+from medreview.ml.training.service import TRAINING_JOB
 from medreview.reading.evaluation_sets import create_evaluation_set, evaluation_set_images, list_evaluation_sets
 from medreview.reading.reads import LOCAL_ACTOR, current_labels
-from medreview.store.models import ModelVersion
+from medreview.store.models import Job, ModelVersion
 from tests.conftest import run_page_as
 from tests.helpers import add_model_version
 
@@ -121,3 +124,76 @@ def test_versions_are_compared_side_by_side_and_a_waiting_version_shows_why(demo
     assert [evaluation_set.id for evaluation_set in list_evaluation_sets(demo) if evaluation_set.is_default] == [
         other.id
     ]
+
+
+def version_selector(app):  # type: ignore[no-untyped-def]
+    [selector] = [box for box in app.selectbox if box.key.startswith("train_active")]
+    return selector
+
+
+def test_the_version_selector_follows_the_active_version_and_names_what_it_would_do(page_store):
+    first = add_model_version(page_store, active=True)
+    app = run_page_as("train")
+    assert version_selector(app).value == first
+    # A live run ends and its version becomes active by itself (ml.evaluation), while the page is open.
+    second = add_model_version(page_store)
+    activate_model(page_store, LOCAL_ACTOR, second)
+    app.run()
+    assert not app.exception
+    selector = version_selector(app)
+    assert selector.value == second
+    assert selector.format_func(second) == f"version {second} (active)"
+    assert app.button(key="train_activate").disabled  # the version chosen is already the active one
+    # Going back to version 1 is an explicit choice, and the button says so.
+    selector.set_value(first).run()
+    assert app.button(key="train_activate").label == f"Make version {first} active"
+    app.button(key="train_activate").click().run()
+    assert not app.exception
+    assert active_model(page_store).id == first
+
+
+def test_runs_are_numbered_one_two_three_whatever_other_jobs_ran_between(page_store):
+    first_run = submit_job(page_store, TRAINING_JOB, {})
+    submit_job(page_store, PREDICTION_JOB, {})  # a prediction job takes the job id between the runs
+    second_run = submit_job(page_store, TRAINING_JOB, {})
+    assert second_run == first_run + 2
+    with page_store.db.write() as session:
+        session.get(Job, first_run).status = "succeeded"
+        version = ModelVersion(
+            job_id=second_run,
+            path="models/x.keras",
+            sha256="0" * 64,
+            architecture="small_cnn",
+            input_size=32,
+            class_names=CLASSES,
+            is_active=True,
+        )
+        session.add(version)
+    app = run_page_as("train")
+    assert app.subheader[0].value == "Run 2: queued"
+    [versions] = [table.value for table in app.dataframe if "activation" in table.value.columns]
+    assert list(versions["run"]) == [2]
+    [runs] = [table.value for table in app.dataframe if "epochs" in table.value.columns]
+    assert list(runs["run"]) == [2, 1]
+
+
+def test_the_class_counts_leave_out_the_evaluation_sets(demo):
+    labelled = current_labels(demo)
+    normal = [int(i) for i in labelled[labelled["label"] == "normal"]["image_id"][:2]]
+    create_evaluation_set(demo, LOCAL_ACTOR, "held out", normal)
+    app = run_page_as("train")
+    counts = [shown(markdown) for markdown in app.markdown if "per class" in markdown.value]
+    assert counts == [
+        "Labelled images per class that training uses: **normal** 4, **pneumonia** 6 (2 more are in "
+        "evaluation sets, which training never uses)"
+    ]
+
+
+def test_one_version_on_a_set_is_one_roc_curve(demo):
+    labelled = current_labels(demo)
+    held_out = create_evaluation_set(demo, LOCAL_ACTOR, "held out", [int(i) for i in labelled["image_id"][:8]])
+    version_id = add_model_version(demo, active=True)
+    save_evaluation(demo, version_id, held_out.id, figures(0, 0.6, list(labelled["label"][:8])))
+    app = run_page_as("train")
+    captions = [caption for element in app.image for caption in element.captions]
+    assert captions == ["ROC curve of 1 model version on the same 8 images"]

@@ -30,7 +30,14 @@ from medreview.store import Store
 from medreview.store.blobs import atomic_write
 from medreview.team.settings import get_setting
 
-__all__ = ["MIN_IMAGES_PER_CLASS", "Dataset", "load_dataset", "prepared_array", "training_table"]
+__all__ = [
+    "MIN_IMAGES_PER_CLASS",
+    "Dataset",
+    "load_dataset",
+    "prepared_array",
+    "training_label_counts",
+    "training_table",
+]
 
 MIN_IMAGES_PER_CLASS = 3
 
@@ -55,6 +62,25 @@ class Dataset:
         )
 
 
+def _usable_labels(store: Store, label_source: str | None) -> tuple[pd.DataFrame, int]:
+    """The labelled images training may use (current_labels rows) and how many more are of
+    patients in evaluation sets, which it never uses."""
+    table = current_labels(store, label_source or get_setting(store, "training_label_source"))
+    held_out = table["patient_key"].isin(evaluation_patients(store))
+    return table[~held_out].reset_index(drop=True), int(held_out.sum())
+
+
+def training_label_counts(store: Store, label_source: str | None = None) -> tuple[dict[str, int], int]:
+    """What a training run started now would learn from, before any check: labelled images per
+    class (schema order) and how many more labelled images are of patients in evaluation sets
+    (left out). ``label_source`` as for :func:`training_table`."""
+    table, held_out = _usable_labels(store, label_source)
+    counts = table["label"].value_counts()
+    schema = label_classes(store, include_retired=True)
+    ordered = [name for name in schema if name in counts.index] + [name for name in counts.index if name not in schema]
+    return {name: int(counts[name]) for name in ordered}, held_out
+
+
 def training_table(store: Store, label_source: str | None = None) -> tuple[pd.DataFrame, list[str]]:
     """Labelled images usable for training and the class names in schema order.
 
@@ -62,14 +88,10 @@ def training_table(store: Store, label_source: str | None = None) -> tuple[pd.Da
     "all"; see :func:`medreview.reading.reads.current_labels`. Images of the patients in evaluation
     sets are left out. Raises TrainingError in plain words when there is not enough to train on.
     """
-    table = current_labels(store, label_source or get_setting(store, "training_label_source"))
-    held_out = table["patient_key"].isin(evaluation_patients(store))
+    table, held_out = _usable_labels(store, label_source)
     held_out_note = (
-        f"; {int(held_out.sum())} more are of patients in evaluation sets, which training never uses"
-        if held_out.any()
-        else ""
+        f"; {held_out} more are of patients in evaluation sets, which training never uses" if held_out else ""
     )
-    table = table[~held_out].reset_index(drop=True)
     schema = label_classes(store, include_retired=True)
     counts = table["label"].value_counts() if len(table) else pd.Series(dtype=int)
     class_names = [name for name in schema if counts.get(name, 0) > 0]
