@@ -10,12 +10,16 @@ from ui.text import plain, spreadsheet_safe
 store = get_store()
 actor = session_actor("annotator")
 st.title("Upload")
+# The limit ingest enforces per file (medreview.config, MEDREVIEW_MAX_FILE_BYTES), in whole MiB, is
+# the one the uploader shows and applies; Streamlit's server.maxUploadSize (.streamlit/config.toml)
+# is only the ceiling above it.
+limit_mib = max(1, min(store.settings.limits.max_file_bytes // 2**20, int(st.get_option("server.maxUploadSize"))))
 st.caption(
     "DICOM (with or without .dcm, compressed or not), PNG, JPEG, and .zip archives of those. "
-    "Duplicates are reported, not stored twice; a bad file never stops the rest."
+    f"Up to {limit_mib:,} MiB per file. Duplicates are reported, not stored twice; a bad file never stops the rest."
 )
 
-uploads = st.file_uploader("Drop files here", accept_multiple_files=True, key="upload_files")
+uploads = st.file_uploader("Drop files here", accept_multiple_files=True, key="upload_files", max_upload_size=limit_mib)
 if uploads and st.button(f"Store {len(uploads)} file(s)", type="primary", key="upload_store"):
     bar = st.progress(0.0, text="Reading files...")
     total = len(uploads)
@@ -83,8 +87,10 @@ def pacs_import_ui() -> None:
 if actor.can("admin"):
     pacs_import_ui()
 
-if "upload_results" in st.session_state:
+if st.session_state.get("upload_results"):  # a PACS import that failed at once leaves none
     table = pd.DataFrame(st.session_state["upload_results"])
+    # Refused files first (in upload order): at the end of a long table they went unseen.
+    table = table.sort_values("status", key=lambda status: status != "rejected", kind="stable")
     stored, duplicate, rejected = (int((table["status"] == s).sum()) for s in ("stored", "duplicate", "rejected"))
     message = f"{stored} stored, {duplicate} duplicate, {rejected} rejected"
     (st.warning if rejected else st.success)(message)
