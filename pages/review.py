@@ -10,6 +10,7 @@ from medreview.errors import MedreviewError
 from medreview.reading.review import (
     adjudicate,
     agreement,
+    approval_settles_disagreement,
     class_tally,
     decide,
     disagreements_page,
@@ -52,6 +53,13 @@ def page_picker_ui(total: int, offset: int, noun: str, key: str) -> None:
     st.caption(f"{noun} {offset + 1:,}–{min(offset + PAGE_SIZE, total):,} of {total:,}")
 
 
+def dashed(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with its missing text (a read with no class, no blind label) as "—": Streamlit
+    draws a missing cell as "None"."""
+    text = frame.select_dtypes(include="object").columns
+    return frame.assign(**{column: frame[column].fillna("—") for column in text})
+
+
 def picked_row(rows: pd.DataFrame, selection) -> pd.Series:  # type: ignore[no-untyped-def]
     """The row picked in a table, or the first one. A pick beyond the end (its row left the list
     after a decision) falls on the last row: it never fails."""
@@ -71,8 +79,10 @@ def queue_ui(waiting: int) -> None:
     page_picker_ui(total, offset, "Reads", "review_queue_page")
     picked = st.dataframe(
         spreadsheet_safe(
-            queue[["annotation_id", "image_id", "reader", "label", "labels", "unsure", "comment", "updated_at"]].assign(
-                **{"changed after unblinding": queue["changed_after_unblinding"]}
+            dashed(
+                queue[
+                    ["annotation_id", "image_id", "reader", "label", "labels", "unsure", "comment", "updated_at"]
+                ].assign(**{"changed after unblinding": queue["changed_after_unblinding"]})
             )
         ),
         hide_index=True,
@@ -98,10 +108,15 @@ def queue_ui(waiting: int) -> None:
         others = image_reads(store, actor, int(row["image_id"]))
         st.dataframe(
             spreadsheet_safe(
-                others[["reader", "label", "blind_label", "changed_after_unblinding", "status", "comment"]]
+                dashed(others[["reader", "label", "blind_label", "changed_after_unblinding", "status", "comment"]])
             ),
             hide_index=True,
         )
+        if approval_settles_disagreement(store, actor, int(row["annotation_id"])):
+            st.warning(
+                f"Readers disagree on this image: approving this read makes **{plain(row['label'])}** its final "
+                "label, approves the other waiting reads of that class and overrules the rest."
+            )
         comment = st.text_input("Comment (required to send back)", key=f"review_comment_{row['annotation_id']}")
         approve, reject, send_back = st.columns(3)
         for column, decision, title in (
@@ -150,7 +165,13 @@ def disagreements_ui(open_disagreements: int) -> None:
     with right:
         st.markdown(f"**Reads:** {plain(tally_text(row['labels']))}")
         reads = image_reads(store, actor, image_id)
-        st.dataframe(spreadsheet_safe(reads[["reader", "label", "unsure", "status", "comment"]]), hide_index=True)
+        st.dataframe(
+            spreadsheet_safe(dashed(reads[["reader", "label", "unsure", "status", "comment"]])), hide_index=True
+        )
+        st.caption(
+            "Adjudicating approves the image's waiting reads of the class chosen and overrules the others; "
+            "their readers are told."
+        )
         # No class is preselected: a preselected one (the first of the schema) would be a nudge,
         # and one click away from being made final by mistake. Keyed by image, so a choice made
         # for one image never carries over to the next.

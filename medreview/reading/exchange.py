@@ -190,7 +190,7 @@ def _safe_cell(value: Any) -> Any:
     return neutralise_formula(value) if isinstance(value, str) else value
 
 
-READ_STATES = ("submitted", "approved", "rejected", "returned")
+READ_STATES = ("submitted", "approved", "rejected", "returned", "overruled")  # medreview.reading.review
 
 
 def _check_row(row: dict[str, Any], number: int) -> None:

@@ -1,10 +1,13 @@
 """Review: assignments, the reviewer queue, decisions, disagreements and adjudication, blinding.
 
-Read states: submitted -> approved | rejected | returned (sent back with a comment); a returned
-read is submitted again when its reader saves it. Approving a read of an image whose readers
-agree records that class as the image's final label; a disagreement is settled by adjudication,
-which records the reviewer's class as final. Every decision is audited with the old and new
-state, in the same transaction.
+Read states: submitted -> approved | rejected | returned (sent back with a comment) | overruled; a
+returned read is submitted again when its reader saves it. Approving a read records its class as
+the image's final label (an adjudication stands); a disagreement is settled by adjudication, which
+records the reviewer's class as final, or by approving one of its reads. Settling a disagreement
+resolves the image's other waiting reads: those of the final class are approved, the others
+*overruled* (they still count for agreement: they were independent reads). Every decision is
+audited with the old and new state, in the same transaction; readers hear of theirs
+(:func:`review_outcomes`).
 """
 
 from __future__ import annotations
@@ -29,8 +32,10 @@ from medreview.team.settings import get_setting
 
 __all__ = [
     "DECISIONS",
+    "TOLD_TO_READERS",
     "adjudicate",
     "agreement",
+    "approval_settles_disagreement",
     "assign",
     "class_tally",
     "decide",
@@ -38,11 +43,15 @@ __all__ = [
     "disagreements_page",
     "image_reads",
     "review_counts",
+    "review_outcomes",
     "review_queue",
     "review_queue_page",
 ]
 
 DECISIONS = {"approve": "approved", "reject": "rejected", "return": "returned"}
+# What a reader is told about their own reads (review_outcomes): every state a reviewer's decision
+# or an adjudication leaves other than an approval.
+TOLD_TO_READERS = ("returned", "rejected", "overruled")
 
 
 # --- assignments --------------------------------------------------------------------------------
@@ -168,10 +177,11 @@ def decide(store: Store, actor: Actor, annotation_id: int, decision: str, commen
         annotation.reviewed_by_id = user_id(session, actor.username, active_only=True)
         annotation.reviewed_at = utcnow()
         session.flush()
+        resolved: dict[str, list[int]] = {}
         if decision == "approve":
-            agreed = _agreeing_class(session, annotation.image_id)
-            if agreed is not None and annotation.label_class_id == agreed:
-                _set_final(session, annotation.image_id, agreed, "approved", actor.username, comment)
+            settled = _approve_class(session, annotation, actor, comment)
+            if settled:
+                resolved = _resolve_reads(session, annotation.image_id, annotation.label_class_id, actor, comment)
         else:
             clear_approval(session, annotation.image_id)
         record(
@@ -185,7 +195,64 @@ def decide(store: Store, actor: Actor, annotation_id: int, decision: str, commen
             old=old_status,
             new=annotation.status,
             comment=comment,
+            **({"resolved": resolved} if resolved else {}),
         )
+
+
+def _approval_decides(session: Session, annotation: Annotation) -> bool:
+    """Whether approving the read makes its class the image's final label: it has a single-choice
+    class and no adjudication stands (that is the reviewer's own decision, and stays)."""
+    if annotation.label_class_id is None:
+        return False
+    final = session.scalar(select(FinalLabel).where(FinalLabel.image_id == annotation.image_id))
+    return final is None or final.method != "adjudicated"
+
+
+def _approve_class(session: Session, annotation: Annotation, actor: Actor, comment: str) -> bool:
+    """Make an approved read's class the image's final label (see :func:`_approval_decides`). True
+    when this settled a disagreement (the image's reads named different classes)."""
+    if not _approval_decides(session, annotation):
+        return False
+    disputed = _agreeing_class(session, annotation.image_id) is None
+    _set_final(session, annotation.image_id, annotation.label_class_id, "approved", actor.username, comment)
+    return disputed
+
+
+def approval_settles_disagreement(store: Store, actor: Actor, annotation_id: int) -> bool:
+    """Whether approving this read would settle a disagreement: its class would become the image's
+    final label while other readers named another, whose reads would be overruled. The page says
+    so before the reviewer approves."""
+    require(actor, "reviewer", "review labels")
+    with store.db.read() as session:
+        annotation = session.get(Annotation, annotation_id)
+        if annotation is None:
+            raise NotFoundError(f"read {annotation_id} does not exist")
+        return _approval_decides(session, annotation) and _agreeing_class(session, annotation.image_id) is None
+
+
+def _resolve_reads(
+    session: Session, image_id: int, label_class_id: int | None, actor: Actor, comment: str
+) -> dict[str, list[int]]:
+    """The image's reads still waiting for review once its final class is decided: those of that
+    class approved, those of another overruled, each with the decision's comment. Reads without a
+    single-choice class (boxes or multi-label only) keep waiting: the class does not judge them.
+    Returns the read ids by new state, for the audit event of the decision."""
+    reviewer_id = user_id(session, actor.username, active_only=True)
+    resolved: dict[str, list[int]] = {"approved": [], "overruled": []}
+    waiting = session.scalars(
+        select(Annotation)
+        .where(
+            Annotation.image_id == image_id, Annotation.status == "submitted", Annotation.label_class_id.is_not(None)
+        )
+        .order_by(Annotation.id)
+    )
+    for annotation in waiting:
+        annotation.status = "approved" if annotation.label_class_id == label_class_id else "overruled"
+        annotation.review_comment = comment
+        annotation.reviewed_by_id = reviewer_id
+        annotation.reviewed_at = utcnow()
+        resolved[annotation.status].append(annotation.id)
+    return {state: ids for state, ids in resolved.items() if ids}
 
 
 def _set_final(session: Session, image_id: int, label_class_id: int, method: str, by: str, comment: str) -> None:
@@ -287,7 +354,60 @@ def adjudicate(store: Store, actor: Actor, image_id: int, label: str | None, com
         previous = session.scalar(select(FinalLabel).where(FinalLabel.image_id == image_id))
         old = previous.label_class.name if previous is not None and previous.label_class else None
         _set_final(session, image_id, label_class.id, "adjudicated", actor.username, comment)
-        record(session, actor.username, "review.adjudicate", "image", image_id, old=old, new=label, comment=comment)
+        resolved = _resolve_reads(session, image_id, label_class.id, actor, comment)
+        record(
+            session,
+            actor.username,
+            "review.adjudicate",
+            "image",
+            image_id,
+            old=old,
+            new=label,
+            comment=comment,
+            **({"resolved": resolved} if resolved else {}),
+        )
+
+
+def review_outcomes(store: Store, actor: Actor, limit: int = 50) -> tuple[pd.DataFrame, dict[str, int]]:
+    """What reviewers decided against ``actor``'s own reads: the reads sent back, rejected or
+    overruled by an adjudication (TOLD_TO_READERS), the most recently decided first, at most
+    ``limit`` of them, with image_id, file, label (the reader's), status, final_label (the image's
+    final class now), review_comment, reviewed_by, reviewed_at; and how many there are in each of
+    those states. A sent-back read leaves the list once its reader saves it again."""
+    require(actor, "annotator", "see the review of their reads")
+    reviewer, final_class = aliased(User), aliased(LabelClass)
+    mine = [Annotation.reader_id.in_(select(User.id).where(User.username == actor.username))]
+    mine.append(Annotation.status.in_(TOLD_TO_READERS))
+    query = (
+        select(
+            Annotation.image_id,
+            Image.display_name.label("file"),
+            LabelClass.name.label("label"),
+            Annotation.status,
+            final_class.name.label("final_label"),
+            Annotation.review_comment,
+            reviewer.username.label("reviewed_by"),
+            Annotation.reviewed_at,
+        )
+        .join(Image, Image.id == Annotation.image_id)
+        .outerjoin(LabelClass, LabelClass.id == Annotation.label_class_id)
+        .outerjoin(reviewer, reviewer.id == Annotation.reviewed_by_id)
+        .outerjoin(FinalLabel, FinalLabel.image_id == Annotation.image_id)
+        .outerjoin(final_class, final_class.id == FinalLabel.label_class_id)
+        .where(*mine)
+        .order_by(Annotation.reviewed_at.desc().nulls_last(), Annotation.id.desc())
+        .limit(limit)
+    )
+    with store.db.read() as session:
+        table = pd.DataFrame(session.execute(query).mappings().all(), columns=list(query.selected_columns.keys()))
+        counts = dict(
+            session.execute(
+                select(Annotation.status, func.count(Annotation.id)).where(*mine).group_by(Annotation.status)
+            )
+            .tuples()
+            .all()
+        )
+    return table, {state: int(counts.get(state, 0)) for state in TOLD_TO_READERS}
 
 
 def agreement(store: Store, actor: Actor) -> dict:

@@ -115,3 +115,34 @@ def test_only_the_section_shown_is_computed(page_store, monkeypatch: pytest.Monk
     app.button_group(key="review_section").set_value("agreement").run()
     assert not app.exception
     assert computed == ["agreement"]
+
+
+def test_a_missing_class_or_blind_label_shows_a_dash_not_none(page_store):
+    [image_id] = readers_and_images(page_store, 1)
+    save_read(page_store, ANN, image_id, "normal")  # not blinded: no blind label
+    box = {"label": "pneumonia", "x": 2, "y": 2, "width": 8, "height": 8}
+    save_read(page_store, BOB, image_id, boxes=[box])  # a box only: no class
+    app = run_page_as("review")
+    queue, reads = (table.value for table in app.dataframe[:2])
+    # Streamlit draws a missing cell as "None": every column of both tables has a value.
+    assert not queue.isna().any().any() and not reads.isna().any().any()
+    assert dict(zip(queue["reader"], queue["label"], strict=True)) == {"ann": "normal", "bob": "—"}
+    assert list(reads["blind_label"]) == ["—", "—"]
+    assert dict(zip(reads["reader"], reads["label"], strict=True)) == {"ann": "normal", "bob": "—"}
+
+
+def test_approving_a_read_of_a_disagreement_says_it_settles_it_and_does(page_store):
+    [image_id] = readers_and_images(page_store, 1)
+    save_read(page_store, ANN, image_id, "normal")
+    save_read(page_store, BOB, image_id, "pneumonia")
+    app = run_page_as("review")
+    assert app.button_group(key="review_section").options[1] == "Disagreements (1)"
+    assert any(
+        "Readers disagree on this image: approving this read makes **normal** its final label" in warning.value
+        for warning in app.warning
+    )
+    app.button(key="review_approve").click().run()
+    assert not app.exception
+    assert disagreements(page_store, ADMIN).empty and review_queue(page_store, ADMIN).empty
+    assert app.button_group(key="review_section").options[1] == "Disagreements (0)"
+    assert "No submitted reads are waiting for review." in [info.value for info in app.info]

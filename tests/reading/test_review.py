@@ -22,6 +22,7 @@ from medreview.reading.review import (
     disagreements_page,
     image_reads,
     review_counts,
+    review_outcomes,
     review_queue,
     review_queue_page,
 )
@@ -368,3 +369,75 @@ def test_agreement_of_a_multi_label_project_compares_each_class(team):
     assert per_class.loc["normal", "kappa"] == pytest.approx(1.0)
     assert per_class.loc["pneumonia", "observed_agreement"] == pytest.approx(2 / 3)
     assert (per_class["n_images"] == 3).all()
+
+
+def read_states(store, image_id: int) -> dict[str, str]:
+    return dict(zip(*[image_reads(store, REVIEWER, image_id)[column] for column in ("reader", "status")], strict=True))
+
+
+def test_approving_one_read_of_a_disagreement_settles_it_and_resolves_the_other_reads(team):
+    store, ids = team
+    save_read(store, ANN, ids[0], "normal")
+    save_read(store, BOB, ids[0], "pneumonia")
+    save_read(store, ADMIN, ids[0], "pneumonia")
+    assert list(disagreements(store, REVIEWER)["image_id"]) == [ids[0]]
+    bobs = int(review_queue(store, REVIEWER).set_index("reader").loc["bob", "annotation_id"])
+    decide(store, REVIEWER, bobs, "approve", "air bronchograms")
+    # Approved: the image's final label is Bob's class and it leaves Disagreements...
+    assert disagreements(store, REVIEWER).empty and review_counts(store, REVIEWER)["disagreements"] == 0
+    labels = current_labels(store).set_index("image_id")
+    assert (labels.loc[ids[0], "label"], labels.loc[ids[0], "method"]) == ("pneumonia", "approved")
+    # ...and its other reads leave the queue: the one that agrees approved, the other overruled.
+    assert review_queue(store, REVIEWER).empty
+    assert read_states(store, ids[0]) == {"ann": "overruled", "bob": "approved", "boss": "approved"}
+    with store.db.read() as session:
+        event = session.scalar(select(AuditEvent).where(AuditEvent.action == "review.approve"))
+    assert set(event.details["resolved"]) == {"approved", "overruled"}
+    # Overruled reads were independent reads: agreement still counts Ann's "normal".
+    assert agreement(store, REVIEWER)["pairs"].set_index(["reader_a", "reader_b"]).loc[("ann", "bob"), "n_images"] == 1
+
+
+def test_adjudication_resolves_the_images_waiting_reads(team):
+    store, ids = team
+    save_read(store, ANN, ids[0], "normal")
+    save_read(store, BOB, ids[0], "pneumonia")
+    save_read(store, ANN, ids[1], "normal")  # another image: untouched
+    adjudicate(store, REVIEWER, ids[0], "normal", "no consolidation on the lateral")
+    assert list(review_queue(store, REVIEWER)["image_id"]) == [ids[1]]
+    assert read_states(store, ids[0]) == {"ann": "approved", "bob": "overruled"}
+    reads = image_reads(store, REVIEWER, ids[0]).set_index("reader")
+    assert reads.loc["bob", "review_comment"] == "no consolidation on the lateral"
+    assert current_labels(store).set_index("image_id").loc[ids[0], "method"] == "adjudicated"
+    # An overruled read is still a read: the image stays labelled, and a reader who reads again is
+    # reviewed again (the adjudication stands).
+    save_read(store, BOB, ids[0], "normal")
+    assert read_states(store, ids[0])["bob"] == "submitted"
+    assert current_labels(store).set_index("image_id").loc[ids[0], "method"] == "adjudicated"
+
+
+def test_readers_are_told_which_reads_were_sent_back_rejected_or_overruled(team):
+    store, ids = team
+    for image_id in ids[:4]:
+        save_read(store, ANN, image_id, "normal")
+    save_read(store, BOB, ids[3], "pneumonia")
+    queue = review_queue(store, REVIEWER).set_index(["reader", "image_id"])["annotation_id"]
+    decide(store, REVIEWER, int(queue[("ann", ids[0])]), "return", "look at the left base again")
+    decide(store, REVIEWER, int(queue[("ann", ids[1])]), "reject", "this is a lateral view")
+    decide(store, REVIEWER, int(queue[("ann", ids[2])]), "approve")
+    adjudicate(store, REVIEWER, ids[3], "pneumonia", "consolidation")
+    table, counts = review_outcomes(store, ANN)
+    assert counts == {"returned": 1, "rejected": 1, "overruled": 1}
+    told = table.set_index("image_id")
+    assert list(told.index) == [ids[3], ids[1], ids[0]]  # the latest decision first; approvals are not news
+    assert told.loc[ids[0], ["status", "review_comment", "reviewed_by"]].tolist() == [
+        "returned",
+        "look at the left base again",
+        "rev",
+    ]
+    assert told.loc[ids[1], ["status", "review_comment"]].tolist() == ["rejected", "this is a lateral view"]
+    assert told.loc[ids[3], ["status", "label", "final_label"]].tolist() == ["overruled", "normal", "pneumonia"]
+    assert told.loc[ids[0], "file"].endswith(".png")
+    assert review_outcomes(store, BOB)[1] == {"returned": 0, "rejected": 0, "overruled": 0}
+    # Read again, the sent-back read is no longer news.
+    save_read(store, ANN, ids[0], "pneumonia")
+    assert review_outcomes(store, ANN)[1]["returned"] == 0
