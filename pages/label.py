@@ -1,6 +1,8 @@
 """Label: the reader's worklist beside the viewer. Class keys label the image on screen and the next
 one appears at once from the browser; the saves reach the server in the background (ui/viewer.py)."""
 
+from functools import partial
+
 import streamlit as st
 
 from medreview.errors import MedreviewError
@@ -21,7 +23,7 @@ from medreview.reading.worklists import (
 from medreview.team.settings import get_setting
 from ui.session import get_store, session_actor
 from ui.text import plain, spreadsheet_safe
-from ui.viewer import image_viewer, save_pending_reads, viewer_state
+from ui.viewer import image_viewer, save_pending_reads, signed_out_viewer, viewer_state
 
 # Images after the current one whose pixels the browser holds before the reader gets there.
 PREFETCH_IMAGES = 12
@@ -113,8 +115,12 @@ def worklist_ui() -> None:
 
 @st.fragment
 def viewer_ui() -> None:
-    """The viewer, the comment and the other readers' reads; the viewer's reports rerun this only."""
-    acked, failed = save_pending_reads(VIEWER_KEY, actor)
+    """The viewer, the comment and the other readers' reads; the viewer's reports rerun this only,
+    without the page's check above: each report resolves the reader from the store again, and one
+    made after the sign-in ended saves nothing and gets no pixels (the browser shows it was signed
+    out, with the reads it still held as not saved)."""
+    reader = session_actor("annotator", on_refused=partial(signed_out_viewer, VIEWER_KEY))
+    acked, failed = save_pending_reads(VIEWER_KEY, reader)
     position, jump = current_position()
     if position is None:
         st.info("Nothing to read on this list.", icon=":material/check_circle:")
@@ -123,10 +129,10 @@ def viewer_ui() -> None:
         return
     st.session_state["label_position"] = position
     st.session_state["label_seen_jump"] = jump
-    upcoming = following_image_ids(store, actor, worklist_filter, after_image_id=position, limit=PREFETCH_IMAGES)
+    upcoming = following_image_ids(store, reader, worklist_filter, after_image_id=position, limit=PREFETCH_IMAGES)
     image_viewer(
         VIEWER_KEY,
-        actor,
+        reader,
         [position, *upcoming],
         mode="label",
         position=position,
@@ -139,7 +145,7 @@ def viewer_ui() -> None:
         failed=failed,
     )
     try:
-        record = get_image(store, actor, position)
+        record = get_image(store, reader, position)
     except MedreviewError as error:
         st.error(plain(error))
         return
@@ -153,7 +159,7 @@ def viewer_ui() -> None:
             try:
                 save_read(
                     store,
-                    actor,
+                    reader,
                     position,
                     record.label,
                     labels=record.labels,
@@ -165,9 +171,9 @@ def viewer_ui() -> None:
                 st.error(plain(error))
             else:
                 st.toast("Comment saved.")
-    if can_see_others(store, actor, position):
-        reads = image_reads(store, actor, position)
-        others = reads[reads["reader"] != actor.username]
+    if can_see_others(store, reader, position):
+        reads = image_reads(store, reader, position)
+        others = reads[reads["reader"] != reader.username]
         if len(others):
             with st.expander(f"Other readers ({len(others)})"):
                 st.dataframe(

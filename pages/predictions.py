@@ -16,6 +16,7 @@ from medreview.ml.prediction import (
 )
 from medreview.ml.registry import active_model
 from medreview.reading.catalog import get_image, image_table
+from medreview.team.roles import Actor
 from ui.session import attempt, get_store, session_actor
 from ui.text import plain, spreadsheet_safe
 from ui.viewer import decoded, image_viewer, overlay_row, viewer_state
@@ -159,11 +160,13 @@ if prediction_id not in set(table["prediction_id"]):
 row = table[table["prediction_id"] == prediction_id].iloc[0]
 
 
-def view_maps(frame_index: int, window: Window | None, method: str, retry: bool = False) -> ViewMaps | None:
+def view_maps(
+    reader: Actor, frame_index: int, window: Window | None, method: str, retry: bool = False
+) -> ViewMaps | None:
     """The maps of the view shown, or the job computing them (None: refused, with the reason shown)."""
     return attempt(
         lambda: request_view_maps(
-            store, actor, model.id, int(row["image_id"]), frame_index, window, method, retry=retry
+            store, reader, model.id, int(row["image_id"]), frame_index, window, method, retry=retry
         )
     )
 
@@ -171,8 +174,8 @@ def view_maps(frame_index: int, window: Window | None, method: str, retry: bool 
 @st.fragment(run_every=2)
 def map_status_ui(frame_index: int, window: Window | None, method: str, view: str) -> None:
     """Wait for the map of the view shown: a note while its job runs, the page again once it is there."""
-    session_actor()  # a fragment reruns on its own: check the user again (see pages/train.py)
-    maps = view_maps(frame_index, window, method)
+    reader = session_actor()  # a fragment reruns on its own: check the user again (see pages/train.py)
+    maps = view_maps(reader, frame_index, window, method)
     if maps is None:
         return
     if maps.ready:
@@ -180,7 +183,7 @@ def map_status_ui(frame_index: int, window: Window | None, method: str, view: st
     if maps.status == "failed":
         st.error(f"The {METHOD_TITLES[method]} map for {view} could not be computed: {plain(maps.error)}")
         if st.button("Try again", key="predict_map_retry"):
-            view_maps(frame_index, window, method, retry=True)
+            view_maps(reader, frame_index, window, method, retry=True)
             st.rerun()
         return
     st.info(f"Computing the {METHOD_TITLES[method]} map for {view}... (job {maps.job_id}: {maps.status})")
@@ -233,7 +236,7 @@ with view_column:
         if reported.get("window"):
             window = Window(float(reported["window"]["center"]), float(reported["window"]["width"]))
     view = describe_view(frame_index, image.frame_count, window, image.is_color)
-    maps = view_maps(frame_index, window, method)
+    maps = view_maps(actor, frame_index, window, method)
     overlays = []
     if maps is not None and maps.ready:
         heat = maps.maps[class_names.index(cam_class)]

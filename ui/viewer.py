@@ -10,6 +10,11 @@ Each run of a page reads that state before mounting the component, saves the pen
 asked for (up to a byte budget a run), the acknowledgements and failures, and the worklist from the
 current image on. Pixels therefore reach the browser only through the signed-in Streamlit session's
 websocket, never through a URL.
+
+A viewer's report reruns only the fragment it sits in (the Label page's) or the page, and the
+reader is resolved from the store on each (``ui.session.session_actor``): once the sign-in has ended
+(a logout here or in another tab, a deactivation), the report saves nothing and gets no pixels, and
+the viewer is told it was signed out (:func:`signed_out_viewer`).
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ __all__ = [
     "decoded",
     "image_viewer",
     "save_pending_reads",
+    "signed_out_viewer",
     "viewer_state",
     "window_controls",
 ]
@@ -280,6 +286,13 @@ def overlay_row(image_id: int, frame_index: int, heat: np.ndarray, label: str) -
         "data": base64.b64encode(intensities.tobytes()).decode("ascii"),
         "label": label,
     }
+
+
+def signed_out_viewer(key: str, reason: str) -> None:
+    """Mount the viewer under ``key`` with nothing but the news that its sign-in ended (``reason``,
+    as the sign-in page gives it): the browser drops the pixels it holds, sends nothing more and
+    shows its pending reads as not saved. For ``session_actor(on_refused=...)`` in a fragment."""
+    _component(key=key, data={"signedOut": reason}, default={"sync": None}, on_sync_change=lambda: None)
 
 
 def image_viewer(

@@ -8,6 +8,7 @@ component's key the state it would send: ``{"sync": {...}}`` (ui/viewer/src/type
 from __future__ import annotations
 
 import base64
+import functools
 import itertools
 import json
 import zlib
@@ -48,3 +49,21 @@ def save(seq: int, image_id: int, label: str | None = None, **extra: Any) -> dic
     """One pending read as the viewer holds it."""
     return {"seq": seq, "imageId": image_id, "label": label, "labels": None, "boxes": None, "seconds": 2.5,
             "unsure": False, **extra}  # fmt: skip
+
+
+def rerun_fragment(app: AppTest, fragment_id: str, key: str, **sync: Any) -> dict[str, Any]:
+    """Rerun only the fragment ``fragment_id`` as if the viewer mounted under ``key`` inside it
+    reported ``sync``, as the browser does (a widget in a fragment sends its fragment's id with the
+    report, and Streamlit runs that fragment alone: no app.py, no page script); returns the data
+    the fragment sent the viewer."""
+    from unittest import mock
+
+    from streamlit.testing.v1 import local_script_runner
+
+    fragment_run = functools.partial(local_script_runner.RerunData, fragment_id_queue=[fragment_id])
+    state = {"position": None, "want": [], "pending": [], "view": None, **sync, "tick": next(_ticks)}
+    app.session_state[key] = {"sync": state}
+    with mock.patch.object(local_script_runner, "RerunData", fragment_run):
+        app.run()
+    assert not app.exception, app.exception
+    return viewer_data(app, key)

@@ -5,12 +5,12 @@
 
 import type { FrontendRendererArgs } from "@streamlit/component-v2-lib";
 import { STYLES } from "./styles";
-import type { SyncState, ViewerData } from "./types";
+import type { SignedOutData, SyncState, ViewerData } from "./types";
 import { Viewer } from "./viewer";
 
 const viewers = new WeakMap<object, Viewer>();
 
-export default function viewerComponent(args: FrontendRendererArgs<SyncState, ViewerData>): () => void {
+export default function viewerComponent(args: FrontendRendererArgs<SyncState, ViewerData | SignedOutData>): () => void {
   const { parentElement, data, setStateValue } = args;
   let viewer = viewers.get(parentElement);
   if (!viewer) {

@@ -70,6 +70,17 @@ export class Renderer {
     return { x: (clientX - rect.left) * ratio, y: (clientY - rect.top) * ratio };
   }
 
+  /** Black, and forget the windowed image (a signed-out viewer keeps no pixels). */
+  clear(): void {
+    this.image = null;
+    this.windowedKey = "";
+    this.offscreen.width = 1;
+    this.offscreen.height = 1;
+    this.context.setTransform(1, 0, 0, 1, 0, 0);
+    this.context.fillStyle = "#000";
+    this.context.fillRect(0, 0, this.canvas.width, this.canvas.height);
+  }
+
   paint(scene: Scene): void {
     const { frame, params } = scene;
     const windowedKey = `${frame.key}|${JSON.stringify(params.window)}|${params.invert}|${params.monochrome1}`;

@@ -12,6 +12,7 @@ export const STYLES = `
 .mrv-error { color: #ff6b6b; }
 .mrv-pending { color: #ffd166; }
 .mrv-saved { color: #8bc34a; }
+.mrv-unsaved { flex-basis: 100%; margin: 0; padding-left: 1.4em; color: #ff6b6b; }
 .mrv-legend { display: flex; flex-wrap: wrap; gap: 4px 12px; opacity: .75; font-size: 12px; }
 .mrv-root kbd { border: 1px solid rgba(250,250,250,.35); border-radius: 3px; padding: 0 4px; font: 11px monospace; }
 `;

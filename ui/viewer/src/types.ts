@@ -85,6 +85,15 @@ export interface ViewerData {
   maxHeight: number;
 }
 
+/**
+ * What a mounted viewer gets instead once its sign-in has ended (a logout here or in another tab, a
+ * deactivation; ui/viewer.py signed_out_viewer): the reason, and nothing else. The viewer drops the
+ * pixels it holds, sends nothing more, and keeps the reads it could not save on screen as not saved.
+ */
+export interface SignedOutData {
+  signedOut: string;
+}
+
 /** A read for the server to save; kept until the server acknowledges it. */
 export interface PendingSave {
   seq: number;

@@ -5,12 +5,14 @@
  * The server is asked for frames and told about reads through one state value (`sync`): the frames
  * wanted in priority order, the reads not yet acknowledged, the image on screen. A read stays in
  * `pending` until the server acknowledges it, so an interrupted rerun or a failed save loses nothing.
+ * A viewer whose sign-in ended (the server answers with `signedOut`) is signed out for good: its
+ * pixels go, it sends nothing more, and its pending reads stay on screen marked as not saved.
  */
 
 import { decodeRow, type Frame, FrameCache, frameKey, fromBase64 } from "./frames";
 import { isTextEntry, LEGEND_LABEL, LEGEND_VIEW, legendHtml } from "./keyboard";
 import { overlayCanvas, Renderer } from "./renderer";
-import type { Box, ImageInfo, PendingSave, SyncState, ViewerData } from "./types";
+import type { Box, ImageInfo, PendingSave, SignedOutData, SyncState, ViewerData } from "./types";
 import type { Point } from "./viewport";
 import { type DisplayParams, draggedWindow, type Window } from "./windowing";
 
@@ -65,6 +67,8 @@ export class Viewer {
   private painted: { imageId: number; frame: number; at: number; firstAt: number } | null = null;
   private pending: PendingSave[] = [];
   private readonly failed = new Map<number, string>();
+  /** Why the server refused this viewer's last report (its sign-in ended); null while signed in. */
+  private signedOut: string | null = null;
   private tick = 0;
   private lastSync = "";
   private tool: Tool = "window";
@@ -128,7 +132,14 @@ export class Viewer {
 
   // --- data from the server -------------------------------------------------------------------
 
-  update(data: ViewerData, setState: SetState): void {
+  update(data: ViewerData | SignedOutData, setState: SetState): void {
+    // Signed out is for good: data after it (if any) must not make this viewer send the reads of the
+    // user who was signed in to whoever is signed in now.
+    if (this.signedOut !== null) return;
+    if ("signedOut" in data) {
+      this.signOut(data.signedOut);
+      return;
+    }
     this.data = data;
     this.setState = setState;
     for (const info of data.images) {
@@ -164,7 +175,9 @@ export class Viewer {
     Promise.all(
       decoded.map((row) =>
         decodeRow(row)
-          .then((frame) => this.cache.put(frame))
+          .then((frame) => {
+            if (this.signedOut === null) this.cache.put(frame); // not a frame that arrives after a sign-out
+          })
           .catch((error: unknown) => this.missing.set(row.key, String(error)))
           .finally(() => this.decoding.delete(row.key)),
       ),
@@ -175,6 +188,29 @@ export class Viewer {
     this.layout();
     this.paint();
     this.sync(false);
+  }
+
+  /** The sign-in ended: drop every pixel and overlay, stop asking, keep the unsaved reads shown. */
+  private signOut(reason: string): void {
+    this.signedOut = reason || "signed out";
+    this.stopCine();
+    this.cache.clear();
+    this.overlays.clear();
+    this.drag = null;
+    this.current = null;
+    this.shown = null;
+    this.painted = null;
+    this.renderer.clear();
+    this.root.dataset.signedOut = "true";
+    delete this.root.dataset.paintedImage;
+    this.paint();
+  }
+
+  /** A pending read as the reader knows it: the image's name and what they chose. */
+  private readText(save: PendingSave): string {
+    const name = this.infos.get(save.imageId)?.name || `image ${save.imageId}`;
+    const chosen = save.label ?? (save.labels ?? []).join(", ");
+    return `${name}: ${chosen || "no label"}${save.unsure ? " (unsure)" : ""}`;
   }
 
   // --- navigation -----------------------------------------------------------------------------
@@ -291,6 +327,7 @@ export class Viewer {
   }
 
   private save(label: string | null, labels: string[] | null, thenNext: boolean): void {
+    if (this.signedOut !== null) return;
     const target = this.labelTarget();
     if (target === null) {
       this.flashStatus("Not saved: the image was not on screen yet.");
@@ -317,6 +354,9 @@ export class Viewer {
     }
     if (thenNext) this.advance();
     else this.paint();
+    // The read shows as saving at once: past the list's last image nothing is painted, and the
+    // status would go on saying "all reads saved" until the server answered.
+    this.renderStatus();
     this.sync(false);
   }
 
@@ -356,7 +396,7 @@ export class Viewer {
 
   /** Tell the server what changed; `more` asks again for frames still wanted after a delivery. */
   private sync(more: boolean): void {
-    if (!this.data || !this.root.isConnected) return;
+    if (!this.data || !this.root.isConnected || this.signedOut !== null) return;
     const want = this.wanted();
     const body = { position: this.current, want, pending: this.pending, view: this.viewReport() };
     const text = JSON.stringify(body);
@@ -416,6 +456,12 @@ export class Viewer {
   }
 
   private paint(): void {
+    if (this.signedOut !== null) {
+      this.renderHeader(undefined);
+      this.renderStatus();
+      this.showMessage("Signed out: log in again to go on reading.");
+      return;
+    }
     if (this.waitingForNext && this.nextImage() !== null) {
       this.waitingForNext = false;
       this.advance();
@@ -515,7 +561,15 @@ export class Viewer {
 
   private renderStatus(): void {
     const parts: string[] = [];
-    if (this.data?.mode === "label") {
+    if (this.signedOut !== null) {
+      const unsaved = this.pending.length;
+      const count = unsaved ? `${unsaved} read(s) not saved:` : "no read was waiting to be saved.";
+      parts.push(`<span class="mrv-error mrv-signed-out">Signed out (${escapeHtml(this.signedOut)}): ${count}</span>`);
+      if (unsaved) {
+        const reads = this.pending.map((save) => `<li>${escapeHtml(this.readText(save))}</li>`).join("");
+        parts.push(`<ul class="mrv-unsaved">${reads}</ul>`);
+      }
+    } else if (this.data?.mode === "label") {
       const classes = this.data.classes
         .map((name, index) => {
           const chosen = this.data?.multi && this.multiSelection.has(name) ? " mrv-chosen" : "";
@@ -674,7 +728,7 @@ export class Viewer {
     );
     this.status.addEventListener("click", (event) => {
       const target = (event.target as HTMLElement).closest("button");
-      if (!target || !this.data) return;
+      if (!target || !this.data || this.signedOut !== null) return;
       if (target.classList.contains("mrv-retry")) {
         this.failed.clear();
         this.sync(true);
@@ -776,7 +830,7 @@ export class Viewer {
   }
 
   onKey(event: KeyboardEvent): void {
-    if (!this.root.isConnected || !this.data) return;
+    if (!this.root.isConnected || !this.data || this.signedOut !== null) return;
     if (event.altKey || event.metaKey) return;
     const active = document.activeElement;
     if (isTextEntry(active)) return;
