@@ -4,6 +4,7 @@ its source and package-lock.json build."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
@@ -31,8 +32,11 @@ def installed() -> str:
     """`npm ci` from the lock file (once per run, when node_modules is missing or older than it)."""
     command = npm()
     marker = VIEWER / "node_modules" / ".package-lock.json"
-    if not marker.exists() or marker.stat().st_mtime < (VIEWER / "package-lock.json").stat().st_mtime:
-        subprocess.run([command, "ci", "--no-audit", "--no-fund"], cwd=VIEWER, check=True, capture_output=True)
+    # Parallel test workers (pytest -n) may both get here: one installs, the other waits for it.
+    with open(VIEWER / "package-lock.json", "rb") as lock_file:
+        fcntl.flock(lock_file, fcntl.LOCK_EX)
+        if not marker.exists() or marker.stat().st_mtime < (VIEWER / "package-lock.json").stat().st_mtime:
+            subprocess.run([command, "ci", "--no-audit", "--no-fund"], cwd=VIEWER, check=True, capture_output=True)
     return command
 
 
