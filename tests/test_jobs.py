@@ -279,6 +279,14 @@ def test_ui_side_modules_never_import_tensorflow():
     assert int(output[0]) > 20 and output[1:] == ["False", "False"]
 
 
+def test_a_worker_loads_tensorflow_with_its_first_training_not_when_it_starts():
+    # `make run` and every `serve` start a worker; one that has run no job must not hold
+    # TensorFlow (5 s of start-up, ~580 MB) yet. Its training runner still trains (test above).
+    code = "import sys, medreview.ml.runners\nprint('tensorflow' in sys.modules, 'keras' in sys.modules)"
+    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert output == ["False", "False"]
+
+
 def test_a_kind_the_worker_has_no_runner_for_fails_with_the_reason(store):
     job_id = submit_job(store, "mine-bitcoin", {})
     assert execute_job(store, job_id, RUNNERS) == "failed"
