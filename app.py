@@ -5,7 +5,8 @@ page checks the login and role again (ui/session.py session_actor), and each ser
 role a third time.
 
 A sign-in survives a reload: the browser keeps a login token in a cookie (ui/session_cookie.py)
-and a new session resumes from it before anything is drawn.
+and a new session resumes from it before anything is drawn. A user who signed in with a password
+an admin set chooses their own before any page opens; everyone can change theirs in the sidebar.
 
 Deep links: Streamlit names a page by its URL path (a page's script hash is the hash of its
 url_path), and a rerun stays on the page it ran. So before sign-in, every page's URL path is
@@ -14,19 +15,29 @@ after signing in runs the real Label page. A page above the user's role is regis
 page that says so, rather than being missing (which would fall back to Home without a word).
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
 import streamlit as st
+from streamlit.navigation.page import StreamlitPage
 
 from medreview.errors import MedreviewError
-from medreview.team.accounts import authenticate, create_first_admin, logout, needs_first_admin
+from medreview.team.accounts import (
+    MIN_PASSWORD_LENGTH,
+    authenticate,
+    change_password,
+    create_first_admin,
+    logout,
+    needs_first_admin,
+)
 from medreview.team.roles import Actor
 from ui import session_cookie
 from ui.session import (
     LOGIN_KEY,
     NOTICE_KEY,
+    client_address,
     end_login,
     get_store,
     leave_legacy_page_discovery,
@@ -49,6 +60,9 @@ class AppPage:
         """What st.Page infers from the file name: pages/label.py is /label."""
         return Path(self.script).stem
 
+
+# Session state: the user's own password was just changed (said once, in the sidebar).
+PASSWORD_CHANGED_KEY = "password_changed"
 
 HOME = AppPage("pages/home.py", "Home", ":material/home:")
 APP_PAGES = (
@@ -99,7 +113,7 @@ def login_ui() -> None:
         password = st.text_input("Password", type="password", key="login_password")
         if st.form_submit_button("Log in", type="primary"):
             try:
-                actor = authenticate(store, username, password)
+                actor = authenticate(store, username, password, client=client_address())
                 start_login(store, actor)
             except MedreviewError as error:
                 st.error(plain(error))
@@ -120,6 +134,46 @@ def refused_page(page: AppPage, actor: Actor) -> None:
     st.page_link(HOME.script, label="Home", icon=HOME.icon)
 
 
+def change_password_ui(actor: Actor) -> None:
+    """The form with which users change their own password. Every sign-in of theirs ends with the old
+    password; this session carries on with a new login token."""
+    with st.form("change_password_form", clear_on_submit=True):
+        current = st.text_input("Current password", type="password", key="change_password_current")
+        new = st.text_input(
+            f"New password (at least {MIN_PASSWORD_LENGTH} characters)", type="password", key="change_password_new"
+        )
+        repeat = st.text_input("Repeat the new password", type="password", key="change_password_repeat")
+        if st.form_submit_button("Change password", type="primary"):
+            if new != repeat:
+                st.error("The two new passwords differ.")
+                return
+            try:
+                change_password(store, actor, actor.username, new, old_password=current)
+                start_login(store, actor)
+            except MedreviewError as error:
+                st.error(plain(error))
+                return
+            st.session_state[PASSWORD_CHANGED_KEY] = True
+            st.rerun()
+
+
+def choose_password_page(actor: Actor) -> None:
+    st.title("Choose your password")
+    st.write("An administrator set your password. Choose your own to continue.")
+    change_password_ui(actor)
+
+
+def stand_ins_for(screen: Callable[[], None], title: str) -> list[StreamlitPage]:
+    """Navigation of one screen only, for every page's URL path (hidden): no other page is listed or
+    reachable, a deep link keeps its URL and the rerun after the screen opens that page, and
+    Streamlit's file list never shows."""
+    return [st.Page(screen, title=title, default=True)] + [
+        st.Page(screen, title=title, url_path=page.url_path, visibility="hidden")
+        for page in APP_PAGES
+        if page is not HOME
+    ]
+
+
 def log_out(actor: Actor) -> None:
     """The Log out button's callback: it runs before the script, so this very run draws the sign-in
     page, and the cookie is cleared there (nothing reruns in between)."""
@@ -132,21 +186,23 @@ resume_from_cookie(store)
 actor = signed_in_actor(store)
 
 if actor is None:
-    # Navigation of sign-in screens only: no other page is listed or reachable before login. Each
-    # page's URL path is a hidden stand-in for the sign-in screen, so a deep link keeps its URL and
-    # the rerun after signing in opens that page; Streamlit's file list never shows.
-    stand_ins = [
-        st.Page(sign_in_page, title="Sign in", url_path=page.url_path, visibility="hidden")
-        for page in APP_PAGES
-        if page is not HOME
-    ]
-    st.navigation([st.Page(sign_in_page, title="Sign in", default=True), *stand_ins], position="hidden").run()
+    st.navigation(stand_ins_for(sign_in_page, "Sign in"), position="hidden").run()
     st.stop()
 
+must_change_password = st.session_state[LOGIN_KEY].must_change_password
 with st.sidebar:
     st.caption(f"Signed in as **{plain(actor.username)}** ({actor.role})")
     st.button("Log out", key="logout", on_click=log_out, args=(actor,))
+    if st.session_state.pop(PASSWORD_CHANGED_KEY, False):
+        st.success("Your password was changed.")
+    if not must_change_password:
+        with st.expander("Change password"):
+            change_password_ui(actor)
     session_cookie.sync()
+
+if must_change_password:
+    st.navigation(stand_ins_for(partial(choose_password_page, actor), "Choose your password"), position="hidden").run()
+    st.stop()
 
 pages = []
 for page in APP_PAGES:

@@ -394,7 +394,9 @@ def _cmd_users(args: argparse.Namespace) -> int:
     store = Store.open()
     if args.action == "list":
         for user in accounts.list_users(store, SYSTEM):
-            print(f"{user['username']:24s} {user['role']:10s} {'active' if user['active'] else 'inactive'}")
+            state = "active" if user["active"] else "inactive"
+            pending = " (must choose a new password)" if user["must_change_password"] else ""
+            print(f"{user['username']:24s} {user['role']:10s} {state}{pending}")
         return 0
     if not args.username:
         raise MedreviewError(f"users {args.action} needs a user name")
@@ -404,12 +406,12 @@ def _cmd_users(args: argparse.Namespace) -> int:
             accounts.create_first_admin(store, args.username, password)
             print(f"administrator {args.username} created", file=sys.stderr)
         else:
-            accounts.create_user(store, SYSTEM, args.username, password, args.role)
+            accounts.create_user(store, SYSTEM, args.username, password, args.role, temporary=args.temporary)
             print(f"{args.role} {args.username} created", file=sys.stderr)
     elif args.action == "set-role":
         accounts.set_role(store, SYSTEM, args.username, args.role)
     elif args.action == "password":
-        accounts.change_password(store, SYSTEM, args.username, _password_from_env_or_prompt())
+        accounts.change_password(store, SYSTEM, args.username, _password_from_env_or_prompt(), temporary=args.temporary)
     elif args.action in ("deactivate", "activate"):
         accounts.set_active(store, SYSTEM, args.username, args.action == "activate")
     return 0
@@ -476,7 +478,8 @@ def _cmd_worker(_: argparse.Namespace) -> int:
 
     # Once the consumer runs, huey handles SIGINT / SIGTERM / SIGHUP itself; run_worker returns on
     # SIGINT and SIGTERM after stopping its job and removing the worker's liveness stamp. Before
-    # that (importing TensorFlow takes seconds) main's handlers apply.
+    # that (importing the runners takes a second or two; TensorFlow waits for the first training)
+    # main's handlers apply.
     run_worker(RUNNERS)
     return 0
 
@@ -581,6 +584,13 @@ def build_parser() -> argparse.ArgumentParser:
     users.add_argument("action", choices=("list", "add", "set-role", "password", "deactivate", "activate"))
     users.add_argument("username", nargs="?")
     users.add_argument("--role", default="annotator", choices=("annotator", "reviewer", "admin"))
+    # The operator's password is the user's own unless said otherwise (on the Team page an admin's
+    # always is temporary).
+    users.add_argument(
+        "--temporary",
+        action="store_true",
+        help="add / password: the user must choose their own password at the next sign-in",
+    )
     users.set_defaults(handler=_cmd_users)
 
     pacs_search = commands.add_parser("pacs-search", help="search a PACS over DICOMweb (QIDO-RS)")

@@ -1,16 +1,15 @@
 import datetime as dt
-import tempfile
-from pathlib import Path
 
 import streamlit as st
 
 from medreview.ingest.pseudonyms import pseudonym_table
 from medreview.reading.catalog import image_table
-from medreview.reading.exchange import EXPORT_KINDS, import_labels, write_export
+from medreview.reading.exchange import EXPORT_KINDS, export_bytes, import_labels
 from medreview.reading.review import assign
-from medreview.team.accounts import create_user, list_users, reader_names, set_active, set_role
-from medreview.team.audit import ACTIONS, export_csv, query
+from medreview.team.accounts import change_password, create_user, list_users, reader_names, set_active, set_role
+from medreview.team.audit import ACTIONS, csv_bytes, query
 from medreview.team.roles import ROLES
+from ui import downloads
 from ui.session import attempt, get_store, session_actor, succeeded
 from ui.text import spreadsheet_safe
 
@@ -30,11 +29,14 @@ with users_tab:
         username = name_column.text_input("User name", key="team_new_username")
         role = role_column.selectbox("Role", ROLES, key="team_new_role")
         password = password_column.text_input("Initial password", type="password", key="team_new_password")
-        if st.form_submit_button("Add user") and succeeded(lambda: create_user(store, actor, username, password, role)):
+        st.caption("The new user chooses their own password at the first sign-in.")
+        if st.form_submit_button("Add user") and succeeded(
+            lambda: create_user(store, actor, username, password, role, temporary=True)
+        ):
             st.rerun()
     names = [user["username"] for user in users]
     if names:
-        who_column, role_column, active_column = st.columns(3)
+        who_column, role_column, active_column, reset_column = st.columns(4)
         who = who_column.selectbox("User", names, key="team_edit_user")
         current = next(user for user in users if user["username"] == who)
         new_role = role_column.selectbox("Role", ROLES, index=ROLES.index(current["role"]), key="team_edit_role")
@@ -49,6 +51,16 @@ with users_tab:
             lambda: set_active(store, actor, who, not current["active"])
         ):
             st.rerun()
+        if who == actor.username:
+            reset_column.caption("Change your own password in the sidebar.")
+        else:
+            # A reset signs the user out everywhere; they choose their own password at the next sign-in.
+            with reset_column.form("team_reset_form", clear_on_submit=True, border=False):
+                temporary = st.text_input("Temporary password", type="password", key="team_reset_password")
+                if st.form_submit_button("Reset password") and succeeded(
+                    lambda: change_password(store, actor, who, temporary)
+                ):
+                    st.success(f"{who} signs in with the temporary password, then chooses their own.")
 
 with assign_tab:
     readers = st.multiselect("Readers", reader_names(store), key="team_assign_readers")
@@ -71,20 +83,13 @@ with audit_tab:
     since_time = dt.datetime.combine(since, dt.time(), dt.UTC) if since else None
     events = query(store, actor, action=actions or None, actor_name=who or None, since=since_time, limit=500)
     st.dataframe(spreadsheet_safe(events), hide_index=True, key="team_audit_table")
-    if st.button("Export these events as CSV", key="team_audit_export"):
-        # Through the audited export: downloading the trail is itself an audit event.
-        path = Path(tempfile.mkdtemp()) / "audit.csv"
+    if st.button("Download these events as audit.csv", key="team_audit_export"):
+        # Through the audited export: downloading the trail is itself an audit event. Made now, for
+        # this session only (ui/downloads.py): never a file on disk or at a URL.
         filters = {"action": actions or None, "actor_name": who or None, "since": since_time}
-        if attempt(lambda: export_csv(store, actor, path, **filters)) is not None:
-            st.session_state["team_audit_file"] = path.read_bytes()
-    if "team_audit_file" in st.session_state:
-        st.download_button(
-            "Download audit.csv",
-            st.session_state["team_audit_file"],
-            file_name="audit.csv",
-            mime="text/csv",
-            key="team_audit_csv",
-        )
+        content = attempt(lambda: csv_bytes(store, actor, "audit.csv", **filters))
+        if content is not None:
+            downloads.send(content, "audit.csv", "text/csv", key="team_audit_download")
 
 with data_tab:
     kind_column, format_column = st.columns(2)
@@ -95,19 +100,18 @@ with data_tab:
     original_names = st.checkbox(
         "Add the original file names (identifying; recorded in the audit trail)", key="team_export_original_names"
     )
-    if st.button("Prepare export", key="team_export"):
-        path = Path(tempfile.mkdtemp()) / f"{kind}.{file_format}"
-        rows = attempt(lambda: write_export(store, actor, kind, path, file_format, original_names))
-        if rows is not None:
-            st.session_state["team_export_file"] = (path.name, path.read_bytes(), rows)
-    if "team_export_file" in st.session_state:
-        name, content, rows = st.session_state["team_export_file"]
-        st.download_button(f"Download {name} ({rows} rows)", content, file_name=name, key="team_export_download")
+    name = f"{kind}.{file_format}"
+    if st.button(f"Download {name}", key="team_export"):
+        # Made now, for this session only (ui/downloads.py): never a file on disk or at a URL.
+        made = attempt(lambda: export_bytes(store, actor, kind, file_format, original_names))
+        if made is not None:
+            content, rows = made
+            mime = "text/csv" if file_format == "csv" else "application/json"
+            downloads.send(content, name, mime, key="team_export_download")
+            st.success(f"{name}: {rows} rows.")
     uploaded = st.file_uploader("Import reads (a JSON 'reads' export)", type=["json"], key="team_import")
     if uploaded is not None and st.button("Import", key="team_import_run"):
-        path = Path(tempfile.mkdtemp()) / "reads.json"
-        path.write_bytes(uploaded.getvalue())
-        counts = attempt(lambda: import_labels(store, actor, path))
+        counts = attempt(lambda: import_labels(store, actor, uploaded.getvalue()))
         if counts is not None:
             st.success(
                 f"{counts['reads']} reads and {counts['final_labels']} final labels imported; "

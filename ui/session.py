@@ -22,6 +22,7 @@ from medreview.team.accounts import (
     current_actor,
     issue_login_token,
     logout,
+    password_change_required,
     refresh_login,
     resume_login,
 )
@@ -63,6 +64,16 @@ NOTICE_KEY = "sign_in_notice"
 # Session state: the cookie the session opened with was tried (it is fixed for the session's life:
 # after a logout it still holds the old token, which must not sign anyone in again).
 _COOKIE_TRIED_KEY = "session_cookie_tried"
+# All the session state a sign-in leaves behind: the sign-in page's notice and the cookie's
+# bookkeeping. Everything else (widgets, upload results, PACS login and search results, anything a
+# page keeps) belonged to the person who signed out and goes with them.
+_KEPT_AT_SIGN_OUT = frozenset({NOTICE_KEY, _COOKIE_TRIED_KEY}) | session_cookie.STATE_KEYS
+
+
+def client_address() -> str | None:
+    """The address of this session's browser as Streamlit sees it (None: this machine, or unknown)."""
+    address = st.context.ip_address
+    return address if isinstance(address, str) and address else None  # AppTest hands back a mock
 
 
 def _sentence(error: Exception) -> str:
@@ -72,22 +83,41 @@ def _sentence(error: Exception) -> str:
 
 def start_login(store: Store, actor: Actor, token: str | None = None) -> None:
     """Sign ``actor`` in for this browser session: a new login token (or the ``token`` it resumed
-    with), kept by the browser for the session length."""
+    with), kept by the browser for the session length. A password someone else set must be
+    replaced before any page opens (app.py)."""
     token = token or issue_login_token(store, actor)
-    st.session_state[LOGIN_KEY] = LoginSession(actor, utcnow(), token=token)
+    must_change = password_change_required(store, actor)
+    st.session_state[LOGIN_KEY] = LoginSession(actor, utcnow(), token=token, must_change_password=must_change)
     st.session_state.pop(NOTICE_KEY, None)
     session_cookie.remember(token, int(get_setting(store, "session_minutes")) * 60)
 
 
 def end_login(notice: str | None = None) -> None:
     """Forget this session's sign-in and the browser's cookie; ``notice`` is shown at sign-in.
-    The caller has already logged out or found the login refused (the token is dead either way)."""
-    st.session_state.pop(LOGIN_KEY, None)
+    The caller has already logged out or found the login refused (the token is dead either way).
+
+    Whoever signs in next in this tab finds nothing of this session: every key of the session
+    state but the sign-in bookkeeping goes (widget values too), and so do the files uploaded in it."""
+    for key in list(st.session_state.keys()):
+        if key not in _KEPT_AT_SIGN_OUT:
+            del st.session_state[key]
+    _forget_uploaded_files()
     session_cookie.forget()
     if notice:
         st.session_state[NOTICE_KEY] = notice
     else:
         st.session_state.pop(NOTICE_KEY, None)
+
+
+def _forget_uploaded_files() -> None:
+    """Drop the files this session uploaded (Streamlit keeps them for the session's life, and a
+    file uploader drawn again with its old value would hand them to the next person)."""
+    from streamlit.runtime import exists, get_instance
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    context = get_script_run_ctx()
+    if context is not None and exists():
+        get_instance().uploaded_file_mgr.remove_session_files(context.session_id)
 
 
 def resume_from_cookie(store: Store) -> None:
@@ -101,7 +131,7 @@ def resume_from_cookie(store: Store) -> None:
     if token is None:
         return
     try:
-        actor = resume_login(store, token)
+        actor = resume_login(store, token, client=client_address())
     except MedreviewError as error:
         end_login(_sentence(error))
         return

@@ -23,11 +23,13 @@ import time
 
 import streamlit as st
 
-__all__ = ["COOKIE_NAME", "forget", "remember", "sent_token", "sync"]
+__all__ = ["COOKIE_NAME", "STATE_KEYS", "forget", "remember", "sent_token", "sync"]
 
 COOKIE_NAME = "medreview_session"
 # Session state: what the cookie should hold ({"token", "max_age"[, "minute"]}); absent: leave it.
 _WANTED = "session_cookie_wanted"
+# The session state this module keeps: it outlives a sign-in (forget() is carried out after it).
+STATE_KEYS = frozenset({_WANTED})
 
 # `data` is {"name", "token", "max_age"[, "minute"]}: an empty token clears the cookie. The minute
 # is not read; it only changes the data, which is what makes the element run again.

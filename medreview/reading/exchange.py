@@ -37,7 +37,7 @@ from medreview.store.models import Annotation, FinalLabel, LabelClass, Pseudonym
 from medreview.team.audit import neutralise_formula, record, record_now
 from medreview.team.roles import Actor, require
 
-__all__ = ["EXPORT_FORMATS", "EXPORT_KINDS", "export_data", "import_labels", "write_export"]
+__all__ = ["EXPORT_FORMATS", "EXPORT_KINDS", "export_bytes", "export_data", "import_labels", "write_export"]
 
 EXPORT_KINDS = ("labels", "reads", "predictions", "coco")
 EXPORT_FORMATS = ("csv", "json")
@@ -143,41 +143,61 @@ def _coco(store: Store, actor: Actor) -> dict[str, Any]:
     }
 
 
+def _export_content(store: Store, actor: Actor, kind: str, file_format: str, original_names: bool) -> tuple[bytes, int]:
+    """An export's file content (UTF-8) and its number of rows (COCO: boxes)."""
+    if file_format not in EXPORT_FORMATS:
+        raise MedreviewError(f"unsupported export format '{file_format}' (csv or json)")
+    data = export_data(store, actor, kind, original_names)
+    if kind == "coco":
+        if file_format != "json":
+            raise MedreviewError("COCO exports are JSON only")
+        content = json.dumps(data, indent=1)
+        count = len(data["annotations"])
+    elif file_format == "csv":
+        # Comments and file names are user text: keep spreadsheets from running them as formulas.
+        text_columns = data.select_dtypes(include=["object", "string"]).columns
+        safe = data.assign(**{column: data[column].map(_safe_cell) for column in text_columns})
+        content = safe.to_csv(index=False)
+        count = len(data)
+    else:
+        document: dict[str, Any] = {"format": FORMAT_NAME, "kind": kind, "rows": _records(data)}
+        if kind == "reads":
+            final = export_data(store, actor, "labels")
+            document["final_labels"] = _records(final[final["method"] != "unanimous"])
+        # allow_nan=False: a missing value must be null, never NaN (which is not JSON).
+        content = json.dumps(document, indent=1, default=str, allow_nan=False)
+        count = len(data)
+    return content.encode("utf-8"), count
+
+
+def _record_export(store: Store, actor: Actor, kind: str, file_format: str, rows: int, original_names: bool) -> None:
+    record_now(
+        store, actor.username, "export", "export", kind, format=file_format, rows=rows, original_names=original_names
+    )
+
+
+def export_bytes(
+    store: Store, actor: Actor, kind: str, file_format: str = "csv", original_names: bool = False
+) -> tuple[bytes, int]:
+    """An export for a download: the file's bytes and its number of rows (COCO: boxes). Audited;
+    nothing is written to disk."""
+    content, count = _export_content(store, actor, kind, file_format, original_names)
+    _record_export(store, actor, kind, file_format, count, original_names)
+    return content, count
+
+
 def write_export(
     store: Store, actor: Actor, kind: str, path: Path, file_format: str = "csv", original_names: bool = False
 ) -> int:
     """Write an export file; returns the number of rows (COCO: boxes). Audited."""
-    if file_format not in EXPORT_FORMATS:
-        raise MedreviewError(f"unsupported export format '{file_format}' (csv or json)")
-    data = export_data(store, actor, kind, original_names)
+    content, count = _export_content(store, actor, kind, file_format, original_names)
     if not Path(path).parent.is_dir():
         raise MedreviewError(f"cannot write {path}: the folder {Path(path).parent} does not exist")
     try:
-        if kind == "coco":
-            if file_format != "json":
-                raise MedreviewError("COCO exports are JSON only")
-            content = json.dumps(data, indent=1)
-            count = len(data["annotations"])
-        elif file_format == "csv":
-            # Comments and file names are user text: keep spreadsheets from running them as formulas.
-            text_columns = data.select_dtypes(include=["object", "string"]).columns
-            safe = data.assign(**{column: data[column].map(_safe_cell) for column in text_columns})
-            content = safe.to_csv(index=False)
-            count = len(data)
-        else:
-            document: dict[str, Any] = {"format": FORMAT_NAME, "kind": kind, "rows": _records(data)}
-            if kind == "reads":
-                final = export_data(store, actor, "labels")
-                document["final_labels"] = _records(final[final["method"] != "unanimous"])
-            # allow_nan=False: a missing value must be null, never NaN (which is not JSON).
-            content = json.dumps(document, indent=1, default=str, allow_nan=False)
-            count = len(data)
-        atomic_write(Path(path), content.encode("utf-8"), sync_folder=False)
+        atomic_write(Path(path), content, sync_folder=False)
     except OSError as error:
         raise MedreviewError(f"cannot write {path}: {error.strerror or error}") from error
-    record_now(
-        store, actor.username, "export", "export", kind, format=file_format, rows=count, original_names=original_names
-    )
+    _record_export(store, actor, kind, file_format, count, original_names)
     return count
 
 
@@ -217,16 +237,19 @@ def _check_row(row: dict[str, Any], number: int) -> None:
             raise MedreviewError(f"{where}: a box is malformed ({error})") from error
 
 
-def import_labels(store: Store, actor: Actor, path: Path) -> dict[str, int]:
-    """Re-create reads (and adjudicated/approved final labels) from a JSON ``reads`` export.
+def import_labels(store: Store, actor: Actor, source: Path | bytes) -> dict[str, int]:
+    """Re-create reads (and adjudicated/approved final labels) from a JSON ``reads`` export: a file,
+    or its bytes (an upload, which never needs to touch the disk).
 
     Returns counts: reads, final_labels, images_missing (rows whose image is not in this store).
     """
     require(actor, "admin", "import labels")
     try:
-        document = json.loads(Path(path).read_text())
+        document = json.loads(source if isinstance(source, bytes) else Path(source).read_bytes())
     except (OSError, ValueError) as error:
-        raise MedreviewError(f"cannot read {path}: {error}") from error
+        # An upload's message names no file (on the server it would be a temporary path).
+        where = "the uploaded file" if isinstance(source, bytes) else source
+        raise MedreviewError(f"cannot read {where}: {error}") from error
     if not isinstance(document, dict) or document.get("format") != FORMAT_NAME or document.get("kind") != "reads":
         raise MedreviewError("not a medreview reads export (export it with: export reads --format json)")
     keys = image_facts(store)
@@ -300,5 +323,6 @@ def import_labels(store: Store, actor: Actor, path: Path) -> dict[str, int]:
                 update_columns=list(values),
             )
             counts["final_labels"] += 1
-        record(session, actor.username, "label.import", "file", Path(path).name, **counts)
+        name = "upload" if isinstance(source, bytes) else Path(source).name
+        record(session, actor.username, "label.import", "file", name, **counts)
     return counts

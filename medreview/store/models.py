@@ -47,6 +47,7 @@ __all__ = [
     "PseudonymEntry",
     "Series",
     "Setting",
+    "SignInFailure",
     "Study",
     "User",
     "as_utc",
@@ -180,6 +181,9 @@ class User(Base):
     password_hash: Mapped[str | None] = mapped_column(String(256))
     role: Mapped[str] = mapped_column(String(16), default="annotator")  # annotator | reviewer | admin
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # The password was chosen by someone else (an admin created the account or reset it): the user
+    # chooses their own at the next sign-in before any page opens.
+    must_change_password: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
@@ -197,8 +201,29 @@ class LoginToken(Base):
     last_used_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[dt.datetime]
     revoked_at: Mapped[dt.datetime | None]
+    # The client address the sign-in was last resumed from (a reload, a new tab): a resume is
+    # audited once per login session, and again only when it comes back from another client.
+    resumed_from: Mapped[str | None] = mapped_column(String(64))
 
     user: Mapped[User] = relationship()
+
+
+class SignInFailure(Base):
+    """Consecutive failed sign-ins of one client, for one account name (``account``) or for any
+    (``account`` empty): the back-off in medreview.team.throttle. A success clears the client's
+    row for that account; rows of clients that went quiet are deleted on the way."""
+
+    __tablename__ = "sign_in_failures"
+    __table_args__ = (UniqueConstraint("client", "account", name="uq_sign_in_failures_client_account"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    client: Mapped[str] = mapped_column(String(64))
+    # The account's user name; for a name that matches no account, a hash under a key that lives
+    # only in the server process (what was typed may be a password typed in the wrong field); ""
+    # for the client's row over all accounts.
+    account: Mapped[str] = mapped_column(String(64))
+    failures: Mapped[int]
+    last_failure_at: Mapped[dt.datetime] = mapped_column(index=True)
 
 
 class Annotation(Base):

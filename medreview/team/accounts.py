@@ -10,6 +10,10 @@ A token expires after ``session_minutes`` without use (the expiry slides each ti
 its user logs out, is deactivated or gets a new password. Neither the token nor its hash is ever
 logged or written to the audit trail.
 
+A password someone else chose (an account an admin created, an admin's reset) is temporary: the
+user must choose their own at the next sign-in (:func:`password_change_required`) before any page
+opens. Failed sign-ins slow the next attempts from the same client (:mod:`medreview.team.throttle`).
+
 Passwords are stored as argon2id hashes (argon2-cffi's default, secure parameters). The module
 level ``_hasher`` is the one PasswordHasher used for hashing and verifying; tests swap it for a
 cheap one (``monkeypatch.setattr(accounts, "_hasher", PasswordHasher(time_cost=1,
@@ -42,7 +46,7 @@ from sqlalchemy.orm import Session
 from medreview.errors import MedreviewError, NotFoundError, PermissionDeniedError
 from medreview.store import LOCAL_USER, Store
 from medreview.store.models import LoginToken, User, as_utc, utcnow
-from medreview.team import audit
+from medreview.team import audit, throttle
 from medreview.team.roles import ROLES, SYSTEM, Actor, require
 from medreview.team.settings import get_setting
 
@@ -57,6 +61,7 @@ __all__ = [
     "list_users",
     "logout",
     "needs_first_admin",
+    "password_change_required",
     "reader_names",
     "refresh_login",
     "resume_login",
@@ -217,8 +222,9 @@ def create_first_admin(store: Store, username: str, password: str) -> Actor:
 # --- user management (admin) --------------------------------------------------------------------
 
 
-def create_user(store: Store, actor: Actor, username: str, password: str, role: str) -> None:
-    """Add an account (admin only)."""
+def create_user(store: Store, actor: Actor, username: str, password: str, role: str, temporary: bool = False) -> None:
+    """Add an account (admin only). With ``temporary`` (as the Team page adds accounts) the user
+    must choose their own password at the first sign-in."""
     require(actor, "admin", "add users")
     username = _check_new_username(username)
     _check_new_password(password, username)
@@ -229,9 +235,17 @@ def create_user(store: Store, actor: Actor, username: str, password: str, role: 
             _require_admin(session, actor, "add users")
             if session.scalar(select(User.id).where(User.username == username)) is not None:
                 raise MedreviewError(f"a user named '{username}' already exists")
-            session.add(User(username=username, password_hash=password_hash, role=role, active=True))
+            session.add(
+                User(
+                    username=username,
+                    password_hash=password_hash,
+                    role=role,
+                    active=True,
+                    must_change_password=temporary,
+                )
+            )
             session.flush()  # a concurrent insert of the same name fails here, on the unique constraint
-            audit.record(session, actor.username, "user.create", "user", username, role=role)
+            audit.record(session, actor.username, "user.create", "user", username, role=role, must_change=temporary)
     except IntegrityError as error:
         raise MedreviewError(f"a user named '{username}' already exists") from error
 
@@ -274,16 +288,28 @@ def set_active(store: Store, actor: Actor, username: str, active: bool) -> None:
 
 
 def change_password(
-    store: Store, actor: Actor, username: str, new_password: str, old_password: str | None = None
+    store: Store,
+    actor: Actor,
+    username: str,
+    new_password: str,
+    old_password: str | None = None,
+    temporary: bool | None = None,
 ) -> None:
-    """Set a new password: users change their own (giving the current one); an admin may reset
-    anyone else's without it. Every login token of the user ends: whoever signed in with the old
-    password (a reset is often about a password that leaked) signs in again with the new one."""
+    """Set a new password: users change their own (giving the current one, and choosing another);
+    an admin may reset anyone else's without it. Every login token of the user ends: whoever signed
+    in with the old password (a reset is often about a password that leaked) signs in again with
+    the new one (the caller signs the user who changed their own back in, with a new token).
+
+    A reset is ``temporary`` unless said otherwise (the user must choose their own at the next
+    sign-in); a password users choose themselves never is."""
     target = _clean_username(username)
     self_service = target == actor.username
     if not self_service:
         require(actor, "admin", "change another user's password")
+    must_change = False if self_service else (True if temporary is None else temporary)
     _check_new_password(new_password, target)
+    if self_service and old_password is not None and new_password == old_password:
+        raise MedreviewError("choose a password other than the current one")
     with store.db.read() as session:
         user = _user(session, target)
         current_hash = user.password_hash
@@ -297,18 +323,37 @@ def change_password(
         if self_service and not user.active:
             raise PermissionDeniedError("this account is deactivated")
         user.password_hash = new_hash
+        user.must_change_password = must_change
         _revoke_user_tokens(session, user)
-        audit.record(session, actor.username, "user.password", "user", target, self_service=self_service)
+        audit.record(
+            session, actor.username, "user.password", "user", target, self_service=self_service, must_change=must_change
+        )
+
+
+def password_change_required(store: Store, actor: Actor) -> bool:
+    """True when ``actor``'s password was set by someone else and they have not chosen their own."""
+    if actor == SYSTEM:
+        return False
+    with store.db.read() as session:
+        required = session.scalar(select(User.must_change_password).where(User.username == actor.username))
+    return bool(required)
 
 
 def list_users(store: Store, actor: Actor) -> list[dict[str, Any]]:
-    """Accounts for the admin page, by user name: username, role, active, created_at (UTC)."""
+    """Accounts for the admin page, by user name: username, role, active, must_change_password
+    (the user has not yet replaced a password an admin set), created_at (UTC)."""
     require(actor, "admin", "list users")
     with store.db.read() as session:
         _require_admin(session, actor, "list users")
         users = session.scalars(select(User).where(User.username != LOCAL_USER).order_by(User.username)).all()
         return [
-            {"username": user.username, "role": user.role, "active": user.active, "created_at": as_utc(user.created_at)}
+            {
+                "username": user.username,
+                "role": user.role,
+                "active": user.active,
+                "must_change_password": user.must_change_password,
+                "created_at": as_utc(user.created_at),
+            }
             for user in users
         ]
 
@@ -328,37 +373,60 @@ def reader_names(store: Store) -> list[str]:
 # --- login --------------------------------------------------------------------------------------
 
 
-def authenticate(store: Store, username: str, password: str) -> Actor:
+def authenticate(
+    store: Store, username: str, password: str, client: str | None = None, now: dt.datetime | None = None
+) -> Actor:
     """Check a user name and password; every refusal has the same message and about the same cost.
+
+    ``client`` is the address the attempt comes from (None: not said; counted as this machine).
+    After a few failures from a client the next attempt must wait (:mod:`medreview.team.throttle`):
+    one made too soon is refused, with the wait in the message, before the password is checked,
+    and logged "login.throttled".
 
     Logs "login" or "login.failed" (with the reason, never the password). A name that matches no
     user is logged as "(unknown)", not as typed: people type their password into the name field.
     """
+    now = _aware(now)
     cleaned = _clean_username(username)
+    client_name = throttle.client_key(client)
+    where = {} if client is None else {"client": client_name}
     with store.db.read() as session:
         user = session.scalar(select(User).where(User.username == cleaned)) if cleaned else None
         stored_hash = user.password_hash if user is not None else None
         active = user.active if user is not None else False
         role = user.role if user is not None else ""
+        account = throttle.account_key(cleaned, exists=user is not None)
+        wait = throttle.wait_before_attempt(session, client_name, account, now)
+    logged_name, object_id = (cleaned, cleaned) if user is not None else ("(unknown)", "")
+
+    if wait.seconds:
+        details = {"wait_seconds": wait.seconds, "scope": wait.scope, **where}
+        audit.record_now(store, logged_name, "login.throttled", "user", object_id, **details)
+        unit = "second" if wait.seconds == 1 else "seconds"
+        raise MedreviewError(f"too many failed sign-ins from here: wait {wait.seconds} {unit}, then try again")
 
     if user is None or cleaned == LOCAL_USER or stored_hash is None:
         _verify(_dummy_hash(), password)
-        reason, logged_name = ("unknown user", "(unknown)") if user is None else ("no password", cleaned)
-        audit.record_now(store, logged_name, "login.failed", "user", "", reason=reason)
-        raise MedreviewError(LOGIN_FAILED_MESSAGE)
-    # Verify before looking at ``active`` so an inactive account costs the same as a wrong password.
-    verified = _verify(stored_hash, password)
-    if not verified or not active:
+        reason = "unknown user" if user is None else "no password"
+        object_id = ""
+        verified = False
+    else:
+        # Verify before looking at ``active`` so an inactive account costs the same as a wrong password.
+        verified = _verify(stored_hash, password)
         reason = "wrong password" if not verified else "inactive"
-        audit.record_now(store, cleaned, "login.failed", "user", cleaned, reason=reason)
+    if not verified or not active:
+        with store.db.write() as session:
+            throttle.record_failure(session, client_name, account, now)
+            audit.record(session, logged_name, "login.failed", "user", object_id, reason=reason, **where)
         raise MedreviewError(LOGIN_FAILED_MESSAGE)
 
     with store.db.write() as session:
-        if _hasher.check_needs_rehash(stored_hash):
+        throttle.record_success(session, client_name, account)
+        if stored_hash is not None and _hasher.check_needs_rehash(stored_hash):
             row = session.scalar(select(User).where(User.username == cleaned).with_for_update())
             if row is not None and row.password_hash == stored_hash:
                 row.password_hash = _hasher.hash(password)
-        audit.record(session, cleaned, "login", "user", cleaned)
+        audit.record(session, cleaned, "login", "user", cleaned, **where)
     return Actor(cleaned, role)
 
 
@@ -503,15 +571,18 @@ def _touch_login_token(session: Session, token: str, now: dt.datetime, lifetime:
     )
 
 
-def resume_login(store: Store, token: str, now: dt.datetime | None = None) -> Actor:
+def resume_login(store: Store, token: str, now: dt.datetime | None = None, client: str | None = None) -> Actor:
     """Sign in again with a login token the browser kept (a reload, a new tab): the user as the
     database has them now (their current role).
 
     Refuses, with :class:`PermissionDeniedError` and a message for the user, a token that is
-    unknown, revoked, expired, or whose user was deactivated. Audited like a password login:
-    "login" (``resumed``) or "login.failed" with the reason; never the token or its hash.
+    unknown, revoked, expired, or whose user was deactivated ("login.failed" with the reason).
+    A resume is logged "login.resume" once per login session, not at every page load: the first
+    time, and again only when the session comes back from another ``client`` address (None: not
+    said, counted as this machine). Never the token or its hash.
     """
     now = _aware(now)
+    client_name = throttle.client_key(client)
     lifetime = dt.timedelta(minutes=int(get_setting(store, "session_minutes")))
     check = _check_login_token(store, token, now)
     actor = check.actor
@@ -523,7 +594,18 @@ def resume_login(store: Store, token: str, now: dt.datetime | None = None) -> Ac
             audit.record(session, name, "login.failed", "user", object_id, reason=f"session {check.refusal}")
         else:
             _touch_login_token(session, token, now, lifetime)
-            audit.record(session, actor.username, "login", "user", actor.username, resumed=True)
+            # Atomic: of two tabs resuming at once, one sees the old address and logs the resume.
+            moved = session.execute(
+                update(LoginToken)
+                .where(
+                    LoginToken.token_hash == _token_hash(token),
+                    or_(LoginToken.resumed_from.is_(None), LoginToken.resumed_from != client_name),
+                )
+                .values(resumed_from=client_name)
+            )
+            if moved.rowcount:
+                where = {} if client is None else {"client": client_name}
+                audit.record(session, actor.username, "login.resume", "user", actor.username, **where)
     if actor is None or check.refusal is not None:
         raise _refusal_error(check)
     return actor
@@ -567,6 +649,9 @@ class LoginSession:
     # The login token the browser keeps (see issue_login_token); None for a session without one.
     # Out of repr, so a logged or printed session never shows it.
     token: str | None = field(default=None, repr=False)
+    # Signed in with a password someone else set (see password_change_required): no page opens
+    # until the user has chosen their own.
+    must_change_password: bool = False
 
     def __post_init__(self) -> None:
         if self.last_seen.tzinfo is None:

@@ -35,13 +35,15 @@ from medreview.team.roles import Actor, require
 if TYPE_CHECKING:
     from medreview.store import Store
 
-__all__ = ["ACTIONS", "COLUMNS", "export_csv", "query", "record", "record_now"]
+__all__ = ["ACTIONS", "COLUMNS", "csv_bytes", "export_csv", "query", "record", "record_now"]
 
 # Every action name written to the log. record() refuses others, so this list stays the complete,
 # documented vocabulary that admins filter on; a new kind of event is added here first.
 ACTIONS: tuple[str, ...] = (
-    "login",
+    "login",  # a sign-in with a password
+    "login.resume",  # a login session taken up again from the browser's cookie: once, or from a new client
     "login.failed",
+    "login.throttled",  # an attempt refused unchecked: too soon after failed ones (medreview.team.throttle)
     "logout",
     "user.create",
     "user.role",
@@ -193,6 +195,28 @@ def neutralise_formula(value: str) -> str:
     return value
 
 
+def _csv(store: Store, actor: Actor, filters: dict[str, Any]) -> tuple[bytes, int, dict[str, Any]]:
+    """The matching events as UTF-8 CSV, their number, and the filters as the audit event logs them."""
+    require(actor, "admin", "export the audit log")
+    filters.setdefault("limit", None)
+    frame = query(store, actor, **filters)
+    for column in ("actor", "action", "object_type", "object_id"):
+        frame[column] = frame[column].map(neutralise_formula)
+    text = frame.to_csv(index=False, date_format="%Y-%m-%dT%H:%M:%S.%f%z")
+    logged_filters = {
+        key: value.isoformat() if isinstance(value, dt.datetime) else value for key, value in filters.items()
+    }
+    return text.encode("utf-8"), len(frame), logged_filters
+
+
+def csv_bytes(store: Store, actor: Actor, name: str = "audit.csv", **filters: Any) -> bytes:
+    """The matching events as CSV for a download, logged as an export named ``name``; nothing is
+    written to disk. ``filters`` are :func:`export_csv`'s."""
+    content, rows, logged_filters = _csv(store, actor, filters)
+    record_now(store, actor.username, "audit.export", "file", name, rows=rows, filters=logged_filters)
+    return content
+
+
 def export_csv(store: Store, actor: Actor, path: str | Path, **filters: Any) -> int:
     """Write the matching events to a CSV file and log the export; returns the number of rows.
 
@@ -200,16 +224,8 @@ def export_csv(store: Store, actor: Actor, path: str | Path, **filters: Any) -> 
     view, an export has no row limit unless one is given. The file is written to a temporary
     name and renamed, so a reader never sees half a file.
     """
-    require(actor, "admin", "export the audit log")
-    filters.setdefault("limit", None)
-    frame = query(store, actor, **filters)
-    for column in ("actor", "action", "object_type", "object_id"):
-        frame[column] = frame[column].map(neutralise_formula)
+    content, rows, logged_filters = _csv(store, actor, filters)
     target = Path(path)
-    text = frame.to_csv(index=False, date_format="%Y-%m-%dT%H:%M:%S.%f%z")
-    atomic_write(target, text.encode("utf-8"), sync_folder=False)
-    logged_filters = {
-        key: value.isoformat() if isinstance(value, dt.datetime) else value for key, value in filters.items()
-    }
-    record_now(store, actor.username, "audit.export", "file", target.name, rows=len(frame), filters=logged_filters)
-    return len(frame)
+    atomic_write(target, content, sync_folder=False)
+    record_now(store, actor.username, "audit.export", "file", target.name, rows=rows, filters=logged_filters)
+    return rows

@@ -82,7 +82,7 @@ def test_a_reload_with_the_cookie_resumes_the_sign_in(page_store, monkeypatch):
     assert not app.exception, app.exception
     assert app.session_state["login"].actor == ADMIN
     assert app.title[0].value == "medreview"
-    assert not app.text_input  # no sign-in form
+    assert "login_username" not in {widget.key for widget in app.text_input}  # no sign-in form
     assert "Signed in as" in app.sidebar.caption[0].value
 
 
@@ -133,7 +133,7 @@ def test_logout_revokes_the_token_and_clears_the_cookie(page_store, monkeypatch)
     assert wanted_cookie(reload) == {"token": "", "max_age": 0}
     with page_store.db.read() as session:
         actions = list(session.scalars(select(AuditEvent.action).order_by(AuditEvent.id)))
-    assert actions[-3:] == ["login", "logout", "login.failed"]
+    assert actions[-3:] == ["login.resume", "logout", "login.failed"]  # resumed from the cookie
 
 
 def test_an_unknown_or_expired_cookie_shows_the_sign_in_page_not_an_error(page_store, monkeypatch):

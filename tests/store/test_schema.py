@@ -3,6 +3,7 @@ with nothing lost."""
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 from pathlib import Path
 
@@ -12,10 +13,11 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.exc import DatabaseError, IntegrityError
 
+from medreview.errors import MedreviewError
 from medreview.ml.registry import activate_model, active_model
 from medreview.reading.reads import LOCAL_ACTOR, current_labels, reads_table
 from medreview.store import Store, schema
-from medreview.store.models import AuditEvent, Base, Image, Job, ModelVersion, PseudonymEntry, User
+from medreview.store.models import AuditEvent, Base, Image, Job, ModelVersion, PseudonymEntry, User, utcnow
 from tests.conftest import make_settings
 
 FIRST_RELEASE_DUMP = Path(__file__).parent / "data" / "first_release.sql"
@@ -176,5 +178,52 @@ def test_a_0006_store_upgrades_to_evaluation_sets_with_its_predictions_unflagged
         assert (prediction["predicted_class"], prediction["outside_training_data"]) == ("normal", False)
         assert prediction["outside_reason"] is None
         assert list_evaluation_sets(store) == []
+    finally:
+        store.close()
+
+
+def test_a_0007_store_upgrades_to_safer_sign_in_with_no_password_change_forced(tmp_path):
+    from alembic import command
+
+    from medreview.team.accounts import authenticate, list_users, password_change_required, resume_login
+    from medreview.team.roles import SYSTEM, Actor
+
+    data_dir = first_release_store(tmp_path)
+    engine = create_engine(f"sqlite:///{data_dir / 'medreview.db'}")
+    with engine.connect() as connection, connection.begin():
+        config = schema._config(connection)
+        command.stamp(config, schema.BASELINE)
+        command.upgrade(config, "0007_evaluation_sets")
+        # A sign-in kept by a browser, as the release before 0008 stored it (its token is "kept-token").
+        connection.execute(
+            text(
+                "INSERT INTO login_tokens (user_id, token_hash, created_at, last_used_at, expires_at) "
+                "SELECT id, :digest, '2026-01-01 00:00:00', '2026-01-01 00:00:00', '2999-01-01 00:00:00' "
+                "FROM users WHERE username = 'reader1'"
+            ),
+            {"digest": hashlib.sha256(b"kept-token").hexdigest()},
+        )
+    engine.dispose()
+
+    store = Store.open(make_settings(data_dir))
+    try:
+        assert schema.current_revision(store.db.engine) == schema.head_revision()
+        # The accounts keep the passwords they have: nobody is asked for a new one.
+        users = list_users(store, SYSTEM)
+        assert users and not any(user["must_change_password"] for user in users)
+        assert not password_change_required(store, Actor("reader1", "annotator"))
+        # The kept sign-in still works, and its first resume is recorded once.
+        assert resume_login(store, "kept-token") == Actor("reader1", "annotator")
+        resume_login(store, "kept-token")
+        with store.db.read() as session:
+            resumes = session.scalars(select(AuditEvent).where(AuditEvent.action == "login.resume")).all()
+        assert [event.actor for event in resumes] == ["reader1"]
+        # The back-off has its table: three failures, then the next attempt waits.
+        moment = utcnow()
+        for _ in range(3):
+            with pytest.raises(MedreviewError, match="wrong user name or password"):
+                authenticate(store, "chief", "not the password", now=moment)
+        with pytest.raises(MedreviewError, match="too many failed sign-ins"):
+            authenticate(store, "chief", "not the password", now=moment)
     finally:
         store.close()

@@ -75,14 +75,16 @@ def test_first_visit_creates_the_admin_and_only_once(any_store):
 
 
 def test_seeded_local_user_can_never_log_in(any_store):
-    for password in ("", "local", PASSWORD):
+    # Each attempt from a client of its own: a fourth failure in a row from one client would wait
+    # (the back-off, tests/team/test_throttle.py) instead of being checked.
+    for number, password in enumerate(("", "local", PASSWORD)):
         with pytest.raises(MedreviewError, match="wrong user name or password"):
-            authenticate(any_store, "local", password)
+            authenticate(any_store, "local", password, client=f"192.0.2.{number}")
     # Not even if a hash were written to its row behind the services' back.
     with any_store.db.write() as session:
         session.scalar(select(User).where(User.username == "local")).password_hash = FAST_HASHER.hash(PASSWORD)
     with pytest.raises(MedreviewError, match="wrong user name or password"):
-        authenticate(any_store, "local", PASSWORD)
+        authenticate(any_store, "local", PASSWORD, client="192.0.2.9")
     admin = create_first_admin(any_store, "ada", PASSWORD)
     with pytest.raises(MedreviewError, match="built-in"):
         change_password(any_store, admin, "local", "another long password")
@@ -275,16 +277,43 @@ def test_users_change_their_own_password_with_the_old_one(any_store):
     assert authenticate(any_store, "ann", "reset by the admin") == ann
 
 
+def test_a_password_someone_else_set_must_be_replaced_at_the_next_sign_in(any_store):
+    admin = create_first_admin(any_store, "ada", PASSWORD)
+    create_user(any_store, admin, "ann", PASSWORD, "annotator", temporary=True)  # as the Team page adds one
+    ann = Actor("ann", "annotator")
+    assert accounts.password_change_required(any_store, ann)
+    assert not accounts.password_change_required(any_store, admin)  # the first admin chose theirs
+    assert authenticate(any_store, "ann", PASSWORD) == ann  # signing in works; the app asks for a new one
+    with pytest.raises(MedreviewError, match="other than the current one"):
+        change_password(any_store, ann, "ann", PASSWORD, old_password=PASSWORD)
+    change_password(any_store, ann, "ann", "my very own password", old_password=PASSWORD)
+    assert not accounts.password_change_required(any_store, ann)
+
+    change_password(any_store, admin, "ann", "reset by the admin")  # a reset from the Team page
+    assert accounts.password_change_required(any_store, ann)
+    change_password(any_store, SYSTEM, "ann", "set by the operator", temporary=False)  # `users password`
+    assert not accounts.password_change_required(any_store, ann)
+    create_user(any_store, SYSTEM, "operator", PASSWORD, "annotator", temporary=False)  # `users add`
+    assert not accounts.password_change_required(any_store, Actor("operator", "annotator"))
+    events = [(event.actor, event.details) for event in _events(any_store, "user.password")]
+    assert events == [
+        ("ann", {"self_service": True, "must_change": False}),
+        ("ada", {"self_service": False, "must_change": True}),
+        ("system", {"self_service": False, "must_change": False}),
+    ]
+
+
 # --- lists ----------------------------------------------------------------------------------------
 
 
 def test_list_users_and_reader_names(any_store):
     admin = _with_team(any_store)
-    create_user(any_store, admin, "gone", PASSWORD, "annotator")
+    create_user(any_store, admin, "gone", PASSWORD, "annotator", temporary=True)  # as the Team page adds one
     set_active(any_store, admin, "gone", False)
     users = list_users(any_store, admin)
     assert [user["username"] for user in users] == ["ada", "ann", "gone", "rev"]
-    assert set(users[0]) == {"username", "role", "active", "created_at"}
+    assert set(users[0]) == {"username", "role", "active", "must_change_password", "created_at"}
+    assert [user["must_change_password"] for user in users] == [False, False, True, False]
     assert all(user["created_at"].tzinfo is not None for user in users)
     # Pickers offer everyone who can log in, any role; never "local" or the inactive.
     assert reader_names(any_store) == ["ada", "ann", "rev"]

@@ -88,8 +88,27 @@ def test_a_kept_token_signs_the_user_in_again_with_their_current_role(any_store)
     assert resume_login(any_store, token, now=START + dt.timedelta(minutes=5)) == ANN
     set_role(any_store, admin, "ann", "reviewer")
     assert resume_login(any_store, token, now=START + dt.timedelta(minutes=6)) == Actor("ann", "reviewer")
-    resumed = [event for event in _events(any_store, "login") if event.details.get("resumed")]
-    assert [(event.actor, event.object_id) for event in resumed] == [("ann", "ann"), ("ann", "ann")]
+    # A resume is not a sign-in, and is recorded once per login session, not at every page load.
+    assert _events(any_store, "login") == []
+    resumed = _events(any_store, "login.resume")
+    assert [(event.actor, event.object_id) for event in resumed] == [("ann", "ann")]
+
+
+def test_page_loads_are_not_sign_ins_a_resume_is_recorded_once_per_login_session(any_store):
+    _team(any_store)
+    token = issue_login_token(any_store, ANN, now=START)
+    for second in range(5):  # five reloads in a minute
+        resume_login(any_store, token, now=START + dt.timedelta(seconds=10 * second), client="198.51.100.7")
+    assert _events(any_store, "login") == []
+    [resumed] = _events(any_store, "login.resume")
+    assert (resumed.actor, resumed.details) == ("ann", {"client": "198.51.100.7"})
+    # The same login coming back from another address is worth a line; so is another sign-in.
+    resume_login(any_store, token, now=START + dt.timedelta(minutes=2), client="203.0.113.66")
+    resume_login(any_store, token, now=START + dt.timedelta(minutes=3), client="203.0.113.66")
+    other = issue_login_token(any_store, ANN, now=START)
+    resume_login(any_store, other, now=START + dt.timedelta(minutes=4), client="198.51.100.7")
+    clients = [event.details["client"] for event in _events(any_store, "login.resume")]
+    assert clients == ["198.51.100.7", "203.0.113.66", "198.51.100.7"]
 
 
 def test_the_expiry_slides_with_use_and_an_unused_token_expires(any_store):
@@ -119,7 +138,7 @@ def test_page_runs_write_the_use_back_at_most_once_a_minute(any_store):
     assert as_utc(_row(any_store, token).last_used_at) == START + dt.timedelta(seconds=61)
     assert as_utc(_row(any_store, token).expires_at) == START + dt.timedelta(seconds=61, minutes=60)
     # Page runs are not sign-ins: nothing audited.
-    assert not [event for event in _events(any_store, "login") if event.details.get("resumed")]
+    assert _events(any_store, "login") == [] and _events(any_store, "login.resume") == []
 
 
 @pytest.mark.parametrize("wrong", ["", "x", "a" * 43, "é" * 43, "a" * 10_000, "' OR 1=1 --"])
