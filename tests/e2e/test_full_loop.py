@@ -52,10 +52,12 @@ def test_upload_label_train_predict_in_a_real_browser(server, browser, tmp_path)
     page.get_by_text("Run 1: succeeded").wait_for(timeout=300_000)
     page.get_by_text("ROC AUC").first.wait_for()
     page.screenshot(path=str(artifacts / "train.png"))
-    # The model list below the live run refreshed when the run ended: version 1 can be made active.
-    make_active = page.get_by_role("button", name="Make active")
-    make_active.scroll_into_view_if_needed()
-    make_active.wait_for()
+    # The model list below the live run refreshed when the run ended: version 1, the first, is the
+    # active one, and the version selector says so (it follows the active version).
+    active = page.get_by_role("button", name="Version 1 is the active one")
+    active.scroll_into_view_if_needed()
+    active.wait_for()
+    assert active.is_disabled()
     page.screenshot(path=str(artifacts / "train-models.png"))
 
     # Predict all images and see the Grad-CAM overlay beside the image.
