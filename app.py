@@ -20,6 +20,11 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
+# pydicom is imported in full here, before any page: a run interrupted while its page imported
+# pydicom (a click on another page during the first visit) left the next run importing it at the
+# same time, which found a half-initialised pydicom.dataset ("cannot import name 'Dataset'").
+# app.py runs first in every run, so a second run waits here until the first import is complete.
+import pydicom.dataset  # noqa: F401
 import streamlit as st
 from streamlit.navigation.page import StreamlitPage
 
