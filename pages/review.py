@@ -1,5 +1,6 @@
-"""Review: the reviewer queue, the disagreements to adjudicate and the agreement figures, one section
-at a time, each list a page at a time (a large project has tens of thousands of reads waiting)."""
+"""Review: the reviewer queue, the disagreements to adjudicate, the agreement figures and the label
+exports, one section at a time, each list a page at a time (a large project has tens of thousands of
+reads waiting)."""
 
 import math
 
@@ -19,6 +20,7 @@ from medreview.reading.review import (
     review_queue_page,
 )
 from medreview.reading.schema import label_classes
+from ui.exports import export_ui
 from ui.session import get_store, session_actor
 from ui.text import plain, spreadsheet_safe
 from ui.viewer import image_viewer
@@ -227,8 +229,9 @@ SECTIONS = {
     "queue": f"Reviewer queue ({counts['queue']:,})",
     "disagreements": f"Disagreements ({counts['disagreements']:,})",
     "agreement": "Agreement",
+    "export": "Export labels",
 }
-# Only the chosen section is computed and drawn (st.tabs would run all three on every rerun).
+# Only the chosen section is computed and drawn (st.tabs would run them all on every rerun).
 section = (
     st.segmented_control("Section", list(SECTIONS), format_func=SECTIONS.get, default="queue", key="review_section")
     or "queue"
@@ -237,5 +240,7 @@ if section == "queue":
     queue_ui(counts["queue"])
 elif section == "disagreements":
     disagreements_ui(counts["disagreements"])
-else:
+elif section == "agreement":
     agreement_ui()
+else:
+    export_ui(store, actor, "review")

@@ -4,12 +4,13 @@ import streamlit as st
 
 from medreview.ingest.pseudonyms import pseudonym_table
 from medreview.reading.catalog import image_table
-from medreview.reading.exchange import EXPORT_KINDS, export_bytes, import_labels
+from medreview.reading.exchange import import_labels
 from medreview.reading.review import assign
 from medreview.team.accounts import change_password, create_user, list_users, reader_names, set_active, set_role
 from medreview.team.audit import ACTIONS, csv_bytes, query
 from medreview.team.roles import ROLES
 from ui import downloads
+from ui.exports import export_ui
 from ui.session import attempt, get_store, session_actor, succeeded
 from ui.text import spreadsheet_safe
 
@@ -92,23 +93,7 @@ with audit_tab:
             downloads.send(content, "audit.csv", "text/csv", key="team_audit_download")
 
 with data_tab:
-    kind_column, format_column = st.columns(2)
-    kind = kind_column.selectbox("Export", EXPORT_KINDS, key="team_export_kind")
-    file_format = format_column.radio(
-        "Format", ["json"] if kind == "coco" else ["csv", "json"], horizontal=True, key="team_export_format"
-    )
-    original_names = st.checkbox(
-        "Add the original file names (identifying; recorded in the audit trail)", key="team_export_original_names"
-    )
-    name = f"{kind}.{file_format}"
-    if st.button(f"Download {name}", key="team_export"):
-        # Made now, for this session only (ui/downloads.py): never a file on disk or at a URL.
-        made = attempt(lambda: export_bytes(store, actor, kind, file_format, original_names))
-        if made is not None:
-            content, rows = made
-            mime = "text/csv" if file_format == "csv" else "application/json"
-            downloads.send(content, name, mime, key="team_export_download")
-            st.success(f"{name}: {rows} rows.")
+    export_ui(store, actor, "team")  # the same form reviewers have on the Review page
     uploaded = st.file_uploader("Import reads (a JSON 'reads' export)", type=["json"], key="team_import")
     if uploaded is not None and st.button("Import", key="team_import_run"):
         counts = attempt(lambda: import_labels(store, actor, uploaded.getvalue()))

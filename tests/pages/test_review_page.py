@@ -146,3 +146,24 @@ def test_approving_a_read_of_a_disagreement_says_it_settles_it_and_does(page_sto
     assert disagreements(page_store, ADMIN).empty and review_queue(page_store, ADMIN).empty
     assert app.button_group(key="review_section").options[1] == "Disagreements (0)"
     assert "No submitted reads are waiting for review." in [info.value for info in app.info]
+
+
+def test_a_reviewer_downloads_the_label_exports_but_not_the_original_names(page_store):
+    from tests.pages.test_team_page import downloads_sent
+
+    [image_id] = readers_and_images(page_store, 1)
+    save_read(page_store, ANN, image_id, "normal")
+    create_user(page_store, ADMIN, "rev", "rev-password-1", "reviewer")
+    app = run_page_as("review", Actor("rev", "reviewer"))
+    app.button_group(key="review_section").set_value("export").run()
+    assert not app.exception, app.exception
+    # The label exports, as the README promises reviewers; the original file names are for admins.
+    assert app.selectbox(key="review_export_kind").options == ["labels", "reads", "predictions", "coco"]
+    assert [box for box in app.checkbox if box.key == "review_export_original_names"] == []
+    app.selectbox(key="review_export_kind").set_value("reads").run()
+    app.button(key="review_export").click().run()
+    assert not app.exception, app.exception
+    [reads] = downloads_sent(app)
+    assert reads["name"] == "reads.csv" and reads["mime"] == "text/csv"
+    assert reads["content"].decode().splitlines()[1].count(",normal,") == 1
+    assert "reads.csv: 1 rows." in [success.value for success in app.success]
