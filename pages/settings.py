@@ -20,6 +20,15 @@ with left:
         help="Names, IDs, dates and free text removed; UIDs remapped; PNG/JPEG metadata stripped. "
         "Off: originals, with patient data, are stored as uploaded.",
     )
+    shift_dates = st.toggle(
+        "Keep dates, shifted per patient",
+        value=current["shift_dates"],
+        key="settings_shift_dates",
+        disabled=not deidentify,
+        help="PS3.15 Retain Longitudinal Temporal Information with Modified Dates: every date of a patient "
+        "moves back by the same secret number of days (1 to 10 years), so studies keep their order and "
+        "intervals; times of day, age (over 89: 90) and sex are kept. For files imported from now on.",
+    )
     blinded = st.toggle(
         "Blinded reading",
         value=current["blinded"],
@@ -49,6 +58,7 @@ with right:
     )
 wanted = {
     "deidentify": deidentify,
+    "shift_dates": shift_dates,
     "blinded": blinded,
     "boxes": boxes,
     "label_mode": label_mode,

@@ -17,6 +17,7 @@ __all__ = [
     "IMAGE_TYPE_PIXEL_DATA_CHARACTERISTICS",
     "MODALITY_TERMS",
     "PHOTOMETRIC_INTERPRETATIONS",
+    "VIEW_POSITION_TERMS",
 ]
 
 # PS3.16 Annex L: "No spaces or underscores are used, and singular rather than plural forms are used."
@@ -83,6 +84,9 @@ MODALITY_TERMS: frozenset[str] = _CID_33_MODALITIES | _RETIRED_MODALITIES | _MOD
 # Image Type (0008,0008) value 1 and value 2 are enumerated (PS3.3 C.7.6.1.1.2).
 IMAGE_TYPE_PIXEL_DATA_CHARACTERISTICS = frozenset({"ORIGINAL", "DERIVED"})
 IMAGE_TYPE_PATIENT_EXAMINATION_CHARACTERISTICS = frozenset({"PRIMARY", "SECONDARY"})
+
+# View Position (0018,5101), defined terms (PS3.3 C.8.11.5.1.1): the projection of a radiograph.
+VIEW_POSITION_TERMS = frozenset({"AP", "PA", "LL", "RL", "RLD", "LLD", "RLO", "LLO"})
 
 # Photometric Interpretation (0028,0004), enumerated values (PS3.3 C.7.6.3.1.2), retired ones included.
 PHOTOMETRIC_INTERPRETATIONS = frozenset(

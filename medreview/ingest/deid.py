@@ -33,10 +33,24 @@ in every upload, process and worker that shares the project secret, so two slice
 imported a week apart still land in the same series, and a ``ReferencedSOPInstanceUID`` inside a
 sequence still points at the (renamed) instance it referenced. The original-to-new map of each file
 is returned in :class:`DeidResult` for the admin-only pseudonym store; nothing else keeps it.
+
+Dates are removed unless the project chose PS3.15's Retain Longitudinal Temporal Information with
+Modified Dates Option (``shift_dates``): then the study, series, acquisition and content dates are
+kept shifted by one offset per patient (:func:`date_shift_days`, a keyed hash like the pseudonym),
+so a patient's studies keep their order and the intervals between them while no date is the real
+one; their times are kept as they are. With it goes the Retain Patient Characteristics Option for
+two attributes only: Patient's Sex (M, F or O) and Patient's Age, capped at "090Y" (HIPAA Safe
+Harbor: ages over 89 are "90 or older"); size, weight, ethnic group and the rest stay removed, and
+so does the birth date (it and a shifted study date would give the age to the day anyway).
+
+Series Description and Protocol Name are free text and always go; :func:`series_description`
+describes a series from what the de-identified object still says in coded values and geometry
+("chest axial 1.25 mm with contrast"), so that two series of a study can be told apart.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import hashlib
 import hmac
@@ -78,6 +92,7 @@ from medreview.ingest.defined_terms import (
     IMAGE_TYPE_PIXEL_DATA_CHARACTERISTICS,
     MODALITY_TERMS,
     PHOTOMETRIC_INTERPRETATIONS,
+    VIEW_POSITION_TERMS,
 )
 from medreview.ingest.dicom import open_dataset
 from medreview.ingest.jpeg2000 import strip_jpeg2000_comments
@@ -88,11 +103,14 @@ __all__ = [
     "BASIC_PROFILE_SOURCE",
     "DEIDENTIFICATION_METHOD",
     "KEEP_ATTRIBUTES",
+    "MODIFIED_DATES_ATTRIBUTES",
     "DeidResult",
+    "date_shift_days",
     "deidentify_dataset",
     "deidentify_dicom",
     "hashed_uid_mapper",
     "patient_pseudonym",
+    "series_description",
     "strip_raster_metadata",
 ]
 
@@ -322,6 +340,38 @@ _RECORD_TAGS = _tags_of(
     )
 )
 
+# --- Retain Longitudinal Temporal Information with Modified Dates (PS3.15 E.3.6), on request --------
+#
+# The dates that order a patient's imaging (and the times of day that go with them) and the two
+# patient characteristics kept with them. Only at the top level of the object: a date inside a
+# sequence (a frame's acquisition time, a referenced request) still goes.
+MODIFIED_DATES_ATTRIBUTES: frozenset[str] = frozenset(
+    {
+        "StudyDate",
+        "SeriesDate",
+        "AcquisitionDate",
+        "ContentDate",
+        "AcquisitionDateTime",
+        "StudyTime",
+        "SeriesTime",
+        "AcquisitionTime",
+        "ContentTime",
+        "PatientAge",  # Retain Patient Characteristics Option: capped at 090Y
+        "PatientSex",  # Retain Patient Characteristics Option: M, F or O
+    }
+)
+_MODIFIED_DATES_TAGS = _tags_of(MODIFIED_DATES_ATTRIBUTES)
+_DATE = re.compile(r"(\d{4})\.?(\d{2})\.?(\d{2})")  # YYYYMMDD, or ACR-NEMA's YYYY.MM.DD
+# A date-time: the date, then hours [minutes [seconds [fraction]]] and an offset from UTC.
+_DATE_TIME = re.compile(r"(\d{8})((?:\d{2}(?:\d{2}(?:\d{2}(?:\.\d{1,6})?)?)?)?(?:[+-]\d{4})?)")
+_TIME = re.compile(r"\d{2}(?:\d{2}(?:\d{2}(?:\.\d{1,6})?)?)?")
+_AGE = re.compile(r"(\d{3})([DWMY])")
+_DAYS_PER_AGE_UNIT = {"D": 1.0, "W": 7.0, "M": 365.25 / 12, "Y": 365.25}
+_OLDEST_AGE = "090Y"  # HIPAA Safe Harbor: "ages over 89 ... aggregated into a single category of age 90 or older"
+_PATIENT_SEXES = frozenset({"M", "F", "O"})
+# How far back a patient's dates move: at least a year, at most ten, in whole days.
+_SHIFT_DAYS_MIN, _SHIFT_DAYS_MAX = 365, 3652
+
 # --- the Basic Profile ------------------------------------------------------------------------------
 #
 # dicom-anonymizer groups the E.1-1 rows by their Basic Profile action. Where the standard leaves a
@@ -373,6 +423,10 @@ DEIDENTIFICATION_METHOD = "medreview PS3.15 Basic Application Level Confidential
 
 # PS3.16 CID 7050 "De-identification Method": (code value, code meaning), coding scheme DCM.
 _BASIC_PROFILE_CODE = ("113100", "Basic Application Confidentiality Profile")
+_MODIFIED_DATES_CODE = ("113107", "Retain Longitudinal Temporal Information Modified Dates Option")
+_PATIENT_CHARACTERISTICS_CODE = ("113108", "Retain Patient Characteristics Option")
+# DeidentificationMethod is LO (64 characters a value): each option is a value of its own.
+_MODIFIED_DATES_METHOD = ("Retain Longitudinal Modified Dates Option", "Retain Patient Characteristics: age, sex")
 
 # Dummy values for "D" by value representation (PatientName / PatientID take the pseudonym, UIDs the
 # HMAC, sequences become empty); a value representation without one gets a zero-length value.
@@ -610,6 +664,21 @@ def patient_pseudonym(secret: bytes, patient_key: str) -> str:
     return "ANON-" + digest[:10].upper()
 
 
+def date_shift_days(secret: bytes, patient_key: str) -> int:
+    """How many days a patient's dates move under the Modified Dates option: between -3652 and
+    -365 (one to ten years back), the same for every file of the patient (``patient_key`` as for
+    :func:`patient_pseudonym`) and project secret, so intervals between studies are kept.
+
+    A keyed hash of its own (the message is prefixed): the pseudonym, which readers see, says
+    nothing about the offset.
+    """
+    if not secret:
+        raise ValueError("the de-identification secret must not be empty: the date shift would be guessable")
+    digest = hmac.new(bytes(secret), b"date shift\n" + patient_key.encode("utf-8"), hashlib.sha256).digest()
+    span = _SHIFT_DAYS_MAX - _SHIFT_DAYS_MIN + 1
+    return -(_SHIFT_DAYS_MIN + int.from_bytes(digest[:8], "big") % span)
+
+
 @dataclass(frozen=True)
 class DeidResult:
     """One de-identified DICOM object and what the admin-only pseudonym map needs to record."""
@@ -622,9 +691,13 @@ class DeidResult:
     needs_burned_in_review: bool  # text such as the patient name may be in the pixels
     removed_private_tags: int  # private elements removed, inside sequences included
     modality: str  # the stored Modality, upper case ("OT" when the upload's was no defined term; "" when absent)
+    # The stored StudyDate "YYYYMMDD": shifted under the Modified Dates option, else None (removed).
+    study_date: str | None = None
+    # What the series is, from coded values and geometry only (:func:`series_description`).
+    series_description: str = ""
 
 
-def deidentify_dicom(data: bytes, secret: bytes) -> DeidResult:
+def deidentify_dicom(data: bytes, secret: bytes, *, shift_dates: bool = False) -> DeidResult:
     """Parse DICOM bytes and de-identify them with :func:`deidentify_dataset`.
 
     Raises ``IngestError`` for unreadable objects and ``ValueError`` for an empty secret (a
@@ -632,10 +705,11 @@ def deidentify_dicom(data: bytes, secret: bytes) -> DeidResult:
     """
     if not secret:
         raise ValueError("the de-identification secret must not be empty: the pseudonyms would be guessable")
-    return deidentify_dataset(open_dataset(data), secret)  # open_dataset raises IngestError for non-DICOM
+    # open_dataset raises IngestError for non-DICOM
+    return deidentify_dataset(open_dataset(data), secret, shift_dates=shift_dates)
 
 
-def deidentify_dataset(dataset: Dataset, secret: bytes) -> DeidResult:
+def deidentify_dataset(dataset: Dataset, secret: bytes, *, shift_dates: bool = False) -> DeidResult:
     """De-identify a DICOM object the caller has already parsed, and return the file to store.
 
     The dataset is modified in place and is the de-identified object afterwards (new file meta,
@@ -643,15 +717,17 @@ def deidentify_dataset(dataset: Dataset, secret: bytes) -> DeidResult:
     attributes on :data:`KEEP_ATTRIBUTES` survive unchanged; the Basic Profile decides the rest
     (:data:`BASIC_PROFILE_ACTIONS`), and anything on neither list is removed; a kept value that is
     not one of its defined terms or holds a token of the file's identifying values is replaced or
-    removed. Dates and times are removed (LongitudinalTemporalInformationModified = "REMOVED"). The
-    pixels are never decoded: uncompressed pixel data loses bytes beyond what the header implies,
-    JPEG and JPEG-LS frames their application and comment segments. Raises ``IngestError`` for
-    objects that cannot be rewritten and ``ValueError`` for an empty secret.
+    removed. Dates and times are removed (LongitudinalTemporalInformationModified = "REMOVED"), or
+    with ``shift_dates`` kept shifted by the patient's offset ("MODIFIED"; the module docstring says
+    what else that keeps). The pixels are never decoded: uncompressed pixel data loses bytes beyond
+    what the header implies, JPEG and JPEG-LS frames their application and comment segments.
+    Raises ``IngestError`` for objects that cannot be rewritten and ``ValueError`` for an empty
+    secret.
     """
     if not secret:
         raise ValueError("the de-identification secret must not be empty: the pseudonyms would be guessable")
     try:
-        return _deidentify(dataset, bytes(secret))
+        return _deidentify(dataset, bytes(secret), shift_dates)
     except IngestError:
         raise
     except Exception as error:  # pydicom raises many types for malformed values
@@ -672,6 +748,136 @@ def _text(dataset: Dataset, keyword: str) -> str:
     return "" if value is None else str(value).strip("\x00 ")
 
 
+def _shifted_date(value: str, shift: dt.timedelta | None) -> str | None:
+    match = _DATE.fullmatch(value)
+    if match is None or shift is None:
+        return None
+    try:
+        shifted = dt.date(*map(int, match.groups())) + shift
+    except (ValueError, OverflowError):  # 20240231, or a year the shift takes out of range
+        return None
+    return shifted.strftime("%Y%m%d") if shifted.year >= 1000 else None
+
+
+def _capped_age(value: str) -> str | None:
+    match = _AGE.fullmatch(value.upper())
+    if match is None:
+        return None
+    years = int(match.group(1)) * _DAYS_PER_AGE_UNIT[match.group(2)] / 365.25
+    return _OLDEST_AGE if years >= 90 else value.upper()
+
+
+# Contrast/Bolus Agent values that say none was given.
+_NO_CONTRAST_WORDS = frozenset({"NONE", "NO", "NON", "NIL", "WITHOUT", "N"})
+
+
+def _contrast_given(dataset: Dataset) -> bool:
+    """Whether the original says a contrast agent was given (read before the agent's name goes)."""
+    sequence = dataset.get("ContrastBolusAgentSequence")
+    if isinstance(sequence, Sequence) and len(sequence) > 0:
+        return True
+    words = _WORD.findall(_text(dataset, "ContrastBolusAgent").upper())
+    return bool(words) and _NO_CONTRAST_WORDS.isdisjoint(words)
+
+
+# Image Type value 3 (and on) terms that say what kind of image a series holds (PS3.3 C.8.2.1.1.1,
+# C.8.3.1.1.1, C.8.16.1): named in the description; any other value is not.
+_IMAGE_KINDS = MappingProxyType(
+    {
+        "LOCALIZER": "localizer",
+        "MPR": "MPR",
+        "MIP": "MIP",
+        "PROJECTION IMAGE": "projection",
+        "REFORMATTED": "reformatted",
+        "DIFFUSION MAP": "diffusion map",
+        "ADC": "ADC map",
+        "T1 MAP": "T1 map",
+        "T2 MAP": "T2 map",
+        "VELOCITY MAP": "velocity map",
+        "SUBTRACTION": "subtraction",
+    }
+)
+# The slice normal closer to an axis than this (cosine: within about 25 degrees) names the plane.
+_PLANE_COSINE = 0.9
+
+
+def series_description(dataset: Dataset, *, contrast: bool = False) -> str:
+    """What a series is, in words built from a de-identified object's coded values and geometry only,
+    never its free text: body part, view or plane, kind of image, slice thickness, contrast, e.g.
+    "chest axial 1.25 mm with contrast", "chest PA", "abdomen coronal MPR 3 mm"; "" when it says
+    none of these. ``contrast``: the original named a contrast agent.
+
+    Only values that de-identification checks, or that are numbers, are read: Body Part Examined
+    and View Position (each only as one of its defined terms), Image Type, the orientation and
+    thickness (at the top level, or in an enhanced object's shared functional groups).
+    """
+    parts: list[str] = []
+    body_part = _text(dataset, "BodyPartExamined").upper()
+    if body_part in BODY_PART_EXAMINED_TERMS:
+        parts.append(body_part.lower())
+    view = _text(dataset, "ViewPosition").upper()
+    if view in VIEW_POSITION_TERMS:
+        parts.append(view)
+    plane = _plane(_geometry_value(dataset, "PlaneOrientationSequence", "ImageOrientationPatient"))
+    if plane:
+        parts.append(plane)
+    image_type = [str(value).strip().upper() for value in _as_list(dataset.get("ImageType"))]
+    kinds = [_IMAGE_KINDS[value] for value in image_type[2:] if value in _IMAGE_KINDS]
+    if kinds:
+        parts.append(kinds[0])
+    elif image_type[:1] == ["DERIVED"]:
+        parts.append("derived")
+    thickness = _number(_geometry_value(dataset, "PixelMeasuresSequence", "SliceThickness"))
+    if thickness is not None and 0 < thickness < 1000:
+        parts.append(f"{thickness:.2f}".rstrip("0").rstrip(".") + " mm")
+    if contrast:
+        parts.append("with contrast")
+    return " ".join(parts)
+
+
+def _geometry_value(dataset: Dataset, group: str, keyword: str) -> object:
+    """A value at the top level, else in the first item of the shared functional group ``group``."""
+    if keyword in dataset:
+        return dataset.get(keyword)
+    try:
+        return dataset.SharedFunctionalGroupsSequence[0][group][0].get(keyword)
+    except (AttributeError, IndexError, KeyError, TypeError):
+        return None
+
+
+def _number(value: object) -> float | None:
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return number if number == number else None  # not NaN
+
+
+def _plane(orientation: object) -> str:
+    """ "axial", "coronal", "sagittal" or "oblique" from Image Orientation (Patient): the plane
+    whose normal is the row direction x the column direction; "" without a valid orientation."""
+    values = [_number(value) for value in _as_list(orientation)]
+    if len(values) != 6 or any(value is None for value in values):
+        return ""
+    row, column = values[:3], values[3:]
+    normal = [
+        row[1] * column[2] - row[2] * column[1],  # type: ignore[operator]
+        row[2] * column[0] - row[0] * column[2],  # type: ignore[operator]
+        row[0] * column[1] - row[1] * column[0],  # type: ignore[operator]
+    ]
+    length = sum(component * component for component in normal) ** 0.5
+    if not 0.5 < length < 1.5:  # not two unit vectors at right angles
+        return ""
+    x, y, z = (abs(component) / length for component in normal)
+    if z >= _PLANE_COSINE:
+        return "axial"
+    if y >= _PLANE_COSINE:
+        return "coronal"
+    if x >= _PLANE_COSINE:
+        return "sagittal"
+    return "oblique"
+
+
 def _needs_burned_in_review(dataset: Dataset, sop_class_uid: str) -> bool:
     burned_in = _text(dataset, "BurnedInAnnotation").upper()
     if burned_in:
@@ -683,7 +889,7 @@ def _needs_burned_in_review(dataset: Dataset, sop_class_uid: str) -> bool:
     )
 
 
-def _deidentify(dataset: Dataset, secret: bytes) -> DeidResult:
+def _deidentify(dataset: Dataset, secret: bytes, shift_dates: bool) -> DeidResult:
     original_meta = getattr(dataset, "file_meta", None) or FileMetaDataset()
     transfer_syntax = str(original_meta.get("TransferSyntaxUID", "")).strip("\x00 ")
     if not transfer_syntax:
@@ -698,11 +904,14 @@ def _deidentify(dataset: Dataset, secret: bytes) -> DeidResult:
     pseudonym = patient_pseudonym(secret, patient_key)
     needs_review = _needs_burned_in_review(dataset, sop_class_uid)
     tokens = _identifying_tokens(dataset)  # before anything that holds them is removed
+    contrast = _contrast_given(dataset)  # the agent's name is free text and goes; that one was given stays
 
-    cleaner = _Cleaner(_cached_uid_mapper(secret), pseudonym, _encoding_of(transfer_syntax), tokens)
+    date_shift = dt.timedelta(days=date_shift_days(secret, patient_key)) if shift_dates else None
+    cleaner = _Cleaner(_cached_uid_mapper(secret), pseudonym, _encoding_of(transfer_syntax), tokens, date_shift)
     cleaner.clean(dataset)
     _clean_pixel_data(dataset, transfer_syntax)
-    _mark_deidentified(dataset)
+    _mark_deidentified(dataset, modified_dates=shift_dates)
+    study_date = _text(dataset, "StudyDate")
 
     # The file meta is rebuilt rather than cleaned: AE titles and the implementation of the original
     # writer go, pydicom fills in its own implementation UID, and the instance UID is the new one.
@@ -724,21 +933,30 @@ def _deidentify(dataset: Dataset, secret: bytes) -> DeidResult:
         needs_burned_in_review=needs_review,
         removed_private_tags=cleaner.removed_private_tags,
         modality=_text(dataset, "Modality").upper(),
+        study_date=study_date if len(study_date) == 8 and study_date.isdigit() else None,
+        series_description=series_description(dataset, contrast=contrast),
     )
 
 
-def _mark_deidentified(dataset: Dataset) -> None:
+def _mark_deidentified(dataset: Dataset, modified_dates: bool) -> None:
     """Write the de-identification record afresh (the cleaner removed any earlier one, which may
-    name who made it: "anonymised by Dr Smith")."""
+    name who made it: "anonymised by Dr Smith"): the Basic Profile, and the options applied."""
     dataset.PatientIdentityRemoved = "YES"
-    dataset.DeidentificationMethod = DEIDENTIFICATION_METHOD
-    code_value, code_meaning = _BASIC_PROFILE_CODE
-    item = Dataset()
-    item.CodeValue = code_value
-    item.CodingSchemeDesignator = "DCM"
-    item.CodeMeaning = code_meaning
-    dataset.DeidentificationMethodCodeSequence = Sequence([item])
-    dataset.LongitudinalTemporalInformationModified = "REMOVED"
+    codes = [_BASIC_PROFILE_CODE]
+    if modified_dates:
+        dataset.DeidentificationMethod = [DEIDENTIFICATION_METHOD, *_MODIFIED_DATES_METHOD]
+        codes += [_MODIFIED_DATES_CODE, _PATIENT_CHARACTERISTICS_CODE]
+    else:
+        dataset.DeidentificationMethod = DEIDENTIFICATION_METHOD
+    items = []
+    for code_value, code_meaning in codes:
+        item = Dataset()
+        item.CodeValue = code_value
+        item.CodingSchemeDesignator = "DCM"
+        item.CodeMeaning = code_meaning
+        items.append(item)
+    dataset.DeidentificationMethodCodeSequence = Sequence(items)
+    dataset.LongitudinalTemporalInformationModified = "MODIFIED" if modified_dates else "REMOVED"
 
 
 _PIXEL_DATA_TAG = 0x7FE00010
@@ -877,6 +1095,8 @@ class _Cleaner:
     # (implicit VR, little endian) of the file to write; None when the transfer syntax is unknown.
     encoding: tuple[bool, bool] | None
     tokens: _IdentifyingTokens  # what no kept value may contain
+    # The patient's offset under the Modified Dates option; None: dates go as the Basic Profile says.
+    date_shift: dt.timedelta | None = None
     uid_map: dict[str, str] = field(default_factory=dict)
     removed_private_tags: int = 0
 
@@ -913,6 +1133,8 @@ class _Cleaner:
             if tag not in _KEEP_TAGS_TO_VISIT:
                 self._check_kept_value(dataset, tag)
                 return
+        if self.date_shift is not None and not nested and tag in _MODIFIED_DATES_TAGS and self._modify(dataset, tag):
+            return
         action = _action_of(tag)
         if action == "X":
             del dataset[tag]  # before reading the value: a removed element is never even decoded
@@ -934,6 +1156,35 @@ class _Cleaner:
                 element.value = _DUMMY_BY_VR.get(element.VR, element.empty_value)
         elif action == "U":
             del dataset[tag]  # a UID action on a value that is not a UID: nothing to remap, so it goes
+
+    def _modify(self, dataset: Dataset, tag: int) -> bool:
+        """Keep a date shifted, a time, an age (capped) or a sex under the Modified Dates option;
+        False when the value is not one that can be kept so (the Basic Profile's action follows).
+        The value written is built from the parsed one, never copied as text."""
+        vr = _dictionary_vr(tag)
+        if dataset.get_item(tag).VR not in (None, "UN", vr):
+            return False
+        values = _string_values(dataset, tag)
+        if len(values) != 1 or not values[0]:
+            return False
+        value = values[0]
+        new_value: str | None = None
+        if vr == "DA":
+            new_value = _shifted_date(value, self.date_shift)
+        elif vr == "DT":
+            match = _DATE_TIME.fullmatch(value)
+            date = _shifted_date(match.group(1), self.date_shift) if match else None
+            new_value = date + match.group(2) if match and date else None
+        elif vr == "TM":
+            new_value = value if _TIME.fullmatch(value) else None
+        elif vr == "AS":
+            new_value = _capped_age(value)
+        elif vr == "CS":  # Patient's Sex
+            new_value = value.upper() if value.upper() in _PATIENT_SEXES else None
+        if new_value is None:
+            return False
+        dataset[tag] = DataElement(tag, vr, new_value)
+        return True
 
     def _has_allowed_vr(self, dataset: Dataset, tag: int) -> bool:
         vr = dataset.get_item(tag).VR

@@ -126,6 +126,8 @@ class _Policy:
 
     deidentify: bool
     secret: bytes | None
+    # PS3.15's Modified Dates option (and age and sex with it): dates kept, shifted per patient.
+    shift_dates: bool = False
 
 
 def _policy(store: Store) -> _Policy:
@@ -133,7 +135,8 @@ def _policy(store: Store) -> _Policy:
     from medreview.team.settings import get_setting
 
     deidentify = bool(get_setting(store, "deidentify"))
-    return _Policy(deidentify, project_secret(store) if deidentify else None)
+    shift_dates = deidentify and bool(get_setting(store, "shift_dates"))
+    return _Policy(deidentify, project_secret(store) if deidentify else None, shift_dates)
 
 
 def _inspect(item: InputFile, store: Store, policy: _Policy) -> _Accepted:
@@ -162,7 +165,8 @@ def _inspect(item: InputFile, store: Store, policy: _Policy) -> _Accepted:
         source = sha256_hex(item.data)
         if not policy.deidentify:
             return _Accepted(item.name, item.data, source, "dicom", info, source_sha256=source)
-        result = deidentify_dataset(dataset, policy.secret)  # the dataset parsed above, not a second parse
+        # The dataset parsed above, not a second parse.
+        result = deidentify_dataset(dataset, policy.secret, shift_dates=policy.shift_dates)
         originals = {
             "StudyInstanceUID": info.study_instance_uid,
             "SeriesInstanceUID": info.series_instance_uid,
@@ -176,9 +180,9 @@ def _inspect(item: InputFile, store: Store, policy: _Policy) -> _Accepted:
             patient_id=result.pseudonym_patient_id,
             patient_name=result.pseudonym_patient_id,
             modality=result.modality,  # as stored: "OT" where the upload's was no defined term
-            study_date=None,
+            study_date=result.study_date,  # shifted per patient, or None (removed)
             study_description="",
-            series_description="",
+            series_description=result.series_description,  # from coded values and geometry, never free text
             burned_in_annotation=info.burned_in_annotation or result.needs_burned_in_review,
         )
         return _Accepted(

@@ -18,6 +18,10 @@ __all__ = ["CHOICES", "DEFAULTS", "get_setting", "project_settings", "set_settin
 DEFAULTS: dict[str, Any] = {
     # De-identify DICOM and strip PNG/JPEG metadata at import (PS3.15 Basic Profile essentials).
     "deidentify": True,
+    # With de-identification: keep the dates of each patient's studies shifted by a per-patient offset
+    # (PS3.15 Retain Longitudinal Temporal Information with Modified Dates Option), and age (capped
+    # at 90) and sex, instead of removing them. Applies to files imported from then on.
+    "shift_dates": False,
     # Hide other readers' labels and the model's predictions from a reader until they submit.
     "blinded": False,
     # Which labels training uses: "final" (adjudicated, approved, or unanimous reads) or "all"

@@ -26,6 +26,7 @@ def test_a_new_project_starts_safe(store):
     # De-identification on, no blinding, final labels for training, 8-hour sessions.
     assert project_settings(store) == {
         "deidentify": True,
+        "shift_dates": False,  # dates removed, not shifted (PS3.15 Modified Dates option off)
         "blinded": False,
         "training_label_source": "final",
         "session_minutes": 480,
