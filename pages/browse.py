@@ -1,5 +1,7 @@
 """Browse: patient -> study -> series in the sidebar, the series as a navigable stack, the DICOM header."""
 
+from collections import Counter
+
 import pandas as pd
 import streamlit as st
 
@@ -9,7 +11,7 @@ from medreview.reading.catalog import get_image
 from medreview.store import Store
 from ui.session import get_store, session_actor
 from ui.text import plain, spreadsheet_safe
-from ui.viewer import image_viewer
+from ui.viewer import image_viewer, viewer_state
 
 
 def count_text(count: int, singular: str, plural: str) -> str:
@@ -38,10 +40,24 @@ def study_label(row) -> str:
 
 
 def series_label(row) -> str:
+    # "#2 · CT chest axial 1.25 mm (120 images)": with de-identification the description is built
+    # from coded values and geometry at import (medreview.ingest.deid.series_description).
     number = "" if pd.isna(row.series_number) else f"#{row.series_number}"
     description = row.description or ("" if number else uid_tail(row.series_uid))
-    parts = [part for part in (number, row.modality, description) if part]
+    what = " ".join(part for part in (row.modality, description) if part)
+    parts = [part for part in (number, what) if part]
     return " · ".join(parts) + f" ({count_text(row.images, 'image', 'images')})"
+
+
+def series_labels(series_table: pd.DataFrame) -> dict[int, str]:
+    """A label per series; series whose labels would read the same get their UID's end as well."""
+    labels = {int(row.series_id): series_label(row) for row in series_table.itertuples()}
+    repeated = {label for label, count in Counter(labels.values()).items() if count > 1}
+    uids = dict(zip(series_table["series_id"].astype(int), series_table["series_uid"], strict=True))
+    return {
+        series_id: f"{label} · {uid_tail(uids[series_id])}" if label in repeated else label
+        for series_id, label in labels.items()
+    }
 
 
 def pickers_ui(store: Store, patient_table: pd.DataFrame) -> int:
@@ -56,8 +72,8 @@ def pickers_ui(store: Store, patient_table: pd.DataFrame) -> int:
     )
     study_labels = {int(row.study_id): study_label(row) for row in studies(store, patient_id).itertuples()}
     study_id = st.selectbox("Study", list(study_labels), format_func=study_labels.__getitem__, key="browse_study")
-    series_labels = {int(row.series_id): series_label(row) for row in series_list(store, study_id).itertuples()}
-    return st.selectbox("Series", list(series_labels), format_func=series_labels.__getitem__, key="browse_series")
+    labels = series_labels(series_list(store, study_id))
+    return st.selectbox("Series", list(labels), format_func=labels.__getitem__, key="browse_series")
 
 
 def header_ui(store: Store, image_id: int) -> None:
@@ -86,11 +102,15 @@ try:
         st.stop()
 
     # The viewer scrolls the series (wheel, Up/Down) and its frames (Left/Right) in the browser; it
-    # reports the slice on screen, whose details and header are shown below it.
+    # reports the slice on screen, whose details and header are shown below it. It knows the other
+    # slices through the first one's description and names a slice only once it is sent that slice's
+    # own: the slice on screen goes along, or its header lost the file name after a scroll.
     first_id = int(slices["image_id"].iloc[0])
-    view = image_viewer("browse_viewer", actor, [first_id], position=first_id, jump=series_id).get("view") or {}
     shown_ids = [int(found) for found in slices["image_id"]]
+    view = viewer_state("browse_viewer").get("view") or {}
     image_id = int(view["imageId"]) if view.get("imageId") in shown_ids else first_id
+    images = [first_id] if image_id == first_id else [first_id, image_id]
+    image_viewer("browse_viewer", actor, images, position=first_id, jump=series_id)
     position = shown_ids.index(image_id)
     current = slices.iloc[position]
     record = get_image(store, actor, image_id)

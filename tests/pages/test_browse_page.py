@@ -125,3 +125,68 @@ def test_missing_stored_file_is_an_error_message_not_a_traceback(page_store):
 def slice_ids(store, series_id):
     """A series' image ids in reading order."""
     return [int(image_id) for image_id in series_slices(store, series_id)["image_id"]]
+
+
+def test_the_slice_on_screen_keeps_its_file_name_in_the_viewer_after_a_scroll(page_store):
+    study_uid, series_uid = generate_uid(), generate_uid()
+    ids = ingest(
+        page_store,
+        [
+            (f"slice{number}.dcm", dicom_bytes(study_uid=study_uid, series_uid=series_uid, instance_number=number))
+            for number in (1, 2, 3)
+        ],
+    )
+    app = run_browse()
+    first, _, third = slice_ids(page_store, series_of(page_store, ids[0]))
+
+    # The reader scrolled to the third slice: the viewer is sent that slice's own description, which
+    # names it (the others it knows only through the first slice's, without a name), and stays put.
+    data = report(app, "browse_viewer", view={"imageId": third, "frame": 0, "window": None})
+
+    names = {info["id"]: info["name"] for info in data["images"]}
+    assert names.get(third) == get_image(page_store, LOCAL_ACTOR, third).display_name.rsplit("/", 1)[-1]
+    assert names[third].startswith("CT-s0-i3-")  # de-identified: derived from facts, not the upload's name
+    assert data["position"] == first and data["jump"] == series_of(page_store, ids[0])
+
+
+def test_two_series_with_one_number_read_differently_in_the_series_picker(page_store):
+    study_uid = generate_uid()
+    axial_uid, coronal_uid, copy_uid = generate_uid(), generate_uid(), generate_uid()
+    uploads = [
+        (f"axial{number}.dcm", ct_slice(study_uid, axial_uid, number, AXIAL, "1.25")) for number in (1, 2, 3)
+    ] + [(f"coronal{number}.dcm", ct_slice(study_uid, coronal_uid, number, CORONAL, "5")) for number in (1, 2)]
+    uploads += [(f"copy{number}.dcm", ct_slice(study_uid, copy_uid, number, CORONAL, "5")) for number in (1, 2)]
+    ingest(page_store, uploads)
+
+    app = run_browse()
+
+    labels = app.selectbox(key="browse_series").options
+    assert len(set(labels)) == 3, labels
+    assert "#2 · CT chest axial 1.25 mm (3 images)" in labels
+    # Two series that say the same (number, description, count) are told apart by their UIDs' ends.
+    same = [label for label in labels if label.startswith("#2 · CT chest coronal 5 mm (2 images) · UID …")]
+    assert len(same) == 2
+
+
+AXIAL = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
+CORONAL = [1.0, 0.0, 0.0, 0.0, 0.0, -1.0]
+
+
+def ct_slice(study_uid: str, series_uid: str, number: int, orientation: list[float], thickness: str) -> bytes:
+    """A chest CT slice of series number 2 whose free-text description de-identification removes."""
+    dataset = pydicom.dcmread(
+        io.BytesIO(dicom_bytes(study_uid=study_uid, series_uid=series_uid, instance_number=number))
+    )
+    dataset.SeriesNumber = 2
+    dataset.SeriesDescription = "Thorax Test^P1"
+    dataset.BodyPartExamined = "CHEST"
+    dataset.ImageOrientationPatient = orientation
+    dataset.SliceThickness = thickness
+    buffer = io.BytesIO()
+    dataset.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+def series_of(store, image_id: int) -> int:
+    with store.db.read() as session:
+        return session.get(Image, image_id).series_id
