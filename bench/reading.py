@@ -9,8 +9,10 @@ of a real project.
    decisions. Default folder: data/bench/reading-<images> (git-ignored).
 2. Starts ``python -m medreview serve --headless`` on that store and drives Debian's Chromium
    (headless, software rendering) with Playwright.
-3. Measures, with the ``performance.mark`` entries the viewer (ui/viewer/src/viewer.ts) sets:
-   ``medreview:paint`` on every paint, ``medreview:key`` when a class key is accepted.
+3. Measures, with the ``performance.mark`` entries the viewer (ui/viewer/src/marks.ts) sets:
+   ``medreview:paint`` on every paint, ``medreview:key`` when a class key is accepted. The viewer
+   clears its marks once 256 are held, so the bench keeps them as they are made, with a
+   PerformanceObserver installed in each page before its scripts run.
 
    - ``first_image_ms``: a reader signed in on Home clicks Label; from the click (``performance.now()``
      taken in the page just before it) to the first paint.
@@ -83,10 +85,20 @@ TARGETS: dict[str, tuple[str, float, str]] = {
     "review_page_ms": ("<=", 500, "ms"),
 }
 
+# In every page, before its scripts: the viewer's marks as they are made, kept in window.__marks
+# (the viewer clears its own from the browser's buffer; an observer sees each one, cleared or not).
+KEEP_MARKS_JS = """(() => {
+    window.__marks = [];
+    new PerformanceObserver((list) => {
+        for (const entry of list.getEntries()) if (entry.name.startsWith("medreview:")) window.__marks.push(entry);
+    }).observe({ type: "mark" });
+})();"""
+
 # In the page: the time from each class key to the first later paint of another image (ms).
-KEY_TO_NEXT_JS = """() => {
-    const paints = performance.getEntriesByName("medreview:paint");
-    return performance.getEntriesByName("medreview:key").map((key) => {
+KEY_TO_NEXT_JS = """async () => {
+    await new Promise((resolve) => setTimeout(resolve, 200));  // the observer's last deliveries
+    const paints = window.__marks.filter((mark) => mark.name === "medreview:paint");
+    return window.__marks.filter((mark) => mark.name === "medreview:key").map((key) => {
         const next = paints.find(
             (paint) => paint.startTime >= key.startTime && paint.detail.imageId !== key.detail.imageId);
         return next ? next.startTime - key.startTime : null;
@@ -227,7 +239,9 @@ def reader_with_most_to_do(data_dir: Path, readers: list[tuple[str, str]]) -> tu
 
 def new_page(browser):  # type: ignore[no-untyped-def]
     """A tab in a fresh browser context (its own cookies: its own Streamlit session)."""
-    page = browser.new_context(viewport={"width": 1600, "height": 1000}).new_page()
+    context = browser.new_context(viewport={"width": 1600, "height": 1000})
+    context.add_init_script(KEEP_MARKS_JS)
+    page = context.new_page()
     page.set_default_timeout(60_000)
     return page
 
@@ -309,7 +323,7 @@ def measure_first_image(page) -> tuple[float, float | None]:  # type: ignore[no-
 def measure_key_to_next(page, presses: int) -> list[float]:  # type: ignore[no-untyped-def]
     """Class keys on consecutive images; each key -> the next image painted (ms)."""
     time.sleep(PREFETCH_SECONDS)
-    page.evaluate("() => performance.clearMarks('medreview:key')")
+    page.evaluate("() => { window.__marks = window.__marks.filter((mark) => mark.name !== 'medreview:key'); }")
     image_id = painted_image(page)
     for number in range(presses):
         time.sleep(SECONDS_BETWEEN_KEYS)
@@ -347,9 +361,10 @@ def open_ct_series(page) -> None:  # type: ignore[no-untyped-def]
 
 def paints_between(page, start: float, end: float) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
     return page.evaluate(
-        "([start, end]) => performance.getEntriesByName('medreview:paint')"
+        "async ([start, end]) => { await new Promise((resolve) => setTimeout(resolve, 200));"
+        " return window.__marks.filter((mark) => mark.name === 'medreview:paint')"
         ".filter((paint) => paint.startTime >= start && paint.startTime <= end)"
-        ".map((paint) => ({ at: paint.startTime, imageId: paint.detail.imageId }))",
+        ".map((paint) => ({ at: paint.startTime, imageId: paint.detail.imageId })); }",
         [start, end],
     )
 

@@ -1,5 +1,13 @@
 """Label: the reader's worklist beside the viewer. Class keys label the image on screen and the next
-one appears at once from the browser; the saves reach the server in the background (ui/viewer.py)."""
+one appears at once from the browser; the saves reach the server in the background (ui/viewer.py).
+
+The page runs in three parts: the whole page (sidebar filters, the first drawing), the worklist (a
+fragment, rerun when the viewer says the reader moved on or reads were saved: counts, the row on
+screen, the rows done) and the viewer (a fragment, rerun by each of its reports). Streamlit sends
+a batch of widget changes as one fragment's rerun, so a filter changed in the same instant as a
+viewer report reached the server as the viewer's rerun alone, and the filter never applied: each
+fragment first checks that the filters it was drawn with are the ones on screen, else reruns the
+page."""
 
 from functools import partial
 
@@ -23,12 +31,15 @@ from medreview.reading.worklists import (
 from medreview.team.settings import get_setting
 from ui.session import get_store, session_actor
 from ui.text import plain, spreadsheet_safe
-from ui.viewer import image_viewer, save_pending_reads, signed_out_viewer, viewer_state
+from ui.viewer import image_viewer, list_follower, save_pending_reads, signed_out_viewer, viewer_state
 
 # Images after the current one whose pixels the browser holds before the reader gets there.
 PREFETCH_IMAGES = 12
 PAGE_ROWS = 50
 VIEWER_KEY = "label_viewer"
+# Comments typed and not saved yet, by image id: they go with the next save of their image.
+DRAFTS_KEY = "label_comment_drafts"
+ON_SCREEN = "▶"
 
 store = get_store()
 actor = session_actor("annotator")
@@ -37,6 +48,7 @@ st.title("Label")
 classes = label_classes(store)
 multi = get_setting(store, "label_mode") == "multi"
 boxes_on = bool(get_setting(store, "boxes")) and bool(classes)
+boxes_alone = boxes_on and bool(get_setting(store, "box_only_reads"))
 with st.sidebar:
     status = (
         st.segmented_control(
@@ -47,14 +59,32 @@ with st.sidebar:
     by_class = st.selectbox("My label", ["any", *classes], key="label_class_filter")
     by_modality = st.selectbox("Modality", ["any", *modalities(store)], key="label_modality_filter")
 
-worklist_filter = WorklistFilter(
-    status=status,
-    label=None if by_class == "any" else by_class,
-    modality=None if by_modality == "any" else by_modality,
-)
+
+def chosen_filter(status: str | None, by_class: str | None, by_modality: str | None) -> WorklistFilter:
+    return WorklistFilter(
+        status=status or "todo",
+        label=None if by_class in (None, "any") else by_class,
+        modality=None if by_modality in (None, "any") else by_modality,
+    )
+
+
+worklist_filter = chosen_filter(status, by_class, by_modality)
 list_version = f"{worklist_filter.status}|{worklist_filter.label}|{worklist_filter.modality}"
 if not classes:
     st.warning("The label schema has no classes yet: an admin defines them under Settings.")
+
+
+def rerun_page_if_filters_changed() -> None:
+    """A fragment's run sees the filters of the page's last run; when the sidebar's filters have
+    changed since (their change travelled with a viewer report, as that fragment's rerun), the page
+    runs again with them."""
+    on_screen = chosen_filter(
+        st.session_state.get("label_status"),
+        st.session_state.get("label_class_filter"),
+        st.session_state.get("label_modality_filter"),
+    )
+    if on_screen != worklist_filter:
+        st.rerun()
 
 
 def jump_to(image_id: int | None) -> None:
@@ -70,80 +100,121 @@ if st.session_state.get("label_list_version") != list_version:
     jump_to(next_image_id(store, actor, worklist_filter, after_image_id=(int(here) - 1) if here else None))
 
 
-def current_position() -> tuple[int | None, int]:
-    """The image the reader is on, and the count of jumps the page asked the viewer for."""
-    reported = viewer_state(VIEWER_KEY).get("position")
+def current_position() -> tuple[int | None, int, bool]:
+    """The image the reader is on, the count of jumps the page asked the viewer for, and whether the
+    reader went past the list's last image (the position is then None)."""
+    reported = viewer_state(VIEWER_KEY)
     position = st.session_state.get("label_position")
     jump = st.session_state.get("label_jump", 0)
-    if st.session_state.get("label_seen_jump") == jump and reported:
-        position = int(reported)  # the viewer moved on by itself (a class key, back, skip)
-    return position, jump
+    if st.session_state.get("label_seen_jump") == jump and "position" in reported:
+        # The viewer moved on by itself (a class key, back, skip), maybe past the list's end.
+        position = None if reported["position"] is None else int(reported["position"])
+        return position, jump, position is None
+    return position, jump, False
 
 
+def typed_comments() -> dict[int, str]:
+    """Comments typed and not saved yet, by image id, with what the comment box of each image the
+    viewer is saving holds now: a read takes its image's comment along (ui.viewer.save_pending_reads
+    takes it out of here once saved)."""
+    drafts: dict[int, str] = st.session_state.setdefault(DRAFTS_KEY, {})
+    for entry in viewer_state(VIEWER_KEY).get("pending") or []:
+        image_id = entry.get("imageId") if isinstance(entry, dict) else None
+        box = f"label_comment_{image_id}"
+        if isinstance(image_id, int) and isinstance(st.session_state.get(box), str):
+            drafts[image_id] = st.session_state[box]
+    return drafts
+
+
+def save_viewer_reads(reader) -> tuple[list[int], dict[int, str]]:  # type: ignore[no-untyped-def]
+    return save_pending_reads(VIEWER_KEY, reader, comments=typed_comments(), boxes_alone=boxes_alone)
+
+
+@st.fragment(key="label_list")
 def worklist_ui() -> None:
-    """The counts and one page of the worklist; a click opens that image in the viewer. Drawn by the
-    page's full runs only: the viewer's reports rerun the viewer alone (a rerun redraws every
-    element it holds, and a 50-row table on each key would stall a scrolling reader)."""
-    save_pending_reads(VIEWER_KEY, actor)  # the counts include the reads the viewer still holds
-    position, _ = current_position()
-    counts = worklist_counts(store, actor, worklist_filter)
+    """The counts and one page of the worklist, the image on screen marked; a click opens that image
+    in the viewer. Rerun alone when the viewer says the reader moved on or reads were saved
+    (ui.viewer.list_follower): not by each of the viewer's reports, which would redraw a 50-row
+    table for every frame a scrolling reader asks for."""
+    reader = session_actor("annotator")
+    rerun_page_if_filters_changed()
+    save_viewer_reads(reader)  # the counts include the reads the viewer still holds
+    position, _, _ = current_position()
+    counts = worklist_counts(store, reader, worklist_filter)
     total = counts.get(worklist_filter.status, 0)
     st.caption(" · ".join(f"{counts.get(name, 0)} {WORKLIST_FILTERS[name].lower()}" for name in WORKLIST_FILTERS))
     pages = max(1, -(-total // PAGE_ROWS))
-    where = list_position(store, actor, worklist_filter, position) if position else None
-    default_page = (where // PAGE_ROWS + 1) if where is not None else 1
+    where = list_position(store, reader, worklist_filter, position) if position else None
+    default_page = min((where // PAGE_ROWS + 1) if where is not None else 1, pages)
+    # Keyed by the page the image on screen is on: the list turns the page when the reader does.
     page = st.number_input(
-        f"Page (of {pages})", 1, pages, value=min(default_page, pages), key=f"label_page_{list_version}"
+        f"Page (of {pages})", 1, pages, value=default_page, key=f"label_page_{list_version}_{default_page}"
     )
-    rows, total = worklist_page(store, actor, worklist_filter, offset=(int(page) - 1) * PAGE_ROWS, limit=PAGE_ROWS)
+    rows, total = worklist_page(store, reader, worklist_filter, offset=(int(page) - 1) * PAGE_ROWS, limit=PAGE_ROWS)
+    rows.insert(0, "here", [ON_SCREEN if image_id == position else "" for image_id in rows["image_id"]])
+    # Keyed by the image on screen: a click ticks a row until the viewer has moved there, and the
+    # tick does not stay behind when the viewer moves on.
     selection = st.dataframe(
-        spreadsheet_safe(rows[["image_id", "file", "modality", "label", "status"]]),
+        spreadsheet_safe(rows[["here", "image_id", "file", "modality", "label", "status"]]),
         hide_index=True,
         on_select="rerun",
         selection_mode="single-row",
-        key=f"label_worklist_{list_version}_{page}",
+        key=f"label_worklist_{list_version}_{page}_{position}",
         height=560,
-        column_config={"label": "my label", "status": "my read"},
+        column_config={"here": st.column_config.TextColumn("", width=28), "label": "my label", "status": "my read"},
     )
+    list_follower("label_list_follower")
     picked_rows = selection.selection.rows if selection else []
     if picked_rows and picked_rows[0] < len(rows):
         picked = int(rows["image_id"].iloc[picked_rows[0]])
-        if st.session_state.get("label_last_pick") != picked:
-            st.session_state["label_last_pick"] = picked
+        if picked != position:
             jump_to(picked)
+            st.rerun()  # the viewer, a fragment of its own, moves with the page's run
 
 
-@st.fragment
+def left_on_list(reader) -> dict[str, int | None]:  # type: ignore[no-untyped-def]
+    """The images of this list (its label and modality) still to do for the reader, for the end of
+    the list: how many, and the first."""
+    to_do = WorklistFilter("todo", worklist_filter.label, worklist_filter.modality)
+    return {
+        "count": worklist_counts(store, reader, worklist_filter)["todo"],
+        "first": next_image_id(store, reader, to_do),
+    }
+
+
+@st.fragment(key="label_viewer_fragment")
 def viewer_ui() -> None:
     """The viewer, the comment and the other readers' reads; the viewer's reports rerun this only,
     without the page's check above: each report resolves the reader from the store again, and one
     made after the sign-in ended saves nothing and gets no pixels (the browser shows it was signed
     out, with the reads it still held as not saved)."""
     reader = session_actor("annotator", on_refused=partial(signed_out_viewer, VIEWER_KEY))
-    acked, failed = save_pending_reads(VIEWER_KEY, reader)
-    position, jump = current_position()
-    if position is None:
+    rerun_page_if_filters_changed()
+    acked, failed = save_viewer_reads(reader)
+    position, jump, past_end = current_position()
+    if position is None and not past_end:
         st.info("Nothing to read on this list.", icon=":material/check_circle:")
         if worklist_filter.status == "todo":
             st.success("Every image on your worklist is read.")
         return
     st.session_state["label_position"] = position
     st.session_state["label_seen_jump"] = jump
-    upcoming = following_image_ids(store, reader, worklist_filter, after_image_id=position, limit=PREFETCH_IMAGES)
-    image_viewer(
-        VIEWER_KEY,
-        reader,
-        [position, *upcoming],
+    shown = dict(
         mode="label",
-        position=position,
         jump=jump,
         list_version=list_version,
         classes=classes,
         multi=multi,
         boxes=boxes_on,
+        boxes_alone=boxes_alone,
         acked=acked,
         failed=failed,
     )
+    if position is None:  # past the list's last image: the viewer offers what is left on it
+        image_viewer(VIEWER_KEY, reader, [], position=None, left=left_on_list(reader), **shown)
+        return
+    upcoming = following_image_ids(store, reader, worklist_filter, after_image_id=position, limit=PREFETCH_IMAGES)
+    image_viewer(VIEWER_KEY, reader, [position, *upcoming], position=position, **shown)
     try:
         record = get_image(store, reader, position)
     except MedreviewError as error:
@@ -153,24 +224,7 @@ def viewer_ui() -> None:
         st.warning("This image may carry burned-in patient information: check before sharing.")
     if record.status == "returned":
         st.warning(f"Sent back by the reviewer: {plain(record.review_comment)}")
-    with st.expander("Comment" + (f": {plain(record.comment)}" if record.comment else "")):
-        comment = st.text_input("Comment on this image", value=record.comment, key=f"label_comment_{position}")
-        if st.button("Save comment", key="label_save_comment"):
-            try:
-                save_read(
-                    store,
-                    reader,
-                    position,
-                    record.label,
-                    labels=record.labels,
-                    boxes=record.boxes,
-                    unsure=record.unsure,
-                    comment=comment,
-                )
-            except MedreviewError as error:
-                st.error(plain(error))
-            else:
-                st.toast("Comment saved.")
+    comment_ui(reader, record)
     if can_see_others(store, reader, position):
         reads = image_reads(store, reader, position)
         others = reads[reads["reader"] != reader.username]
@@ -182,6 +236,48 @@ def viewer_ui() -> None:
                 )
     else:
         st.caption("Blinded reading: other readers' labels appear once you have saved yours.")
+
+
+def comment_ui(reader, record) -> None:  # type: ignore[no-untyped-def]
+    """The reader's comment on the image on screen. A comment typed before the image has a read is
+    kept, shown as not saved, and saved with the image's next read (a class key)."""
+    drafts: dict[int, str] = st.session_state.setdefault(DRAFTS_KEY, {})
+    image_id = record.image_id
+    unsaved = image_id in drafts
+    title = (
+        "Comment (not saved yet)" if unsaved else "Comment" + (f": {plain(record.comment)}" if record.comment else "")
+    )
+    with st.expander(title, expanded=unsaved):
+        comment = st.text_input(
+            "Comment on this image", value=drafts.get(image_id, record.comment), key=f"label_comment_{image_id}"
+        )
+        if comment != record.comment:
+            drafts[image_id] = comment
+        else:
+            drafts.pop(image_id, None)
+        if st.button("Save comment", key="label_save_comment"):
+            if not record.read:
+                drafts[image_id] = comment
+                st.info("Comment kept: it is saved with your label of this image (a class key).")
+                return
+            try:
+                save_read(
+                    store,
+                    reader,
+                    image_id,
+                    record.label,
+                    labels=record.labels,
+                    boxes=record.boxes,
+                    unsure=record.unsure,
+                    comment=comment,
+                )
+            except MedreviewError as error:
+                st.error(plain(error))
+            else:
+                drafts.pop(image_id, None)
+                st.toast("Comment saved.")
+        elif image_id in drafts:
+            st.caption(":orange[Not saved yet: it is saved with your next label of this image (a class key).]")
 
 
 list_column, view_column = st.columns([1, 3])

@@ -36,6 +36,13 @@ with left:
         help="Annotators see other readers' labels and the model's output for an image only after saving theirs.",
     )
     boxes = st.toggle("Bounding boxes", value=current["boxes"], key="settings_boxes")
+    box_only_reads = st.toggle(
+        "Boxes without a class",
+        value=current["box_only_reads"],
+        key="settings_box_only_reads",
+        disabled=not boxes,
+        help="A reader may save boxes alone (S) as their read of an image. Off: boxes are saved with a class.",
+    )
 with right:
     label_mode = st.radio(
         "Label type",
@@ -61,6 +68,7 @@ wanted = {
     "shift_dates": shift_dates,
     "blinded": blinded,
     "boxes": boxes,
+    "box_only_reads": box_only_reads,
     "label_mode": label_mode,
     "training_label_source": source,
     "session_minutes": int(minutes),

@@ -15,11 +15,17 @@ A viewer's report reruns only the fragment it sits in (the Label page's) or the 
 reader is resolved from the store on each (``ui.session.session_actor``): once the sign-in has ended
 (a logout here or in another tab, a deactivation), the report saves nothing and gets no pixels, and
 the viewer is told it was signed out (:func:`signed_out_viewer`).
+
+The browser keeps the reads it holds in the tab's session storage too, under the sign-in they were
+made in (``owner``: :func:`sign_in_id`), and sends them again from the next Label viewer of that
+sign-in when the page was left or reloaded before they were acknowledged; a read of another sign-in
+is refused here as well.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import threading
 import time
 from collections import OrderedDict
@@ -39,13 +45,15 @@ from medreview.reading.browse import series_image_ids
 from medreview.reading.catalog import ImageRecord, decode_image, get_image
 from medreview.reading.reads import save_read
 from medreview.team.roles import Actor
-from ui.session import get_store
+from ui.session import LOGIN_KEY, get_store
 
 __all__ = [
     "DecodedCache",
     "decoded",
     "image_viewer",
+    "list_follower",
     "save_pending_reads",
+    "sign_in_id",
     "signed_out_viewer",
     "viewer_state",
     "window_controls",
@@ -140,6 +148,17 @@ def viewer_state(key: str) -> dict[str, Any]:
     return sync if isinstance(sync, dict) else {}
 
 
+def sign_in_id() -> str:
+    """This session's sign-in as the browser may know it: a name for the reads the viewer keeps in
+    the tab's storage, so that only the sign-in that made them sends them again. Derived from the
+    login token (one way: the token itself never reaches the page), else from the user name."""
+    login = st.session_state.get(LOGIN_KEY)
+    token = getattr(login, "token", None)
+    username = getattr(getattr(login, "actor", None), "username", "")
+    secret = f"token\n{token}" if token else f"user\n{username}"
+    return hashlib.sha256(f"medreview viewer reads\n{secret}".encode()).hexdigest()[:32]
+
+
 # Display facts kept per image, as many as this (a few kB each).
 FACTS_KEPT = 4096
 
@@ -182,6 +201,7 @@ def image_info(
         "label": record.label,
         "labels": list(record.labels),
         "boxes": [dict(box) for box in record.boxes],
+        "read": record.read,
     }
 
 
@@ -223,14 +243,26 @@ def _frame_rows(want: Sequence[str], allowed: Callable[[int], bool]) -> tuple[li
     return rows, missing
 
 
-def save_pending_reads(key: str, actor: Actor) -> tuple[list[int], dict[int, str]]:
+# Why a read from the viewer is refused before it reaches the store.
+NOT_THIS_SIGN_IN = "made under another sign-in: not saved for this one"
+CLASS_NEEDED = "choose a class for this image: this project takes boxes with a class (Settings)"
+
+
+def save_pending_reads(
+    key: str, actor: Actor, *, comments: dict[int, str] | None = None, boxes_alone: bool = True
+) -> tuple[list[int], dict[int, str]]:
     """Save the reads the viewer holds as pending; returns (acknowledged seqs, failed seq -> reason).
 
     Each read is saved once per session (by its ``seq``): the viewer resends its pending list with
     every report until it sees the acknowledgement, and a rerun may be interrupted in between.
+    ``comments``: comments typed on the page and not saved yet, by image id; a read of that image
+    takes its comment along (and out of the mapping). ``boxes_alone``: whether a read may be boxes
+    without a class (the project's ``box_only_reads``). A read the viewer made under another sign-in
+    (its ``owner``) is refused.
     """
     store = get_store()
     saved: set[int] = st.session_state.setdefault(f"{key}__saved_seqs", set())
+    owner = sign_in_id()
     acked: list[int] = []
     failed: dict[int, str] = {}
     for entry in viewer_state(key).get("pending", []) or []:
@@ -240,6 +272,13 @@ def save_pending_reads(key: str, actor: Actor) -> tuple[list[int], dict[int, str
         except (KeyError, TypeError, ValueError):
             continue
         if seq not in saved:
+            if entry.get("owner") not in (None, owner):
+                failed[seq] = NOT_THIS_SIGN_IN
+                continue
+            if entry.get("label") is None and not entry.get("labels") and not boxes_alone:
+                failed[seq] = CLASS_NEEDED
+                continue
+            typed = (comments or {}).get(image_id)
             try:
                 save_read(
                     store,
@@ -249,13 +288,15 @@ def save_pending_reads(key: str, actor: Actor) -> tuple[list[int], dict[int, str
                     labels=entry.get("labels") or (),
                     boxes=entry.get("boxes") if entry.get("boxes") is not None else _stored_boxes(actor, image_id),
                     unsure=bool(entry.get("unsure")),
-                    comment=None,
+                    comment=typed,  # None keeps the stored one
                     seconds_on_case=_seconds(entry.get("seconds")),
                 )
             except MedreviewError as error:
                 failed[seq] = str(error)  # the viewer escapes it as HTML text
                 continue
             saved.add(seq)
+            if comments is not None and typed is not None:
+                comments.pop(image_id, None)
         acked.append(seq)
     return acked, failed
 
@@ -288,6 +329,14 @@ def overlay_row(image_id: int, frame_index: int, heat: np.ndarray, label: str) -
     }
 
 
+def list_follower(key: str, viewer: str = "label") -> None:
+    """An invisible companion of the Label viewer (ui/viewer/src/follower.ts) in the fragment that
+    draws the worklist: it reruns that fragment when the viewer says the reader moved on or reads
+    were saved, a moment after the viewer's own report (the viewer's reports rerun the viewer
+    alone)."""
+    _component(key=key, data={"follows": viewer}, default={"progress": None}, on_progress_change=lambda: None)
+
+
 def signed_out_viewer(key: str, reason: str) -> None:
     """Mount the viewer under ``key`` with nothing but the news that its sign-in ended (``reason``,
     as the sign-in page gives it): the browser drops the pixels it holds, sends nothing more and
@@ -307,6 +356,8 @@ def image_viewer(
     classes: Sequence[str] = (),
     multi: bool = False,
     boxes: bool = False,
+    boxes_alone: bool = False,
+    left: dict[str, Any] | None = None,
     acked: Sequence[int] = (),
     failed: dict[int, str] | None = None,
     overlays: Sequence[dict[str, Any]] = (),
@@ -319,6 +370,8 @@ def image_viewer(
     (view mode). ``jump``: the viewer moves to ``position`` whenever this value changes (a click in a
     list); defaults to the position itself. ``allowed``: which image ids this reader may receive
     pixels of (default: any image of the store, which every signed-in role may browse).
+    ``boxes_alone``: a read may be boxes without a class. ``left``: past the list's last image
+    (``position`` None), {"count", "first"} of the images on the list still to do.
     """
     sync = viewer_state(key)
     started = time.perf_counter()
@@ -366,6 +419,7 @@ def image_viewer(
         "classes": list(classes),
         "multi": multi,
         "boxesEnabled": boxes,
+        "boxOnly": boxes_alone,
         "pixels": rows,
         "missing": missing,
         "overlays": list(overlays),
@@ -374,6 +428,8 @@ def image_viewer(
         "failed": {str(seq): reason for seq, reason in (failed or {}).items()},
         "minSecondsOnScreen": MIN_SECONDS_ON_SCREEN,
         "maxHeight": max_height,
+        "owner": sign_in_id() if mode == "label" else "",
+        "left": left,
         "serverMs": round((time.perf_counter() - started) * 1000, 1),
     }
     _component(key=key, data=data, default={"sync": None}, on_sync_change=lambda: None)

@@ -33,6 +33,9 @@ DEFAULTS: dict[str, Any] = {
     "label_mode": "single",
     # Let readers draw bounding boxes (in image pixel coordinates) on the Label page.
     "boxes": False,
+    # With boxes: whether a reader may save boxes without a class for the image (detection work).
+    # Off, the Label page's boxes go with a class (a class key, or S once the image has one).
+    "box_only_reads": False,
 }
 CHOICES: dict[str, tuple[str, ...]] = {
     "training_label_source": ("final", "all"),

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from playwright.sync_api import expect
 from pydicom.uid import generate_uid
 from sqlalchemy import select
 
@@ -141,13 +142,35 @@ def choose_modality(page, modality: str) -> None:  # type: ignore[no-untyped-def
     wait_painted(page)
 
 
+# In the page: a class key made as the next image is painted and handled 0.3 s later, as a key
+# held up behind a busy page is (the event keeps the time it was made).
+HOLD_UP_NEXT_KEY_JS = """key => {
+    const root = document.querySelector(".mrv-root");
+    const before = root.dataset.paintedImage;
+    const observer = new MutationObserver(() => {
+        if (root.dataset.paintedImage === before) return;
+        observer.disconnect();
+        const held = new KeyboardEvent("keydown", { key, bubbles: true, cancelable: true });
+        setTimeout(() => window.dispatchEvent(held), 300);
+    });
+    observer.observe(root, { attributes: true, attributeFilter: ["data-painted-image"] });
+}"""
+
+
 def test_keyboard_labelling_of_a_filtered_sequence_with_a_key_bounce(server, browser, store_files):
     page = label_page(server, browser, "DX")
     dx = store_files["dx"]
     assert painted(page) == dx[0]
+    counts = page.locator("[data-testid=stCaptionContainer]", has_text="to do")
+    expect(counts).to_contain_text("4 to do ·")
     # Keys work at once, though the sidebar filter kept the focus.
+    page.evaluate(HOLD_UP_NEXT_KEY_JS, "2")
     assert press_class(page, "1") == dx[0]
     assert wait_painted(page, not_image=dx[0]) == dx[1]
+    # The held-up key reaches the viewer 0.3 s after dx[1] was painted, but was pressed as it was:
+    # the bounce guard counts from the key's own time, and it labels nothing.
+    expect(page.locator(".mrv-status")).to_contain_text("Not saved: the image was not on screen yet.")
+    assert painted(page) == dx[1]
     # A bounce: the second press 80 ms after the first labels nothing the reader has not seen.
     page.keyboard.press("2")
     page.wait_for_timeout(80)
@@ -169,6 +192,14 @@ def test_keyboard_labelling_of_a_filtered_sequence_with_a_key_bounce(server, bro
     labelled = sorted(saved)
     assert labelled == dx[: len(labelled)] and len(labelled) in (2, 3)  # no image skipped unseen
     assert all(read.seconds_on_case and read.seconds_on_case >= 0.1 for read in saved.values())
+    # The worklist beside the viewer followed the keys without a page run: the counts, the rows done
+    # (gone from the to-do list) and the row of the image on screen.
+    expect(counts).to_contain_text(
+        f"{4 - len(saved)} to do · {4 - len(saved)} not read by me · {len(saved)} read by me"
+    )
+    on_screen = page.get_by_test_id("stDataFrame").first.locator("tr", has_text="▶")
+    expect(on_screen).to_have_count(1)
+    expect(on_screen).to_contain_text(str(painted(page)))
 
 
 def test_window_drag_zoom_invert_and_slices_on_a_ct_series(server, browser, store_files):
@@ -245,20 +276,50 @@ def window_text_of(text: str) -> str:
     return next(part for part in text.split(" · ") if part.startswith("W "))
 
 
+def draw(page, x0: float, y0: float, x1: float, y1: float) -> None:  # type: ignore[no-untyped-def]
+    """A left-drag across the canvas between two points given as fractions of its smaller side
+    around its centre (-0.5 .. 0.5)."""
+    box = canvas_box(page)
+    side = min(box["width"], box["height"])
+    centre_x, centre_y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(centre_x + side * x0, centre_y + side * y0)
+    page.mouse.down()
+    page.mouse.move(centre_x + side * x1, centre_y + side * y1, steps=6)
+    page.mouse.up()
+
+
 def test_a_box_drawn_in_the_viewer_is_stored_and_drawn_again_after_a_reload(server, browser, store_files):
     set_setting(open_store(server), SYSTEM, "boxes", True)
     page = label_page(server, browser, "CR")
     target = painted(page)
-    page.keyboard.press("b")  # the box tool, first class
-    box = canvas_box(page)
-    side = min(box["width"], box["height"])
-    left, top = box["x"] + box["width"] / 2 - side * 0.2, box["y"] + box["height"] / 2 - side * 0.2
-    page.mouse.move(left, top)
-    page.mouse.down()
-    page.mouse.move(left + side * 0.4, top + side * 0.3, steps=6)
-    page.mouse.up()
+    tool = page.locator(".mrv-header")
+    # The box tool starts with no class (never the schema's first unasked): nothing is drawn yet.
+    page.keyboard.press("b")
+    expect(tool).to_contain_text("no class yet")
+    window_before = window_text(page)
+    draw(page, -0.2, -0.2, 0.2, 0.1)
+    expect(page.locator(".mrv-status")).to_contain_text("Choose the box class first")
+    assert window_text(page) == window_before  # nor did the drag window the image
+    page.keyboard.press("b")  # B again: the first class, chosen by the reader
+    expect(tool).to_contain_text("tool: box normal")
+    draw(page, -0.2, -0.2, 0.2, 0.1)
+    # Drawn, not saved: the viewer says so, never "all reads saved".
+    expect(page.locator(".mrv-unsaved-boxes")).to_contain_text("boxes not saved on this image")
+    assert page.locator(".mrv-saved").count() == 0
+    page.keyboard.press("Escape")  # Esc leaves the tool
+    expect(tool).to_contain_text("tool: window")
+    # S on an image with no class: this project takes boxes with a class, and nothing is stored.
     time.sleep(READING_PAUSE)
-    page.keyboard.press("s")  # save the boxes, stay on the image
+    page.keyboard.press("s")
+    expect(page.locator(".mrv-status")).to_contain_text("Not saved: choose a class for this image")
+    assert target not in reads(server)
+    # The box tool again, then the class key: the class and the box are saved together, and the next
+    # image opens with the window tool (a left-drag there windows, it does not draw).
+    page.keyboard.press("b")
+    expect(tool).to_contain_text("tool: box normal")
+    page.keyboard.press("1")
+    wait_painted(page, not_image=target)
+    expect(tool).to_contain_text("tool: window")
     wait_saved(page)
     [stored] = reads(server)[target].boxes
     # 64 x 64 image shown fitted: the box covers about 40% x 30% of it, around the centre.
@@ -274,6 +335,7 @@ def test_a_box_drawn_in_the_viewer_is_stored_and_drawn_again_after_a_reload(serv
     page.get_by_role("link", name="Label").click()
     wait_painted(page)
     page.get_by_text("Read by me", exact=True).click()
+    expect(page.locator(".mrv-header")).to_contain_text("my label: normal")
     page.wait_for_function("id => document.querySelector('.mrv-root').dataset.paintedImage === String(id)", arg=target)
     time.sleep(0.3)
     box = canvas_box(page)
@@ -296,7 +358,14 @@ def test_the_last_row_of_a_filtered_list_then_a_class_key(server, browser, store
     page.mouse.click(grid["x"] + 14, grid["y"] + 35 + 35 * (len(store_files["cr"]) - 1) + 17)
     page.wait_for_function("id => document.querySelector('.mrv-root').dataset.paintedImage === String(id)", arg=last)
     assert press_class(page, "1") == last
-    page.get_by_text("Every image on this list is done.").wait_for()
+    # The end of the list says so, and offers the row before the clicked one, still to do.
+    expect(page.locator(".mrv-message")).to_contain_text("End of this list: 1 image on it still to do.")
     wait_saved(page)
     assert reads(server)[last].label_class.name == "normal"
+    page.keyboard.press("Enter")
+    page.wait_for_function(
+        "id => document.querySelector('.mrv-root').dataset.paintedImage === String(id)", arg=store_files["cr"][0]
+    )
+    assert press_class(page, "2") == store_files["cr"][0]
+    expect(page.locator(".mrv-message")).to_have_text("Every image on this list is done.")
     assert page.get_by_text("Traceback").count() == 0 and page.locator("[data-testid=stException]").count() == 0

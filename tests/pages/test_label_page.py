@@ -18,7 +18,7 @@ from medreview.team.roles import SYSTEM, Actor
 from medreview.team.settings import set_setting
 from tests.conftest import run_page_as
 from tests.helpers import dicom_bytes, png_bytes
-from tests.pages.viewer import frame_values, report, save, viewer_data
+from tests.pages.viewer import fragment_id, frame_values, report, rerun_fragment, run_fragment, save, viewer_data
 
 KEY = "label_viewer"
 READER = Actor("reader1", "annotator")
@@ -158,3 +158,103 @@ def test_a_png_screenshot_is_shown_with_the_burned_in_text_warning(page_store):
     app = run_page_as("label", READER)
     assert viewer_data(app, KEY)["position"] == film.image_id
     assert any("burned-in patient information" in warning.value for warning in app.warning)
+
+
+def test_a_comment_typed_before_the_label_is_saved_with_it(page_store, images):
+    # Issue 16 item 1: typed, "Save comment" refused for want of a class, then 1: the comment was lost.
+    first, second = images["all"][:2]
+    app = run_page_as("label", READER)
+    app.text_input(key=f"label_comment_{first}").input("left lower lobe?").run()
+    app.button(key="label_save_comment").click().run()
+    assert not app.error, [error.value for error in app.error]
+    assert any("saved with your label" in info.value for info in app.info)
+    assert any(expander.label == "Comment (not saved yet)" for expander in app.expander)
+    data = report(app, KEY, position=second, pending=[save(1, first, "pneumonia")])
+    assert data["acked"] == [1]
+    record = get_image(page_store, READER, first)
+    assert (record.label, record.comment) == ("pneumonia", "left lower lobe?")
+    # Typed and never saved by hand: it goes with the class key too.
+    app.text_input(key=f"label_comment_{second}").input("artefact at the apex").run()
+    report(app, KEY, position=images["all"][2], pending=[save(2, second, "normal")])
+    assert get_image(page_store, READER, second).comment == "artefact at the apex"
+
+
+def test_a_filter_changed_with_a_viewer_report_applies(page_store, images):
+    # Issue 16 item 3: Streamlit sends widget changes made in one instant as one rerun, of the fragment
+    # of the first: a filter changed as the viewer reported reran only the viewer, with the old filter.
+    app = run_page_as("label", READER)
+    app.selectbox(key="label_modality_filter").set_value("CR")
+    data = rerun_fragment(app, fragment_id(app, "label_viewer_fragment"), KEY, position=images["all"][0])
+    assert data["listVersion"].endswith("|CR")
+    assert data["position"] == images["CR"][0] and data["order"] == images["CR"]
+    caption = next(caption.value for caption in app.caption if "to do" in caption.value)
+    assert caption.startswith("2 to do"), caption  # the list counts the CR films, not all six
+
+
+def test_past_the_last_row_the_viewer_is_told_what_is_left_on_the_list(page_store, images):
+    # Issue 16 item 3: the end of a list says so and offers the rows left to do.
+    app = run_page_as("label", READER)
+    app.selectbox(key="label_modality_filter").set_value("CR").run()
+    first, last = images["CR"]
+    table_key = next(element.key for element in app.dataframe if element.key.startswith("label_worklist"))
+    app.session_state[table_key] = {"selection": {"rows": [1], "columns": []}}
+    app.run()
+    assert viewer_data(app, KEY)["position"] == last
+    data = rerun_fragment(
+        app, fragment_id(app, "label_viewer_fragment"), KEY, position=None, pending=[save(1, last, "normal")]
+    )
+    assert data["acked"] == [1]
+    assert data["position"] is None and data["order"] == []
+    assert data["left"] == {"count": 1, "first": first}
+    # The reader takes the offer: the viewer opens the first and reports it.
+    data = rerun_fragment(app, fragment_id(app, "label_viewer_fragment"), KEY, position=first)
+    assert data["position"] == first and data["left"] is None
+
+
+def test_the_worklist_follows_the_viewer_between_page_runs(page_store, images):
+    # Issue 16 item 2: after keys the counts, the row on screen and the rows done stayed as drawn.
+    first, second, third = images["all"][:3]
+    app = run_page_as("label", READER)
+    viewer_fragment, list_fragment = (fragment_id(app, key) for key in ("label_viewer_fragment", "label_list"))
+    sync = {"position": third, "pending": [save(1, first, "normal"), save(2, second, "pneumonia")]}
+    rerun_fragment(app, viewer_fragment, KEY, **sync)
+    # The viewer's follower reruns the list, which reads where the viewer is.
+    run_fragment(app, list_fragment, KEY, **sync)
+    caption = next(caption.value for caption in app.caption if "to do" in caption.value)
+    assert caption.startswith("4 to do · 4 not read by me · 2 read by me")
+    [table] = [element for element in app.dataframe if element.key.startswith("label_worklist")]
+    rows = table.value
+    assert first not in set(rows["image_id"]) and second not in set(rows["image_id"])
+    assert list(rows.loc[rows["here"] == "▶", "image_id"]) == [third]
+
+
+def test_boxes_alone_are_a_read_only_where_the_project_allows_it(page_store, images):
+    # Issue 16 item 5: S with no class saved a read without a class that the header did not show.
+    set_setting(page_store, LOCAL_ACTOR, "boxes", True)
+    first = images["all"][0]
+    box = {"label": "pneumonia", "x": 1.0, "y": 2.0, "width": 20.0, "height": 10.0, "frame": 0}
+    app = run_page_as("label", READER)
+    assert viewer_data(app, KEY)["boxOnly"] is False
+    data = report(app, KEY, position=first, pending=[save(1, first, None, boxes=[box])])
+    assert data["acked"] == [] and "choose a class" in data["failed"]["1"]
+    assert get_image(page_store, READER, first).read is False
+    set_setting(page_store, LOCAL_ACTOR, "box_only_reads", True)
+    app = run_page_as("label", READER)
+    data = report(app, KEY, position=first, pending=[save(2, first, None, boxes=[box])])
+    assert data["boxOnly"] is True and data["acked"] == [2]
+    assert get_image(page_store, READER, first).read is True
+    app.segmented_control(key="label_status").set_value("read").run()
+    [shown] = [info for info in viewer_data(app, KEY)["images"] if info["id"] == first]
+    assert shown["read"] is True and shown["label"] is None  # the viewer shows it as read: boxes only
+
+
+def test_a_read_made_under_another_sign_in_is_not_saved(page_store, images):
+    first = images["all"][0]
+    app = run_page_as("label", READER)
+    owner = viewer_data(app, KEY)["owner"]
+    assert len(owner) == 32 and READER.username not in owner
+    data = report(app, KEY, position=first, pending=[save(1, first, "normal", owner="someone-else")])
+    assert data["acked"] == [] and "another sign-in" in data["failed"]["1"]
+    assert get_image(page_store, READER, first).read is False
+    data = report(app, KEY, position=first, pending=[save(2, first, "normal", owner=owner)])
+    assert data["acked"] == [2]

@@ -19,7 +19,7 @@ from medreview.store.models import Annotation, AuditEvent
 from medreview.team.accounts import create_user, issue_login_token, logout, set_active
 from medreview.team.roles import SYSTEM, Actor
 from tests.helpers import ROOT, dicom_bytes
-from tests.pages.viewer import rerun_fragment, save
+from tests.pages.viewer import fragment_id, rerun_fragment, save
 from ui import session_cookie
 
 KEY = "label_viewer"
@@ -54,10 +54,8 @@ def label_tab(monkeypatch: pytest.MonkeyPatch, token: str) -> AppTest:
 
 
 def viewer_fragment(app: AppTest) -> str:
-    """The id of the Label page's one fragment (the viewer), as the browser names it in a report."""
-    fragment_ids = list(app._fragment_storage._fragments)
-    assert len(fragment_ids) == 1, fragment_ids
-    return fragment_ids[0]
+    """The id of the Label page's viewer fragment, as the browser names it in a report."""
+    return fragment_id(app, "label_viewer_fragment")
 
 
 def reads_and_saves(store) -> tuple[int, int]:

@@ -56,6 +56,13 @@ def rerun_fragment(app: AppTest, fragment_id: str, key: str, **sync: Any) -> dic
     reported ``sync``, as the browser does (a widget in a fragment sends its fragment's id with the
     report, and Streamlit runs that fragment alone: no app.py, no page script); returns the data
     the fragment sent the viewer."""
+    run_fragment(app, fragment_id, key, **sync)
+    return viewer_data(app, key)
+
+
+def run_fragment(app: AppTest, fragment_id: str, key: str, **sync: Any) -> None:
+    """Rerun only the fragment ``fragment_id``, the viewer under ``key`` having last reported
+    ``sync`` (another widget of that fragment changed: the Label worklist's follower)."""
     from unittest import mock
 
     from streamlit.testing.v1 import local_script_runner
@@ -66,4 +73,9 @@ def rerun_fragment(app: AppTest, fragment_id: str, key: str, **sync: Any) -> dic
     with mock.patch.object(local_script_runner, "RerunData", fragment_run):
         app.run()
     assert not app.exception, app.exception
-    return viewer_data(app, key)
+
+
+def fragment_id(app: AppTest, key: str) -> str:
+    """The id of the fragment drawn with ``@st.fragment(key=key)`` in the app's last run."""
+    [found] = app._fragment_storage.resolve_target(key)
+    return found

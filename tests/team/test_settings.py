@@ -32,6 +32,7 @@ def test_a_new_project_starts_safe(store):
         "session_minutes": 480,
         "label_mode": "single",
         "boxes": False,
+        "box_only_reads": False,
     }
 
 

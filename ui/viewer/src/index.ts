@@ -4,14 +4,30 @@
  */
 
 import type { FrontendRendererArgs } from "@streamlit/component-v2-lib";
+import { Follower } from "./follower";
 import { STYLES } from "./styles";
-import type { SignedOutData, SyncState, ViewerData } from "./types";
+import type { FollowerData, SignedOutData, SyncState, ViewerData } from "./types";
 import { Viewer } from "./viewer";
 
 const viewers = new WeakMap<object, Viewer>();
+const followers = new WeakMap<object, Follower>();
 
-export default function viewerComponent(args: FrontendRendererArgs<SyncState, ViewerData | SignedOutData>): () => void {
+export default function viewerComponent(
+  args: FrontendRendererArgs<SyncState, ViewerData | SignedOutData | FollowerData>,
+): () => void {
   const { parentElement, data, setStateValue } = args;
+  if ("follows" in data) {
+    let follower = followers.get(parentElement);
+    if (!follower) {
+      follower = new Follower();
+      followers.set(parentElement, follower);
+    }
+    follower.update(data.follows, (name, value) => setStateValue(name as keyof SyncState, value as SyncState[keyof SyncState]));
+    return () => {
+      followers.get(parentElement)?.destroy();
+      followers.delete(parentElement);
+    };
+  }
   let viewer = viewers.get(parentElement);
   if (!viewer) {
     const style = document.createElement("style");

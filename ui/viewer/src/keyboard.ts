@@ -22,6 +22,7 @@ export const LEGEND_LABEL = [
   ["⌫ / Ctrl+Z", "back"],
   ["N", "skip"],
   ["U", "unsure"],
+  ["S", "save boxes"],
 ];
 
 export const LEGEND_VIEW = [
@@ -38,8 +39,9 @@ export const LEGEND_VIEW = [
   ["← →", "frames"],
   ["Space", "cine"],
   [", .", "cine rate"],
-  ["B", "boxes"],
+  ["B", "box tool (again: next class)"],
   ["M", "ruler"],
+  ["Esc", "leave tool"],
   ["O", "overlay"],
 ];
 

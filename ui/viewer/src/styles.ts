@@ -4,7 +4,8 @@ export const STYLES = `
 .mrv-header { min-height: 1.4em; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
 .mrv-stage { position: relative; width: 100%; background: #000; border-radius: 4px; overflow: hidden; touch-action: none; }
 .mrv-canvas { display: block; cursor: crosshair; }
-.mrv-message { position: absolute; inset: 0; display: none; align-items: center; justify-content: center; color: #bbb; pointer-events: none; font-size: 15px; }
+.mrv-message { position: absolute; inset: 0; display: none; flex-direction: column; gap: 10px; align-items: center; justify-content: center; color: #bbb; pointer-events: none; font-size: 15px; text-align: center; }
+.mrv-message button { pointer-events: auto; background: var(--st-secondary-background-color, #262730); color: inherit; border: 1px solid rgba(250,250,250,.3); border-radius: 6px; padding: 4px 12px; cursor: pointer; font: inherit; }
 .mrv-status { display: flex; flex-wrap: wrap; gap: 8px; align-items: center; min-height: 2em; }
 .mrv-classes { display: flex; flex-wrap: wrap; gap: 6px; }
 .mrv-status button { background: var(--st-secondary-background-color, #262730); color: inherit; border: 1px solid rgba(250,250,250,.2); border-radius: 6px; padding: 3px 10px; cursor: pointer; font: inherit; }

@@ -37,6 +37,8 @@ export interface ImageInfo {
   label: string | null;
   labels: string[];
   boxes: Box[];
+  /** Whether the reader has a read of this image (a read may be boxes alone, where allowed). */
+  read: boolean;
 }
 
 /** One frame's modality values (see medreview/imaging/transfer.py). key: "<imageId>:<frame>". */
@@ -72,6 +74,8 @@ export interface ViewerData {
   classes: string[];
   multi: boolean;
   boxesEnabled: boolean;
+  /** Whether a read may be boxes without a class (the project's setting). */
+  boxOnly: boolean;
   pixels: PixelRow[];
   missing: Record<string, string>;
   overlays: OverlayRow[];
@@ -83,6 +87,21 @@ export interface ViewerData {
   minSecondsOnScreen: number;
   /** Tallest the viewer may be, in CSS pixels (0: fill the window below its top). */
   maxHeight: number;
+  /**
+   * The signed-in session, as the viewer may know it (ui/viewer.py sign_in_id: not the login token):
+   * the reads it keeps in the tab's storage are this session's, sent again by this session only.
+   */
+  owner: string;
+  /**
+   * Past the list's last image (label mode, `position` null): how many images of the list are still
+   * to do for the reader, and the first of them (null when none).
+   */
+  left: { count: number; first: number | null } | null;
+}
+
+/** The Label worklist's follower (follower.ts): the key of the viewer it follows. */
+export interface FollowerData {
+  follows: string;
 }
 
 /**
@@ -104,6 +123,8 @@ export interface PendingSave {
   /** Seconds the image was on screen before the key (reader statistics). */
   seconds: number;
   unsure: boolean;
+  /** The sign-in that made it (ViewerData.owner): the server saves it for that sign-in only. */
+  owner: string;
 }
 
 export interface SyncState {

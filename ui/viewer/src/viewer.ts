@@ -1,22 +1,31 @@
 /**
  * One viewer instance: what is on screen (image, slice, frame, window, camera), the frames held in
- * the browser, the worklist links that make "next" instant, and the reads waiting for the server.
+ * the browser, the worklist (worklist.ts: the links that make "next" instant, the way back), the
+ * tools (tools.ts) and the reads waiting for the server (pending.ts).
  *
  * The server is asked for frames and told about reads through one state value (`sync`): the frames
- * wanted in priority order, the reads not yet acknowledged, the image on screen. A read stays in
- * `pending` until the server acknowledges it, so an interrupted rerun or a failed save loses nothing.
+ * wanted in priority order, the reads not yet acknowledged, the image on screen. A read stays pending
+ * until the server acknowledges it, so an interrupted rerun or a failed save loses nothing: it is
+ * sent again with each report, again after a report went unanswered, and, kept in the tab's storage,
+ * by the next Label viewer of the same sign-in when this one is gone. A click on another page waits
+ * for the acknowledgement (navigation.ts); after it the viewer sends nothing more.
  * A viewer whose sign-in ended (the server answers with `signedOut`) is signed out for good: its
  * pixels go, it sends nothing more, and its pending reads stay on screen marked as not saved.
  */
 
+import { announceProgress } from "./follower";
 import { decodeRow, type Frame, FrameCache, frameKey, fromBase64 } from "./frames";
 import { isTextEntry, LEGEND_LABEL, LEGEND_VIEW, legendHtml } from "./keyboard";
+import { KEY_MARK, mark, PAINT_MARK } from "./marks";
+import { guard, navigationHeld } from "./navigation";
+import { PendingReads, type TabStorage } from "./pending";
 import { overlayCanvas, Renderer } from "./renderer";
+import { Tools } from "./tools";
 import type { Box, ImageInfo, PendingSave, SignedOutData, SyncState, ViewerData } from "./types";
 import type { Point } from "./viewport";
 import { type DisplayParams, draggedWindow, type Window } from "./windowing";
+import { END, Worklist } from "./worklist";
 
-type Tool = "window" | "pan" | "box" | "ruler";
 type SetState = (name: string, value: unknown) => void;
 
 /** Frames kept in the browser: a 500-slice 512x512 CT is 250 MB as int16. */
@@ -27,6 +36,16 @@ const MAX_WANTED = 128;
 const PREFETCH_IMAGES = 12;
 /** Slices prefetched ahead of the current one in the scroll direction (and half as many behind). */
 const PREFETCH_SLICES = 48;
+/** A report the server has not answered after this long is sent again (ms). */
+const UNANSWERED_MS = 2000;
+
+function tabStorage(): TabStorage | null {
+  try {
+    return window.sessionStorage;
+  } catch {
+    return null; // storage disabled: reads are held in memory only
+  }
+}
 
 interface WindowState {
   window: Window | null;
@@ -51,33 +70,36 @@ export class Viewer {
   private readonly decoding = new Set<string>();
   private readonly missing = new Map<string, string>();
   private readonly overlays = new Map<string, HTMLCanvasElement>();
-  private readonly nextOf = new Map<number, number>();
-  private listVersion = "";
+  private readonly worklist = new Worklist();
   private lastJump = -1;
   /** The worklist image the reader is on, the series image shown (a slice of it) and its frame. */
   private current: number | null = null;
   private shown: number | null = null;
   private frame = 0;
   private scrollDirection = 1;
-  private readonly history: number[] = [];
-  private readonly labelledHere = new Set<number>();
+  /** Past the list's last image (label mode): what the server says is left to do on it, once known. */
+  private atEnd: { count: number; first: number | null } | "unknown" | null = null;
   private readonly windowStates = new Map<number, WindowState>();
   private lockedWindow: { modality: string; state: WindowState } | null = null;
   /** The image whose pixels are on the canvas, and since when (performance.now()). */
   private painted: { imageId: number; frame: number; at: number; firstAt: number } | null = null;
-  private pending: PendingSave[] = [];
+  private readonly pending = new PendingReads(tabStorage());
+  /** Reads the server acknowledged since the viewer was mounted (the worklist follows the count). */
+  private savedCount = 0;
   private readonly failed = new Map<number, string>();
   /** Why the server refused this viewer's last report (its sign-in ended); null while signed in. */
   private signedOut: string | null = null;
   private tick = 0;
   private lastSync = "";
-  private tool: Tool = "window";
-  private drag: { button: number; start: Point; last: Point; window: Window | null; mode: Tool; boxIndex: number | null; handle: string } | null = null;
-  private readonly draftBoxes = new Map<number, Box[]>();
+  /** Whether the last report has had no answer yet (any data from the server answers it). */
+  private unanswered = false;
+  /** The page is being left (navigation.ts): nothing is sent any more. */
+  private left = false;
+  private readonly tools = new Tools();
+  private drag: { button: number; start: Point; last: Point; window: Window | null; mode: Tools["tool"]; boxIndex: number | null; handle: string } | null = null;
   private selectedBox: number | null = null;
   private draftBox: Box | null = null;
   private ruler: { from: Point; to: Point } | null = null;
-  private boxClass = "";
   private unsure = false;
   private multiSelection = new Set<string>();
   private overlayOn = true;
@@ -108,10 +130,13 @@ export class Viewer {
     window.addEventListener("resize", this.layoutHandler);
     activeViewer = this;
     this.root.addEventListener("pointerenter", () => (activeViewer = this));
-    // A delivery can be lost with an interrupted app run: ask again for frames still missing.
+    window.addEventListener("beforeunload", this.beforeUnload);
+    // A delivery can be lost with an interrupted app run (and a report, sent in one batch with
+    // another fragment's): ask again for frames still missing, send again what had no answer.
     this.retryTimer = window.setInterval(() => {
       // A viewer whose page was left must never report again: its report would rerun that page.
       if (!this.root.isConnected) this.destroy();
+      else if (this.data?.mode === "label" && performance.now() - this.lastSyncAt > UNANSWERED_MS && (this.unanswered || this.unacknowledged() > 0)) this.sync(false, true);
       else if (performance.now() - this.lastSyncAt > 1500 && this.wanted().length > 0) this.sync(true);
     }, 1000);
   }
@@ -121,11 +146,44 @@ export class Viewer {
 
   private readonly layoutHandler = (): void => this.layout();
 
+  /** Closing or reloading the tab with reads the server has not acknowledged asks first. */
+  private readonly beforeUnload = (event: BeforeUnloadEvent): void => {
+    if (this.signedOut !== null || this.pending.length === 0) return;
+    event.preventDefault();
+    event.returnValue = ""; // older browsers ask only when this is set
+  };
+
+  /** A click on another page waits for the reads still on their way (navigation.ts). */
+  private readonly unguard = guard({
+    busy: () => this.signedOut === null && !this.left && this.unacknowledged() > 0 && this.root.isConnected,
+    finish: (done) => {
+      this.leaving = done;
+      this.sync(false, true); // once more, in case the last report was lost
+      this.renderStatus();
+    },
+    leave: () => {
+      this.left = true;
+      this.leaving = null;
+      this.stopCine();
+      this.renderStatus();
+    },
+  });
+  /** Called when the pending reads are acknowledged, while a click on another page waits for it. */
+  private leaving: (() => void) | null = null;
+
+  /** Reads on their way that the server has neither saved nor refused (those wait for Retry). */
+  private unacknowledged(): number {
+    return this.pending.items.filter((save) => !this.failed.has(save.seq)).length;
+  }
+
   destroy(): void {
     this.stopCine();
+    this.left = true;
+    this.unguard();
     window.clearInterval(this.retryTimer);
     this.resizeObserver.disconnect();
     window.removeEventListener("resize", this.layoutHandler);
+    window.removeEventListener("beforeunload", this.beforeUnload);
     if (activeViewer === this) activeViewer = null;
     this.root.remove();
   }
@@ -140,36 +198,54 @@ export class Viewer {
       this.signOut(data.signedOut);
       return;
     }
+    if (this.left) return; // the page is being left: this data is the page's last word
     this.data = data;
     this.setState = setState;
+    this.unanswered = false;
+    if (data.mode === "label" && data.owner) {
+      // Reads this sign-in left unsent in this tab (a page left before the answer, a reload) go
+      // with the next report; another sign-in's are dropped unsent.
+      let recovered: PendingSave[];
+      try {
+        recovered = this.pending.adopt(data.owner);
+      } catch {
+        return this.signOut("signed in again as someone else"); // never their reads under another sign-in
+      }
+      for (const save of recovered) this.worklist.markLabelled(save.imageId);
+    }
     for (const info of data.images) {
+      const known = this.infos.get(info.id);
       this.infos.set(info.id, info);
+      // A read made here and not yet acknowledged: the server's copy does not have it yet.
+      if (known && this.pending.items.some((save) => save.imageId === info.id)) {
+        Object.assign(info, { label: known.label, labels: known.labels, read: known.read });
+      }
       for (const sliceId of info.series ?? []) if (!this.seriesSibling.has(sliceId)) this.seriesSibling.set(sliceId, info);
     }
-    if (data.listVersion !== this.listVersion) {
-      this.nextOf.clear();
-      this.listVersion = data.listVersion;
-      this.root.dataset.listVersion = data.listVersion;
-    }
-    for (let index = 0; index + 1 < data.order.length; index++) {
-      this.nextOf.set(data.order[index] as number, data.order[index + 1] as number);
-    }
-    const lastInOrder = data.order[data.order.length - 1];
-    if (lastInOrder !== undefined && data.order.length < PREFETCH_IMAGES + 1) this.nextOf.set(lastInOrder, -1);
-    for (const seq of data.acked) {
-      this.pending = this.pending.filter((save) => save.seq !== seq);
-      this.failed.delete(seq);
-    }
+    if (data.listVersion !== this.worklist.listVersion) this.root.dataset.listVersion = data.listVersion;
+    this.worklist.update(data.listVersion, data.order, data.order.length < PREFETCH_IMAGES + 1);
+    const before = this.pending.length;
+    this.pending.acknowledge(data.acked);
+    this.savedCount += before - this.pending.length;
+    for (const seq of data.acked) this.failed.delete(seq);
     for (const [seq, reason] of Object.entries(data.failed)) this.failed.set(Number(seq), reason);
+    if (this.leaving && this.unacknowledged() === 0) {
+      const done = this.leaving;
+      this.leaving = null;
+      done();
+      return;
+    }
+    if (data.mode === "label" && this.current === null && data.position === null && data.left) this.atEnd = data.left;
     for (const [key, reason] of Object.entries(data.missing)) this.missing.set(key, reason);
     for (const row of data.overlays) {
       this.overlays.set(row.key, overlayCanvas(fromBase64(row.data), row.width, row.height, data.colormap));
     }
-    if (data.jump !== this.lastJump || this.current === null) {
+    // The server moves the viewer when it jumps (a click in the list, a new filter) and to open the
+    // first image; not otherwise: data answering an earlier report names where the reader was then.
+    if (data.jump !== this.lastJump) {
       this.lastJump = data.jump;
       if (data.position !== null && data.position !== this.current) this.open(data.position, false);
     }
-    if (!this.boxClass) this.boxClass = data.classes[0] ?? "";
     const decoded = data.pixels.filter((row) => !this.cache.has(row.key) && !this.decoding.has(row.key));
     for (const row of decoded) this.decoding.add(row.key);
     Promise.all(
@@ -188,11 +264,15 @@ export class Viewer {
     this.layout();
     this.paint();
     this.sync(false);
+    this.announce();
   }
 
   /** The sign-in ended: drop every pixel and overlay, stop asking, keep the unsaved reads shown. */
   private signOut(reason: string): void {
     this.signedOut = reason || "signed out";
+    this.pending.signOut();
+    this.leaving?.();
+    this.leaving = null;
     this.stopCine();
     this.cache.clear();
     this.overlays.clear();
@@ -236,9 +316,12 @@ export class Viewer {
 
   /** Go to a worklist image. */
   private open(imageId: number, remember: boolean): void {
-    if (remember && this.current !== null && this.current !== imageId) this.history.push(this.current);
+    if (remember && this.current !== null && this.current !== imageId) this.worklist.leave(this.current);
+    if (imageId !== this.current) this.tools.imageChanged(); // a tool does not carry over to the next image
     this.current = imageId;
     this.shown = imageId;
+    this.atEnd = null;
+    this.waitingForNext = false;
     this.frame = 0;
     this.unsure = false;
     this.multiSelection = new Set(this.info(imageId)?.labels ?? []);
@@ -252,24 +335,21 @@ export class Viewer {
 
   private nextImage(): number | null {
     if (this.current === null) return null;
-    const skipLabelled = this.data?.mode === "label";
-    let candidate = this.nextOf.get(this.current);
-    const seen = new Set<number>();
-    while (candidate !== undefined && candidate !== -1 && !seen.has(candidate)) {
-      seen.add(candidate);
-      if (!(skipLabelled && this.labelledHere.has(candidate))) return candidate;
-      candidate = this.nextOf.get(candidate);
-    }
-    return candidate === -1 ? -1 : null;
+    return this.worklist.next(this.current, this.data?.mode === "label");
   }
 
   private advance(): void {
+    if (this.current === null && this.atEnd !== null) return this.openFirstLeft();
     const next = this.nextImage();
-    if (next === -1) {
-      this.showMessage("Every image on this list is done.");
-      if (this.current !== null) this.history.push(this.current);
+    if (next === END) {
+      // Past the last image: the server says what is left to do on the list (the report below
+      // carries the reads still pending, saved before it counts).
+      if (this.current !== null) this.worklist.leave(this.current);
       this.current = null;
       this.shown = null;
+      this.atEnd = "unknown";
+      this.tools.imageChanged();
+      this.paint();
       this.sync(false);
       return;
     }
@@ -285,8 +365,15 @@ export class Viewer {
   private waitingForNext = false;
 
   private back(): void {
-    const previous = this.history.pop();
+    const previous = this.worklist.back();
     if (previous !== undefined) this.open(previous, false);
+    else this.flashStatus("Back: this is the first image you opened on this list.");
+  }
+
+  /** Past the list's end: open the first image of the list still to do. */
+  private openFirstLeft(): void {
+    const first = this.atEnd !== null && this.atEnd !== "unknown" ? this.atEnd.first : null;
+    if (first !== null) this.open(first, false);
   }
 
   private stepSlice(delta: number): void {
@@ -314,43 +401,51 @@ export class Viewer {
 
   // --- labelling ------------------------------------------------------------------------------
 
-  /** Whether the image on screen has its own pixels painted long enough to be labelled. */
-  private labelTarget(): number | null {
+  /**
+   * The image a key made at `eventTime` (the event's own timeStamp, on performance.now()'s clock)
+   * labels: the one on screen, when its pixels had been painted for the bounce guard's time by
+   * then. The key's own time, not the time it is handled: a key held up behind a busy page must not
+   * label an image painted after it was pressed, or just before.
+   */
+  private labelTarget(eventTime: number): number | null {
     if (!this.painted || this.shown === null || this.painted.imageId !== this.shown) return null;
     const minimum = (this.data?.minSecondsOnScreen ?? 0) * 1000;
-    if (performance.now() - this.painted.firstAt < minimum) return null;
+    if (eventTime - this.painted.firstAt < minimum) return null;
     return this.shown;
   }
 
   private boxesOf(imageId: number): Box[] {
-    return this.draftBoxes.get(imageId) ?? this.info(imageId)?.boxes ?? [];
+    return this.tools.boxesOf(imageId, this.info(imageId)?.boxes ?? []);
   }
 
-  private save(label: string | null, labels: string[] | null, thenNext: boolean): void {
-    if (this.signedOut !== null) return;
-    const target = this.labelTarget();
+  private save(label: string | null, labels: string[] | null, thenNext: boolean, eventTime: number): void {
+    if (this.signedOut !== null || this.left || !this.data) return;
+    const target = this.labelTarget(eventTime);
     if (target === null) {
       this.flashStatus("Not saved: the image was not on screen yet.");
       return;
     }
-    performance.mark("medreview:key", { detail: { imageId: target } });
+    mark(KEY_MARK, { imageId: target });
     const painted = this.painted;
-    const seconds = painted ? (performance.now() - painted.firstAt) / 1000 : 0;
+    const seconds = painted ? Math.max(0, eventTime - painted.firstAt) / 1000 : 0;
     const save: PendingSave = {
       seq: Date.now() * 1000 + Math.floor(Math.random() * 1000),
       imageId: target,
       label,
       labels,
-      boxes: this.data?.boxesEnabled ? this.boxesOf(target) : null,
+      boxes: this.data.boxesEnabled ? this.boxesOf(target) : null,
       seconds: Math.round(seconds * 100) / 100,
       unsure: this.unsure,
+      owner: this.data.owner,
     };
-    this.pending.push(save);
-    this.labelledHere.add(target);
+    this.pending.add(save);
+    this.worklist.markLabelled(target);
+    if (this.data.boxesEnabled) this.tools.taken(target);
     const info = this.info(target);
     if (info) {
       if (label !== null) info.label = label;
       if (labels !== null) info.labels = labels;
+      info.read = true;
     }
     if (thenNext) this.advance();
     else this.paint();
@@ -376,11 +471,7 @@ export class Viewer {
       for (let step = 1; step < Math.min(info.frames, 32); step++) add(this.shown, (this.frame + step * this.scrollDirection + info.frames) % info.frames);
     }
     add(this.current);
-    let next = this.current === null ? undefined : this.nextOf.get(this.current);
-    for (let count = 0; count < PREFETCH_IMAGES && next !== undefined && next !== -1; count++) {
-      add(next);
-      next = this.nextOf.get(next);
-    }
+    for (const next of this.worklist.upcoming(this.current, PREFETCH_IMAGES)) add(next);
     const series = info?.series;
     if (series && this.shown !== null) {
       // Ahead in the scroll direction first, and behind too: a reader who opens a stack at one end
@@ -394,18 +485,31 @@ export class Viewer {
     return keys.slice(0, MAX_WANTED);
   }
 
-  /** Tell the server what changed; `more` asks again for frames still wanted after a delivery. */
-  private sync(more: boolean): void {
-    if (!this.data || !this.root.isConnected || this.signedOut !== null) return;
+  /**
+   * Tell the server what changed; `more` asks again (a new tick) for frames still wanted after a
+   * delivery, `resend` sends the same report again (it had no answer, or the reads in it none).
+   * Never once the page is being left.
+   */
+  private sync(more: boolean, resend = false): void {
+    if (!this.data || !this.root.isConnected || this.signedOut !== null || this.left) return;
+    this.announce();
     const want = this.wanted();
-    const body = { position: this.current, want, pending: this.pending, view: this.viewReport() };
+    const body = { position: this.current, want, pending: [...this.pending.items], view: this.viewReport() };
     const text = JSON.stringify(body);
-    if (text === this.lastSync && !(more && want.length > 0)) return;
-    if (text !== this.lastSync || more) this.tick += 1;
+    const askAgain = resend || (more && want.length > 0);
+    if (text === this.lastSync && !askAgain) return;
+    this.tick += 1;
     this.lastSync = text;
     this.lastSyncAt = performance.now();
+    this.unanswered = true;
     const state: SyncState = { ...body, tick: this.tick };
     this.setState("sync", state);
+  }
+
+  /** Tell the worklist beside the viewer (follower.ts) where the reader is and what is saved. */
+  private announce(): void {
+    if (this.data?.mode !== "label" || this.left || this.signedOut !== null) return;
+    announceProgress({ viewer: "label", position: this.current, saved: this.savedCount });
   }
 
   /**
@@ -471,7 +575,8 @@ export class Viewer {
     this.renderHeader(info);
     this.renderStatus();
     if (!info || this.shown === null) {
-      if (this.current === null && this.data?.order.length === 0) this.showMessage("Nothing to show on this list.");
+      if (this.atEnd !== null) this.showEnd();
+      else if (this.current === null && this.data?.order.length === 0) this.showMessage("Nothing to show on this list.");
       return;
     }
     const key = frameKey(this.shown, this.frame);
@@ -500,7 +605,20 @@ export class Viewer {
     this.root.dataset.paintedImage = String(this.shown);
     this.root.dataset.paintedFrame = String(this.frame);
     this.root.dataset.paints = String(Number(this.root.dataset.paints ?? "0") + 1);
-    performance.mark("medreview:paint", { detail: { imageId: this.shown, frame: this.frame } });
+    mark(PAINT_MARK, { imageId: this.shown, frame: this.frame });
+  }
+
+  /** Past the list's last image: says so, and offers the images of the list still to do. */
+  private showEnd(): void {
+    const end = this.atEnd;
+    if (end === "unknown" || end === null) {
+      this.showMessage("End of this list.");
+    } else if (end.count === 0 || end.first === null) {
+      this.showMessage("Every image on this list is done.");
+    } else {
+      const images = end.count === 1 ? "1 image" : `${end.count} images`;
+      this.showMessage(`End of this list: ${images} on it still to do.`, "Go to the first (Enter)");
+    }
   }
 
   private rulerText(info: ImageInfo, ruler: { from: Point; to: Point }): string {
@@ -513,8 +631,10 @@ export class Viewer {
     return `${Math.hypot(dx, dy).toFixed(1)} px (no pixel spacing)`;
   }
 
-  private showMessage(text: string): void {
-    this.message.textContent = text;
+  /** A message over the stage, with a button under it when `action` names one (the end of a list). */
+  private showMessage(text: string, action = ""): void {
+    const html = escapeHtml(text) + (action ? `<button class="mrv-first-left">${escapeHtml(action)}</button>` : "");
+    if (this.message.innerHTML !== html) this.message.innerHTML = html;
     this.message.style.display = text ? "flex" : "none";
   }
 
@@ -549,14 +669,24 @@ export class Viewer {
     if (state?.invert) parts.push("inverted");
     if (this.lockedWindow) parts.push("🔒 window locked");
     parts.push(`zoom ${Math.round(this.renderer.camera.scale * 100)}%`);
-    parts.push(`tool: ${this.tool}${this.tool === "box" ? ` (${escapeHtml(this.boxClass)})` : ""}`);
+    parts.push(`<span class="mrv-tool">${this.toolText()}</span>`);
     if (this.data?.mode === "label") {
       const mine = this.data.multi ? info.labels.join(", ") : info.label;
-      parts.push(mine ? `my label: <b class="mrv-label">${escapeHtml(mine)}</b>` : "not read by me yet");
+      if (mine) parts.push(`my label: <b class="mrv-label">${escapeHtml(mine)}</b>`);
+      else if (info.read) parts.push(`my read: <b class="mrv-label">boxes only</b>`);
+      else parts.push("not read by me yet");
       if (this.unsure) parts.push("unsure");
     }
     const html = parts.join(" · ");
     if (this.header.innerHTML !== html) this.header.innerHTML = html;
+  }
+
+  /** The tool in the header; the box tool with its class, or that none is chosen yet. */
+  private toolText(): string {
+    const tool = this.tools.tool;
+    if (tool !== "box") return `tool: ${tool}${tool === "window" ? "" : " (Esc leaves)"}`;
+    const boxClass = this.tools.boxClass;
+    return boxClass ? `tool: box <b>${escapeHtml(boxClass)}</b> (B: next class, Esc leaves)` : `tool: box, <b>no class yet</b> (B chooses, Esc leaves)`;
   }
 
   private renderStatus(): void {
@@ -566,7 +696,7 @@ export class Viewer {
       const count = unsaved ? `${unsaved} read(s) not saved:` : "no read was waiting to be saved.";
       parts.push(`<span class="mrv-error mrv-signed-out">Signed out (${escapeHtml(this.signedOut)}): ${count}</span>`);
       if (unsaved) {
-        const reads = this.pending.map((save) => `<li>${escapeHtml(this.readText(save))}</li>`).join("");
+        const reads = this.pending.items.map((save) => `<li>${escapeHtml(this.readText(save))}</li>`).join("");
         parts.push(`<ul class="mrv-unsaved">${reads}</ul>`);
       }
     } else if (this.data?.mode === "label") {
@@ -578,11 +708,17 @@ export class Viewer {
         .join("");
       parts.push(`<span class="mrv-classes">${classes}${this.data.multi ? '<button class="mrv-save-multi"><kbd>Enter</kbd> save & next</button>' : ""}</span>`);
       const waiting = this.pending.length;
+      const unsavedBoxes = this.tools.unsavedImages();
       if (this.failed.size) {
         const reasons = [...new Set(this.failed.values())].map(escapeHtml).join("; ");
         parts.push(`<span class="mrv-error">${this.failed.size} read(s) not saved: ${reasons} <button class="mrv-retry">Retry</button></span>`);
-      } else if (waiting) parts.push(`<span class="mrv-pending">saving ${waiting}…</span>`);
-      else parts.push(`<span class="mrv-saved">all reads saved</span>`);
+      } else if (waiting && (navigationHeld() || this.leaving)) parts.push(`<span class="mrv-pending">saving ${waiting} before leaving…</span>`);
+      else if (waiting) parts.push(`<span class="mrv-pending">saving ${waiting}…</span>`);
+      if (unsavedBoxes.length) {
+        const where = unsavedBoxes.length === 1 && unsavedBoxes[0] === this.current ? "on this image" : `on ${unsavedBoxes.length} image(s)`;
+        parts.push(`<span class="mrv-error mrv-unsaved-boxes">boxes not saved ${where}: a class key or S saves them</span>`);
+      }
+      if (!this.failed.size && !waiting && !unsavedBoxes.length) parts.push(`<span class="mrv-saved">all reads saved</span>`);
     }
     if (this.statusFlash) parts.push(`<span class="mrv-error">${escapeHtml(this.statusFlash)}</span>`);
     const html = parts.join(" ");
@@ -644,7 +780,7 @@ export class Viewer {
       activeViewer = this;
       canvas.setPointerCapture(event.pointerId);
       const start = this.renderer.canvasPoint(event.clientX, event.clientY);
-      let mode: Tool = this.tool;
+      let mode = this.tools.tool;
       if (event.button === 2 || event.button === 1 || event.shiftKey || event.ctrlKey) mode = "pan";
       const current = this.currentWindowState();
       let boxIndex: number | null = null;
@@ -654,6 +790,7 @@ export class Viewer {
         boxIndex = hit?.index ?? null;
         handle = hit?.handle ?? "";
         this.selectedBox = boxIndex;
+        if (boxIndex === null && !this.tools.canDraw()) this.flashStatus("Choose the box class first: B, then B again for the next class.");
       }
       if (mode === "ruler") {
         const point = this.renderer.camera.toImage(start);
@@ -699,11 +836,12 @@ export class Viewer {
       if (drag?.mode === "box" && this.draftBox && this.shown !== null) {
         if (this.draftBox.width >= 2 && this.draftBox.height >= 2) {
           const boxes = [...this.boxesOf(this.shown), this.draftBox];
-          this.draftBoxes.set(this.shown, boxes);
+          this.tools.edit(this.shown, boxes);
           this.selectedBox = boxes.length - 1;
         }
         this.draftBox = null;
         this.requestPaint();
+        this.renderStatus();
       }
     };
     canvas.addEventListener("pointerup", end);
@@ -731,13 +869,16 @@ export class Viewer {
       if (!target || !this.data || this.signedOut !== null) return;
       if (target.classList.contains("mrv-retry")) {
         this.failed.clear();
-        this.sync(true);
+        this.sync(false, true);
         this.renderStatus();
       } else if (target.classList.contains("mrv-save-multi")) {
-        this.save(null, [...this.multiSelection], true);
+        this.save(null, [...this.multiSelection], true, event.timeStamp);
       } else if (target.dataset.classIndex !== undefined) {
-        this.classKey(Number(target.dataset.classIndex));
+        this.classKey(Number(target.dataset.classIndex), event.timeStamp);
       }
+    });
+    this.message.addEventListener("click", (event) => {
+      if ((event.target as HTMLElement).closest(".mrv-first-left") && this.signedOut === null && !this.left) this.openFirstLeft();
     });
   }
 
@@ -769,10 +910,11 @@ export class Viewer {
     const from = this.renderer.camera.toImage(drag.start);
     const to = this.renderer.camera.toImage(point);
     if (drag.boxIndex === null) {
+      if (!this.tools.canDraw()) return;
       const x0 = clampX(Math.min(from.x, to.x));
       const y0 = clampY(Math.min(from.y, to.y));
       this.draftBox = {
-        label: this.boxClass,
+        label: this.tools.boxClass,
         x: x0,
         y: y0,
         width: clampX(Math.max(from.x, to.x)) - x0,
@@ -810,12 +952,12 @@ export class Viewer {
       width: Math.max(1, Math.abs(right - left)),
       height: Math.max(1, Math.abs(bottom - top)),
     });
-    this.draftBoxes.set(this.shown, boxes);
+    this.tools.edit(this.shown, boxes);
   }
 
   // --- keyboard -------------------------------------------------------------------------------
 
-  private classKey(index: number): void {
+  private classKey(index: number, eventTime: number): void {
     const data = this.data;
     if (!data || data.mode !== "label") return;
     const name = data.classes[index];
@@ -826,11 +968,13 @@ export class Viewer {
       this.renderStatus();
       return;
     }
-    this.save(name, null, true);
+    this.save(name, null, true, eventTime);
   }
 
   onKey(event: KeyboardEvent): void {
-    if (!this.root.isConnected || !this.data || this.signedOut !== null) return;
+    if (!this.root.isConnected || !this.data || this.signedOut !== null || this.left) return;
+    // The reader clicked another page and the viewer finishes its saves: keys wait for the page.
+    if (this.leaving) return void event.preventDefault();
     if (event.altKey || event.metaKey) return;
     const active = document.activeElement;
     if (isTextEntry(active)) return;
@@ -846,15 +990,16 @@ export class Viewer {
       if (preset) this.setWindow({ center: preset.center, width: preset.width });
     } else if (/^[1-9]$/.test(key) && label) {
       if (event.repeat) return void event.preventDefault(); // a held key labels once
-      this.classKey(Number(key) - 1);
+      this.classKey(Number(key) - 1, event.timeStamp);
     } else {
       switch (key) {
         case "Enter":
-          if (label && this.data.multi) this.save(null, [...this.multiSelection], true);
+          if (label && this.current === null && this.atEnd !== null) this.openFirstLeft();
+          else if (label && this.data.multi) this.save(null, [...this.multiSelection], true, event.timeStamp);
           else handled = false;
           break;
         case "Backspace":
-          if (this.tool === "box" && this.selectedBox !== null) this.deleteSelectedBox();
+          if (this.tools.tool === "box" && this.selectedBox !== null) this.deleteSelectedBox();
           else if (label) this.back();
           else handled = false;
           break;
@@ -943,37 +1088,36 @@ export class Viewer {
           break;
         case "w":
         case "W":
-          this.tool = "window";
+          this.tools.tool = "window";
           this.requestPaint();
           break;
         case "p":
         case "P":
-          this.tool = "pan";
+          this.tools.tool = "pan";
           this.requestPaint();
           break;
         case "b":
         case "B":
-          if (this.data.boxesEnabled) {
-            if (this.tool === "box") this.cycleBoxClass();
-            this.tool = "box";
-          }
+          if (this.data.boxesEnabled) this.tools.boxKey(this.data.classes);
           this.requestPaint();
           break;
         case "m":
         case "M":
-          this.tool = this.tool === "ruler" ? "window" : "ruler";
-          if (this.tool !== "ruler") this.ruler = null;
+          this.tools.rulerKey();
+          if (this.tools.tool !== "ruler") this.ruler = null;
           this.requestPaint();
           break;
         case "s":
         case "S":
-          if (label && this.data.boxesEnabled) this.saveBoxes();
+          if (label && this.data.boxesEnabled) this.saveBoxes(event.timeStamp);
           else handled = false;
           break;
         case "Escape":
+          // Esc leaves what is being done: a box being drawn or selected, the ruler, the tool.
           this.selectedBox = null;
           this.draftBox = null;
           this.ruler = null;
+          this.tools.escape();
           this.requestPaint();
           break;
         default:
@@ -987,24 +1131,34 @@ export class Viewer {
     }
   }
 
-  private saveBoxes(): void {
+  /**
+   * S: save the image's boxes with the class the reader gave it, staying on the image. Without a
+   * class that is a read of boxes alone, which only a project that allows it takes.
+   */
+  private saveBoxes(eventTime: number): void {
     const info = this.info(this.shown);
-    if (!info) return;
-    this.save(this.data?.multi ? null : info.label, this.data?.multi ? [...this.multiSelection] : null, false);
-  }
-
-  private cycleBoxClass(): void {
-    const classes = this.data?.classes ?? [];
-    const index = classes.indexOf(this.boxClass);
-    this.boxClass = classes[(index + 1) % Math.max(classes.length, 1)] ?? "";
+    if (!info || !this.data) return;
+    const multi = this.data.multi;
+    const label = multi ? null : info.label;
+    const labels = multi ? [...this.multiSelection] : null;
+    if (label === null && !labels?.length && !this.data.boxOnly) {
+      this.flashStatus(`Not saved: choose a class for this image (${multi ? "1-9, then Enter" : "1-9"}); its boxes go with it.`);
+      return;
+    }
+    if (label === null && !labels?.length && this.boxesOf(info.id).length === 0) {
+      this.flashStatus("Not saved: draw a box first, or choose a class (1-9).");
+      return;
+    }
+    this.save(label, labels, false, eventTime);
   }
 
   private deleteSelectedBox(): void {
     if (this.shown === null || this.selectedBox === null) return;
     const boxes = this.boxesOf(this.shown).filter((_, index) => index !== this.selectedBox);
-    this.draftBoxes.set(this.shown, boxes);
+    this.tools.edit(this.shown, boxes);
     this.selectedBox = null;
     this.requestPaint();
+    this.renderStatus();
   }
 
   private zoomCentre(factor: number): void {
