@@ -24,13 +24,21 @@ import time
 from pathlib import Path
 
 from medreview.errors import MedreviewError
-from medreview.ml.configs import CONFIGS
-from medreview.reading.reads import LOCAL_ACTOR
 from medreview.store import Store
+from medreview.team.roles import Actor
 
 __all__ = ["main"]
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def _local_actor() -> Actor:
+    """The built-in "local" administrator every command acts as (``reading.reads.LOCAL_ACTOR``),
+    imported by the commands that act: it brings pandas and the reading services, which
+    ``serve``, ``worker`` and ``users`` never need (a second of start-up for each)."""
+    from medreview.reading.reads import LOCAL_ACTOR
+
+    return LOCAL_ACTOR
 
 
 def _print_results(results: list, as_json: bool) -> int:
@@ -51,7 +59,7 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     from medreview.ingest import ingest_paths
 
     store = Store.open()
-    return _print_results(ingest_paths(store, LOCAL_ACTOR, [Path(p) for p in args.paths]), args.json)
+    return _print_results(ingest_paths(store, _local_actor(), [Path(p) for p in args.paths]), args.json)
 
 
 def _cmd_import_folder(args: argparse.Namespace) -> int:
@@ -83,7 +91,7 @@ def _report_new_set(store: Store, name: str) -> None:
     default = " (the default set)" if made.is_default else ""
     print(f"evaluation set '{made.name}'{default} frozen: {made.images} images ({classes})", file=sys.stderr)
     if list_models(store):
-        job_id = submit_evaluation(store, LOCAL_ACTOR, made.name)
+        job_id = submit_evaluation(store, _local_actor(), made.name)
         print(f"evaluation job {job_id} queued: every model version on '{made.name}'", file=sys.stderr)
 
 
@@ -189,8 +197,11 @@ def _wait_for_job(store: Store, job_id: int) -> int:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from medreview.jobs import get_job
+    from medreview.ml.configs import get_config
     from medreview.ml.training.service import submit_training
 
+    if args.architecture is not None:
+        get_config(args.architecture)  # an unknown name: a one-line error that lists the configurations
     store = Store.open()
     params = {
         key: value
@@ -204,7 +215,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         }.items()
         if value is not None
     }
-    job_id = submit_training(store, LOCAL_ACTOR, params)
+    job_id = submit_training(store, _local_actor(), params)
     print(f"training run {job_id} queued", file=sys.stderr)
     if not args.wait:
         return 0
@@ -286,7 +297,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     evaluation_set = find_evaluation_set(store, args.set)
     figures = evaluation_of(store, version.id, evaluation_set.id)
     if figures is None or "error" in figures:
-        job_id = submit_evaluation(store, LOCAL_ACTOR, evaluation_set.name, [version.id])
+        job_id = submit_evaluation(store, _local_actor(), evaluation_set.name, [version.id])
         print(f"evaluation job {job_id} queued", file=sys.stderr)
         code = _wait_for_job(store, job_id)
         if code != 0:
@@ -326,7 +337,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
     store = Store.open()
     scope = "all" if args.all else "unlabelled"
-    job_id = submit_predictions(store, LOCAL_ACTOR, scope=scope)
+    job_id = submit_predictions(store, _local_actor(), scope=scope)
     print(f"prediction job {job_id} queued ({scope} images)", file=sys.stderr)
     code = _wait_for_job(store, job_id)
     if code == 0:
@@ -341,7 +352,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from medreview.reading.exchange import write_export
 
     rows = write_export(
-        Store.open(), LOCAL_ACTOR, args.kind, Path(args.output), args.format, original_names=args.original_names
+        Store.open(), _local_actor(), args.kind, Path(args.output), args.format, original_names=args.original_names
     )
     print(f"{rows} rows written to {args.output}", file=sys.stderr)
     return 0
@@ -359,7 +370,7 @@ def _cmd_assign(args: argparse.Namespace) -> int:
         image_ids = [int(i) for i in image_table(store)["image_id"]]
     if args.limit:
         image_ids = image_ids[: args.limit]
-    made = assign(store, LOCAL_ACTOR, image_ids, args.readers, args.per_image)
+    made = assign(store, _local_actor(), image_ids, args.readers, args.per_image)
     print(f"{made} new assignments over {len(image_ids)} images")
     return 0
 
@@ -367,7 +378,7 @@ def _cmd_assign(args: argparse.Namespace) -> int:
 def _cmd_import_labels(args: argparse.Namespace) -> int:
     from medreview.reading.exchange import import_labels
 
-    counts = import_labels(Store.open(), LOCAL_ACTOR, Path(args.file))
+    counts = import_labels(Store.open(), _local_actor(), Path(args.file))
     print(
         f"{counts['reads']} reads and {counts['final_labels']} final labels imported; "
         f"{counts['images_missing']} rows name images this store does not hold"
@@ -445,14 +456,14 @@ def _cmd_pacs_import(args: argparse.Namespace) -> int:
     client = _pacs_client(args)
     results = []
     for study_uid in args.study_uids:
-        results.extend(import_study(store, LOCAL_ACTOR, client, study_uid))
+        results.extend(import_study(store, _local_actor(), client, study_uid))
     return _print_results(results, args.json)
 
 
 def _cmd_demo(_: argparse.Namespace) -> int:
     from medreview.ingest.demo import load_demo_data
 
-    return _print_results(load_demo_data(Store.open(), LOCAL_ACTOR), as_json=False)
+    return _print_results(load_demo_data(Store.open(), _local_actor()), as_json=False)
 
 
 def _cmd_db(args: argparse.Namespace) -> int:
@@ -528,7 +539,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="with --wait: print one JSON object, the validation and held-out test figures and the notes",
     )
-    train.add_argument("--architecture", choices=sorted(CONFIGS))
+    train.add_argument("--architecture", help="the model configuration (default small_cnn; a wrong name lists them)")
     train.add_argument("--input-size", type=int)
     train.add_argument("--epochs", type=int)
     train.add_argument("--batch-size", type=int)

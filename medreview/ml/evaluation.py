@@ -42,6 +42,7 @@ from medreview.errors import ImagingError, JobCancelled, MedreviewError, NotFoun
 from medreview.jobs import JobContext, submit_job
 from medreview.ml.configs import get_config, version_preprocessing
 from medreview.ml.domain import domain_facts, outside_domain
+from medreview.ml.kinds import EVALUATION_JOB
 from medreview.ml.registry import KEPT_INACTIVE, list_models
 from medreview.ml.training.dataset import prepared_array
 from medreview.ml.training.metrics import (
@@ -89,8 +90,6 @@ __all__ = [
     "submit_evaluation",
 ]
 
-# The job kind of an on-demand evaluation (medreview.ml.runners maps it to run_evaluation_job).
-EVALUATION_JOB = "evaluate"
 # "Not worse": the new version's ROC AUC on the default set may be this much below the active one's.
 NOT_WORSE_TOLERANCE = 0.02
 # The reason a version carries between its registration and the end of its evaluation.

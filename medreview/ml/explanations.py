@@ -33,6 +33,7 @@ from medreview.errors import ImagingError, MedreviewError, NotFoundError, Permis
 from medreview.imaging.decoding import DecodedImage, Window
 from medreview.jobs import JobContext, get_job, submit_job
 from medreview.ml.configs import get_config
+from medreview.ml.kinds import EXPLAIN_JOB
 from medreview.ml.prediction import load_version_model, network_input
 from medreview.reading.catalog import decode_image
 from medreview.reading.reads import can_see_others
@@ -52,7 +53,6 @@ __all__ = [
 ]
 
 # The job kind of an on-demand map (medreview.ml.runners maps it to run_explanation_job).
-EXPLAIN_JOB = "explain"
 # Map method (medreview.ml.explain.METHODS) -> its name on screen.
 METHOD_TITLES = {"gradcam": "Grad-CAM", "hirescam": "HiResCAM"}
 _PENDING = ("queued", "running")

@@ -25,6 +25,7 @@ from medreview.errors import ImagingError, JobCancelled, MedreviewError, NotFoun
 from medreview.jobs import JobContext, submit_job
 from medreview.ml.configs import get_config, version_preprocessing
 from medreview.ml.domain import OUTSIDE_TRAINING_DATA, domain_facts, outside_domain
+from medreview.ml.kinds import PREDICTION_JOB
 from medreview.ml.registry import active_model
 from medreview.reading.reads import can_see_others, current_labels, unlabelled_image_ids, visible_image_ids
 from medreview.store import Store
@@ -55,7 +56,6 @@ __all__ = [
 
 SCOPES = ("unlabelled", "all", "selected")
 # The job kind of a prediction run (medreview.ml.runners maps it to run_prediction_job).
-PREDICTION_JOB = "predict"
 BATCH = 64
 # Models loaded in this (worker) process, by (model version id, file SHA-256), most recent last: an
 # on-demand map per view a reader opens must not reload the model each time.

@@ -6,6 +6,7 @@ from typing import Any
 
 from medreview.errors import TrainingError
 from medreview.jobs import submit_job
+from medreview.ml.kinds import TRAINING_JOB
 from medreview.ml.training.dataset import training_table
 from medreview.store import Store
 from medreview.team.audit import record_now
@@ -14,7 +15,6 @@ from medreview.team.roles import Actor, require
 __all__ = ["ALLOWED_PARAMS", "TRAINING_JOB", "submit_training"]
 
 # The job kind of a training run (medreview.ml.runners maps it to its runner).
-TRAINING_JOB = "train"
 
 ALLOWED_PARAMS = (
     "architecture",
