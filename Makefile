@@ -27,7 +27,7 @@ run: $(VENV)/.runtime
 ## Set up .venv with test tools, then run the whole test suite (unit, AppTest, PostgreSQL/Redis, browser)
 test: $(VENV)/.dev
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal
+	$(BIN)/python -m pytest -n $(TEST_WORKERS)
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .

@@ -24,6 +24,22 @@ POSTGRES_URL = os.environ.get("MEDREVIEW_TEST_POSTGRES_URL", "postgresql+psycopg
 REDIS_URL = os.environ.get("MEDREVIEW_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 
+def pytest_xdist_make_scheduler(config: pytest.Config, log):  # type: ignore[no-untyped-def]
+    """`make test` runs the suite on every core (pytest -n auto). Each test is its own unit of
+    work, handed to whichever worker is free, except the browser tests (tests/e2e): they are one
+    unit, so one worker runs them in turn, starting first (they are the longest part), while the
+    other cores take the rest. Two servers and two Chromiums at once on 2 cores made timing-bound
+    steps (a key bounce, a save in flight) miss their moment. (xdist's own --dist loadgroup does
+    not group under pytest 9: it renames nodeids, which pytest 9 no longer reads back.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class BrowserTestsInTurn(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return "browser" if nodeid.startswith("tests/e2e/") else nodeid
+
+    return BrowserTestsInTurn(config, log)
+
+
 def _reachable(host: str, port: int) -> bool:
     try:
         with socket.create_connection((host, port), timeout=1):
