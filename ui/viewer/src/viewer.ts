@@ -349,6 +349,10 @@ export class Viewer {
       this.shown = null;
       this.atEnd = "unknown";
       this.tools.imageChanged();
+      // Nothing is on screen past the end: not the last image under the message.
+      this.painted = null;
+      this.renderer.clear();
+      delete this.root.dataset.paintedImage;
       this.paint();
       this.sync(false);
       return;
@@ -684,9 +688,9 @@ export class Viewer {
   /** The tool in the header; the box tool with its class, or that none is chosen yet. */
   private toolText(): string {
     const tool = this.tools.tool;
-    if (tool !== "box") return `tool: ${tool}${tool === "window" ? "" : " (Esc leaves)"}`;
+    if (tool !== "box") return `tool: ${tool}`;
     const boxClass = this.tools.boxClass;
-    return boxClass ? `tool: box <b>${escapeHtml(boxClass)}</b> (B: next class, Esc leaves)` : `tool: box, <b>no class yet</b> (B chooses, Esc leaves)`;
+    return boxClass ? `tool: box <b>${escapeHtml(boxClass)}</b>` : "tool: box, <b>no class yet</b> (B)";
   }
 
   private renderStatus(): void {
