@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 import warnings
 import zipfile
 
@@ -52,8 +53,16 @@ def identified_upload() -> tuple[bytes, list[bytes]]:
     return buffer.getvalue(), [marker for marker in markers if len(marker) >= 6]
 
 
+# A dotted run of digits: a UID as stored (remapped) or written in a row or an export.
+UID_TEXT = re.compile(rb"[0-9]+(?:\.[0-9]+){2,}")  # 2.25.<128-bit integer> has two dots
+
+
 def leaks(blob: bytes, markers: list[bytes]) -> list[bytes]:
-    return [marker for marker in markers if marker in blob]
+    """The markers found in ``blob``. An all-digit marker (a time such as 101530, an ID) is looked
+    for outside UIDs: it turned up by chance in the HMAC digits of a remapped UID about once in a
+    few hundred runs. A UID kept unmapped is still caught: the original UIDs are markers too."""
+    outside_uids = UID_TEXT.sub(b" ", blob)
+    return [marker for marker in markers if marker in (outside_uids if marker.isdigit() else blob)]
 
 
 def test_no_identifier_reaches_objects_rows_exports_or_logs(any_store, tmp_path, caplog):
