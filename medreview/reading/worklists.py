@@ -4,13 +4,20 @@ A worklist is personal: when images are assigned to a reader it holds those only
 filters speak of the reader's own reads ("read by me"), never of other readers' labels (blinding).
 Whether an image is *labelled* for the project is defined once, in :mod:`medreview.reading.reads`.
 
-The list is in image id order (upload order). A :class:`WorklistFilter` (status, my label,
-modality) decides which images are on it, and the same filter drives everything built on the list:
-a page of rows, the counts, the position of an image ("image 3 of 120"), and the next image to open
-after a save, so a reader who chose "CR" never gets a DX image as "next". Everything is computed in
-SQL (LIMIT/OFFSET, COUNT, ``id > ?``), never by loading the whole list: at 20,000 images the next
-image is one indexed query (the reader's own read of each image is found through the
-``(image_id, reader_id)`` unique index, the images walked in primary-key order).
+A :class:`WorklistFilter` (status, my label, modality, a search text and a sort order) decides which
+images are on the list and in what order, and the same filter drives everything built on the list: a
+page of rows, the counts, the position of an image ("image 3 of 120"), and the next image to open
+after a save, so a reader who chose "CR" never gets a DX image as "next", and a reader who sorted
+by patient moves through the patients in the order the table shows. Everything is computed in SQL
+(LIMIT/OFFSET, COUNT, keyset comparisons such as ``id > ?``), never by loading the whole list: at
+20,000 images the next image in upload order is one indexed query (the reader's own read of each
+image is found through the ``(image_id, reader_id)`` unique index, the images walked in primary-key
+order).
+
+The default order is upload order (image id). The other orders (patient, study date, modality,
+status) end with the image id, so every order is total and "after this image" always means one place.
+An image that leaves the list (it was just read) keeps its place in the orders of patient, study
+date and modality; under the status order its place moves with its new status.
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Select, and_, case, func, select
+from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from medreview.errors import MedreviewError
@@ -31,6 +38,7 @@ from medreview.team.roles import Actor
 __all__ = [
     "WORKLIST_COLUMNS",
     "WORKLIST_FILTERS",
+    "WORKLIST_SORTS",
     "WorklistFilter",
     "following_image_ids",
     "list_position",
@@ -49,7 +57,34 @@ WORKLIST_FILTERS = {
     "returned": "Returned to me",
     "all": "All",
 }
-WORKLIST_COLUMNS = ["image_id", "file", "modality", "patient", "rows", "columns", "frames", "label", "status"]
+# sort -> what the Label page calls it. Every order ends with the image id (upload order).
+WORKLIST_SORTS = {
+    "list": "Worklist order",
+    "patient": "Patient",
+    "study_date": "Study date, newest first",
+    "modality": "Modality",
+    "status": "My read's status",
+}
+WORKLIST_COLUMNS = [
+    "image_id",
+    "file",
+    "modality",
+    "patient",
+    "study_date",
+    "study",
+    "series",
+    "rows",
+    "columns",
+    "frames",
+    "label",
+    "status",
+]
+# The longest search text taken: a search box, not a query language.
+MAX_SEARCH_CHARS = 100
+# The reader's own read under the status order: sent back to me first (it waits on me), then not
+# read, then read (submitted, then what the reviewer decided). Unknown statuses go last.
+_STATUS_RANKS = {"returned": 0, "submitted": 2, "rejected": 3, "overruled": 4, "approved": 5}
+_UNREAD_RANK = 1
 
 
 @dataclass(frozen=True)
@@ -64,12 +99,30 @@ class WorklistFilter:
     status: str = "todo"
     label: str | None = None
     modality: str | None = None
+    search: str = ""
+    sort: str = "list"
 
     def __post_init__(self) -> None:
         if self.status not in WORKLIST_FILTERS:
             raise MedreviewError(
                 f"unknown worklist filter '{self.status}' (choose one of {', '.join(WORKLIST_FILTERS)})"
             )
+        if self.sort not in WORKLIST_SORTS:
+            raise MedreviewError(f"unknown worklist order '{self.sort}' (choose one of {', '.join(WORKLIST_SORTS)})")
+        if len(self.search) > MAX_SEARCH_CHARS:
+            raise MedreviewError(f"the search text is too long: at most {MAX_SEARCH_CHARS} characters")
+        object.__setattr__(self, "search", " ".join(self.search.split()))
+
+    @property
+    def search_terms(self) -> list[str]:
+        """The words searched for: an image is listed when each word is found in its patient
+        pseudonym, study (date, description), file name, modality or series description."""
+        return self.search.split()
+
+    @property
+    def needs_hierarchy(self) -> bool:
+        """Whether the search or the order reads the image's series, study or patient."""
+        return bool(self.search) or self.sort in ("patient", "study_date", "modality")
 
 
 def _is_assigned_work(session: Session, reader_id: int) -> bool:
@@ -77,18 +130,80 @@ def _is_assigned_work(session: Session, reader_id: int) -> bool:
     return session.scalar(select(Assignment.id).where(Assignment.reader_id == reader_id).limit(1)) is not None
 
 
+def _status_rank() -> ColumnElement[int]:
+    """The place of the reader's own read (outer-joined) under the status order."""
+    ranks = [(Annotation.status == status, rank) for status, rank in _STATUS_RANKS.items()]
+    return case((Annotation.id.is_(None), _UNREAD_RANK), *ranks, else_=len(_STATUS_RANKS) + 1)
+
+
+def _sort_keys(sort: str) -> list[tuple[ColumnElement[Any], bool]]:
+    """The expressions a list is ordered by, each with whether it runs descending; never NULL
+    (keyset comparisons need a value) and ending with the image id (so the order is total)."""
+    if sort == "patient":
+        keys: list[tuple[ColumnElement[Any], bool]] = [(Patient.patient_key, False)]
+    elif sort == "study_date":
+        # Newest first, undated ("") last; the images of one study together.
+        keys = [(func.coalesce(Study.study_date, ""), True), (Study.id, False)]
+    elif sort == "modality":
+        keys = [(Series.modality, False)]
+    elif sort == "status":
+        keys = [(_status_rank(), False)]
+    else:
+        keys = []
+    return [*keys, (Image.id, False)]
+
+
+def _beyond(keys: list[tuple[ColumnElement[Any], bool]], anchor: tuple[Any, ...], later: bool) -> ColumnElement[bool]:
+    """Rows strictly after (``later``) or strictly before ``anchor``'s place in the order ``keys``:
+    the first key that differs decides (a lexicographic comparison spelled out, so keys may run in
+    different directions)."""
+    alternatives = []
+    for index, (key, descending) in enumerate(keys):
+        value = anchor[index]
+        ahead = (key < value) if descending == later else (key > value)
+        alternatives.append(and_(*[k == v for (k, _), v in zip(keys[:index], anchor, strict=False)], ahead))
+    return or_(*alternatives) if len(alternatives) > 1 else alternatives[0]
+
+
+def _search_condition(terms: list[str]) -> ColumnElement[bool]:
+    """Each word found in one of the image's searchable facts (case-insensitive, ``%`` and ``_``
+    taken literally). A word of digits and date separators ("2024-03") is also looked for in the
+    study date, which the store keeps as YYYYMMDD."""
+    conditions = []
+    for term in terms:
+        fields = (Patient.patient_key, Image.display_name, Series.modality, Series.description, Study.description)
+        found = [field.icontains(term, autoescape=True) for field in fields]
+        digits = term.replace("-", "").replace("/", "").replace(".", "")
+        if digits.isdigit():
+            found.append(Study.study_date.contains(digits, autoescape=True))
+        conditions.append(or_(*found))
+    return and_(*conditions)
+
+
+def _images(reader_id: int, *columns: Any, series: bool = False, hierarchy: bool = False) -> Select[Any]:
+    """SELECT ``columns`` FROM images with the reader's own read outer-joined on (image_id,
+    reader_id), the key of a unique index, so each image costs one index lookup and annotations
+    are never scanned; the series (``series``), or the series, study and patient (``hierarchy``)
+    joined."""
+    own_read = and_(Annotation.image_id == Image.id, Annotation.reader_id == reader_id)
+    query = select(*columns).select_from(Image).outerjoin(Annotation, own_read)
+    if series or hierarchy:
+        query = query.join(Series, Series.id == Image.series_id)
+    if hierarchy:
+        query = query.join(Study, Study.id == Series.study_id).join(Patient, Patient.id == Study.patient_id)
+    return query
+
+
 def _filtered(
-    session: Session, actor: Actor, worklist_filter: WorklistFilter, *columns: Any, with_series: bool = False
+    session: Session, actor: Actor, worklist_filter: WorklistFilter, *columns: Any, with_hierarchy: bool = False
 ) -> Select[Any]:
     """SELECT ``columns`` FROM the actor's filtered worklist, unordered.
 
-    The actor's own read of each image is outer-joined on (image_id, reader_id), the key of a
-    unique index, so each image costs one index lookup and annotations are never scanned. The
-    series is joined for the modality filter or when ``with_series`` (columns of it are wanted).
-    """
+    The series is joined for the modality filter, and the study and patient too for the search,
+    an order that reads them, or when ``with_hierarchy`` (columns of them are wanted)."""
     reader_id = user_id(session, actor.username)
-    own_read = and_(Annotation.image_id == Image.id, Annotation.reader_id == reader_id)
-    query = select(*columns).select_from(Image).outerjoin(Annotation, own_read)
+    hierarchy = with_hierarchy or worklist_filter.needs_hierarchy
+    query = _images(reader_id, *columns, series=bool(worklist_filter.modality), hierarchy=hierarchy)
     if _is_assigned_work(session, reader_id):
         query = query.join(Assignment, and_(Assignment.image_id == Image.id, Assignment.reader_id == reader_id))
     status = worklist_filter.status
@@ -103,15 +218,31 @@ def _filtered(
     if worklist_filter.label:
         label_class_id = select(LabelClass.id).where(LabelClass.name == worklist_filter.label).scalar_subquery()
         query = query.where(Annotation.label_class_id == label_class_id)
-    if worklist_filter.modality or with_series:
-        query = query.join(Series, Series.id == Image.series_id)
     if worklist_filter.modality:
         query = query.where(Series.modality == worklist_filter.modality)
+    if worklist_filter.search_terms:
+        query = query.where(_search_condition(worklist_filter.search_terms))
     return query
 
 
+def _ordered(query: Select[Any], worklist_filter: WorklistFilter) -> Select[Any]:
+    return query.order_by(*(key.desc() if descending else key for key, descending in _sort_keys(worklist_filter.sort)))
+
+
+def _anchor(session: Session, actor: Actor, worklist_filter: WorklistFilter, image_id: int) -> tuple[Any, ...] | None:
+    """The values of ``image_id``'s sort keys, whether or not it is on the list (an image just read
+    has left a "to do" list and the list goes on after its place); None for no such image."""
+    keys = _sort_keys(worklist_filter.sort)
+    if len(keys) == 1:  # upload order: the image id is the place
+        return (image_id,)
+    reader_id = user_id(session, actor.username)
+    query = _images(reader_id, *(key for key, _ in keys), hierarchy=True).where(Image.id == image_id)
+    row = session.execute(query).one_or_none()
+    return tuple(row) if row is not None else None
+
+
 def _rows_query(session: Session, actor: Actor, worklist_filter: WorklistFilter) -> Select[Any]:
-    """The list's rows (WORKLIST_COLUMNS) in list order."""
+    """The list's rows in list order (WORKLIST_COLUMNS, the series as number and description)."""
     query = _filtered(
         session,
         actor,
@@ -120,23 +251,43 @@ def _rows_query(session: Session, actor: Actor, worklist_filter: WorklistFilter)
         Image.display_name.label("file"),
         Series.modality,
         Patient.patient_key.label("patient"),
+        Study.study_date,
+        Study.description.label("study"),
+        Series.series_number,
+        Series.description.label("series_description"),
         Image.rows,
         Image.columns,
         Image.number_of_frames.label("frames"),
         LabelClass.name.label("label"),
         Annotation.status,
-        with_series=True,
+        with_hierarchy=True,
     )
-    return (
-        query.join(Study, Study.id == Series.study_id)
-        .join(Patient, Patient.id == Study.patient_id)
-        .outerjoin(LabelClass, LabelClass.id == Annotation.label_class_id)
-        .order_by(Image.id)
-    )
+    return _ordered(query.outerjoin(LabelClass, LabelClass.id == Annotation.label_class_id), worklist_filter)
+
+
+def _study_date_text(study_date: str | None) -> str:
+    """YYYYMMDD as 2024-03-01 ("" when the store has none: removed by de-identification). The
+    date is the one stored: shifted per patient when the project shifts dates."""
+    if not study_date or len(study_date) != 8:
+        return ""
+    return f"{study_date[:4]}-{study_date[4:6]}-{study_date[6:]}"
+
+
+def _series_text(series_number: int | None, description: str | None) -> str:
+    """ "#2 CT chest axial 1.25 mm": the number and the description filed at import (from coded
+    values and geometry when de-identified, never free text)."""
+    number = f"#{series_number}" if series_number is not None else ""
+    return " ".join(part for part in (number, description or "") if part)
 
 
 def _frame(session: Session, query: Select[Any]) -> pd.DataFrame:
-    return pd.DataFrame(session.execute(query).mappings().all(), columns=WORKLIST_COLUMNS)
+    rows = []
+    for row in session.execute(query).mappings():
+        values = dict(row)
+        values["study_date"] = _study_date_text(values["study_date"])
+        values["series"] = _series_text(values.pop("series_number"), values.pop("series_description"))
+        rows.append(values)
+    return pd.DataFrame(rows, columns=WORKLIST_COLUMNS)
 
 
 def worklist_page(
@@ -144,10 +295,11 @@ def worklist_page(
 ) -> tuple[pd.DataFrame, int]:
     """One page of the actor's filtered worklist and the list's length.
 
-    The page holds the rows ``offset`` to ``offset + limit - 1`` in list order (image id
-    ascending), with columns image_id, file, modality, patient, rows, columns, frames, label (the
-    actor's own read), status (of that read; None when unread). Both the page and the total are
-    computed by the database (LIMIT/OFFSET and COUNT)."""
+    The page holds the rows ``offset`` to ``offset + limit - 1`` in list order (the filter's sort,
+    image id last), with columns image_id, file, modality, patient (the pseudonym), study_date
+    ("YYYY-MM-DD" as stored, "" when none), study (its description), series ("#2 CT chest"),
+    rows, columns, frames, label (the actor's own read), status (of that read; None when unread).
+    Both the page and the total are computed by the database (LIMIT/OFFSET and COUNT)."""
     if offset < 0 or limit < 1:
         raise ValueError(f"a worklist page needs offset >= 0 and limit >= 1, got offset={offset}, limit={limit}")
     with store.db.read() as session:
@@ -157,9 +309,9 @@ def worklist_page(
 
 
 def worklist_counts(store: Store, actor: Actor, worklist_filter: WorklistFilter = WorklistFilter()) -> dict[str, int]:
-    """How many images each status filter would list, under ``worklist_filter``'s label and
-    modality filters (its status is ignored): {"todo", "unread", "read", "returned", "all"}."""
-    everything = WorklistFilter("all", worklist_filter.label, worklist_filter.modality)
+    """How many images each status filter would list, under ``worklist_filter``'s label, modality
+    and search (its status and order are ignored): {"todo", "unread", "read", "returned", "all"}."""
+    everything = WorklistFilter("all", worklist_filter.label, worklist_filter.modality, worklist_filter.search)
     unread = case((Annotation.id.is_(None), 1), else_=0)
     returned = case((Annotation.status == "returned", 1), else_=0)
     with store.db.read() as session:
@@ -183,18 +335,28 @@ def worklist_counts(store: Store, actor: Actor, worklist_filter: WorklistFilter 
 
 
 def following_image_ids(
-    store: Store, actor: Actor, worklist_filter: WorklistFilter, after_image_id: int | None, limit: int
+    store: Store,
+    actor: Actor,
+    worklist_filter: WorklistFilter,
+    after_image_id: int | None,
+    limit: int,
+    *,
+    include_anchor: bool = False,
 ) -> list[int]:
     """The next ``limit`` images of the filtered list strictly after ``after_image_id`` in list
     order (from the start when None), without wrapping round. ``after_image_id`` need not be on
-    the list (it may have just left it, e.g. by being read): the list continues after its place."""
+    the list (it may have just left it, e.g. by being read): the list continues after its place.
+    ``include_anchor``: the image itself first when it is on the list ("at or after")."""
     if limit < 1:
         raise ValueError(f"limit must be at least 1, got {limit}")
     with store.db.read() as session:
         query = _filtered(session, actor, worklist_filter, Image.id)
         if after_image_id is not None:
-            query = query.where(Image.id > after_image_id)
-        return [int(image_id) for image_id in session.scalars(query.order_by(Image.id).limit(limit))]
+            anchor = _anchor(session, actor, worklist_filter, after_image_id)
+            if anchor is not None:
+                after = _beyond(_sort_keys(worklist_filter.sort), anchor, later=True)
+                query = query.where(or_(after, Image.id == after_image_id) if include_anchor else after)
+        return [int(image_id) for image_id in session.scalars(_ordered(query, worklist_filter).limit(limit))]
 
 
 def next_image_id(
@@ -202,12 +364,14 @@ def next_image_id(
     actor: Actor,
     worklist_filter: WorklistFilter = WorklistFilter(),
     after_image_id: int | None = None,
+    *,
+    include_anchor: bool = False,
 ) -> int | None:
-    """The next image of the filtered list after ``after_image_id``, wrapping round to the start
-    (so it may be ``after_image_id`` itself when that is the only image left); None when the
-    list is empty. The default filter is what is left to do: images not read by the actor or
-    sent back to them."""
-    following = following_image_ids(store, actor, worklist_filter, after_image_id, 1)
+    """The next image of the filtered list after ``after_image_id`` (or at it, with
+    ``include_anchor``), wrapping round to the start (so it may be ``after_image_id`` itself when
+    that is the only image left); None when the list is empty. The default filter is what is left
+    to do: images not read by the actor or sent back to them."""
+    following = following_image_ids(store, actor, worklist_filter, after_image_id, 1, include_anchor=include_anchor)
     if not following and after_image_id is not None:
         following = following_image_ids(store, actor, worklist_filter, None, 1)
     return following[0] if following else None
@@ -220,8 +384,11 @@ def list_position(store: Store, actor: Actor, worklist_filter: WorklistFilter, i
         on_list = session.scalar(_filtered(session, actor, worklist_filter, Image.id).where(Image.id == image_id))
         if on_list is None:
             return None
-        before = _filtered(session, actor, worklist_filter, func.count(Image.id)).where(Image.id < image_id)
-        return int(session.scalar(before) or 0)
+        anchor = _anchor(session, actor, worklist_filter, image_id)
+        if anchor is None:
+            return None
+        before = _beyond(_sort_keys(worklist_filter.sort), anchor, later=False)
+        return int(session.scalar(_filtered(session, actor, worklist_filter, func.count(Image.id)).where(before)) or 0)
 
 
 def worklist(
@@ -230,10 +397,12 @@ def worklist(
     status: str = "all",
     label: str | None = None,
     modality: str | None = None,
+    search: str = "",
+    sort: str = "list",
 ) -> pd.DataFrame:
     """The actor's whole filtered worklist (see :func:`worklist_page` for the columns). For
     small lists and scripts: a page should show :func:`worklist_page`."""
-    worklist_filter = WorklistFilter(status, label, modality)
+    worklist_filter = WorklistFilter(status, label, modality, search, sort)
     with store.db.read() as session:
         return _frame(session, _rows_query(session, actor, worklist_filter))
 

@@ -7,19 +7,23 @@ CR1 DX1 CR2 DX2 CR3 DX3 CR4.
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pydicom
 import pytest
 from sqlalchemy import event
 
 from medreview.errors import MedreviewError
 from medreview.ingest import InputFile, ingest_files
+from medreview.reading.catalog import get_image
 from medreview.reading.reads import LOCAL_ACTOR, save_read
 from medreview.reading.review import assign, decide, review_queue
 from medreview.reading.worklists import (
     WORKLIST_FILTERS,
+    WORKLIST_SORTS,
     WorklistFilter,
     following_image_ids,
     list_position,
@@ -31,6 +35,7 @@ from medreview.reading.worklists import (
 from medreview.store import Store
 from medreview.team.accounts import create_first_admin, create_user
 from medreview.team.roles import Actor
+from medreview.team.settings import set_setting
 from tests.helpers import dicom_bytes
 
 ADMIN = Actor("boss", "admin")
@@ -144,6 +149,9 @@ def test_pages_cover_the_list_in_order_with_the_same_total(films: Films):
         "file",
         "modality",
         "patient",
+        "study_date",
+        "study",
+        "series",
         "rows",
         "columns",
         "frames",
@@ -207,3 +215,150 @@ def test_the_next_image_query_finds_reads_by_index_on_sqlite(store: Store, fast_
             assert annotations, plan
             assert all(step.startswith("SEARCH annotations USING") for step in annotations), plan
             assert not any(step.startswith("SCAN annotations") for step in plan), plan
+
+
+# --- search and sort (issue 16 item 13) ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReadingDay:
+    store: Store
+    ids: dict[str, int]  # name -> image id, in upload order: z1 a1 m1 b1 z2 m2
+
+
+def _dated_dicom(patient_id: str, modality: str, study_uid: str, study_date: str | None, value: int) -> bytes:
+    dataset = pydicom.dcmread(
+        io.BytesIO(dicom_bytes(patient_id, study_uid=study_uid, modality=modality, pixels=np.full((16, 16), value)))
+    )
+    if study_date:
+        dataset.StudyDate = study_date
+    buffer = io.BytesIO()
+    dataset.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def reading_day(any_store: Store, fast_hashing: None) -> ReadingDay:
+    """Six films of four patients, de-identification off so the dates and patient ids are the ones
+    given (the order they sort in is then known): zed (CR, 2024-01-05, two films of one study),
+    abe (DX, 2023-12-01), moe (CT, 2024-03-10, two films of one study), bo (CR, undated), uploaded
+    interleaved."""
+    create_first_admin(any_store, ADMIN.username, "boss-password")
+    for actor in (REVIEWER, ANN):
+        create_user(any_store, ADMIN, actor.username, f"{actor.username}-password", actor.role)
+    set_setting(any_store, ADMIN, "deidentify", False)
+    films = [  # name, patient, modality, study, date
+        ("z1", "PAT-zed", "CR", "1.2.3.1", "20240105"),
+        ("a1", "PAT-abe", "DX", "1.2.3.2", "20231201"),
+        ("m1", "PAT-moe", "CT", "1.2.3.3", "20240310"),
+        ("b1", "PAT-bo", "CR", "1.2.3.4", None),
+        ("z2", "PAT-zed", "CR", "1.2.3.1", "20240105"),
+        ("m2", "PAT-moe", "CT", "1.2.3.3", "20240310"),
+    ]
+    files = [
+        InputFile(f"{name}.dcm", _dated_dicom(patient, modality, study, date, value))
+        for value, (name, patient, modality, study, date) in enumerate(films)
+    ]
+    results = ingest_files(any_store, LOCAL_ACTOR, files)
+    return ReadingDay(any_store, {name: result.image_id for (name, *_), result in zip(films, results, strict=True)})
+
+
+def _names(day: ReadingDay, image_ids: list[int]) -> list[str]:
+    by_id = {image_id: name for name, image_id in day.ids.items()}
+    return [by_id[image_id] for image_id in image_ids]
+
+
+def test_each_order_sorts_the_table_as_a_reader_expects(reading_day: ReadingDay):
+    day = reading_day
+    save_read(day.store, ANN, day.ids["m1"], "normal")
+    save_read(day.store, ANN, day.ids["a1"], "pneumonia")
+    queue = review_queue(day.store, REVIEWER)
+    [m1_read] = queue.loc[queue["image_id"] == day.ids["m1"], "annotation_id"]
+    decide(day.store, REVIEWER, int(m1_read), "return", "look again")
+
+    def order(sort: str) -> list[str]:
+        page, _ = worklist_page(day.store, ANN, WorklistFilter("all", sort=sort))
+        return _names(day, list(page["image_id"]))
+
+    assert order("list") == ["z1", "a1", "m1", "b1", "z2", "m2"]
+    assert order("patient") == ["a1", "b1", "m1", "m2", "z1", "z2"]  # PAT-abe, PAT-bo, PAT-moe, PAT-zed
+    assert order("study_date") == ["m1", "m2", "z1", "z2", "a1", "b1"]  # newest first, undated last
+    assert order("modality") == ["z1", "b1", "z2", "m1", "m2", "a1"]  # CR, CT, DX
+    # Sent back to me first, then not read, then my submitted read.
+    assert get_image(day.store, ANN, day.ids["m1"]).status == "returned"
+    assert order("status") == ["m1", "z1", "b1", "z2", "m2", "a1"]
+    page, _ = worklist_page(day.store, ANN, WorklistFilter("all", sort="study_date"))
+    first = page.iloc[0]
+    assert (first["patient"], first["study_date"], first["modality"]) == ("PAT-moe", "2024-03-10", "CT")
+    assert page.iloc[-1]["study_date"] == ""  # undated
+
+
+@pytest.mark.parametrize("search", ["", "pat-", "CR"])
+@pytest.mark.parametrize("sort", list(WORKLIST_SORTS))
+def test_next_position_and_pages_follow_the_chosen_order(reading_day: ReadingDay, sort: str, search: str):
+    # The viewer moves through the list in the order the table shows: next, the images prefetched
+    # after one, its position ("image 3 of 6") and the pages all agree, under every order and search.
+    day = reading_day
+    save_read(day.store, ANN, day.ids["z2"], "normal")
+    shown = WorklistFilter("all", search=search, sort=sort)
+    table, total = worklist_page(day.store, ANN, shown)
+    rows = [int(image_id) for image_id in table["image_id"]]
+    assert len(rows) == total > 0
+    paged = [worklist_page(day.store, ANN, shown, offset, limit=2)[0] for offset in range(0, total, 2)]
+    assert [int(image_id) for page in paged for image_id in page["image_id"]] == rows
+    assert next_image_id(day.store, ANN, shown) == rows[0]
+    for index, image_id in enumerate(rows):
+        assert list_position(day.store, ANN, shown, image_id) == index
+        assert following_image_ids(day.store, ANN, shown, image_id, 10) == rows[index + 1 :]
+        assert next_image_id(day.store, ANN, shown, after_image_id=image_id) == rows[(index + 1) % len(rows)]
+        assert next_image_id(day.store, ANN, shown, after_image_id=image_id, include_anchor=True) == image_id
+    assert following_image_ids(day.store, ANN, shown, None, 3) == rows[:3]
+
+
+def test_a_film_just_read_leaves_to_do_and_the_list_goes_on_after_its_place(reading_day: ReadingDay):
+    day = reading_day
+    by_patient = WorklistFilter("todo", sort="patient")  # a1 b1 m1 m2 z1 z2
+    save_read(day.store, ANN, day.ids["m1"], "normal")
+    assert list_position(day.store, ANN, by_patient, day.ids["m1"]) is None
+    assert _names(day, following_image_ids(day.store, ANN, by_patient, day.ids["m1"], 3)) == ["m2", "z1", "z2"]
+    assert _names(day, [next_image_id(day.store, ANN, by_patient, day.ids["m1"], include_anchor=True)]) == ["m2"]
+    by_date = WorklistFilter("todo", sort="study_date")  # m1 m2 z1 z2 a1 b1
+    save_read(day.store, ANN, day.ids["z1"], "normal")
+    assert _names(day, following_image_ids(day.store, ANN, by_date, day.ids["z1"], 5)) == ["z2", "a1", "b1"]
+
+
+def test_search_finds_patient_study_file_and_modality(reading_day: ReadingDay):
+    day = reading_day
+
+    def found(search: str, status: str = "all") -> list[str]:
+        return _names(day, list(worklist(day.store, ANN, status, search=search)["image_id"]))
+
+    assert found("moe") == ["m1", "m2"]  # patient pseudonym, any case
+    assert found("PAT-ZED") == ["z1", "z2"]
+    assert found("b1.dcm") == ["b1"]  # file name
+    assert found("dx") == ["a1"]  # modality
+    assert found("2024-03") == ["m1", "m2"] and found("20231201") == ["a1"]  # study date, either spelling
+    assert found("  cr   zed ") == ["z1", "z2"]  # every word must be found
+    assert found("%") == [] and found("pat_") == []  # wildcards are taken literally
+    save_read(day.store, ANN, day.ids["z1"], "normal")
+    assert found("zed", "todo") == ["z2"]
+    counts = worklist_counts(day.store, ANN, WorklistFilter(search="zed"))
+    assert counts == {"todo": 1, "unread": 1, "read": 1, "returned": 0, "all": 2}
+
+
+def test_an_unknown_order_or_an_overlong_search_is_refused_in_plain_words():
+    with pytest.raises(MedreviewError, match="unknown worklist order 'age'"):
+        WorklistFilter(sort="age")
+    with pytest.raises(MedreviewError, match="at most 100 characters"):
+        WorklistFilter(search="x" * 101)
+    assert WorklistFilter(search="  Zed \t CR ").search == "Zed CR"
+
+
+def test_the_table_shows_pseudonyms_never_the_patient_id_when_de_identified(store: Store, fast_hashing: None):
+    create_first_admin(store, ADMIN.username, "boss-password")
+    data = _dated_dicom("REAL-ID-4711", "CR", "1.2.3.9", "20240105", 3)
+    ingest_files(store, LOCAL_ACTOR, [InputFile("film.dcm", data)])
+    [row] = worklist(store, ADMIN).to_dict("records")
+    assert "4711" not in " ".join(str(value) for value in row.values())
+    assert row["study_date"] == ""  # removed: only a shifted date is kept, by request
+    assert worklist(store, ADMIN, search="4711").empty and len(worklist(store, ADMIN, search=row["patient"])) == 1
