@@ -7,8 +7,12 @@ screen, the rows done) and the viewer (a fragment, rerun by each of its reports)
 a batch of widget changes as one fragment's rerun, so a filter changed in the same instant as a
 viewer report reached the server as the viewer's rerun alone, and the filter never applied: each
 fragment first checks that the filters it was drawn with are the ones on screen, else reruns the
-page."""
+page. The search and the order are filters too: the viewer's "next" follows the table's order.
 
+The list shows a thumbnail of each image (ui/thumbnails.py): made once in the background and
+cached, a placeholder until then, so a page of the list never waits for pixels."""
+
+import hashlib
 from functools import partial
 
 import streamlit as st
@@ -19,7 +23,9 @@ from medreview.reading.reads import can_see_others, save_read
 from medreview.reading.review import image_reads
 from medreview.reading.schema import label_classes
 from medreview.reading.worklists import (
+    MAX_SEARCH_CHARS,
     WORKLIST_FILTERS,
+    WORKLIST_SORTS,
     WorklistFilter,
     following_image_ids,
     list_position,
@@ -31,11 +37,14 @@ from medreview.reading.worklists import (
 from medreview.team.settings import get_setting
 from ui.session import get_store, session_actor
 from ui.text import plain, spreadsheet_safe
+from ui.thumbnails import thumbnail_urls
 from ui.viewer import image_viewer, list_follower, save_pending_reads, signed_out_viewer, viewer_state
 
 # Images after the current one whose pixels the browser holds before the reader gets there.
 PREFETCH_IMAGES = 12
 PAGE_ROWS = 50
+# Pixels: tall enough for a thumbnail to be told apart, short enough for a dozen rows on screen.
+ROW_HEIGHT = 44
 VIEWER_KEY = "label_viewer"
 # Comments typed and not saved yet, by image id: they go with the next save of their image.
 DRAFTS_KEY = "label_comment_drafts"
@@ -58,18 +67,45 @@ with st.sidebar:
     )
     by_class = st.selectbox("My label", ["any", *classes], key="label_class_filter")
     by_modality = st.selectbox("Modality", ["any", *modalities(store)], key="label_modality_filter")
+    search = st.text_input(
+        "Search",
+        key="label_search",
+        max_chars=MAX_SEARCH_CHARS,
+        placeholder="patient, study date, file, modality",
+        help="Every word must be found in the image's patient pseudonym, study date (2024-03) or "
+        "description, file name, modality or series. Press Enter to search.",
+    )
+    sort = st.selectbox("Sort by", list(WORKLIST_SORTS), format_func=WORKLIST_SORTS.get, key="label_sort")
 
 
-def chosen_filter(status: str | None, by_class: str | None, by_modality: str | None) -> WorklistFilter:
+def chosen_filter(
+    status: str | None, by_class: str | None, by_modality: str | None, search: str | None, sort: str | None
+) -> WorklistFilter:
     return WorklistFilter(
         status=status or "todo",
         label=None if by_class in (None, "any") else by_class,
         modality=None if by_modality in (None, "any") else by_modality,
+        search=(search or "")[:MAX_SEARCH_CHARS],
+        sort=sort if sort in WORKLIST_SORTS else "list",
     )
 
 
-worklist_filter = chosen_filter(status, by_class, by_modality)
-list_version = f"{worklist_filter.status}|{worklist_filter.label}|{worklist_filter.modality}"
+def filters_on_screen() -> WorklistFilter:
+    return chosen_filter(
+        st.session_state.get("label_status"),
+        st.session_state.get("label_class_filter"),
+        st.session_state.get("label_modality_filter"),
+        st.session_state.get("label_search"),
+        st.session_state.get("label_sort"),
+    )
+
+
+worklist_filter = chosen_filter(status, by_class, by_modality, search, sort)
+# Names the list for the viewer and the table's keys (the search by a digest: any text, kept short).
+searched = hashlib.sha256(worklist_filter.search.encode()).hexdigest()[:12] if worklist_filter.search else ""
+list_version = (
+    f"{worklist_filter.sort}|{searched}|{worklist_filter.status}|{worklist_filter.label}|{worklist_filter.modality}"
+)
 if not classes:
     st.warning("The label schema has no classes yet: an admin defines them under Settings.")
 
@@ -78,12 +114,7 @@ def rerun_page_if_filters_changed() -> None:
     """A fragment's run sees the filters of the page's last run; when the sidebar's filters have
     changed since (their change travelled with a viewer report, as that fragment's rerun), the page
     runs again with them."""
-    on_screen = chosen_filter(
-        st.session_state.get("label_status"),
-        st.session_state.get("label_class_filter"),
-        st.session_state.get("label_modality_filter"),
-    )
-    if on_screen != worklist_filter:
+    if filters_on_screen() != worklist_filter:
         st.rerun()
 
 
@@ -93,11 +124,14 @@ def jump_to(image_id: int | None) -> None:
     st.session_state["label_jump"] = st.session_state.get("label_jump", 0) + 1
 
 
-# A new filter opens the nearest image of the new list at or after the current one.
+# A new filter or order opens the nearest image of the new list at or after the current one (in
+# the new order: after the current image's place in it when the image itself left the list).
 if st.session_state.get("label_list_version") != list_version:
     st.session_state["label_list_version"] = list_version
     here = viewer_state(VIEWER_KEY).get("position") or st.session_state.get("label_position")
-    jump_to(next_image_id(store, actor, worklist_filter, after_image_id=(int(here) - 1) if here else None))
+    jump_to(
+        next_image_id(store, actor, worklist_filter, after_image_id=int(here) if here else None, include_anchor=True)
+    )
 
 
 def current_position() -> tuple[int | None, int, bool]:
@@ -151,17 +185,33 @@ def worklist_ui() -> None:
         f"Page (of {pages})", 1, pages, value=default_page, key=f"label_page_{list_version}_{default_page}"
     )
     rows, total = worklist_page(store, reader, worklist_filter, offset=(int(page) - 1) * PAGE_ROWS, limit=PAGE_ROWS)
+    if worklist_filter.search and not total:
+        st.caption(f"Nothing on this list matches “{plain(worklist_filter.search)}”.")
     rows.insert(0, "here", [ON_SCREEN if image_id == position else "" for image_id in rows["image_id"]])
+    rows.insert(1, "picture", thumbnail_urls([int(image_id) for image_id in rows["image_id"]]))
+    shown_columns = ["here", "picture", "patient", "study_date", "modality", "series", "status", "label", "file"]
     # Keyed by the image on screen: a click ticks a row until the viewer has moved there, and the
     # tick does not stay behind when the viewer moves on.
     selection = st.dataframe(
-        spreadsheet_safe(rows[["here", "image_id", "file", "modality", "label", "status"]]),
+        spreadsheet_safe(rows[[*shown_columns, "image_id"]]),
         hide_index=True,
         on_select="rerun",
         selection_mode="single-row",
         key=f"label_worklist_{list_version}_{page}_{position}",
         height=560,
-        column_config={"here": st.column_config.TextColumn("", width=28), "label": "my label", "status": "my read"},
+        row_height=ROW_HEIGHT,
+        column_order=shown_columns,
+        column_config={
+            "here": st.column_config.TextColumn("", width=28),
+            "picture": st.column_config.ImageColumn("", width=48),
+            "patient": st.column_config.TextColumn("patient", help="The patient's pseudonym"),
+            "study_date": st.column_config.TextColumn(
+                "study", help="The study date as stored (shifted when the project shifts dates)"
+            ),
+            "modality": st.column_config.TextColumn("mod.", width=44),
+            "status": "my read",
+            "label": "my label",
+        },
     )
     list_follower("label_list_follower")
     picked_rows = selection.selection.rows if selection else []

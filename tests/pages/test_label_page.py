@@ -258,3 +258,72 @@ def test_a_read_made_under_another_sign_in_is_not_saved(page_store, images):
     assert get_image(page_store, READER, first).read is False
     data = report(app, KEY, position=first, pending=[save(2, first, "normal", owner=owner)])
     assert data["acked"] == [2]
+
+
+def _worklist_table(app):  # type: ignore[no-untyped-def]
+    [table] = [element for element in app.dataframe if element.key.startswith("label_worklist")]
+    return table.value
+
+
+def test_the_search_box_narrows_the_list_and_next_keeps_to_it(page_store, images):
+    # Issue 16 item 13: a reader searches the worklist; the viewer's "next" stays on what was found.
+    app = run_page_as("label", READER)
+    app.text_input(key="label_search").input("cr").run()
+    rows = _worklist_table(app)
+    assert list(rows["image_id"]) == images["CR"] and set(rows["modality"]) == {"CR"}
+    data = viewer_data(app, KEY)
+    assert data["order"] == images["CR"]
+    caption = next(caption.value for caption in app.caption if "to do" in caption.value)
+    assert caption.startswith("2 to do")
+    patient = rows["patient"].iloc[1]  # a pseudonym: search by it
+    app.text_input(key="label_search").input(patient).run()
+    assert list(_worklist_table(app)["image_id"]) == [images["CR"][1]]
+    app.text_input(key="label_search").input("no such film").run()
+    assert _worklist_table(app).empty
+    assert any("Nothing on this list matches" in caption.value for caption in app.caption)
+    assert not app.exception
+
+
+def test_the_viewer_moves_through_the_list_in_the_order_the_table_shows(page_store, images):
+    app = run_page_as("label", READER)
+    app.selectbox(key="label_sort").set_value("patient").run()
+    rows = _worklist_table(app)
+    assert list(rows["patient"]) == sorted(rows["patient"])
+    table_order = [int(image_id) for image_id in rows["image_id"]]
+    assert table_order != images["all"]  # the pseudonyms do not sort in upload order
+    data = viewer_data(app, KEY)
+    # The reader stays on the film on screen, and "next" is the row below it in the table.
+    here = table_order.index(images["all"][0])
+    assert data["position"] == images["all"][0] and data["order"] == table_order[here:]
+    # A key labels it; the viewer moves to the next row, and the prefetched images follow the table.
+    second = table_order[here + 1]
+    data = report(app, KEY, position=second, pending=[save(1, images["all"][0], "normal")])
+    assert data["position"] == second and data["order"] == table_order[here + 1 :]
+
+
+def test_thumbnails_are_made_in_the_background_and_shown_on_a_later_run(page_store, images):
+    from ui.thumbnails import PLACEHOLDER, thumbnail_maker
+
+    app = run_page_as("label", READER)
+    pictures = list(_worklist_table(app)["picture"])
+    assert pictures == [PLACEHOLDER] * len(images["all"])  # the page did not wait for pixels
+    assert thumbnail_maker().wait(timeout=30)
+    app.run()
+    pictures = list(_worklist_table(app)["picture"])
+    assert all(picture.startswith("data:image/jpeg;base64,") for picture in pictures)
+
+
+def test_a_thumbnail_that_cannot_be_made_never_fails_the_page(page_store, images):
+    from ui.thumbnails import PLACEHOLDER, thumbnail_maker
+
+    first = images["all"][0]
+    with page_store.db.read() as session:
+        page_store.blobs.path_for(session.get(Image, first).sha256).write_bytes(b"truncated")
+    app = run_page_as("label", READER)
+    assert thumbnail_maker().wait(timeout=30)
+    app.run()
+    assert not app.exception
+    rows = _worklist_table(app)
+    pictures = dict(zip(rows["image_id"], rows["picture"], strict=True))
+    assert pictures[first] == PLACEHOLDER
+    assert all(picture.startswith("data:image/jpeg") for image_id, picture in pictures.items() if image_id != first)
