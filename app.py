@@ -85,6 +85,13 @@ APP_PAGES = (
 leave_legacy_page_discovery()
 # A local icon: a ":material/...:" page icon makes every browser fetch it from fonts.gstatic.com.
 st.set_page_config(page_title="medreview", page_icon=str(Path(__file__).parent / "ui" / "icon.png"), layout="wide")
+# Streamlit starts every page 6rem below the top, under a toolbar of 3.75rem: at 1280x720 that is
+# ~180 px of nothing above each title, which pushed the viewer's image below the fold. A style-only
+# st.html takes no room on the page.
+st.html(
+    "<style>[data-testid='stMainBlockContainer'] { padding-top: 3.25rem; padding-bottom: 2rem; }"
+    " [data-testid='stMainBlockContainer'] h1 { padding-top: 0.25rem; }</style>"
+)
 store = get_store()
 
 

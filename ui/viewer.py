@@ -70,6 +70,8 @@ FRAME_BYTES_PER_RUN = 8 * 1024 * 1024
 MIN_SECONDS_ON_SCREEN = 0.12
 # Images whose first frame is sent with the data that opens them, before the viewer asks.
 PUSHED_IMAGES = 3
+# CSS pixels the Label viewer keeps free under it: the title of the comment box stays on screen.
+LABEL_ROOM_BELOW = 48
 
 _component = st.components.v2.component("medreview.viewer", js=BUNDLE.read_text(encoding="utf-8"), isolate_styles=False)
 
@@ -198,6 +200,9 @@ def image_info(
         "name": record.display_name.rsplit("/", 1)[-1],
         "caption": caption,
         "series": series if len(series) > 1 else None,
+        # For the viewer's corner: described at import from coded values and geometry only, so it
+        # carries no identifier (medreview.ingest.deid); the patient key stays out of the corners.
+        "seriesDescription": record.series_description,
         "label": record.label,
         "labels": list(record.labels),
         "boxes": [dict(box) for box in record.boxes],
@@ -362,6 +367,8 @@ def image_viewer(
     failed: dict[int, str] | None = None,
     overlays: Sequence[dict[str, Any]] = (),
     max_height: int = 0,
+    below: int | None = None,
+    split: bool = False,
     allowed: Callable[[int], bool] | None = None,
 ) -> dict[str, Any]:
     """Mount the viewer; returns its ``sync`` state (see the module docstring).
@@ -371,7 +378,10 @@ def image_viewer(
     list); defaults to the position itself. ``allowed``: which image ids this reader may receive
     pixels of (default: any image of the store, which every signed-in role may browse).
     ``boxes_alone``: a read may be boxes without a class. ``left``: past the list's last image
-    (``position`` None), {"count", "first"} of the images on the list still to do.
+    (``position`` None), {"count", "first"} of the images on the list still to do. The viewer's height
+    follows the window, at most ``max_height`` (0: no limit), leaving ``below`` CSS pixels under it for
+    the page (default: the Label page's comment title in label mode). ``split``: the image and the
+    image under its map (``overlays``) side by side, sharing window, zoom, pan and slice.
     """
     sync = viewer_state(key)
     started = time.perf_counter()
@@ -428,6 +438,8 @@ def image_viewer(
         "failed": {str(seq): reason for seq, reason in (failed or {}).items()},
         "minSecondsOnScreen": MIN_SECONDS_ON_SCREEN,
         "maxHeight": max_height,
+        "below": (LABEL_ROOM_BELOW if mode == "label" else 0) if below is None else below,
+        "split": split,
         "owner": sign_in_id() if mode == "label" else "",
         "left": left,
         "serverMs": round((time.perf_counter() - started) * 1000, 1),

@@ -69,6 +69,10 @@ class DecodedImage:
     # (row spacing, column spacing) in mm between pixel centres, from Pixel Spacing (or Imager
     # Pixel Spacing for projection radiographs); None when the file gives neither (PNG/JPEG).
     pixel_spacing: tuple[float, float] | None = None
+    # The patient directions along a row (towards the right edge) and down a column (towards the
+    # bottom edge) as PS3.3 C.7.6.1.1.1 letters ("L", "P", "H", "LP" when oblique), from Image
+    # Orientation (Patient) or Patient Orientation; None when the file gives neither (PNG/JPEG).
+    patient_directions: tuple[str, str] | None = None
 
     @property
     def frame_count(self) -> int:
@@ -143,6 +147,7 @@ def _decode_dataset(dataset: Dataset) -> DecodedImage:
         voi_lut=_voi_lut(dataset),
         file_windows=file_windows,
         pixel_spacing=_pixel_spacing(dataset),
+        patient_directions=_patient_directions(dataset),
     )
 
 
@@ -157,6 +162,52 @@ def _pixel_spacing(dataset: Dataset) -> tuple[float, float] | None:
         except (TypeError, ValueError):
             continue
         if all(math.isfinite(part) and part > 0 for part in (row, column)):
+            return (row, column)
+    return None
+
+
+# Patient axes (PS3.3 C.7.6.2.1.1): +x towards the patient's left, +y posterior, +z head.
+_AXIS_LETTERS = (("R", "L"), ("A", "P"), ("F", "H"))
+_OPPOSITE_LETTERS = str.maketrans("LRAPHF", "RLPAFH")
+# A direction cosine below this names no letter: 0.25 keeps the main axes of an oblique plane
+# ("LP" for 45 degrees) and drops the noise of a near-axial one.
+_DIRECTION_MINIMUM = 0.25
+
+
+def direction_letters(cosines: tuple[float, float, float]) -> str:
+    """A direction in patient coordinates as letters, strongest first: (0, 0, -1) is "F",
+    (0.7, 0.7, 0) is "LP"; "" for a zero vector."""
+    order = sorted(range(3), key=lambda axis: -abs(cosines[axis]))
+    return "".join(_AXIS_LETTERS[axis][cosines[axis] > 0] for axis in order if abs(cosines[axis]) >= _DIRECTION_MINIMUM)
+
+
+def opposite_letters(letters: str) -> str:
+    """The opposite direction: "LP" -> "RA"."""
+    return letters.translate(_OPPOSITE_LETTERS)
+
+
+def _patient_directions(dataset: Dataset) -> tuple[str, str] | None:
+    """(along a row, down a column) as letters, from Image Orientation (Patient) (cross-sectional
+    images, or the shared Plane Orientation of an enhanced multi-frame) or else Patient Orientation
+    (projection radiographs); None without a usable value."""
+    orientation = dataset.get("ImageOrientationPatient")
+    shared = dataset.get("SharedFunctionalGroupsSequence")
+    if orientation is None and shared:
+        plane = shared[0].get("PlaneOrientationSequence")
+        orientation = plane[0].get("ImageOrientationPatient") if plane else None
+    try:
+        cosines = [float(value) for value in orientation] if orientation is not None else []
+    except (TypeError, ValueError):
+        cosines = []
+    if len(cosines) == 6 and all(math.isfinite(value) for value in cosines):
+        row = direction_letters((cosines[0], cosines[1], cosines[2]))
+        column = direction_letters((cosines[3], cosines[4], cosines[5]))
+        if row and column:
+            return (row, column)
+    patient_orientation = dataset.get("PatientOrientation")
+    if isinstance(patient_orientation, MultiValue | list) and len(patient_orientation) == 2:
+        row, column = (str(value).strip().upper() for value in patient_orientation)
+        if row and column and set(row + column) <= set("LRAPHF"):
             return (row, column)
     return None
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from medreview.imaging.decoding import DecodedImage
+from medreview.imaging.decoding import DecodedImage, opposite_letters
 from medreview.imaging.display import default_display_window, window_choices
 
 __all__ = ["EncodedFrame", "display_facts", "encode_frame", "heatmap_intensities"]
@@ -70,7 +70,8 @@ def encode_frame(image: DecodedImage, frame_index: int) -> EncodedFrame:
 
 def display_facts(image: DecodedImage) -> dict[str, Any]:
     """What the viewer needs to window an image as the server would (JSON-ready): the offered
-    windows in menu order, the first window shown, the VOI LUT, MONOCHROME1, pixel spacing."""
+    windows in menu order, the first window shown, the VOI LUT, MONOCHROME1, pixel spacing (the
+    ruler and the scale bar) and the patient direction at each edge (the orientation marker)."""
     windows: list[dict[str, Any]] = []
     default = None
     if not image.is_color:
@@ -98,7 +99,17 @@ def display_facts(image: DecodedImage) -> dict[str, Any]:
         "defaultWindow": default,
         "voiLut": voi_lut,
         "pixelSpacing": list(image.pixel_spacing) if image.pixel_spacing else None,
+        "orientation": edge_directions(image.patient_directions),
     }
+
+
+def edge_directions(directions: tuple[str, str] | None) -> dict[str, str] | None:
+    """The patient direction at each edge of the image as shown (no flip or rotation: the viewer has
+    none), from (along a row, down a column): ("L", "F") -> right "L", left "R", bottom "F", top "H"."""
+    if directions is None:
+        return None
+    row, column = directions
+    return {"left": opposite_letters(row), "right": row, "top": opposite_letters(column), "bottom": column}
 
 
 def heatmap_intensities(heat: np.ndarray) -> np.ndarray:

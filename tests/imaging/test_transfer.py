@@ -89,6 +89,31 @@ def test_pixel_spacing_is_read_from_the_file_for_the_ruler():
     assert decode_dicom(with_attributes(PixelSpacing=[0, 0.5])).pixel_spacing is None  # nonsense: ignored
 
 
+@pytest.mark.parametrize(
+    ("attributes", "edges"),
+    [
+        # An axial slice: rows run to the patient's left, columns to the back.
+        ({"ImageOrientationPatient": [1, 0, 0, 0, 1, 0]}, {"left": "R", "right": "L", "top": "A", "bottom": "P"}),
+        # A coronal slice: columns run to the feet.
+        ({"ImageOrientationPatient": [1, 0, 0, 0, 0, -1]}, {"left": "R", "right": "L", "top": "H", "bottom": "F"}),
+        # Oblique: both main axes named, the stronger first; a near-zero component names nothing.
+        (
+            {"ImageOrientationPatient": [0.8, 0.6, 0.01, 0, 0, -1]},
+            {"left": "RA", "right": "LP", "top": "H", "bottom": "F"},
+        ),
+        # A radiograph gives Patient Orientation instead (a PA chest film: row to the left, column down).
+        ({"PatientOrientation": ["L", "F"]}, {"left": "R", "right": "L", "top": "H", "bottom": "F"}),
+        ({"PatientOrientation": ["A", "FR"]}, {"left": "P", "right": "A", "top": "HL", "bottom": "FR"}),
+        # Neither, or nonsense: no marker rather than a wrong one.
+        ({}, None),
+        ({"PatientOrientation": ["X", "Y"]}, None),
+        ({"ImageOrientationPatient": [0, 0, 0, 0, 0, 0]}, None),
+    ],
+)
+def test_display_facts_name_the_patient_direction_at_each_edge(attributes, edges):
+    assert display_facts(decode_dicom(with_attributes(**attributes)))["orientation"] == edges
+
+
 def test_heat_maps_travel_as_intensities_the_viewer_colours():
     heat = np.array([[0.0, 0.5], [1.0, 1.7]])  # a value past 1 is clipped, not wrapped
     np.testing.assert_array_equal(heatmap_intensities(heat), [[0, 128], [255, 255]])

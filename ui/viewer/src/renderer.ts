@@ -31,14 +31,17 @@ const BOX_COLOUR = "#ffc107";
 const SELECTED_COLOUR = "#4fc3f7";
 
 export class Renderer {
-  readonly camera = new Camera();
   private readonly context: CanvasRenderingContext2D;
   private readonly offscreen = document.createElement("canvas");
   private readonly offscreenContext: CanvasRenderingContext2D;
   private image: ImageData | null = null;
   private windowedKey = "";
 
-  constructor(readonly canvas: HTMLCanvasElement) {
+  /** `camera`: shared by viewports that move together (the image beside its map). */
+  constructor(
+    readonly canvas: HTMLCanvasElement,
+    readonly camera = new Camera(),
+  ) {
     const context = canvas.getContext("2d");
     const offscreenContext = this.offscreen.getContext("2d");
     if (!context || !offscreenContext) throw new Error("this browser has no 2D canvas");

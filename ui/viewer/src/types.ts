@@ -31,6 +31,10 @@ export interface ImageInfo {
   voiLut: VoiLut | null;
   /** (row, column) mm between pixel centres; null when unknown. */
   pixelSpacing: [number, number] | null;
+  /** The patient direction at each edge ("L", "H", "LP"...); null when the image does not say. */
+  orientation: { left: string; right: string; top: string; bottom: string } | null;
+  /** The series as described at import from coded values and geometry (never free text). */
+  seriesDescription?: string;
   /** Ordered image ids of the image's series (a stack), or null for a lone image. */
   series: number[] | null;
   /** The signed-in reader's own read (never another reader's, for blinding). */
@@ -87,6 +91,10 @@ export interface ViewerData {
   minSecondsOnScreen: number;
   /** Tallest the viewer may be, in CSS pixels (0: fill the window below its top). */
   maxHeight: number;
+  /** CSS pixels kept free under the viewer for the page's own controls (a comment box's title). */
+  below?: number;
+  /** Two viewports side by side sharing window, zoom, pan and slice: the image, and the image under its map. */
+  split?: boolean;
   /**
    * The signed-in session, as the viewer may know it (ui/viewer.py sign_in_id: not the login token):
    * the reads it keeps in the tab's storage are this session's, sent again by this session only.

@@ -13,13 +13,15 @@
  * pixels go, it sends nothing more, and its pending reads stay on screen marked as not saved.
  */
 
+import { cornerText } from "./annotations";
 import { announceProgress } from "./follower";
 import { decodeRow, type Frame, FrameCache, frameKey, fromBase64 } from "./frames";
 import { isTextEntry, LEGEND_LABEL, LEGEND_VIEW, legendHtml } from "./keyboard";
 import { KEY_MARK, mark, PAINT_MARK } from "./marks";
 import { guard, navigationHeld } from "./navigation";
 import { PendingReads, type TabStorage } from "./pending";
-import { overlayCanvas, Renderer } from "./renderer";
+import { type Edges, Pane } from "./pane";
+import { overlayCanvas, type Renderer } from "./renderer";
 import { Tools } from "./tools";
 import type { Box, ImageInfo, PendingSave, SignedOutData, SyncState, ViewerData } from "./types";
 import type { Point } from "./viewport";
@@ -49,6 +51,8 @@ function tabStorage(): TabStorage | null {
 
 interface WindowState {
   window: Window | null;
+  /** The preset the window came from (Shift+1-9, or the first one offered), null once dragged. */
+  name: string | null;
   invert: boolean;
 }
 
@@ -62,14 +66,17 @@ export class Viewer {
   private readonly root: HTMLDivElement;
   private readonly header: HTMLDivElement;
   private readonly status: HTMLDivElement;
-  private readonly stage: HTMLDivElement;
+  /** Where the viewports sit: one, or the image and its map side by side (`ViewerData.split`). */
+  private readonly stages: HTMLDivElement;
   private readonly message: HTMLDivElement;
-  private readonly renderer: Renderer;
+  /** The viewports: the first shows the image, a second (split) the image under its map. */
+  private readonly panes: Pane[] = [];
   private readonly cache = new FrameCache(CACHE_BYTES);
   private readonly infos = new Map<number, ImageInfo>();
   private readonly decoding = new Set<string>();
   private readonly missing = new Map<string, string>();
   private readonly overlays = new Map<string, HTMLCanvasElement>();
+  private readonly overlayLabels = new Map<string, string>();
   private readonly worklist = new Worklist();
   private lastJump = -1;
   /** The worklist image the reader is on, the series image shown (a slice of it) and its frame. */
@@ -115,16 +122,18 @@ export class Viewer {
     this.root.tabIndex = -1;
     this.root.innerHTML = `
       <div class="mrv-header"></div>
-      <div class="mrv-stage"><canvas class="mrv-canvas"></canvas><div class="mrv-message"></div></div>
+      <div class="mrv-stages"><div class="mrv-message"></div></div>
       <div class="mrv-status"></div>
-      <div class="mrv-legend"></div>`;
+      <details class="mrv-legend"><summary>Keys</summary><div class="mrv-keys"></div></details>`;
     parent.appendChild(this.root);
     this.header = this.root.querySelector(".mrv-header") as HTMLDivElement;
-    this.stage = this.root.querySelector(".mrv-stage") as HTMLDivElement;
+    this.stages = this.root.querySelector(".mrv-stages") as HTMLDivElement;
     this.status = this.root.querySelector(".mrv-status") as HTMLDivElement;
     this.message = this.root.querySelector(".mrv-message") as HTMLDivElement;
-    this.renderer = new Renderer(this.root.querySelector("canvas") as HTMLCanvasElement);
-    this.bindPointer();
+    // The keys stay listed where the window leaves room for them; the reader opens or closes them.
+    (this.root.querySelector(".mrv-legend") as HTMLDetailsElement).open = window.innerHeight >= 860;
+    this.addPane();
+    this.bindButtons();
     this.resizeObserver = new ResizeObserver(() => this.layout());
     this.resizeObserver.observe(this.root);
     window.addEventListener("resize", this.layoutHandler);
@@ -143,6 +152,27 @@ export class Viewer {
 
   private readonly retryTimer: number;
   private lastSyncAt = 0;
+
+  /** The first viewport's renderer: its camera is every viewport's. */
+  private get renderer(): Renderer {
+    return (this.panes[0] as Pane).renderer;
+  }
+
+  private addPane(): void {
+    const pane = new Pane(this.stages, this.panes[0]?.renderer.camera, this.panes.length ? "mrv-map-pane" : "");
+    this.stages.insertBefore(pane.stage, this.message);
+    this.panes.push(pane);
+    this.bindPointer(pane.renderer);
+  }
+
+  /** Side by side (the image and its map) or one viewport, as the page asks. */
+  private setSplit(split: boolean): void {
+    if (split && this.panes.length === 1) this.addPane();
+    else if (!split && this.panes.length > 1) this.panes.splice(1).forEach((pane) => pane.stage.remove());
+    else return;
+    this.root.dataset.split = String(split);
+    this.layout();
+  }
 
   private readonly layoutHandler = (): void => this.layout();
 
@@ -202,6 +232,7 @@ export class Viewer {
     this.data = data;
     this.setState = setState;
     this.unanswered = false;
+    this.setSplit(data.split === true);
     if (data.mode === "label" && data.owner) {
       // Reads this sign-in left unsent in this tab (a page left before the answer, a reload) go
       // with the next report; another sign-in's are dropped unsent.
@@ -237,8 +268,12 @@ export class Viewer {
     }
     if (data.mode === "label" && this.current === null && data.position === null && data.left) this.atEnd = data.left;
     for (const [key, reason] of Object.entries(data.missing)) this.missing.set(key, reason);
+    // A page's map is for the view it was computed on: the maps of the last data replace earlier ones.
+    this.overlays.clear();
+    this.overlayLabels.clear();
     for (const row of data.overlays) {
       this.overlays.set(row.key, overlayCanvas(fromBase64(row.data), row.width, row.height, data.colormap));
+      this.overlayLabels.set(row.key, row.label);
     }
     // The server moves the viewer when it jumps (a click in the list, a new filter) and to open the
     // first image; not otherwise: data answering an earlier report names where the reader was then.
@@ -280,7 +315,10 @@ export class Viewer {
     this.current = null;
     this.shown = null;
     this.painted = null;
-    this.renderer.clear();
+    for (const pane of this.panes) {
+      pane.renderer.clear();
+      pane.annotate(null, null, null);
+    }
     this.root.dataset.signedOut = "true";
     delete this.root.dataset.paintedImage;
     this.paint();
@@ -351,7 +389,10 @@ export class Viewer {
       this.tools.imageChanged();
       // Nothing is on screen past the end: not the last image under the message.
       this.painted = null;
-      this.renderer.clear();
+      for (const pane of this.panes) {
+        pane.renderer.clear();
+        pane.annotate(null, null, null);
+      }
       delete this.root.dataset.paintedImage;
       this.paint();
       this.sync(false);
@@ -547,7 +588,7 @@ export class Viewer {
     let state = this.windowStates.get(seriesKey);
     if (!state) {
       if (this.lockedWindow && this.lockedWindow.modality === info.modality) state = { ...this.lockedWindow.state };
-      else state = { window: info.voiLut ? null : info.defaultWindow, invert: false };
+      else state = { window: info.voiLut ? null : info.defaultWindow, name: info.voiLut ? null : (info.windows[0]?.name ?? null), invert: false };
       this.windowStates.set(seriesKey, state);
     }
     return state;
@@ -593,15 +634,24 @@ export class Viewer {
     this.showMessage("");
     if (this.renderer.camera.fitted) this.renderer.fit(frame);
     const overlay = this.overlays.get(key);
-    this.renderer.paint({
-      frame,
-      params: this.displayParams(info),
-      overlay: overlay && this.overlayOn ? { canvas: overlay, opacity: this.overlayOpacity } : null,
-      boxes: this.boxesOf(this.shown).filter((box) => box.frame === this.frame),
-      selectedBox: this.selectedBox,
-      draftBox: this.draftBox,
-      ruler: this.ruler ? { ...this.ruler, text: this.rulerText(info, this.ruler) } : null,
+    const params = this.displayParams(info);
+    const boxes = this.boxesOf(this.shown).filter((box) => box.frame === this.frame);
+    const ruler = this.ruler ? { ...this.ruler, text: this.rulerText(info, this.ruler) } : null;
+    // Split: the image alone on the left, the image under its map on the right (O hides the map).
+    const mapPane = this.panes.length - 1;
+    this.panes.forEach((pane, index) => {
+      const withMap = index === mapPane && !!overlay && this.overlayOn;
+      pane.renderer.paint({
+        frame,
+        params,
+        overlay: withMap ? { canvas: overlay, opacity: this.overlayOpacity } : null,
+        boxes,
+        selectedBox: this.selectedBox,
+        draftBox: this.draftBox,
+        ruler,
+      });
     });
+    this.annotate(info);
     this.renderHeader(info); // after the paint: a fit changes the zoom it shows
     const now = performance.now();
     const sameImage = this.painted?.imageId === this.shown;
@@ -623,6 +673,35 @@ export class Viewer {
       const images = end.count === 1 ? "1 image" : `${end.count} images`;
       this.showMessage(`End of this list: ${images} on it still to do.`, "Go to the first (Enter)");
     }
+  }
+
+  /** The corners, edge letters and scale bar of each viewport (annotations.ts). */
+  private annotate(info: ImageInfo): void {
+    const state = info.color ? null : this.windowState(info);
+    const ratio = window.devicePixelRatio || 1;
+    const slices = info.series && info.series.length > 1 && this.shown !== null ? info.series : null;
+    const facts = {
+      slice: slices ? { index: slices.indexOf(this.shown as number) + 1, count: slices.length } : null,
+      frame: info.frames > 1 ? { index: this.frame + 1, count: info.frames } : null,
+      window: state?.window ?? null,
+      windowName: state?.name ?? null,
+      voiLut: !!info.voiLut && !state?.window,
+      inverted: !!state?.invert,
+      zoom: this.renderer.camera.scale * 100,
+      modality: info.modality,
+      series: info.seriesDescription ?? "",
+    };
+    // A millimetre on screen: along a row, a column's spacing (mm between columns) apart.
+    const columnSpacing = info.pixelSpacing?.[1] ?? null;
+    const pixelsPerMm = columnSpacing ? this.renderer.camera.scale / ratio / columnSpacing : null;
+    const edges: Edges | null = info.orientation ?? null;
+    const mapPane = this.panes.length - 1;
+    const label = this.overlayLabels.get(frameKey(this.shown as number, this.frame));
+    this.panes.forEach((pane, index) => {
+      let map: string | null = null;
+      if (this.panes.length > 1 && index === mapPane) map = label ? (this.overlayOn ? label : `${label} (hidden: O)`) : "map: not computed yet";
+      pane.annotate(cornerText({ ...facts, map }), edges, pixelsPerMm);
+    });
   }
 
   private rulerText(info: ImageInfo, ruler: { from: Point; to: Point }): string {
@@ -662,26 +741,29 @@ export class Viewer {
     }
     const state = info.color ? null : this.windowState(info);
     const window = state?.window;
+    // The read state comes first and is never cut off (the rest of the line may be).
+    let read = "";
+    if (this.data?.mode === "label") {
+      const mine = this.data.multi ? info.labels.join(", ") : info.label;
+      if (mine) read = `my label: <strong class="mrv-label">${escapeHtml(mine)}</strong>`;
+      else if (info.read) read = `my read: <strong class="mrv-label">boxes only</strong>`;
+      else read = "not read by me yet";
+      if (this.unsure) read += " · unsure";
+    }
     const parts = info.name ? [`<b>${escapeHtml(info.name)}</b>`] : [];
     parts.push(escapeHtml(info.caption));
     if (info.series && info.series.length > 1 && this.shown !== null) {
       parts.push(`slice <b class="mrv-slice">${info.series.indexOf(this.shown) + 1}</b>/${info.series.length}`);
     }
     if (info.frames > 1) parts.push(`frame <b class="mrv-frame">${this.frame + 1}</b>/${info.frames}${this.cineTimer !== null ? ` ▶ ${this.cineFps} fps` : ""}`);
-    if (window) parts.push(`W ${Math.round(window.width)} / L ${Math.round(window.center)}`);
+    if (window) parts.push(`W ${Math.round(window.width)} / L ${Math.round(window.center)}${state?.name ? ` (${escapeHtml(state.name)})` : ""}`);
     else if (info.voiLut) parts.push("VOI LUT");
     if (state?.invert) parts.push("inverted");
     if (this.lockedWindow) parts.push("🔒 window locked");
     parts.push(`zoom ${Math.round(this.renderer.camera.scale * 100)}%`);
     parts.push(`<span class="mrv-tool">${this.toolText()}</span>`);
-    if (this.data?.mode === "label") {
-      const mine = this.data.multi ? info.labels.join(", ") : info.label;
-      if (mine) parts.push(`my label: <b class="mrv-label">${escapeHtml(mine)}</b>`);
-      else if (info.read) parts.push(`my read: <b class="mrv-label">boxes only</b>`);
-      else parts.push("not read by me yet");
-      if (this.unsure) parts.push("unsure");
-    }
-    const html = parts.join(" · ");
+    const rest = `<span class="mrv-header-rest">${parts.join(" · ")}</span>`;
+    const html = read ? `<span class="mrv-read">${read}</span>${rest}` : rest;
     if (this.header.innerHTML !== html) this.header.innerHTML = html;
   }
 
@@ -727,23 +809,34 @@ export class Viewer {
     if (this.statusFlash) parts.push(`<span class="mrv-error">${escapeHtml(this.statusFlash)}</span>`);
     const html = parts.join(" ");
     if (this.status.innerHTML !== html) this.status.innerHTML = html;
-    const legend = this.root.querySelector(".mrv-legend") as HTMLDivElement;
+    const legend = this.root.querySelector(".mrv-keys") as HTMLDivElement;
     const legendText = legendHtml(this.data?.mode === "label" ? [...LEGEND_LABEL, ...LEGEND_VIEW] : LEGEND_VIEW);
     if (legend.innerHTML !== legendText) legend.innerHTML = legendText;
   }
 
+  /**
+   * The viewports' height follows the window: what is left below the viewer's top, minus the rows
+   * under it and the room the page keeps for its own controls there (`ViewerData.below`). The top is
+   * measured in the page, not on screen: a page scrolled (a comment box opened below) must not make
+   * the viewer taller, which scrolled its header away for good.
+   */
   private layout(): void {
-    const rect = this.stage.getBoundingClientRect();
+    const stage = (this.panes[0] as Pane).stage;
     const legend = this.root.querySelector(".mrv-legend") as HTMLDivElement;
-    // The page must not scroll: the stage takes what is left below its top, minus the rows under it.
-    const below = this.status.offsetHeight + legend.offsetHeight + 32;
-    const available = window.innerHeight - rect.top - below;
+    const below = this.status.offsetHeight + legend.offsetHeight + 24 + (this.data?.below ?? 0);
+    const { top, height: windowHeight } = pageTop(stage);
+    const available = windowHeight - top - below;
     const maxHeight = this.data?.maxHeight || 0;
-    const height = Math.max(240, maxHeight > 0 ? Math.min(maxHeight, available) : available);
-    const width = Math.max(120, this.stage.clientWidth);
-    this.stage.style.height = `${Math.round(height)}px`;
+    let height = Math.max(240, maxHeight > 0 ? Math.min(maxHeight, available) : available);
+    const width = Math.max(120, stage.clientWidth);
+    const info = this.info(this.shown);
+    // Side by side, the viewports are narrow: no taller than the image fills them.
+    if (this.panes.length > 1 && info) height = Math.max(240, Math.min(height, (width * info.height) / info.width));
     const frame = this.shown === null ? null : (this.cache.get(frameKey(this.shown, this.frame)) ?? null);
-    this.renderer.resize(width, Math.round(height), frame);
+    for (const pane of this.panes) {
+      pane.stage.style.height = `${Math.round(height)}px`;
+      pane.renderer.resize(Math.max(120, pane.stage.clientWidth), Math.round(height), frame);
+    }
     this.requestPaint();
   }
 
@@ -755,10 +848,12 @@ export class Viewer {
     return { info, state: this.windowState(info) };
   }
 
-  private setWindow(window: Window | null): void {
+  /** `name`: the preset chosen (Shift+1-9); a drag's window has none. */
+  private setWindow(window: Window | null, name: string | null = null): void {
     const current = this.currentWindowState();
     if (!current) return;
     current.state.window = window;
+    current.state.name = name;
     if (this.lockedWindow && this.lockedWindow.modality === current.info.modality) this.lockedWindow.state = { ...current.state };
     this.requestPaint();
     if (!this.drag) this.sync(false);
@@ -773,8 +868,9 @@ export class Viewer {
     return info.defaultWindow ?? { center: 127.5, width: 256 };
   }
 
-  private bindPointer(): void {
-    const canvas = this.renderer.canvas;
+  /** Mouse and wheel on one viewport's canvas (every viewport shares the camera). */
+  private bindPointer(renderer: Renderer): void {
+    const canvas = renderer.canvas;
     canvas.addEventListener("contextmenu", (event) => event.preventDefault());
     canvas.addEventListener("dblclick", () => {
       this.renderer.camera.fitted = true;
@@ -783,7 +879,7 @@ export class Viewer {
     canvas.addEventListener("pointerdown", (event) => {
       activeViewer = this;
       canvas.setPointerCapture(event.pointerId);
-      const start = this.renderer.canvasPoint(event.clientX, event.clientY);
+      const start = renderer.canvasPoint(event.clientX, event.clientY);
       let mode = this.tools.tool;
       if (event.button === 2 || event.button === 1 || event.shiftKey || event.ctrlKey) mode = "pan";
       const current = this.currentWindowState();
@@ -814,7 +910,7 @@ export class Viewer {
     canvas.addEventListener("pointermove", (event) => {
       const drag = this.drag;
       if (!drag) return;
-      const point = this.renderer.canvasPoint(event.clientX, event.clientY);
+      const point = renderer.canvasPoint(event.clientX, event.clientY);
       const dx = point.x - drag.last.x;
       const dy = point.y - drag.last.y;
       drag.last = point;
@@ -862,12 +958,16 @@ export class Viewer {
           else this.stepFrame(step);
           return;
         }
-        const anchor = this.renderer.canvasPoint(event.clientX, event.clientY);
+        const anchor = renderer.canvasPoint(event.clientX, event.clientY);
         this.renderer.camera.zoomAt(anchor, event.deltaY < 0 ? 1.15 : 1 / 1.15);
         this.requestPaint();
       },
       { passive: false },
     );
+  }
+
+  /** The status row's buttons (classes, save, retry) and the message's (the end of a list). */
+  private bindButtons(): void {
     this.status.addEventListener("click", (event) => {
       const target = (event.target as HTMLElement).closest("button");
       if (!target || !this.data || this.signedOut !== null) return;
@@ -990,8 +1090,10 @@ export class Viewer {
       else handled = false;
     } else if (event.shiftKey && /^Digit[1-9]$/.test(event.code)) {
       const info = this.info(this.shown);
-      const preset = info?.windows[Number(event.code.slice(5)) - 1];
-      if (preset) this.setWindow({ center: preset.center, width: preset.width });
+      const number = Number(event.code.slice(5));
+      const preset = info?.windows[number - 1];
+      if (preset) this.setWindow({ center: preset.center, width: preset.width }, preset.name);
+      else if (info && !info.color) this.flashStatus(`No window preset ${number}: this image has ${info.windows.length} (Shift+1-${info.windows.length}).`);
     } else if (/^[1-9]$/.test(key) && label) {
       if (event.repeat) return void event.preventDefault(); // a held key labels once
       this.classKey(Number(key) - 1, event.timeStamp);
@@ -1175,6 +1277,7 @@ export class Viewer {
     const current = this.currentWindowState();
     if (current) {
       current.state.window = current.info.voiLut ? null : current.info.defaultWindow;
+      current.state.name = current.info.voiLut ? null : (current.info.windows[0]?.name ?? null);
       current.state.invert = false;
     }
     this.renderer.camera.fitted = true;
@@ -1228,6 +1331,22 @@ export class Viewer {
     if (this.cineTimer !== null) window.clearInterval(this.cineTimer);
     this.cineTimer = null;
   }
+}
+
+/**
+ * An element's top in the page (scrolling does not change it) and the height of the window it is
+ * scrolled in: Streamlit scrolls its main area, not the document.
+ */
+function pageTop(element: HTMLElement): { top: number; height: number } {
+  const rect = element.getBoundingClientRect();
+  for (let parent = element.parentElement; parent; parent = parent.parentElement) {
+    const overflow = getComputedStyle(parent).overflowY;
+    if ((overflow === "auto" || overflow === "scroll") && parent.scrollHeight > parent.clientHeight) {
+      const box = parent.getBoundingClientRect();
+      return { top: rect.top - box.top + parent.scrollTop, height: Math.min(parent.clientHeight, window.innerHeight - box.top) };
+    }
+  }
+  return { top: rect.top + window.scrollY, height: window.innerHeight };
 }
 
 function escapeHtml(text: string): string {
