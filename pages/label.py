@@ -184,7 +184,9 @@ def worklist_ui() -> None:
     page = st.number_input(
         f"Page (of {pages})", 1, pages, value=default_page, key=f"label_page_{list_version}_{default_page}"
     )
-    rows, total = worklist_page(store, reader, worklist_filter, offset=(int(page) - 1) * PAGE_ROWS, limit=PAGE_ROWS)
+    rows, total = worklist_page(
+        store, reader, worklist_filter, offset=(int(page) - 1) * PAGE_ROWS, limit=PAGE_ROWS, total=total
+    )
     if worklist_filter.search and not total:
         st.caption(f"Nothing on this list matches “{plain(worklist_filter.search)}”.")
     rows.insert(0, "here", [ON_SCREEN if image_id == position else "" for image_id in rows["image_id"]])

@@ -168,7 +168,9 @@ def _beyond(keys: list[tuple[ColumnElement[Any], bool]], anchor: tuple[Any, ...]
 def _search_condition(terms: list[str]) -> ColumnElement[bool]:
     """Each word found in one of the image's searchable facts (case-insensitive, ``%`` and ``_``
     taken literally). A word of digits and date separators ("2024-03") is also looked for in the
-    study date, which the store keeps as YYYYMMDD."""
+    study date, which the store keeps as YYYYMMDD. (One LIKE per fact, not one over the facts
+    joined into a text: the database stops at the first fact that matches, and joining them cost
+    as much as it saved, measured on 20,000 images.)"""
     conditions = []
     for term in terms:
         fields = (Patient.patient_key, Image.display_name, Series.modality, Series.description, Study.description)
@@ -291,7 +293,13 @@ def _frame(session: Session, query: Select[Any]) -> pd.DataFrame:
 
 
 def worklist_page(
-    store: Store, actor: Actor, worklist_filter: WorklistFilter, offset: int = 0, limit: int = 50
+    store: Store,
+    actor: Actor,
+    worklist_filter: WorklistFilter,
+    offset: int = 0,
+    limit: int = 50,
+    *,
+    total: int | None = None,
 ) -> tuple[pd.DataFrame, int]:
     """One page of the actor's filtered worklist and the list's length.
 
@@ -299,11 +307,13 @@ def worklist_page(
     image id last), with columns image_id, file, modality, patient (the pseudonym), study_date
     ("YYYY-MM-DD" as stored, "" when none), study (its description), series ("#2 CT chest"),
     rows, columns, frames, label (the actor's own read), status (of that read; None when unread).
-    Both the page and the total are computed by the database (LIMIT/OFFSET and COUNT)."""
+    Both the page and the total are computed by the database (LIMIT/OFFSET and COUNT); a caller
+    that has just counted the list (:func:`worklist_counts`) passes ``total`` and saves a count."""
     if offset < 0 or limit < 1:
         raise ValueError(f"a worklist page needs offset >= 0 and limit >= 1, got offset={offset}, limit={limit}")
     with store.db.read() as session:
-        total = session.scalar(_filtered(session, actor, worklist_filter, func.count(Image.id))) or 0
+        if total is None:
+            total = session.scalar(_filtered(session, actor, worklist_filter, func.count(Image.id))) or 0
         page = _frame(session, _rows_query(session, actor, worklist_filter).offset(offset).limit(limit))
     return page, int(total)
 
