@@ -40,10 +40,11 @@ st.caption(
 )
 
 
-def run_model_ui() -> None:
+def run_model_ui(expanded: bool) -> None:
     """Queue a prediction job (reviewers and admins: submit_predictions refuses annotators, so they
-    are not offered it)."""
-    with st.expander("Run the model", expanded=True):
+    are not offered it). Open while the model has called nothing: once it has, the image and its
+    map come first on the screen."""
+    with st.expander("Run the model", expanded=expanded):
         scope = st.radio(
             "Images",
             ["unlabelled", "all", "selected"],
@@ -64,8 +65,9 @@ def run_model_ui() -> None:
                 st.success(f"Prediction job {job_id} queued.")
 
 
+table = predictions_table(store, actor, model.id)
 if actor.can("reviewer"):
-    run_model_ui()
+    run_model_ui(expanded=table.empty)
 
 
 @st.fragment(run_every=2)
@@ -97,7 +99,6 @@ def blinded_note(hidden: int, more: str = "") -> str:
     )
 
 
-table = predictions_table(store, actor, model.id)
 hidden = hidden_predictions(store, actor, model.id)
 if table.empty:
     if hidden:
@@ -202,8 +203,9 @@ with view_column:
         st.error(plain(error))
         st.stop()
     class_names = list(model.class_names)
+    outside_training_data = bool(row["outside_training_data"])
     st.subheader(plain(record.display_name.rsplit("/", 1)[-1]))
-    if row["outside_training_data"]:
+    if outside_training_data:
         verdict = f"Model: **{OUTSIDE_TRAINING_DATA}** ({plain(row['outside_reason'])}): no class is given"
     else:
         verdict = f"Model: **{plain(row['predicted_class'])}** ({row['probability']:.1%})"
@@ -211,8 +213,13 @@ with view_column:
         verdict += f" · label: **{plain(row['label'])}**" + ("" if row["agrees"] is not False else " · :red[disagrees]")
     st.markdown(verdict)
     class_column, method_column = st.columns(2)
+    # Keyed by the prediction: each image's map opens on the class the model gave it, not on the
+    # class chosen for the image before.
     cam_class = class_column.selectbox(
-        "Map for class", class_names, index=class_names.index(row["predicted_class"]), key="predict_cam_class"
+        "Map for class",
+        class_names,
+        index=class_names.index(row["predicted_class"]) if row["predicted_class"] in class_names else 0,
+        key=f"predict_cam_class_{prediction_id}",
     )
     method = method_column.radio(
         "Map",
@@ -241,7 +248,8 @@ with view_column:
     if maps is not None and maps.ready:
         heat = maps.maps[class_names.index(cam_class)]
         overlays = [overlay_row(image_id, frame_index, heat, f"{METHOD_TITLES[method]}: {cam_class}")]
-    image_viewer("predict_viewer", actor, [image_id], position=image_id, overlays=overlays)
+    # The image and the image under its map side by side, sharing window, zoom, pan and slice.
+    image_viewer("predict_viewer", actor, [image_id], position=image_id, overlays=overlays, split=True)
     if maps is not None and maps.ready:
         st.caption(
             f"{METHOD_TITLES[method]} for **{plain(cam_class)}** · {view} · O shows or hides it, [ and ] "
@@ -254,7 +262,14 @@ with view_column:
         )
         if heat.max() == 0:
             st.caption(f"No positive evidence for **{plain(cam_class)}** on this view: the map is empty.")
-        view_probability = maps.probabilities[cam_class]
-        st.caption(f"On this view the model gives **{plain(cam_class)}** {view_probability:.1%}.")
+        if outside_training_data:
+            # No probability for an image the model was not trained on: a figure would read as a call.
+            st.caption(
+                "This image lies outside what the model was trained on: the map shows where it looked, "
+                "not evidence for a class, and no probability is given."
+            )
+        else:
+            view_probability = maps.probabilities[cam_class]
+            st.caption(f"On this view the model gives **{plain(cam_class)}** {view_probability:.1%}.")
     elif maps is not None:
         map_status_ui(frame_index, window, method, view)

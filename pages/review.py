@@ -8,6 +8,10 @@ import pandas as pd
 import streamlit as st
 
 from medreview.errors import MedreviewError
+from medreview.ml.domain import OUTSIDE_TRAINING_DATA
+from medreview.ml.explanations import METHOD_TITLES, request_view_maps
+from medreview.ml.prediction import image_call
+from medreview.ml.registry import active_model
 from medreview.reading.review import (
     adjudicate,
     agreement,
@@ -21,9 +25,9 @@ from medreview.reading.review import (
 )
 from medreview.reading.schema import label_classes
 from ui.exports import export_ui
-from ui.session import get_store, session_actor
+from ui.session import attempt, get_store, session_actor
 from ui.text import plain, spreadsheet_safe
-from ui.viewer import image_viewer
+from ui.viewer import image_viewer, overlay_row
 
 # Rows of a list page: the reviewer queue of a large project holds tens of thousands of reads,
 # and only one page is fetched, sent and drawn.
@@ -35,8 +39,50 @@ st.title("Review")
 
 
 def show_image(image_id: int) -> None:
-    """The image in the viewer, as wide as the column it is drawn in (the reads sit beside it)."""
-    image_viewer("review_viewer", actor, [image_id], position=image_id, max_height=640)
+    """The image in the viewer, as wide as the column it is drawn in (the reads sit beside it). With
+    an active model, the image and its map side by side (sharing window, zoom, pan and slice), the
+    map of the class the model gave it, computed on the first frame at the default window."""
+    model = active_model(store)
+    if model is None:
+        image_viewer("review_viewer", actor, [image_id], position=image_id, max_height=640)
+        return
+    call = image_call(store, actor, model.id, image_id)
+    maps = attempt(lambda: request_view_maps(store, actor, model.id, image_id))
+    overlays = []
+    if maps is not None and maps.ready and call is not None:
+        heat = maps.maps[list(model.class_names).index(call["predicted_class"])]
+        overlays = [overlay_row(image_id, 0, heat, f"{METHOD_TITLES[maps.method]}: {call['predicted_class']}")]
+    image_viewer("review_viewer", actor, [image_id], position=image_id, max_height=640, overlays=overlays, split=True)
+    if call is None:
+        st.caption(f"Model version {model.id} has not called this image: no map.")
+    elif call["outside_training_data"]:
+        # No class and no probability for an image the model was not trained on.
+        st.caption(
+            f"Model version {model.id}: **{OUTSIDE_TRAINING_DATA}** ({plain(call['outside_reason'])}): "
+            "outside what the model was trained on, so no class or probability is given."
+        )
+    else:
+        st.caption(
+            f"Model version {model.id}: **{plain(call['predicted_class'])}** ({call['probability']:.1%}) · "
+            "O shows or hides the map"
+        )
+    if maps is not None and not maps.ready and call is not None:
+        map_wait_ui(model.id, image_id)
+
+
+@st.fragment(run_every=2)
+def map_wait_ui(model_id: int, image_id: int) -> None:
+    """While the map is computed: a note, and the page again once it is there."""
+    reader = session_actor("reviewer")  # a fragment reruns on its own: check the user again
+    maps = attempt(lambda: request_view_maps(store, reader, model_id, image_id))
+    if maps is None:
+        return
+    if maps.ready:
+        st.rerun()
+    elif maps.status == "failed":
+        st.caption(f"The map could not be computed: {plain(maps.error)}")
+    else:
+        st.caption(f"Computing the map... (job {maps.job_id}: {maps.status})")
 
 
 def page_offset(total: int, key: str) -> int:
@@ -91,10 +137,10 @@ def queue_ui(waiting: int) -> None:
         on_select="rerun",
         selection_mode="single-row",
         key="review_queue_table",
-        height=260,
+        height=180,  # a few rows: the image under the table stays above the fold at 1280x720
     )
     row = picked_row(queue, picked)
-    left, right = st.columns([2, 3])
+    left, right = st.columns([3, 2])
     with left:
         show_image(int(row["image_id"]))
     with right:
@@ -161,7 +207,7 @@ def disagreements_ui(open_disagreements: int) -> None:
     )
     row = picked_row(table, picked)
     image_id = int(row["image_id"])
-    left, right = st.columns([2, 3])
+    left, right = st.columns([3, 2])
     with left:
         show_image(image_id)
     with right:

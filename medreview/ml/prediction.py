@@ -44,6 +44,7 @@ __all__ = [
     "SCOPES",
     "disagreements",
     "hidden_predictions",
+    "image_call",
     "load_heatmaps",
     "load_version_model",
     "most_uncertain",
@@ -277,6 +278,27 @@ def predictions_table(store: Store, actor: Actor, model_version_id: int | None =
         dtype=object,
     )
     return table[PREDICTION_COLUMNS]
+
+
+def image_call(store: Store, actor: Actor, model_version_id: int, image_id: int) -> dict[str, Any] | None:
+    """One image's prediction by one model version as :func:`predictions_table` gives it
+    (``predicted_class``, ``probability``, ``outside_training_data``, ``outside_reason``); None when
+    the version has not called the image, or blinded reading keeps its output from ``actor``."""
+    require(actor, "annotator", "see predictions")
+    if not can_see_others(store, actor, image_id):
+        return None
+    with store.db.read() as session:
+        prediction = session.scalar(
+            select(Prediction).where(Prediction.model_version_id == model_version_id, Prediction.image_id == image_id)
+        )
+        if prediction is None:
+            return None
+        return {
+            "predicted_class": prediction.predicted_class,
+            "probability": float(prediction.probability),
+            "outside_training_data": bool(prediction.out_of_distribution),
+            "outside_reason": prediction.out_of_distribution_reason,
+        }
 
 
 def hidden_predictions(store: Store, actor: Actor, model_version_id: int) -> int:

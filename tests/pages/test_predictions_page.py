@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
+from sqlalchemy import update
+
 from medreview.ingest import InputFile, ingest_files
 from medreview.reading.reads import LOCAL_ACTOR, save_read
 from medreview.store.models import Prediction
@@ -146,3 +149,64 @@ def test_an_annotator_without_predictions_hears_who_runs_the_model(page_store):
     app = run_page_as("predictions")
     assert [button.key for button in app.button if button.key == "predict_run"] == ["predict_run"]
     assert [info.value for info in app.info] == ["No predictions from this model yet: run it above."]
+
+
+def store_view_maps(store, model_id: int, image_id: int, probabilities: tuple[float, float]) -> None:
+    """The maps of an image's first view as the explanation job leaves them (no TensorFlow): one
+    map per class, and the model's probabilities on that view."""
+    from medreview.ml.explanations import _job_params
+
+    path = store.data_path(_job_params(model_id, image_id, 0, None, "gradcam")["path"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    maps = np.stack([np.full((8, 8), 0.25), np.eye(8)]).astype(np.float16)  # (2, 8, 8): normal, pneumonia
+    np.savez(path, maps=maps, probabilities=np.asarray(probabilities, dtype=np.float32))
+
+
+def test_the_map_opens_beside_the_image_on_the_class_each_image_was_given(page_store):
+    image_ids, model_id = predicted_films(page_store, 2)
+    with page_store.db.write() as session:
+        session.execute(
+            update(Prediction)
+            .where(Prediction.image_id == image_ids[1])
+            .values(predicted_class="normal", probability=0.7, probabilities={"normal": 0.7, "pneumonia": 0.3})
+        )
+    for image_id in image_ids:
+        store_view_maps(page_store, model_id, image_id, (0.3, 0.7))
+    app = run_page_as("predictions")
+    [cam_class] = [box for box in app.selectbox if box.label == "Map for class"]
+    assert cam_class.value == "pneumonia"
+    data = viewer_data(app, "predict_viewer")
+    # Two viewports, the second with the map of that class over the image.
+    assert data["split"] is True
+    assert [overlay["label"] for overlay in data["overlays"]] == ["Grad-CAM: pneumonia"]
+    # The next image was called "normal": its map opens on "normal", not on the class picked before.
+    app.session_state["predict_table"] = {"selection": {"rows": [1], "columns": [], "cells": []}}
+    app.run()
+    assert viewed_image(app) == image_ids[1]
+    [cam_class] = [box for box in app.selectbox if box.label == "Map for class"]
+    assert cam_class.value == "normal"
+    assert [overlay["label"] for overlay in viewer_data(app, "predict_viewer")["overlays"]] == ["Grad-CAM: normal"]
+
+
+def test_an_image_outside_the_training_data_gets_a_map_but_no_probability(page_store):
+    [scan] = ingest_files(page_store, LOCAL_ACTOR, [InputFile("scan.dcm", dicom_bytes("NM-2", modality="NM"))])
+    model_id = add_model_version(page_store, active=True)
+    with page_store.db.write() as session:
+        session.add(
+            Prediction(
+                image_id=scan.image_id,
+                model_version_id=model_id,
+                predicted_class="normal",
+                probability=0.584,
+                probabilities={"normal": 0.584, "pneumonia": 0.416},
+                out_of_distribution=True,
+                out_of_distribution_reason=REASON,
+            )
+        )
+    store_view_maps(page_store, model_id, scan.image_id, (0.584, 0.416))
+    app = run_page_as("predictions")
+    assert not app.exception
+    shown = " ".join([caption.value for caption in app.caption] + [markdown.value for markdown in app.markdown])
+    assert "Grad-CAM for" in shown  # the map is there
+    assert "%" not in shown and "the model gives" not in shown  # not "the model gives normal 58.4%"
+    assert "outside what the model was trained on" in shown

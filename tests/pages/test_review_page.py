@@ -167,3 +167,41 @@ def test_a_reviewer_downloads_the_label_exports_but_not_the_original_names(page_
     assert reads["name"] == "reads.csv" and reads["mime"] == "text/csv"
     assert reads["content"].decode().splitlines()[1].count(",normal,") == 1
     assert "reads.csv: 1 rows." in [success.value for success in app.success]
+
+
+def test_with_an_active_model_the_map_is_beside_the_image_and_an_outside_image_has_no_probability(page_store):
+    from medreview.store.models import Prediction
+    from tests.helpers import add_model_version
+    from tests.pages.test_predictions_page import store_view_maps
+    from tests.pages.viewer import viewer_data
+
+    film, scan = readers_and_images(page_store, 2)
+    save_read(page_store, ANN, film, "pneumonia")
+    save_read(page_store, BOB, scan, "normal")
+    model_id = add_model_version(page_store, active=True)
+    with page_store.db.write() as session:
+        for image_id, outside in ((film, False), (scan, True)):
+            session.add(
+                Prediction(
+                    image_id=image_id,
+                    model_version_id=model_id,
+                    predicted_class="pneumonia",
+                    probability=0.584,
+                    probabilities={"normal": 0.416, "pneumonia": 0.584},
+                    out_of_distribution=outside,
+                    out_of_distribution_reason="modality NM, trained on CR, DX" if outside else None,
+                )
+            )
+    for image_id in (film, scan):
+        store_view_maps(page_store, model_id, image_id, (0.416, 0.584))
+    app = run_page_as("review")
+    assert not app.exception
+    data = viewer_data(app, "review_viewer")
+    assert data["split"] is True and [overlay["label"] for overlay in data["overlays"]] == ["Grad-CAM: pneumonia"]
+    assert any("pneumonia** (58.4%)" in caption.value for caption in app.caption)
+    # The second read of the queue is of the image outside the training data: a map, no figure.
+    app.session_state["review_queue_table"] = {"selection": {"rows": [1], "columns": [], "cells": []}}
+    app.run()
+    assert viewer_data(app, "review_viewer")["position"] == scan
+    captions = " ".join(caption.value for caption in app.caption)
+    assert "outside what the model was trained on" in captions and "58.4%" not in captions
