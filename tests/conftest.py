@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -151,6 +152,25 @@ def components_scanned_once() -> Iterator[None]:
         yield
 
 
+@pytest.fixture(autouse=True, scope="session")
+def script_runs_without_keras_cleanup() -> Iterator[None]:
+    """After every script run Streamlit calls keras.backend.clear_session() when keras has been
+    imported into its process (and a full gc.collect(2), see below). The app's server never imports
+    keras (training runs in the worker), but a test process does once a training test has run in it,
+    and from then on every AppTest run paid for clearing TensorFlow's state and collecting its heap:
+    0.2 s page tests took 2-4 s after a training test in the same worker. AppTest runs here do what a
+    running server does: nothing for keras."""
+    from streamlit.runtime.scriptrunner import script_runner
+
+    def without_keras() -> None:
+        if "matplotlib.pyplot" in sys.modules:  # the rest of what Streamlit cleans after a run
+            sys.modules["matplotlib.pyplot"].close("all")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(script_runner, "_clean_problem_modules", without_keras)
+        yield
+
+
 @pytest.fixture(autouse=True)
 def steady_state_navigation(monkeypatch: pytest.MonkeyPatch) -> None:
     """AppTest resets Streamlit's legacy `pages/` discovery flag before every run, so each run
@@ -166,15 +186,23 @@ def steady_state_navigation(monkeypatch: pytest.MonkeyPatch) -> None:
         PagesManager.uses_pages_directory = False
 
     monkeypatch.setattr(PagesManager, "__init__", init)
-    # Tests want the whole error of a failing page (users see only its type: .streamlit/config.toml).
+    # Users see only an error's type (.streamlit/config.toml).
     from streamlit import config
 
-    monkeypatch.setattr(config, "get_option", _full_error_details(config.get_option))
+    monkeypatch.setattr(config, "get_option", _test_run_options(config.get_option))
 
 
-def _full_error_details(get_option):  # type: ignore[no-untyped-def]
+def _test_run_options(get_option):  # type: ignore[no-untyped-def]
+    """Tests want the whole error of a failing page; and no full garbage collection after each
+    AppTest run (runner.postScriptGC): a server's heap is the app's, small, while a test process
+    also holds what earlier tests loaded (TensorFlow), which made each collection cost 0.25 s."""
+
     def patched(key: str):  # type: ignore[no-untyped-def]
-        return "full" if key == "client.showErrorDetails" else get_option(key)
+        if key == "client.showErrorDetails":
+            return "full"
+        if key == "runner.postScriptGC":
+            return False
+        return get_option(key)
 
     return patched
 

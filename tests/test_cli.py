@@ -94,21 +94,6 @@ def test_errors_are_one_line_not_a_traceback(tmp_path):
     assert "Traceback" not in completed.stderr
 
 
-@pytest.mark.slow
-def test_redis_queue_carries_a_job_to_a_worker_process(tmp_path):
-    require_server("Redis", "127.0.0.1", 6379)
-    import redis
-
-    redis.Redis.from_url(REDIS_URL).flushdb()
-    data_dir = tmp_path / "data"
-    env = {"MEDREVIEW_REDIS_URL": REDIS_URL}
-    assert run_cli(data_dir, "demo", extra_env=env).returncode == 0
-    # `train --wait` starts a worker that takes the job from Redis (not from the SQLite queue).
-    trained = run_cli(data_dir, "train", "--wait", "--epochs", "1", "--input-size", "32", extra_env=env)
-    assert trained.returncode == 0, trained.stderr
-    assert not (data_dir / "queue.db").exists()
-
-
 @pytest.mark.parametrize("command", [["export", "labels", "-o", "/nonexistent-dir/x.csv"]])
 def test_export_to_an_unwritable_place_fails_cleanly(tmp_path, command):
     completed = run_cli(tmp_path / "data", *command)
@@ -293,11 +278,21 @@ EVALUATION_KEYS = {"roc_auc", "roc_auc_ci", "accuracy", "sensitivity", "specific
 
 
 @pytest.mark.slow
-def test_train_wait_json_prints_one_object_with_validation_and_test_blocks(tmp_path):
+def test_train_wait_json_through_redis_prints_one_object_with_validation_and_test_blocks(tmp_path):
+    """Two things a user relies on, in one training run (each run costs a worker's TensorFlow
+    start): `train --wait --json` prints one JSON object with a validation and a test block, and with
+    MEDREVIEW_REDIS_URL set the job travels through Redis to the worker `train --wait` starts (not
+    through the SQLite queue)."""
+    require_server("Redis", "127.0.0.1", 6379)
+    import redis
+
+    redis.Redis.from_url(REDIS_URL).flushdb()
     data_dir = tmp_path / "data"
-    assert run_cli(data_dir, "demo").returncode == 0  # 16 patients per class: enough for a test part
-    trained = run_cli(data_dir, "train", "--wait", "--json", "--epochs", "1", "--input-size", "32")
+    env = {"MEDREVIEW_REDIS_URL": REDIS_URL}
+    assert run_cli(data_dir, "demo", extra_env=env).returncode == 0  # 16 patients per class: enough for a test part
+    trained = run_cli(data_dir, "train", "--wait", "--json", "--epochs", "1", "--input-size", "32", extra_env=env)
     assert trained.returncode == 0, trained.stderr
+    assert not (data_dir / "queue.db").exists()
     [line] = trained.stdout.splitlines()  # one JSON object, on one line
     result = json.loads(line)
     assert set(result["validation"]) == EVALUATION_KEYS and set(result["test"]) == EVALUATION_KEYS

@@ -81,18 +81,31 @@ def server(tmp_path: Path) -> Iterator[Server]:
         os.killpg(process.pid, signal.SIGKILL)
 
 
-@pytest.fixture
-def browser(server: Server):  # type: ignore[no-untyped-def]
+@pytest.fixture(scope="session")
+def chromium():  # type: ignore[no-untyped-def]
+    """One Chromium for the browser tests of a test process (they run in turn on one worker); each
+    test's tabs live in browser contexts of their own (new_page), closed after the test."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
+        launched = playwright.chromium.launch(
             executable_path=CHROMIUM,
             headless=True,
             args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"],
         )
-        yield chromium
-        chromium.close()
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def browser(server: Server, chromium):  # type: ignore[no-untyped-def]
+    """The shared Chromium, with no tab left open from another test; this test's are closed after
+    it (a tab left open would keep reconnecting to its stopped server)."""
+    for context in chromium.contexts:
+        context.close()
+    yield chromium
+    for context in chromium.contexts:
+        context.close()
 
 
 def new_page(browser):  # type: ignore[no-untyped-def]

@@ -354,9 +354,14 @@ def test_a_box_drawn_in_the_viewer_is_stored_and_drawn_again_after_a_reload(serv
 def test_the_last_row_of_a_filtered_list_then_a_class_key(server, browser, store_files):
     page = label_page(server, browser, "CR")
     last = store_files["cr"][-1]
-    # Click the last row of the worklist table (a canvas grid: rows are 35 px under a 35 px header).
-    grid = page.locator("[data-testid=stDataFrame]").first.bounding_box()
-    page.mouse.click(grid["x"] + 14, grid["y"] + 35 + 35 * (len(store_files["cr"]) - 1) + 17)
+    # Click the last row of the worklist table (a canvas grid: rows are 35 px under a 35 px header),
+    # once the table drawn is the CR list's (its accessible twin counts its rows): a click on the
+    # table of the list before, being replaced, is not a click on this one.
+    rows = len(store_files["cr"])
+    table = page.locator("[data-testid=stDataFrame]").first
+    table.locator(f'table[aria-rowcount="{rows + 1}"]').wait_for(state="attached")
+    grid = table.bounding_box()
+    page.mouse.click(grid["x"] + 14, grid["y"] + 35 + 35 * (rows - 1) + 17)
     page.wait_for_function("id => document.querySelector('.mrv-root').dataset.paintedImage === String(id)", arg=last)
     assert press_class(page, "1") == last
     # The end of the list says so, and offers the row before the clicked one, still to do. What is
