@@ -67,15 +67,28 @@ with st.sidebar:
     )
     by_class = st.selectbox("My label", ["any", *classes], key="label_class_filter")
     by_modality = st.selectbox("Modality", ["any", *modalities(store)], key="label_modality_filter")
+if not classes:
+    st.warning("The label schema has no classes yet: an admin defines them under Settings.")
+# The search and the order sit above the list they act on; they are the page's widgets, not the
+# list fragment's, so a change reruns the whole page (the viewer's "next" follows them).
+list_column, view_column = st.columns([4, 9])
+with list_column:
+    # Labels hidden (kept for screen readers): the placeholder and the "Sort:" say what they are,
+    # and the list starts higher.
     search = st.text_input(
         "Search",
         key="label_search",
         max_chars=MAX_SEARCH_CHARS,
-        placeholder="patient, study date, file, modality",
-        help="Every word must be found in the image's patient pseudonym, study date (2024-03) or "
-        "description, file name, modality or series. Press Enter to search.",
+        placeholder="Search patient, study date, file, modality",
+        label_visibility="collapsed",
     )
-    sort = st.selectbox("Sort by", list(WORKLIST_SORTS), format_func=WORKLIST_SORTS.get, key="label_sort")
+    sort = st.selectbox(
+        "Sort by",
+        list(WORKLIST_SORTS),
+        format_func=lambda order: f"Sort: {WORKLIST_SORTS[order]}",
+        key="label_sort",
+        label_visibility="collapsed",
+    )
 
 
 def chosen_filter(
@@ -106,8 +119,6 @@ searched = hashlib.sha256(worklist_filter.search.encode()).hexdigest()[:12] if w
 list_version = (
     f"{worklist_filter.sort}|{searched}|{worklist_filter.status}|{worklist_filter.label}|{worklist_filter.modality}"
 )
-if not classes:
-    st.warning("The label schema has no classes yet: an admin defines them under Settings.")
 
 
 def rerun_page_if_filters_changed() -> None:
@@ -206,9 +217,9 @@ def worklist_ui() -> None:
         column_config={
             "here": st.column_config.TextColumn("", width=28),
             "picture": st.column_config.ImageColumn("", width=48),
-            "patient": st.column_config.TextColumn("patient", help="The patient's pseudonym"),
+            "patient": st.column_config.TextColumn("patient", help="The patient's pseudonym", width=104),
             "study_date": st.column_config.TextColumn(
-                "study", help="The study date as stored (shifted when the project shifts dates)"
+                "study", help="The study date as stored (shifted when the project shifts dates)", width=84
             ),
             "modality": st.column_config.TextColumn("mod.", width=44),
             "status": "my read",
@@ -332,7 +343,6 @@ def comment_ui(reader, record) -> None:  # type: ignore[no-untyped-def]
             st.caption(":orange[Not saved yet: it is saved with your next label of this image (a class key).]")
 
 
-list_column, view_column = st.columns([1, 3])
 with list_column:
     worklist_ui()
 with view_column:
