@@ -268,9 +268,6 @@ export class Viewer {
     }
     if (data.mode === "label" && this.current === null && data.position === null && data.left) this.atEnd = data.left;
     for (const [key, reason] of Object.entries(data.missing)) this.missing.set(key, reason);
-    // A page's map is for the view it was computed on: the maps of the last data replace earlier ones.
-    this.overlays.clear();
-    this.overlayLabels.clear();
     for (const row of data.overlays) {
       this.overlays.set(row.key, overlayCanvas(fromBase64(row.data), row.width, row.height, data.colormap));
       this.overlayLabels.set(row.key, row.label);
