@@ -43,8 +43,6 @@ from ui.viewer import image_viewer, list_follower, save_pending_reads, signed_ou
 # Images after the current one whose pixels the browser holds before the reader gets there.
 PREFETCH_IMAGES = 12
 PAGE_ROWS = 50
-# Pixels: tall enough for a thumbnail to be told apart, short enough for a dozen rows on screen.
-ROW_HEIGHT = 44
 VIEWER_KEY = "label_viewer"
 # Comments typed and not saved yet, by image id: they go with the next save of their image.
 DRAFTS_KEY = "label_comment_drafts"
@@ -202,22 +200,24 @@ def worklist_ui() -> None:
         st.caption(f"Nothing on this list matches “{plain(worklist_filter.search)}”.")
     rows.insert(0, "here", [ON_SCREEN if image_id == position else "" for image_id in rows["image_id"]])
     rows.insert(1, "picture", thumbnail_urls([int(image_id) for image_id in rows["image_id"]]))
-    shown_columns = ["here", "picture", "patient", "study_date", "modality", "series", "status", "label", "file"]
+    # The image id, marked on the row on screen: one narrow column for both, the list column is narrow.
+    marked = [f"{here} {image_id}".strip() for here, image_id in zip(rows["here"], rows["image_id"], strict=True)]
+    rows.insert(2, "row", marked)
+    shown_columns = ["row", "picture", "patient", "study_date", "modality", "series", "status", "label", "file"]
     # Keyed by the image on screen: a click ticks a row until the viewer has moved there, and the
     # tick does not stay behind when the viewer moves on.
     selection = st.dataframe(
-        spreadsheet_safe(rows[[*shown_columns, "image_id"]]),
+        spreadsheet_safe(rows[[*shown_columns, "here", "image_id"]]),
         hide_index=True,
         on_select="rerun",
         selection_mode="single-row",
         key=f"label_worklist_{list_version}_{page}_{position}",
         height=560,
-        row_height=ROW_HEIGHT,
         column_order=shown_columns,
         column_config={
-            "here": st.column_config.TextColumn("", width=28),
-            "picture": st.column_config.ImageColumn("", width=48),
-            "patient": st.column_config.TextColumn("patient", help="The patient's pseudonym", width=104),
+            "row": st.column_config.TextColumn("#", width=52),
+            "picture": st.column_config.ImageColumn("", width=40),
+            "patient": st.column_config.TextColumn("patient", help="The patient's pseudonym", width=92),
             "study_date": st.column_config.TextColumn(
                 "study", help="The study date as stored (shifted when the project shifts dates)", width=84
             ),
