@@ -20,6 +20,10 @@ from tests.conftest import REDIS_URL, require_server
 from tests.helpers import ROOT, dicom_bytes, png_bytes
 from tests.orthanc import free_port
 
+# Each test runs `python -m medreview` as processes (a second of start-up each, a worker with
+# TensorFlow for training): the whole file is outside the fast loop.
+pytestmark = pytest.mark.slow
+
 
 def run_cli(data_dir: Path, *args: str, extra_env: dict[str, str] | None = None, timeout: int = 300):
     env = {**os.environ, "MEDREVIEW_DATA_DIR": str(data_dir), **(extra_env or {})}
@@ -48,7 +52,6 @@ def test_ingest_prints_one_json_result_per_file(tmp_path):
     assert "Traceback" not in completed.stderr
 
 
-@pytest.mark.slow
 def test_import_train_predict_export_loop(tmp_path):
     folder = tmp_path / "classes"
     data_dir = tmp_path / "data"
@@ -101,7 +104,6 @@ def test_export_to_an_unwritable_place_fails_cleanly(tmp_path, command):
     assert "Traceback" not in completed.stderr
 
 
-@pytest.mark.slow
 def test_pacs_search_and_import_from_a_real_orthanc(tmp_path):
     from pydicom.uid import generate_uid
 
@@ -214,7 +216,6 @@ def _assert_all_stop(process: subprocess.Popen, children: set[int], log: Path, s
     return code
 
 
-@pytest.mark.slow
 def test_sigterm_to_serve_stops_the_app_and_the_worker(tmp_path):
     data_dir, log = tmp_path / "data", tmp_path / "serve.log"
     port = free_port()
@@ -239,7 +240,6 @@ def test_sigterm_to_serve_stops_the_app_and_the_worker(tmp_path):
         assert _worker_stamp(data_dir) is None  # the worker ran its own shutdown, it was not killed
 
 
-@pytest.mark.slow
 def test_sigterm_to_the_worker_stops_it_and_removes_its_stamp(tmp_path):
     data_dir, log = tmp_path / "data", tmp_path / "worker.log"
     with _started(data_dir, log, "worker") as (process, _):
@@ -251,7 +251,6 @@ def test_sigterm_to_the_worker_stops_it_and_removes_its_stamp(tmp_path):
         assert _worker_stamp(data_dir) is None
 
 
-@pytest.mark.slow
 def test_sigterm_to_train_wait_stops_the_worker_it_started(tmp_path):
     data_dir, log = tmp_path / "data", tmp_path / "train.log"
     assert run_cli(data_dir, "demo").returncode == 0
@@ -277,7 +276,6 @@ def test_sigterm_to_train_wait_stops_the_worker_it_started(tmp_path):
 EVALUATION_KEYS = {"roc_auc", "roc_auc_ci", "accuracy", "sensitivity", "specificity", "threshold", "ece", "n"}
 
 
-@pytest.mark.slow
 def test_train_wait_json_through_redis_prints_one_object_with_validation_and_test_blocks(tmp_path):
     """Two things a user relies on, in one training run (each run costs a worker's TensorFlow
     start): `train --wait --json` prints one JSON object with a validation and a test block, and with
@@ -408,7 +406,6 @@ def test_evaluate_without_any_set_says_how_to_make_one(tmp_path):
     assert completed.stderr.startswith("error: there is no evaluation set yet: freeze one on the Train page first")
 
 
-@pytest.mark.slow
 def test_a_folder_imported_as_an_evaluation_set_scores_the_model_trained_before_it(tmp_path):
     import numpy as np
     from PIL import Image

@@ -264,6 +264,7 @@ WORKER_ONLY = {
 }
 
 
+@pytest.mark.slow
 def test_ui_side_modules_never_import_tensorflow():
     # The Streamlit server imports medreview; TensorFlow may load only in the worker process.
     code = (
@@ -279,6 +280,7 @@ def test_ui_side_modules_never_import_tensorflow():
     assert int(output[0]) > 20 and output[1:] == ["False", "False"]
 
 
+@pytest.mark.slow
 def test_a_worker_loads_tensorflow_with_its_first_training_not_when_it_starts():
     # `make run` and every `serve` start a worker; one that has run no job must not hold
     # TensorFlow (5 s of start-up, ~580 MB) yet. Its training runner still trains (test above).
@@ -295,6 +297,7 @@ def test_a_kind_the_worker_has_no_runner_for_fails_with_the_reason(store):
         submit_job(store, "", {})
 
 
+@pytest.mark.slow
 def test_tensorflow_is_imported_only_under_medreview_ml():
     # Static check over the source, lazy imports included: the worker-only list above is the whole
     # of the TensorFlow side, and it lives in medreview/ml/.

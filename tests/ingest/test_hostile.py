@@ -329,6 +329,7 @@ def test_deflated_bomb_stored_before_ingest_refused_it_is_not_inflated_at_displa
         decode_dicom(deflated_dicom(zero_bytes=64 * 1024 * 1024))
 
 
+@pytest.mark.slow
 def test_deflated_dicom_past_the_file_limit_once_inflated_is_refused(tight_store: Store) -> None:
     # Two-bit noise deflates about 4:1, well under the ratio limit (50 here), and 6 MiB of it inflate
     # past the 4 MiB file limit: the same limit an uncompressed upload of it would meet.

@@ -15,6 +15,7 @@ from tests.helpers import png_bytes
 SIZES = {"small_cnn": 28, "mobilenet_v2": 32, "bn_cnn": 28}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("architecture", sorted(CONFIGS))
 def test_builds_gives_probabilities_and_reloads_in_safe_mode(architecture, tmp_path):
     size = SIZES[architecture]

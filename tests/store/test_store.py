@@ -132,6 +132,7 @@ def test_labelling_rejects_unknown_class_and_missing_image(any_store):
         save_read(any_store, LOCAL_ACTOR, 99999, "normal")
 
 
+@pytest.mark.slow
 def test_concurrent_label_writers_lose_nothing(any_store):
     results = ingest_files(any_store, LOCAL_ACTOR, [InputFile(f"{i}.png", png_bytes(100 + i)) for i in range(40)])
     ids = [r.image_id for r in results]

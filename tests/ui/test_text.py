@@ -41,6 +41,7 @@ def markdown_text(source: str) -> str:
     return ESCAPE.sub(r"\1", source)
 
 
+@pytest.mark.slow
 def test_the_autolink_expressions_are_streamlits_own():
     bundles = list((Path(streamlit.__file__).parent / "static" / "static" / "js").glob("StreamlitMarkdown.*.js"))
     assert len(bundles) == 1, bundles

@@ -40,12 +40,14 @@ def installed() -> str:
     return command
 
 
+@pytest.mark.slow
 def test_typescript_tests_pass(installed):
     completed = subprocess.run([installed, "test"], cwd=VIEWER, capture_output=True, text=True)
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-2000:]
     assert "# fail 0" in completed.stdout
 
 
+@pytest.mark.slow
 def test_the_committed_bundle_is_what_the_source_builds(installed, tmp_path: Path):
     rebuilt = tmp_path / "viewer.js"
     completed = subprocess.run(
