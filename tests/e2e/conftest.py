@@ -3,6 +3,7 @@ port with its own data dir, and Playwright driving Debian's Chromium."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -44,19 +45,25 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
-    if not Path(CHROMIUM).exists():
-        message = f"{CHROMIUM} is missing (apt-get install chromium; .ci/run does this)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+def require_chromium() -> None:
+    if Path(CHROMIUM).exists():
+        return
+    message = f"{CHROMIUM} is missing (apt-get install chromium; .ci/run does this)"
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@contextlib.contextmanager
+def serving(data_dir: Path) -> Iterator[Server]:
+    """`python -m medreview serve` on ``data_dir`` and a free port, healthy, stopped afterwards;
+    its log is server.log beside the data dir."""
+    require_chromium()
     port = _free_port()
-    data_dir = tmp_path / "data"
     env = {**os.environ, "MEDREVIEW_DATA_DIR": str(data_dir)}
     env.pop("MEDREVIEW_DATABASE_URL", None)
     env.pop("MEDREVIEW_REDIS_URL", None)
-    log_path = tmp_path / "server.log"
+    log_path = data_dir.parent / "server.log"
     with log_path.open("w") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "medreview", "serve", "--headless", "--port", str(port)],
@@ -73,12 +80,21 @@ def server(tmp_path: Path) -> Iterator[Server]:
     else:
         os.killpg(process.pid, signal.SIGKILL)
         pytest.fail("streamlit did not become healthy:\n" + log_path.read_text()[-3000:])
-    yield Server(url, data_dir)
-    os.killpg(process.pid, signal.SIGINT)
     try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
+        yield Server(url, data_dir)
+    finally:
+        os.killpg(process.pid, signal.SIGINT)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    """A server of the test's own, on an empty data dir."""
+    with serving(tmp_path / "data") as started:
+        yield started
 
 
 @pytest.fixture(scope="session")
