@@ -65,11 +65,11 @@ def test_upload_label_train_predict_in_a_real_browser(server, browser, tmp_path)
     page.get_by_text("All images").click()
     page.get_by_role("button", name="Run predictions").click()
     page.get_by_text("Grad-CAM for").first.wait_for(timeout=300_000)
-    # The map is a layer of the viewer over the image: O hides it, and the canvas changes.
+    # The map is a layer over the image in the viewport beside it: O hides it, and that canvas changes.
     wait_painted(page)
-    with_map = canvas_pixel(page)
+    with_map = canvas_pixel(page, canvas=".mrv-map-pane .mrv-canvas")
     page.keyboard.press("o")
-    page.wait_for_function("pixel => { const c = document.querySelector('.mrv-canvas');"
+    page.wait_for_function("pixel => { const c = document.querySelector('.mrv-map-pane .mrv-canvas');"
                            " const d = c.getContext('2d').getImageData(c.width / 2, c.height / 2, 1, 1).data;"
                            " return Array.from(d).join() !== pixel.join(); }", arg=with_map)  # fmt: skip
     page.screenshot(path=str(artifacts / "predictions.png"), full_page=True)

@@ -7,15 +7,8 @@ version with its predictions and stored maps, no TensorFlow), served by `medrevi
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -25,7 +18,7 @@ from medreview.store import Store
 from medreview.store.models import Prediction
 from medreview.team.accounts import create_first_admin
 from tests.conftest import make_settings
-from tests.e2e.conftest import CHROMIUM, ROOT, _free_port
+from tests.e2e.conftest import require_chromium, serving
 from tests.e2e.viewer import wait_painted
 from tests.helpers import add_model_version, corpus_file, png_bytes
 from tests.pages.test_predictions_page import store_view_maps
@@ -39,8 +32,7 @@ PASSWORD = "layout-password"
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A store with the films and a model's calls, and a server on it, for every test of the file."""
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)")
+    require_chromium()
     data_dir = tmp_path_factory.mktemp("layout") / "data"
     data_dir.mkdir()
     store = Store.open(make_settings(data_dir))
@@ -68,45 +60,15 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             store_view_maps(store, model_id, image_id, (0.2, 0.8))
     finally:
         store.close()
-    port = _free_port()
-    env = {**os.environ, "MEDREVIEW_DATA_DIR": str(data_dir)}
-    env.pop("MEDREVIEW_DATABASE_URL", None)
-    env.pop("MEDREVIEW_REDIS_URL", None)
-    log_path = data_dir.parent / "server.log"
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "medreview", "serve", "--headless", "--port", str(port)],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        os.killpg(process.pid, signal.SIGKILL)
-        pytest.fail("streamlit did not become healthy:\n" + log_path.read_text()[-3000:])
-    yield url
-    os.killpg(process.pid, signal.SIGINT)
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
+    with serving(data_dir) as server:
+        yield server.url
 
 
-@pytest.fixture(scope="module")
-def chromium(served: str):  # type: ignore[no-untyped-def]
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-gpu"]
-        )
-        yield browser
-        browser.close()
+@pytest.fixture(autouse=True)
+def tabs_closed_after(chromium):  # type: ignore[no-untyped-def]
+    yield
+    for context in chromium.contexts:
+        context.close()
 
 
 def signed_in(chromium, url: str, width: int, height: int):  # type: ignore[no-untyped-def]

@@ -42,13 +42,14 @@ def header(page) -> str:  # type: ignore[no-untyped-def]
     return page.locator(".mrv-header").first.inner_text()
 
 
-def canvas_pixel(page, x_fraction: float = 0.5, y_fraction: float = 0.5) -> list[int]:  # type: ignore[no-untyped-def]
-    """The RGBA of the viewer's canvas at a point given as fractions of its size."""
+def canvas_pixel(page, x_fraction: float = 0.5, y_fraction: float = 0.5, canvas: str = ".mrv-canvas") -> list[int]:  # type: ignore[no-untyped-def]
+    """The RGBA of the viewer's (first) canvas, or the one ``canvas`` selects, at a point given as
+    fractions of its size."""
     return page.evaluate(
-        """([fx, fy]) => { const canvas = document.querySelector('.mrv-canvas');
+        """([fx, fy, selector]) => { const canvas = document.querySelector(selector);
         const x = Math.floor(canvas.width * fx), y = Math.floor(canvas.height * fy);
         return Array.from(canvas.getContext('2d').getImageData(x, y, 1, 1).data); }""",
-        [x_fraction, y_fraction],
+        [x_fraction, y_fraction, canvas],
     )
 
 
