@@ -134,3 +134,28 @@ def add_model_version(
         session.add(version)
         session.flush()
         return version.id
+
+
+def add_predictions(
+    store, model_id: int, calls: dict[int, dict[str, float]], outside: dict[int, str] | None = None
+) -> None:
+    """A model version's calls as a finished prediction job stores them (no TensorFlow): for each
+    image id its class probabilities (the call is the likeliest class); ``outside``: the images
+    outside the version's training data, with the reason."""
+    from medreview.store.models import Prediction
+
+    outside = outside or {}
+    with store.db.write() as session:
+        for image_id, probabilities in calls.items():
+            predicted = max(probabilities, key=probabilities.__getitem__)
+            session.add(
+                Prediction(
+                    image_id=image_id,
+                    model_version_id=model_id,
+                    predicted_class=predicted,
+                    probability=probabilities[predicted],
+                    probabilities=probabilities,
+                    out_of_distribution=image_id in outside,
+                    out_of_distribution_reason=outside.get(image_id),
+                )
+            )

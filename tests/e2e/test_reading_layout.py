@@ -15,12 +15,11 @@ import pytest
 from medreview.ingest import InputFile, ingest_files
 from medreview.reading.reads import LOCAL_ACTOR
 from medreview.store import Store
-from medreview.store.models import Prediction
 from medreview.team.accounts import create_first_admin
 from tests.conftest import make_settings
 from tests.e2e.conftest import require_chromium, serving
 from tests.e2e.viewer import wait_painted
-from tests.helpers import add_model_version, corpus_file, png_bytes
+from tests.helpers import add_model_version, add_predictions, corpus_file, png_bytes
 from tests.pages.test_predictions_page import store_view_maps
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -45,17 +44,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         ]
         image_ids = [result.image_id for result in ingest_files(store, LOCAL_ACTOR, files)]
         model_id = add_model_version(store, active=True)
-        with store.db.write() as session:
-            for image_id in image_ids:
-                session.add(
-                    Prediction(
-                        image_id=image_id,
-                        model_version_id=model_id,
-                        predicted_class="pneumonia",
-                        probability=0.8,
-                        probabilities={"normal": 0.2, "pneumonia": 0.8},
-                    )
-                )
+        add_predictions(store, model_id, {key: {"normal": 0.2, "pneumonia": 0.8} for key in image_ids})
         for image_id in image_ids:
             store_view_maps(store, model_id, image_id, (0.2, 0.8))
     finally:

@@ -16,7 +16,7 @@ from medreview.team.accounts import create_user
 from medreview.team.roles import Actor
 from medreview.team.settings import set_setting
 from tests.conftest import ADMIN, run_page_as
-from tests.helpers import add_model_version, dicom_bytes, png_bytes
+from tests.helpers import add_model_version, add_predictions, dicom_bytes, png_bytes
 from tests.pages.viewer import viewer_data
 
 REASON = "modality NM, trained on CR, DX"
@@ -30,19 +30,12 @@ def test_an_image_outside_the_training_data_is_flagged_not_called_normal(page_st
     )
     save_read(page_store, LOCAL_ACTOR, bone_scan.image_id, "pneumonia")  # the label the model "disagrees" with
     model_id = add_model_version(page_store, active=True)
-    with page_store.db.write() as session:
-        for image_id, outside in ((bone_scan.image_id, True), (film.image_id, False)):
-            session.add(
-                Prediction(
-                    image_id=image_id,
-                    model_version_id=model_id,
-                    predicted_class="normal",
-                    probability=1.0,
-                    probabilities={"normal": 1.0, "pneumonia": 0.0},
-                    out_of_distribution=outside,
-                    out_of_distribution_reason=REASON if outside else None,
-                )
-            )
+    add_predictions(
+        page_store,
+        model_id,
+        {key: {"normal": 1.0, "pneumonia": 0.0} for key in (bone_scan.image_id, film.image_id)},
+        {bone_scan.image_id: REASON},
+    )
 
     app = run_page_as("predictions")
     table = app.dataframe[0].value.set_index("file")
@@ -67,17 +60,7 @@ def predicted_films(store, count: int) -> tuple[list[int], int]:
     image_ids = [result.image_id for result in results]
     save_read(store, LOCAL_ACTOR, image_ids[0], "normal")
     model_id = add_model_version(store, active=True)
-    with store.db.write() as session:
-        for image_id in image_ids:
-            session.add(
-                Prediction(
-                    image_id=image_id,
-                    model_version_id=model_id,
-                    predicted_class="pneumonia",
-                    probability=0.9,
-                    probabilities={"normal": 0.1, "pneumonia": 0.9},
-                )
-            )
+    add_predictions(store, model_id, {key: {"normal": 0.1, "pneumonia": 0.9} for key in image_ids})
     return image_ids, model_id
 
 
@@ -191,18 +174,9 @@ def test_the_map_opens_beside_the_image_on_the_class_each_image_was_given(page_s
 def test_an_image_outside_the_training_data_gets_a_map_but_no_probability(page_store):
     [scan] = ingest_files(page_store, LOCAL_ACTOR, [InputFile("scan.dcm", dicom_bytes("NM-2", modality="NM"))])
     model_id = add_model_version(page_store, active=True)
-    with page_store.db.write() as session:
-        session.add(
-            Prediction(
-                image_id=scan.image_id,
-                model_version_id=model_id,
-                predicted_class="normal",
-                probability=0.584,
-                probabilities={"normal": 0.584, "pneumonia": 0.416},
-                out_of_distribution=True,
-                out_of_distribution_reason=REASON,
-            )
-        )
+    add_predictions(
+        page_store, model_id, {scan.image_id: {"normal": 0.584, "pneumonia": 0.416}}, {scan.image_id: REASON}
+    )
     store_view_maps(page_store, model_id, scan.image_id, (0.584, 0.416))
     app = run_page_as("predictions")
     assert not app.exception

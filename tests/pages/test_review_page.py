@@ -13,7 +13,7 @@ from medreview.store import Store
 from medreview.team.accounts import create_user
 from medreview.team.roles import Actor
 from tests.conftest import ADMIN, run_page_as
-from tests.helpers import png_bytes
+from tests.helpers import add_model_version, add_predictions, png_bytes
 from ui.text import plain
 
 ANN = Actor("ann", "annotator")
@@ -170,8 +170,6 @@ def test_a_reviewer_downloads_the_label_exports_but_not_the_original_names(page_
 
 
 def test_with_an_active_model_the_map_is_beside_the_image_and_an_outside_image_has_no_probability(page_store):
-    from medreview.store.models import Prediction
-    from tests.helpers import add_model_version
     from tests.pages.test_predictions_page import store_view_maps
     from tests.pages.viewer import viewer_data
 
@@ -179,19 +177,8 @@ def test_with_an_active_model_the_map_is_beside_the_image_and_an_outside_image_h
     save_read(page_store, ANN, film, "pneumonia")
     save_read(page_store, BOB, scan, "normal")
     model_id = add_model_version(page_store, active=True)
-    with page_store.db.write() as session:
-        for image_id, outside in ((film, False), (scan, True)):
-            session.add(
-                Prediction(
-                    image_id=image_id,
-                    model_version_id=model_id,
-                    predicted_class="pneumonia",
-                    probability=0.584,
-                    probabilities={"normal": 0.416, "pneumonia": 0.584},
-                    out_of_distribution=outside,
-                    out_of_distribution_reason="modality NM, trained on CR, DX" if outside else None,
-                )
-            )
+    calls = {key: {"normal": 0.416, "pneumonia": 0.584} for key in (film, scan)}
+    add_predictions(page_store, model_id, calls, {scan: "modality NM, trained on CR, DX"})
     for image_id in (film, scan):
         store_view_maps(page_store, model_id, image_id, (0.416, 0.584))
     app = run_page_as("review")

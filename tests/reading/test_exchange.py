@@ -24,7 +24,7 @@ from medreview.team.audit import query
 from medreview.team.roles import Actor
 from medreview.team.settings import set_setting
 from tests.conftest import make_settings
-from tests.helpers import add_model_version, png_bytes
+from tests.helpers import add_model_version, add_predictions, png_bytes
 
 ANNOTATOR = Actor("ann", "annotator")
 REVIEWER = Actor("rev", "reviewer")
@@ -39,17 +39,14 @@ def project(store: Store) -> tuple[Store, list[int]]:
     save_read(store, LOCAL_ACTOR, ids[0], "normal", boxes=[BOX])
     save_read(store, LOCAL_ACTOR, ids[1], "pneumonia")
     model_id = add_model_version(store, active=True)
-    with store.db.write() as session:
-        for image_id, predicted in zip(ids, ["pneumonia", "pneumonia", "normal"], strict=True):
-            session.add(
-                Prediction(
-                    image_id=image_id,
-                    model_version_id=model_id,
-                    predicted_class=predicted,
-                    probability=0.8,
-                    probabilities={predicted: 0.8},
-                )
-            )
+    add_predictions(
+        store,
+        model_id,
+        {
+            image_id: {predicted: 0.8}
+            for image_id, predicted in zip(ids, ["pneumonia", "pneumonia", "normal"], strict=True)
+        },
+    )
     return store, ids
 
 
