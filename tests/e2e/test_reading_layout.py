@@ -78,6 +78,12 @@ def assert_on_screen(page, selector: str, height: int) -> dict:  # type: ignore[
     return box
 
 
+def idle(page) -> None:  # type: ignore[no-untyped-def]
+    """No script run in flight, and a moment for the viewer to take in what the last one sent."""
+    page.locator('[data-testid="stApp"][data-test-script-state="notRunning"]').wait_for()
+    page.wait_for_timeout(300)
+
+
 def bottom_left(page, pane: int = 0) -> str:  # type: ignore[no-untyped-def]
     return page.locator(".mrv-bottomLeft").nth(pane).inner_text()
 
@@ -112,13 +118,21 @@ def test_label_fits_the_window_and_a_comment_does_not_push_the_header_away(serve
     assert_on_screen(page, ".mrv-header", height)
     assert page.locator(".mrv-stage").first.bounding_box() == stage
 
-    # The CT slice: the corners give W/L with the preset's name, Shift+1-9 names the one chosen.
+    # The CT slice: the corners give W/L with the preset's name, Shift+1-9 names the one chosen. N once
+    # the page's runs after the comment box are over.
+    idle(page)
     page.keyboard.press("n")
     page.wait_for_function("() => document.querySelector('.mrv-header').innerText.includes(' CT · ')")
     wait_painted(page)
     assert re.search(r"W -?\d+ L -?\d+", bottom_left(page))
+    # The corner names the window from the start ("W/L: From file"), so wait for Shift+2's change.
+    before = bottom_left(page).split("\n")[0]
     page.keyboard.press("Shift+2")
-    page.wait_for_function("() => /W\\/L: /.test(document.querySelector('.mrv-bottomLeft').innerText)")
+    page.wait_for_function(
+        "before => { const t = document.querySelector('.mrv-bottomLeft').innerText.split('\\n')[0];"
+        " return t.startsWith('W/L: ') && t !== before; }",
+        arg=before,
+    )
     second = bottom_left(page).split("\n")[0]
     page.keyboard.press("Shift+1")
     page.wait_for_function(
