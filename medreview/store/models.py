@@ -5,6 +5,19 @@ Groups, top to bottom: imaging hierarchy (patient -> study -> series -> image), 
 predictions), evaluation sets (sets, their images, model evaluations), project settings. The
 same schema runs on SQLite and PostgreSQL, so only portable types are used (JSON, not JSONB;
 timezone-aware datetimes stored as UTC).
+
+Cases (migration 0009). A label class has a *scope*: "study", "series" or "image". A read, a
+review decision, a final label, an assignment, an evaluation-set member and a prediction belong to
+one *case* at that scope, stored as two columns beside the ``image_id`` they always had:
+``scope`` and ``case_id`` (the id of the study, series or image the row is about). ``image_id``
+stays filled, with the case's *key image* for a study or series (its first image in reading order,
+see medreview.reading.cases), so every query keyed by image keeps working, and the uniqueness rule
+is one row per case: (scope, case_id, reader) for reads and assignments, (scope, case_id) for final
+labels. One integer column was chosen over nullable ``study_id`` / ``series_id`` columns because a
+single unique constraint then serves every scope (and ``INSERT ... ON CONFLICT`` on both SQLite and
+PostgreSQL), and grouping by case is one GROUP BY (scope, case_id); the study and series of a case
+are one join away through its key image. For an image-scoped row ``case_id`` is its ``image_id``,
+which the column defaults to, so code that writes image rows as before needs no change.
 """
 
 from __future__ import annotations
@@ -29,6 +42,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 __all__ = [
+    "SCOPES",
     "Annotation",
     "Assignment",
     "AuditEvent",
@@ -63,6 +77,23 @@ def as_utc(moment: dt.datetime) -> dt.datetime:
     """A stored time as an aware UTC datetime: SQLite hands back naive datetimes even for
     timezone-aware columns (they were stored as UTC); PostgreSQL returns them aware."""
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+# The scopes a label class (and so a case) can have, widest first.
+SCOPES = ("study", "series", "image")
+
+
+def _image_case(context: Any) -> int | None:
+    """Default of ``case_id``: the row's image (an image-scoped case is its image)."""
+    return context.get_current_parameters().get("image_id")
+
+
+def _scope_column() -> Mapped[str]:
+    return mapped_column(String(8), default="image", server_default="image")
+
+
+def _case_column(index: bool = False) -> Mapped[int]:
+    return mapped_column(default=_image_case, index=index)
 
 
 # Named constraints so migrations (and error messages) are stable across SQLite and PostgreSQL.
@@ -171,6 +202,8 @@ class LabelClass(Base):
     position: Mapped[int] = mapped_column(default=0)
     # Retired classes keep their annotations but are no longer offered for new labels.
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # What a read of this class is about: "study", "series" or "image" (SCOPES).
+    scope: Mapped[str] = _scope_column()
 
 
 class User(Base):
@@ -227,18 +260,20 @@ class SignInFailure(Base):
 
 
 class Annotation(Base):
-    """One reader's read of one image. A reader has at most one read per image; relabelling
-    updates it (and bumps ``updated_at``)."""
+    """One reader's read of one case (an image, or a series or study at its key image). A reader has
+    at most one read per case; relabelling updates it (and bumps ``updated_at``)."""
 
     __tablename__ = "annotations"
     __table_args__ = (
-        UniqueConstraint("image_id", "reader_id", name="uq_annotations_image_reader"),
+        UniqueConstraint("scope", "case_id", "reader_id", name="uq_annotations_scope_case_reader"),
         # A reader's worklist counts and "next image" query filter on these two.
         Index("ix_annotations_reader_status", "reader_id", "status"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     image_id: Mapped[int] = mapped_column(ForeignKey("images.id"), index=True)
+    scope: Mapped[str] = _scope_column()
+    case_id: Mapped[int] = _case_column()
     reader_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
     # Single-choice class; None for a read that only carries multi-label classes or boxes.
     label_class_id: Mapped[int | None] = mapped_column(ForeignKey("label_classes.id"), index=True)
@@ -269,25 +304,30 @@ class Annotation(Base):
 
 
 class Assignment(Base):
-    """An image put on a reader's personal worklist by an admin."""
+    """A case put on a reader's personal worklist by an admin."""
 
     __tablename__ = "assignments"
-    __table_args__ = (UniqueConstraint("image_id", "reader_id", name="uq_assignments_image_reader"),)
+    __table_args__ = (UniqueConstraint("scope", "case_id", "reader_id", name="uq_assignments_scope_case_reader"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     image_id: Mapped[int] = mapped_column(ForeignKey("images.id"), index=True)
+    scope: Mapped[str] = _scope_column()
+    case_id: Mapped[int] = _case_column()
     reader_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
     assigned_by: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
 class FinalLabel(Base):
-    """The label an image ends up with after review: an approved read or an adjudication."""
+    """The label a case ends up with after review: an approved read or an adjudication."""
 
     __tablename__ = "final_labels"
+    __table_args__ = (UniqueConstraint("scope", "case_id", name="uq_final_labels_scope_case"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    image_id: Mapped[int] = mapped_column(ForeignKey("images.id"), unique=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id"), index=True)
+    scope: Mapped[str] = _scope_column()
+    case_id: Mapped[int] = _case_column()
     label_class_id: Mapped[int | None] = mapped_column(ForeignKey("label_classes.id"))
     labels: Mapped[list[Any]] = mapped_column(default=list)
     boxes: Mapped[list[Any]] = mapped_column(default=list)
@@ -390,6 +430,9 @@ class Prediction(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     image_id: Mapped[int] = mapped_column(ForeignKey("images.id"), index=True)
+    # The case predicted (a case model predicts once per study or series, at its key image).
+    scope: Mapped[str] = _scope_column()
+    case_id: Mapped[int] = _case_column()
     model_version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"), index=True)
     predicted_class: Mapped[str] = mapped_column(String(64))
     probability: Mapped[float] = mapped_column(Float)  # of the predicted class
@@ -437,14 +480,19 @@ class EvaluationSet(Base):
 
 
 class EvaluationSetImage(Base):
-    """One image of an evaluation set with the label it had when the set was frozen."""
+    """One case of an evaluation set (an image, or a study or series at its key image) with the
+    label it had when the set was frozen."""
 
     __tablename__ = "evaluation_set_images"
-    __table_args__ = (UniqueConstraint("evaluation_set_id", "image_id", name="uq_evaluation_set_images_set_image"),)
+    __table_args__ = (
+        UniqueConstraint("evaluation_set_id", "scope", "case_id", name="uq_evaluation_set_images_set_scope_case"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     evaluation_set_id: Mapped[int] = mapped_column(ForeignKey("evaluation_sets.id"), index=True)
     image_id: Mapped[int] = mapped_column(ForeignKey("images.id"), index=True)
+    scope: Mapped[str] = _scope_column()
+    case_id: Mapped[int] = _case_column()
     label: Mapped[str] = mapped_column(String(64))  # the class name, as frozen
 
     evaluation_set: Mapped[EvaluationSet] = relationship(back_populates="images")
