@@ -4,16 +4,18 @@
  */
 
 import type { FrontendRendererArgs } from "@streamlit/component-v2-lib";
+import { CaseViewer } from "./caseviewer";
 import { Follower } from "./follower";
 import { STYLES } from "./styles";
-import type { FollowerData, SignedOutData, SyncState, ViewerData } from "./types";
+import type { CaseData, FollowerData, SignedOutData, SyncState, ViewerData } from "./types";
 import { Viewer } from "./viewer";
 
 const viewers = new WeakMap<object, Viewer>();
 const followers = new WeakMap<object, Follower>();
+const cases = new WeakMap<object, CaseViewer>();
 
 export default function viewerComponent(
-  args: FrontendRendererArgs<SyncState, ViewerData | SignedOutData | FollowerData>,
+  args: FrontendRendererArgs<SyncState, ViewerData | SignedOutData | FollowerData | CaseData>,
 ): () => void {
   const { parentElement, data, setStateValue } = args;
   if ("follows" in data) {
@@ -26,6 +28,22 @@ export default function viewerComponent(
     return () => {
       followers.get(parentElement)?.destroy();
       followers.delete(parentElement);
+    };
+  }
+  if ("case" in data) {
+    // A case in a grid of viewports (caseviewer.ts); the worklist viewer below keeps one image.
+    let caseViewer = cases.get(parentElement);
+    if (!caseViewer) {
+      const style = document.createElement("style");
+      style.textContent = STYLES;
+      parentElement.appendChild(style);
+      caseViewer = new CaseViewer(parentElement);
+      cases.set(parentElement, caseViewer);
+    }
+    caseViewer.update(data, (name, value) => setStateValue(name as keyof SyncState, value as SyncState[keyof SyncState]));
+    return () => {
+      cases.get(parentElement)?.destroy();
+      cases.delete(parentElement);
     };
   }
   let viewer = viewers.get(parentElement);

@@ -36,5 +36,12 @@ export const STYLES = `
 .mrv-legend { opacity: .75; font-size: 12px; }
 .mrv-legend summary { cursor: pointer; width: fit-content; }
 .mrv-keys { display: flex; flex-wrap: wrap; gap: 4px 12px; }
+.mrv-grid { display: grid; gap: 4px; }
+.mrv-case .mrv-stage { outline: 2px solid transparent; outline-offset: -2px; }
+.mrv-case .mrv-stage.mrv-active { outline-color: #4fc3f7; box-shadow: 0 0 0 1px #4fc3f7; }
+.mrv-case .mrv-stage.mrv-active .mrv-canvas { cursor: crosshair; }
+.mrv-case .mrv-header { align-items: center; }
+.mrv-toggle { background: var(--st-secondary-background-color, #262730); color: inherit; border: 1px solid rgba(250,250,250,.2); border-radius: 6px; padding: 0 8px; cursor: pointer; font: inherit; }
+.mrv-toggle.mrv-on { border-color: #4fc3f7; }
 .mrv-root kbd { border: 1px solid rgba(250,250,250,.35); border-radius: 3px; padding: 0 4px; font: 11px monospace; }
 `;

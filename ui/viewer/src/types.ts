@@ -144,3 +144,42 @@ export interface SyncState {
   /** View mode: the image, frame and window on screen. */
   view: { imageId: number; frame: number; window: Window | null } | null;
 }
+
+/** One viewport of a case (ui/viewer.py case_viewer): a series, in reading order. */
+export interface ViewportSpec {
+  /** The series' image ids in slice order. */
+  images: number[];
+  /** Each image's position along the slice normal in mm (null where unknown), as `images`. */
+  positions: (number | null)[];
+  /** FrameOfReferenceUID as the store keeps it (remapped); null when unknown. */
+  frameOfReference: string | null;
+  /** A window preset to open with, by name ("Lung"); null: the image's own first window. */
+  preset: string | null;
+  /** Shown mirrored left to right (a mammogram's left views face the right ones). */
+  mirror: boolean;
+  /** Set for a prior study's series: what the corner says ("Prior · 2024-03-01"). */
+  prior: string | null;
+}
+
+/** A case opened in a grid of viewports (the component's `case` data; viewer.ts keeps the worklist mode). */
+export interface CaseData {
+  case: {
+    /** The case the reads name ("study:12"). */
+    id: string;
+    /** "1x1", "1x2", "1x3" or "2x2". */
+    layout: string;
+    viewports: ViewportSpec[];
+  };
+  /** Facts of the first image of each viewport's series (a series shares them), and any asked. */
+  images: ImageInfo[];
+  pixels: PixelRow[];
+  missing: Record<string, string>;
+  /** Label classes: keys 1-9 label the case (empty: a viewer only). */
+  classes: string[];
+  owner: string;
+  acked: number[];
+  failed: Record<string, string>;
+  minSecondsOnScreen: number;
+  maxHeight: number;
+  below?: number;
+}

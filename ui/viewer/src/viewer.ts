@@ -1334,7 +1334,7 @@ export class Viewer {
  * An element's top in the page (scrolling does not change it) and the height of the window it is
  * scrolled in: Streamlit scrolls its main area, not the document.
  */
-function pageTop(element: HTMLElement): { top: number; height: number } {
+export function pageTop(element: HTMLElement): { top: number; height: number } {
   const rect = element.getBoundingClientRect();
   for (let parent = element.parentElement; parent; parent = parent.parentElement) {
     const overflow = getComputedStyle(parent).overflowY;
@@ -1346,7 +1346,7 @@ function pageTop(element: HTMLElement): { top: number; height: number } {
   return { top: rect.top + window.scrollY, height: window.innerHeight };
 }
 
-function escapeHtml(text: string): string {
+export function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (character) => `&#${character.charCodeAt(0)};`);
 }
 

@@ -1,0 +1,500 @@
+/**
+ * A case in a grid of viewports (Cornerstone3D's split): one frame cache shared by the viewports
+ * (frames.ts), viewports that each show, window and prefetch their own series (seriesviewport.ts), the
+ * links between them (linking.ts) and the labelling controller (controller.ts) that turns a class key
+ * into one read of the case, whichever viewport is active.
+ *
+ * Tab / Shift+Tab or a click makes a viewport active (outlined); the wheel and Up/Down scroll it, and
+ * with the scroll link on (Y; on by default) the viewports sharing its frame of reference go to the
+ * slice nearest its position. Window/level is per viewport; L links it across the viewports.
+ *
+ * The server is told what is wanted and what was read through one state value (`sync`), as the
+ * worklist viewer does (viewer.ts): the frames wanted, most urgent first, the case reads not yet
+ * acknowledged, the slice each viewport shows and which one is active.
+ */
+
+import { CaseLabels } from "./controller";
+import { decodeRow, FrameCache, frameKey } from "./frames";
+import { isTextEntry, legendHtml } from "./keyboard";
+import { layoutOf, linkedSlices, nextViewport, windowTargets } from "./linking";
+import { SeriesViewport } from "./seriesviewport";
+import type { CaseData, ImageInfo } from "./types";
+import { escapeHtml, pageTop } from "./viewer";
+import { draggedWindow, type Window } from "./windowing";
+
+type SetState = (name: string, value: unknown) => void;
+
+/** Frames kept in the browser for the case: four 100-slice 512x512 series are 200 MB as int16. */
+const CACHE_BYTES = 768 * 1024 * 1024;
+/** Frames asked for at once (the server sends what fits its per-run budget). */
+const MAX_WANTED = 128;
+
+export const LEGEND_CASE = [
+  ["Tab / click", "next viewport"],
+  ["wheel / ↑ ↓", "slices"],
+  ["Y", "link scroll"],
+  ["L", "link W/L"],
+  ["left-drag", "window"],
+  ["right-drag", "pan"],
+  ["Ctrl+wheel / + −", "zoom"],
+  ["Shift+1-9", "window presets"],
+  ["I", "invert"],
+  ["F", "fit"],
+  ["R", "reset"],
+];
+
+let activeCase: CaseViewer | null = null;
+window.addEventListener("keydown", (event) => activeCase?.onKey(event), true);
+
+export class CaseViewer {
+  private data: CaseData | null = null;
+  private setState: SetState = () => {};
+  private readonly root: HTMLDivElement;
+  private readonly header: HTMLDivElement;
+  private readonly grid: HTMLDivElement;
+  private readonly status: HTMLDivElement;
+  private readonly cache = new FrameCache(CACHE_BYTES);
+  private readonly decoding = new Set<string>();
+  private readonly missing = new Map<string, string>();
+  /** Facts by image id: a series' first image speaks for its slices. */
+  private readonly infos = new Map<number, ImageInfo>();
+  private viewports: SeriesViewport[] = [];
+  private caseKey = "";
+  private active = 0;
+  linkScroll = true;
+  linkWindow = false;
+  private labels = new CaseLabels(0);
+  private drag: { viewport: SeriesViewport; mode: "window" | "pan"; start: { x: number; y: number }; last: { x: number; y: number }; window: Window | null } | null = null;
+  private tick = 0;
+  private lastSync = "";
+  private lastSyncAt = 0;
+  private flash = "";
+  private frameRequested = false;
+  private readonly resizeObserver: ResizeObserver;
+  private readonly retryTimer: number;
+
+  constructor(parent: HTMLElement | ShadowRoot) {
+    this.root = document.createElement("div");
+    this.root.className = "mrv-root mrv-case";
+    this.root.innerHTML = `
+      <div class="mrv-header"></div>
+      <div class="mrv-grid"></div>
+      <div class="mrv-status"></div>
+      <details class="mrv-legend"><summary>Keys</summary><div class="mrv-keys">${legendHtml(LEGEND_CASE)}</div></details>`;
+    parent.appendChild(this.root);
+    this.header = this.root.querySelector(".mrv-header") as HTMLDivElement;
+    this.grid = this.root.querySelector(".mrv-grid") as HTMLDivElement;
+    this.status = this.root.querySelector(".mrv-status") as HTMLDivElement;
+    (this.root.querySelector(".mrv-legend") as HTMLDetailsElement).open = window.innerHeight >= 860;
+    this.header.addEventListener("click", (event) => {
+      const button = (event.target as HTMLElement).closest("button");
+      if (button?.dataset.toggle === "scroll") this.toggleScrollLink();
+      else if (button?.dataset.toggle === "window") this.toggleWindowLink();
+    });
+    this.status.addEventListener("click", (event) => {
+      const button = (event.target as HTMLElement).closest("button");
+      if (button?.dataset.classIndex !== undefined) this.classKey(Number(button.dataset.classIndex), event.timeStamp);
+    });
+    this.resizeObserver = new ResizeObserver(() => this.layout());
+    this.resizeObserver.observe(this.root);
+    activeCase = this;
+    this.root.addEventListener("pointerenter", () => (activeCase = this));
+    // A delivery lost with an interrupted app run: ask again for what is still missing.
+    this.retryTimer = window.setInterval(() => {
+      if (!this.root.isConnected) this.destroy();
+      else if (performance.now() - this.lastSyncAt > 1500 && (this.wanted().length > 0 || this.labels.pending.length > 0)) this.sync(true);
+    }, 1000);
+  }
+
+  destroy(): void {
+    window.clearInterval(this.retryTimer);
+    this.resizeObserver.disconnect();
+    if (activeCase === this) activeCase = null;
+    this.root.remove();
+  }
+
+  update(data: CaseData, setState: SetState): void {
+    this.data = data;
+    this.setState = setState;
+    const caseKey = JSON.stringify([data.case.id, data.case.layout, data.case.viewports]);
+    if (caseKey !== this.caseKey) this.open(data, caseKey);
+    for (const info of data.images) this.infos.set(info.id, info);
+    for (const [key, reason] of Object.entries(data.missing)) this.missing.set(key, reason);
+    this.labels.answer(data.acked, data.failed);
+    const rows = data.pixels.filter((row) => !this.cache.has(row.key) && !this.decoding.has(row.key));
+    for (const row of rows) this.decoding.add(row.key);
+    Promise.all(
+      rows.map((row) =>
+        decodeRow(row)
+          .then((frame) => this.cache.put(frame))
+          .catch((error: unknown) => this.missing.set(row.key, String(error)))
+          .finally(() => this.decoding.delete(row.key)),
+      ),
+    ).then(() => {
+      this.paint();
+      this.sync(rows.length > 0);
+    });
+    this.layout();
+    this.paint();
+    this.sync(false);
+  }
+
+  /** A new case (or layout): new viewports over the same cache; the frames already held stay. */
+  private open(data: CaseData, caseKey: string): void {
+    this.caseKey = caseKey;
+    for (const viewport of this.viewports) viewport.pane.stage.remove();
+    const { rows, columns } = layoutOf(data.case.layout, data.case.viewports.length);
+    this.grid.style.gridTemplateColumns = `repeat(${columns}, minmax(0, 1fr))`;
+    this.root.dataset.layout = `${rows}x${columns}`;
+    this.root.dataset.caseId = data.case.id;
+    this.viewports = data.case.viewports.slice(0, rows * columns).map((spec, number) => {
+      const viewport = new SeriesViewport(this.grid, spec, number);
+      this.bindPointer(viewport);
+      return viewport;
+    });
+    this.labels = new CaseLabels(data.minSecondsOnScreen);
+    this.setActive(0);
+  }
+
+  /** Facts of the slice a viewport shows: its own, or its series' first image's. */
+  private info(viewport: SeriesViewport): ImageInfo | undefined {
+    const own = viewport.imageId === null ? undefined : this.infos.get(viewport.imageId);
+    if (own) return own;
+    for (const imageId of viewport.spec.images) {
+      const known = this.infos.get(imageId);
+      if (known) return known;
+    }
+    return undefined;
+  }
+
+  // --- active viewport, scrolling, window -----------------------------------------------------
+
+  private setActive(index: number): void {
+    this.active = Math.min(Math.max(0, index), Math.max(0, this.viewports.length - 1));
+    this.root.dataset.active = String(this.active);
+    this.requestPaint();
+    this.sync(false);
+  }
+
+  private get activeViewport(): SeriesViewport | undefined {
+    return this.viewports[this.active];
+  }
+
+  /** Scroll viewport `viewport` by `delta` slices; the linked ones follow by slice position. */
+  scroll(viewport: SeriesViewport, delta: number): void {
+    if (!viewport.show(viewport.index + delta)) return;
+    this.followPosition(viewport);
+    this.requestPaint();
+    this.sync(false);
+  }
+
+  private followPosition(source: SeriesViewport): void {
+    if (!this.linkScroll) return;
+    const moves = linkedSlices(
+      this.viewports.map((viewport) => viewport.linked()),
+      source.number,
+    );
+    for (const [index, slice] of moves) this.viewports[index]?.show(slice);
+  }
+
+  private toggleScrollLink(): void {
+    this.linkScroll = !this.linkScroll;
+    if (this.linkScroll && this.activeViewport) this.followPosition(this.activeViewport);
+    this.flashStatus(this.linkScroll ? "Scroll linked: series sharing a frame of reference follow by slice position (Y)." : "Scroll unlinked: each viewport scrolls alone (Y).");
+    this.requestPaint();
+    this.sync(false);
+  }
+
+  private toggleWindowLink(): void {
+    this.linkWindow = !this.linkWindow;
+    this.flashStatus(this.linkWindow ? "W/L linked: a window change reaches every viewport (L)." : "W/L per viewport (L).");
+    this.requestPaint();
+  }
+
+  /** Set a viewport's window (and, linked, every greyscale viewport's); `name`: the preset's. */
+  private setWindow(source: SeriesViewport, window: Window | null, name: string | null, invert?: boolean): void {
+    const colour = this.viewports.map((viewport) => this.info(viewport)?.color ?? true);
+    for (const index of windowTargets(colour, source.number, this.linkWindow)) {
+      const viewport = this.viewports[index] as SeriesViewport;
+      const info = this.info(viewport);
+      if (!info || info.color) continue;
+      const state = viewport.windowOf(info);
+      state.window = window;
+      state.name = name;
+      if (invert !== undefined) state.invert = invert;
+    }
+    this.requestPaint();
+  }
+
+  // --- pointer --------------------------------------------------------------------------------
+
+  private bindPointer(viewport: SeriesViewport): void {
+    const canvas = viewport.pane.renderer.canvas;
+    const camera = viewport.pane.renderer.camera;
+    canvas.addEventListener("contextmenu", (event) => event.preventDefault());
+    canvas.addEventListener("dblclick", () => {
+      camera.fitted = true;
+      this.requestPaint();
+    });
+    canvas.addEventListener("pointerdown", (event) => {
+      activeCase = this;
+      if (viewport.number !== this.active) this.setActive(viewport.number);
+      canvas.setPointerCapture(event.pointerId);
+      const start = viewport.canvasPoint(event.clientX, event.clientY);
+      const info = this.info(viewport);
+      const pan = event.button !== 0 || event.shiftKey || event.ctrlKey;
+      this.drag = { viewport, mode: pan ? "pan" : "window", start, last: start, window: info && !info.color ? viewport.effectiveWindow(info) : null };
+      event.preventDefault();
+    });
+    canvas.addEventListener("pointermove", (event) => {
+      const drag = this.drag;
+      if (!drag || drag.viewport !== viewport) return;
+      const point = viewport.canvasPoint(event.clientX, event.clientY);
+      if (drag.mode === "pan") camera.pan((viewport.spec.mirror ? -1 : 1) * (point.x - drag.last.x), point.y - drag.last.y);
+      else if (drag.window) {
+        const unitsPerPixel = Math.max(drag.window.width, 16) / 256;
+        this.setWindow(viewport, draggedWindow(drag.window, point.x - drag.start.x, point.y - drag.start.y, unitsPerPixel), null);
+      }
+      drag.last = point;
+      this.requestPaint();
+    });
+    const end = (): void => {
+      if (this.drag?.mode === "window") this.sync(false);
+      this.drag = null;
+    };
+    canvas.addEventListener("pointerup", end);
+    canvas.addEventListener("pointercancel", end);
+    canvas.addEventListener(
+      "wheel",
+      (event) => {
+        event.preventDefault();
+        activeCase = this;
+        if (viewport.number !== this.active) this.setActive(viewport.number);
+        if (event.ctrlKey || viewport.slices < 2) {
+          const anchor = viewport.canvasPoint(event.clientX, event.clientY);
+          camera.zoomAt(anchor, event.deltaY < 0 ? 1.15 : 1 / 1.15);
+          this.requestPaint();
+          return;
+        }
+        this.scroll(viewport, event.deltaY > 0 ? 1 : -1);
+      },
+      { passive: false },
+    );
+  }
+
+  // --- keyboard -------------------------------------------------------------------------------
+
+  onKey(event: KeyboardEvent): void {
+    if (!this.root.isConnected || !this.data || event.altKey || event.metaKey) return;
+    const focused = document.activeElement;
+    if (isTextEntry(focused)) return;
+    const viewport = this.activeViewport;
+    if (!viewport) return;
+    const key = event.key;
+    let handled = true;
+    if (key === "Tab") {
+      // Tab moves between viewports unless the reader is on one of the page's controls.
+      const onPage = focused && focused !== document.body && !this.root.contains(focused);
+      if (onPage || event.ctrlKey) return;
+      this.setActive(nextViewport(this.active, this.viewports.length, event.shiftKey));
+    } else if (event.ctrlKey) {
+      handled = false;
+    } else if (event.shiftKey && /^Digit[1-9]$/.test(event.code)) {
+      const info = this.info(viewport);
+      const preset = info?.windows[Number(event.code.slice(5)) - 1];
+      if (preset) this.setWindow(viewport, { center: preset.center, width: preset.width }, preset.name);
+    } else if (/^[1-9]$/.test(key) && this.data.classes.length) {
+      if (event.repeat) return void event.preventDefault();
+      this.classKey(Number(key) - 1, event.timeStamp);
+    } else {
+      switch (key) {
+        case "ArrowUp":
+          this.scroll(viewport, -1);
+          break;
+        case "ArrowDown":
+          this.scroll(viewport, 1);
+          break;
+        case "y":
+        case "Y":
+          this.toggleScrollLink();
+          break;
+        case "l":
+        case "L":
+          this.toggleWindowLink();
+          break;
+        case "i":
+        case "I": {
+          const info = this.info(viewport);
+          if (info && !info.color) {
+            const state = viewport.windowOf(info);
+            this.setWindow(viewport, state.window, state.name, !state.invert);
+          }
+          break;
+        }
+        case "f":
+        case "F":
+          viewport.pane.renderer.camera.fitted = true;
+          this.requestPaint();
+          break;
+        case "+":
+        case "=":
+        case "-":
+        case "_": {
+          const canvas = viewport.pane.renderer.canvas;
+          viewport.pane.renderer.camera.zoomAt({ x: canvas.width / 2, y: canvas.height / 2 }, key === "+" || key === "=" ? 1.25 : 1 / 1.25);
+          this.requestPaint();
+          break;
+        }
+        case "r":
+        case "R": {
+          const info = this.info(viewport);
+          if (info && !info.color) {
+            const initial = viewport.initialWindow(info);
+            this.setWindow(viewport, initial.window, initial.name, false);
+          }
+          viewport.pane.renderer.camera.fitted = true;
+          this.requestPaint();
+          break;
+        }
+        default:
+          handled = false;
+      }
+    }
+    if (handled) {
+      event.preventDefault();
+      event.stopPropagation();
+    }
+  }
+
+  /** A class key: one read of the case, whichever viewport is active. */
+  private classKey(index: number, eventTime: number): void {
+    const data = this.data;
+    if (!data) return;
+    const painted = this.viewports.map((viewport) => viewport.paintedAt).filter((at): at is number => at !== null);
+    const outcome = this.labels.classKey(data.case.id, data.classes, index, eventTime, painted.length ? Math.min(...painted) : null, this.active, data.owner);
+    if ("refused" in outcome) this.flashStatus(outcome.refused);
+    this.renderStatus();
+    this.sync(false);
+  }
+
+  // --- server sync ----------------------------------------------------------------------------
+
+  /** Frames wanted: every viewport's frame on screen (the active one first), then each one's prefetch in turn. */
+  private wanted(): string[] {
+    const has = (key: string): boolean => this.cache.has(key) || this.decoding.has(key) || this.missing.has(key);
+    const order = [this.active, ...this.viewports.map((_, index) => index).filter((index) => index !== this.active)];
+    const lists = order.map((index) => {
+      const viewport = this.viewports[index] as SeriesViewport;
+      return viewport.wanted(has, this.info(viewport));
+    });
+    const keys: string[] = [];
+    for (let step = 0; keys.length < MAX_WANTED && lists.some((list) => step < list.length); step++) {
+      for (const list of lists) {
+        const key = list[step];
+        if (key !== undefined && !keys.includes(key)) keys.push(key);
+      }
+    }
+    return keys.slice(0, MAX_WANTED);
+  }
+
+  private sync(more: boolean): void {
+    if (!this.data || !this.root.isConnected) return;
+    const want = this.wanted();
+    const body = {
+      want,
+      active: this.active,
+      linkScroll: this.linkScroll,
+      view: this.viewports.map((viewport) => ({ imageId: viewport.imageId, index: viewport.index, frame: viewport.frame })),
+      pending: [...this.labels.pending],
+    };
+    const text = JSON.stringify(body);
+    if (text === this.lastSync && !(more && (want.length > 0 || body.pending.length > 0))) return;
+    this.tick += 1;
+    this.lastSync = text;
+    this.lastSyncAt = performance.now();
+    this.setState("sync", { ...body, tick: this.tick });
+  }
+
+  // --- painting -------------------------------------------------------------------------------
+
+  private requestPaint(): void {
+    if (this.frameRequested) return;
+    this.frameRequested = true;
+    requestAnimationFrame(() => {
+      this.frameRequested = false;
+      this.paint();
+    });
+  }
+
+  private paint(): void {
+    let painted = 0;
+    for (const viewport of this.viewports) {
+      const key = viewport.imageId === null ? "" : frameKey(viewport.imageId, viewport.frame);
+      if (viewport.paint(this.info(viewport), this.cache.get(key), this.missing.get(key), viewport.number === this.active)) painted += 1;
+    }
+    this.root.dataset.painted = String(painted);
+    this.root.dataset.linkScroll = String(this.linkScroll);
+    this.root.dataset.linkWindow = String(this.linkWindow);
+    this.renderHeader();
+    this.renderStatus();
+  }
+
+  private renderHeader(): void {
+    const toggle = (name: string, on: boolean, text: string, key: string): string =>
+      `<button class="mrv-toggle${on ? " mrv-on" : ""}" data-toggle="${name}" aria-pressed="${on}">${text}: ${on ? "linked" : "off"} <kbd>${key}</kbd></button>`;
+    const viewport = this.activeViewport;
+    const info = viewport ? this.info(viewport) : undefined;
+    const what = info ? `viewport ${this.active + 1}/${this.viewports.length}: ${escapeHtml(info.seriesDescription || info.modality)}` : "";
+    const html = `<span class="mrv-header-rest">${what}</span>${toggle("scroll", this.linkScroll, "Scroll", "Y")}${toggle("window", this.linkWindow, "W/L", "L")}`;
+    if (this.header.innerHTML !== html) this.header.innerHTML = html;
+  }
+
+  private renderStatus(): void {
+    const data = this.data;
+    const parts: string[] = [];
+    if (data?.classes.length) {
+      const mine = this.labels.labelOf(data.case.id);
+      const classes = data.classes
+        .map((name, index) => `<button class="mrv-class${mine === name ? " mrv-chosen" : ""}" data-class-index="${index}"><kbd>${index + 1}</kbd> ${escapeHtml(name)}</button>`)
+        .join("");
+      parts.push(`<span class="mrv-classes">${classes}</span>`);
+      const failed = this.labels.failed;
+      if (failed.size) parts.push(`<span class="mrv-error">not saved: ${[...new Set(failed.values())].map(escapeHtml).join("; ")}</span>`);
+      else if (this.labels.pending.length) parts.push(`<span class="mrv-pending">saving the case read…</span>`);
+    }
+    if (this.flash) parts.push(`<span class="mrv-error">${escapeHtml(this.flash)}</span>`);
+    const html = parts.join(" ");
+    if (this.status.innerHTML !== html) this.status.innerHTML = html;
+  }
+
+  private flashStatus(text: string): void {
+    this.flash = text;
+    this.renderStatus();
+    window.setTimeout(() => {
+      if (this.flash === text) {
+        this.flash = "";
+        this.renderStatus();
+      }
+    }, 2500);
+  }
+
+  /** Rows share the height left below the viewer's top, as the worklist viewer's one viewport does. */
+  private layout(): void {
+    if (!this.data || this.viewports.length === 0) return;
+    const { rows, columns } = layoutOf(this.data.case.layout, this.data.case.viewports.length);
+    const legend = this.root.querySelector(".mrv-legend") as HTMLDivElement;
+    const below = this.status.offsetHeight + legend.offsetHeight + 24 + (this.data.below ?? 0);
+    const { top, height: windowHeight } = pageTop(this.grid);
+    const available = windowHeight - top - below;
+    const maxHeight = this.data.maxHeight || 0;
+    const total = Math.max(240, maxHeight > 0 ? Math.min(maxHeight, available) : available);
+    const gap = 4;
+    const height = Math.max(120, (total - gap * (rows - 1)) / rows);
+    const width = (this.grid.clientWidth - gap * (columns - 1)) / columns;
+    for (const viewport of this.viewports) {
+      const key = viewport.imageId === null ? "" : frameKey(viewport.imageId, viewport.frame);
+      viewport.resize(width, height, this.cache.get(key));
+    }
+    this.requestPaint();
+  }
+}
