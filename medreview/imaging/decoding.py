@@ -73,6 +73,13 @@ class DecodedImage:
     # bottom edge) as PS3.3 C.7.6.1.1.1 letters ("L", "P", "H", "LP" when oblique), from Image
     # Orientation (Patient) or Patient Orientation; None when the file gives neither (PNG/JPEG).
     patient_directions: tuple[str, str] | None = None
+    # Frame of Reference UID (remapped with the other UIDs at import): slice positions of two series
+    # compare only when they share it. None when the file has none (PNG/JPEG, projection films).
+    frame_of_reference_uid: str | None = None
+    # Image Position (Patient) projected on the slice normal (row x column direction), in mm: where
+    # the slice lies along its stack, comparable across the series of one frame of reference.
+    # None without both Image Position and Image Orientation (Patient).
+    slice_position: float | None = None
 
     @property
     def frame_count(self) -> int:
@@ -148,7 +155,31 @@ def _decode_dataset(dataset: Dataset) -> DecodedImage:
         file_windows=file_windows,
         pixel_spacing=_pixel_spacing(dataset),
         patient_directions=_patient_directions(dataset),
+        frame_of_reference_uid=str(dataset.get("FrameOfReferenceUID", "") or "").strip() or None,
+        slice_position=slice_position(dataset),
     )
+
+
+def slice_position(dataset: Dataset) -> float | None:
+    """Image Position (Patient) projected on the slice normal (mm), or None without a usable
+    position and orientation."""
+    try:
+        position = [float(value) for value in dataset.get("ImagePositionPatient") or ()]
+        cosines = [float(value) for value in dataset.get("ImageOrientationPatient") or ()]
+    except (TypeError, ValueError):
+        return None
+    if len(position) != 3 or len(cosines) != 6 or not all(math.isfinite(value) for value in (*position, *cosines)):
+        return None
+    row_x, row_y, row_z, column_x, column_y, column_z = cosines
+    normal = (
+        row_y * column_z - row_z * column_y,
+        row_z * column_x - row_x * column_z,
+        row_x * column_y - row_y * column_x,
+    )
+    norm = math.sqrt(sum(component * component for component in normal))
+    if norm == 0:
+        return None
+    return sum(p * n for p, n in zip(position, normal, strict=True)) / norm
 
 
 def _pixel_spacing(dataset: Dataset) -> tuple[float, float] | None:

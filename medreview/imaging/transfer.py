@@ -100,6 +100,10 @@ def display_facts(image: DecodedImage) -> dict[str, Any]:
         "voiLut": voi_lut,
         "pixelSpacing": list(image.pixel_spacing) if image.pixel_spacing else None,
         "orientation": edge_directions(image.patient_directions),
+        # Linked scrolling between series (ui/viewer/src/linking.ts): where this slice lies along the
+        # normal, comparable with the slices of series that share the frame of reference.
+        "slicePosition": image.slice_position,
+        "frameOfReference": image.frame_of_reference_uid,
     }
 
 

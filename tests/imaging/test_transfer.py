@@ -118,3 +118,22 @@ def test_heat_maps_travel_as_intensities_the_viewer_colours():
     heat = np.array([[0.0, 0.5], [1.0, 1.7]])  # a value past 1 is clipped, not wrapped
     np.testing.assert_array_equal(heatmap_intensities(heat), [[0, 128], [255, 255]])
     assert encode_frame(grey(np.zeros((3, 5))), 0).raw_bytes == 3 * 5 * 2  # int16 once inflated
+
+
+def test_display_facts_give_the_slice_position_along_the_normal_and_the_frame_of_reference():
+    # A sagittal slice: rows run to the back, columns to the feet, so the normal (row x column) points
+    # to the patient's right (-x): a slice 12.5 mm to the left lies at -12.5 whatever its y and z.
+    facts = display_facts(
+        decode_dicom(
+            with_attributes(
+                ImageOrientationPatient=[0, 1, 0, 0, 0, -1],
+                ImagePositionPatient=[12.5, -80, 40],
+                FrameOfReferenceUID="1.2.826.0.1.3680043.8.498.1",
+            )
+        )
+    )
+    assert facts["slicePosition"] == pytest.approx(-12.5)
+    assert facts["frameOfReference"] == "1.2.826.0.1.3680043.8.498.1"
+    # Without a position there is no place along the stack to link by, rather than a made-up one.
+    bare = display_facts(decode_dicom(with_attributes(ImageOrientationPatient=[1, 0, 0, 0, 1, 0])))
+    assert bare["slicePosition"] is None and bare["frameOfReference"] is None
