@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import weakref
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -50,13 +51,17 @@ if TYPE_CHECKING:
     import keras
 
 __all__ = [
+    "CASE_CONFIGS",
     "CONFIGS",
     "DEFAULT_ARCHITECTURE",
+    "AttentionMIL25DConfig",
+    "AttentionMILConfig",
     "BatchNormCNNConfig",
     "MobileNetV2Config",
     "ModelConfig",
     "Preprocessing",
     "SmallCNNConfig",
+    "get_case_config",
     "get_config",
     "version_preprocessing",
 ]
@@ -191,7 +196,10 @@ class ModelConfig:
         keras.utils.set_random_seed(seed)
         return self.network(input_size, num_classes, weights_path)
 
-    def network(self, input_size: int, num_classes: int, weights_path: str | None) -> keras.Model:
+    def network(self, input_size: int, num_classes: int, weights_path: str | None, channels: int = 1) -> keras.Model:
+        """The network on (N, S, S, ``channels``) inputs; ``channels`` > 1 only for the slice stacks of a
+        2.5D case model (:class:`AttentionMIL25DConfig`), which only the CNNs without a pretrained
+        backbone support."""
         raise NotImplementedError
 
     def head(self, features: keras.KerasTensor, num_classes: int, dropout: float) -> keras.KerasTensor:
@@ -233,13 +241,15 @@ class SmallCNNConfig(ModelConfig):
     min_input_size = 8
     feature_layer = "last_conv"
 
-    def network(self, input_size: int, num_classes: int, weights_path: str | None) -> keras.Model:
+    def network(self, input_size: int, num_classes: int, weights_path: str | None, channels: int = 1) -> keras.Model:
         import keras
         from keras import layers
 
         # Plain ReLU convolutions, no BatchNormalization (see BatchNormCNNConfig for the stronger
         # network and what made an early BatchNorm trial collapse).
-        inputs = keras.Input(shape=(input_size, input_size, 1), name="image")  # (N, S, S, 1) float32 [0, 1]
+        inputs = keras.Input(
+            shape=(input_size, input_size, channels), name="image"
+        )  # (N, S, S, channels) float32 [0, 1]
         x = layers.Conv2D(32, 3, padding="same", activation="relu", name="conv1")(inputs)
         x = layers.MaxPooling2D(name="pool1")(x)  # (N, S/2, S/2, 32)
         x = layers.Conv2D(64, 3, padding="same", activation="relu", name="conv2")(x)
@@ -311,7 +321,7 @@ class BatchNormCNNConfig(ModelConfig):
         """How many times the input is halved before the three blocks: 0 below 56 px, then one per doubling."""
         return max(0, min(self.max_stem_blocks, math.floor(math.log2(input_size / 28))))
 
-    def network(self, input_size: int, num_classes: int, weights_path: str | None) -> keras.Model:
+    def network(self, input_size: int, num_classes: int, weights_path: str | None, channels: int = 1) -> keras.Model:
         import keras
         from keras import layers
 
@@ -321,7 +331,9 @@ class BatchNormCNNConfig(ModelConfig):
             x = layers.BatchNormalization(momentum=self.batchnorm_momentum, name=f"{prefix}_bn")(x)
             return layers.ReLU(name=name or f"{prefix}_relu")(x)
 
-        inputs = keras.Input(shape=(input_size, input_size, 1), name="image")  # (N, S, S, 1) float32 [0, 1]
+        inputs = keras.Input(
+            shape=(input_size, input_size, channels), name="image"
+        )  # (N, S, S, channels) float32 [0, 1]
         x = inputs
         for stem in range(1, self.stem_blocks(input_size) + 1):
             x = conv_bn_relu(x, 32, f"stem{stem}")
@@ -345,11 +357,14 @@ class MobileNetV2Config(ModelConfig):
     # The backbone's last activation, reached through the nested model (see medreview.ml.explain).
     feature_layer = "backbone/out_relu"
 
-    def network(self, input_size: int, num_classes: int, weights_path: str | None) -> keras.Model:
+    def network(self, input_size: int, num_classes: int, weights_path: str | None, channels: int = 1) -> keras.Model:
         import keras
         from keras import layers
 
         from medreview.ml.layers import GreyToRGB
+
+        if channels != 1:
+            raise TrainingError(f"{self.title} takes one grey image, not a stack of {channels} slices.")
 
         try:
             backbone = keras.applications.MobileNetV2(
@@ -386,3 +401,155 @@ def get_config(architecture: str) -> ModelConfig:
         raise TrainingError(
             f"Unknown architecture {architecture!r}; choose one of {', '.join(sorted(CONFIGS))}."
         ) from None
+
+
+# --- case-level models --------------------------------------------------------------------------
+
+
+class AttentionMILConfig(ModelConfig):
+    """A case-level classifier: a slice encoder (one of the image CNNs above, without its head) applied
+    to every slice of a case, then gated attention multiple-instance pooling (Ilse, Tomczak & Welling,
+    ICML 2018; :class:`~medreview.ml.layers.GatedAttentionPooling`) over the slices, then the usual
+    head. A study- or series-scoped label says "this case shows X", not which slices do: the
+    attention learns which slices carry the evidence, and its weights say so (the slices to show
+    first, with their maps).
+
+    Inputs ``[slices, slice_mask]``: (N, K, S, S, :attr:`stack`) float32 in [0, 1], a case's K slices
+    (K may differ between calls; within a batch shorter cases are padded), and (N, K) float32, 1 for a
+    real slice and 0 for padding. Outputs ``[probabilities, attention]``: (N, C) float32 class
+    probabilities of the case, and (N, K) float32 attention weights (0 on padding, summing to 1).
+
+    Each slice is prepared with the encoder's own recipe (:meth:`ModelConfig.prepare`, the same for
+    every slice). Grad-CAM of a slice (:meth:`slice_model`, :attr:`feature_layer`) explains the case
+    head applied to that slice alone: within the bag the case score is
+    ``sum_k a_k * score_k`` plus what flows through the weights ``a_k`` themselves, so the map of slice
+    k is the slice's own evidence for the class, without the attention's share. Training
+    (:mod:`medreview.ml.training.cases`) and prediction (:mod:`medreview.ml.cases`) know the rest.
+    """
+
+    name = "attention_mil"
+    title = "The attention MIL case model"
+    description = (
+        "Case model: a slice CNN on every slice of a study or series, gated attention pooling over the slices "
+        "(Ilse et al. 2018); names the slices that drive its call."
+    )
+    min_input_size = 8
+    logits_layer = "logits"
+    probabilities_layer = "probabilities"
+    # Layer names the training and prediction code reach for.
+    encoder_layer = "slice_encoder"  # the image CNN without its head: (n, S, S, stack) -> (n, F)
+    per_slice_layer = "slices_encoded"  # PerSlice(encoder): (N, K, S, S, stack) -> (N, K, F)
+    embedding_layer = "instance_embedding"  # (N, K, F) -> (N, K, E)
+    pooling_layer = "attention_pooling"
+    attention_layer = "attention"  # (N, K) weights, the model's second output
+    # Slices per instance: 1 is a 2D encoder per slice; 2.5D stacks each slice with its neighbours.
+    stack: ClassVar[int] = 1
+    embedding_units = 64
+    attention_units = 64
+    dropout = 0.25
+    # Cases are trained on at most this many slices (more are thinned evenly: see training.cases).
+    default_max_slices = 64
+    encoders: ClassVar[tuple[str, ...]] = ("small_cnn", "bn_cnn")
+
+    def __init__(self, encoder: str = "small_cnn", max_slices: int | None = None) -> None:
+        if encoder not in self.encoders:
+            raise TrainingError(
+                f"A case model encodes slices with one of {', '.join(self.encoders)}, not {encoder!r}: Grad-CAM "
+                "reaches one nested model deep, and a pretrained backbone would be two."
+            )
+        max_slices = self.default_max_slices if max_slices is None else max_slices
+        if isinstance(max_slices, bool) or not isinstance(max_slices, int) or max_slices < 1:
+            raise TrainingError(f"A case model needs at least one slice per case, not {max_slices!r}.")
+        self.encoder = encoder
+        self.max_slices = max_slices
+
+    @property
+    def encoder_config(self) -> ModelConfig:
+        return get_config(self.encoder)
+
+    @property
+    def feature_layer(self) -> str:  # type: ignore[override]
+        # The encoder's feature map, inside the nested encoder (medreview.ml.explain's "outer/inner").
+        return f"{self.encoder_layer}/{self.encoder_config.feature_layer}"
+
+    @property
+    def window_policy(self) -> str:  # type: ignore[override]
+        return self.encoder_config.window_policy
+
+    def network(self, input_size: int, num_classes: int, weights_path: str | None, channels: int = 1) -> keras.Model:
+        import keras
+        from keras import layers
+
+        from medreview.ml.layers import GatedAttentionPooling, PerSlice
+
+        # The image CNN up to its global pooling is the slice encoder; its head is left out.
+        image_network = self.encoder_config.network(input_size, 2, None, channels=self.stack)
+        encoder = keras.Model(
+            image_network.inputs, image_network.get_layer("pool").output, name=self.encoder_layer
+        )  # (n, S, S, stack) -> (n, F)
+        slices = keras.Input(shape=(None, input_size, input_size, self.stack), name="slices")  # (N, K, S, S, stack)
+        slice_mask = keras.Input(shape=(None,), name="slice_mask")  # (N, K) float32, 1 = a real slice
+        x = PerSlice(encoder, name=self.per_slice_layer)(slices)  # (N, K, F)
+        x = layers.Dense(self.embedding_units, activation="relu", name=self.embedding_layer)(x)  # (N, K, E)
+        pooled, weights = GatedAttentionPooling(self.attention_units, name=self.pooling_layer)([x, slice_mask])
+        attention = layers.Identity(name=self.attention_layer)(weights)  # (N, K)
+        probabilities = self.head(pooled, num_classes, dropout=self.dropout)  # (N, C)
+        return keras.Model([slices, slice_mask], [probabilities, attention], name=self.name)
+
+    def training_model(self, model: keras.Model) -> keras.Model:
+        """The case model with its probabilities as the only output (what the loss sees); shares its weights."""
+        import keras
+
+        return keras.Model(model.inputs, model.outputs[0], name=f"{self.name}_training")
+
+    def slice_model(self, model: keras.Model) -> keras.Model:
+        """The case head on one slice (a bag of one, attention weight 1): (n, S, S, stack) -> (n, C)
+        probabilities through the case model's own layers (weights shared, nothing copied), with the
+        layers named as :func:`medreview.ml.explain.grad_cam` expects. Cached per model: every new
+        graph adds nodes to the shared layers."""
+        import keras
+
+        cached = _slice_models.get(model)
+        if cached is not None:
+            return cached
+        encoder = model.get_layer(self.per_slice_layer).layer
+        image = keras.Input(shape=tuple(encoder.inputs[0].shape[1:]), name="slice")
+        x = encoder(image)  # (n, F)
+        x = model.get_layer(self.embedding_layer)(x)  # (n, E)
+        logits = model.get_layer(self.logits_layer)(x)  # (n, C); dropout is a no-op in inference
+        probabilities = model.get_layer(self.probabilities_layer)(logits)
+        slice_model = keras.Model(image, probabilities, name=f"{self.name}_slice")
+        _slice_models[model] = slice_model
+        return slice_model
+
+
+class AttentionMIL25DConfig(AttentionMILConfig):
+    """The 2.5D variant: each instance is a slice with its two neighbours as channels (the first and
+    last slices repeat themselves), so the encoder sees a little of the third dimension (a lesion that
+    appears and fades over a few slices, a vessel that runs through them)."""
+
+    name = "attention_mil_25d"
+    title = "The 2.5D attention MIL case model"
+    description = (
+        "Case model, 2.5D: each slice with its two neighbours as channels through a slice CNN, gated attention "
+        "pooling over the slices."
+    )
+    stack = 3
+
+
+# Case models by name; kept apart from CONFIGS, which the Train page offers for images.
+CASE_CONFIGS: dict[str, type[AttentionMILConfig]] = {
+    config.name: config for config in (AttentionMILConfig, AttentionMIL25DConfig)
+}
+_slice_models: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def get_case_config(architecture: str, encoder: str = "small_cnn", max_slices: int | None = None) -> AttentionMILConfig:
+    """The config of a case-model name (as it would be stored on a model version), with its slice encoder."""
+    try:
+        config_class = CASE_CONFIGS[architecture]
+    except KeyError:
+        raise TrainingError(
+            f"Unknown case model {architecture!r}; choose one of {', '.join(sorted(CASE_CONFIGS))}."
+        ) from None
+    return config_class(encoder=encoder, max_slices=max_slices)
