@@ -5,9 +5,11 @@ Unknown keys are refused, so a typo cannot silently create a setting nobody read
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from medreview.errors import MedreviewError
+from medreview.reading.protocols import DEFAULT_PROTOCOLS, validate_protocols
 from medreview.store import Store
 from medreview.store.models import Setting
 from medreview.team.audit import record
@@ -36,6 +38,9 @@ DEFAULTS: dict[str, Any] = {
     # With boxes: whether a reader may save boxes without a class for the image (detection work).
     # Off, the Label page's boxes go with a class (a class key, or S once the image has one).
     "box_only_reads": False,
+    # The rules that fill the viewer's grid from a study, tried in order (medreview.reading.protocols):
+    # a JSON list of protocols, validated on save.
+    "hanging_protocols": DEFAULT_PROTOCOLS,
 }
 CHOICES: dict[str, tuple[str, ...]] = {
     "training_label_source": ("final", "all"),
@@ -48,7 +53,8 @@ def get_setting(store: Store, key: str) -> Any:
         raise MedreviewError(f"unknown setting '{key}'")
     with store.db.read() as session:
         row = session.get(Setting, key)
-        return DEFAULTS[key] if row is None else row.value
+        # A copy of a default: a caller that edits a list in place must not change the shipped one.
+        return copy.deepcopy(DEFAULTS[key]) if row is None else row.value
 
 
 def project_settings(store: Store) -> dict[str, Any]:
@@ -66,6 +72,8 @@ def set_setting(store: Store, actor: Actor, key: str, value: Any) -> None:
         raise MedreviewError(f"setting '{key}' is one of {', '.join(CHOICES[key])}")
     if key == "session_minutes" and not 5 <= value <= 7 * 24 * 60:
         raise MedreviewError("sessions must last between 5 minutes and a week")
+    if key == "hanging_protocols":
+        value = validate_protocols(value)
     with store.db.write() as session:
         row = session.get(Setting, key, with_for_update=True)
         old = DEFAULTS[key] if row is None else row.value

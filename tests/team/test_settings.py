@@ -8,6 +8,7 @@ import json
 import pytest
 
 from medreview.errors import MedreviewError, PermissionDeniedError
+from medreview.reading.protocols import DEFAULT_PROTOCOLS
 from medreview.reading.reads import LOCAL_ACTOR
 from medreview.team.audit import query
 from medreview.team.roles import Actor
@@ -33,6 +34,7 @@ def test_a_new_project_starts_safe(store):
         "label_mode": "single",
         "boxes": False,
         "box_only_reads": False,
+        "hanging_protocols": DEFAULT_PROTOCOLS,  # CT, MR brain, chest film with prior, mammography
     }
 
 
