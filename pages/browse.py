@@ -1,4 +1,5 @@
-"""Browse: patient -> study -> series in the sidebar, the series as a navigable stack, the DICOM header."""
+"""Browse: patient -> study in the sidebar, the study's series in a grid of viewports, the DICOM header
+of the slice on screen in the active viewport."""
 
 from collections import Counter
 
@@ -11,7 +12,7 @@ from medreview.reading.catalog import get_image
 from medreview.store import Store
 from ui.session import get_store, session_actor
 from ui.text import plain, spreadsheet_safe
-from ui.viewer import image_viewer, viewer_state
+from ui.viewer import case_viewer, hanging_layout, series_viewport
 
 
 def count_text(count: int, singular: str, plural: str) -> str:
@@ -61,7 +62,7 @@ def series_labels(series_table: pd.DataFrame) -> dict[int, str]:
 
 
 def pickers_ui(store: Store, patient_table: pd.DataFrame) -> int:
-    """Patient, study and series selectboxes; returns the chosen series id.
+    """Patient and study selectboxes; returns the chosen study id.
 
     Selectboxes rather than tables: the first entry is preselected at every level, so a patient with
     one study is on screen at once, and each box filters as the reader types an ID or description.
@@ -71,9 +72,7 @@ def pickers_ui(store: Store, patient_table: pd.DataFrame) -> int:
         "Patient", list(patient_labels), format_func=patient_labels.__getitem__, key="browse_patient"
     )
     study_labels = {int(row.study_id): study_label(row) for row in studies(store, patient_id).itertuples()}
-    study_id = st.selectbox("Study", list(study_labels), format_func=study_labels.__getitem__, key="browse_study")
-    labels = series_labels(series_list(store, study_id))
-    return st.selectbox("Series", list(labels), format_func=labels.__getitem__, key="browse_series")
+    return st.selectbox("Study", list(study_labels), format_func=study_labels.__getitem__, key="browse_study")
 
 
 def header_ui(store: Store, image_id: int) -> None:
@@ -83,6 +82,24 @@ def header_ui(store: Store, image_id: int) -> None:
         )
         header = filter_header(dicom_header(store, actor, image_id), needle)
         st.dataframe(spreadsheet_safe(header), hide_index=True, width="stretch")
+
+
+def slice_caption(store: Store, series_id: int, image_id: int, title: str) -> str:
+    """The slice on screen in the active viewport: its place in the series, instance, location, file."""
+    slices = series_slices(store, series_id)
+    shown_ids = [int(found) for found in slices["image_id"]]
+    position = shown_ids.index(image_id) if image_id in shown_ids else 0
+    current = slices.iloc[position]
+    record = get_image(store, actor, int(current["image_id"]))
+    details = [plain(title), f"Slice {position + 1}/{len(slices)}"]
+    if not pd.isna(current["instance_number"]):
+        details.append(f"instance {current['instance_number']}")
+    if not pd.isna(current["slice_location"]):
+        details.append(f"location {current['slice_location']:.1f} mm")
+    details.append(f"{plain(record.modality)} · {record.columns}×{record.rows}")
+    if record.number_of_frames > 1:
+        details.append(f"{record.number_of_frames} frames")
+    return " · ".join(details) + f" · {plain(record.display_name.rsplit('/', 1)[-1])}"
 
 
 store = get_store()
@@ -95,35 +112,30 @@ try:
         st.info("No images yet: add some on the Upload page (or load the demo data on Home).")
         st.stop()
     with st.sidebar:
-        series_id = pickers_ui(store, patient_table)
-    slices = series_slices(store, series_id)
-    if slices.empty:
-        st.info("This series holds no images.")
+        study_id = pickers_ui(store, patient_table)
+    series_table = series_list(store, study_id)
+    series_table = series_table[series_table["images"] > 0]
+    if series_table.empty:
+        st.info("This study holds no images.")
         st.stop()
 
-    # The viewer scrolls the series (wheel, Up/Down) and its frames (Left/Right) in the browser; it
-    # reports the slice on screen, whose details and header are shown below it. It knows the other
-    # slices through the first one's description and names a slice only once it is sent that slice's
-    # own: the slice on screen goes along, or its header lost the file name after a scroll.
-    first_id = int(slices["image_id"].iloc[0])
-    shown_ids = [int(found) for found in slices["image_id"]]
-    view = viewer_state("browse_viewer").get("view") or {}
-    image_id = int(view["imageId"]) if view.get("imageId") in shown_ids else first_id
-    images = [first_id] if image_id == first_id else [first_id, image_id]
-    image_viewer("browse_viewer", actor, images, position=first_id, jump=series_id)
-    position = shown_ids.index(image_id)
-    current = slices.iloc[position]
-    record = get_image(store, actor, image_id)
-    details = [f"Slice {position + 1}/{len(slices)}"]
-    if not pd.isna(current["instance_number"]):
-        details.append(f"instance {current['instance_number']}")
-    if not pd.isna(current["slice_location"]):
-        details.append(f"location {current['slice_location']:.1f} mm")
-    details.append(f"{plain(record.modality)} · {record.columns}×{record.rows}")
-    if record.number_of_frames > 1:
-        details.append(f"{record.number_of_frames} frames")
-    st.caption(" · ".join(details) + f" · {plain(record.display_name.rsplit('/', 1)[-1])}")
-    if record.burned_in_annotation:
+    # The study opens in a grid, a series a viewport (2x2 from four series, 1x3, 1x2, else 1x1). The
+    # viewer scrolls, windows and links the viewports in the browser and reports the active one and
+    # the slice each shows: that slice's details and header are shown below it.
+    layout, hung = hanging_layout([int(found) for found in series_table["series_id"]])
+    labels = series_labels(series_table)
+    viewports = [series_viewport(series_id) for series_id in hung]
+    sync = case_viewer("browse_viewer", actor, f"study:{study_id}", viewports, layout=layout)
+    active = sync.get("active") if isinstance(sync.get("active"), int) else 0
+    active = active if 0 <= active < len(hung) else 0
+    views = sync.get("view") if isinstance(sync.get("view"), list) else []
+    shown = views[active] if active < len(views) and isinstance(views[active], dict) else {}
+    image_id = shown.get("imageId") if shown.get("imageId") in viewports[active].image_ids else None
+    image_id = int(image_id) if image_id is not None else viewports[active].image_ids[0]
+    if len(series_table) > len(hung):
+        st.caption(f"Showing {len(hung)} of the study's {len(series_table)} series (the first by series number).")
+    st.caption(slice_caption(store, hung[active], image_id, f"Viewport {active + 1}: {labels[hung[active]]}"))
+    if get_image(store, actor, image_id).burned_in_annotation:
         st.warning("This image may carry burned-in patient information.")
 
     header_ui(store, image_id)

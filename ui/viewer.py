@@ -26,10 +26,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import math
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,18 +43,24 @@ from medreview.imaging.decoding import DecodedImage, Window
 from medreview.imaging.display import default_display_window, window_choices
 from medreview.imaging.overlays import INFERNO_RGB
 from medreview.imaging.transfer import display_facts, encode_frame, heatmap_intensities
-from medreview.reading.browse import series_image_ids
+from medreview.reading.browse import series_image_ids, series_slices
 from medreview.reading.catalog import ImageRecord, decode_image, get_image
 from medreview.reading.reads import save_read
 from medreview.team.roles import Actor
 from ui.session import LOGIN_KEY, get_store
 
 __all__ = [
+    "CASE_LAYOUTS",
     "DecodedCache",
+    "ViewportSeries",
+    "case_reads",
+    "case_viewer",
     "decoded",
+    "hanging_layout",
     "image_viewer",
     "list_follower",
     "save_pending_reads",
+    "series_viewport",
     "sign_in_id",
     "signed_out_viewer",
     "viewer_state",
@@ -442,6 +450,177 @@ def image_viewer(
         "split": split,
         "owner": sign_in_id() if mode == "label" else "",
         "left": left,
+        "serverMs": round((time.perf_counter() - started) * 1000, 1),
+    }
+    _component(key=key, data=data, default={"sync": None}, on_sync_change=lambda: None)
+    return viewer_state(key)
+
+
+# --- a case in a grid of viewports ------------------------------------------------------------
+
+# Grid layouts the viewer draws (ui/viewer/src/linking.ts LAYOUTS), by how many viewports each holds.
+CASE_LAYOUTS = {"1x1": 1, "1x2": 2, "1x3": 3, "2x2": 4}
+
+
+@dataclass(frozen=True)
+class ViewportSeries:
+    """One viewport of a case: a series' image ids in reading order and how to hang it.
+
+    ``positions``: each image's position along the slice normal in mm (None where unknown), in the
+    same order; the viewer scrolls series of one frame of reference together by it.
+    ``preset``: a window preset to open with, by name ("Lung"; None: the image's own first window).
+    ``mirror``: shown flipped left to right (a left mammogram view facing the right one).
+    ``prior``: set for a prior study's series, the words its corner shows ("Prior · 2024-03-01").
+    """
+
+    image_ids: tuple[int, ...]
+    positions: tuple[float | None, ...] = ()
+    preset: str | None = None
+    mirror: bool = False
+    prior: str | None = None
+
+
+def hanging_layout(series_ids: Sequence[int]) -> tuple[str, list[int]]:
+    """The grid for a study's series in reading order, and the series it shows: 2x2 with the first
+    four of four or more, 1x3 for three, 1x2 for two, else 1x1. (Hanging protocols, which choose
+    by modality, description and view, are medreview.reading.protocols' work.)"""
+    count = min(len(series_ids), 4)
+    layout = {4: "2x2", 3: "1x3", 2: "1x2"}.get(count, "1x1")
+    return layout, [int(series_id) for series_id in series_ids[:count]]
+
+
+def series_viewport(
+    series_id: int, *, preset: str | None = None, mirror: bool = False, prior: str | None = None
+) -> ViewportSeries:
+    """A viewport showing a stored series, its slices in reading order with their positions (the
+    position along the normal stored at ingest, :func:`medreview.reading.browse.series_slices`)."""
+    slices = series_slices(get_store(), series_id)
+    positions = tuple(_millimetres(location) for location in slices["slice_location"])
+    return ViewportSeries(
+        image_ids=tuple(int(image_id) for image_id in slices["image_id"]),
+        positions=positions,
+        preset=preset,
+        mirror=mirror,
+        prior=prior,
+    )
+
+
+def _millimetres(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None  # None or pandas' NA: no position stored
+    return number if math.isfinite(number) else None
+
+
+def case_reads(key: str) -> list[dict[str, Any]]:
+    """The case reads the case viewer under ``key`` holds as pending: {seq, caseId, label, seconds,
+    viewport, owner}, one per key press of a class (ui/viewer/src/controller.ts). The page saves them
+    through the reading service of the case's scope and passes the saved seqs back as ``acked``."""
+    reads = []
+    for entry in viewer_state(key).get("pending", []) or []:
+        try:
+            reads.append(
+                {
+                    "seq": int(entry["seq"]),
+                    "caseId": str(entry["caseId"]),
+                    "label": str(entry["label"]),
+                    "seconds": _seconds(entry.get("seconds")),
+                    "viewport": int(entry.get("viewport", 0)),
+                    "owner": str(entry.get("owner", "")),
+                }
+            )
+        except (KeyError, TypeError, ValueError):
+            continue  # not a case read: nothing to save
+    return reads
+
+
+def case_viewer(
+    key: str,
+    actor: Actor,
+    case_id: str,
+    viewports: Sequence[ViewportSeries],
+    *,
+    layout: str | None = None,
+    classes: Sequence[str] = (),
+    acked: Sequence[int] = (),
+    failed: dict[int, str] | None = None,
+    max_height: int = 0,
+    below: int = 0,
+    allowed: Callable[[int], bool] | None = None,
+) -> dict[str, Any]:
+    """Mount the viewer with a case in a grid; returns its ``sync`` state: the frames it wants, which
+    viewport is active (``active``), the slice each shows (``view``: [{imageId, index, frame}]) and the
+    case reads not yet acknowledged (``pending``, see :func:`case_reads`).
+
+    ``case_id``: what the reads name ("study:12"). ``layout``: "1x1", "1x2", "1x3" or "2x2" (None: the
+    smallest that holds the viewports); viewports beyond it are not shown. ``classes``: keys 1-9 label
+    the case (none: a viewer only). ``allowed``: which image ids this reader may receive pixels of.
+    Raises ValueError for an unknown layout or a viewport without images.
+    """
+    if layout is None:
+        layout = next((name for name, count in CASE_LAYOUTS.items() if count >= len(viewports)), "2x2")
+    if layout not in CASE_LAYOUTS:
+        raise ValueError(f"unknown layout {layout!r}: expected one of {', '.join(CASE_LAYOUTS)}")
+    if not viewports or any(not viewport.image_ids for viewport in viewports):
+        raise ValueError("a case viewer needs at least one viewport, each with at least one image")
+    shown = list(viewports)[: CASE_LAYOUTS[layout]]
+    sync = viewer_state(key)
+    started = time.perf_counter()
+    # Facts of each viewport's first image speak for its series; the slices on screen get their own
+    # (a name, a position) once the viewer reports them.
+    views = sync.get("view") if isinstance(sync.get("view"), list) else []
+    on_screen = {int(item["imageId"]) for item in views if isinstance(item, dict) and item.get("imageId")}
+    infos: dict[int, dict[str, Any]] = {}
+    specs = []
+    for viewport in shown:
+        series = [int(image_id) for image_id in viewport.image_ids]
+        for image_id in [series[0], *(member for member in series if member in on_screen)]:
+            if image_id not in infos:
+                try:
+                    infos[image_id] = image_info(actor, image_id, series=series)
+                except MedreviewError:
+                    continue
+        first = infos.get(series[0], {})
+        positions = list(viewport.positions) if len(viewport.positions) == len(series) else [None] * len(series)
+        specs.append(
+            {
+                "images": series,
+                "positions": positions,
+                "frameOfReference": first.get("frameOfReference"),
+                "preset": viewport.preset,
+                "mirror": viewport.mirror,
+                "prior": viewport.prior,
+            }
+        )
+    wanted: list[str] = []
+    served_key = f"{key}__served_tick"
+    if sync.get("tick") is not None and sync.get("tick") != st.session_state.get(served_key):
+        wanted = [str(item) for item in sync.get("want", []) or []]
+        st.session_state[served_key] = sync.get("tick")
+    # The first slice of each viewport goes out with the data that opens the case, unasked.
+    pushed: set[str] = st.session_state.setdefault(f"{key}__pushed", set())
+    for spec in specs:
+        frame_key = f"{spec['images'][0]}:0"
+        if frame_key not in pushed and frame_key not in wanted:
+            pushed.add(frame_key)
+            wanted.append(frame_key)
+    rows: list[dict[str, Any]] = []
+    missing: dict[str, str] = {}
+    if wanted:
+        rows, missing = _frame_rows(wanted, allowed or (lambda _image_id: True))
+    data = {
+        "case": {"id": case_id, "layout": layout, "viewports": specs},
+        "images": list(infos.values()),
+        "pixels": rows,
+        "missing": missing,
+        "classes": list(classes),
+        "owner": sign_in_id() if classes else "",
+        "acked": list(acked),
+        "failed": {str(seq): reason for seq, reason in (failed or {}).items()},
+        "minSecondsOnScreen": MIN_SECONDS_ON_SCREEN,
+        "maxHeight": max_height,
+        "below": below,
         "serverMs": round((time.perf_counter() - started) * 1000, 1),
     }
     _component(key=key, data=data, default={"sync": None}, on_sync_change=lambda: None)

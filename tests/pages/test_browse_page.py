@@ -53,41 +53,96 @@ def test_empty_store_says_so(page_store):
     assert not app.get("bidi_component")
 
 
-def test_pick_a_series_and_step_through_its_slices(page_store):
-    for patient in ("A", "B"):  # two 3-slice series of two patients, uploaded out of order
-        study_uid, series_uid = generate_uid(), generate_uid()
-        ingest(
-            page_store,
-            [
-                (
-                    f"{patient}-slice{number}.dcm",
-                    dicom_bytes(patient, study_uid=study_uid, series_uid=series_uid, instance_number=number),
-                )
-                for number in (3, 1, 2)
-            ],
-        )
+# Four MR series of one session (one frame of reference), axial, each its own slice spacing and
+# extent: z of each slice in mm. The browser test scrolls them linked (tests/e2e/test_case_viewer.py).
+MR_SERIES = {
+    "T1": [0.0, 5.0, 10.0, 15.0, 20.0],
+    "T2": [0.0, 2.5, 5.0, 7.5, 10.0, 12.5, 15.0, 17.5, 20.0],
+    "FLAIR": [20.0, 16.0, 12.0, 8.0, 4.0, 0.0],  # acquired head to feet: instance order is not position order
+    "DWI": [2.0, 9.0, 16.0],
+}
+
+
+def mr_study_files(patient: str = "MR1", size: int = 96) -> list[InputFile]:
+    """The four MR_SERIES of one study as DICOM files: a bright disc whose radius follows z (so each
+    slice looks different), Image Position/Orientation (Patient) and one FrameOfReferenceUID."""
+    study_uid, frame_of_reference = generate_uid(), generate_uid()
+    rows, columns = np.mgrid[0:size, 0:size]
+    files = []
+    for number, (description, positions) in enumerate(MR_SERIES.items(), start=1):
+        series_uid = generate_uid()
+        for instance, z in enumerate(positions, start=1):
+            radius = size * (0.15 + 0.012 * z)
+            disc = np.hypot(rows - size / 2, columns - size / 2) < radius
+            pixels = (disc * (400 + 150 * number) + (rows % 16 < 2) * 60).astype(np.uint16)
+            dataset = pydicom.dcmread(io.BytesIO(dicom_bytes(patient, study_uid=study_uid, series_uid=series_uid,
+                                                             pixels=pixels, modality="MR", instance_number=instance)))  # fmt: skip
+            dataset.SeriesNumber = number
+            dataset.SeriesDescription = description
+            dataset.FrameOfReferenceUID = frame_of_reference
+            dataset.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+            dataset.ImagePositionPatient = [-120, -120, z]
+            dataset.PixelSpacing = [2.5, 2.5]
+            buffer = io.BytesIO()
+            dataset.save_as(buffer, enforce_file_format=True)
+            files.append(InputFile(f"{description}-{instance}.dcm", buffer.getvalue()))
+    return files
+
+
+def series_of_study(store, study_id: int) -> list[int]:
+    return [int(series_id) for series_id in series_list(store, study_id)["series_id"]]
+
+
+def test_pick_a_study_and_its_series_open_side_by_side(page_store):
+    for patient in ("A", "B"):  # a study of two 3-slice series for each of two patients, uploaded out of order
+        study_uid = generate_uid()
+        for series_uid in (generate_uid(), generate_uid()):
+            ingest(
+                page_store,
+                [
+                    (
+                        f"{patient}-{series_uid[-4:]}-slice{number}.dcm",
+                        dicom_bytes(patient, study_uid=study_uid, series_uid=series_uid, instance_number=number),
+                    )
+                    for number in (3, 1, 2)
+                ],
+            )
     # Pick the patient that is not preselected, so every level of the picker is exercised.
     chosen_patient = int(patients(page_store)["patient_id"].iloc[1])
     [chosen_study] = studies(page_store, chosen_patient)["study_id"]
-    [chosen_series] = series_list(page_store, int(chosen_study))["series_id"]
-    first_slice, second_slice, _ = slice_ids(page_store, int(chosen_series))
+    first_series, second_series = series_of_study(page_store, int(chosen_study))
 
     app = run_browse()
     app.selectbox(key="browse_patient").set_value(chosen_patient).run()
     assert app.selectbox(key="browse_study").value == chosen_study  # a single study is preselected
-    app.selectbox(key="browse_series").set_value(int(chosen_series)).run()
     assert not app.exception, app.exception
     data = viewer_data(app, "browse_viewer")
-    assert data["position"] == first_slice and data["jump"] == int(chosen_series)
-    # The viewer scrolls the stack in the browser: it knows the series' slices in reading order.
-    assert data["images"][0]["series"] == slice_ids(page_store, int(chosen_series))
+    # Two series: a 1x2 grid, each viewport its series' slices in reading order.
+    assert data["case"]["id"] == f"study:{chosen_study}" and data["case"]["layout"] == "1x2"
+    viewports = data["case"]["viewports"]
+    assert [viewport["images"] for viewport in viewports] == [
+        slice_ids(page_store, first_series),
+        slice_ids(page_store, second_series),
+    ]
+    # The first slice of each viewport comes with the data that opens the case, unasked.
+    assert {row["key"] for row in data["pixels"]} == {f"{viewport['images'][0]}:0" for viewport in viewports}
+    first_slice = viewports[0]["images"][0]
     assert plain(get_image(page_store, LOCAL_ACTOR, first_slice).display_name) in caption_text(app)
-    assert "Slice 1/3 · instance 1" in caption_text(app)
+    assert "Viewport 1" in caption_text(app) and "Slice 1/3 · instance 1" in caption_text(app)
 
-    # The reader scrolled to the second slice: its details and header are shown.
-    report(app, "browse_viewer", view={"imageId": second_slice, "frame": 0, "window": None})
-    assert "Slice 2/3 · instance 2" in caption_text(app)
+    # The reader made the second viewport active and scrolled it to its second slice: that slice's
+    # details and header are shown, and the viewer is sent its own description (its name).
+    second_slice = viewports[1]["images"][1]
+    data = report(
+        app,
+        "browse_viewer",
+        active=1,
+        view=[{"imageId": first_slice, "index": 0, "frame": 0}, {"imageId": second_slice, "index": 1, "frame": 0}],
+    )
+    assert "Viewport 2" in caption_text(app) and "Slice 2/3 · instance 2" in caption_text(app)
     assert plain(get_image(page_store, LOCAL_ACTOR, second_slice).display_name) in caption_text(app)
+    names = {info["id"]: info["name"] for info in data["images"]}
+    assert names[second_slice] == get_image(page_store, LOCAL_ACTOR, second_slice).display_name.rsplit("/", 1)[-1]
 
     assert app.expander[0].label == "DICOM header"
     header = app.dataframe[0].value
@@ -96,10 +151,35 @@ def test_pick_a_series_and_step_through_its_slices(page_store):
     assert app.dataframe[0].value["keyword"].tolist() == ["PatientID"]
 
 
+def test_an_mr_study_opens_2x2_with_the_positions_and_frame_of_reference_that_link_its_scrolling(page_store):
+    results = ingest_files(page_store, LOCAL_ACTOR, mr_study_files())
+    assert {result.status for result in results} == {"stored"}
+    app = run_browse()
+    assert not app.exception, app.exception
+    case = viewer_data(app, "browse_viewer")["case"]
+    assert case["layout"] == "2x2"
+    viewports = case["viewports"]
+    # Reading order is by position; each viewport carries its slices' positions along the normal.
+    assert [viewport["positions"] for viewport in viewports] == [sorted(z) for z in MR_SERIES.values()]
+    # One frame of reference (remapped at import like every UID, so not the file's), shared by all four.
+    references = {viewport["frameOfReference"] for viewport in viewports}
+    assert len(references) == 1 and None not in references
+
+
+def test_a_study_of_five_series_shows_four_and_says_so(page_store):
+    study_uid = generate_uid()
+    ingest(page_store, [(f"s{number}.dcm", dicom_bytes(study_uid=study_uid)) for number in range(5)])
+    app = run_browse()
+    assert viewer_data(app, "browse_viewer")["case"]["layout"] == "2x2"
+    assert len(viewer_data(app, "browse_viewer")["case"]["viewports"]) == 4
+    assert "Showing 4 of the study's 5 series" in caption_text(app)
+
+
 def test_multiframe_image_frames_reach_the_viewer(page_store):
     [image_id] = ingest(page_store, [("clip.dcm", multiframe_dicom_bytes(4))])
     app = run_browse()
     data = viewer_data(app, "browse_viewer")
+    assert data["case"]["layout"] == "1x1" and data["case"]["viewports"][0]["images"] == [image_id]
     assert data["images"][0]["frames"] == 4 and data["images"][0]["series"] is None
     assert "4 frames" in caption_text(app)
     data = report(app, "browse_viewer", want=[f"{image_id}:2"])
@@ -140,16 +220,16 @@ def test_the_slice_on_screen_keeps_its_file_name_in_the_viewer_after_a_scroll(pa
     first, _, third = slice_ids(page_store, series_of(page_store, ids[0]))
 
     # The reader scrolled to the third slice: the viewer is sent that slice's own description, which
-    # names it (the others it knows only through the first slice's, without a name), and stays put.
-    data = report(app, "browse_viewer", view={"imageId": third, "frame": 0, "window": None})
+    # names it (the others it knows only through the first slice's), and the case stays as it was.
+    data = report(app, "browse_viewer", active=0, view=[{"imageId": third, "index": 2, "frame": 0}])
 
     names = {info["id"]: info["name"] for info in data["images"]}
     assert names.get(third) == get_image(page_store, LOCAL_ACTOR, third).display_name.rsplit("/", 1)[-1]
     assert names[third].startswith("CT-s0-i3-")  # de-identified: derived from facts, not the upload's name
-    assert data["position"] == first and data["jump"] == series_of(page_store, ids[0])
+    assert data["case"]["viewports"][0]["images"][0] == first
 
 
-def test_two_series_with_one_number_read_differently_in_the_series_picker(page_store):
+def test_two_series_with_one_number_read_differently_in_the_viewport_captions(page_store):
     study_uid = generate_uid()
     axial_uid, coronal_uid, copy_uid = generate_uid(), generate_uid(), generate_uid()
     uploads = [
@@ -159,12 +239,18 @@ def test_two_series_with_one_number_read_differently_in_the_series_picker(page_s
     ingest(page_store, uploads)
 
     app = run_browse()
-
-    labels = app.selectbox(key="browse_series").options
-    assert len(set(labels)) == 3, labels
-    assert "#2 · CT chest axial 1.25 mm (3 images)" in labels
+    viewports = viewer_data(app, "browse_viewer")["case"]["viewports"]
+    assert viewer_data(app, "browse_viewer")["case"]["layout"] == "1x3"
+    captions = []
+    for active in range(len(viewports)):
+        views = [{"imageId": other["images"][0], "index": 0, "frame": 0} for other in viewports]
+        report(app, "browse_viewer", active=active, view=views)
+        assert caption_text(app).startswith(plain(f"Viewport {active + 1}: ")), caption_text(app)
+        captions.append(caption_text(app).split(" · Slice")[0])
+    assert len(set(captions)) == 3, captions
+    assert any(plain("#2 · CT chest axial 1.25 mm (3 images)") in caption for caption in captions)
     # Two series that say the same (number, description, count) are told apart by their UIDs' ends.
-    same = [label for label in labels if label.startswith("#2 · CT chest coronal 5 mm (2 images) · UID …")]
+    same = [caption for caption in captions if plain("#2 · CT chest coronal 5 mm (2 images) · UID …") in caption]
     assert len(same) == 2
 
 

@@ -32,6 +32,7 @@ const MAX_WANTED = 128;
 export const LEGEND_CASE = [
   ["Tab / click", "next viewport"],
   ["wheel / ↑ ↓", "slices"],
+  ["← →", "frames"],
   ["Y", "link scroll"],
   ["L", "link W/L"],
   ["left-drag", "window"],
@@ -188,6 +189,16 @@ export class CaseViewer {
     this.sync(false);
   }
 
+  /** The frames of a multi-frame image, round and round. */
+  private stepFrame(viewport: SeriesViewport, delta: number): void {
+    const frames = this.info(viewport)?.frames ?? 1;
+    if (frames < 2) return;
+    viewport.frame = (viewport.frame + delta + frames) % frames;
+    viewport.direction = delta > 0 ? 1 : -1;
+    this.requestPaint();
+    this.sync(false);
+  }
+
   private followPosition(source: SeriesViewport): void {
     if (!this.linkScroll) return;
     const moves = linkedSlices(
@@ -270,6 +281,8 @@ export class CaseViewer {
         event.preventDefault();
         activeCase = this;
         if (viewport.number !== this.active) this.setActive(viewport.number);
+        const frames = this.info(viewport)?.frames ?? 1;
+        if (!event.ctrlKey && viewport.slices < 2 && frames > 1) return this.stepFrame(viewport, event.deltaY > 0 ? 1 : -1);
         if (event.ctrlKey || viewport.slices < 2) {
           const anchor = viewport.canvasPoint(event.clientX, event.clientY);
           camera.zoomAt(anchor, event.deltaY < 0 ? 1.15 : 1 / 1.15);
@@ -313,6 +326,12 @@ export class CaseViewer {
           break;
         case "ArrowDown":
           this.scroll(viewport, 1);
+          break;
+        case "ArrowLeft":
+          this.stepFrame(viewport, -1);
+          break;
+        case "ArrowRight":
+          this.stepFrame(viewport, 1);
           break;
         case "y":
         case "Y":

@@ -113,7 +113,10 @@ export class SeriesViewport {
       add(this.spec.images[this.index + step * this.direction]);
       if (step <= PREFETCH_SLICES / 2) add(this.spec.images[this.index - step * this.direction]);
     }
-    if (info && info.frames > 1 && this.imageId !== null) for (let frame = 1; frame < Math.min(info.frames, 32); frame++) add(this.imageId, frame);
+    const imageId = this.imageId;
+    if (info && info.frames > 1 && imageId !== null) {
+      for (let step = 1; step < Math.min(info.frames, 32); step++) add(imageId, (this.frame + step * this.direction + info.frames) % info.frames);
+    }
     return keys;
   }
 
