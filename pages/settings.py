@@ -1,8 +1,9 @@
 import streamlit as st
 
+from medreview.reading.protocols import parse_protocols, protocols_text
 from medreview.reading.schema import add_label_class, label_classes, rename_label_class, set_label_class_active
-from medreview.team.settings import CHOICES, project_settings, set_setting
-from ui.session import get_store, session_actor, succeeded
+from medreview.team.settings import CHOICES, DEFAULTS, project_settings, set_setting
+from ui.session import attempt, get_store, session_actor, succeeded
 from ui.text import plain
 
 store = get_store()
@@ -105,6 +106,42 @@ with st.form("settings_add_class", clear_on_submit=True):
     new_class = st.text_input("New class", key="settings_new_class")
     if st.form_submit_button("Add class") and succeeded(lambda: add_label_class(store, actor, new_class)):
         st.rerun()
+
+st.subheader("Hanging protocols")
+st.caption(
+    "How a study opens in the viewer. Protocols are tried in order: the first whose modality the study has and "
+    "that fills at least one viewport hangs it; a study none matches opens 1x1 with its first series. "
+    "Protocol fields: name, modality, layout (1x1, 1x2, 1x3, 2x2), viewports (row by row). Viewport fields: "
+    "modality, description (a regular expression, any case; on MR it also matches the weighting T1, T2, PD, "
+    "FLAIR, DWI or ADC read from the scan, since de-identification removes descriptions), orientation (axial, "
+    "coronal, sagittal, oblique), laterality (R, L, B), view_position (CC, MLO, PA, ...), preset (a CT window: "
+    "mediastinum, lung, bone, brain, abdomen), mirror and prior (true or false). In JSON a backslash is written `\\\\`."
+)
+PROTOCOLS_KEY = "settings_hanging_protocols"
+if PROTOCOLS_KEY not in st.session_state:
+    st.session_state[PROTOCOLS_KEY] = protocols_text(current["hanging_protocols"])
+notice = st.session_state.pop("settings_protocols_notice", None)
+if notice:
+    st.success(notice)
+st.text_area("Protocols (JSON)", key=PROTOCOLS_KEY, height=420)
+save_column, restore_column = st.columns([1, 5])
+if save_column.button("Save protocols", key="settings_save_protocols", type="primary"):
+    edited = attempt(lambda: parse_protocols(st.session_state[PROTOCOLS_KEY]))
+    if edited is not None and (
+        edited == current["hanging_protocols"]
+        or succeeded(lambda: set_setting(store, actor, "hanging_protocols", edited))
+    ):
+        st.session_state["settings_protocols_notice"] = "Hanging protocols saved."
+        del st.session_state[PROTOCOLS_KEY]  # shown again as saved, laid out one viewport a line
+        st.rerun()
+if restore_column.button(
+    "Restore defaults",
+    key="settings_restore_protocols",
+    disabled=current["hanging_protocols"] == DEFAULTS["hanging_protocols"],
+) and succeeded(lambda: set_setting(store, actor, "hanging_protocols", DEFAULTS["hanging_protocols"])):
+    st.session_state["settings_protocols_notice"] = "The shipped hanging protocols are restored."
+    del st.session_state[PROTOCOLS_KEY]
+    st.rerun()
 
 st.subheader("Storage")
 st.write(f"Data folder: `{store.settings.data_dir}`")

@@ -33,6 +33,7 @@ splits display sets, so "R CC" and "L MLO" of a one-series mammogram hang in the
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import math
 import re
@@ -61,7 +62,9 @@ __all__ = [
     "hang",
     "hanging_for_study",
     "mr_weighting",
+    "parse_protocols",
     "patient_studies",
+    "protocols_text",
     "series_facts",
     "study_facts",
     "validate_protocols",
@@ -538,6 +541,30 @@ def validate_protocols(value: object) -> list[dict[str, Any]]:
         if all(spec.get("prior", False) for spec in viewports):
             raise ProtocolError(f"{where}: every viewport shows the prior; at least one shows the study itself")
     return copy.deepcopy(value)
+
+
+def parse_protocols(text: str) -> list[dict[str, Any]]:
+    """Protocols from the JSON an admin typed: :func:`validate_protocols` of it, or a
+    :class:`ProtocolError` that says where the JSON is broken (line and column)."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ProtocolError(
+            f"the protocols are not valid JSON: {error.msg} at line {error.lineno}, column {error.colno}"
+            + (" (a backslash in a regular expression is written \\\\ in JSON)" if "escape" in error.msg else "")
+        ) from None
+    return validate_protocols(value)
+
+
+def protocols_text(protocols: Sequence[dict[str, Any]]) -> str:
+    """Protocols as JSON for an editor: one protocol field, or one viewport, per line."""
+    blocks = []
+    for protocol in protocols:
+        lines = [f"    {json.dumps(key)}: {json.dumps(value)}" for key, value in protocol.items() if key != "viewports"]
+        viewports = ",\n".join(f"      {json.dumps(spec)}" for spec in protocol.get("viewports", []))
+        lines.append(f'    "viewports": [\n{viewports}\n    ]')
+        blocks.append("  {\n" + ",\n".join(lines) + "\n  }")
+    return "[\n" + ",\n".join(blocks) + "\n]"
 
 
 def _check_viewport(spec: object, where: str) -> None:

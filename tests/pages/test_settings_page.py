@@ -1,13 +1,15 @@
-"""The Settings page through AppTest: the de-identification options an admin chooses."""
+"""The Settings page through AppTest: the de-identification options and the hanging protocols an admin chooses."""
 
 from __future__ import annotations
 
 import json
 
+from medreview.reading.protocols import DEFAULT_PROTOCOLS
 from medreview.reading.reads import LOCAL_ACTOR
 from medreview.team.audit import query
 from medreview.team.settings import get_setting
 from tests.conftest import run_page_as
+from ui.text import plain
 
 
 def test_shifted_dates_are_off_by_default_and_turning_them_on_is_audited(page_store):
@@ -33,3 +35,51 @@ def test_shifted_dates_cannot_be_chosen_without_de_identification(page_store):
     app.toggle(key="settings_deidentify").set_value(False).run()
 
     assert app.toggle(key="settings_shift_dates").proto.disabled
+
+
+KNEE = [{"name": "Knee", "modality": "MR", "layout": "1x2", "viewports": [{"orientation": "sagittal"}, {}]}]
+
+
+def test_a_bad_hanging_protocol_is_refused_with_a_message_naming_it_and_nothing_is_saved(page_store):
+    app = run_page_as("settings")
+    bad = [{**KNEE[0], "viewports": [{"description": "T1("}]}]
+    app.text_area(key="settings_hanging_protocols").set_value(json.dumps(bad)).run()
+    app.button(key="settings_save_protocols").click().run()
+
+    assert not app.exception, app.exception
+    assert [error.value for error in app.error] == [
+        plain(
+            "protocol 'Knee' viewport 1: 'description' is not a valid regular expression "
+            "(missing ), unterminated subpattern at position 2)"
+        )
+    ]
+    app.text_area(key="settings_hanging_protocols").set_value("[{'name': 'Knee'}]").run()
+    app.button(key="settings_save_protocols").click().run()
+    assert [error.value for error in app.error] == [
+        plain("the protocols are not valid JSON: Expecting property name enclosed in double quotes at line 1, column 3")
+    ]
+    assert get_setting(page_store, "hanging_protocols") == DEFAULT_PROTOCOLS
+    assert query(page_store, LOCAL_ACTOR, action="settings.change").empty
+
+
+def test_an_admin_edits_the_hanging_protocols_and_restores_the_defaults_both_audited(page_store):
+    app = run_page_as("settings")
+    assert json.loads(app.text_area(key="settings_hanging_protocols").value) == DEFAULT_PROTOCOLS
+    assert app.button(key="settings_restore_protocols").proto.disabled  # nothing to restore yet
+
+    app.text_area(key="settings_hanging_protocols").set_value(json.dumps(KNEE)).run()
+    app.button(key="settings_save_protocols").click().run()
+
+    assert not app.exception and not app.error, (app.exception, app.error)
+    assert get_setting(page_store, "hanging_protocols") == KNEE
+    assert [notice.value for notice in app.success] == ["Hanging protocols saved."]
+
+    app.button(key="settings_restore_protocols").click().run()
+
+    assert get_setting(page_store, "hanging_protocols") == DEFAULT_PROTOCOLS
+    assert json.loads(app.text_area(key="settings_hanging_protocols").value) == DEFAULT_PROTOCOLS
+    events = query(page_store, LOCAL_ACTOR, action="settings.change").iloc[::-1]
+    assert [(row.object_id, json.loads(row.details)["new"]) for row in events.itertuples()] == [
+        ("hanging_protocols", KNEE),
+        ("hanging_protocols", DEFAULT_PROTOCOLS),
+    ]
