@@ -77,6 +77,7 @@ export class CaseViewer {
   constructor(parent: HTMLElement | ShadowRoot) {
     this.root = document.createElement("div");
     this.root.className = "mrv-root mrv-case";
+    this.root.tabIndex = -1; // focusable: a click in a viewport takes the keys (Tab) from the page's controls
     this.root.innerHTML = `
       <div class="mrv-header"></div>
       <div class="mrv-grid"></div>
@@ -249,6 +250,7 @@ export class CaseViewer {
     });
     canvas.addEventListener("pointerdown", (event) => {
       activeCase = this;
+      this.root.focus({ preventScroll: true });
       if (viewport.number !== this.active) this.setActive(viewport.number);
       canvas.setPointerCapture(event.pointerId);
       const start = viewport.canvasPoint(event.clientX, event.clientY);
