@@ -328,8 +328,22 @@ def patient_studies(store: Store, study_id: int) -> list[StudyFacts]:
 
 def hanging_for_study(store: Store, study_id: int, protocols: Sequence[dict[str, Any]]) -> Hanging:
     """How ``study_id`` opens under ``protocols`` (the project's: ``get_setting(store,
-    "hanging_protocols")``), with the patient's earlier studies as prior candidates."""
-    return hang(protocols, study_facts(store, study_id), patient_studies(store, study_id))
+    "hanging_protocols")``), with the patient's earlier studies as prior candidates.
+
+    The earlier studies' headers are read only when the protocol that hangs the study has a prior
+    viewport (which protocol hangs it never depends on the priors). Protocols that do not validate
+    (rules saved by an older version, say) open the study 1x1 with the reason, never an error.
+    Raises NotFoundError for an unknown study."""
+    study = study_facts(store, study_id)
+    try:
+        hanging = hang(protocols, study)
+    except ProtocolError as error:
+        log.warning("hanging protocols: the project's rules do not validate: %s", error)
+        fallback = _fallback(study)
+        return Hanging("1x1", fallback.viewports, None, f"the project's hanging protocols are not valid ({error})")
+    if any(viewport.prior for viewport in hanging.viewports):
+        hanging = hang(protocols, study, patient_studies(store, study_id))
+    return hanging
 
 
 # --- matching -----------------------------------------------------------------------------------------

@@ -386,3 +386,16 @@ def test_the_project_setting_validates_on_save_and_keeps_the_last_good_rules(sto
 
     set_setting(store, LOCAL_ACTOR, "hanging_protocols", protocol())
     assert get_setting(store, "hanging_protocols") == protocol()
+
+
+def test_rules_that_no_longer_validate_open_the_study_one_by_one_with_the_reason(store):
+    [image_id] = ingest(store, [corpus_file("CT_small.dcm").read_bytes()])
+    stale = [{"name": "Old", "modality": "CT", "layout": "1x1", "viewports": [{"window": "lung"}]}]
+
+    hanging = hanging_for_study(store, study_of(store, image_id), stale)
+
+    assert (hanging.layout, hanging.protocol, hanging.viewports[0].image_ids) == ("1x1", None, (image_id,))
+    assert hanging.reason == (
+        "the project's hanging protocols are not valid (protocol 'Old' viewport 1: unknown field 'window' "
+        "(fields: description, laterality, mirror, modality, orientation, preset, prior, view_position))"
+    )
