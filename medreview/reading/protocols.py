@@ -202,6 +202,13 @@ class Viewport:
     prior: bool
     reason: str
 
+    @property
+    def prior_label(self) -> str | None:
+        """What a prior viewport's corner says, "Prior · 2023-06-10"; None for the study itself."""
+        if not self.prior:
+            return None
+        return f"Prior · {_date_words(self.study_date)}" if self.study_date else "Prior"
+
 
 @dataclass(frozen=True)
 class Hanging:

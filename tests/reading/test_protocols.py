@@ -269,6 +269,8 @@ def test_a_chest_film_hangs_beside_the_most_recent_earlier_film_of_the_patient(s
     assert (prior.image_ids, prior.prior, prior.study_id) == ((previous,), True, study_of(store, previous))
     assert prior.study_date is not None and prior.study_date < now.study_date
     assert prior.reason.startswith("prior of ")
+    assert prior.prior_label == f"Prior · {prior.study_date[:4]}-{prior.study_date[4:6]}-{prior.study_date[6:]}"
+    assert now.prior_label is None
     assert (
         study_of(store, ct_between) != prior.study_id and oldest not in prior.image_ids and later not in prior.image_ids
     )
