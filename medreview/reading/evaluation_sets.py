@@ -8,6 +8,10 @@ version is scored on the same question. A different question is a new set, under
 Training leaves out every image of every set *and every other image of their patients*
 (:func:`evaluation_patients`), so no patient is learnt from and then scored on.
 
+A set holds cases at one scope (medreview.reading.cases): images, or the studies or series of a
+study- or series-scoped class, each once with its final label (a member row keeps the case's key
+image). The figures that count a set's "images" count its cases.
+
 One set is the default (the first one made, until an admin chooses another): a newly trained model
 version becomes active by itself only if it is not worse there (:mod:`medreview.ml.evaluation`).
 """
@@ -23,6 +27,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from medreview.errors import MedreviewError, NotFoundError
+from medreview.reading.cases import case_in, check_scope
 from medreview.reading.reads import current_labels
 from medreview.store import Store
 from medreview.store.models import EvaluationSet, EvaluationSetImage, Image, Patient, Series, Study, as_utc
@@ -59,24 +64,32 @@ class EvaluationSetSummary:
 
 
 def create_evaluation_set(
-    store: Store, actor: Actor, name: str, image_ids: list[int], description: str = ""
+    store: Store, actor: Actor, name: str, image_ids: list[int], description: str = "", scope: str = "image"
 ) -> EvaluationSetSummary:
-    """Freeze ``image_ids`` (each with a final label) as the evaluation set ``name``; audited.
+    """Freeze the cases at ``scope`` holding ``image_ids`` (each case with a final label: any image
+    of a study names the study) as the evaluation set ``name``; audited.
 
     The first set becomes the default one. Sets may share images (a set of hard cases drawn from a
     larger one). Refuses, in plain words: a blank, over-long or taken name, no images, an image
     without a final label."""
     require(actor, "admin", "freeze an evaluation set")
     name = new_set_name(store, name)
-    wanted = sorted({int(image_id) for image_id in image_ids})
-    if not wanted:
+    check_scope(scope)
+    chosen = sorted({int(image_id) for image_id in image_ids})
+    if not chosen:
         raise MedreviewError("choose at least one labelled image for the evaluation set")
-    labels = current_labels(store, "final").set_index("image_id")["label"]
-    unlabelled = [image_id for image_id in wanted if image_id not in labels.index]
+    # case id -> key image id (sorted by case id)
+    with store.db.read() as session:
+        cases = dict(sorted(case_in(session, image_id, scope) for image_id in chosen))
+    wanted = list(cases)
+    final = current_labels(store, "final")
+    labels = final[final["scope"] == scope].set_index("case_id")["label"]
+    unlabelled = [case_id for case_id in wanted if case_id not in labels.index]
     if unlabelled:
+        what = "images" if scope == "image" else f"{scope} cases"
         raise MedreviewError(
-            f"{len(unlabelled)} of the {len(wanted)} chosen images have no final label (image "
-            f"{unlabelled[0]} is one): an evaluation set holds labelled images only. Label, approve or "
+            f"{len(unlabelled)} of the {len(wanted)} chosen {what} have no final label ({scope} "
+            f"{unlabelled[0]} is one): an evaluation set holds labelled {what} only. Label, approve or "
             "adjudicate them first."
         )
     with store.db.write() as session:
@@ -96,11 +109,17 @@ def create_evaluation_set(
         session.execute(
             insert(EvaluationSetImage),
             [
-                {"evaluation_set_id": evaluation_set.id, "image_id": image_id, "label": str(labels[image_id])}
-                for image_id in wanted
+                {
+                    "evaluation_set_id": evaluation_set.id,
+                    "image_id": cases[case_id],
+                    "scope": scope,
+                    "case_id": case_id,
+                    "label": str(labels[case_id]),
+                }
+                for case_id in wanted
             ],
         )
-        class_counts = dict(Counter(str(labels[image_id]) for image_id in wanted).most_common())
+        class_counts = dict(Counter(str(labels[case_id]) for case_id in wanted).most_common())
         record(
             session,
             actor.username,
@@ -181,8 +200,8 @@ def set_default_evaluation_set(store: Store, actor: Actor, name: str) -> None:
 
 
 def evaluation_set_images(store: Store, evaluation_set_id: int) -> pd.DataFrame:
-    """The images of a set with their frozen labels: image_id, label, sha256, media_type,
-    display_name, patient_key, in image id order."""
+    """The cases of a set with their frozen labels: image_id (a study's or series' key image),
+    label, sha256, media_type, display_name, patient_key, scope, case_id, in image id order."""
     query = (
         select(
             EvaluationSetImage.image_id,
@@ -191,6 +210,8 @@ def evaluation_set_images(store: Store, evaluation_set_id: int) -> pd.DataFrame:
             Image.media_type,
             Image.display_name,
             Patient.patient_key,
+            EvaluationSetImage.scope,
+            EvaluationSetImage.case_id,
         )
         .join(Image, Image.id == EvaluationSetImage.image_id)
         .join(Series, Series.id == Image.series_id)

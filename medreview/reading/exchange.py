@@ -10,6 +10,10 @@ store even when the two stores de-identify under different keys):
   no class and no probability, ``outside_training_data`` true and the reason in ``outside_reason``;
 - ``coco``: bounding boxes as COCO JSON (JSON only).
 
+Labels and reads carry their ``scope`` (study, series or image) and every row the store's
+(de-identified) ``study_uid`` and ``series_uid``; the file keys of a study or series read are those
+of the case's key image (medreview.reading.cases). Import puts a read back on the case at its scope.
+
 ``import_labels`` takes a JSON export of reads (plus final labels) and re-creates them in a store
 that holds the same images, so an export re-imported into an empty store (after the same files
 were uploaded) reproduces the labels. Readers missing from the target store are created as
@@ -28,12 +32,13 @@ from sqlalchemy import select
 from medreview.errors import MedreviewError
 from medreview.ml.prediction import predictions_table
 from medreview.ml.registry import active_model
+from medreview.reading.cases import SCOPES, case_in, images_in_case
 from medreview.reading.reads import current_labels, image_facts, reads_table
 from medreview.reading.schema import label_classes
 from medreview.store import Store
 from medreview.store.blobs import atomic_write
 from medreview.store.db import upsert
-from medreview.store.models import Annotation, FinalLabel, LabelClass, PseudonymEntry, User, utcnow
+from medreview.store.models import Annotation, FinalLabel, LabelClass, PseudonymEntry, Series, Study, User, utcnow
 from medreview.team.audit import neutralise_formula, record, record_now
 from medreview.team.roles import Actor, require
 
@@ -45,7 +50,7 @@ FORMAT_NAME = "medreview-labels"
 
 
 def _with_keys(store: Store, table: pd.DataFrame) -> pd.DataFrame:
-    keys = image_facts(store)[["image_id", "display_name", "sha256", "source_sha256"]]
+    keys = image_facts(store)[["image_id", "display_name", "sha256", "source_sha256", "study_uid", "series_uid"]]
     table = table.drop(columns=[c for c in ("display_name", "sha256") if c in table.columns])
     return keys.merge(table, on="image_id", how="inner")
 
@@ -61,11 +66,11 @@ def export_data(store: Store, actor: Actor, kind: str, original_names: bool = Fa
     if original_names:
         require(actor, "admin", "export the original file names")
     if kind == "labels":
-        table = _with_keys(store, current_labels(store)[["image_id", "label", "method"]])
+        table = _with_keys(store, current_labels(store)[["image_id", "scope", "label", "method"]])
     elif kind == "reads":
         reads = reads_table(store, actor, include_rejected=True)
         reads = reads.assign(updated_at=reads["updated_at"].astype(str))
-        table = _with_keys(store, reads.drop(columns=["annotation_id"]))
+        table = _with_keys(store, reads.drop(columns=["annotation_id", "case_id"]))
     elif kind == "predictions":
         model = active_model(store)
         if model is None:
@@ -221,6 +226,8 @@ def _check_row(row: dict[str, Any], number: int) -> None:
     reader = row.get("reader")
     if not isinstance(reader, str) or not USERNAME_PATTERN.fullmatch(reader) or reader == "system":
         raise MedreviewError(f"{where}: '{reader}' is not a valid reader name")
+    if (row.get("scope") or "image") not in SCOPES:
+        raise MedreviewError(f"{where}: unknown scope '{row.get('scope')}' (study, series or image)")
     if (row.get("status") or "submitted") not in READ_STATES:
         raise MedreviewError(f"{where}: unknown review state '{row.get('status')}'")
     for key in ("labels", "boxes"):
@@ -261,17 +268,35 @@ def import_labels(store: Store, actor: Actor, source: Path | bytes) -> dict[str,
         users = {row.username: row for row in session.scalars(select(User))}
 
         def image_for(row: dict[str, Any]) -> int | None:
-            return by_source.get(row.get("source_sha256") or "") or by_sha.get(row.get("sha256") or "")
+            found = by_source.get(row.get("source_sha256") or "") or by_sha.get(row.get("sha256") or "")
+            if found is None and row.get("scope") in ("study", "series"):
+                # A case whose key image is not here (another image of it is): found by its UID
+                # when both stores de-identify under the same key.
+                model, uid = (Study, Study.study_uid) if row["scope"] == "study" else (Series, Series.series_uid)
+                case = session.scalar(select(model.id).where(uid == str(row.get(f"{row['scope']}_uid") or "")))
+                if case is not None:
+                    images = images_in_case(session, row["scope"], case)
+                    found = images[0] if images else None
+            return found
 
-        def class_id(name: str | None) -> int | None:
+        def case_for(row: dict[str, Any], image_id: int) -> dict[str, Any]:
+            scope = row.get("scope") or "image"
+            case_id, key_image_id = case_in(session, image_id, scope)
+            return {"image_id": key_image_id, "scope": scope, "case_id": case_id}
+
+        def class_id(name: str | None, scope: str) -> int | None:
             if name is None or (isinstance(name, float) and pd.isna(name)):
                 return None
             if not isinstance(name, str) or name != " ".join(name.split()).lower() or not 0 < len(name) <= 64:
                 raise MedreviewError(f"'{name}' is not a valid class name")
             if name not in classes:
-                classes[name] = LabelClass(name=name, position=len(classes))
+                classes[name] = LabelClass(name=name, position=len(classes), scope=scope)
                 session.add(classes[name])
                 session.flush()
+            if classes[name].scope != scope:
+                raise MedreviewError(
+                    f"class '{name}' is {classes[name].scope}-scoped here but the file has {scope} reads of it"
+                )
             return classes[name].id
 
         for number, row in enumerate(document.get("rows", []), start=1):
@@ -280,13 +305,14 @@ def import_labels(store: Store, actor: Actor, source: Path | bytes) -> dict[str,
                 counts["images_missing"] += 1
                 continue
             _check_row(row, number)
+            case = case_for(row, image_id)
             reader = row["reader"]
             if reader not in users:
                 users[reader] = User(username=reader, role="annotator", active=False)
                 session.add(users[reader])
                 session.flush()
             values = {
-                "label_class_id": class_id(row.get("label")),
+                "label_class_id": class_id(row.get("label"), case["scope"]),
                 "labels": list(row.get("labels") or []),
                 "boxes": list(row.get("boxes") or []),
                 "unsure": bool(row.get("unsure")),
@@ -298,8 +324,8 @@ def import_labels(store: Store, actor: Actor, source: Path | bytes) -> dict[str,
             upsert(
                 session,
                 Annotation,
-                {"image_id": image_id, "reader_id": users[reader].id, "created_at": utcnow(), **values},
-                conflict_columns=["image_id", "reader_id"],
+                {**case, "reader_id": users[reader].id, "created_at": utcnow(), **values},
+                conflict_columns=["scope", "case_id", "reader_id"],
                 update_columns=list(values),
             )
             counts["reads"] += 1
@@ -309,8 +335,11 @@ def import_labels(store: Store, actor: Actor, source: Path | bytes) -> dict[str,
                 continue
             if row.get("method", "adjudicated") not in ("adjudicated", "approved"):
                 raise MedreviewError(f"final label of image {row.get('sha256', '?')}: unknown method")
+            if (row.get("scope") or "image") not in SCOPES:
+                raise MedreviewError(f"final label of image {row.get('sha256', '?')}: unknown scope")
+            case = case_for(row, image_id)
             values = {
-                "label_class_id": class_id(row.get("label")),
+                "label_class_id": class_id(row.get("label"), case["scope"]),
                 "method": row.get("method") or "adjudicated",
                 "decided_by": actor.username,
                 "comment": "imported",
@@ -318,8 +347,8 @@ def import_labels(store: Store, actor: Actor, source: Path | bytes) -> dict[str,
             upsert(
                 session,
                 FinalLabel,
-                {"image_id": image_id, "labels": [], "boxes": [], "decided_at": utcnow(), **values},
-                conflict_columns=["image_id"],
+                {**case, "labels": [], "boxes": [], "decided_at": utcnow(), **values},
+                conflict_columns=["scope", "case_id"],
                 update_columns=list(values),
             )
             counts["final_labels"] += 1

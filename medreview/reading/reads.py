@@ -15,6 +15,11 @@ the counts and training alike:
   disagree are labelled but have no final label until adjudicated.
 
 A reader's own worklist speaks of images *read by me* (:mod:`medreview.reading.worklists`).
+
+Cases: a read of a study- or series-scoped class is the reader's one read of that case
+(medreview.reading.cases), stored at the case's key image whichever image it was saved from; its
+final label is the case's. The columns ``scope`` and ``case_id`` of reads and labels name the case;
+for image-scoped classes (every class before migration 0009) the case is the image.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from sqlalchemy import ColumnElement, Select, delete, select
 from sqlalchemy.orm import Session, aliased
 
 from medreview.errors import MedreviewError, NotFoundError
+from medreview.reading.cases import case_in
 from medreview.store import LOCAL_USER, Store
 from medreview.store.db import upsert
 from medreview.store.models import (
@@ -131,8 +137,10 @@ def save_read(
     comment: str | None = "",
     seconds_on_case: float | None = None,
 ) -> None:
-    """Record ``actor``'s read of an image (replacing their earlier one; a read that was sent
-    back becomes submitted again).
+    """Record ``actor``'s read of an image, or of the study or series holding it when the classes
+    named are study- or series-scoped (replacing their earlier read of that case; a read that was
+    sent back becomes submitted again). One read names classes of one scope; boxes mark one image,
+    so they go with image-scoped classes only.
 
     ``comment`` None keeps the earlier read's comment (the viewer's keyboard saves carry none).
     ``seconds_on_case``: how long the image was on the reader's screen before this save.
@@ -151,9 +159,13 @@ def save_read(
             if name not in active:
                 raise MedreviewError(f"'{name}' is not a class of this project's label schema")
         checked_boxes = _check_boxes(boxes, image, set(active))
+        scope = _read_scope(active, label, labels, checked_boxes)
+        case_id, key_image_id = case_in(session, image_id, scope)
         reader_id = user_id(session, actor.username)
         previous = session.scalar(
-            select(Annotation).where(Annotation.image_id == image_id, Annotation.reader_id == reader_id)
+            select(Annotation).where(
+                Annotation.scope == scope, Annotation.case_id == case_id, Annotation.reader_id == reader_id
+            )
         )
         old = _read_value(previous, previous.label_class.name if previous and previous.label_class else None)
         now = utcnow()
@@ -179,27 +191,57 @@ def save_read(
             "status": "submitted",
             "updated_at": now,
         }
+        # The read of a case stays at the key image it was first saved at (image_id is not updated).
         upsert(
             session,
             Annotation,
-            {"image_id": image_id, "reader_id": reader_id, "created_at": now, **values},
-            conflict_columns=["image_id", "reader_id"],
+            {
+                "image_id": key_image_id,
+                "scope": scope,
+                "case_id": case_id,
+                "reader_id": reader_id,
+                "created_at": now,
+                **values,
+            },
+            conflict_columns=["scope", "case_id", "reader_id"],
             update_columns=list(values),
         )
         new = {"label": label, "labels": values["labels"], "boxes": len(checked_boxes), "unsure": unsure}
         if old is not None and (old["label"], old["labels"]) != (label, values["labels"]):
             # An approval was of the class the reader had then; a changed read needs review again.
             # (An adjudication stands: it is the reviewer's own decision, not the reader's.)
-            clear_approval(session, image_id)
+            clear_approval(session, scope, case_id)
         action = "label.create" if previous is None else "label.change"
         if blinded and previous is not None and previous.label_class_id != label_class_id:
             new["after_unblinding"] = True
-        record(session, actor.username, action, "image", image_id, old=old, new=new)
+        if scope == "image":
+            record(session, actor.username, action, "image", image_id, old=old, new=new)
+        else:
+            record(session, actor.username, action, scope, case_id, image_id=image_id, old=old, new=new)
 
 
-def clear_approval(session: Session, image_id: int) -> None:
-    """Drop an image's final label when it came from approving a read that has since changed."""
-    session.execute(delete(FinalLabel).where(FinalLabel.image_id == image_id, FinalLabel.method == "approved"))
+def _read_scope(
+    active: dict[str, LabelClass], label: str | None, labels: Sequence[str], boxes: Sequence[dict[str, Any]]
+) -> str:
+    """The scope of a read: that of the classes it names (one scope per read)."""
+    named = [name for name in [label, *labels, *(box["label"] for box in boxes)] if name is not None]
+    scopes = {active[name].scope for name in named}
+    if len(scopes) > 1:
+        by_scope = ", ".join(f"'{name}' ({active[name].scope})" for name in dict.fromkeys(named))
+        raise MedreviewError(f"one read names classes of one scope (study, series or image), not {by_scope}")
+    scope = scopes.pop() if scopes else "image"
+    if boxes and scope != "image":
+        raise MedreviewError(f"a box marks one image: its class must be image-scoped, not {scope}-scoped")
+    return scope
+
+
+def clear_approval(session: Session, scope: str, case_id: int) -> None:
+    """Drop a case's final label when it came from approving a read that has since changed."""
+    session.execute(
+        delete(FinalLabel).where(
+            FinalLabel.scope == scope, FinalLabel.case_id == case_id, FinalLabel.method == "approved"
+        )
+    )
 
 
 # --- blinding: who may see which reads ---------------------------------------------------------
@@ -227,9 +269,9 @@ def visible_image_ids(store: Store, actor: Actor) -> set[int] | None:
 
 
 def reads_table(store: Store, actor: Actor, include_rejected: bool = False) -> pd.DataFrame:
-    """The reads ``actor`` may see: annotation_id, image_id, reader, label, labels, boxes, unsure,
-    comment, status, review_comment, updated_at. In blinded mode an annotator sees the reads of
-    the images they have read themselves only (see :func:`can_see_others`)."""
+    """The reads ``actor`` may see: annotation_id, image_id (a case's key image), scope, case_id,
+    reader, label, labels, boxes, unsure, comment, status, review_comment, updated_at. In blinded
+    mode an annotator sees the reads of the images they have read themselves only (see :func:`can_see_others`)."""
     require(actor, "annotator", "see reads")
     reads = _all_reads(store, include_rejected)
     visible = visible_image_ids(store, actor)
@@ -249,6 +291,8 @@ def reads_query(*conditions: ColumnElement[bool]) -> Select[Any]:
         select(
             Annotation.id.label("annotation_id"),
             Annotation.image_id,
+            Annotation.scope,
+            Annotation.case_id,
             User.username.label("reader"),
             LabelClass.name.label("label"),
             Annotation.labels,
@@ -283,7 +327,8 @@ def _all_reads(store: Store, include_rejected: bool = False) -> pd.DataFrame:
 
 def image_facts(store: Store) -> pd.DataFrame:
     """One row per stored image: image_id, patient_key, display_name, sha256, source_sha256,
-    media_type, rows, columns (the keys labels are joined to, exported with and imported by)."""
+    media_type, rows, columns, study_uid, series_uid (the store's, de-identified: the keys labels are
+    joined to, exported with and imported by)."""
     query = (
         select(
             Image.id.label("image_id"),
@@ -294,6 +339,8 @@ def image_facts(store: Store) -> pd.DataFrame:
             Image.media_type,
             Image.rows,
             Image.columns,
+            Study.study_uid,
+            Series.series_uid,
         )
         .join(Series, Series.id == Image.series_id)
         .join(Study, Study.id == Series.study_id)
@@ -315,36 +362,49 @@ def unlabelled_image_ids(store: Store) -> list[int]:
 
 
 def current_labels(store: Store, source: str = "final") -> pd.DataFrame:
-    """The label of each labelled image: image_id, label, method, patient_key, display_name,
-    sha256, media_type, rows, columns.
+    """The label of each labelled case: image_id (the case's key image for a study or series),
+    label, method, patient_key, display_name, sha256, source_sha256, media_type, rows, columns,
+    scope, case_id.
 
-    ``source="final"``: one row per image: its adjudicated/approved final label, else the class
-    all its non-rejected reads agree on ("unanimous"); images whose readers disagree are left out.
-    ``source="all"``: one row per non-rejected single-choice read (an image may appear more than
+    ``source="final"``: one row per case: its adjudicated/approved final label, else the class
+    all its non-rejected reads agree on ("unanimous"); cases whose readers disagree are left out.
+    ``source="all"``: one row per non-rejected single-choice read (a case may appear more than
     once, with different labels).
     """
     if source not in LABEL_SOURCES:
         raise MedreviewError(f"unknown label source '{source}' (choose one of {', '.join(LABEL_SOURCES)})")
     reads = _all_reads(store)
     reads = reads[reads["label"].notna()]
+    case = ["scope", "case_id"]
     if source == "all":
-        labelled = reads[["image_id", "label"]].assign(method="read")
+        labelled = reads[["image_id", *case, "label"]].assign(method="read")
     else:
         with store.db.read() as session:
             decided = pd.DataFrame(
                 session.execute(
-                    select(FinalLabel.image_id, LabelClass.name.label("label"), FinalLabel.method).join(
-                        LabelClass, LabelClass.id == FinalLabel.label_class_id
-                    )
+                    select(
+                        FinalLabel.image_id,
+                        FinalLabel.scope,
+                        FinalLabel.case_id,
+                        LabelClass.name.label("label"),
+                        FinalLabel.method,
+                    ).join(LabelClass, LabelClass.id == FinalLabel.label_class_id)
                 )
                 .mappings()
                 .all(),
-                columns=["image_id", "label", "method"],
+                columns=["image_id", *case, "label", "method"],
             )
-        per_image = reads.groupby("image_id")["label"].agg(lambda labels: set(labels))
-        unanimous = per_image[per_image.map(len) == 1].map(lambda labels: next(iter(labels)))
-        agreed = pd.DataFrame({"image_id": unanimous.index, "label": unanimous.values, "method": "unanimous"})
-        agreed = agreed[~agreed["image_id"].isin(decided["image_id"])]
+        # A case's reads may sit at different key images (an image added before the first one
+        # after some reads): the case keeps its first.
+        per_case = reads.groupby(case).agg(image_id=("image_id", "min"), labels=("label", lambda labels: set(labels)))
+        unanimous = per_case[per_case["labels"].map(len) == 1].reset_index()
+        agreed = unanimous.assign(label=unanimous["labels"].map(lambda labels: next(iter(labels))), method="unanimous")
+        decided_cases = set(zip(decided["scope"], decided["case_id"], strict=True))
+        keep = [
+            (scope, case_id) not in decided_cases
+            for scope, case_id in zip(agreed["scope"], agreed["case_id"], strict=True)
+        ]
+        agreed = agreed.loc[keep, ["image_id", *case, "label", "method"]]
         labelled = pd.concat([decided, agreed], ignore_index=True)
     table = labelled.merge(image_facts(store), on="image_id", how="inner")
     columns = [
@@ -358,5 +418,6 @@ def current_labels(store: Store, source: str = "final") -> pd.DataFrame:
         "media_type",
         "rows",
         "columns",
+        *case,
     ]
     return table[columns].sort_values("image_id", kind="stable").reset_index(drop=True)

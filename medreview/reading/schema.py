@@ -2,6 +2,10 @@
 
 Multi-label classes and box labels are stored by name, so a rename rewrites them in the same
 transaction; retiring a class keeps existing labels and only stops new ones.
+
+Each class has a scope (study, series or image: see medreview.reading.cases): a read of it is about
+that case. A class's scope is chosen when it is added and can change only while nobody has read
+with it (a study read cannot become a read of one slice after the fact).
 """
 
 from __future__ import annotations
@@ -9,12 +13,20 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from medreview.errors import MedreviewError, NotFoundError
+from medreview.reading.cases import check_scope
 from medreview.store import Store
 from medreview.store.models import Annotation, FinalLabel, LabelClass
 from medreview.team.audit import record
 from medreview.team.roles import Actor, require
 
-__all__ = ["add_label_class", "label_classes", "rename_label_class", "set_label_class_active"]
+__all__ = [
+    "add_label_class",
+    "label_class_scopes",
+    "label_classes",
+    "rename_label_class",
+    "set_label_class_active",
+    "set_label_class_scope",
+]
 
 
 def label_classes(store: Store, include_retired: bool = False) -> list[str]:
@@ -26,6 +38,15 @@ def label_classes(store: Store, include_retired: bool = False) -> list[str]:
         return list(session.scalars(query))
 
 
+def label_class_scopes(store: Store, include_retired: bool = False) -> dict[str, str]:
+    """Class name -> scope ("study", "series" or "image"), in display order."""
+    with store.db.read() as session:
+        query = select(LabelClass.name, LabelClass.scope).order_by(LabelClass.position, LabelClass.id)
+        if not include_retired:
+            query = query.where(LabelClass.active.is_(True))
+        return dict(session.execute(query).tuples().all())
+
+
 def _clean_name(name: str) -> str:
     cleaned = " ".join(name.strip().split()).lower()
     if not cleaned:
@@ -35,9 +56,12 @@ def _clean_name(name: str) -> str:
     return cleaned
 
 
-def add_label_class(store: Store, actor: Actor, name: str) -> str:
+def add_label_class(store: Store, actor: Actor, name: str, scope: str = "image") -> str:
+    """Add a class whose reads are about a ``scope`` ("study", "series" or "image"); a retired
+    class of that name comes back (with the scope it had: see :func:`set_label_class_scope`)."""
     require(actor, "admin", "change the label schema")
     cleaned = _clean_name(name)
+    check_scope(scope)
     with store.db.write() as session:
         existing = session.scalar(select(LabelClass).where(LabelClass.name == cleaned))
         if existing is not None:
@@ -46,9 +70,33 @@ def add_label_class(store: Store, actor: Actor, name: str) -> str:
             existing.active = True
         else:
             position = (session.scalar(select(func.max(LabelClass.position))) or 0) + 1
-            session.add(LabelClass(name=cleaned, position=position))
-        record(session, actor.username, "settings.change", "label_class", cleaned, change="add")
+            session.add(LabelClass(name=cleaned, position=position, scope=scope))
+        record(session, actor.username, "settings.change", "label_class", cleaned, change="add", scope=scope)
     return cleaned
+
+
+def set_label_class_scope(store: Store, actor: Actor, name: str, scope: str) -> None:
+    """Change what a class's reads are about; refused once a read names the class."""
+    require(actor, "admin", "change the label schema")
+    check_scope(scope)
+    with store.db.write() as session:
+        row = session.scalar(select(LabelClass).where(LabelClass.name == name))
+        if row is None:
+            raise NotFoundError(f"no class named '{name}'")
+        if row.scope == scope:
+            return
+        reads = session.scalar(select(func.count(Annotation.id)).where(Annotation.label_class_id == row.id)) or 0
+        named = sum(
+            name in (labels or []) or any(box.get("label") == name for box in boxes or [])
+            for labels, boxes in session.execute(select(Annotation.labels, Annotation.boxes))
+        )
+        if reads or named:
+            raise MedreviewError(
+                f"class '{name}' has reads at {row.scope} level: its scope can change only before anyone reads with it"
+            )
+        old = row.scope
+        row.scope = scope
+        record(session, actor.username, "settings.change", "label_class", name, old_scope=old, scope=scope)
 
 
 def rename_label_class(store: Store, actor: Actor, old_name: str, new_name: str) -> str:
