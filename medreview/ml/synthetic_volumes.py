@@ -26,6 +26,11 @@ import numpy as np
 
 __all__ = ["SyntheticCases", "lesion_volumes"]
 
+AIR, TISSUE = 0.05, 0.3
+ORGAN_BRIGHTNESS = (0.4, 0.65)
+LESION_BRIGHTNESS = (0.85, 0.95)
+NOISE = 0.04  # standard deviation of the Gaussian noise added everywhere
+
 
 @dataclass(frozen=True)
 class SyntheticCases:
@@ -50,52 +55,39 @@ def lesion_volumes(
     positives = round(positive_fraction * count)
     labels = np.zeros(count, dtype=np.int64)
     labels[generator.permutation(count)[:positives]] = 1
-    rows, columns = np.mgrid[0:size, 0:size].astype(np.float32)
+    # (K, S, S) grids: every slice is drawn at once.
+    along, rows, columns = np.mgrid[0:slices, 0:size, 0:size].astype(np.float32)
     scale = size / 32.0
     volumes, lesion_slices = [], []
     for label in labels:
-        volume = np.empty((slices, size, size), dtype=np.float32)
         centre = size / 2 + generator.normal(0, 1.0 * scale, size=2)
-        half_axes = np.array([generator.uniform(10, 13), generator.uniform(12, 15)]) * scale
-        drift = generator.uniform(-0.15, 0.15)
-        organs = []
+        # The trunk's half axes drift slowly along the stack: (K, 1, 1).
+        drift = 1.0 + generator.uniform(-0.15, 0.15) * (np.arange(slices) / slices - 0.5)[:, None, None]
+        half_rows, half_columns = generator.uniform(10, 13) * scale * drift, generator.uniform(12, 15) * scale * drift
+        inside = ((rows - centre[0]) / half_rows) ** 2 + ((columns - centre[1]) / half_columns) ** 2 <= 1.0
+        volume = np.where(inside, TISSUE, AIR).astype(np.float32)  # (K, S, S)
         for _ in range(int(generator.integers(3, 6))):
-            organs.append(
-                {
-                    "centre": centre + generator.uniform(-0.55, 0.55, size=2) * half_axes,
-                    "radius": generator.uniform(2.5, 5.5) * scale,
-                    "brightness": generator.uniform(0.45, 0.9),
-                    "slice_centre": generator.uniform(0, slices),
-                    "slice_half_extent": generator.uniform(slices / 4, slices),
-                }
-            )
-        lesion = None
+            organ_centre = centre + generator.uniform(-0.55, 0.55, size=2) * half_rows.mean() * np.array([1, 1.2])
+            radius = generator.uniform(2.5, 5.5) * scale
+            slice_centre, half_extent = generator.uniform(0, slices), generator.uniform(slices / 4, slices)
+            # An ellipsoid: its section shrinks away from its middle slice (0 outside its extent).
+            section = radius * np.sqrt(np.clip(1.0 - ((along - slice_centre) / half_extent) ** 2, 0.0, 1.0))
+            disc = (rows - organ_centre[0]) ** 2 + (columns - organ_centre[1]) ** 2 <= section**2
+            volume = np.where(disc & inside, generator.uniform(*ORGAN_BRIGHTNESS), volume)
+        lesion: tuple[int, ...] = ()
         if label == 1:
             length = int(generator.integers(2, 5))  # 2-4 consecutive slices
             first = int(generator.integers(0, slices - length + 1))
-            lesion = {
-                "slices": tuple(range(first, first + length)),
-                "centre": centre + generator.uniform(-0.5, 0.5, size=2) * half_axes,
-                "radius": generator.uniform(1.6, 2.4) * scale,
-                "contrast": generator.uniform(0.3, 0.4),
-            }
-        for index in range(slices):
-            axes = half_axes * (1.0 + drift * (index / slices - 0.5))
-            inside = ((rows - centre[0]) / axes[0]) ** 2 + ((columns - centre[1]) / axes[1]) ** 2 <= 1.0
-            image = np.where(inside, 0.35, 0.05).astype(np.float32)  # (S, S) tissue on air
-            for organ in organs:
-                along = (index - organ["slice_centre"]) / organ["slice_half_extent"]
-                if abs(along) >= 1.0:
-                    continue
-                radius = organ["radius"] * np.sqrt(1.0 - along**2)  # an ellipsoid's section
-                disc = (rows - organ["centre"][0]) ** 2 + (columns - organ["centre"][1]) ** 2 <= radius**2
-                image = np.where(disc & inside, organ["brightness"], image)
-            if lesion is not None and index in lesion["slices"]:
-                disc = (rows - lesion["centre"][0]) ** 2 + (columns - lesion["centre"][1]) ** 2 <= lesion["radius"] ** 2
-                image = np.where(disc, image + lesion["contrast"], image)
-            image = image + generator.normal(0.0, 0.04, size=image.shape).astype(np.float32)
-            volume[index] = np.clip(image, 0.0, 1.0)
-        volumes.append(volume)
-        lesion_slices.append(lesion["slices"] if lesion is not None else ())
+            lesion = tuple(range(first, first + length))
+            lesion_centre = centre + generator.uniform(-0.5, 0.5, size=2) * np.array(
+                [half_rows.min(), half_columns.min()]
+            )
+            radius = generator.uniform(1.6, 2.4) * scale
+            disc = (rows - lesion_centre[0]) ** 2 + (columns - lesion_centre[1]) ** 2 <= radius**2
+            disc &= (along >= first) & (along < first + length)
+            volume = np.where(disc, generator.uniform(*LESION_BRIGHTNESS), volume)
+        volume = volume + generator.normal(0.0, NOISE, size=volume.shape).astype(np.float32)
+        volumes.append(np.clip(volume, 0.0, 1.0).astype(np.float32))
+        lesion_slices.append(lesion)
     keys = [f"synthetic-{seed}-{index:05d}" for index in range(count)]
     return SyntheticCases(volumes, labels, lesion_slices, keys, keys)
