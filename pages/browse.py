@@ -9,10 +9,12 @@ import streamlit as st
 from medreview.errors import MedreviewError
 from medreview.reading.browse import dicom_header, filter_header, patients, series_list, series_slices, studies
 from medreview.reading.catalog import get_image
+from medreview.reading.protocols import hanging_for_study
 from medreview.store import Store
+from medreview.team.settings import get_setting
 from ui.session import get_store, session_actor
 from ui.text import plain, spreadsheet_safe
-from ui.viewer import case_viewer, hanging_layout, series_viewport
+from ui.viewer import case_viewer, hung_viewports
 
 
 def count_text(count: int, singular: str, plural: str) -> str:
@@ -119,22 +121,27 @@ try:
         st.info("This study holds no images.")
         st.stop()
 
-    # The study opens in a grid, a series a viewport (2x2 from four series, 1x3, 1x2, else 1x1). The
-    # viewer scrolls, windows and links the viewports in the browser and reports the active one and
-    # the slice each shows: that slice's details and header are shown below it.
-    layout, hung = hanging_layout([int(found) for found in series_table["series_id"]])
+    # The study opens as the project's hanging protocols hang it (Settings), a series a viewport; a
+    # study no protocol matches opens 1x1 with its first series. The viewer scrolls, windows and links
+    # the viewports in the browser and reports the active one and the slice each shows: that slice's
+    # details and header are shown below it.
+    hanging = hanging_for_study(store, study_id, get_setting(store, "hanging_protocols"))
+    viewports = hung_viewports(hanging)
     labels = series_labels(series_table)
-    viewports = [series_viewport(series_id) for series_id in hung]
-    sync = case_viewer("browse_viewer", actor, f"study:{study_id}", viewports, layout=layout)
-    active = sync.get("active") if isinstance(sync.get("active"), int) else 0
-    active = active if 0 <= active < len(hung) else 0
+    sync = case_viewer("browse_viewer", actor, f"study:{study_id}", viewports, layout=hanging.layout)
+    filled = [index for index, viewport in enumerate(viewports) if viewport.image_ids]
+    active = sync.get("active") if sync.get("active") in filled else filled[0]
     views = sync.get("view") if isinstance(sync.get("view"), list) else []
     shown = views[active] if active < len(views) and isinstance(views[active], dict) else {}
     image_id = shown.get("imageId") if shown.get("imageId") in viewports[active].image_ids else None
     image_id = int(image_id) if image_id is not None else viewports[active].image_ids[0]
-    if len(series_table) > len(hung):
-        st.caption(f"Showing {len(hung)} of the study's {len(series_table)} series (the first by series number).")
-    st.caption(slice_caption(store, hung[active], image_id, f"Viewport {active + 1}: {labels[hung[active]]}"))
+    series_id = hanging.viewports[active].series_id
+    st.caption(f"Hung by {plain(hanging.reason)}.")
+    st.caption(
+        slice_caption(
+            store, series_id, image_id, f"Viewport {active + 1}: {labels.get(series_id) or viewports[active].prior}"
+        )
+    )
     if get_image(store, actor, image_id).burned_in_annotation:
         st.warning("This image may carry burned-in patient information.")
 

@@ -33,7 +33,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import streamlit as st
@@ -49,6 +49,9 @@ from medreview.reading.reads import save_read
 from medreview.team.roles import Actor
 from ui.session import LOGIN_KEY, get_store
 
+if TYPE_CHECKING:
+    from medreview.reading.protocols import Hanging
+
 __all__ = [
     "CASE_LAYOUTS",
     "DecodedCache",
@@ -56,7 +59,7 @@ __all__ = [
     "case_reads",
     "case_viewer",
     "decoded",
-    "hanging_layout",
+    "hung_viewports",
     "image_viewer",
     "list_follower",
     "save_pending_reads",
@@ -471,6 +474,7 @@ class ViewportSeries:
     ``preset``: a window preset to open with, by name ("Lung"; None: the image's own first window).
     ``mirror``: shown flipped left to right (a left mammogram view facing the right one).
     ``prior``: set for a prior study's series, the words its corner shows ("Prior · 2024-03-01").
+    ``empty``: no images, and why (a protocol's viewport that no series of the study filled).
     """
 
     image_ids: tuple[int, ...]
@@ -478,31 +482,49 @@ class ViewportSeries:
     preset: str | None = None
     mirror: bool = False
     prior: str | None = None
-
-
-def hanging_layout(series_ids: Sequence[int]) -> tuple[str, list[int]]:
-    """The grid for a study's series in reading order, and the series it shows: 2x2 with the first
-    four of four or more, 1x3 for three, 1x2 for two, else 1x1. (Hanging protocols, which choose
-    by modality, description and view, are medreview.reading.protocols' work.)"""
-    count = min(len(series_ids), 4)
-    layout = {4: "2x2", 3: "1x3", 2: "1x2"}.get(count, "1x1")
-    return layout, [int(series_id) for series_id in series_ids[:count]]
+    empty: str | None = None
 
 
 def series_viewport(
-    series_id: int, *, preset: str | None = None, mirror: bool = False, prior: str | None = None
+    series_id: int,
+    *,
+    image_ids: Sequence[int] | None = None,
+    preset: str | None = None,
+    mirror: bool = False,
+    prior: str | None = None,
 ) -> ViewportSeries:
     """A viewport showing a stored series, its slices in reading order with their positions (the
-    position along the normal stored at ingest, :func:`medreview.reading.browse.series_slices`)."""
+    position along the normal stored at ingest, :func:`medreview.reading.browse.series_slices`).
+    ``image_ids``: some of its images only, in this order (one view of a projection series)."""
     slices = series_slices(get_store(), series_id)
-    positions = tuple(_millimetres(location) for location in slices["slice_location"])
+    position_of = {
+        int(image_id): _millimetres(location)
+        for image_id, location in zip(slices["image_id"], slices["slice_location"], strict=True)
+    }
+    shown = [int(image_id) for image_id in (slices["image_id"] if image_ids is None else image_ids)]
     return ViewportSeries(
-        image_ids=tuple(int(image_id) for image_id in slices["image_id"]),
-        positions=positions,
+        image_ids=tuple(shown),
+        positions=tuple(position_of.get(image_id) for image_id in shown),
         preset=preset,
         mirror=mirror,
         prior=prior,
     )
+
+
+def hung_viewports(hanging: Hanging) -> list[ViewportSeries]:
+    """The viewports of a study as a hanging protocol hangs it (medreview.reading.protocols), row by
+    row; a cell no series filled stays empty and says why."""
+    viewports = []
+    for cell in hanging.viewports:
+        if cell.series_id is None or not cell.image_ids:
+            viewports.append(ViewportSeries(image_ids=(), empty=cell.reason or "no series matched this viewport"))
+            continue
+        viewports.append(
+            series_viewport(
+                cell.series_id, image_ids=cell.image_ids, preset=cell.preset, mirror=cell.mirror, prior=cell.prior_label
+            )
+        )
+    return viewports
 
 
 def _millimetres(value: Any) -> float | None:
@@ -556,14 +578,14 @@ def case_viewer(
     ``case_id``: what the reads name ("study:12"). ``layout``: "1x1", "1x2", "1x3" or "2x2" (None: the
     smallest that holds the viewports); viewports beyond it are not shown. ``classes``: keys 1-9 label
     the case (none: a viewer only). ``allowed``: which image ids this reader may receive pixels of.
-    Raises ValueError for an unknown layout or a viewport without images.
+    Raises ValueError for an unknown layout, or when no viewport has images.
     """
     if layout is None:
         layout = next((name for name, count in CASE_LAYOUTS.items() if count >= len(viewports)), "2x2")
     if layout not in CASE_LAYOUTS:
         raise ValueError(f"unknown layout {layout!r}: expected one of {', '.join(CASE_LAYOUTS)}")
-    if not viewports or any(not viewport.image_ids for viewport in viewports):
-        raise ValueError("a case viewer needs at least one viewport, each with at least one image")
+    if not any(viewport.image_ids for viewport in viewports):
+        raise ValueError("a case viewer needs at least one viewport with images")
     shown = list(viewports)[: CASE_LAYOUTS[layout]]
     sync = viewer_state(key)
     started = time.perf_counter()
@@ -575,6 +597,10 @@ def case_viewer(
     specs = []
     for viewport in shown:
         series = [int(image_id) for image_id in viewport.image_ids]
+        if not series:
+            specs.append({"images": [], "positions": [], "frameOfReference": None, "preset": None,
+                          "mirror": False, "prior": viewport.prior, "empty": viewport.empty})  # fmt: skip
+            continue
         for image_id in [series[0], *(member for member in series if member in on_screen)]:
             if image_id not in infos:
                 try:
@@ -591,6 +617,7 @@ def case_viewer(
                 "preset": viewport.preset,
                 "mirror": viewport.mirror,
                 "prior": viewport.prior,
+                "empty": None,
             }
         )
     wanted: list[str] = []
@@ -601,6 +628,8 @@ def case_viewer(
     # The first slice of each viewport goes out with the data that opens the case, unasked.
     pushed: set[str] = st.session_state.setdefault(f"{key}__pushed", set())
     for spec in specs:
+        if not spec["images"]:
+            continue
         frame_key = f"{spec['images'][0]}:0"
         if frame_key not in pushed and frame_key not in wanted:
             pushed.add(frame_key)

@@ -92,13 +92,14 @@ def test_tab_and_click_move_the_active_viewport_and_linked_series_scroll_by_posi
     # A click makes a viewport active (and outlined); Tab the next, Shift+Tab back round.
     page.locator(".mrv-case .mrv-stage").nth(2).click()
     assert active(page) == 2
-    assert page.locator(".mrv-case .mrv-stage.mrv-active").get_attribute("data-viewport") == "2"
+    page.locator('.mrv-case .mrv-stage.mrv-active[data-viewport="2"]').wait_for()  # outlined
+    assert page.locator(".mrv-case .mrv-stage.mrv-active").count() == 1
     page.keyboard.press("Tab")
-    assert active(page) == 3
+    page.locator('.mrv-case[data-active="3"]').wait_for()
     page.keyboard.press("Tab")
-    assert active(page) == 0
+    page.locator('.mrv-case[data-active="0"]').wait_for()
     page.keyboard.press("Shift+Tab")
-    assert active(page) == 3
+    page.locator('.mrv-case[data-active="3"]').wait_for()
 
     # Three slices down in T1 (0, 5, 10, 15 mm): T2 goes to its slice at 15 mm, FLAIR (read by
     # position: 0, 4, ... 20) to 16 mm, DWI (2, 9, 16) to 16 mm.
@@ -111,7 +112,7 @@ def test_tab_and_click_move_the_active_viewport_and_linked_series_scroll_by_posi
 
     # Unlinked (Y), T1 scrolls alone.
     page.keyboard.press("y")
-    assert page.locator(".mrv-case").get_attribute("data-link-scroll") == "false"
+    page.locator('.mrv-case[data-link-scroll="false"]').wait_for()
     wheel(page, 0, -2)
     page.wait_for_function("() => document.querySelector('.mrv-case .mrv-stage').dataset.slice === '1'")
     assert slices(page) == [1, 6, 4, 2]
@@ -132,7 +133,7 @@ def test_tab_and_click_move_the_active_viewport_and_linked_series_scroll_by_posi
     after = drag(40, before[0])
     assert after[1:] == before[1:], (before, after)
     page.keyboard.press("l")
-    assert page.locator(".mrv-case").get_attribute("data-link-window") == "true"
+    page.locator('.mrv-case[data-link-window="true"]').wait_for()
     linked = drag(-60, after[0])
     assert len(set(linked)) == 1, linked
 

@@ -126,6 +126,11 @@ export class SeriesViewport {
     this.pane.stage.dataset.slice = String(this.index);
     const imageId = this.imageId;
     if (imageId !== null) this.pane.stage.dataset.imageId = String(imageId);
+    if (this.slices === 0) {
+      this.setMessage(this.spec.empty ?? "No series here.");
+      this.pane.annotate(null, null, null);
+      return false;
+    }
     if (!info || !frame) {
       this.setMessage(missing ? `Cannot show this image: ${missing}` : "Loading…");
       return false;

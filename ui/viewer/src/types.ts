@@ -159,6 +159,8 @@ export interface ViewportSpec {
   mirror: boolean;
   /** Set for a prior study's series: what the corner says ("Prior · 2024-03-01"). */
   prior: string | null;
+  /** No images (`images` empty), and why: a protocol's viewport no series of the study filled. */
+  empty?: string | null;
 }
 
 /** A case opened in a grid of viewports (the component's `case` data; viewer.ts keeps the worklist mode). */
