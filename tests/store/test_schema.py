@@ -227,3 +227,68 @@ def test_a_0007_store_upgrades_to_safer_sign_in_with_no_password_change_forced(t
             authenticate(store, "chief", "not the password", now=moment)
     finally:
         store.close()
+
+
+def test_a_0008_store_upgrades_to_cases_with_everything_it_had_image_scoped(tmp_path):
+    from alembic import command
+
+    from medreview.reading.evaluation_sets import evaluation_set_images
+    from medreview.reading.reads import save_read
+    from medreview.reading.schema import add_label_class, label_class_scopes
+    from medreview.team.roles import Actor
+
+    data_dir = first_release_store(tmp_path)
+    engine = create_engine(f"sqlite:///{data_dir / 'medreview.db'}")
+    with engine.connect() as connection, connection.begin():
+        config = schema._config(connection)
+        command.stamp(config, schema.BASELINE)
+        command.upgrade(config, "0008_sign_in_safety")
+        # A final label, an assignment and an evaluation set, as the release before 0009 stored them.
+        for statement in (
+            "INSERT INTO final_labels (image_id, label_class_id, labels, boxes, method, decided_by, comment, "
+            "decided_at) VALUES (1, 2, '[]', '[]', 'adjudicated', 'chief', '', '2026-01-01 00:00:00')",
+            "INSERT INTO assignments (image_id, reader_id, assigned_by, created_at) "
+            "SELECT 2, id, 'chief', '2026-01-01 00:00:00' FROM users WHERE username = 'reader1'",
+            "INSERT INTO evaluation_sets (name, description, is_default, created_by, created_at) "
+            "VALUES ('holdout', '', 1, 'chief', '2026-01-01 00:00:00')",
+            "INSERT INTO evaluation_set_images (evaluation_set_id, image_id, label) VALUES (1, 1, 'pneumonia')",
+        ):
+            connection.execute(text(statement))
+        reads_before = connection.execute(
+            text("SELECT id, image_id, reader_id, label_class_id FROM annotations ORDER BY id")
+        ).all()
+    engine.dispose()
+
+    store = Store.open(make_settings(data_dir))
+    try:
+        assert schema.current_revision(store.db.engine) == schema.head_revision()
+        assert set(label_class_scopes(store, include_retired=True).values()) == {"image"}
+        with store.db.read() as session:
+            for table in ("annotations", "final_labels", "assignments", "evaluation_set_images", "predictions"):
+                rows = session.execute(text(f"SELECT scope, case_id, image_id FROM {table}")).all()
+                assert all(row.scope == "image" and row.case_id == row.image_id for row in rows), table
+            reads_after = session.execute(
+                text("SELECT id, image_id, reader_id, label_class_id FROM annotations ORDER BY id")
+            ).all()
+        assert reads_after == reads_before and len(reads_after) == 8
+        final = current_labels(store).set_index("image_id")
+        assert (final.loc[1, "label"], final.loc[1, "method"], final.loc[1, "scope"]) == (
+            "pneumonia",
+            "adjudicated",
+            "image",
+        )
+        [member] = evaluation_set_images(store, 1).to_dict(orient="records")
+        assert (member["image_id"], member["scope"], member["case_id"], member["label"]) == (1, "image", 1, "pneumonia")
+        # One read per reader per case: a reader's new read of an image still replaces theirs ...
+        reader = Actor("reader1", "annotator")
+        mine = reads_table(store, LOCAL_ACTOR)
+        image_id = int(mine[mine["reader"] == "reader1"]["image_id"].iloc[0])
+        save_read(store, reader, image_id, "normal")
+        assert len(reads_table(store, LOCAL_ACTOR, include_rejected=True)) == 8
+        # ... and a study-scoped class reads the study beside it.
+        add_label_class(store, LOCAL_ACTOR, "abnormal study", scope="study")
+        save_read(store, reader, image_id, "abnormal study")
+        reads = reads_table(store, LOCAL_ACTOR, include_rejected=True)
+        assert reads["scope"].value_counts().to_dict() == {"image": 8, "study": 1}
+    finally:
+        store.close()
