@@ -370,8 +370,11 @@ def _cmd_assign(args: argparse.Namespace) -> int:
         image_ids = [int(i) for i in image_table(store)["image_id"]]
     if args.limit:
         image_ids = image_ids[: args.limit]
-    made = assign(store, _local_actor(), image_ids, args.readers, args.per_image)
-    print(f"{made} new assignments over {len(image_ids)} images")
+    made = assign(store, _local_actor(), image_ids, args.readers, args.per_image, scope=args.scope)
+    if args.scope == "image":
+        print(f"{made} new assignments over {len(image_ids)} images")
+    else:
+        print(f"{made} new assignments over the {args.scope} cases of {len(image_ids)} images")
     return 0
 
 
@@ -585,6 +588,12 @@ def build_parser() -> argparse.ArgumentParser:
     assign_work.add_argument("--per-image", type=int, default=1, help="readers per image (default 1)")
     assign_work.add_argument("--unlabelled", action="store_true", help="only unlabelled images")
     assign_work.add_argument("--limit", type=int, help="at most this many images, oldest first")
+    assign_work.add_argument(
+        "--scope",
+        choices=("study", "series", "image"),
+        default="image",
+        help="assign the studies or series holding the images (one case each) instead of the images",
+    )
     assign_work.set_defaults(handler=_cmd_assign)
 
     import_labels = commands.add_parser("import-labels", help="re-create reads from a JSON 'reads' export")

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 
 from medreview.errors import NotFoundError
 from medreview.imaging.decoding import DecodedImage, decode_file
+from medreview.reading.cases import check_scope
 from medreview.reading.reads import labelled_image_ids
 from medreview.store import Store
 from medreview.store.models import Annotation, Image, LabelClass, ModelVersion, Patient, Series, Study, User
@@ -43,9 +44,11 @@ class ImageRecord:
     review_comment: str
 
 
-def get_image(store: Store, actor: Actor, image_id: int) -> ImageRecord:
-    """The record of one image with ``actor``'s own read (never another reader's: those are
-    :func:`medreview.reading.review.image_reads`, which applies blinding)."""
+def get_image(store: Store, actor: Actor, image_id: int, scope: str = "image") -> ImageRecord:
+    """The record of one image with ``actor``'s own read of the case at ``scope`` holding it (the
+    image's own read by default; the study's read for a study-scoped class, whichever of its images
+    this is). Never another reader's: those are :func:`medreview.reading.review.image_reads`, which
+    applies blinding."""
     require(actor, "annotator", "see images")
     with store.db.read() as session:
         row = session.execute(
@@ -58,10 +61,11 @@ def get_image(store: Store, actor: Actor, image_id: int) -> ImageRecord:
         if row is None:
             raise NotFoundError(f"image {image_id} does not exist")
         image, series, study, patient = row
+        case_id = {"image": image.id, "series": series.id, "study": study.id}[check_scope(scope)]
         read_query = (
             select(Annotation, LabelClass.name)
             .outerjoin(LabelClass, LabelClass.id == Annotation.label_class_id)
-            .where(Annotation.image_id == image_id)
+            .where(Annotation.scope == scope, Annotation.case_id == case_id)
             .order_by(Annotation.updated_at.desc(), Annotation.id.desc())
         )
         read_query = read_query.join(User, User.id == Annotation.reader_id).where(User.username == actor.username)

@@ -255,17 +255,30 @@ def can_see_others(store: Store, actor: Actor, image_id: int) -> bool:
 
 
 def visible_image_ids(store: Store, actor: Actor) -> set[int] | None:
-    """Images whose other reads and predictions the actor may see; None means all of them."""
+    """Images whose other reads and predictions the actor may see; None means all of them. A read
+    of a study or series unblinds every image of it (the others' reads of the case sit at its key
+    image, whichever slice is on screen)."""
     if actor.can("reviewer") or not get_setting(store, "blinded"):
         return None
+    mine = (
+        select(Annotation.scope, Annotation.case_id, Annotation.image_id)
+        .join(User, User.id == Annotation.reader_id)
+        .where(User.username == actor.username)
+    )
     with store.db.read() as session:
-        return set(
-            session.scalars(
-                select(Annotation.image_id)
-                .join(User, User.id == Annotation.reader_id)
-                .where(User.username == actor.username)
+        reads = session.execute(mine).all()
+        visible = {row.image_id for row in reads}
+        studies = [row.case_id for row in reads if row.scope == "study"]
+        series = [row.case_id for row in reads if row.scope == "series"]
+        if studies or series:
+            visible.update(
+                session.scalars(
+                    select(Image.id)
+                    .join(Series, Series.id == Image.series_id)
+                    .where(Series.study_id.in_(studies) | Series.id.in_(series))
+                )
             )
-        )
+        return visible
 
 
 def reads_table(store: Store, actor: Actor, include_rejected: bool = False) -> pd.DataFrame:

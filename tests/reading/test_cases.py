@@ -18,15 +18,17 @@ from pydicom.uid import generate_uid
 from medreview.errors import MedreviewError
 from medreview.ingest import InputFile, ingest_files
 from medreview.reading.cases import case_images, case_of
+from medreview.reading.catalog import get_image
 from medreview.reading.evaluation_sets import create_evaluation_set, evaluation_set_images
 from medreview.reading.exchange import export_bytes, import_labels
-from medreview.reading.reads import LOCAL_ACTOR, current_labels, reads_table, save_read
+from medreview.reading.reads import LOCAL_ACTOR, can_see_others, current_labels, reads_table, save_read
 from medreview.reading.review import adjudicate, agreement, assign, disagreements, review_counts, review_queue
 from medreview.reading.schema import add_label_class, label_class_scopes, set_label_class_scope
 from medreview.store import Store
 from medreview.store.models import Assignment, Study
 from medreview.team.accounts import create_first_admin, create_user
 from medreview.team.roles import Actor
+from medreview.team.settings import set_setting
 from tests.conftest import make_settings
 from tests.helpers import dicom_bytes
 
@@ -112,11 +114,20 @@ def test_a_study_read_saved_from_slice_37_is_the_readers_one_read_of_the_study(c
     assert image_reads[["image_id", "labels"]].to_dict(orient="records") == [
         {"image_id": ct.slices["ax37.dcm"], "labels": ["nodule"]}
     ]
+    # The Label page's record of a slice: the study's read at study scope, the slice's own otherwise.
+    assert get_image(ct.store, ANN, ct.slices["ax80.dcm"], scope="study").label == "no pe"
+    assert get_image(ct.store, ANN, ct.slices["ax37.dcm"]).labels == ("nodule",)
+    assert get_image(ct.store, ANN, ct.slices["ax80.dcm"]).read is False
 
 
 def test_two_readers_study_reads_are_one_kappa_item_and_the_reviewer_settles_the_study_once(ct):
+    set_setting(ct.store, ADMIN, "blinded", True)
     save_read(ct.store, ANN, ct.slices["ax37.dcm"], "pe present")
+    assert not can_see_others(ct.store, BOB, ct.slices["ax12.dcm"])
     save_read(ct.store, BOB, ct.slices["ax90.dcm"], "no pe")
+    # Bob read the study: every slice of it shows him the others' reads, the other study does not.
+    assert can_see_others(ct.store, BOB, ct.slices["ax12.dcm"])
+    assert not can_see_others(ct.store, BOB, ct.other_study_image)
     save_read(ct.store, ANN, ct.other_study_image, "no pe")
     save_read(ct.store, BOB, ct.other_study_image, "no pe")
 
