@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session, aliased
 
 from medreview.errors import MedreviewError, NotFoundError, PermissionDeniedError
 from medreview.reading.agreement import agreement_summary
-from medreview.reading.cases import case_in, check_scope
+from medreview.reading.cases import case_in, check_scope, images_in_case
 from medreview.reading.reads import READ_COLUMNS, can_see_others, clear_approval, reads_query, user_id
 from medreview.reading.schema import label_classes
 from medreview.store import Store
@@ -42,6 +42,7 @@ __all__ = [
     "agreement",
     "approval_settles_disagreement",
     "assign",
+    "case_reads",
     "class_tally",
     "decide",
     "disagreements",
@@ -139,6 +140,21 @@ def image_reads(store: Store, actor: Actor, image_id: int) -> pd.DataFrame:
         raise PermissionDeniedError("blinded reading: submit your own read of this image first")
     with store.db.read() as session:
         return _reads_frame(session, reads_query(Annotation.image_id == image_id).order_by(Annotation.id))
+
+
+def case_reads(store: Store, actor: Actor, scope: str, case_id: int) -> pd.DataFrame:
+    """All readers' reads of one case (a study's reads, not those of its key image's own): as
+    :func:`image_reads`, blinding applied to the case."""
+    require(actor, "annotator", "see reads")
+    check_scope(scope)
+    with store.db.read() as session:
+        images = images_in_case(session, scope, case_id)
+        if not images:
+            raise NotFoundError(f"{scope} {case_id} does not exist or holds no image")
+        if not can_see_others(store, actor, images[0]):
+            raise PermissionDeniedError(f"blinded reading: submit your own read of this {scope} first")
+        query = reads_query(Annotation.scope == scope, Annotation.case_id == case_id).order_by(Annotation.id)
+        return _reads_frame(session, query)
 
 
 # --- reviewing ----------------------------------------------------------------------------------

@@ -22,7 +22,15 @@ from medreview.reading.catalog import get_image
 from medreview.reading.evaluation_sets import create_evaluation_set, evaluation_set_images
 from medreview.reading.exchange import export_bytes, import_labels
 from medreview.reading.reads import LOCAL_ACTOR, can_see_others, current_labels, reads_table, save_read
-from medreview.reading.review import adjudicate, agreement, assign, disagreements, review_counts, review_queue
+from medreview.reading.review import (
+    adjudicate,
+    agreement,
+    assign,
+    case_reads,
+    disagreements,
+    review_counts,
+    review_queue,
+)
 from medreview.reading.schema import add_label_class, label_class_scopes, set_label_class_scope
 from medreview.store import Store
 from medreview.store.models import Assignment, Study
@@ -136,6 +144,12 @@ def test_two_readers_study_reads_are_one_kappa_item_and_the_reviewer_settles_the
     assert pair["n_images"] == 2  # two studies, not 101 slices
     assert summary["images_with_multiple_readers"] == 2
     assert len(review_queue(ct.store, REVIEWER)) == 4
+    save_read(ct.store, ANN, ct.slices["loc1.dcm"], labels=["nodule"])  # the key image's own read
+    study_reads = case_reads(ct.store, REVIEWER, "study", ct.study_id)
+    assert sorted(zip(study_reads["reader"], study_reads["label"], strict=True)) == [
+        ("ann", "pe present"),
+        ("bob", "no pe"),
+    ]
     [open_case] = disagreements(ct.store, REVIEWER).to_dict(orient="records")
     assert (open_case["scope"], open_case["case_id"], open_case["labels"]) == (
         "study",
@@ -144,7 +158,7 @@ def test_two_readers_study_reads_are_one_kappa_item_and_the_reviewer_settles_the
     )
 
     adjudicate(ct.store, REVIEWER, ct.slices["ax12.dcm"], "pe present", "filling defect")  # from any slice
-    assert review_counts(ct.store, REVIEWER) == {"queue": 2, "disagreements": 0}
+    assert review_counts(ct.store, REVIEWER) == {"queue": 3, "disagreements": 0}
     statuses = reads_table(ct.store, ADMIN).set_index("reader")
     study_statuses = statuses[statuses["case_id"] == ct.study_id]["status"].to_dict()
     assert study_statuses == {"ann": "approved", "bob": "overruled"}
