@@ -531,8 +531,11 @@ class AttentionMILConfig(ModelConfig):
         encoder = model.get_layer(self.per_slice_layer).layer
         image = keras.Input(shape=tuple(encoder.inputs[0].shape[1:]), name="slice")
         x = encoder(image)  # (n, F)
+        # The case layers were built on (N, K, F): each slice as a bag of one, (n, 1, F).
+        x = keras.layers.Reshape((1, int(x.shape[-1])), name="bag_of_one")(x)
         x = model.get_layer(self.instance_norm_layer)(x)
-        x = model.get_layer(self.embedding_layer)(x)  # (n, E)
+        x = model.get_layer(self.embedding_layer)(x)  # (n, 1, E)
+        x = keras.layers.Reshape((self.embedding_units,), name="slice_embedding")(x)  # (n, E)
         logits = model.get_layer(self.logits_layer)(x)  # (n, C); dropout is a no-op in inference
         probabilities = model.get_layer(self.probabilities_layer)(logits)
         slice_model = keras.Model(image, probabilities, name=f"{self.name}_slice")

@@ -43,11 +43,13 @@ NOISE = 0.04  # standard deviation of the Gaussian noise added everywhere
 class SyntheticCases:
     """``volumes``: one (K, S, S) float32 array in [0, 1] per case; ``labels`` (N,) int64 (1: lesion);
     ``lesion_slices``: per case the slice indices that hold the lesion (empty for negatives);
+    ``lesion_centres``: per case the lesion's centre (row, column) in pixels (None for negatives);
     ``patient_keys`` and ``case_keys``: one distinct patient per case."""
 
     volumes: list[np.ndarray]
     labels: np.ndarray
     lesion_slices: list[tuple[int, ...]]
+    lesion_centres: list[tuple[float, float] | None]
     patient_keys: list[str]
     case_keys: list[str]
 
@@ -65,7 +67,7 @@ def lesion_volumes(
     # (K, S, S) grids: every slice is drawn at once.
     along, rows, columns = np.mgrid[0:slices, 0:size, 0:size].astype(np.float32)
     scale = size / 32.0
-    volumes, lesion_slices = [], []
+    volumes, lesion_slices, lesion_centres = [], [], []
     for label in labels:
         centre = size / 2 + generator.normal(0, 1.0 * scale, size=2)
         # The trunk's half axes drift slowly along the stack: (K, 1, 1).
@@ -83,6 +85,7 @@ def lesion_volumes(
             disc = (rows - organ_centre[0]) ** 2 + (columns - organ_centre[1]) ** 2 <= section**2
             volume = np.where(disc & inside, generator.uniform(*ORGAN_BRIGHTNESS), volume)
         lesion: tuple[int, ...] = ()
+        lesion_centre = None
         if label == 1:
             length = int(generator.integers(2, 5))  # 2-4 consecutive slices
             first = int(generator.integers(0, slices - length + 1))
@@ -97,5 +100,6 @@ def lesion_volumes(
         volume = volume + generator.normal(0.0, NOISE, size=volume.shape).astype(np.float32)
         volumes.append(np.clip(volume, 0.0, 1.0).astype(np.float32))
         lesion_slices.append(lesion)
+        lesion_centres.append(None if lesion_centre is None else (float(lesion_centre[0]), float(lesion_centre[1])))
     keys = [f"synthetic-{seed}-{index:05d}" for index in range(count)]
-    return SyntheticCases(volumes, labels, lesion_slices, keys, keys)
+    return SyntheticCases(volumes, labels, lesion_slices, lesion_centres, keys, keys)
