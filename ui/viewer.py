@@ -56,12 +56,12 @@ __all__ = [
     "CASE_LAYOUTS",
     "DecodedCache",
     "ViewportSeries",
-    "case_reads",
     "case_viewer",
     "decoded",
     "hung_viewports",
     "image_viewer",
     "list_follower",
+    "pending_case_reads",
     "save_pending_reads",
     "series_viewport",
     "sign_in_id",
@@ -535,7 +535,7 @@ def _millimetres(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def case_reads(key: str) -> list[dict[str, Any]]:
+def pending_case_reads(key: str) -> list[dict[str, Any]]:
     """The case reads the case viewer under ``key`` holds as pending: {seq, caseId, label, seconds,
     viewport, owner}, one per key press of a class (ui/viewer/src/controller.ts). The page saves them
     through the reading service of the case's scope and passes the saved seqs back as ``acked``."""
@@ -573,7 +573,7 @@ def case_viewer(
 ) -> dict[str, Any]:
     """Mount the viewer with a case in a grid; returns its ``sync`` state: the frames it wants, which
     viewport is active (``active``), the slice each shows (``view``: [{imageId, index, frame}]) and the
-    case reads not yet acknowledged (``pending``, see :func:`case_reads`).
+    case reads not yet acknowledged (``pending``, see :func:`pending_case_reads`).
 
     ``case_id``: what the reads name ("study:12"). ``layout``: "1x1", "1x2", "1x3" or "2x2" (None: the
     smallest that holds the viewports); viewports beyond it are not shown. ``classes``: keys 1-9 label

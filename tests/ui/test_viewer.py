@@ -1,10 +1,12 @@
-"""The process-wide cache of decoded images is bounded by bytes, not by count."""
+"""The process-wide cache of decoded images is bounded by bytes, not by count; the case reads a case
+viewer holds are read back for saving."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from medreview.imaging.decoding import DecodedImage
+import ui.viewer as viewer
 from ui.viewer import DecodedCache
 
 MB = 1024 * 1024
@@ -44,3 +46,22 @@ def test_an_image_larger_than_the_whole_cache_is_served_but_not_kept():
     cache = DecodedCache(max_bytes=10 * MB)
     image = cache.get(7, lambda _: image_of(20))
     assert image.frames.nbytes == 20 * MB and cache.size_bytes == 0
+
+
+def test_pending_case_reads_are_the_case_viewers_reads_and_nothing_else(monkeypatch):
+    sync = {
+        "pending": [
+            {"seq": 7, "caseId": "study:3", "label": "PE present", "seconds": 4.2, "viewport": 2, "owner": "o"},
+            {"seq": 8, "imageId": 5, "label": "normal"},  # an image read of the worklist viewer: not a case read
+            {"seq": "x", "caseId": "study:3", "label": "normal"},  # garbled: nothing to save
+            {"seq": 9, "caseId": "study:3", "label": "normal", "seconds": -1},  # an impossible time is dropped
+        ]
+    }
+    monkeypatch.setattr(viewer, "viewer_state", lambda key: sync if key == "case" else {})
+    reads = viewer.pending_case_reads("case")
+    assert [(read["seq"], read["caseId"], read["label"], read["viewport"]) for read in reads] == [
+        (7, "study:3", "PE present", 2),
+        (9, "study:3", "normal", 0),
+    ]
+    assert reads[0]["seconds"] == 4.2 and reads[1]["seconds"] is None
+    assert viewer.pending_case_reads("other") == []
