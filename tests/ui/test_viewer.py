@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from medreview.imaging.decoding import DecodedImage
 import ui.viewer as viewer
+from medreview.imaging.decoding import DecodedImage
 from ui.viewer import DecodedCache
 
 MB = 1024 * 1024
