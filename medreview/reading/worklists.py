@@ -11,8 +11,13 @@ after a save, so a reader who chose "CR" never gets a DX image as "next", and a 
 by patient moves through the patients in the order the table shows. Everything is computed in SQL
 (LIMIT/OFFSET, COUNT, keyset comparisons such as ``id > ?``), never by loading the whole list: at
 20,000 images the next image in upload order is one indexed query (the reader's own read of each
-image is found through the ``(image_id, reader_id)`` unique index, the images walked in primary-key
-order).
+image is found through the ``(scope, case_id, reader_id)`` unique index, the images walked in
+primary-key order; a study or series read, kept at its case's key image, is not a read of that image).
+
+When the project has study- or series-scoped classes the reader reads *cases*: a
+:class:`CaseWorklist` (the scope and the same :class:`WorklistFilter`) lists studies or series,
+one row per case, with the same counts, pages, position and "next" (``case_*`` functions below), the
+reader's read of a case found by the same unique index at the case's scope.
 
 The default order is upload order (image id). The other orders (patient, study date, modality,
 status) end with the image id, so every order is total and "after this image" always means one place.
@@ -36,13 +41,21 @@ from medreview.store.models import Annotation, Assignment, Image, LabelClass, Pa
 from medreview.team.roles import Actor
 
 __all__ = [
+    "CASE_WORKLIST_COLUMNS",
     "WORKLIST_COLUMNS",
     "WORKLIST_FILTERS",
     "WORKLIST_SORTS",
+    "CaseWorklist",
     "WorklistFilter",
+    "case_list_position",
+    "case_worklist",
+    "case_worklist_counts",
+    "case_worklist_page",
+    "following_case_ids",
     "following_image_ids",
     "list_position",
     "modalities",
+    "next_case_id",
     "next_image_id",
     "worklist",
     "worklist_counts",
@@ -194,7 +207,7 @@ def _images(reader_id: int, *columns: Any, series: bool = False, hierarchy: bool
     reader_id), the key of a unique index, so each image costs one index lookup and annotations
     are never scanned; the series (``series``), or the series, study and patient (``hierarchy``)
     joined."""
-    own_read = and_(Annotation.image_id == Image.id, Annotation.reader_id == reader_id)
+    own_read = and_(Annotation.scope == "image", Annotation.case_id == Image.id, Annotation.reader_id == reader_id)
     query = select(*columns).select_from(Image).outerjoin(Annotation, own_read)
     if series or hierarchy:
         query = query.join(Series, Series.id == Image.series_id)
@@ -429,3 +442,340 @@ def modalities(store: Store) -> list[str]:
     """The modalities of the stored series, for the modality filter."""
     with store.db.read() as session:
         return list(session.scalars(select(Series.modality).distinct().order_by(Series.modality)))
+
+
+# --- case worklists -------------------------------------------------------------------------------
+
+CASE_WORKLIST_COLUMNS = [
+    "case_id",
+    "patient",
+    "study_date",
+    "prior_studies",
+    "study",
+    "modality",
+    "series",
+    "images",
+    "label",
+    "status",
+]
+CASE_SCOPES = ("study", "series")
+
+
+@dataclass(frozen=True)
+class CaseWorklist:
+    """The reader's worklist of cases at ``scope`` ("study" or "series"), under ``filter``: the
+    status, label and order mean what they mean for images, said of the reader's read of the case.
+    ``modality``: a study with a series of that modality, a series of it. The search looks in the
+    patient pseudonym, the study date and description, and the modality and description of the
+    case's series. When cases of this scope are assigned to the reader, the list holds those only."""
+
+    scope: str = "study"
+    filter: WorklistFilter = WorklistFilter()
+
+    def __post_init__(self) -> None:
+        if self.scope not in CASE_SCOPES:
+            raise MedreviewError(f"a case worklist lists studies or series, not '{self.scope}'")
+
+    @property
+    def case_column(self) -> Any:
+        """The case's id: the study's or the series'."""
+        return Study.id if self.scope == "study" else Series.id
+
+    def modality(self) -> ColumnElement[str]:
+        """The modality the order sorts by: a study's first modality alphabetically."""
+        if self.scope == "series":
+            return Series.modality
+        first = select(func.min(Series.modality)).where(Series.study_id == Study.id).scalar_subquery()
+        return func.coalesce(first, "")
+
+
+def _case_sort_keys(cases: CaseWorklist) -> list[tuple[ColumnElement[Any], bool]]:
+    """As :func:`_sort_keys`, ending with the case id."""
+    sort = cases.filter.sort
+    if sort == "patient":
+        keys: list[tuple[ColumnElement[Any], bool]] = [(Patient.patient_key, False)]
+    elif sort == "study_date":
+        keys = [(func.coalesce(Study.study_date, ""), True), (Study.id, False)]
+    elif sort == "modality":
+        keys = [(cases.modality(), False)]
+    elif sort == "status":
+        keys = [(_status_rank(), False)]
+    else:
+        keys = []
+    return [*keys, (cases.case_column, False)]
+
+
+def _case_search_condition(cases: CaseWorklist, like_ignores_case: bool) -> ColumnElement[bool]:
+    """Each word found in the case's patient pseudonym, study description or date, or the modality
+    or description of one of its series (see :func:`_search_condition` for LIKE and the dates)."""
+    case_series = Series.__table__.alias("searched_series")
+    conditions = []
+    for term in cases.filter.search_terms:
+
+        def has(field: Any, term: str = term) -> ColumnElement[bool]:
+            return (
+                field.contains(term, autoescape=True) if like_ignores_case else field.icontains(term, autoescape=True)
+            )
+
+        series_match = or_(has(case_series.c.modality), has(case_series.c.description))
+        if cases.scope == "series":
+            in_series = or_(has(Series.modality), has(Series.description))
+        else:
+            in_series = select(case_series.c.id).where(case_series.c.study_id == Study.id, series_match).exists()
+        found = [has(Patient.patient_key), has(Study.description), in_series]
+        digits = term.replace("-", "").replace("/", "").replace(".", "")
+        if digits.isdigit():
+            found.append(Study.study_date.contains(digits, autoescape=True))
+        conditions.append(or_(*found))
+    return and_(*conditions)
+
+
+def _cases(session: Session, actor: Actor, cases: CaseWorklist, *columns: Any, unfiltered: bool = False) -> Select[Any]:
+    """SELECT ``columns`` FROM the actor's cases (study or series, its study and patient joined,
+    the reader's read of the case outer-joined by the unique index on (scope, case_id, reader_id)),
+    filtered by ``cases.filter`` unless ``unfiltered``, unordered. A case without images is never
+    listed (there is nothing to read)."""
+    reader_id = user_id(session, actor.username)
+    case_id = cases.case_column
+    own_read = and_(Annotation.scope == cases.scope, Annotation.case_id == case_id, Annotation.reader_id == reader_id)
+    if cases.scope == "study":
+        query = select(*columns).select_from(Study)
+        holds_images = select(Image.id).join(Series, Series.id == Image.series_id).where(Series.study_id == Study.id)
+    else:
+        query = select(*columns).select_from(Series).join(Study, Study.id == Series.study_id)
+        holds_images = select(Image.id).where(Image.series_id == Series.id)
+    query = query.join(Patient, Patient.id == Study.patient_id).outerjoin(Annotation, own_read)
+    query = query.where(holds_images.exists())
+    assigned = and_(Assignment.scope == cases.scope, Assignment.reader_id == reader_id)
+    if session.scalar(select(Assignment.id).where(assigned).limit(1)) is not None:
+        query = query.join(Assignment, and_(assigned, Assignment.case_id == case_id))
+    if unfiltered:
+        return query
+    worklist_filter = cases.filter
+    status = worklist_filter.status
+    if status == "todo":
+        query = query.where((Annotation.id.is_(None)) | (Annotation.status == "returned"))
+    elif status == "unread":
+        query = query.where(Annotation.id.is_(None))
+    elif status == "read":
+        query = query.where(Annotation.id.is_not(None))
+    elif status == "returned":
+        query = query.where(Annotation.status == "returned")
+    if worklist_filter.label:
+        label_class_id = select(LabelClass.id).where(LabelClass.name == worklist_filter.label).scalar_subquery()
+        query = query.where(Annotation.label_class_id == label_class_id)
+    if worklist_filter.modality:
+        if cases.scope == "series":
+            query = query.where(Series.modality == worklist_filter.modality)
+        else:
+            case_series = Series.__table__.alias("modality_series")
+            query = query.where(
+                select(case_series.c.id)
+                .where(case_series.c.study_id == Study.id, case_series.c.modality == worklist_filter.modality)
+                .exists()
+            )
+    if worklist_filter.search_terms:
+        like_ignores_case = session.get_bind().dialect.name == "sqlite"
+        query = query.where(_case_search_condition(cases, like_ignores_case))
+    return query
+
+
+def _case_ordered(query: Select[Any], cases: CaseWorklist) -> Select[Any]:
+    return query.order_by(*(key.desc() if descending else key for key, descending in _case_sort_keys(cases)))
+
+
+def _case_anchor(session: Session, actor: Actor, cases: CaseWorklist, case_id: int) -> tuple[Any, ...] | None:
+    """The values of the case's sort keys, on the list or not; None for no such case."""
+    keys = _case_sort_keys(cases)
+    query = _cases(session, actor, cases, *(key for key, _ in keys), unfiltered=True)
+    row = session.execute(query.where(cases.case_column == case_id)).one_or_none()
+    return tuple(row) if row is not None else None
+
+
+def _case_facts(session: Session, cases: CaseWorklist, rows: list[dict[str, Any]]) -> None:
+    """Fill in the page's series, image, modality and prior-study columns: computed for the page's
+    cases only (a count over every case's images would cost the whole list at 200,000 images)."""
+    case_ids = [row["case_id"] for row in rows]
+    if not case_ids:
+        return
+    if cases.scope == "study":
+        counts = {
+            study_id: (series, images)
+            for study_id, series, images in session.execute(
+                select(Series.study_id, func.count(func.distinct(Series.id)), func.count(Image.id))
+                .join(Image, Image.series_id == Series.id)
+                .where(Series.study_id.in_(case_ids))
+                .group_by(Series.study_id)
+            )
+        }
+        modalities_by_study: dict[int, list[str]] = {}
+        for study_id, modality in session.execute(
+            select(Series.study_id, Series.modality)
+            .where(Series.study_id.in_(case_ids))
+            .distinct()
+            .order_by(Series.study_id, Series.modality)
+        ):
+            modalities_by_study.setdefault(study_id, []).append(modality)
+        for row in rows:
+            series, images = counts.get(row["case_id"], (0, 0))
+            row["series"] = f"{series} series"
+            row["images"] = int(images)
+            row["modality"] = "/".join(modalities_by_study.get(row["case_id"], []))
+    else:
+        images_by_series = {
+            series_id: images
+            for series_id, images in session.execute(
+                select(Image.series_id, func.count(Image.id))
+                .where(Image.series_id.in_(case_ids))
+                .group_by(Image.series_id)
+            )
+        }
+        for row in rows:
+            row["images"] = int(images_by_series.get(row["case_id"], 0))
+    # Earlier studies of the same patient (priors): by the stored (shifted) dates, which keep the
+    # intervals between one patient's studies.
+    patient_ids = {row["patient_id"] for row in rows}
+    dates_by_patient: dict[int, list[str]] = {}
+    for patient_id, study_date in session.execute(
+        select(Study.patient_id, Study.study_date).where(Study.patient_id.in_(patient_ids))
+    ):
+        if study_date:
+            dates_by_patient.setdefault(patient_id, []).append(study_date)
+    for row in rows:
+        stored = row.pop("stored_date")
+        earlier = [date for date in dates_by_patient.get(row.pop("patient_id"), []) if stored and date < stored]
+        row["prior_studies"] = len(earlier)
+
+
+def _case_rows(session: Session, query: Select[Any], cases: CaseWorklist) -> pd.DataFrame:
+    rows = []
+    for row in session.execute(query).mappings():
+        values = dict(row)
+        values["stored_date"] = values["study_date"]
+        values["study_date"] = _study_date_text(values["study_date"])
+        if cases.scope == "series":
+            values["series"] = _series_text(values.pop("series_number"), values.pop("series_description"))
+        rows.append(values)
+    _case_facts(session, cases, rows)
+    return pd.DataFrame(rows, columns=CASE_WORKLIST_COLUMNS)
+
+
+def _case_rows_query(session: Session, actor: Actor, cases: CaseWorklist) -> Select[Any]:
+    columns = [
+        cases.case_column.label("case_id"),
+        Patient.id.label("patient_id"),
+        Patient.patient_key.label("patient"),
+        Study.study_date,
+        Study.description.label("study"),
+        LabelClass.name.label("label"),
+        Annotation.status,
+    ]
+    if cases.scope == "series":
+        columns += [Series.modality, Series.series_number, Series.description.label("series_description")]
+    query = _cases(session, actor, cases, *columns)
+    return _case_ordered(query.outerjoin(LabelClass, LabelClass.id == Annotation.label_class_id), cases)
+
+
+def case_worklist_page(
+    store: Store, actor: Actor, cases: CaseWorklist, offset: int = 0, limit: int = 50, *, total: int | None = None
+) -> tuple[pd.DataFrame, int]:
+    """One page of the actor's case worklist and the list's length, as :func:`worklist_page` for
+    images. Columns: case_id (the study or series id), patient (the pseudonym), study_date (as
+    stored: shifted per patient when the project shifts dates, "" when de-identification removed
+    it), prior_studies (the patient's earlier studies), study (its description), modality ("CT",
+    "CT/PT" for a study of several), series ("3 series" for a study, "#2 T1" for a series),
+    images, label and status (the actor's read of the case; None when unread)."""
+    if offset < 0 or limit < 1:
+        raise ValueError(f"a worklist page needs offset >= 0 and limit >= 1, got offset={offset}, limit={limit}")
+    with store.db.read() as session:
+        if total is None:
+            total = session.scalar(_cases(session, actor, cases, func.count(cases.case_column))) or 0
+        page = _case_rows(session, _case_rows_query(session, actor, cases).offset(offset).limit(limit), cases)
+    return page, int(total)
+
+
+def case_worklist(store: Store, actor: Actor, cases: CaseWorklist) -> pd.DataFrame:
+    """The actor's whole case worklist (columns as :func:`case_worklist_page`): for small lists."""
+    with store.db.read() as session:
+        return _case_rows(session, _case_rows_query(session, actor, cases), cases)
+
+
+def case_worklist_counts(store: Store, actor: Actor, cases: CaseWorklist) -> dict[str, int]:
+    """How many cases each status filter would list under the filter's label, modality and search:
+    {"todo", "unread", "read", "returned", "all"}; a case counts once, however many images it has."""
+    worklist_filter = cases.filter
+    everything = CaseWorklist(
+        cases.scope, WorklistFilter("all", worklist_filter.label, worklist_filter.modality, worklist_filter.search)
+    )
+    unread = case((Annotation.id.is_(None), 1), else_=0)
+    returned = case((Annotation.status == "returned", 1), else_=0)
+    with store.db.read() as session:
+        query = _cases(
+            session,
+            actor,
+            everything,
+            func.count(cases.case_column),
+            func.count(Annotation.id),
+            func.coalesce(func.sum(unread), 0),
+            func.coalesce(func.sum(returned), 0),
+        )
+        total, read, not_read, sent_back = session.execute(query).one()
+    return {
+        "todo": int(not_read) + int(sent_back),
+        "unread": int(not_read),
+        "read": int(read),
+        "returned": int(sent_back),
+        "all": int(total),
+    }
+
+
+def following_case_ids(
+    store: Store,
+    actor: Actor,
+    cases: CaseWorklist,
+    after_case_id: int | None,
+    limit: int,
+    *,
+    include_anchor: bool = False,
+) -> list[int]:
+    """The next ``limit`` cases strictly after ``after_case_id`` in list order (from the start when
+    None), without wrapping round; the case need not be on the list (it may have just been read)."""
+    if limit < 1:
+        raise ValueError(f"limit must be at least 1, got {limit}")
+    with store.db.read() as session:
+        query = _cases(session, actor, cases, cases.case_column)
+        if after_case_id is not None:
+            anchor = _case_anchor(session, actor, cases, after_case_id)
+            if anchor is not None:
+                after = _beyond(_case_sort_keys(cases), anchor, later=True)
+                query = query.where(or_(after, cases.case_column == after_case_id) if include_anchor else after)
+        return [int(case_id) for case_id in session.scalars(_case_ordered(query, cases).limit(limit))]
+
+
+def next_case_id(
+    store: Store,
+    actor: Actor,
+    cases: CaseWorklist = CaseWorklist(),
+    after_case_id: int | None = None,
+    *,
+    include_anchor: bool = False,
+) -> int | None:
+    """The next case of the list after ``after_case_id`` (or at it, with ``include_anchor``),
+    wrapping round to the start; None when the list is empty."""
+    following = following_case_ids(store, actor, cases, after_case_id, 1, include_anchor=include_anchor)
+    if not following and after_case_id is not None:
+        following = following_case_ids(store, actor, cases, None, 1)
+    return following[0] if following else None
+
+
+def case_list_position(store: Store, actor: Actor, cases: CaseWorklist, case_id: int) -> int | None:
+    """The 0-based place of the case in the list, or None when it is not on it."""
+    with store.db.read() as session:
+        column = cases.case_column
+        if session.scalar(_cases(session, actor, cases, column).where(column == case_id)) is None:
+            return None
+        anchor = _case_anchor(session, actor, cases, case_id)
+        if anchor is None:
+            return None
+        before = _beyond(_case_sort_keys(cases), anchor, later=False)
+        return int(session.scalar(_cases(session, actor, cases, func.count(column)).where(before)) or 0)

@@ -14,25 +14,34 @@ import numpy as np
 import pandas as pd
 import pydicom
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, select
 
 from medreview.errors import MedreviewError
 from medreview.ingest import InputFile, ingest_files
 from medreview.reading.catalog import get_image
 from medreview.reading.reads import LOCAL_ACTOR, save_read
 from medreview.reading.review import assign, decide, review_queue
+from medreview.reading.schema import add_label_class
 from medreview.reading.worklists import (
     WORKLIST_FILTERS,
     WORKLIST_SORTS,
+    CaseWorklist,
     WorklistFilter,
+    case_list_position,
+    case_worklist,
+    case_worklist_counts,
+    case_worklist_page,
+    following_case_ids,
     following_image_ids,
     list_position,
+    next_case_id,
     next_image_id,
     worklist,
     worklist_counts,
     worklist_page,
 )
 from medreview.store import Store
+from medreview.store.models import Annotation, Image, Study
 from medreview.team.accounts import create_first_admin, create_user
 from medreview.team.roles import Actor
 from medreview.team.settings import set_setting
@@ -365,3 +374,150 @@ def test_the_table_shows_pseudonyms_never_the_patient_id_when_de_identified(stor
     assert "4711" not in " ".join(str(value) for value in row.values())
     assert row["study_date"] == ""  # removed: only a shifted date is kept, by request
     assert worklist(store, ADMIN, search="4711").empty and len(worklist(store, ADMIN, search=row["patient"])) == 1
+
+
+# --- case worklists (issue 17) ----------------------------------------------------------------------
+#
+# Three studies of two patients: patient A has a CT study of two series of three slices on
+# 2024-01-01 and a later CT study of one series of two slices (2024-06-01, so the first is its
+# prior); patient B has an MR study of one series of two slices on 2024-03-01.
+
+
+@dataclass(frozen=True)
+class Studies:
+    store: Store
+    first_ct: int  # patient A, 2024-01-01, 2 series x 3 slices
+    later_ct: int  # patient A, 2024-06-01, 1 series x 2 slices
+    mr: int  # patient B, 2024-03-01
+    images: dict[int, list[int]]  # study id -> image ids in upload order
+
+
+STUDY_CASES = CaseWorklist("study")
+
+
+@pytest.fixture
+def studies(any_store: Store, fast_hashing: None) -> Studies:
+    create_first_admin(any_store, ADMIN.username, "boss-password")
+    for actor in (REVIEWER, ANN, BOB):
+        create_user(any_store, ADMIN, actor.username, f"{actor.username}-password", actor.role)
+    layout = [  # (patient, study uid, modality, slices per series, date)
+        ("PAT-A", "1.2.826.0.1.9001", "CT", [3, 3], "20240101"),
+        ("PAT-A", "1.2.826.0.1.9002", "CT", [2], "20240601"),
+        ("PAT-B", "1.2.826.0.1.9003", "MR", [2], "20240301"),
+    ]
+    files = []
+    for patient, study_uid, modality, slices, _ in layout:
+        for series_number, count in enumerate(slices):
+            for slice_number in range(count):
+                pixels = np.full((8, 8), len(files), dtype=np.uint16)
+                data = dicom_bytes(
+                    patient,
+                    study_uid=study_uid,
+                    series_uid=f"{study_uid}.{series_number}",
+                    modality=modality,
+                    pixels=pixels,
+                    instance_number=slice_number + 1,
+                )
+                files.append(InputFile(f"{patient}-{series_number}-{slice_number}.dcm", data))
+    ids = [result.image_id for result in ingest_files(any_store, LOCAL_ACTOR, files)]
+    images: dict[int, list[int]] = {}
+    with any_store.db.write() as session:
+        for image_id in ids:
+            image = session.get(Image, image_id)
+            images.setdefault(image.series.study_id, []).append(image_id)
+        study_ids = sorted(images)
+        for study_id, (*_, study_date) in zip(study_ids, layout, strict=True):
+            session.get(Study, study_id).study_date = study_date
+    add_label_class(any_store, ADMIN, "pe present", scope="study")
+    add_label_class(any_store, ADMIN, "no pe", scope="study")
+    return Studies(any_store, *study_ids, images=images)
+
+
+def test_the_case_worklist_lists_each_study_once_with_its_counts_and_prior(studies: Studies):
+    rows, total = case_worklist_page(studies.store, ANN, STUDY_CASES)
+    assert total == 3 and rows["case_id"].tolist() == [studies.first_ct, studies.later_ct, studies.mr]
+    first, later, mr = (rows.iloc[index] for index in range(3))
+    assert (first["series"], first["images"], first["modality"]) == ("2 series", 6, "CT")
+    assert (later["series"], later["images"], later["prior_studies"]) == ("1 series", 2, 1)
+    assert first["prior_studies"] == 0 and mr["modality"] == "MR"
+    # The pseudonymous patient, never the PatientID: one patient's two studies share one.
+    assert first["patient"] == later["patient"] != mr["patient"] and "PAT" not in "".join(rows["patient"])
+    assert later["study_date"] == "2024-06-01" and later["status"] is None
+    assert case_worklist_counts(studies.store, ANN, STUDY_CASES) == {
+        "todo": 3, "unread": 3, "read": 0, "returned": 0, "all": 3
+    }  # fmt: skip
+
+
+def test_a_study_read_from_any_slice_takes_the_study_off_the_to_do_list_once(studies: Studies):
+    store = studies.store
+    # Saved from the fifth slice (second series): the study's one read.
+    save_read(store, ANN, studies.images[studies.first_ct][4], "pe present")
+    counts = case_worklist_counts(store, ANN, STUDY_CASES)
+    assert (counts["todo"], counts["read"], counts["all"]) == (2, 1, 3)
+    read = case_worklist(store, ANN, CaseWorklist("study", WorklistFilter("read")))
+    assert read[["case_id", "label", "status"]].values.tolist() == [[studies.first_ct, "pe present", "submitted"]]
+    assert case_worklist(store, ANN, CaseWorklist("study", WorklistFilter("all", label="no pe"))).empty
+    # Another reader's list is their own (blinding): the study is still to do for Bob.
+    assert case_worklist_counts(store, BOB, STUDY_CASES)["todo"] == 3
+    # "Next" after the study just read is the following study, then round to the start.
+    assert next_case_id(store, ANN, STUDY_CASES, after_case_id=studies.first_ct) == studies.later_ct
+    assert next_case_id(store, ANN, STUDY_CASES, after_case_id=studies.mr) == studies.later_ct
+    assert case_list_position(store, ANN, STUDY_CASES, studies.mr) == 1
+    assert case_list_position(store, ANN, STUDY_CASES, studies.first_ct) is None
+    # The study read sits at its key image but is not a read of that image on an image worklist.
+    assert worklist_counts(store, ANN)["read"] == 0
+
+
+def test_a_returned_study_read_is_back_on_the_to_do_list(studies: Studies):
+    store = studies.store
+    save_read(store, ANN, studies.images[studies.mr][1], "no pe")
+    annotation_id = int(review_queue(store, REVIEWER)["annotation_id"].iloc[0])
+    decide(store, REVIEWER, annotation_id, "return", "look at the second series")
+    returned = CaseWorklist("study", WorklistFilter("returned"))
+    assert case_worklist(store, ANN, returned)["case_id"].tolist() == [studies.mr]
+    assert case_worklist_counts(store, ANN, STUDY_CASES)["todo"] == 3
+
+
+def test_the_case_worklist_orders_pages_and_next_by_the_chosen_sort(studies: Studies):
+    store = studies.store
+    save_read(store, ANN, studies.images[studies.mr][0], "no pe")
+    save_read(store, ANN, studies.images[studies.first_ct][0], "no pe")
+    with store.db.read() as session:
+        first_ct_read = session.scalar(select(Annotation.id).where(Annotation.case_id == studies.first_ct))
+    decide(store, REVIEWER, first_ct_read, "approve")
+    listed = case_worklist(store, ANN, CaseWorklist("study", WorklistFilter("all")))
+    by_pseudonym = [int(case_id) for _, case_id in sorted(zip(listed["patient"], listed["case_id"], strict=True))]
+    expected_orders = {
+        "patient": by_pseudonym,
+        "study_date": [studies.later_ct, studies.mr, studies.first_ct],  # newest first
+        "modality": [studies.first_ct, studies.later_ct, studies.mr],
+        "status": [studies.later_ct, studies.mr, studies.first_ct],  # unread, submitted, approved
+    }
+    for sort, ordered in expected_orders.items():
+        cases = CaseWorklist("study", WorklistFilter("all", sort=sort))
+        assert case_worklist(store, ANN, cases)["case_id"].tolist() == ordered, sort
+        pages = [case_worklist_page(store, ANN, cases, offset=at, limit=1)[0]["case_id"].iloc[0] for at in range(3)]
+        assert pages == ordered, sort
+        assert following_case_ids(store, ANN, cases, ordered[0], 5) == ordered[1:], sort
+        assert [case_list_position(store, ANN, cases, case_id) for case_id in ordered] == [0, 1, 2], sort
+
+
+def test_the_case_worklist_filters_by_modality_search_and_assignment(studies: Studies):
+    store = studies.store
+    by_modality = CaseWorklist("study", WorklistFilter(modality="MR"))
+    assert case_worklist(store, ANN, by_modality)["case_id"].tolist() == [studies.mr]
+    assert case_worklist_counts(store, ANN, by_modality)["todo"] == 1
+    searched = CaseWorklist("study", WorklistFilter(search="anon 2024-06"))
+    assert case_worklist(store, ANN, searched)["case_id"].tolist() == [studies.later_ct]
+    # Studies assigned to Bob: his list holds those only; Ann's is untouched.
+    assign(store, ADMIN, [studies.images[studies.mr][1]], [BOB.username], 1, scope="study")
+    assert case_worklist(store, BOB, STUDY_CASES)["case_id"].tolist() == [studies.mr]
+    assert case_worklist_counts(store, ANN, STUDY_CASES)["todo"] == 3
+
+
+def test_a_series_worklist_lists_series_and_refuses_image_scope(studies: Studies):
+    rows = case_worklist(studies.store, ANN, CaseWorklist("series"))
+    assert len(rows) == 4 and rows["images"].tolist() == [3, 3, 2, 2]
+    assert rows["modality"].tolist() == ["CT", "CT", "CT", "MR"]
+    with pytest.raises(MedreviewError, match="studies or series"):
+        CaseWorklist("image")
