@@ -17,14 +17,39 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Select, select
+import numpy as np
+import pandas as pd
+from sqlalchemy import ColumnElement, Select, case, select
 from sqlalchemy.orm import Session
 
 from medreview.errors import MedreviewError, NotFoundError
 from medreview.store import Store
 from medreview.store.models import SCOPES, Image, LabelClass, Series
 
-__all__ = ["SCOPES", "case_images", "case_in", "case_of", "check_scope", "class_scopes", "images_in_case"]
+__all__ = [
+    "SCOPES",
+    "case_images",
+    "case_in",
+    "case_key_column",
+    "case_keys",
+    "case_of",
+    "check_scope",
+    "class_scopes",
+    "images_in_case",
+]
+
+
+def case_keys(scopes: pd.Series, case_ids: pd.Series) -> np.ndarray:
+    """One int64 per (scope, case id) pair, distinct across scopes (case id x 4 + the scope's
+    rank): a column to group reads by case as fast as by image. (N,) int64."""
+    ranks = scopes.map({scope: rank for rank, scope in enumerate(SCOPES)}).to_numpy(dtype=np.int64)
+    return case_ids.to_numpy(dtype=np.int64) * 4 + ranks
+
+
+def case_key_column(model: Any) -> ColumnElement[int]:
+    """The SQL of :func:`case_keys` on a table with ``scope`` and ``case_id`` columns."""
+    rank = case(*((model.scope == scope, index) for index, scope in enumerate(SCOPES)), else_=len(SCOPES))
+    return model.case_id * 4 + rank
 
 
 def check_scope(scope: str) -> str:

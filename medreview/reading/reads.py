@@ -33,7 +33,7 @@ from sqlalchemy import ColumnElement, Select, delete, select
 from sqlalchemy.orm import Session, aliased
 
 from medreview.errors import MedreviewError, NotFoundError
-from medreview.reading.cases import case_in
+from medreview.reading.cases import case_in, case_keys
 from medreview.store import LOCAL_USER, Store
 from medreview.store.db import upsert
 from medreview.store.models import (
@@ -409,15 +409,17 @@ def current_labels(store: Store, source: str = "final") -> pd.DataFrame:
             )
         # A case's reads may sit at different key images (an image added before the first one
         # after some reads): the case keeps its first.
-        per_case = reads.groupby(case).agg(image_id=("image_id", "min"), labels=("label", lambda labels: set(labels)))
-        unanimous = per_case[per_case["labels"].map(len) == 1].reset_index()
-        agreed = unanimous.assign(label=unanimous["labels"].map(lambda labels: next(iter(labels))), method="unanimous")
-        decided_cases = set(zip(decided["scope"], decided["case_id"], strict=True))
-        keep = [
-            (scope, case_id) not in decided_cases
-            for scope, case_id in zip(agreed["scope"], agreed["case_id"], strict=True)
-        ]
-        agreed = agreed.loc[keep, ["image_id", *case, "label", "method"]]
+        reads = reads.assign(case_key=case_keys(reads["scope"], reads["case_id"]))
+        per_case = reads.groupby("case_key")
+        agreed = per_case.agg(
+            image_id=("image_id", "min"),
+            scope=("scope", "first"),
+            case_id=("case_id", "first"),
+            label=("label", "first"),
+        )
+        agreed = agreed[per_case["label"].nunique() == 1].assign(method="unanimous")
+        agreed = agreed[~agreed.index.isin(case_keys(decided["scope"], decided["case_id"]))]
+        agreed = agreed.reset_index(drop=True)[["image_id", *case, "label", "method"]]
         labelled = pd.concat([decided, agreed], ignore_index=True)
     table = labelled.merge(image_facts(store), on="image_id", how="inner")
     columns = [

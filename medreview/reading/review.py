@@ -20,12 +20,12 @@ from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import ColumnElement, Select, distinct, func, select
+from sqlalchemy import ColumnElement, Select, distinct, func, select, tuple_
 from sqlalchemy.orm import Session, aliased
 
 from medreview.errors import MedreviewError, NotFoundError, PermissionDeniedError
 from medreview.reading.agreement import agreement_summary
-from medreview.reading.cases import case_in, check_scope, images_in_case
+from medreview.reading.cases import case_in, case_key_column, check_scope, images_in_case
 from medreview.reading.reads import READ_COLUMNS, can_see_others, clear_approval, reads_query, user_id
 from medreview.reading.schema import label_classes
 from medreview.store import Store
@@ -349,21 +349,21 @@ _DISAGREEMENT_IMAGE = func.min(Annotation.image_id).label("image_id")
 def _open_disagreements() -> Select[Any]:
     """image_id (the case's key image), scope, case_id, readers (count) of the cases whose
     non-rejected reads name different classes and that have no final label yet, unordered."""
-    decided = (
-        select(FinalLabel.id)
-        .where(FinalLabel.scope == Annotation.scope, FinalLabel.case_id == Annotation.case_id)
-        .exists()
-    )
+    # A row-value NOT IN: the decided cases are read once (a correlated NOT EXISTS probed the final
+    # labels once per read).
+    decided = tuple_(Annotation.scope, Annotation.case_id).not_in(select(FinalLabel.scope, FinalLabel.case_id))
     return (
         select(_DISAGREEMENT_IMAGE, Annotation.scope, Annotation.case_id, func.count(Annotation.id).label("readers"))
-        .where(Annotation.status != "rejected", Annotation.label_class_id.is_not(None), ~decided)
+        .where(Annotation.status != "rejected", Annotation.label_class_id.is_not(None), decided)
         .group_by(Annotation.scope, Annotation.case_id)
         .having(func.count(distinct(Annotation.label_class_id)) > 1)
     )
 
 
 def _in_order(query: Select[Any]) -> Select[Any]:
-    return query.order_by(func.min(Annotation.image_id), Annotation.scope, Annotation.case_id)
+    """Image cases first, by image id (the order before scopes), then series, then studies, by id:
+    the order of the (scope, case_id, reader_id) index, so a page is read without sorting them all."""
+    return query.order_by(Annotation.scope, Annotation.case_id)
 
 
 def _with_labels(session: Session, cases: list[Any]) -> pd.DataFrame:
@@ -396,8 +396,9 @@ def _with_labels(session: Session, cases: list[Any]) -> pd.DataFrame:
 
 def disagreements(store: Store, actor: Actor) -> pd.DataFrame:
     """Cases whose non-rejected reads name different classes and that have no final label yet:
-    image_id (a study's or series' key image), readers, labels (reader -> class), scope, case_id,
-    in image order (see :func:`disagreements_page` for a page at a time)."""
+    image_id (a study's or series' key image), readers, labels (reader -> class), scope, case_id;
+    image cases by image id, then series, then studies (see :func:`disagreements_page` for a page
+    at a time)."""
     require(actor, "reviewer", "see disagreements")
     with store.db.read() as session:
         cases = session.execute(_in_order(_open_disagreements())).all()
@@ -405,8 +406,8 @@ def disagreements(store: Store, actor: Actor) -> pd.DataFrame:
 
 
 def disagreements_page(store: Store, actor: Actor, offset: int = 0, limit: int = 50) -> tuple[pd.DataFrame, int]:
-    """One page of :func:`disagreements` (image order) and how many there are, both computed by
-    the database."""
+    """One page of :func:`disagreements` (image cases by image id, then series, then studies) and
+    how many there are, both computed by the database."""
     require(actor, "reviewer", "see disagreements")
     _check_page(offset, limit)
     with store.db.read() as session:
@@ -516,35 +517,33 @@ def agreement(store: Store, actor: Actor) -> dict:
     Single-choice projects compare the class of each read (Cohen per pair, Fleiss overall and per
     class); multi-label projects compare, per class, whether each reader marked it."""
     require(actor, "reviewer", "see agreement statistics")
+    # The statistics' item (their column "image_id") is a case: one integer per (scope, case id),
+    # grouped as fast as image ids were.
+    case_key = case_key_column(Annotation).label("image_id")
     # Only the columns compared are fetched: the labels and boxes of every read (JSON, decoded
     # row by row) cost more than the statistics at 40,000 reads.
     if get_setting(store, "label_mode") == "multi":
-        query = select(
-            Annotation.scope, Annotation.case_id, User.username.label("reader"), Annotation.labels
-        ).select_from(Annotation)
-        columns = ["scope", "case_id", "reader", "labels"]
+        query = select(case_key, User.username.label("reader"), Annotation.labels).select_from(Annotation)
+        columns = ["image_id", "reader", "labels"]
     else:
         # A read changed after its reader saw the others' is not independent: its first, blind
         # class counts.
         blind_class = aliased(LabelClass)
         label = func.coalesce(blind_class.name, LabelClass.name)
         query = (
-            select(Annotation.scope, Annotation.case_id, User.username.label("reader"), label.label("label"))
+            select(case_key, User.username.label("reader"), label.label("label"))
             .select_from(Annotation)
             .outerjoin(LabelClass, LabelClass.id == Annotation.label_class_id)
             .outerjoin(blind_class, blind_class.id == Annotation.blind_label_class_id)
             .where(label.is_not(None))
         )
-        columns = ["scope", "case_id", "reader", "label"]
+        columns = ["image_id", "reader", "label"]
     query = (
         query.join(User, User.id == Annotation.reader_id)
         .where(Annotation.status != "rejected")
-        .order_by(Annotation.scope, Annotation.case_id, Annotation.id)
+        .order_by(case_key, Annotation.id)
     )
     with store.db.read() as session:
         # Plain tuples: pandas 3 probes each SQLAlchemy Row for a dtype, 0.5 s at 40,000 rows.
         reads = pd.DataFrame([tuple(row) for row in session.execute(query)], columns=columns)
-    # The statistics' item is a case: "study:3", "image:12" (the column keeps the statistics' name).
-    items = reads["scope"] + ":" + reads["case_id"].astype(str)
-    reads = reads.drop(columns=["scope", "case_id"]).assign(image_id=items.to_numpy())
     return agreement_summary(reads, label_classes(store, include_retired=True))
