@@ -18,18 +18,25 @@ from functools import partial
 import streamlit as st
 
 from medreview.errors import MedreviewError
+from medreview.reading.cases import case_images
 from medreview.reading.catalog import get_image
+from medreview.reading.protocols import hanging_for_study
 from medreview.reading.reads import can_see_others, save_read
 from medreview.reading.review import image_reads
-from medreview.reading.schema import label_classes
+from medreview.reading.schema import label_class_scopes, label_classes
 from medreview.reading.worklists import (
     MAX_SEARCH_CHARS,
     WORKLIST_FILTERS,
     WORKLIST_SORTS,
+    CaseWorklist,
     WorklistFilter,
+    case_list_position,
+    case_worklist_counts,
+    case_worklist_page,
     following_image_ids,
     list_position,
     modalities,
+    next_case_id,
     next_image_id,
     worklist_counts,
     worklist_page,
@@ -38,12 +45,25 @@ from medreview.team.settings import get_setting
 from ui.session import get_store, session_actor
 from ui.text import plain, spreadsheet_safe
 from ui.thumbnails import thumbnail_urls
-from ui.viewer import image_viewer, list_follower, save_pending_reads, signed_out_viewer, viewer_state
+from ui.viewer import (
+    NOT_THIS_SIGN_IN,
+    case_viewer,
+    hung_viewports,
+    image_viewer,
+    list_follower,
+    pending_case_reads,
+    save_pending_reads,
+    series_viewport,
+    sign_in_id,
+    signed_out_viewer,
+    viewer_state,
+)
 
 # Images after the current one whose pixels the browser holds before the reader gets there.
 PREFETCH_IMAGES = 12
 PAGE_ROWS = 50
 VIEWER_KEY = "label_viewer"
+CASE_VIEWER_KEY = "label_case_viewer"
 # Comments typed and not saved yet, by image id: they go with the next save of their image.
 DRAFTS_KEY = "label_comment_drafts"
 ON_SCREEN = "▶"
@@ -65,6 +85,13 @@ with st.sidebar:
     )
     by_class = st.selectbox("My label", ["any", *classes], key="label_class_filter")
     by_modality = st.selectbox("Modality", ["any", *modalities(store)], key="label_modality_filter")
+    # Study- or series-scoped classes are read a case at a time (a study's when the project has
+    # both); when image-scoped classes sit beside them the reader chooses which to read.
+    scopes = label_class_scopes(store)
+    case_scope = next((scope for scope in ("study", "series") if scope in scopes.values()), None)
+    case_mode = case_scope is not None
+    if case_scope is not None and "image" in scopes.values():
+        case_mode = st.toggle(f"Read {case_scope} cases", value=True, key="label_case_mode")
 if not classes:
     st.warning("The label schema has no classes yet: an admin defines them under Settings.")
 # The search and the order sit above the list they act on; they are the page's widgets, not the
@@ -131,6 +158,158 @@ def jump_to(image_id: int | None) -> None:
     """Move the viewer to an image (a click in the list, a new filter)."""
     st.session_state["label_position"] = image_id
     st.session_state["label_jump"] = st.session_state.get("label_jump", 0) + 1
+
+
+# --- case mode: the worklist lists studies (or series), the viewer hangs the case --------------------
+
+
+def case_page(scope: str) -> None:
+    """The case worklist beside the case viewer: the picked case hung by the project's hanging
+    protocols (the prior where a protocol asks for one), class keys 1-9 reading the case."""
+    cases = CaseWorklist(scope, worklist_filter)
+    case_classes = [name for name in classes if scopes.get(name) == scope]
+    version = f"case|{scope}|{list_version}"
+    if st.session_state.get("label_case_list_version") != version:
+        st.session_state["label_case_list_version"] = version
+        here = st.session_state.get("label_case")
+        st.session_state["label_case"] = next_case_id(store, actor, cases, after_case_id=here, include_anchor=True)
+    with list_column:
+        case_worklist_ui(cases, version)
+    with view_column:
+        case_viewer_ui(cases, case_classes)
+
+
+def save_case_reads(reader, scope: str) -> tuple[list[int], dict[int, str], set[int]]:  # type: ignore[no-untyped-def]
+    """Save the case reads the viewer holds (each once per session, by its seq) at each case's key
+    image; returns (acknowledged seqs, failed seq -> reason, ids of the cases read just now)."""
+    saved: set[int] = st.session_state.setdefault(f"{CASE_VIEWER_KEY}__saved_seqs", set())
+    owner = sign_in_id()
+    acked: list[int] = []
+    failed: dict[int, str] = {}
+    read_now: set[int] = set()
+    for entry in pending_case_reads(CASE_VIEWER_KEY):
+        seq = entry["seq"]
+        if seq not in saved:
+            if entry["owner"] != owner:
+                failed[seq] = NOT_THIS_SIGN_IN
+                continue
+            case_scope_named, _, case_text = entry["caseId"].partition(":")
+            try:
+                if case_scope_named != scope or not case_text.isdigit():
+                    raise MedreviewError(f"not a {scope} of this worklist")
+                key_image = case_images(store, scope, int(case_text))[0]
+                save_read(store, reader, key_image, entry["label"], comment=None, seconds_on_case=entry["seconds"])
+            except MedreviewError as error:
+                failed[seq] = str(error)  # the viewer escapes it as HTML text
+                continue
+            saved.add(seq)
+            read_now.add(int(case_text))
+        acked.append(seq)
+    return acked, failed, read_now
+
+
+@st.fragment(key="label_case_list")
+def case_worklist_ui(cases: CaseWorklist, version: str) -> None:
+    """The counts and one page of the case worklist, the case on screen marked; a click opens it."""
+    reader = session_actor("annotator")
+    rerun_page_if_filters_changed()
+    position = st.session_state.get("label_case")
+    counts = case_worklist_counts(store, reader, cases)
+    total = counts.get(worklist_filter.status, 0)
+    noun = "studies" if cases.scope == "study" else "series"
+    st.caption(
+        f"{noun.capitalize()}: "
+        + " · ".join(f"{counts.get(name, 0)} {WORKLIST_FILTERS[name].lower()}" for name in WORKLIST_FILTERS)
+    )
+    pages = max(1, -(-total // PAGE_ROWS))
+    where = case_list_position(store, reader, cases, position) if position else None
+    default_page = min((where // PAGE_ROWS + 1) if where is not None else 1, pages)
+    page = st.number_input(
+        f"Page (of {pages})", 1, pages, value=default_page, key=f"label_case_page_{version}_{default_page}"
+    )
+    rows, total = case_worklist_page(
+        store, reader, cases, offset=(int(page) - 1) * PAGE_ROWS, limit=PAGE_ROWS, total=total
+    )
+    if worklist_filter.search and not total:
+        st.caption(f"Nothing on this list matches “{plain(worklist_filter.search)}”.")
+    marked = [f"{ON_SCREEN if case_id == position else ''} {case_id}".strip() for case_id in rows["case_id"]]
+    rows.insert(0, "row", marked)
+    shown_columns = ["row", "patient", "study_date", "prior_studies", "modality", "series", "images", "status", "label"]
+    selection = st.dataframe(
+        spreadsheet_safe(rows[[*shown_columns, "case_id"]]),
+        hide_index=True,
+        on_select="rerun",
+        selection_mode="single-row",
+        key=f"label_case_worklist_{version}_{page}_{position}",
+        height=560,
+        column_order=shown_columns,
+        column_config={
+            "row": st.column_config.TextColumn("#", width=52),
+            "patient": st.column_config.TextColumn("patient", help="The patient's pseudonym", width=92),
+            "study_date": st.column_config.TextColumn(
+                "study", help="The study date as stored (shifted when the project shifts dates)", width=84
+            ),
+            "prior_studies": st.column_config.NumberColumn(
+                "priors", help="The patient's earlier studies (hung beside this one where a protocol asks)", width=52
+            ),
+            "modality": st.column_config.TextColumn("mod.", width=44),
+            "images": st.column_config.NumberColumn("images", width=56),
+            "status": "my read",
+            "label": "my label",
+        },
+    )
+    picked_rows = selection.selection.rows if selection else []
+    if picked_rows and picked_rows[0] < len(rows):
+        picked = int(rows["case_id"].iloc[picked_rows[0]])
+        if picked != position:
+            st.session_state["label_case"] = picked
+            st.rerun()  # the whole page: the viewer opens the picked case
+
+
+@st.fragment(key="label_case_viewer_fragment")
+def case_viewer_ui(cases: CaseWorklist, case_classes: list[str]) -> None:
+    """The case on screen in the case viewer. A class key is one read of the case (saved at its key
+    image); once saved the next case of the list opens and the worklist redraws (a page run)."""
+    reader = session_actor("annotator", on_refused=partial(signed_out_viewer, CASE_VIEWER_KEY))
+    rerun_page_if_filters_changed()
+    acked, failed, read_now = save_case_reads(reader, cases.scope)
+    position = st.session_state.get("label_case")
+    if position is not None and position in read_now:
+        st.session_state["label_case"] = next_case_id(store, reader, cases, after_case_id=position)
+        st.rerun()  # the worklist follows: counts, the row on screen
+    if position is None:
+        st.info("Nothing to read on this list.", icon=":material/check_circle:")
+        if worklist_filter.status == "todo":
+            st.success(f"Every {cases.scope} on your worklist is read.")
+        return
+    try:
+        if cases.scope == "study":
+            hanging = hanging_for_study(store, position, get_setting(store, "hanging_protocols"))
+            viewports, layout, hung_by = hung_viewports(hanging), hanging.layout, hanging.reason
+        else:
+            viewports, layout, hung_by = [series_viewport(position)], "1x1", "one series"
+        case_viewer(
+            CASE_VIEWER_KEY,
+            reader,
+            f"{cases.scope}:{position}",
+            viewports,
+            layout=layout,
+            classes=case_classes,
+            acked=acked,
+            failed=failed,
+        )
+    except (MedreviewError, ValueError) as error:
+        st.error(plain(error))
+        return
+    priors = [viewport.prior for viewport in viewports if viewport.prior]
+    st.caption(f"Hung by {plain(hung_by)}." + (f" {plain(priors[0])} beside the current study." if priors else ""))
+    if not case_classes:
+        st.warning(f"No {cases.scope}-level class to read with: an admin defines them under Settings.")
+
+
+if case_mode and case_scope is not None:
+    case_page(case_scope)
+    st.stop()
 
 
 # A new filter or order opens the nearest image of the new list at or after the current one (in

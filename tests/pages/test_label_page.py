@@ -11,12 +11,12 @@ from medreview.imaging.decoding import decode_file
 from medreview.ingest import InputFile, ingest_files
 from medreview.reading.catalog import get_image
 from medreview.reading.reads import LOCAL_ACTOR, save_read
-from medreview.reading.schema import label_classes
-from medreview.store.models import Annotation, AuditEvent, Image
+from medreview.reading.schema import add_label_class, label_classes
+from medreview.store.models import Annotation, AuditEvent, Image, Study
 from medreview.team.accounts import create_user
 from medreview.team.roles import SYSTEM, Actor
 from medreview.team.settings import set_setting
-from tests.conftest import run_page_as
+from tests.conftest import ADMIN, run_page_as
 from tests.helpers import dicom_bytes, png_bytes
 from tests.pages.viewer import fragment_id, frame_values, report, rerun_fragment, run_fragment, save, viewer_data
 
@@ -331,3 +331,89 @@ def test_a_thumbnail_that_cannot_be_made_never_fails_the_page(page_store, images
     pictures = dict(zip(rows["image_id"], rows["picture"], strict=True))
     assert pictures[first] == PLACEHOLDER
     assert all(picture.startswith("data:image/jpeg") for image_id, picture in pictures.items() if image_id != first)
+
+
+# --- case mode (issue 17): a study-scoped class, the worklist lists studies ----------------------
+
+CASE_KEY = "label_case_viewer"
+
+
+@pytest.fixture
+def studies(page_store) -> list[int]:
+    """Beside the image classes, two study-scoped ones; three CT studies of three slices: patient
+    P1's on 2024-01-01 and 2024-06-01, P2's on 2024-03-01 (study ids in upload order)."""
+    create_user(page_store, SYSTEM, READER.username, "reader-password-1", role="annotator")
+    for name in ("pe present", "no pe"):
+        add_label_class(page_store, ADMIN, name, scope="study")
+    files = []
+    for number, patient in enumerate(("P1", "P1", "P2")):
+        study_uid = f"1.2.826.0.1.7700.{number}"
+        for slice_number in range(3):
+            data = dicom_bytes(
+                patient,
+                study_uid=study_uid,
+                series_uid=f"{study_uid}.1",
+                instance_number=slice_number + 1,
+                pixels=np.full((16, 16), number * 10 + slice_number, dtype=np.uint16),
+            )
+            files.append(InputFile(f"ct-{number}-{slice_number}.dcm", data))
+    ingest_files(page_store, LOCAL_ACTOR, files)
+    with page_store.db.write() as session:
+        study_ids = list(session.scalars(select(Study.id).order_by(Study.id)))
+        for study_id, study_date in zip(study_ids, ("20240101", "20240601", "20240301"), strict=True):
+            session.get(Study, study_id).study_date = study_date
+    return study_ids
+
+
+def case_rows(app):  # type: ignore[no-untyped-def]
+    return next(element for element in app.dataframe if element.key.startswith("label_case_worklist")).value
+
+
+def test_a_study_scoped_class_makes_the_worklist_list_studies(page_store, studies):
+    app = run_page_as("label", READER)
+    rows = case_rows(app)
+    assert rows["case_id"].tolist() == studies  # one row per study, not per slice
+    assert rows["images"].tolist() == [3, 3, 3] and rows["prior_studies"].tolist() == [0, 1, 0]
+    data = viewer_data(app, CASE_KEY)
+    assert data["case"]["id"] == f"study:{studies[0]}"
+    assert data["classes"] == ["pe present", "no pe"]  # the study's classes only
+    assert [element for element in app.get("bidi_component") if element.key == KEY] == []
+
+
+def test_a_class_key_saves_one_study_read_and_the_next_study_opens(page_store, studies):
+    app = run_page_as("label", READER)
+    first, second = studies[:2]
+    owner = viewer_data(app, CASE_KEY)["owner"]
+    pending = [{"seq": 41, "caseId": f"study:{first}", "label": "pe present", "seconds": 4.5, "viewport": 0,
+                "owner": owner}]  # fmt: skip
+    data = report(app, CASE_KEY, pending=pending)
+    assert data["acked"] == [41] and data["failed"] == {}
+    assert data["case"]["id"] == f"study:{second}"  # the next case opened
+    # The browser resends its pending list until it sees the acknowledgement: no second save.
+    data = report(app, CASE_KEY, pending=pending)
+    assert data["acked"] == [41]
+    with page_store.db.read() as session:
+        [read] = session.scalars(select(Annotation)).all()
+        assert (read.scope, read.case_id, read.label_class.name, read.seconds_on_case) == (
+            "study", first, "pe present", 4.5
+        )  # fmt: skip
+    # The worklist follows: the study read left "to do", the study on screen is marked.
+    rows = case_rows(app)
+    assert rows["case_id"].tolist() == studies[1:]
+    assert rows["row"].iloc[0].startswith("▶")
+
+
+def test_a_case_read_made_under_another_sign_in_is_refused(page_store, studies):
+    app = run_page_as("label", READER)
+    pending = [{"seq": 5, "caseId": f"study:{studies[0]}", "label": "no pe", "seconds": 1.0, "viewport": 0,
+                "owner": "someone-else"}]  # fmt: skip
+    data = report(app, CASE_KEY, pending=pending)
+    assert data["acked"] == [] and "another sign-in" in data["failed"]["5"]
+    assert data["case"]["id"] == f"study:{studies[0]}"
+
+
+def test_the_reader_can_switch_a_mixed_project_back_to_images(page_store, studies):
+    app = run_page_as("label", READER)
+    app.toggle(key="label_case_mode").set_value(False).run()
+    assert not app.exception, app.exception
+    assert viewer_data(app, KEY)["classes"] == ["normal", "pneumonia", "pe present", "no pe"]
