@@ -82,8 +82,7 @@ def create_evaluation_set(
     with store.db.read() as session:
         cases = dict(sorted(case_in(session, image_id, scope) for image_id in chosen))
     wanted = list(cases)
-    final = current_labels(store, "final")
-    labels = final[final["scope"] == scope].set_index("case_id")["label"]
+    labels = current_labels(store, "final", scope=scope).set_index("case_id")["label"]
     unlabelled = [case_id for case_id in wanted if case_id not in labels.index]
     if unlabelled:
         what = "images" if scope == "image" else f"{scope} cases"

@@ -66,7 +66,7 @@ def export_data(store: Store, actor: Actor, kind: str, original_names: bool = Fa
     if original_names:
         require(actor, "admin", "export the original file names")
     if kind == "labels":
-        table = _with_keys(store, current_labels(store)[["image_id", "scope", "label", "method"]])
+        table = _with_keys(store, current_labels(store, scope=None)[["image_id", "scope", "label", "method"]])
     elif kind == "reads":
         reads = reads_table(store, actor, include_rejected=True)
         reads = reads.assign(updated_at=reads["updated_at"].astype(str))

@@ -33,7 +33,7 @@ from sqlalchemy import ColumnElement, Select, delete, select
 from sqlalchemy.orm import Session, aliased
 
 from medreview.errors import MedreviewError, NotFoundError
-from medreview.reading.cases import case_in, case_keys
+from medreview.reading.cases import case_in, case_keys, check_scope
 from medreview.store import LOCAL_USER, Store
 from medreview.store.db import upsert
 from medreview.store.models import (
@@ -364,8 +364,9 @@ def image_facts(store: Store) -> pd.DataFrame:
 
 
 def labelled_image_ids() -> Select[tuple[int]]:
-    """SQL for the ids of labelled images: those with at least one read not rejected by a reviewer."""
-    return select(Annotation.image_id).where(Annotation.status != "rejected").distinct()
+    """SQL for the ids of labelled images: those with at least one image-level read not rejected
+    by a reviewer (a study's read, kept at its key image, does not label that image)."""
+    return select(Annotation.image_id).where(Annotation.status != "rejected", Annotation.scope == "image").distinct()
 
 
 def unlabelled_image_ids(store: Store) -> list[int]:
@@ -374,10 +375,13 @@ def unlabelled_image_ids(store: Store) -> list[int]:
         return list(session.scalars(select(Image.id).where(Image.id.not_in(labelled_image_ids())).order_by(Image.id)))
 
 
-def current_labels(store: Store, source: str = "final") -> pd.DataFrame:
-    """The label of each labelled case: image_id (the case's key image for a study or series),
-    label, method, patient_key, display_name, sha256, source_sha256, media_type, rows, columns,
-    scope, case_id.
+def current_labels(store: Store, source: str = "final", scope: str | None = "image") -> pd.DataFrame:
+    """The label of each labelled case at ``scope`` (None: every scope): image_id (the case's key
+    image for a study or series), label, method, patient_key, display_name, sha256, source_sha256,
+    media_type, rows, columns, scope, case_id.
+
+    Images by default: the callers that predate scopes (image-level training, prediction, the
+    counts) must not take a study's label for its key image's.
 
     ``source="final"``: one row per case: its adjudicated/approved final label, else the class
     all its non-rejected reads agree on ("unanimous"); cases whose readers disagree are left out.
@@ -386,6 +390,8 @@ def current_labels(store: Store, source: str = "final") -> pd.DataFrame:
     """
     if source not in LABEL_SOURCES:
         raise MedreviewError(f"unknown label source '{source}' (choose one of {', '.join(LABEL_SOURCES)})")
+    if scope is not None:
+        check_scope(scope)
     reads = _all_reads(store)
     reads = reads[reads["label"].notna()]
     case = ["scope", "case_id"]
@@ -421,6 +427,8 @@ def current_labels(store: Store, source: str = "final") -> pd.DataFrame:
         agreed = agreed[~agreed.index.isin(case_keys(decided["scope"], decided["case_id"]))]
         agreed = agreed.reset_index(drop=True)[["image_id", *case, "label", "method"]]
         labelled = pd.concat([decided, agreed], ignore_index=True)
+    if scope is not None:
+        labelled = labelled[labelled["scope"] == scope]
     table = labelled.merge(image_facts(store), on="image_id", how="inner")
     columns = [
         "image_id",

@@ -21,7 +21,14 @@ from medreview.reading.cases import case_images, case_of
 from medreview.reading.catalog import get_image
 from medreview.reading.evaluation_sets import create_evaluation_set, evaluation_set_images
 from medreview.reading.exchange import export_bytes, import_labels
-from medreview.reading.reads import LOCAL_ACTOR, can_see_others, current_labels, reads_table, save_read
+from medreview.reading.reads import (
+    LOCAL_ACTOR,
+    can_see_others,
+    current_labels,
+    reads_table,
+    save_read,
+    unlabelled_image_ids,
+)
 from medreview.reading.review import (
     adjudicate,
     agreement,
@@ -126,6 +133,8 @@ def test_a_study_read_saved_from_slice_37_is_the_readers_one_read_of_the_study(c
     assert get_image(ct.store, ANN, ct.slices["ax80.dcm"], scope="study").label == "no pe"
     assert get_image(ct.store, ANN, ct.slices["ax37.dcm"]).labels == ("nodule",)
     assert get_image(ct.store, ANN, ct.slices["ax80.dcm"]).read is False
+    # Image-level words stay about images: the study's read does not label its key image.
+    assert set(unlabelled_image_ids(ct.store)) == set(ct.slices.values()) - {ct.slices["ax37.dcm"]}
 
 
 def test_two_readers_study_reads_are_one_kappa_item_and_the_reviewer_settles_the_study_once(ct):
@@ -162,8 +171,8 @@ def test_two_readers_study_reads_are_one_kappa_item_and_the_reviewer_settles_the
     statuses = reads_table(ct.store, ADMIN).set_index("reader")
     study_statuses = statuses[statuses["case_id"] == ct.study_id]["status"].to_dict()
     assert study_statuses == {"ann": "approved", "bob": "overruled"}
-    final = current_labels(ct.store)
-    study_final = final[final["scope"] == "study"].to_dict(orient="records")
+    assert current_labels(ct.store).empty  # image-level training sees no study label at a key image
+    study_final = current_labels(ct.store, scope="study").to_dict(orient="records")
     assert [(row["case_id"], row["label"], row["method"]) for row in study_final] == [
         (ct.study_id, "pe present", "adjudicated"),
         (case_of(ct.store, ct.other_study_image, "study")[0], "no pe", "unanimous"),
@@ -214,8 +223,8 @@ def test_study_reads_exported_and_imported_into_an_empty_store_are_the_same_read
             return table[columns].to_dict(orient="records")
 
         assert comparable(target) == comparable(ct.store)
-        final = current_labels(target)
-        assert final[final["scope"] == "study"][["label", "method"]].to_dict(orient="records") == [
+        final = current_labels(target, scope="study")
+        assert final[["label", "method"]].to_dict(orient="records") == [
             {"label": "pe present", "method": "adjudicated"}
         ]
     finally:
