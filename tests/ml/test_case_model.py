@@ -15,7 +15,7 @@ from medreview.ml.configs import get_case_config
 from medreview.ml.domain import ImageFacts, describe_domain
 from medreview.ml.synthetic_volumes import lesion_volumes
 from medreview.ml.training.cases import CaseFitConfig, train_case_model
-from medreview.ml.training.fit import load_model, save_model_atomic
+from medreview.ml.training.fit import TrainingCancelled, load_model, save_model_atomic
 
 pytestmark = pytest.mark.slow  # trains a model
 
@@ -42,6 +42,13 @@ def test_held_out_cases_are_told_apart(trained):
     assert test["roc_auc"] >= 0.95
     assert result.metrics["headline"] == "test"
     assert result.metrics["split"]["train"]["cases"] == 120
+    assert result.metrics["case_model"] == {
+        "architecture": "attention_mil",
+        "encoder": "small_cnn",
+        "max_slices": 64,
+        "stack": 1,
+    }
+    assert len(result.logs) == 4
 
 
 def test_top_attention_slice_of_a_found_lesion_is_a_lesion_slice(trained):
@@ -137,3 +144,18 @@ def test_a_case_with_a_slice_outside_the_training_domain_says_so():
     assert case_outside_domain(domain, [ct, ct]) is None
     reason = case_outside_domain(domain, [ct, ImageFacts("MR", "MONOCHROME2", 512, 512), ct])
     assert reason == "modality MR, trained on CT (1 of 3 slices)"
+
+
+def test_a_cancelled_case_training_stops_with_a_clear_error():
+    data = lesion_volumes(24, slices=4, size=16, seed=3)
+    config = CaseFitConfig(input_size=16, epochs=1, batch_size=4)
+    with pytest.raises(TrainingCancelled, match="cancelled before it started"):
+        train_case_model(
+            data.volumes,
+            data.labels,
+            data.patient_keys,
+            CLASS_NAMES,
+            config,
+            min_test_patients_per_class=3,
+            should_stop=lambda: True,
+        )

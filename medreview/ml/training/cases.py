@@ -81,9 +81,11 @@ class CaseTrainingResult:
     """A trained case model and what the training job stores with it.
 
     ``metrics``: :func:`~medreview.ml.training.metrics.evaluate_model`'s dict (``temperature`` and
-    ``threshold`` are what prediction applies), plus ``split`` (cases and patients per part) and
-    ``train_seconds``; ``domain``: the training slices' domain, None when no facts were given;
-    ``recipe``: the slice preprocessing to store on the model version.
+    ``threshold`` are what prediction applies), plus ``split`` (cases and patients per part),
+    ``train_seconds`` and ``case_model`` (architecture, encoder, max_slices, stack: the arguments of
+    :func:`~medreview.ml.configs.get_case_config` for the saved model); ``domain``: the training
+    slices' domain, None when no facts were given; ``recipe``: the slice preprocessing to store on
+    the model version.
     """
 
     model: keras.Model
@@ -164,6 +166,14 @@ def train_case_model(
     if not split.has_test:
         metrics["notes"].insert(0, split.no_test_reason(class_names).replace("images", "cases"))
     metrics["train_seconds"] = round(train_seconds, 2)
+    # What get_case_config needs to rebuild the config of the saved model (no schema change needed:
+    # the model version's metrics carry it).
+    metrics["case_model"] = {
+        "architecture": config.architecture,
+        "encoder": config.encoder,
+        "max_slices": config.max_slices,
+        "stack": case_config.stack,
+    }
     domain = None
     if slice_facts is not None:
         domain = describe_domain([facts for i in split.train for facts in slice_facts[i]])
