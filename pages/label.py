@@ -234,7 +234,7 @@ def case_worklist_ui(cases: CaseWorklist, version: str) -> None:
         st.caption(f"Nothing on this list matches “{plain(worklist_filter.search)}”.")
     marked = [f"{ON_SCREEN if case_id == position else ''} {case_id}".strip() for case_id in rows["case_id"]]
     rows.insert(0, "row", marked)
-    shown_columns = ["row", "patient", "study_date", "prior_studies", "modality", "series", "images", "status", "label"]
+    shown_columns = ["row", "patient", "study_date", "modality", "prior_studies", "images", "series", "status", "label"]
     selection = st.dataframe(
         spreadsheet_safe(rows[[*shown_columns, "case_id"]]),
         hide_index=True,
