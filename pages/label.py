@@ -303,6 +303,15 @@ def case_viewer_ui(cases: CaseWorklist, case_classes: list[str]) -> None:
         return
     priors = [viewport.prior for viewport in viewports if viewport.prior]
     st.caption(f"Hung by {plain(hung_by)}." + (f" {plain(priors[0])} beside the current study." if priors else ""))
+    try:
+        record = get_image(store, reader, case_images(store, cases.scope, position)[0], scope=cases.scope)
+    except MedreviewError as error:
+        st.error(plain(error))
+        return
+    if record.status == "returned":
+        st.warning(f"Sent back by the reviewer: {plain(record.review_comment)}")
+    elif record.label:
+        st.caption(f"My read of this {cases.scope}: {plain(record.label)} ({plain(record.status)}).")
     if not case_classes:
         st.warning(f"No {cases.scope}-level class to read with: an admin defines them under Settings.")
 

@@ -9,8 +9,10 @@ from sqlalchemy import func, select
 
 from medreview.imaging.decoding import decode_file
 from medreview.ingest import InputFile, ingest_files
+from medreview.reading.cases import case_images
 from medreview.reading.catalog import get_image
 from medreview.reading.reads import LOCAL_ACTOR, save_read
+from medreview.reading.review import decide
 from medreview.reading.schema import add_label_class, label_classes
 from medreview.store.models import Annotation, AuditEvent, Image, Study
 from medreview.team.accounts import create_user
@@ -417,3 +419,15 @@ def test_the_reader_can_switch_a_mixed_project_back_to_images(page_store, studie
     app.toggle(key="label_case_mode").set_value(False).run()
     assert not app.exception, app.exception
     assert viewer_data(app, KEY)["classes"] == ["normal", "pneumonia", "pe present", "no pe"]
+
+
+def test_a_study_read_sent_back_opens_with_the_reviewers_comment(page_store, studies):
+    first_slice = case_images(page_store, "study", studies[1])[2]
+    save_read(page_store, READER, first_slice, "no pe")
+    with page_store.db.read() as session:
+        read_id = session.scalar(select(Annotation.id))
+    decide(page_store, ADMIN, read_id, "return", "compare with the prior")
+    app = run_page_as("label", READER)
+    app.segmented_control(key="label_status").set_value("returned").run()
+    assert viewer_data(app, CASE_KEY)["case"]["id"] == f"study:{studies[1]}"
+    assert [warning.value for warning in app.warning] == ["Sent back by the reviewer: compare with the prior"]
