@@ -10,7 +10,14 @@ fragment first checks that the filters it was drawn with are the ones on screen,
 page. The search and the order are filters too: the viewer's "next" follows the table's order.
 
 The list shows a thumbnail of each image (ui/thumbnails.py): made once in the background and
-cached, a placeholder until then, so a page of the list never waits for pixels."""
+cached, a placeholder until then, so a page of the list never waits for pixels.
+
+Case mode: when the project has study- or series-scoped classes (with image classes beside them,
+a toggle chooses), the list holds cases (medreview.reading.worklists.CaseWorklist) under the same
+filters, and the picked case opens in the case viewer, hung by the project's hanging protocols with
+the patient's prior where a protocol asks for one. A class key is one read of the case, saved at its
+key image; once it is saved the next case opens and the page runs again, so the list's counts and
+its marked row follow."""
 
 import hashlib
 from functools import partial
@@ -319,6 +326,9 @@ def case_viewer_ui(cases: CaseWorklist, case_classes: list[str]) -> None:
 if case_mode and case_scope is not None:
     case_page(case_scope)
     st.stop()
+# Reading images: the image classes only (a study's class is read on the case worklist, where the
+# study counts as read).
+classes = [name for name in classes if scopes.get(name, "image") == "image"]
 
 
 # A new filter or order opens the nearest image of the new list at or after the current one (in
