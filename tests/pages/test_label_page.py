@@ -432,3 +432,27 @@ def test_a_study_read_sent_back_opens_with_the_reviewers_comment(page_store, stu
     app.segmented_control(key="label_status").set_value("returned").run()
     assert viewer_data(app, CASE_KEY)["case"]["id"] == f"study:{studies[1]}"
     assert [warning.value for warning in app.warning] == ["Sent back by the reviewer: compare with the prior"]
+
+
+def test_a_series_scoped_class_lists_series_and_opens_one_series(page_store):
+    create_user(page_store, SYSTEM, READER.username, "reader-password-1", role="annotator")
+    add_label_class(page_store, ADMIN, "motion artefact", scope="series")
+    study_uid = "1.2.826.0.1.7701"
+    files = [
+        InputFile(
+            f"s{series}-{slice_number}.dcm",
+            dicom_bytes(
+                "P1", study_uid=study_uid, series_uid=f"{study_uid}.{series}", instance_number=slice_number + 1
+            ),
+        )
+        for series in (1, 2)
+        for slice_number in range(2)
+    ]
+    ids = [result.image_id for result in ingest_files(page_store, LOCAL_ACTOR, files)]
+    app = run_page_as("label", READER)
+    rows = case_rows(app)
+    assert len(rows) == 2 and rows["images"].tolist() == [2, 2]
+    case = viewer_data(app, CASE_KEY)["case"]
+    assert case["id"] == f"series:{rows['case_id'].iloc[0]}" and case["layout"] == "1x1"
+    assert case["viewports"][0]["images"] == ids[:2]
+    assert viewer_data(app, CASE_KEY)["classes"] == ["motion artefact"]
