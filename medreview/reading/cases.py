@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from medreview.errors import MedreviewError, NotFoundError
 from medreview.store import Store
-from medreview.store.models import SCOPES, Image, LabelClass, Series
+from medreview.store.models import SCOPES, Image, Series
 
 __all__ = [
     "SCOPES",
@@ -34,7 +34,6 @@ __all__ = [
     "case_keys",
     "case_of",
     "check_scope",
-    "class_scopes",
     "images_in_case",
 ]
 
@@ -112,11 +111,3 @@ def case_images(store: Store, scope: str, case_id: int) -> list[int]:
     if not images:
         raise NotFoundError(f"{scope} {case_id} does not exist or holds no image")
     return images
-
-
-def class_scopes(session: Session, include_retired: bool = True) -> dict[str, str]:
-    """Class name -> scope, in an open session."""
-    query = select(LabelClass.name, LabelClass.scope)
-    if not include_retired:
-        query = query.where(LabelClass.active.is_(True))
-    return dict(session.execute(query).tuples().all())
