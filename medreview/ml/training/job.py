@@ -27,6 +27,7 @@ from medreview.jobs import JobContext
 from medreview.ml.configs import get_config
 from medreview.ml.domain import describe_domain, domain_facts
 from medreview.ml.evaluation import WAITING_FOR_EVALUATION, evaluate_and_settle
+from medreview.ml.training.case_table import training_scope
 from medreview.ml.training.dataset import load_dataset
 from medreview.ml.training.fit import EpochLog, FitConfig, fit_model, predict_probabilities, save_model_atomic
 from medreview.ml.training.metrics import evaluate_model
@@ -46,6 +47,7 @@ TRAINING_DEFAULTS: dict[str, Any] = {
     "test_fraction": 0.2,  # held out only when every class has enough patients (see split.py)
     "target_sensitivity": None,  # None: the threshold maximises Youden's J on validation
     "label_source": None,  # None: the project's training_label_source setting
+    "scope": None,  # None: study or series when their classes have enough labelled cases, else image
 }
 
 
@@ -59,6 +61,13 @@ def automatic_batch_size(train_images: int, largest: int = FitConfig.batch_size,
 def run_training_job(context: JobContext) -> dict[str, Any]:
     params = {**TRAINING_DEFAULTS, **context.params()}
     store = context.store
+    # A project with enough labelled studies or series trains a case model at that scope (see
+    # medreview.ml.training.case_table); ``scope`` in the run's settings picks one.
+    scope = training_scope(store, params["label_source"], params.get("scope"))
+    if scope != "image":
+        from medreview.ml.training.case_job import run_case_training
+
+        return run_case_training(context, params, scope)
     context.report(stage="loading images")
     dataset = load_dataset(
         store,
@@ -175,6 +184,8 @@ def run_training_job(context: JobContext) -> dict[str, Any]:
     context.report(stage="done")
     return {
         "model_version_id": version_id,
+        "scope": "image",
+        "trained": f"an image model ({config.architecture})",
         "config": dataclasses.asdict(config),
         "metrics": metrics,
         "dataset": snapshot,

@@ -7,7 +7,7 @@ from typing import Any
 from medreview.errors import TrainingError
 from medreview.jobs import submit_job
 from medreview.ml.kinds import TRAINING_JOB
-from medreview.ml.training.dataset import training_table
+from medreview.ml.training.case_table import training_scope
 from medreview.store import Store
 from medreview.team.audit import record_now
 from medreview.team.roles import Actor, require
@@ -26,6 +26,7 @@ ALLOWED_PARAMS = (
     "validation_fraction",
     "label_source",
     "target_sensitivity",
+    "scope",
 )
 
 
@@ -46,7 +47,8 @@ def submit_training(store: Store, actor: Actor, params: dict[str, Any] | None = 
         raise TrainingError("the training resolution must be between 16 and 512 pixels")
     if params.get("target_sensitivity") is not None and not 0 < float(params["target_sensitivity"]) <= 1:
         raise TrainingError("the target sensitivity must be above 0 and at most 1")
-    training_table(store, params.get("label_source"))
+    # Enough labelled images, or studies / series for a case model (which one this run trains).
+    training_scope(store, params.get("label_source"), params.get("scope"))
     job_id = submit_job(store, TRAINING_JOB, params, created_by=actor.username)
     record_now(store, actor.username, "training.start", "job", job_id, params=params)
     return job_id

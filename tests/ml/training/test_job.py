@@ -107,3 +107,27 @@ def test_a_run_never_trains_on_the_evaluation_set_and_is_activated_only_if_not_w
     assert f"on the evaluation set 'held out' against {old['roc_auc']:.3f} for version" in second["activation_reason"]
     with store.db.read() as session:
         assert session.get(ModelVersion, second["model_version_id"]).activation_reason == second["activation_reason"]
+
+
+@pytest.mark.slow
+def test_a_study_scoped_project_trains_a_case_model_split_by_patient(store):
+    from medreview.ml.training.case_job import case_scope
+    from tests.ml.case_store import case_store
+
+    cases = case_store(store, studies=24, slices=8)
+    job = _train(store, epochs=2, input_size=32, batch_size=4)
+    result = job.result
+    # The run says which model it trained: a study-level case model, not the image model.
+    assert result["scope"] == "study" and result["trained"].startswith("a study-level case model")
+    metrics = result["metrics"]
+    assert metrics["scope"] == "study" and metrics["case_model"]["architecture"] == "attention_mil"
+    # 12 patients per class: a held-out test part of cases, by patient (one study each here).
+    test = metrics["split"]["test"]
+    assert test is not None and test["cases"] == test["patients"] > 0
+    assert sum(test["cases_per_class"].values()) == test["cases"]
+    parts = [set(result["dataset"][key]) for key in ("train_case_ids", "validation_case_ids", "test_case_ids")]
+    assert set().union(*parts) == set(cases.study_ids) and sum(map(len, parts)) == len(cases.study_ids)
+    assert metrics["test"]["n"] == len(parts[2]) and 0 < metrics["threshold"] < 1 and metrics["temperature"] > 0
+    version = active_model(store)  # the store's first model
+    assert version.id == result["model_version_id"] and case_scope(version) == "study"
+    assert version.domain is not None and version.input_size == 32
