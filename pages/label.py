@@ -54,6 +54,7 @@ from ui.text import plain, spreadsheet_safe
 from ui.thumbnails import thumbnail_urls
 from ui.viewer import (
     NOT_THIS_SIGN_IN,
+    ViewportSeries,
     case_viewer,
     hung_viewports,
     image_viewer,
@@ -273,16 +274,30 @@ def case_worklist_ui(cases: CaseWorklist, version: str) -> None:
             st.rerun()  # the whole page: the viewer opens the picked case
 
 
+def hung_case(scope: str, case_id: int) -> tuple[list[ViewportSeries], str, str]:
+    """(viewports, layout, what hung it) of a study by the project's hanging protocols, or a series alone."""
+    if scope == "study":
+        hanging = hanging_for_study(store, case_id, get_setting(store, "hanging_protocols"))
+        return hung_viewports(hanging), hanging.layout, hanging.reason
+    return [series_viewport(case_id)], "1x1", "one series"
+
+
 @st.fragment(key="label_case_viewer_fragment")
 def case_viewer_ui(cases: CaseWorklist, case_classes: list[str]) -> None:
     """The case on screen in the case viewer. A class key is one read of the case (saved at its key
-    image); once saved the next case of the list opens and the worklist redraws (a page run)."""
+    image): the viewer opens the next case of the list at once (it holds it, see case_viewer's
+    ``next_case``) and, once the read is saved, the page follows it and the worklist redraws."""
     reader = session_actor("annotator", on_refused=partial(signed_out_viewer, CASE_VIEWER_KEY))
     rerun_page_if_filters_changed()
     acked, failed, read_now = save_case_reads(reader, cases.scope)
     position = st.session_state.get("label_case")
     if position is not None and position in read_now:
-        st.session_state["label_case"] = next_case_id(store, reader, cases, after_case_id=position)
+        # Past every case read just now: a reader quicker than the save may have read the next too.
+        for _ in range(len(read_now)):  # bounded: on the "all" list the next wraps round
+            position = next_case_id(store, reader, cases, after_case_id=position)
+            if position not in read_now:
+                break
+        st.session_state["label_case"] = position
         st.rerun()  # the worklist follows: counts, the row on screen
     if position is None:
         st.info("Nothing to read on this list.", icon=":material/check_circle:")
@@ -290,11 +305,12 @@ def case_viewer_ui(cases: CaseWorklist, case_classes: list[str]) -> None:
             st.success(f"Every {cases.scope} on your worklist is read.")
         return
     try:
-        if cases.scope == "study":
-            hanging = hanging_for_study(store, position, get_setting(store, "hanging_protocols"))
-            viewports, layout, hung_by = hung_viewports(hanging), hanging.layout, hanging.reason
-        else:
-            viewports, layout, hung_by = [series_viewport(position)], "1x1", "one series"
+        viewports, layout, hung_by = hung_case(cases.scope, position)
+        upcoming = next_case_id(store, reader, cases, after_case_id=position) if case_classes else None
+        next_case = None
+        if upcoming is not None and upcoming != position:
+            next_viewports, next_layout, _ = hung_case(cases.scope, upcoming)
+            next_case = (f"{cases.scope}:{upcoming}", next_viewports, next_layout)
         case_viewer(
             CASE_VIEWER_KEY,
             reader,
@@ -304,6 +320,7 @@ def case_viewer_ui(cases: CaseWorklist, case_classes: list[str]) -> None:
             classes=case_classes,
             acked=acked,
             failed=failed,
+            next_case=next_case,
         )
     except (MedreviewError, ValueError) as error:
         st.error(plain(error))

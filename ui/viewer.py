@@ -570,6 +570,7 @@ def case_viewer(
     max_height: int = 0,
     below: int = 0,
     allowed: Callable[[int], bool] | None = None,
+    next_case: tuple[str, Sequence[ViewportSeries], str | None] | None = None,
 ) -> dict[str, Any]:
     """Mount the viewer with a case in a grid; returns its ``sync`` state: the frames it wants, which
     viewport is active (``active``), the slice each shows (``view``: [{imageId, index, frame}]) and the
@@ -578,15 +579,10 @@ def case_viewer(
     ``case_id``: what the reads name ("study:12"). ``layout``: "1x1", "1x2", "1x3" or "2x2" (None: the
     smallest that holds the viewports); viewports beyond it are not shown. ``classes``: keys 1-9 label
     the case (none: a viewer only). ``allowed``: which image ids this reader may receive pixels of.
+    ``next_case``: (case id, viewports, layout) of the case a class key opens next: the viewer holds
+    it, with the first slice of each viewport, and opens it at once while the read is saved.
     Raises ValueError for an unknown layout, or when no viewport has images.
     """
-    if layout is None:
-        layout = next((name for name, count in CASE_LAYOUTS.items() if count >= len(viewports)), "2x2")
-    if layout not in CASE_LAYOUTS:
-        raise ValueError(f"unknown layout {layout!r}: expected one of {', '.join(CASE_LAYOUTS)}")
-    if not any(viewport.image_ids for viewport in viewports):
-        raise ValueError("a case viewer needs at least one viewport with images")
-    shown = list(viewports)[: CASE_LAYOUTS[layout]]
     sync = viewer_state(key)
     started = time.perf_counter()
     # Facts of each viewport's first image speak for its series; the slices on screen get their own
@@ -594,8 +590,70 @@ def case_viewer(
     views = sync.get("view") if isinstance(sync.get("view"), list) else []
     on_screen = {int(item["imageId"]) for item in views if isinstance(item, dict) and item.get("imageId")}
     infos: dict[int, dict[str, Any]] = {}
+    shown = _case_spec(actor, case_id, viewports, layout, on_screen, infos)
+    upcoming = None
+    if next_case is not None and next_case[0] != case_id:
+        try:
+            upcoming = _case_spec(actor, next_case[0], next_case[1], next_case[2], on_screen, infos)
+        except ValueError:
+            upcoming = None  # a next case with nothing to show opens when the server gets there
+    wanted: list[str] = []
+    served_key = f"{key}__served_tick"
+    if sync.get("tick") is not None and sync.get("tick") != st.session_state.get(served_key):
+        wanted = [str(item) for item in sync.get("want", []) or []]
+        st.session_state[served_key] = sync.get("tick")
+    # The first slice of each viewport goes out with the data that opens the case, unasked, and so
+    # does the next case's: a class key opens it from the browser's cache.
+    pushed: set[str] = st.session_state.setdefault(f"{key}__pushed", set())
+    for spec in [*shown["viewports"], *(upcoming["viewports"] if upcoming else [])]:
+        if not spec["images"]:
+            continue
+        frame_key = f"{spec['images'][0]}:0"
+        if frame_key not in pushed and frame_key not in wanted:
+            pushed.add(frame_key)
+            wanted.append(frame_key)
+    rows: list[dict[str, Any]] = []
+    missing: dict[str, str] = {}
+    if wanted:
+        rows, missing = _frame_rows(wanted, allowed or (lambda _image_id: True))
+    data = {
+        "case": shown,
+        "next": upcoming,
+        "images": list(infos.values()),
+        "pixels": rows,
+        "missing": missing,
+        "classes": list(classes),
+        "owner": sign_in_id() if classes else "",
+        "acked": list(acked),
+        "failed": {str(seq): reason for seq, reason in (failed or {}).items()},
+        "minSecondsOnScreen": MIN_SECONDS_ON_SCREEN,
+        "maxHeight": max_height,
+        "below": below,
+        "serverMs": round((time.perf_counter() - started) * 1000, 1),
+    }
+    _component(key=key, data=data, default={"sync": None}, on_sync_change=lambda: None)
+    return viewer_state(key)
+
+
+def _case_spec(
+    actor: Actor,
+    case_id: str,
+    viewports: Sequence[ViewportSeries],
+    layout: str | None,
+    on_screen: set[int],
+    infos: dict[int, dict[str, Any]],
+) -> dict[str, Any]:
+    """A case as the viewer opens it: {id, layout, viewports: [spec]}; the facts of each viewport's
+    first image (and of the slices on screen) are added to ``infos``. The same case gives the same
+    spec, so the viewer knows a case it opened ahead when the server names it."""
+    if layout is None:
+        layout = next((name for name, count in CASE_LAYOUTS.items() if count >= len(viewports)), "2x2")
+    if layout not in CASE_LAYOUTS:
+        raise ValueError(f"unknown layout {layout!r}: expected one of {', '.join(CASE_LAYOUTS)}")
+    if not any(viewport.image_ids for viewport in viewports):
+        raise ValueError("a case viewer needs at least one viewport with images")
     specs = []
-    for viewport in shown:
+    for viewport in list(viewports)[: CASE_LAYOUTS[layout]]:
         series = [int(image_id) for image_id in viewport.image_ids]
         if not series:
             specs.append({"images": [], "positions": [], "frameOfReference": None, "preset": None,
@@ -620,37 +678,4 @@ def case_viewer(
                 "empty": None,
             }
         )
-    wanted: list[str] = []
-    served_key = f"{key}__served_tick"
-    if sync.get("tick") is not None and sync.get("tick") != st.session_state.get(served_key):
-        wanted = [str(item) for item in sync.get("want", []) or []]
-        st.session_state[served_key] = sync.get("tick")
-    # The first slice of each viewport goes out with the data that opens the case, unasked.
-    pushed: set[str] = st.session_state.setdefault(f"{key}__pushed", set())
-    for spec in specs:
-        if not spec["images"]:
-            continue
-        frame_key = f"{spec['images'][0]}:0"
-        if frame_key not in pushed and frame_key not in wanted:
-            pushed.add(frame_key)
-            wanted.append(frame_key)
-    rows: list[dict[str, Any]] = []
-    missing: dict[str, str] = {}
-    if wanted:
-        rows, missing = _frame_rows(wanted, allowed or (lambda _image_id: True))
-    data = {
-        "case": {"id": case_id, "layout": layout, "viewports": specs},
-        "images": list(infos.values()),
-        "pixels": rows,
-        "missing": missing,
-        "classes": list(classes),
-        "owner": sign_in_id() if classes else "",
-        "acked": list(acked),
-        "failed": {str(seq): reason for seq, reason in (failed or {}).items()},
-        "minSecondsOnScreen": MIN_SECONDS_ON_SCREEN,
-        "maxHeight": max_height,
-        "below": below,
-        "serverMs": round((time.perf_counter() - started) * 1000, 1),
-    }
-    _component(key=key, data=data, default={"sync": None}, on_sync_change=lambda: None)
-    return viewer_state(key)
+    return {"id": case_id, "layout": layout, "viewports": specs}

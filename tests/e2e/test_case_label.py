@@ -1,7 +1,8 @@
 """Reading a study on the Label page in a real browser (issue 17 items 2, 5 and the "done when"): the
 project's classes are study-scoped, so the worklist lists studies; the first study is hung with the
 patient's prior beside it (the project's CT protocol asks for one) and that viewport's corner says
-"Prior · 2024-01-01"; one class key is one study read in the database, and the next study opens.
+"Prior · 2024-01-01"; one class key is one study read in the database, and the next study opens at
+once (painted before the read is acknowledged).
 Screenshots of the case mode at 1440x900 and 1280x720 under /tmp/shots (case-label-*.png).
 
 One server for the file: a store made in this process (generated CT slices: patient P1's current and
@@ -144,8 +145,12 @@ def test_a_reader_labels_a_study_with_one_key_beside_its_prior(chromium, served)
 
     stages.nth(0).click()
     page.keyboard.press("1")
-    # Saved and acknowledged, the next study on the list opens (P1's prior, read as a study of its own).
-    page.locator(f'.mrv-case[data-case-id="study:{prior}"]').wait_for()
+    # The next study on the list (P1's prior, read as a study of its own) opens from the browser at
+    # once: painted while the read was still on its way to the server, not after the page's rerun.
+    page.locator(f'.mrv-case[data-case-id="study:{prior}"][data-painted-ahead-of-save]').wait_for()
+    assert case.get_attribute("data-opened-ahead") == "true"
+    assert case.get_attribute("data-painted-ahead-of-save") == "true"
+    # Then saved and acknowledged: the page follows (the counts) and nothing is left pending.
     page.get_by_text("Studies: 2 to do").wait_for()
     store = Store.open(make_settings(data_dir))
     try:
@@ -154,3 +159,5 @@ def test_a_reader_labels_a_study_with_one_key_beside_its_prior(chromium, served)
     finally:
         store.close()
     assert [tuple(read) for read in reads] == [("study", current)]  # one read, of the study
+    page.locator('.mrv-case[data-pending-reads="0"]').wait_for()
+    assert case.get_attribute("data-case-id") == f"study:{prior}"  # the server's case is the one opened

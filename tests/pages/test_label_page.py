@@ -405,6 +405,26 @@ def test_a_class_key_saves_one_study_read_and_the_next_study_opens(page_store, s
     assert rows["row"].iloc[0].startswith("▶")
 
 
+def test_the_next_study_rides_with_the_one_on_screen_so_a_key_opens_it_at_once(page_store, studies):
+    app = run_page_as("label", READER)
+    first, second, third = studies
+    data = viewer_data(app, CASE_KEY)
+    # The next case is hung as the current one is, with its first slice sent unasked.
+    assert data["case"]["id"] == f"study:{first}" and data["next"]["id"] == f"study:{second}"
+    next_first_slices = {f"{spec['images'][0]}:0" for spec in data["next"]["viewports"] if spec["images"]}
+    assert next_first_slices and next_first_slices <= {row["key"] for row in data["pixels"]}
+    # The browser opened the next study and the reader read it too before the first save came back:
+    # the page follows past both, and the study on screen names the one after them.
+    owner = data["owner"]
+    pending = [
+        {"seq": 51, "caseId": f"study:{first}", "label": "pe present", "seconds": 2.0, "viewport": 0, "owner": owner},
+        {"seq": 52, "caseId": f"study:{second}", "label": "no pe", "seconds": 2.0, "viewport": 0, "owner": owner},
+    ]
+    data = report(app, CASE_KEY, pending=pending)
+    assert sorted(data["acked"]) == [51, 52]
+    assert data["case"]["id"] == f"study:{third}" and data["next"] is None  # nothing after it to do
+
+
 def test_a_case_read_made_under_another_sign_in_is_refused(page_store, studies):
     app = run_page_as("label", READER)
     pending = [{"seq": 5, "caseId": f"study:{studies[0]}", "label": "no pe", "seconds": 1.0, "viewport": 0,

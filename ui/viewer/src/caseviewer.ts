@@ -11,6 +11,13 @@
  * The server is told what is wanted and what was read through one state value (`sync`), as the
  * worklist viewer does (viewer.ts): the frames wanted, most urgent first, the case reads not yet
  * acknowledged, the slice each viewport shows and which one is active.
+ *
+ * The next case opens at once: the server sends the worklist's next case (`next`) with the one on
+ * screen, and the first slice of each of its viewports unasked; the viewer prefetches a few more. A
+ * class key that reads the case opens the next one from the browser's cache there and then, and the
+ * read is saved in the background (pending until acknowledged, kept in the tab's storage as the
+ * worklist viewer's reads are). Should the server refuse the read, the viewer goes back to its case.
+ * A viewer whose sign-in ended is signed out for good: its frames go and its reads stay unsent.
  */
 
 import { CaseLabels } from "./controller";
@@ -18,6 +25,7 @@ import { decodeRow, FrameCache, frameKey } from "./frames";
 import { isTextEntry, legendHtml } from "./keyboard";
 import { layoutOf, linkedSlices, nextViewport, windowTargets } from "./linking";
 import { SeriesViewport } from "./seriesviewport";
+import type { TabStorage } from "./pending";
 import type { CaseData, ImageInfo } from "./types";
 import { escapeHtml, pageTop } from "./viewer";
 import { draggedWindow, type Window } from "./windowing";
@@ -28,6 +36,22 @@ type SetState = (name: string, value: unknown) => void;
 const CACHE_BYTES = 768 * 1024 * 1024;
 /** Frames asked for at once (the server sends what fits its per-run budget). */
 const MAX_WANTED = 128;
+/** Slices of each viewport of the next case prefetched before it opens (the first one comes unasked). */
+const NEXT_CASE_SLICES = 4;
+
+type CaseSpec = CaseData["case"];
+
+function tabStorage(): TabStorage | null {
+  try {
+    return window.sessionStorage;
+  } catch {
+    return null; // storage disabled: reads are held in memory only
+  }
+}
+
+function caseKeyOf(spec: CaseSpec): string {
+  return JSON.stringify([spec.id, spec.layout, spec.viewports]);
+}
 
 export const LEGEND_CASE = [
   ["Tab / click", "next viewport"],
@@ -64,7 +88,13 @@ export class CaseViewer {
   private active = 0;
   linkScroll = true;
   linkWindow = false;
-  private labels = new CaseLabels(0);
+  private readonly labels = new CaseLabels(0, tabStorage());
+  /** The case on screen: the server's, or the next one opened ahead of it after a class key. */
+  private shown: CaseSpec | null = null;
+  /** Opened ahead: the case a class key read (`from`) and the read's seq, until the server follows. */
+  private ahead: { from: string; seq: number } | null = null;
+  /** Why the sign-in ended (null: signed in). */
+  private signedOut: string | null = null;
   private drag: { viewport: SeriesViewport; mode: "window" | "pan"; start: { x: number; y: number }; last: { x: number; y: number }; window: Window | null } | null = null;
   private tick = 0;
   private lastSync = "";
@@ -116,19 +146,34 @@ export class CaseViewer {
   }
 
   update(data: CaseData, setState: SetState): void {
+    if (this.signedOut !== null) return; // for good: nothing more is sent or shown
     this.data = data;
     this.setState = setState;
-    const caseKey = JSON.stringify([data.case.id, data.case.layout, data.case.viewports]);
-    if (caseKey !== this.caseKey) this.open(data, caseKey);
+    this.labels.minSecondsOnScreen = data.minSecondsOnScreen;
+    if (data.owner) {
+      // Case reads this sign-in left unsent in this tab go with the next report; another's are dropped.
+      try {
+        this.labels.adopt(data.owner);
+      } catch {
+        return this.signOut("signed in again as someone else");
+      }
+    }
     for (const info of data.images) this.infos.set(info.id, info);
     for (const [key, reason] of Object.entries(data.missing)) this.missing.set(key, reason);
     this.labels.answer(data.acked, data.failed);
+    // Ahead of the server: data still naming the case just read is not a reason to go back to it,
+    // unless the server refused that read.
+    const ahead = this.ahead;
+    if (ahead && (data.case.id !== ahead.from || String(ahead.seq) in data.failed)) this.ahead = null;
+    if (!this.ahead && caseKeyOf(data.case) !== this.caseKey) this.open(data.case);
     const rows = data.pixels.filter((row) => !this.cache.has(row.key) && !this.decoding.has(row.key));
     for (const row of rows) this.decoding.add(row.key);
     Promise.all(
       rows.map((row) =>
         decodeRow(row)
-          .then((frame) => this.cache.put(frame))
+          .then((frame) => {
+            if (this.signedOut === null) this.cache.put(frame); // not a frame that arrives after a sign-out
+          })
           .catch((error: unknown) => this.missing.set(row.key, String(error)))
           .finally(() => this.decoding.delete(row.key)),
       ),
@@ -142,20 +187,34 @@ export class CaseViewer {
   }
 
   /** A new case (or layout): new viewports over the same cache; the frames already held stay. */
-  private open(data: CaseData, caseKey: string): void {
-    this.caseKey = caseKey;
+  private open(spec: CaseSpec): void {
+    this.caseKey = caseKeyOf(spec);
+    this.shown = spec;
     for (const viewport of this.viewports) viewport.pane.stage.remove();
-    const { rows, columns } = layoutOf(data.case.layout, data.case.viewports.length);
+    const { rows, columns } = layoutOf(spec.layout, spec.viewports.length);
     this.grid.style.gridTemplateColumns = `repeat(${columns}, minmax(0, 1fr))`;
     this.root.dataset.layout = `${rows}x${columns}`;
-    this.root.dataset.caseId = data.case.id;
-    this.viewports = data.case.viewports.slice(0, rows * columns).map((spec, number) => {
-      const viewport = new SeriesViewport(this.grid, spec, number);
+    this.root.dataset.caseId = spec.id;
+    this.root.dataset.openedAhead = String(this.ahead !== null);
+    delete this.root.dataset.paintedAheadOfSave;
+    this.viewports = spec.viewports.slice(0, rows * columns).map((viewportSpec, number) => {
+      const viewport = new SeriesViewport(this.grid, viewportSpec, number);
       this.bindPointer(viewport);
       return viewport;
     });
-    this.labels = new CaseLabels(data.minSecondsOnScreen);
     this.setActive(0);
+    this.layout();
+  }
+
+  /** The sign-in ended: drop every frame, stop reporting, show the reads not saved. */
+  signOut(reason: string): void {
+    this.signedOut = reason || "signed out";
+    this.labels.signOut();
+    this.cache.clear();
+    this.drag = null;
+    for (const viewport of this.viewports) viewport.pane.renderer.clear();
+    this.root.dataset.signedOut = "true";
+    this.renderStatus();
   }
 
   /** Facts of the slice a viewport shows: its own, or its series' first image's. */
@@ -390,10 +449,16 @@ export class CaseViewer {
   /** A class key: one read of the case, whichever viewport is active. */
   private classKey(index: number, eventTime: number): void {
     const data = this.data;
-    if (!data) return;
     const painted = this.viewports.map((viewport) => viewport.paintedAt).filter((at): at is number => at !== null);
-    const outcome = this.labels.classKey(data.case.id, data.classes, index, eventTime, painted.length ? Math.min(...painted) : null, this.active, data.owner);
+    if (!data || this.signedOut !== null || !this.shown) return;
+    const caseId = this.shown.id;
+    const outcome = this.labels.classKey(caseId, data.classes, index, eventTime, painted.length ? Math.min(...painted) : null, this.active, data.owner);
     if ("refused" in outcome) this.flashStatus(outcome.refused);
+    else if (data.next && data.next.id !== caseId && this.ahead === null) {
+      // The next case opens now, from the frames already here; the read is saved behind it.
+      this.ahead = { from: caseId, seq: outcome.read.seq };
+      this.open(data.next);
+    }
     this.renderStatus();
     this.sync(false);
   }
@@ -408,18 +473,29 @@ export class CaseViewer {
       const viewport = this.viewports[index] as SeriesViewport;
       return viewport.wanted(has, this.info(viewport));
     });
+    // The next case's first slices come right after the frames on screen: a class key opens it.
+    const next = this.data?.next && this.data.next.id !== this.shown?.id ? this.data.next : null;
+    const nextLists = (next?.viewports ?? []).map((spec) =>
+      spec.images
+        .slice(0, NEXT_CASE_SLICES)
+        .map((imageId) => frameKey(imageId, 0))
+        .filter((key) => !has(key)),
+    );
     const keys: string[] = [];
-    for (let step = 0; keys.length < MAX_WANTED && lists.some((list) => step < list.length); step++) {
-      for (const list of lists) {
-        const key = list[step];
-        if (key !== undefined && !keys.includes(key)) keys.push(key);
-      }
+    const take = (list: string[], step: number): void => {
+      const key = list[step];
+      if (key !== undefined && !keys.includes(key)) keys.push(key);
+    };
+    for (const list of lists) take(list, 0);
+    for (let step = 0; step < NEXT_CASE_SLICES; step++) for (const list of nextLists) take(list, step);
+    for (let step = 1; keys.length < MAX_WANTED && lists.some((list) => step < list.length); step++) {
+      for (const list of lists) take(list, step);
     }
     return keys.slice(0, MAX_WANTED);
   }
 
   private sync(more: boolean): void {
-    if (!this.data || !this.root.isConnected) return;
+    if (!this.data || !this.root.isConnected || this.signedOut !== null) return;
     const want = this.wanted();
     const body = {
       want,
@@ -454,6 +530,14 @@ export class CaseViewer {
       if (viewport.paint(this.info(viewport), this.cache.get(key), this.missing.get(key), viewport.number === this.active)) painted += 1;
     }
     this.root.dataset.painted = String(painted);
+    // Opened ahead and every viewport painted while the read was still on its way (the tests' proof
+    // that the next case did not wait for the save).
+    const filled = this.viewports.filter((viewport) => viewport.slices > 0).length;
+    if (this.ahead && painted === filled && this.root.dataset.paintedAheadOfSave === undefined) {
+      const unsaved = this.labels.pending.some((read) => read.seq === this.ahead?.seq);
+      this.root.dataset.paintedAheadOfSave = String(unsaved);
+    }
+    this.root.dataset.pendingReads = String(this.labels.pending.length);
     this.root.dataset.linkScroll = String(this.linkScroll);
     this.root.dataset.linkWindow = String(this.linkWindow);
     this.renderHeader();
@@ -474,7 +558,7 @@ export class CaseViewer {
     const data = this.data;
     const parts: string[] = [];
     if (data?.classes.length) {
-      const mine = this.labels.labelOf(data.case.id);
+      const mine = this.shown ? this.labels.labelOf(this.shown.id) : null;
       const classes = data.classes
         .map((name, index) => `<button class="mrv-class${mine === name ? " mrv-chosen" : ""}" data-class-index="${index}"><kbd>${index + 1}</kbd> ${escapeHtml(name)}</button>`)
         .join("");
@@ -482,6 +566,10 @@ export class CaseViewer {
       const failed = this.labels.failed;
       if (failed.size) parts.push(`<span class="mrv-error">not saved: ${[...new Set(failed.values())].map(escapeHtml).join("; ")}</span>`);
       else if (this.labels.pending.length) parts.push(`<span class="mrv-pending">saving the case read…</span>`);
+    }
+    if (this.signedOut !== null) {
+      const unsaved = this.labels.pending.length;
+      parts.push(`<span class="mrv-error mrv-signed-out">Signed out (${escapeHtml(this.signedOut)}): ${unsaved ? `${unsaved} case read${unsaved === 1 ? "" : "s"} not saved` : "nothing unsaved"}.</span>`);
     }
     if (this.flash) parts.push(`<span class="mrv-error">${escapeHtml(this.flash)}</span>`);
     const html = parts.join(" ");
@@ -501,8 +589,8 @@ export class CaseViewer {
 
   /** Rows share the height left below the viewer's top, as the worklist viewer's one viewport does. */
   private layout(): void {
-    if (!this.data || this.viewports.length === 0) return;
-    const { rows, columns } = layoutOf(this.data.case.layout, this.data.case.viewports.length);
+    if (!this.data || !this.shown || this.viewports.length === 0) return;
+    const { rows, columns } = layoutOf(this.shown.layout, this.shown.viewports.length);
     const legend = this.root.querySelector(".mrv-legend") as HTMLDivElement;
     const below = this.status.offsetHeight + legend.offsetHeight + 24 + (this.data.below ?? 0);
     const { top, height: windowHeight } = pageTop(this.grid);

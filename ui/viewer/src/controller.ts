@@ -3,7 +3,15 @@
  * case, whichever viewport is active, as one read. The read names the case (the study or series the
  * server opened) and never a slice; it stays pending until the server acknowledges it, and a newer key
  * on the same case replaces a read not yet sent on its way (the reader changed their mind).
+ *
+ * Pending reads are kept in the tab's session storage too (pending.ts, under a key of their own), so a
+ * read made just before the reader leaves the page, with the next case already on screen, is sent when
+ * the case viewer next loads for the same sign-in; another sign-in's are dropped unsent.
  */
+
+import { PendingReads, type TabStorage } from "./pending";
+
+export const CASE_STORAGE_KEY = "medreview.viewer.pendingCaseReads";
 
 export interface CaseRead {
   seq: number;
@@ -20,15 +28,38 @@ export interface CaseRead {
 
 export type KeyOutcome = { read: CaseRead } | { refused: string };
 
+function isCaseRead(value: unknown): value is CaseRead {
+  const read = value as Partial<CaseRead> | null;
+  return !!read && typeof read.seq === "number" && typeof read.caseId === "string" && typeof read.label === "string";
+}
+
 export class CaseLabels {
-  private readonly reads: CaseRead[] = [];
+  private readonly reads: PendingReads<CaseRead>;
   private readonly refusals = new Map<number, string>();
 
-  /** `minSecondsOnScreen`: a key within this long of the case's first paint is a bounce. */
-  constructor(private readonly minSecondsOnScreen: number) {}
+  /**
+   * `minSecondsOnScreen`: a key within this long of the case's first paint is a bounce.
+   * `storage`: the tab's session storage (null: reads are held in memory only).
+   */
+  constructor(
+    public minSecondsOnScreen: number,
+    storage: TabStorage | null = null,
+  ) {
+    this.reads = new PendingReads<CaseRead>(storage, CASE_STORAGE_KEY, isCaseRead);
+  }
 
   get pending(): readonly CaseRead[] {
-    return this.reads;
+    return this.reads.items;
+  }
+
+  /** Bind to the sign-in `owner`; returns the reads it left unsent in this tab (see PendingReads.adopt). */
+  adopt(owner: string): CaseRead[] {
+    return this.reads.adopt(owner);
+  }
+
+  /** The sign-in ended: the reads stay on screen as not saved, and leave the tab's storage. */
+  signOut(): void {
+    this.reads.signOut();
   }
 
   get failed(): ReadonlyMap<number, string> {
@@ -61,30 +92,26 @@ export class CaseLabels {
       viewport,
       owner,
     };
-    const earlier = this.reads.findIndex((pending) => pending.caseId === caseId && !this.refusals.has(pending.seq));
-    if (earlier >= 0) this.reads.splice(earlier, 1);
-    this.reads.push(read);
+    const earlier = this.reads.items.find((pending) => pending.caseId === caseId && !this.refusals.has(pending.seq));
+    if (earlier) this.reads.acknowledge([earlier.seq]);
+    this.reads.add(read);
     return { read };
   }
 
   /** The server's answer: saved seqs go, refused ones stay with the reason. */
   answer(acked: readonly number[], failed: Record<string, string>): number {
     const before = this.reads.length;
-    for (let index = this.reads.length - 1; index >= 0; index--) {
-      const seq = (this.reads[index] as CaseRead).seq;
-      if (acked.includes(seq)) {
-        this.reads.splice(index, 1);
-        this.refusals.delete(seq);
-      }
-    }
+    this.reads.acknowledge(acked);
+    for (const seq of acked) this.refusals.delete(seq);
     for (const [seq, reason] of Object.entries(failed)) this.refusals.set(Number(seq), reason);
     return before - this.reads.length;
   }
 
   /** The label the reader gave `caseId` here, not yet acknowledged (null: none). */
   labelOf(caseId: string): string | null {
-    for (let index = this.reads.length - 1; index >= 0; index--) {
-      const read = this.reads[index] as CaseRead;
+    const reads = this.reads.items;
+    for (let index = reads.length - 1; index >= 0; index--) {
+      const read = reads[index] as CaseRead;
       if (read.caseId === caseId) return read.label;
     }
     return null;

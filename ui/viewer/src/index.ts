@@ -30,6 +30,15 @@ export default function viewerComponent(
       followers.delete(parentElement);
     };
   }
+  const signedOutCase = "signedOut" in data ? cases.get(parentElement) : undefined;
+  if (signedOutCase && "signedOut" in data) {
+    // The case viewer's sign-in ended: it is signed out for good, its reads unsent.
+    signedOutCase.signOut(data.signedOut);
+    return () => {
+      cases.get(parentElement)?.destroy();
+      cases.delete(parentElement);
+    };
+  }
   if ("case" in data) {
     // A case in a grid of viewports (caseviewer.ts); the worklist viewer below keeps one image.
     let caseViewer = cases.get(parentElement);

@@ -19,18 +19,26 @@ export interface TabStorage {
 
 export const STORAGE_KEY = "medreview.viewer.pendingReads";
 
-interface Stored {
+interface Stored<Read> {
   owner: string;
-  reads: PendingSave[];
+  reads: Read[];
 }
 
-export class PendingReads {
-  private reads: PendingSave[] = [];
+/**
+ * `Read`: a worklist viewer's image read (PendingSave, the default) or a case viewer's case read
+ * (controller.ts), each kept under its own storage key and checked by its own `isRead` when loaded.
+ */
+export class PendingReads<Read extends { seq: number } = PendingSave> {
+  private reads: Read[] = [];
   private owner: string | null = null;
 
-  constructor(private readonly storage: TabStorage | null) {}
+  constructor(
+    private readonly storage: TabStorage | null,
+    private readonly storageKey: string = STORAGE_KEY,
+    private readonly isRead: (value: unknown) => value is Read = isPendingSave as unknown as (value: unknown) => value is Read,
+  ) {}
 
-  get items(): readonly PendingSave[] {
+  get items(): readonly Read[] {
     return this.reads;
   }
 
@@ -42,7 +50,7 @@ export class PendingReads {
    * Bind to the signed-in session `owner` and take back what it left unsent in this tab; returns
    * those reads. Another sign-in's reads are removed from the storage, never sent.
    */
-  adopt(owner: string): PendingSave[] {
+  adopt(owner: string): Read[] {
     if (this.owner === owner) return [];
     // The viewer is signed out for good before anyone else signs in (viewer.ts): reads held in
     // memory are never handed to another sign-in.
@@ -55,7 +63,7 @@ export class PendingReads {
     return recovered;
   }
 
-  add(read: PendingSave): void {
+  add(read: Read): void {
     this.reads.push(read);
     this.persist();
   }
@@ -73,7 +81,7 @@ export class PendingReads {
   signOut(): void {
     this.owner = null;
     try {
-      this.storage?.removeItem(STORAGE_KEY);
+      this.storage?.removeItem(this.storageKey);
     } catch {
       // Storage refused (private mode, quota): nothing was kept there.
     }
@@ -83,13 +91,13 @@ export class PendingReads {
     return this.reads.some((read) => read.seq === seq);
   }
 
-  private load(): Stored | null {
+  private load(): Stored<Read> | null {
     try {
-      const text = this.storage?.getItem(STORAGE_KEY);
+      const text = this.storage?.getItem(this.storageKey);
       if (!text) return null;
-      const value = JSON.parse(text) as Partial<Stored>;
+      const value = JSON.parse(text) as Partial<Stored<unknown>>;
       if (typeof value.owner !== "string" || !Array.isArray(value.reads)) return null;
-      return { owner: value.owner, reads: value.reads.filter(isPendingSave) };
+      return { owner: value.owner, reads: value.reads.filter(this.isRead) };
     } catch {
       return null;
     }
@@ -98,8 +106,8 @@ export class PendingReads {
   private persist(): void {
     if (this.owner === null || !this.storage) return;
     try {
-      if (this.reads.length === 0) this.storage.removeItem(STORAGE_KEY);
-      else this.storage.setItem(STORAGE_KEY, JSON.stringify({ owner: this.owner, reads: this.reads } satisfies Stored));
+      if (this.reads.length === 0) this.storage.removeItem(this.storageKey);
+      else this.storage.setItem(this.storageKey, JSON.stringify({ owner: this.owner, reads: this.reads } satisfies Stored<Read>));
     } catch {
       // Storage refused (private mode, quota): the reads are still held in memory.
     }

@@ -172,6 +172,11 @@ export interface CaseData {
     layout: string;
     viewports: ViewportSpec[];
   };
+  /**
+   * The case that opens after a class key reads this one (the worklist's next), hung as `case` is:
+   * the viewer opens it at once from the frames it prefetched, while the read is saved (null: none).
+   */
+  next?: CaseData["case"] | null;
   /** Facts of the first image of each viewport's series (a series shares them), and any asked. */
   images: ImageInfo[];
   pixels: PixelRow[];

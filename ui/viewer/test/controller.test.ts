@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { CaseLabels } from "../src/controller";
+import { CASE_STORAGE_KEY, CaseLabels } from "../src/controller";
 
 const CLASSES = ["normal", "PE present"];
 
@@ -43,4 +43,48 @@ test("a read stays pending until acknowledged; a refusal keeps it with the reaso
   assert.equal(labels.answer([first.read.seq, second.read.seq], {}), 2);
   assert.equal(labels.pending.length, 0);
   assert.equal(labels.failed.size, 0);
+});
+
+/** A Map-backed stand-in for the tab's session storage. */
+function memoryStorage(): { getItem(key: string): string | null; setItem(key: string, value: string): void; removeItem(key: string): void } {
+  const values = new Map<string, string>();
+  return {
+    getItem: (key) => values.get(key) ?? null,
+    setItem: (key, value) => void values.set(key, value),
+    removeItem: (key) => void values.delete(key),
+  };
+}
+
+test("a case read not yet acknowledged survives the viewer and is sent again for the same sign-in only", () => {
+  const storage = memoryStorage();
+  const before = new CaseLabels(0, storage);
+  before.adopt("reader-a");
+  const outcome = before.classKey("study:7", CLASSES, 1, 5000, 1000, 0, "reader-a");
+  assert.ok("read" in outcome);
+  // The reader leaves the page (the next case already on screen) before the server answers.
+  const after = new CaseLabels(0, storage);
+  assert.deepEqual(
+    after.adopt("reader-a").map((read) => [read.seq, read.caseId, read.label]),
+    [[outcome.read.seq, "study:7", "PE present"]],
+  );
+  assert.equal(after.pending.length, 1);
+  // Acknowledged: it leaves the storage too.
+  after.answer([outcome.read.seq], {});
+  assert.deepEqual(new CaseLabels(0, storage).adopt("reader-a"), []);
+  // Another sign-in never adopts the reads left by the first.
+  const third = new CaseLabels(0, storage);
+  third.adopt("reader-a");
+  third.classKey("study:8", CLASSES, 0, 5000, 1000, 0, "reader-a");
+  assert.deepEqual(new CaseLabels(0, storage).adopt("reader-b"), []);
+  assert.equal(storage.getItem(CASE_STORAGE_KEY), null, "reader-a's read was dropped, not kept for reader-b");
+});
+
+test("a signed-out controller keeps its reads on screen and out of the tab's storage", () => {
+  const storage = memoryStorage();
+  const labels = new CaseLabels(0, storage);
+  labels.adopt("reader-a");
+  labels.classKey("study:7", CLASSES, 0, 5000, 1000, 0, "reader-a");
+  labels.signOut();
+  assert.equal(labels.pending.length, 1);
+  assert.equal(storage.getItem(CASE_STORAGE_KEY), null);
 });
