@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from medreview.errors import ImagingError, JobCancelled, MedreviewError, NotFoundError, PermissionDeniedError
 from medreview.jobs import JobContext, submit_job
@@ -27,11 +27,12 @@ from medreview.ml.configs import get_config, version_preprocessing
 from medreview.ml.domain import OUTSIDE_TRAINING_DATA, domain_facts, outside_domain
 from medreview.ml.kinds import PREDICTION_JOB
 from medreview.ml.registry import active_model
+from medreview.reading.cases import case_of
 from medreview.reading.reads import can_see_others, current_labels, unlabelled_image_ids, visible_image_ids
 from medreview.store import Store
 from medreview.store.blobs import atomic_write, sha256_hex
 from medreview.store.db import upsert
-from medreview.store.models import Image, ModelVersion, Prediction, utcnow
+from medreview.store.models import Image, ModelVersion, Prediction, Series, Study, utcnow
 from medreview.team.roles import Actor, require
 
 if TYPE_CHECKING:
@@ -42,6 +43,9 @@ if TYPE_CHECKING:
 __all__ = [
     "PREDICTION_JOB",
     "SCOPES",
+    "case_predictions_table",
+    "case_scope",
+    "case_slices",
     "disagreements",
     "hidden_predictions",
     "image_call",
@@ -65,17 +69,27 @@ _LOADED_MODELS_KEPT = 2
 
 
 def submit_predictions(
-    store: Store, actor: Actor, scope: str = "unlabelled", image_ids: list[int] | None = None
+    store: Store,
+    actor: Actor,
+    scope: str = "unlabelled",
+    image_ids: list[int] | None = None,
+    model_version_id: int | None = None,
 ) -> int:
-    """Queue a prediction job with the active model; returns the job id."""
+    """Queue a prediction job with the active model (or ``model_version_id``: a case model kept
+    beside it); returns the job id. A case model predicts the cases (studies or series) of the
+    images: all, the unlabelled ones, or those holding the selected images."""
     require(actor, "reviewer", "run the model")
     if scope not in SCOPES:
         raise MedreviewError(f"unknown scope '{scope}' (choose one of {', '.join(SCOPES)})")
     if scope == "selected" and not image_ids:
         raise MedreviewError("select at least one image to predict")
-    model = active_model(store)
+    model = active_model(store) if model_version_id is None else _version(store, model_version_id)
     if model is None:
-        raise MedreviewError("no active model yet: train one on the Train page first")
+        raise MedreviewError(
+            "no active model yet: train one on the Train page first"
+            if model_version_id is None
+            else f"model version {model_version_id} does not exist"
+        )
     params = {"scope": scope, "image_ids": list(image_ids or []), "model_version_id": model.id}
     return submit_job(store, PREDICTION_JOB, params, created_by=actor.username)
 
@@ -106,6 +120,8 @@ def run_prediction_job(context: JobContext) -> dict[str, Any]:
         if version is None:
             raise NotFoundError("the model version for this job no longer exists")
     model = load_version_model(store, version)
+    if case_scope(version) is not None:
+        return _run_case_prediction(context, version, model)
     config = get_config(version.architecture)
     targets = _target_images(store, params["scope"], params.get("image_ids", []))
     total = len(targets)
@@ -145,6 +161,124 @@ def run_prediction_job(context: JobContext) -> dict[str, Any]:
         done += len(batch)
         context.report(done=done, total=total)
     return {"model_version_id": version.id, "predicted": done - len(skipped), "skipped": skipped}
+
+
+def case_scope(version: ModelVersion) -> str | None:
+    """The scope a model version predicts at: "study" or "series" for a case model, None for an
+    image model (its metrics' ``scope``, written by the training job)."""
+    scope = (version.metrics or {}).get("scope")
+    return scope if scope in ("study", "series") else None
+
+
+def _target_cases(store: Store, case_level: str, scope: str, image_ids: list[int]) -> list[int]:
+    """The case ids a case-model prediction run covers: every case of ``case_level`` in the store
+    ("all"), those nobody has read yet ("unlabelled"), or those holding the selected images."""
+    if scope == "selected":
+        return sorted({case_of(store, int(image_id), case_level)[0] for image_id in image_ids})
+    with store.db.read() as session:
+        if case_level == "study":
+            query = select(Study.id).where(select(Series.id).where(Series.study_id == Study.id).exists())
+        else:
+            query = select(Series.id).where(select(Image.id).where(Image.series_id == Series.id).exists())
+        case_ids = [int(case_id) for case_id in session.scalars(query)]
+    if scope == "unlabelled":
+        read = set(current_labels(store, "all", scope=case_level)["case_id"])
+        case_ids = [case_id for case_id in case_ids if case_id not in read]
+    return sorted(case_ids)
+
+
+# Cases predicted per step of a case-model prediction run (a step's slices go to the model together).
+CASE_BATCH = 8
+# Top slices named (and mapped) per case.
+TOP_SLICES = 3
+
+
+def _run_case_prediction(context: JobContext, version: ModelVersion, model: keras.Model) -> dict[str, Any]:
+    """A case model's run: per case, the calibrated call at its key image, each slice's attention,
+    the top slices and their Grad-CAM maps (one per class), stored as
+    ``cache/cases/<version>-<scope>-<case>.npz`` (``image_ids`` (K,), ``attention`` (K,), ``top``
+    (k,) slice indices, ``maps`` (C, k, h, w) float16)."""
+    from medreview.ml.cases import predict_cases, top_slice_maps
+    from medreview.ml.training.case_job import case_volumes, version_case_config
+
+    params = context.params()
+    store = context.store
+    level = case_scope(version)
+    assert level is not None
+    config = version_case_config(version)
+    recipe = version_preprocessing(version.preprocessing, version.input_size)
+    targets = _target_cases(store, level, params["scope"], params.get("image_ids", []))
+    total = len(targets)
+    context.report(stage=f"predicting {level} cases", done=0, total=total)
+    skipped: list[str] = []
+    done = 0
+    for start in range(0, total, CASE_BATCH):
+        if context.should_stop():
+            raise JobCancelled("cancelled by the user")
+        volumes, members, kept = [], [], []
+        for case_id in targets[start : start + CASE_BATCH]:
+            try:
+                [volume], [image_ids] = case_volumes(store, level, [case_id], config, recipe)
+            except (ImagingError, NotFoundError) as error:
+                skipped.append(f"{level} {case_id}: {error}")
+                continue
+            volumes.append(volume)
+            members.append(image_ids)
+            kept.append(case_id)
+        if kept:
+            facts = domain_facts(store, [image_id for image_ids in members for image_id in image_ids])
+            calls = predict_cases(
+                model,
+                config,
+                volumes,
+                temperature=version.metrics.get("temperature", 1.0),
+                threshold=version.metrics.get("threshold"),
+                top=TOP_SLICES,
+                domain=version.domain,
+                slice_facts=[[facts[image_id] for image_id in image_ids] for image_ids in members],
+            )
+            with store.db.write() as session:
+                for case_id, volume, image_ids, call in zip(kept, volumes, members, calls, strict=True):
+                    maps = np.stack(
+                        [
+                            top_slice_maps(model, config, volume, call.top_slices, class_index=c)
+                            for c in range(len(version.class_names))
+                        ]
+                    )  # (C, k, h, w)
+                    relative = f"cache/cases/{version.id}-{level}-{case_id}.npz"
+                    buffer = io.BytesIO()
+                    np.savez(
+                        buffer,
+                        image_ids=np.asarray(image_ids, dtype=np.int64),
+                        attention=call.attention.astype(np.float32),
+                        top=np.asarray(call.top_slices, dtype=np.int64),
+                        maps=maps.astype(np.float16),
+                    )
+                    atomic_write(store.data_path(relative), buffer.getvalue())
+                    best = call.called
+                    values = {
+                        "scope": level,
+                        "case_id": case_id,
+                        "predicted_class": version.class_names[best],
+                        "probability": float(call.probabilities[best]),
+                        "probabilities": {
+                            name: float(p) for name, p in zip(version.class_names, call.probabilities, strict=True)
+                        },
+                        "heatmap_path": relative,
+                        "out_of_distribution": call.outside_reason is not None,
+                        "out_of_distribution_reason": call.outside_reason,
+                        "created_at": utcnow(),
+                    }
+                    upsert(
+                        session,
+                        Prediction,
+                        {"image_id": image_ids[0], "model_version_id": version.id, **values},
+                        conflict_columns=["image_id", "model_version_id"],
+                        update_columns=list(values),
+                    )
+        done += len(targets[start : start + CASE_BATCH])
+        context.report(done=done, total=total)
+    return {"model_version_id": version.id, "scope": level, "predicted": done - len(skipped), "skipped": skipped}
 
 
 def network_input(version: ModelVersion, image: DecodedImage) -> np.ndarray:
@@ -278,6 +412,118 @@ def predictions_table(store: Store, actor: Actor, model_version_id: int | None =
         dtype=object,
     )
     return table[PREDICTION_COLUMNS]
+
+
+CASE_PREDICTION_COLUMNS = [
+    "case",
+    "slices",
+    "predicted_class",
+    "probability",
+    "label",
+    "agrees",
+    "outside_training_data",
+    "outside_reason",
+    "scope",
+    "case_id",
+    "image_id",
+    "prediction_id",
+]
+
+
+def case_predictions_table(store: Store, actor: Actor, model_version_id: int) -> pd.DataFrame:
+    """A case model version's predictions, one row per case (study or series), with the case's
+    current label at that scope: ``case`` says which (scope, id, modality; no identifier), ``slices``
+    how many it has, ``image_id`` is its key image; the other columns as :func:`predictions_table`'s.
+    Blinded reading: an annotator sees only the cases they have read."""
+    require(actor, "annotator", "see predictions")
+    with store.db.read() as session:
+        version = session.get(ModelVersion, model_version_id)
+    level = case_scope(version) if version is not None else None
+    if level is None:
+        return pd.DataFrame(columns=CASE_PREDICTION_COLUMNS)
+    query = (
+        select(
+            Prediction.image_id,
+            Prediction.scope,
+            Prediction.case_id,
+            Prediction.predicted_class,
+            Prediction.probability,
+            Prediction.out_of_distribution.label("outside_training_data"),
+            Prediction.out_of_distribution_reason.label("outside_reason"),
+            Prediction.id.label("prediction_id"),
+            Series.modality,
+        )
+        .join(Image, Image.id == Prediction.image_id)
+        .join(Series, Series.id == Image.series_id)
+        .where(Prediction.model_version_id == model_version_id, Prediction.scope == level)
+        .order_by(Prediction.case_id)
+    )
+    with store.db.read() as session:
+        table = pd.DataFrame(session.execute(query).mappings().all(), columns=list(query.selected_columns.keys()))
+        case_column = Series.study_id if level == "study" else Series.id
+        sizes = dict(
+            session.execute(
+                select(case_column, func.count(Image.id))
+                .join(Image, Image.series_id == Series.id)
+                .where(case_column.in_([int(c) for c in table["case_id"]]))
+                .group_by(case_column)
+            )
+            .tuples()
+            .all()
+        )
+    visible = visible_image_ids(store, actor)
+    if visible is not None:
+        table = table[table["image_id"].isin(visible)]
+    labels = current_labels(store, scope=level).set_index("case_id")["label"]
+    table["label"] = table["case_id"].map(labels)
+    table["slices"] = table["case_id"].map(sizes).fillna(0).astype(int)
+    table["case"] = [
+        f"{level.capitalize()} {int(case_id)}" + (f" · {modality}" if modality else "")
+        for case_id, modality in zip(table["case_id"], table["modality"], strict=True)
+    ]
+    table["outside_training_data"] = table["outside_training_data"].astype(bool)
+    table["agrees"] = pd.Series(
+        [
+            None if pd.isna(label) or outside else label == predicted
+            for label, predicted, outside in zip(
+                table["label"], table["predicted_class"], table["outside_training_data"], strict=True
+            )
+        ],
+        index=table.index,
+        dtype=object,
+    )
+    return table[CASE_PREDICTION_COLUMNS].reset_index(drop=True)
+
+
+def case_slices(store: Store, actor: Actor, prediction_id: int) -> dict[str, Any]:
+    """What a case prediction says about the case's slices: ``image_ids`` (K,) in reading order,
+    ``attention`` (K,) float32 summing to 1, ``top``: the top slices by attention, highest first, each
+    {"slice": 1-based number in reading order, "image_id", "attention"}, ``maps`` (C, k, h, w) float32
+    in [0, 1]: the Grad-CAM map of each top slice per class, and ``class_names``. Refused in blinded
+    reading for a case the annotator has not read."""
+    require(actor, "annotator", "see the model's maps")
+    with store.db.read() as session:
+        prediction = session.get(Prediction, prediction_id)
+        if prediction is None:
+            raise NotFoundError(f"prediction {prediction_id} does not exist")
+        if not can_see_others(store, actor, prediction.image_id):
+            raise PermissionDeniedError("blinded reading: submit your own read of this case first")
+        class_names = list(prediction.model_version.class_names)
+        path = prediction.heatmap_path
+    if not path or not path.endswith(".npz") or not store.data_path(path).exists():
+        raise NotFoundError("the slices of this case prediction are missing; run the prediction again")
+    with np.load(store.data_path(path)) as stored:
+        image_ids = [int(i) for i in stored["image_ids"]]
+        attention = stored["attention"].astype(np.float32)
+        top = [int(i) for i in stored["top"]]
+        maps = stored["maps"].astype(np.float32)
+    return {
+        "image_ids": image_ids,
+        "attention": attention,
+        "top": [{"slice": i + 1, "image_id": image_ids[i], "attention": float(attention[i])} for i in top],
+        "maps": maps,
+        "class_names": class_names,
+    }
 
 
 def image_call(store: Store, actor: Actor, model_version_id: int, image_id: int) -> dict[str, Any] | None:

@@ -286,3 +286,45 @@ def test_an_image_outside_the_training_data_is_shown_flagged_not_as_a_confident_
     # Not a confident error, and not worth labelling next on the model's say-so.
     assert list(disagreements(store, LOCAL_ACTOR)["image_id"]) == [images.wrong_unsure]
     assert images.near_tie not in set(most_uncertain(store, LOCAL_ACTOR)["image_id"])
+
+
+@pytest.mark.slow
+def test_a_case_model_predicts_once_per_study_with_its_top_slices(store, fast_hashing):
+    """A case model trained through the training job predicts each study once, at its key image, with
+    each slice's attention, the top three slices and their maps, and the page's table lists studies."""
+    from medreview.jobs import execute_job, get_job, submit_job
+    from medreview.ml.prediction import case_predictions_table, case_slices, submit_predictions
+    from medreview.ml.runners import RUNNERS
+    from medreview.reading.cases import case_images
+    from tests.ml.case_store import case_store
+
+    cases = case_store(store, studies=20, slices=6)
+    job_id = submit_job(store, "train", {"epochs": 1, "input_size": 32, "batch_size": 4})
+    assert execute_job(store, job_id, RUNNERS) == "succeeded", get_job(store, job_id).error
+    version_id = get_job(store, job_id).result["model_version_id"]
+    prediction_job = submit_predictions(store, LOCAL_ACTOR, scope="all", model_version_id=version_id)
+    assert execute_job(store, prediction_job, RUNNERS) == "succeeded", get_job(store, prediction_job).error
+    assert get_job(store, prediction_job).result["predicted"] == len(cases.study_ids)
+    with store.db.read() as session:
+        rows = session.execute(
+            select(Prediction.scope, Prediction.case_id, Prediction.image_id, Prediction.probabilities).where(
+                Prediction.model_version_id == version_id
+            )
+        ).all()
+    # One prediction per study, at its key image (its first slice), calibrated probabilities summing to 1.
+    assert sorted(row.case_id for row in rows) == sorted(cases.study_ids)
+    assert {row.scope for row in rows} == {"study"}
+    for row in rows:
+        assert row.image_id == case_images(store, "study", row.case_id)[0]
+        assert sum(row.probabilities.values()) == pytest.approx(1.0, abs=1e-4)
+    table = case_predictions_table(store, LOCAL_ACTOR, version_id)
+    assert len(table) == len(cases.study_ids) and set(table["slices"]) == {6}
+    assert table.set_index("case_id")["label"].to_dict() == dict(zip(cases.study_ids, cases.labels, strict=True))
+    slices = case_slices(store, LOCAL_ACTOR, int(table["prediction_id"].iloc[0]))
+    case_id = int(table["case_id"].iloc[0])
+    assert slices["image_ids"] == case_images(store, "study", case_id)
+    assert slices["attention"].shape == (6,) and slices["attention"].sum() == pytest.approx(1.0, abs=1e-4)
+    top = slices["top"]
+    assert len(top) == 3 and [entry["attention"] for entry in top] == sorted(slices["attention"], reverse=True)[:3]
+    assert all(slices["image_ids"][entry["slice"] - 1] == entry["image_id"] for entry in top)
+    assert slices["maps"].shape[:2] == (2, 3) and slices["maps"].min() >= 0.0 and slices["maps"].max() <= 1.0

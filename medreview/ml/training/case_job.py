@@ -33,8 +33,9 @@ from medreview.ml.cases import case_probabilities
 from medreview.ml.configs import AttentionMILConfig, get_case_config, version_preprocessing
 from medreview.ml.domain import domain_facts
 from medreview.ml.evaluation import WAITING_FOR_EVALUATION, save_evaluation, score_on_set, settle_activation
+from medreview.ml.prediction import case_scope
 from medreview.ml.registry import KEPT_INACTIVE
-from medreview.ml.training.case_table import CASE_SCOPES, case_training_table
+from medreview.ml.training.case_table import case_training_table
 from medreview.ml.training.cases import CaseFitConfig, train_case_model
 from medreview.ml.training.dataset import prepared_array
 from medreview.ml.training.fit import EpochLog, save_model_atomic
@@ -44,17 +45,18 @@ from medreview.reading.evaluation_sets import evaluation_set_images, list_evalua
 from medreview.store import Store
 from medreview.store.models import Image, ModelVersion, Series, Study
 
-__all__ = ["CASE_INPUT_CAP", "case_scope", "case_volumes", "evaluate_case_version", "run_case_training"]
+__all__ = [
+    "CASE_INPUT_CAP",
+    "case_scope",
+    "case_volumes",
+    "evaluate_case_version",
+    "run_case_training",
+    "version_case_config",
+]
 
 # The slice side a case model trains at by default: the data's own resolution, at most this (a
 # case holds up to max_slices slices of it in every batch).
 CASE_INPUT_CAP = 128
-
-
-def case_scope(version: ModelVersion) -> str | None:
-    """The scope a model version predicts at: "study" or "series" for a case model, None for an image model."""
-    scope = (version.metrics or {}).get("scope")
-    return scope if scope in CASE_SCOPES else None
 
 
 def version_case_config(version: ModelVersion) -> AttentionMILConfig:
