@@ -7,6 +7,9 @@ from medreview.jobs import list_jobs, worker_alive
 from medreview.ml.domain import OUTSIDE_TRAINING_DATA
 from medreview.ml.explanations import METHOD_TITLES, ViewMaps, describe_view, request_view_maps
 from medreview.ml.prediction import (
+    case_predictions_table,
+    case_scope,
+    case_slices,
     disagreements,
     hidden_predictions,
     most_uncertain,
@@ -14,7 +17,7 @@ from medreview.ml.prediction import (
     shown_calls,
     submit_predictions,
 )
-from medreview.ml.registry import active_model
+from medreview.ml.registry import active_model, list_models
 from medreview.reading.catalog import get_image, image_table
 from medreview.team.roles import Actor
 from ui.session import attempt, get_store, session_actor
@@ -25,17 +28,135 @@ store = get_store()
 actor = session_actor()
 st.title("Predictions")
 
+
+def case_models(store, exclude: int | None) -> list:  # type: ignore[no-untyped-def]
+    """The newest case model version of each scope (study, series), but ``exclude``."""
+    newest: dict[str, object] = {}
+    for version in sorted(list_models(store), key=lambda v: v.id, reverse=True):
+        level = case_scope(version)
+        if level is not None and version.id != exclude and level not in newest:
+            newest[level] = version
+    return list(newest.values())
+
+
+def model_kind(version) -> str:  # type: ignore[no-untyped-def]
+    level = case_scope(version)
+    return version.architecture if level is None else f"{level}-level case model, {version.architecture}"
+
+
+def model_title(version) -> str:  # type: ignore[no-untyped-def]
+    level = case_scope(version)
+    kind = "image model" if level is None else f"{level}-level case model"
+    return f"Version {version.id}: {kind}" + (" (active)" if version.is_active else "")
+
+
+def case_view(table) -> None:  # type: ignore[no-untyped-def]
+    """A case model's predictions: the cases on the left; the picked case's verdict, its top slices
+    by attention (a click opens that slice, its map beside it) and the viewer on the right."""
+    wrong_cases = table[table["agrees"] == False]  # noqa: E712  (None: no label or no confident call)
+    list_column, view_column = st.columns([2, 3])
+    shown_columns = ["case", "slices", "predicted_class", "probability", "label", "agrees", "outside_reason"]
+    with list_column:
+        all_tab, disagree_tab = st.tabs([f"All ({len(table)})", f"Model and label disagree ({len(wrong_cases)})"])
+        picks = []
+        for tab, source, key in ((all_tab, table, "predict_cases"), (disagree_tab, wrong_cases, "predict_cases_wrong")):
+            with tab:
+                picked = st.dataframe(
+                    spreadsheet_safe(shown_calls(source)[shown_columns]),
+                    hide_index=True,
+                    on_select="rerun",
+                    selection_mode="single-row",
+                    key=key,
+                    height=480,
+                    column_config={
+                        "probability": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="%.2f"),
+                        "outside_reason": st.column_config.TextColumn("why outside the training data"),
+                    },
+                )
+                picks.append((key, source, picked))
+    seen = st.session_state.setdefault("predict_seen_case_picks", {})
+    for key, source, picked in picks:
+        rows = list(picked.selection.rows) if picked else []
+        if rows and rows != seen.get(key) and rows[0] < len(source):
+            st.session_state["predict_case_row"] = int(source["prediction_id"].iloc[rows[0]])
+        seen[key] = rows
+    prediction_id = st.session_state.get("predict_case_row", int(table["prediction_id"].iloc[0]))
+    if prediction_id not in set(table["prediction_id"]):
+        prediction_id = int(table["prediction_id"].iloc[0])
+    row = table[table["prediction_id"] == prediction_id].iloc[0]
+    with view_column:
+        slices = attempt(lambda: case_slices(store, actor, prediction_id))
+        if slices is None:
+            st.stop()
+        st.subheader(f"{plain(row['case'])} · {int(row['slices'])} slices")
+        if bool(row["outside_training_data"]):
+            verdict = f"Model: **{OUTSIDE_TRAINING_DATA}** ({plain(row['outside_reason'])}): no class is given"
+        else:
+            verdict = f"Model: **{plain(row['predicted_class'])}** ({row['probability']:.1%})"
+        if isinstance(row["label"], str):
+            verdict += f" · label: **{plain(row['label'])}**" + (
+                "" if row["agrees"] is not False else " · :red[disagrees]"
+            )
+        st.markdown(verdict)
+        class_names = slices["class_names"]
+        cam_class = st.selectbox(
+            "Map for class",
+            class_names,
+            index=class_names.index(row["predicted_class"]) if row["predicted_class"] in class_names else 0,
+            key=f"predict_case_class_{prediction_id}",
+        )
+        st.markdown("**Top slices by attention** (a click opens the slice with its Grad-CAM map)")
+        top = slices["top"]
+        picked_key = f"predict_case_slice_{prediction_id}"
+        for index, entry in enumerate(top):
+            label = f"Slice {entry['slice']} · attention {entry['attention']:.2f}"
+            if st.button(label, key=f"predict_top_{prediction_id}_{index}"):
+                st.session_state[picked_key] = index
+                st.session_state["predict_case_jump"] = st.session_state.get("predict_case_jump", 0) + 1
+        chosen = top[st.session_state.get(picked_key, 0)]
+        maps = slices["maps"][class_names.index(cam_class)]  # (k, h, w)
+        overlays = [
+            overlay_row(entry["image_id"], 0, maps[index], f"Grad-CAM: {cam_class} (slice {entry['slice']})")
+            for index, entry in enumerate(top)
+        ]
+        image_viewer(
+            "predict_viewer",
+            actor,
+            [entry["image_id"] for entry in top],
+            position=chosen["image_id"],
+            jump=st.session_state.get("predict_case_jump", 0) * 100_000 + chosen["image_id"],
+            overlays=overlays,
+            split=True,
+        )
+        st.caption(
+            f"Slice {chosen['slice']} of {int(row['slices'])}: the Grad-CAM map for **{plain(cam_class)}** beside "
+            "it (the case model's head on this slice alone). O shows or hides it, [ and ] change its opacity."
+        )
+        st.image(colour_bar(12, 256), width="stretch")
+
+
 model = active_model(store)
-if model is None:
+# Case models (study or series) stay beside the active image model (one version is active per
+# store): the newest of each scope is offered here by name.
+choices = ([model] if model is not None else []) + case_models(store, exclude=model.id if model is not None else None)
+if not choices:
     st.info("No active model yet: train one on the Train page.")
     st.stop()
+if len(choices) > 1:
+    titles = {choice.id: model_title(choice) for choice in choices}
+    chosen = st.selectbox("Model", list(titles), format_func=titles.get, key="predict_model")
+    model = next(choice for choice in choices if choice.id == chosen)
+else:
+    model = choices[0]
+case_level = case_scope(model)
 # The held-out test figures when the run had a test part, else validation; with their interval.
 part = model.metrics.get("headline", "validation")
 block = model.metrics.get(part) or model.metrics
 auc, interval = block.get("roc_auc"), block.get("roc_auc_ci")
 auc_text = "n/a" if auc is None else f"{auc:.3f}" + (f" ({interval[0]:.2f}-{interval[1]:.2f})" if interval else "")
 st.caption(
-    f"Active model: version {model.id} ({model.architecture}, {model.input_size} px, classes "
+    f"{'Active model' if model.is_active else 'Model'}: version {model.id} ({model_kind(model)}, "
+    f"{model.input_size} px, classes "
     f"{plain(', '.join(model.class_names))}; {part} AUC {auc_text})"
 )
 
@@ -45,6 +166,19 @@ def run_model_ui(expanded: bool) -> None:
     are not offered it). Open while the model has called nothing: once it has, the image and its
     map come first on the screen."""
     with st.expander("Run the model", expanded=expanded):
+        if case_level is not None:
+            scope = st.radio(
+                f"{case_level.capitalize()} cases",
+                ["unlabelled", "all"],
+                horizontal=True,
+                key="predict_case_scope",
+                format_func={"unlabelled": f"Unread {case_level} cases", "all": f"Every {case_level}"}.get,
+            )
+            if st.button("Run predictions", type="primary", key="predict_run"):
+                job_id = attempt(lambda: submit_predictions(store, actor, scope=scope, model_version_id=model.id))
+                if job_id is not None:
+                    st.success(f"Prediction job {job_id} queued.")
+            return
         scope = st.radio(
             "Images",
             ["unlabelled", "all", "selected"],
@@ -60,12 +194,16 @@ def run_model_ui(expanded: bool) -> None:
                 "Images to predict", list(names), format_func=lambda i: names[i], key="predict_ids"
             )
         if st.button("Run predictions", type="primary", key="predict_run"):
-            job_id = attempt(lambda: submit_predictions(store, actor, scope=scope, image_ids=selected))
+            job_id = attempt(
+                lambda: submit_predictions(store, actor, scope=scope, image_ids=selected, model_version_id=model.id)
+            )
             if job_id is not None:
                 st.success(f"Prediction job {job_id} queued.")
 
 
-table = predictions_table(store, actor, model.id)
+table = (
+    predictions_table(store, actor, model.id) if case_level is None else case_predictions_table(store, actor, model.id)
+)
 if actor.can("reviewer"):
     run_model_ui(expanded=table.empty)
 
@@ -110,6 +248,10 @@ if table.empty:
     st.stop()
 if hidden:
     st.caption(blinded_note(hidden, " more"))
+
+if case_level is not None:
+    case_view(table)
+    st.stop()
 
 wrong = disagreements(store, actor, model.id)
 uncertain = most_uncertain(store, actor, model.id)

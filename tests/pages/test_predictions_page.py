@@ -4,6 +4,7 @@ in any tab is the one shown, and an annotator is offered only what the role and 
 
 from __future__ import annotations
 
+import io
 import re
 
 import numpy as np
@@ -17,6 +18,7 @@ from medreview.team.roles import Actor
 from medreview.team.settings import set_setting
 from tests.conftest import ADMIN, run_page_as
 from tests.helpers import add_model_version, add_predictions, dicom_bytes, png_bytes
+from tests.ml.case_store import CaseStore
 from tests.pages.viewer import viewer_data
 
 REASON = "modality NM, trained on CR, DX"
@@ -184,3 +186,75 @@ def test_an_image_outside_the_training_data_gets_a_map_but_no_probability(page_s
     assert "Grad-CAM for" in shown  # the map is there
     assert "%" not in shown and "the model gives" not in shown  # not "the model gives normal 58.4%"
     assert "outside what the model was trained on" in shown
+
+
+def predicted_studies(store) -> tuple[CaseStore, list[list[int]], int]:  # type: ignore[no-untyped-def]
+    """Two generated CT studies of 6 slices, each predicted by a study-level case model version kept
+    beside an active image model, written as the prediction job writes them (no TensorFlow): the
+    top slices of study 0 are its slices 5, 2, 3 (attention 0.5, 0.2, 0.1)."""
+    from medreview.reading.cases import case_images
+    from medreview.store.blobs import atomic_write
+    from medreview.store.models import ModelVersion
+    from tests.ml.case_store import case_store
+
+    cases = case_store(store, studies=2, slices=6)
+    add_model_version(store, active=True)  # the image model stays active
+    version_id = add_model_version(store, class_names=("clear", "lesion"))
+    with store.db.write() as session:
+        session.get(ModelVersion, version_id).metrics = {"scope": "study", "threshold": 0.5}
+    members = [case_images(store, "study", study_id) for study_id in cases.study_ids]
+    attention = np.array([0.05, 0.2, 0.1, 0.05, 0.5, 0.1], dtype=np.float32)
+    with store.db.write() as session:
+        for study_id, images in zip(cases.study_ids, members, strict=True):
+            relative = f"cache/cases/{version_id}-study-{study_id}.npz"
+            buffer = io.BytesIO()
+            np.savez(
+                buffer,
+                image_ids=np.array(images),
+                attention=attention,
+                top=np.array([4, 1, 2]),
+                maps=np.random.default_rng(0).random((2, 3, 8, 8)).astype(np.float16),
+            )
+            atomic_write(store.data_path(relative), buffer.getvalue())
+            session.add(
+                Prediction(
+                    image_id=images[0],
+                    scope="study",
+                    case_id=study_id,
+                    model_version_id=version_id,
+                    predicted_class="lesion",
+                    probability=0.8,
+                    probabilities={"clear": 0.2, "lesion": 0.8},
+                    heatmap_path=relative,
+                )
+            )
+    return cases, members, version_id
+
+
+def test_a_case_model_lists_studies_and_their_top_slices_and_a_click_opens_one(page_store):
+    cases, members, version_id = predicted_studies(page_store)
+    study_ids = cases.study_ids
+    app = run_page_as("predictions")
+    app.selectbox(key="predict_model").set_value(version_id).run()
+    assert not app.exception, app.exception
+    # One row per study, not per slice, with the study's label.
+    table = app.dataframe[0].value
+    assert list(table["case"]) == [f"Study {study_id} · CT" for study_id in study_ids]
+    assert list(table["slices"]) == [6, 6] and set(table["predicted_class"]) == {"lesion"}
+    assert list(table["label"]) == cases.labels
+    # Beside the viewer: the top slices by attention, highest first; the viewer opens on the first
+    # with the Grad-CAM maps of the top slices in its map layer.
+    buttons = [button.label for button in app.button if button.key and button.key.startswith("predict_top_")]
+    assert buttons == ["Slice 5 · attention 0.50", "Slice 2 · attention 0.20", "Slice 3 · attention 0.10"]
+    data = viewer_data(app, "predict_viewer")
+    assert data["position"] == members[0][4] and data["split"] is True
+    assert {overlay["key"] for overlay in data["overlays"]} == {f"{members[0][i]}:0" for i in (4, 1, 2)}
+    # A click on "Slice 2" moves the viewer there.
+    [second] = [button for button in app.button if button.label.startswith("Slice 2 ")]
+    second.click().run()
+    data = viewer_data(app, "predict_viewer")
+    assert data["position"] == members[0][1]
+    # Picking the second study shows its slices.
+    app.session_state["predict_cases"] = {"selection": {"rows": [1], "columns": [], "cells": []}}
+    app.run()
+    assert viewer_data(app, "predict_viewer")["position"] == members[1][4]
