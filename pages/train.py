@@ -1,6 +1,7 @@
 import pandas as pd
 import streamlit as st
 
+from medreview.errors import TrainingError
 from medreview.jobs import cancel_job, job_numbers, list_jobs, worker_alive
 from medreview.ml.configs import CONFIGS, DEFAULT_ARCHITECTURE
 from medreview.ml.domain import domain_summary
@@ -12,13 +13,16 @@ from medreview.ml.evaluation import (
     sample_evaluation_images,
     submit_evaluation,
 )
+from medreview.ml.prediction import case_scope
 from medreview.ml.registry import activate_model, list_models
+from medreview.ml.training.case_table import CASE_SCOPES, case_training_table, training_scope
 from medreview.ml.training.dataset import training_label_counts
 from medreview.ml.training.metrics import reliability_diagram_png, roc_curve_png, roc_curves_png
 from medreview.ml.training.service import TRAINING_JOB, submit_training
 from medreview.ml.training.split import MIN_TEST_PATIENTS_PER_CLASS
 from medreview.reading.evaluation_sets import list_evaluation_sets, set_default_evaluation_set
 from medreview.reading.reads import current_labels
+from medreview.reading.schema import label_class_scopes
 from ui.session import attempt, get_store, session_actor, succeeded
 from ui.text import plain, spreadsheet_safe
 
@@ -27,16 +31,63 @@ actor = session_actor("admin")
 st.title("Train")
 
 # What a run started now learns from: evaluation-set images (and their patients) never take part.
+class_scopes = set(label_class_scopes(store, include_retired=True).values())
+case_levels = [level for level in CASE_SCOPES if level in class_scopes]
 class_counts, held_out = training_label_counts(store)
 held_out_note = f" ({held_out} more are in evaluation sets, which training never uses)" if held_out else ""
+# Which model a run trains: a case model when study- or series-scoped classes have enough labelled
+# cases (medreview.ml.training.case_table), else the image model; a project with both picks below.
+case_notes: list[str] = []
+case_ready = False
+for level in case_levels:
+    try:
+        cases_table, case_classes = case_training_table(store, level)
+    except TrainingError as error:
+        case_notes.append(f"No {level}-level case model yet: {plain(error)}")
+        continue
+    case_ready = True
+    counts = cases_table["label"].value_counts()
+    case_notes.append(
+        f"Labelled {level} cases per class that a case model trains on: "
+        + ", ".join(f"**{plain(name)}** {int(counts[name])}" for name in case_classes)
+    )
 if class_counts:
     st.markdown(
         "Labelled images per class that training uses: "
         + ", ".join(f"**{plain(name)}** {count}" for name, count in class_counts.items())
         + held_out_note
     )
-else:
+elif not case_ready:
     st.info(f"No labelled images to train on yet: label some on the Label page first.{held_out_note}")
+for note in case_notes:
+    st.markdown(note)
+level_choice = None
+if case_levels:
+    levels = ["automatic", *case_levels, "image"]
+    level_choice = st.radio(
+        "Train",
+        levels,
+        horizontal=True,
+        key="train_level",
+        format_func=lambda level: {
+            "automatic": "Automatic",
+            "image": "Image model",
+            "study": "Study-level case model",
+            "series": "Series-level case model",
+        }[level],
+        help="A case model sees every slice of a study or series (attention over the slices, the architecture "
+        "below encoding each slice) and learns the study or series labels; the image model learns image labels. "
+        "Automatic: a case model when its classes have enough labelled cases, else the image model.",
+    )
+    try:
+        trains = training_scope(store, scope=None if level_choice == "automatic" else level_choice)
+        st.caption(
+            "A run now trains "
+            + ("**an image model**" if trains == "image" else f"**a {trains}-level case model**")
+            + "."
+        )
+    except TrainingError as error:
+        st.caption(f"Nothing to train at that level yet: {plain(error)}")
 
 if not worker_alive(store):
     st.warning(
@@ -85,6 +136,8 @@ with st.form("train_form"):
             params["input_size"] = int(size)
         if target_sensitivity:
             params["target_sensitivity"] = float(target_sensitivity)
+        if level_choice not in (None, "automatic"):
+            params["scope"] = level_choice
         job_id = attempt(lambda: submit_training(store, actor, params))
         if job_id is not None:
             st.success(f"Training run {job_numbers(store, TRAINING_JOB)[job_id]} queued.")
@@ -124,7 +177,9 @@ def runs_ui() -> None:
         st.error(f"Training failed: {plain(latest.error)}")
     if latest.status == "cancelled":
         st.info(f"Cancelled: {plain(latest.error)}")
-    if "input_size" in progress:
+    if progress.get("scope"):
+        st.caption(f"A {progress['scope']}-level case model at {progress['input_size']} px: cases split by patient")
+    elif "input_size" in progress:
         test_images = progress.get("test_images")
         test_part = f" / {test_images} held-out test" if test_images else " (no held-out test part)"
         st.caption(
@@ -136,6 +191,8 @@ def runs_ui() -> None:
         loss_column.line_chart(epochs.set_index("epoch")[["loss", "val_loss"]], color=CHART_COLOURS)
         auc_column.line_chart(epochs.set_index("epoch")[["val_auc", "val_accuracy"]], color=CHART_COLOURS)
     metrics = latest.result.get("metrics") if latest.status == "succeeded" else None
+    if latest.status == "succeeded" and latest.result.get("trained"):
+        st.markdown(f"This run trained **{plain(latest.result['trained'])}**.")
     if metrics:
         show_metrics(metrics)
     with st.expander("Earlier runs"):
@@ -308,6 +365,7 @@ else:
                         "version": m.id,
                         "active": m.is_active,
                         "run": run_numbers.get(m.job_id),
+                        "level": case_scope(m) or "image",
                         "architecture": m.architecture,
                         "px": m.input_size,
                         "classes": ", ".join(m.class_names),

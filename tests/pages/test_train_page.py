@@ -197,3 +197,24 @@ def test_one_version_on_a_set_is_one_roc_curve(demo):
     app = run_page_as("train")
     captions = [caption for element in app.image for caption in element.captions]
     assert captions == ["ROC curve of 1 model version on the same 8 images"]
+
+
+def test_a_study_scoped_project_is_told_a_run_trains_a_study_level_case_model(page_store):
+    from tests.ml.case_store import case_store
+
+    case_store(page_store, studies=8, slices=4)  # 4 studies per class (at least 3 to train)
+    app = run_page_as("train")
+    text = " ".join(shown(element).replace("**", "") for element in [*app.markdown, *app.caption])
+    assert "Labelled study cases per class that a case model trains on: clear 4, lesion 4" in text
+    assert "A run now trains a study-level case model." in text
+    # No "label some images first" while its studies can train a case model.
+    assert not [info for info in app.info if "No labelled images" in info.value]
+    app.radio(key="train_level").set_value("study")
+    app.get("form_submit_button")[0].click().run()
+    assert not app.exception, app.exception
+    [job] = list_jobs(page_store, kind=TRAINING_JOB)
+    assert job.params["scope"] == "study"
+    # Image level, which this project has no labels for, says so instead of queueing a run.
+    app.radio(key="train_level").set_value("image").run()
+    text = " ".join(shown(c) for c in app.caption)
+    assert "Nothing to train at that level yet: need labelled images of at least two classes" in text
