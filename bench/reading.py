@@ -2,7 +2,8 @@
 of a real project.
 
     .venv/bin/python bench/reading.py --images 20000 [--ct-slices 500] [--json PATH|-] [--port N]
-                                      [--data-dir DIR]
+                                      [--data-dir DIR] [--cases [--cases-only] [--case-data-dir DIR]
+                                      [--viewport-studies 10] [--viewport-slices 100]]
 
 1. Builds (or reuses) the benchmark store with ``bench/reading_store.py``: ``--images`` PNG images,
    one ``--ct-slices``-slice 512 x 512 CT series, an admin and three readers with reads and review
@@ -37,6 +38,26 @@ of a real project.
 Targets: key -> next p95 <= 50 ms, drag >= 30 fps, scroll >= 20 fps, first image <= 1000 ms,
 Review <= 500 ms. Each run labels 50 images of the worklist of the reader with the most left to do
 (the reads are saved in the store): a later run labels the next 50.
+
+With ``--cases`` (issue 17 item 8) the case figures follow, on a second store (default
+data/bench/cases-2000, built or reused with ``bench/case_worklist.py``): 2,000 CT studies of 100
+64 x 64 slices (rows written in bulk, a quarter of the patients with a prior, a reader with a third
+read) plus ``--viewport-studies`` MR studies of four series (T1, T2, FLAIR, DWI: the MR brain
+protocol hangs them 2x2) of ``--viewport-slices`` real 512 x 512 slices sharing a frame of
+reference, written with the real ingest path. ``--cases-only`` skips the image-level figures.
+
+   - ``case_worklist_ms``: ``bench/case_worklist.py``'s figure (in Python, not the browser): the
+     slowest, over each order, status and search, of the counts, position and page of 50 rows one
+     run of the case worklist asks for.
+   - ``case_open_ms``: the reader on Label (case mode), the Modality filter on MR; a click on a row of
+     the worklist (rows 3, 5, 7, 9: never the next study, which the viewer holds already) to the
+     animation frame at which all four viewports have painted the new study's slice; the median.
+   - ``case_scroll_fps``: the last study opened, 2 s of prefetch, then ArrowDown 60 times, 30 a
+     second, with the scroll linked: animation frames at which all four viewports show a new slice
+     painted (none Loading…), per second. The key rate caps it at 30.
+
+Case targets: worklist <= 300 ms, open <= 1000 ms, linked scroll >= 20 fps. The case figures label
+nothing: a later run measures the same.
 """
 
 from __future__ import annotations
@@ -60,6 +81,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.case_worklist import READER as CASE_READER  # noqa: E402
+from bench.case_worklist import add_viewport_studies, build_case_store, time_case_worklist  # noqa: E402
 from bench.reading_store import build_reading_store  # noqa: E402
 from medreview.config import Settings  # noqa: E402
 from medreview.reading.worklists import worklist_counts  # noqa: E402
@@ -83,7 +106,17 @@ TARGETS: dict[str, tuple[str, float, str]] = {
     "window_drag_fps": (">=", 30, "fps"),
     "slice_scroll_fps": (">=", 20, "fps"),
     "review_page_ms": ("<=", 500, "ms"),
+    "case_worklist_ms": ("<=", 300, "ms"),
+    "case_open_ms": ("<=", 1000, "ms"),
+    "case_scroll_fps": (">=", 20, "fps"),
 }
+IMAGE_FIGURES = ("first_image_ms", "key_to_next_ms_p50", "key_to_next_ms_p95", "window_drag_fps",
+                 "slice_scroll_fps", "review_page_ms")  # fmt: skip
+CASE_FIGURES = ("case_worklist_ms", "case_open_ms", "case_scroll_fps")
+CASE_READER_PASSWORD = "bench-reader-password"  # bench/case_worklist.py's reader
+# Rows of the MR case list clicked for case_open_ms (1-based): never the one after the study on
+# screen, which the viewer holds already (it opens at once after a class key).
+CASE_OPEN_ROWS = (3, 5, 7, 9)
 
 # In every page, before its scripts: the viewer's marks as they are made, kept in window.__marks
 # (the viewer clears its own from the browser's buffer; an observer sees each one, cleared or not).
@@ -479,6 +512,140 @@ def title_is(text: str) -> str:
     return f"[...document.querySelectorAll('h1')].some((title) => title.textContent.trim() === {json.dumps(text)})"
 
 
+# In the page: whether every viewport of the case viewer shows its slice painted (not Loading…).
+CASE_PAINTED_JS = """() => {
+    const stages = [...document.querySelectorAll(".mrv-case .mrv-stage")];
+    return stages.length > 0
+        && stages.every((stage) => stage.dataset.imageId && stage.dataset.painted === stage.dataset.imageId);
+}"""
+# In the page: count the animation frames at which all viewports show a new slice painted, until
+# STOP_COUNTING_CASE_FRAMES_JS.
+COUNT_CASE_FRAMES_JS = """() => {
+    const root = document.querySelector(".mrv-case");
+    const counter = { frames: 0, loadingFrames: 0, start: performance.now(), end: null, last: null };
+    window.__caseFrames = counter;
+    const tick = () => {
+        const stages = [...root.querySelectorAll(".mrv-stage")];
+        const shown = stages.map(
+            (stage) => stage.dataset.painted === stage.dataset.imageId ? stage.dataset.imageId : null);
+        const all = shown.every((imageId) => imageId !== null && imageId !== undefined);
+        const key = shown.join(",");
+        if (all && key !== counter.last) { counter.frames += 1; counter.last = key; }
+        if (!all) counter.loadingFrames += 1;
+        if (counter.end === null) requestAnimationFrame(tick);
+    };
+    requestAnimationFrame(tick);
+}"""
+STOP_COUNTING_CASE_FRAMES_JS = """() => new Promise((resolve) => requestAnimationFrame(
+    () => requestAnimationFrame(() => {
+    const counter = window.__caseFrames;
+    counter.end = performance.now();
+    const slices = [...document.querySelectorAll(".mrv-case .mrv-stage")].map((stage) => Number(stage.dataset.slice));
+    const seconds = (counter.end - counter.start) / 1000;
+    resolve({ frames: counter.frames, loadingFrames: counter.loadingFrames, seconds, slices });
+})))"""
+
+
+def case_on_screen(page) -> str | None:  # type: ignore[no-untyped-def]
+    return page.evaluate("() => document.querySelector('.mrv-case')?.dataset.caseId ?? null")
+
+
+def open_mr_cases(page, mr_studies: list[int]) -> None:  # type: ignore[no-untyped-def]
+    """On Label (case mode), the Modality filter on MR: the list holds the MR studies only, and the
+    first of them is open with its four viewports painted."""
+    page.get_by_role("link", name="Label").click()
+    page.locator(".mrv-case").wait_for()
+    wait_until_idle(page)
+    page.get_by_label("Modality").click()
+    page.get_by_role("option", name="MR", exact=True).click()
+    wanted = [f"study:{study_id}" for study_id in mr_studies]
+    page.wait_for_function(
+        "wanted => wanted.includes(document.querySelector('.mrv-case')?.dataset.caseId)", arg=wanted, timeout=60_000
+    )
+    page.wait_for_function(CASE_PAINTED_JS, timeout=60_000)
+    wait_until_idle(page)
+
+
+def measure_case_open(page, rows: int) -> list[float]:  # type: ignore[no-untyped-def]
+    """A click on each of CASE_OPEN_ROWS of the case list -> all four viewports painted (ms)."""
+    table = page.locator("[data-testid=stDataFrame]").first
+    times = []
+    for row in CASE_OPEN_ROWS:
+        if row > rows:
+            break
+        table.locator(f'table[aria-rowcount="{rows + 1}"]').wait_for(state="attached")
+        page.locator('[data-testid="stApp"][data-test-script-state="notRunning"]').wait_for()
+        time.sleep(0.5)  # the table drawn after the run
+        before = case_on_screen(page)
+        grid = table.bounding_box()
+        start = page.evaluate("() => performance.now()")
+        # Rows are 35 px under a 35 px header; the row marker sits 14 px from the left edge.
+        page.mouse.click(grid["x"] + 14, grid["y"] + 35 + 35 * (row - 1) + 17)
+        handle = page.wait_for_function(
+            "before => { const root = document.querySelector('.mrv-case');"
+            " if (!root || root.dataset.caseId === before) return false;"
+            f" return ({CASE_PAINTED_JS})() ? performance.now() : false; }}",
+            arg=before,
+            polling="raf",
+            timeout=30_000,
+        )
+        times.append(float(handle.json_value()) - float(start))
+        print(f"  row {row}: {before} -> {case_on_screen(page)} in {times[-1]:.0f} ms", flush=True)
+    return times
+
+
+def measure_case_scroll(page) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    """ArrowDown SCROLL_PRESSES times at SCROLL_KEYS_PER_SECOND in the first viewport, linked."""
+    page.locator(".mrv-case .mrv-stage").first.click()
+    if page.evaluate("() => document.querySelector('.mrv-case').dataset.linkScroll") != "true":
+        raise RuntimeError("the case viewer's scroll link is off")
+    time.sleep(PREFETCH_SECONDS)
+    page.evaluate(COUNT_CASE_FRAMES_JS)
+    paced(SCROLL_PRESSES, SCROLL_KEYS_PER_SECOND, lambda _index: page.keyboard.press("ArrowDown"))
+    counts = page.evaluate(STOP_COUNTING_CASE_FRAMES_JS)
+    counts["fps"] = counts["frames"] / counts["seconds"]
+    return counts
+
+
+def run_cases(url: str, mr_studies: list[int], screenshot_path: Path) -> dict[str, float]:
+    """case_open_ms and case_scroll_fps in Chromium (see the module docstring)."""
+    from playwright.sync_api import sync_playwright
+
+    figures: dict[str, float] = {}
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"],
+        )
+        page = None
+        try:
+            page = new_page(browser)
+            sign_in(page, url, CASE_READER.username, CASE_READER_PASSWORD)
+            open_mr_cases(page, mr_studies)
+            open_times = measure_case_open(page, len(mr_studies))
+            figures["case_open_ms"] = statistics.median(open_times)
+            print("case open (click -> four viewports painted): " + " ".join(f"{v:.0f}" for v in open_times) + " ms")
+            scroll = measure_case_scroll(page)
+            figures["case_scroll_fps"] = scroll["fps"]
+            print(
+                f"linked scroll of four viewports: {scroll['frames']} frames with all four on a new slice in "
+                f"{scroll['seconds']:.2f} s ({scroll['fps']:.1f}/s); frames with a viewport still loading: "
+                f"{scroll['loadingFrames']}; slices after {SCROLL_PRESSES} presses: {scroll['slices']}",
+                flush=True,
+            )
+            page.screenshot(path=str(screenshot_path.with_name("bench-case.png")))
+            page.context.close()
+        except Exception:
+            if page is not None:
+                page.screenshot(path=str(screenshot_path), full_page=True)
+                print(f"the page at the failure: {screenshot_path}", file=sys.stderr)
+            raise
+        finally:
+            browser.close()
+    return figures
+
+
 def percentile(values: list[float], share: float) -> float:
     """Nearest-rank percentile (share in 0..1)."""
     ordered = sorted(values)
@@ -581,7 +748,7 @@ def run(url: str, built: dict[str, Any], screenshot_path: Path) -> dict[str, flo
             raise
         finally:
             browser.close()
-    return {name: round(figures[name], 1) for name in TARGETS}
+    return {name: round(figures[name], 1) for name in IMAGE_FIGURES}
 
 
 def main() -> None:
@@ -591,23 +758,50 @@ def main() -> None:
     parser.add_argument("--json", metavar="PATH", help="write the figures as one JSON object ('-': stdout)")
     parser.add_argument("--port", type=int, default=0, help="the server's port (default: a free one)")
     parser.add_argument("--data-dir", type=Path, help="the store (default data/bench/reading-<images>)")
+    parser.add_argument("--cases", action="store_true", help="the case figures too (issue 17)")
+    parser.add_argument("--cases-only", action="store_true", help="with --cases: the case figures only")
+    parser.add_argument("--case-data-dir", type=Path, help="the case store (default data/bench/cases-2000)")
+    parser.add_argument("--case-studies", type=int, default=2000, help="CT studies of the case store")
+    parser.add_argument("--viewport-studies", type=int, default=10, help="MR studies of four 512x512 series")
+    parser.add_argument("--viewport-slices", type=int, default=100, help="slices of each MR series")
     arguments = parser.parse_args()
+    if arguments.cases_only and not arguments.cases:
+        parser.error("--cases-only goes with --cases")
+    if arguments.cases and arguments.viewport_studies < max(CASE_OPEN_ROWS):
+        parser.error(f"--viewport-studies must be at least {max(CASE_OPEN_ROWS)}: the bench clicks those rows")
     if arguments.images <= KEY_PRESSES:
         parser.error(f"--images must be above {KEY_PRESSES}: the bench labels {KEY_PRESSES} of them")
     if arguments.ct_slices < 2:
         parser.error("--ct-slices must be at least 2: the bench scrolls through the series")
     if not Path(CHROMIUM).exists():
         raise SystemExit(f"{CHROMIUM} is missing (apt-get install chromium)")
-    data_dir = arguments.data_dir or ROOT / "data" / "bench" / f"reading-{arguments.images}"
-    started = time.perf_counter()
-    built = build_reading_store(data_dir, images=arguments.images, ct_slices=arguments.ct_slices)
-    print(
-        f"store ready in {time.perf_counter() - started:.0f} s: {built['image_count']} images in {data_dir}", flush=True
-    )
-    port = arguments.port or free_port()
-    data_dir = Path(built["data_dir"])
-    with running_server(data_dir, port, data_dir / "bench-server.log") as url:
-        figures = run(url, built, data_dir / "bench-failure.png")
+    figures: dict[str, float] = {}
+    if not arguments.cases_only:
+        data_dir = arguments.data_dir or ROOT / "data" / "bench" / f"reading-{arguments.images}"
+        started = time.perf_counter()
+        built = build_reading_store(data_dir, images=arguments.images, ct_slices=arguments.ct_slices)
+        print(
+            f"store ready in {time.perf_counter() - started:.0f} s: {built['image_count']} images in {data_dir}",
+            flush=True,
+        )
+        port = arguments.port or free_port()
+        data_dir = Path(built["data_dir"])
+        with running_server(data_dir, port, data_dir / "bench-server.log") as url:
+            figures.update(run(url, built, data_dir / "bench-failure.png"))
+    if arguments.cases:
+        case_dir = arguments.case_data_dir or ROOT / "data" / "bench" / f"cases-{arguments.case_studies}"
+        started = time.perf_counter()
+        store = build_case_store(case_dir, arguments.case_studies, 100)
+        try:
+            mr_studies = add_viewport_studies(store, case_dir, arguments.viewport_studies, arguments.viewport_slices)
+            print(f"case store ready in {time.perf_counter() - started:.0f} s in {case_dir}", flush=True)
+            case_figures = {"case_worklist_ms": time_case_worklist(store, runs=5)["case_worklist_ms"]}
+        finally:
+            store.close()
+        port = arguments.port or free_port()
+        with running_server(case_dir, port, case_dir / "bench-server.log") as url:
+            case_figures.update(run_cases(url, mr_studies, case_dir / "bench-failure.png"))
+        figures.update({name: round(case_figures[name], 1) for name in CASE_FIGURES})
     print()
     print(report_table(figures))
     if arguments.json == "-":
