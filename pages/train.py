@@ -3,7 +3,7 @@ import streamlit as st
 
 from medreview.errors import TrainingError
 from medreview.jobs import cancel_job, job_numbers, list_jobs, worker_alive
-from medreview.ml.configs import CONFIGS, DEFAULT_ARCHITECTURE
+from medreview.ml.configs import CONFIGS, DEFAULT_ARCHITECTURE, AttentionMILConfig
 from medreview.ml.domain import domain_summary
 from medreview.ml.evaluation import (
     EVALUATION_JOB,
@@ -15,7 +15,7 @@ from medreview.ml.evaluation import (
 )
 from medreview.ml.prediction import case_scope
 from medreview.ml.registry import activate_model, list_models
-from medreview.ml.training.case_table import CASE_SCOPES, case_training_table, training_scope
+from medreview.ml.training.case_table import CASE_SCOPES, DEFAULT_ENCODER, case_training_table, training_scope
 from medreview.ml.training.dataset import training_label_counts
 from medreview.ml.training.metrics import reliability_diagram_png, roc_curve_png, roc_curves_png
 from medreview.ml.training.service import TRAINING_JOB, submit_training
@@ -62,6 +62,7 @@ elif not case_ready:
 for note in case_notes:
     st.markdown(note)
 level_choice = None
+trains = "image"
 if case_levels:
     levels = ["automatic", *case_levels, "image"]
     level_choice = st.radio(
@@ -97,14 +98,26 @@ if not worker_alive(store):
 
 with st.form("train_form"):
     architecture_column, epochs_column, size_column, seed_column, sensitivity_column = st.columns(5)
-    architecture = architecture_column.selectbox(
-        "Architecture",
-        list(CONFIGS),
-        index=list(CONFIGS).index(DEFAULT_ARCHITECTURE),
-        format_func=lambda name: name.replace("_", " "),
-        help="\n\n".join(f"**{name}**: {config.description}" for name, config in CONFIGS.items()),
-        key="train_architecture",
-    )
+    if trains == "image":
+        architecture = architecture_column.selectbox(
+            "Architecture",
+            list(CONFIGS),
+            index=list(CONFIGS).index(DEFAULT_ARCHITECTURE),
+            format_func=lambda name: name.replace("_", " "),
+            help="\n\n".join(f"**{name}**: {config.description}" for name, config in CONFIGS.items()),
+            key="train_architecture",
+        )
+    else:
+        # A case model: attention over the slices, each slice encoded by one of these CNNs.
+        encoders = list(AttentionMILConfig.encoders)
+        architecture = architecture_column.selectbox(
+            "Slice encoder",
+            encoders,
+            index=encoders.index(DEFAULT_ENCODER),
+            format_func=lambda name: name.replace("_", " "),
+            help=f"{AttentionMILConfig.description} Each slice is encoded by this CNN.",
+            key="train_encoder",
+        )
     epochs = epochs_column.number_input("Epochs", 1, 500, 10, key="train_epochs")
     size = size_column.number_input(
         "Resolution (px, 0 = automatic)",

@@ -213,7 +213,9 @@ def test_a_study_scoped_project_is_told_a_run_trains_a_study_level_case_model(pa
     app.get("form_submit_button")[0].click().run()
     assert not app.exception, app.exception
     [job] = list_jobs(page_store, kind=TRAINING_JOB)
-    assert job.params["scope"] == "study"
+    # The form offers the case model's slice encoders, the measured one first, not the image architectures.
+    assert job.params["scope"] == "study" and job.params["architecture"] == "small_cnn"
+    assert app.selectbox(key="train_encoder").options == ["small cnn", "bn cnn"]
     # Image level, which this project has no labels for, says so instead of queueing a run.
     app.radio(key="train_level").set_value("image").run()
     text = " ".join(shown(c) for c in app.caption)

@@ -35,7 +35,7 @@ from medreview.ml.domain import domain_facts
 from medreview.ml.evaluation import WAITING_FOR_EVALUATION, save_evaluation, score_on_set, settle_activation
 from medreview.ml.prediction import case_scope
 from medreview.ml.registry import KEPT_INACTIVE
-from medreview.ml.training.case_table import case_training_table
+from medreview.ml.training.case_table import DEFAULT_ENCODER, case_training_table
 from medreview.ml.training.cases import CaseFitConfig, train_case_model
 from medreview.ml.training.dataset import prepared_array
 from medreview.ml.training.fit import EpochLog, save_model_atomic
@@ -103,10 +103,14 @@ def run_case_training(context: JobContext, params: dict[str, Any], scope: str) -
     context.report(stage=f"loading {scope} cases")
     table, class_names = case_training_table(store, scope, params["label_source"])
     case_ids = [int(case_id) for case_id in table["case_id"]]
-    architecture = params.get("architecture") or "attention_mil"
-    encoder = "small_cnn"
-    if architecture not in ("attention_mil", "attention_mil_25d") and architecture in AttentionMILConfig.encoders:
-        architecture, encoder = "attention_mil", architecture  # an image CNN's name: the slice encoder
+    # The run's architecture: a case model's name ("attention_mil", "attention_mil_25d"), or a slice
+    # encoder's ("small_cnn", "bn_cnn": attention_mil over it). Not given: the case default
+    # (CaseFitConfig: small_cnn, the encoder the functional test and bench/case_model.py measure),
+    # not the image default.
+    architecture = context.params().get("architecture") or CaseFitConfig.architecture
+    encoder = DEFAULT_ENCODER
+    if architecture in AttentionMILConfig.encoders:
+        architecture, encoder = CaseFitConfig.architecture, architecture
     size = int(
         params["input_size"]
         or min(CASE_INPUT_CAP, default_resolution(list(zip(table["rows"], table["columns"], strict=True))))

@@ -19,9 +19,12 @@ from medreview.reading.schema import label_class_scopes
 from medreview.store import Store
 from medreview.team.settings import get_setting
 
-__all__ = ["CASE_SCOPES", "case_training_table", "training_scope"]
+__all__ = ["CASE_SCOPES", "DEFAULT_ENCODER", "case_training_table", "training_scope"]
 
 CASE_SCOPES = ("study", "series")
+# The slice encoder a case model trains with unless the run names one: the one its functional test
+# and bench/case_model.py measure (medreview.ml.training.cases.CaseFitConfig.encoder).
+DEFAULT_ENCODER = "small_cnn"
 
 
 def case_training_table(store: Store, scope: str, label_source: str | None = None) -> tuple[pd.DataFrame, list[str]]:

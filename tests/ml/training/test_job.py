@@ -119,6 +119,7 @@ def test_a_study_scoped_project_trains_a_case_model_split_by_patient(store):
     result = job.result
     # The run says which model it trained: a study-level case model, not the image model.
     assert result["scope"] == "study" and result["trained"].startswith("a study-level case model")
+    assert result["config"]["encoder"] == "small_cnn"  # the case default, not the image default (bn_cnn)
     metrics = result["metrics"]
     assert metrics["scope"] == "study" and metrics["case_model"]["architecture"] == "attention_mil"
     # 12 patients per class: a held-out test part of cases, by patient (one study each here).
