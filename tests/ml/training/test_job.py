@@ -112,9 +112,18 @@ def test_a_run_never_trains_on_the_evaluation_set_and_is_activated_only_if_not_w
 @pytest.mark.slow
 def test_a_study_scoped_project_trains_a_case_model_split_by_patient(store):
     from medreview.ml.training.case_job import case_scope
+    from medreview.reading.cases import case_images
+    from medreview.reading.evaluation_sets import create_evaluation_set
+    from tests.ml.case_store import CLASSES as CASES
     from tests.ml.case_store import case_store
 
-    cases = case_store(store, studies=24, slices=8)
+    cases = case_store(store, studies=28, slices=8)
+    # An evaluation set of four studies (two per class): training never sees them, the version is scored on them.
+    held = [next(i for i, label in enumerate(cases.labels) if label == name) for name in ("clear", "lesion")]
+    held += [next(i for i, label in enumerate(cases.labels) if label == name and i not in held) for name in CASES]
+    held_studies = {cases.study_ids[i] for i in held}
+    key_images = [case_images(store, "study", study_id)[3] for study_id in held_studies]  # any slice names its study
+    create_evaluation_set(store, LOCAL_ACTOR, "held-out studies", key_images, scope="study")
     job = _train(store, epochs=2, input_size=32, batch_size=4)
     result = job.result
     # The run says which model it trained: a study-level case model, not the image model.
@@ -127,7 +136,9 @@ def test_a_study_scoped_project_trains_a_case_model_split_by_patient(store):
     assert test is not None and test["cases"] == test["patients"] > 0
     assert sum(test["cases_per_class"].values()) == test["cases"]
     parts = [set(result["dataset"][key]) for key in ("train_case_ids", "validation_case_ids", "test_case_ids")]
-    assert set().union(*parts) == set(cases.study_ids) and sum(map(len, parts)) == len(cases.study_ids)
+    assert set().union(*parts) == set(cases.study_ids) - held_studies and sum(map(len, parts)) == 24
+    # Scored on the set's four studies, one item each.
+    assert result["evaluations"]["held-out studies"]["n"] == 4
     assert metrics["test"]["n"] == len(parts[2]) and 0 < metrics["threshold"] < 1 and metrics["temperature"] > 0
     version = active_model(store)  # the store's first model
     assert version.id == result["model_version_id"] and case_scope(version) == "study"
