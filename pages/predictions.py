@@ -99,13 +99,26 @@ def case_view(table) -> None:  # type: ignore[no-untyped-def]
             )
         st.markdown(verdict)
         class_names = slices["class_names"]
-        cam_class = st.selectbox(
+        class_column, method_column = st.columns(2)
+        cam_class = class_column.selectbox(
             "Map for class",
             class_names,
             index=class_names.index(row["predicted_class"]) if row["predicted_class"] in class_names else 0,
             key=f"predict_case_class_{prediction_id}",
         )
-        st.markdown("**Top slices by attention** (a click opens the slice with its Grad-CAM map)")
+        # HiResCAM first: Grad-CAM's maps of a case model's top slices can come out empty (on the
+        # generated volumes they did for every positive study), HiResCAM's show what the score used.
+        method = method_column.radio(
+            "Map",
+            ["hirescam", "gradcam"],
+            format_func=METHOD_TITLES.get,
+            horizontal=True,
+            key="predict_case_method",
+            help="Both explain the case model's head on the slice alone. Grad-CAM weights each feature channel "
+            "by its gradient averaged over the slice; HiResCAM multiplies gradient and feature at each position, "
+            "so it shows only what the score was computed from (Draelos & Carin, 2020).",
+        )
+        st.markdown("**Top slices by attention** (a click opens the slice with its map)")
         top = slices["top"]
         picked_key = f"predict_case_slice_{prediction_id}"
         for index, entry in enumerate(top):
@@ -114,9 +127,10 @@ def case_view(table) -> None:  # type: ignore[no-untyped-def]
                 st.session_state[picked_key] = index
                 st.session_state["predict_case_jump"] = st.session_state.get("predict_case_jump", 0) + 1
         chosen = top[st.session_state.get(picked_key, 0)]
-        maps = slices["maps"][class_names.index(cam_class)]  # (k, h, w)
+        maps = slices["maps"][method][class_names.index(cam_class)]  # (k, h, w)
+        title = METHOD_TITLES[method]
         overlays = [
-            overlay_row(entry["image_id"], 0, maps[index], f"Grad-CAM: {cam_class} (slice {entry['slice']})")
+            overlay_row(entry["image_id"], 0, maps[index], f"{title}: {cam_class} (slice {entry['slice']})")
             for index, entry in enumerate(top)
         ]
         image_viewer(
@@ -129,10 +143,12 @@ def case_view(table) -> None:  # type: ignore[no-untyped-def]
             split=True,
         )
         st.caption(
-            f"Slice {chosen['slice']} of {int(row['slices'])}: the Grad-CAM map for **{plain(cam_class)}** beside "
+            f"Slice {chosen['slice']} of {int(row['slices'])}: the {title} map for **{plain(cam_class)}** beside "
             "it (the case model's head on this slice alone). O shows or hides it, [ and ] change its opacity."
         )
         st.image(colour_bar(12, 256), width="stretch")
+        if maps[top.index(chosen)].max() == 0:
+            st.caption(f"No positive evidence for **{plain(cam_class)}** on this slice: the {title} map is empty.")
 
 
 model = active_model(store)

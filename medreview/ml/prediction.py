@@ -191,13 +191,15 @@ def _target_cases(store: Store, case_level: str, scope: str, image_ids: list[int
 CASE_BATCH = 8
 # Top slices named (and mapped) per case.
 TOP_SLICES = 3
+# The maps stored for each top slice (medreview.ml.explanations.METHOD_TITLES names them).
+CASE_MAP_METHODS = ("gradcam", "hirescam")
 
 
 def _run_case_prediction(context: JobContext, version: ModelVersion, model: keras.Model) -> dict[str, Any]:
     """A case model's run: per case, the calibrated call at its key image, each slice's attention,
     the top slices and their Grad-CAM maps (one per class), stored as
     ``cache/cases/<version>-<scope>-<case>.npz`` (``image_ids`` (K,), ``attention`` (K,), ``top``
-    (k,) slice indices, ``maps`` (C, k, h, w) float16)."""
+    (k,) slice indices, ``maps_gradcam`` and ``maps_hirescam`` (C, k, h, w) float16)."""
     from medreview.ml.cases import predict_cases, top_slice_maps
     from medreview.ml.training.case_job import case_volumes, version_case_config
 
@@ -239,12 +241,18 @@ def _run_case_prediction(context: JobContext, version: ModelVersion, model: kera
             )
             with store.db.write() as session:
                 for case_id, volume, image_ids, call in zip(kept, volumes, members, calls, strict=True):
-                    maps = np.stack(
-                        [
-                            top_slice_maps(model, config, volume, call.top_slices, class_index=c)
-                            for c in range(len(version.class_names))
-                        ]
-                    )  # (C, k, h, w)
+                    # (C, k, h, w) per method: Grad-CAM, and HiResCAM beside it (on the generated
+                    # volumes the Grad-CAM maps of the top slices of positive studies came out empty
+                    # for the positive class, 10 of 10, while HiResCAM's peaked).
+                    maps = {
+                        method: np.stack(
+                            [
+                                top_slice_maps(model, config, volume, call.top_slices, class_index=c, method=method)
+                                for c in range(len(version.class_names))
+                            ]
+                        )
+                        for method in CASE_MAP_METHODS
+                    }
                     relative = f"cache/cases/{version.id}-{level}-{case_id}.npz"
                     buffer = io.BytesIO()
                     np.savez(
@@ -252,7 +260,7 @@ def _run_case_prediction(context: JobContext, version: ModelVersion, model: kera
                         image_ids=np.asarray(image_ids, dtype=np.int64),
                         attention=call.attention.astype(np.float32),
                         top=np.asarray(call.top_slices, dtype=np.int64),
-                        maps=maps.astype(np.float16),
+                        **{f"maps_{method}": maps[method].astype(np.float16) for method in CASE_MAP_METHODS},
                     )
                     atomic_write(store.data_path(relative), buffer.getvalue())
                     best = call.called
@@ -498,8 +506,9 @@ def case_predictions_table(store: Store, actor: Actor, model_version_id: int) ->
 def case_slices(store: Store, actor: Actor, prediction_id: int) -> dict[str, Any]:
     """What a case prediction says about the case's slices: ``image_ids`` (K,) in reading order,
     ``attention`` (K,) float32 summing to 1, ``top``: the top slices by attention, highest first, each
-    {"slice": 1-based number in reading order, "image_id", "attention"}, ``maps`` (C, k, h, w) float32
-    in [0, 1]: the Grad-CAM map of each top slice per class, and ``class_names``. Refused in blinded
+    {"slice": 1-based number in reading order, "image_id", "attention"}, ``maps``: per method
+    ("gradcam", "hirescam") (C, k, h, w) float32 in [0, 1], the map of each top slice per class, and
+    ``class_names``. Refused in blinded
     reading for a case the annotator has not read."""
     require(actor, "annotator", "see the model's maps")
     with store.db.read() as session:
@@ -513,10 +522,12 @@ def case_slices(store: Store, actor: Actor, prediction_id: int) -> dict[str, Any
     if not path or not path.endswith(".npz") or not store.data_path(path).exists():
         raise NotFoundError("the slices of this case prediction are missing; run the prediction again")
     with np.load(store.data_path(path)) as stored:
+        if not all(f"maps_{method}" in stored.files for method in CASE_MAP_METHODS):
+            raise NotFoundError("the maps of this case prediction are missing; run the prediction again")
         image_ids = [int(i) for i in stored["image_ids"]]
         attention = stored["attention"].astype(np.float32)
         top = [int(i) for i in stored["top"]]
-        maps = stored["maps"].astype(np.float32)
+        maps = {method: stored[f"maps_{method}"].astype(np.float32) for method in CASE_MAP_METHODS}
     return {
         "image_ids": image_ids,
         "attention": attention,

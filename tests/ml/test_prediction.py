@@ -327,4 +327,5 @@ def test_a_case_model_predicts_once_per_study_with_its_top_slices(store, fast_ha
     top = slices["top"]
     assert len(top) == 3 and [entry["attention"] for entry in top] == sorted(slices["attention"], reverse=True)[:3]
     assert all(slices["image_ids"][entry["slice"] - 1] == entry["image_id"] for entry in top)
-    assert slices["maps"].shape[:2] == (2, 3) and slices["maps"].min() >= 0.0 and slices["maps"].max() <= 1.0
+    for maps in (slices["maps"]["gradcam"], slices["maps"]["hirescam"]):  # (C, k, h, w): per class, per top slice
+        assert maps.shape[:2] == (2, 3) and maps.min() >= 0.0 and maps.max() <= 1.0

@@ -213,7 +213,8 @@ def predicted_studies(store) -> tuple[CaseStore, list[list[int]], int]:  # type:
                 image_ids=np.array(images),
                 attention=attention,
                 top=np.array([4, 1, 2]),
-                maps=np.random.default_rng(0).random((2, 3, 8, 8)).astype(np.float16),
+                maps_gradcam=np.zeros((2, 3, 8, 8), dtype=np.float16),  # empty, as it can come out
+                maps_hirescam=np.random.default_rng(0).random((2, 3, 8, 8)).astype(np.float16),
             )
             atomic_write(store.data_path(relative), buffer.getvalue())
             session.add(
@@ -249,6 +250,10 @@ def test_a_case_model_lists_studies_and_their_top_slices_and_a_click_opens_one(p
     data = viewer_data(app, "predict_viewer")
     assert data["position"] == members[0][4] and data["split"] is True
     assert {overlay["key"] for overlay in data["overlays"]} == {f"{members[0][i]}:0" for i in (4, 1, 2)}
+    # The maps shown are HiResCAM's; Grad-CAM's, empty here, say so.
+    assert all(overlay["label"].startswith("HiResCAM: lesion") for overlay in data["overlays"])
+    app.radio(key="predict_case_method").set_value("gradcam").run()
+    assert any("the Grad-CAM map is empty" in caption.value for caption in app.caption)
     # A click on "Slice 2" moves the viewer there.
     [second] = [button for button in app.button if button.label.startswith("Slice 2 ")]
     second.click().run()
