@@ -106,11 +106,11 @@ def case_view(table) -> None:  # type: ignore[no-untyped-def]
             index=class_names.index(row["predicted_class"]) if row["predicted_class"] in class_names else 0,
             key=f"predict_case_class_{prediction_id}",
         )
-        # HiResCAM first: Grad-CAM's maps of a case model's top slices can come out empty (on the
-        # generated volumes they did for every positive study), HiResCAM's show what the score used.
+        # Grad-CAM first, as for images (its maps of a case model's top slices can come out empty:
+        # the page says so, and HiResCAM is the other view).
         method = method_column.radio(
             "Map",
-            ["hirescam", "gradcam"],
+            ["gradcam", "hirescam"],
             format_func=METHOD_TITLES.get,
             horizontal=True,
             key="predict_case_method",

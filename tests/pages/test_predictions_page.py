@@ -250,10 +250,13 @@ def test_a_case_model_lists_studies_and_their_top_slices_and_a_click_opens_one(p
     data = viewer_data(app, "predict_viewer")
     assert data["position"] == members[0][4] and data["split"] is True
     assert {overlay["key"] for overlay in data["overlays"]} == {f"{members[0][i]}:0" for i in (4, 1, 2)}
-    # The maps shown are HiResCAM's; Grad-CAM's, empty here, say so.
-    assert all(overlay["label"].startswith("HiResCAM: lesion") for overlay in data["overlays"])
-    app.radio(key="predict_case_method").set_value("gradcam").run()
+    # Grad-CAM's maps, empty here, say so; HiResCAM's are the other choice.
+    assert all(overlay["label"].startswith("Grad-CAM: lesion") for overlay in data["overlays"])
     assert any("the Grad-CAM map is empty" in caption.value for caption in app.caption)
+    app.radio(key="predict_case_method").set_value("hirescam").run()
+    data = viewer_data(app, "predict_viewer")
+    assert all(overlay["label"].startswith("HiResCAM: lesion") for overlay in data["overlays"])
+    assert not any("map is empty" in caption.value for caption in app.caption)
     # A click on "Slice 2" moves the viewer there.
     [second] = [button for button in app.button if button.label.startswith("Slice 2 ")]
     second.click().run()
