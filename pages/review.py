@@ -1,6 +1,12 @@
 """Review: the reviewer queue, the disagreements to adjudicate, the agreement figures and the label
 exports, one section at a time, each list a page at a time (a large project has tens of thousands of
-reads waiting)."""
+reads waiting).
+
+Reads of a study- or series-scoped class are reads of a case (medreview.reading.cases): their rows
+name the case (the study's pseudonymous patient, stored date and modality; a series' description),
+the case opens whole in the case viewer, hung by the project's hanging protocols as on Label, and
+the decision or the adjudication is the case's. Reads of image classes are shown as they always
+were: the image in the viewer, with the active model's map beside it."""
 
 import math
 
@@ -12,10 +18,13 @@ from medreview.ml.domain import OUTSIDE_TRAINING_DATA
 from medreview.ml.explanations import METHOD_TITLES, request_view_maps
 from medreview.ml.prediction import image_call
 from medreview.ml.registry import active_model
+from medreview.reading.catalog import get_image
+from medreview.reading.protocols import hanging_for_study, study_facts
 from medreview.reading.review import (
     adjudicate,
     agreement,
     approval_settles_disagreement,
+    case_reads,
     class_tally,
     decide,
     disagreements_page,
@@ -23,15 +32,19 @@ from medreview.reading.review import (
     review_counts,
     review_queue_page,
 )
-from medreview.reading.schema import label_classes
+from medreview.reading.schema import label_class_scopes
+from medreview.team.settings import get_setting
 from ui.exports import export_ui
 from ui.session import attempt, get_store, session_actor
 from ui.text import plain, spreadsheet_safe
-from ui.viewer import image_viewer, overlay_row
+from ui.viewer import ViewportSeries, case_viewer, hung_viewports, image_viewer, overlay_row, series_viewport
 
 # Rows of a list page: the reviewer queue of a large project holds tens of thousands of reads,
 # and only one page is fetched, sent and drawn.
 PAGE_SIZE = 50
+CASE_VIEWER_KEY = "review_case_viewer"
+# What a scope's items are called where agreement counts them.
+PLURALS = {"study": "studies", "series": "series", "image": "images"}
 
 store = get_store()
 actor = session_actor("reviewer")
@@ -68,6 +81,94 @@ def show_image(image_id: int) -> None:
         )
     if maps is not None and not maps.ready and call is not None:
         map_wait_ui(model.id, image_id)
+
+
+def stored_date(study_date: str | None) -> str:
+    """A stored "YYYYMMDD" as "2024-03-01" (shifted per patient when the project shifts dates);
+    "no date" when de-identification removed it."""
+    if not study_date:
+        return "no date"
+    return f"{study_date[:4]}-{study_date[4:6]}-{study_date[6:8]}" if len(study_date) == 8 else study_date
+
+
+def case_name(scope: str, case_id: int, key_image_id: int) -> str:
+    """What a row of a study or series read names: "Study · P1 · 2024-03-01 · CT" (the pseudonymous
+    patient, the stored date, the study's modalities), "Series · P1 · CT · T1 axial"; never an
+    identifier. Kept for the session: naming a study reads its series' facts."""
+    if scope == "image":
+        return f"Image {key_image_id}"
+    names: dict[str, str] = st.session_state.setdefault("review_case_names", {})
+    key = f"{scope}:{case_id}"
+    if key not in names:
+        if len(names) > 512:
+            names.clear()
+        record = get_image(store, actor, key_image_id)
+        if scope == "study":
+            facts = study_facts(store, case_id)
+            modalities = "/".join(sorted(facts.modalities)) or record.modality
+            names[key] = f"Study · {record.patient_key} · {stored_date(facts.study_date)} · {modalities}"
+        else:
+            described = f" · {record.series_description}" if record.series_description else ""
+            names[key] = f"Series · {record.patient_key} · {record.modality}{described}"
+    return names[key]
+
+
+def with_case_names(rows: pd.DataFrame) -> pd.DataFrame:
+    """``rows`` with a first column "case" naming each row's case, when the page holds a study or
+    series read; a page of image reads only is shown as it always was."""
+    if rows.empty or (rows["scope"] == "image").all():
+        return rows
+    names = [
+        case_name(scope, int(case_id), int(image_id))
+        for scope, case_id, image_id in zip(rows["scope"], rows["case_id"], rows["image_id"], strict=True)
+    ]
+    return rows.assign(case=names)[["case", *rows.columns]]
+
+
+def hung_case(scope: str, case_id: int) -> tuple[list[ViewportSeries], str, str]:
+    """(viewports, layout, what hung it) of a study by the project's hanging protocols, or a series
+    alone, as the Label page hangs them. Kept for the session by case and rules: the viewer's every
+    request for frames reruns the page."""
+    protocols = get_setting(store, "hanging_protocols") if scope == "study" else None
+    memo: dict[str, tuple[list[ViewportSeries], str, str]] = st.session_state.setdefault("review_hung_cases", {})
+    memo_key = f"{scope}:{case_id}:{protocols!r}"
+    if memo_key not in memo:
+        if len(memo) > 32:
+            memo.clear()
+        if scope == "study":
+            hanging = hanging_for_study(store, case_id, protocols)
+            memo[memo_key] = (hung_viewports(hanging), hanging.layout, hanging.reason)
+        else:
+            memo[memo_key] = ([series_viewport(case_id)], "1x1", "one series")
+    return memo[memo_key]
+
+
+def show_case(scope: str, case_id: int) -> None:
+    """The whole study or series in the case viewer's grid, hung as on Label (a viewer only: the
+    reviewer's decision is made with the buttons beside it)."""
+    try:
+        viewports, layout, hung_by = hung_case(scope, case_id)
+        case_viewer(CASE_VIEWER_KEY, actor, f"{scope}:{case_id}", viewports, layout=layout, max_height=640)
+    except (MedreviewError, ValueError) as error:
+        st.error(plain(error))
+        return
+    priors = [viewport.prior for viewport in viewports if viewport.prior]
+    st.caption(f"Hung by {plain(hung_by)}." + (f" {plain(priors[0])} beside the current study." if priors else ""))
+
+
+def show_read_case(row: pd.Series) -> None:
+    """The case a queue or disagreement row is about: the image, or the whole study or series."""
+    if row["scope"] == "image":
+        show_image(int(row["image_id"]))
+    else:
+        show_case(str(row["scope"]), int(row["case_id"]))
+
+
+def reads_of_case(row: pd.Series) -> pd.DataFrame:
+    """Every reader's reads of the row's case: the image's, or the study's or series' reads."""
+    if row["scope"] == "image":
+        return image_reads(store, actor, int(row["image_id"]))
+    return case_reads(store, actor, str(row["scope"]), int(row["case_id"]))
 
 
 @st.fragment(run_every=2)
@@ -125,11 +226,23 @@ def queue_ui(waiting: int) -> None:
         st.info("No submitted reads are waiting for review.")
         return
     page_picker_ui(total, offset, "Reads", "review_queue_page")
+    shown = with_case_names(queue)
+    columns = [column for column in ("case",) if column in shown.columns]
     picked = st.dataframe(
         spreadsheet_safe(
             dashed(
-                queue[
-                    ["annotation_id", "image_id", "reader", "label", "labels", "unsure", "comment", "updated_at"]
+                shown[
+                    [
+                        *columns,
+                        "annotation_id",
+                        "image_id",
+                        "reader",
+                        "label",
+                        "labels",
+                        "unsure",
+                        "comment",
+                        "updated_at",
+                    ]
                 ].assign(**{"changed after unblinding": queue["changed_after_unblinding"]})
             )
         ),
@@ -139,11 +252,14 @@ def queue_ui(waiting: int) -> None:
         key="review_queue_table",
         height=180,  # a few rows: the image under the table stays above the fold at 1280x720
     )
-    row = picked_row(queue, picked)
+    row = picked_row(shown, picked)
+    scope = str(row["scope"])
     left, right = st.columns([3, 2])
     with left:
-        show_image(int(row["image_id"]))
+        show_read_case(row)
     with right:
+        if scope != "image":
+            st.markdown(f"**{plain(row['case'])}**: one read of the whole {scope}")
         st.markdown(
             f"**{plain(row['reader'])}** read **{plain(row['label'] or ', '.join(row['labels']))}**"
             + (" (unsure)" if row["unsure"] else "")
@@ -153,7 +269,9 @@ def queue_ui(waiting: int) -> None:
                 f"Changed after unblinding: the first, blind read was **{plain(row['blind_label'])}**; "
                 "agreement counts that one."
             )
-        others = image_reads(store, actor, int(row["image_id"]))
+        others = attempt(lambda: reads_of_case(row))
+        if others is None:
+            return
         st.dataframe(
             spreadsheet_safe(
                 dashed(others[["reader", "label", "blind_label", "changed_after_unblinding", "status", "comment"]])
@@ -162,7 +280,7 @@ def queue_ui(waiting: int) -> None:
         )
         if approval_settles_disagreement(store, actor, int(row["annotation_id"])):
             st.warning(
-                f"Readers disagree on this image: approving this read makes **{plain(row['label'])}** its final "
+                f"Readers disagree on this {scope}: approving this read makes **{plain(row['label'])}** its final "
                 "label, approves the other waiting reads of that class and overrules the rest."
             )
         comment = st.text_input("Comment (required to send back)", key=f"review_comment_{row['annotation_id']}")
@@ -195,7 +313,8 @@ def disagreements_ui(open_disagreements: int) -> None:
     if table.empty:
         st.info("No open disagreements.")
         return
-    page_picker_ui(total, offset, "Images", "review_disagree_page")
+    page_picker_ui(total, offset, "Images" if (table["scope"] == "image").all() else "Cases", "review_disagree_page")
+    table = with_case_names(table)
     shown = table.assign(labels=table["labels"].map(tally_text))
     picked = st.dataframe(
         spreadsheet_safe(shown),
@@ -206,32 +325,40 @@ def disagreements_ui(open_disagreements: int) -> None:
         column_config={"labels": "reads"},
     )
     row = picked_row(table, picked)
-    image_id = int(row["image_id"])
+    image_id = int(row["image_id"])  # a study's or series' key image: adjudicate settles its case
+    scope = str(row["scope"])
+    # The image's own keys stay as they were; a case's name its scope and id.
+    case_key = str(image_id) if scope == "image" else f"{scope}_{int(row['case_id'])}"
     left, right = st.columns([3, 2])
     with left:
-        show_image(image_id)
+        show_read_case(row)
     with right:
+        if scope != "image":
+            st.markdown(f"**{plain(row['case'])}**")
         st.markdown(f"**Reads:** {plain(tally_text(row['labels']))}")
-        reads = image_reads(store, actor, image_id)
+        reads = attempt(lambda: reads_of_case(row))
+        if reads is None:
+            return
         st.dataframe(
             spreadsheet_safe(dashed(reads[["reader", "label", "unsure", "status", "comment"]])), hide_index=True
         )
         st.caption(
-            "Adjudicating approves the image's waiting reads of the class chosen and overrules the others; "
-            "their readers are told."
+            f"Adjudicating gives the {scope} one final label, approves its waiting reads of the class chosen and "
+            "overrules the others; their readers are told."
         )
         # No class is preselected: a preselected one (the first of the schema) would be a nudge,
-        # and one click away from being made final by mistake. Keyed by image, so a choice made
-        # for one image never carries over to the next.
+        # and one click away from being made final by mistake. Keyed by case, so a choice made
+        # for one case never carries over to the next. Only the classes of the case's scope: an
+        # image class chosen for a study would settle its key image instead.
         final = st.radio(
             "Final label",
-            label_classes(store),
+            [name for name, class_scope in label_class_scopes(store).items() if class_scope == scope],
             index=None,
             format_func=plain,
             horizontal=True,
-            key=f"review_adjudicate_label_{image_id}",
+            key=f"review_adjudicate_label_{case_key}",
         )
-        note = st.text_input("Adjudication note", key=f"review_adjudicate_note_{image_id}")
+        note = st.text_input("Adjudication note", key=f"review_adjudicate_note_{case_key}")
         if st.button("Adjudicate", type="primary", key="review_adjudicate"):
             try:
                 adjudicate(store, actor, image_id, final, note)  # refuses when no class is chosen
@@ -241,33 +368,54 @@ def disagreements_ui(open_disagreements: int) -> None:
                 st.rerun()
 
 
+def per_scope(frame: pd.DataFrame, scopes: dict[str, str]) -> pd.DataFrame:
+    """A per-class table of a project with study or series classes: each class's scope and what its
+    figures count ("studies": a study-scoped class's kappa counts studies), "cases" for "images"."""
+    if frame.empty or "class" not in frame.columns:
+        return frame
+    scope_of = frame["class"].map(scopes).fillna("image")
+    frame = frame.rename(columns={"n_images": "n_cases", "n_readers_per_image": "n_readers_per_case"})
+    frame.insert(1, "counts", scope_of.map(PLURALS))
+    return frame
+
+
 def agreement_ui() -> None:
     summary = agreement(store, actor)
-    st.caption(f"Images read by several readers: {summary['images_with_multiple_readers']}")
+    scopes = label_class_scopes(store, include_retired=True)
+    # Every item is a case (an image is an image's case): the words say "cases" once a class of
+    # the project reads studies or series, and stay as they were for images only.
+    items = "cases" if any(scope != "image" for scope in scopes.values()) else "images"
+    st.caption(f"{items.capitalize()} read by several readers: {summary['images_with_multiple_readers']}")
     fleiss = summary["fleiss"]
     kappa = fleiss.get("kappa")
     st.metric(
         "Fleiss' kappa (all readers)",
         "n/a" if kappa is None else f"{kappa:.3f}",
-        help=f"{fleiss.get('n_images', 0)} images with {fleiss.get('n_readers_per_image')} readers each. "
+        help=f"{fleiss.get('n_images', 0)} {items} with {fleiss.get('n_readers_per_image')} readers each. "
         + (fleiss.get("reason") or ""),
     )
     pairs = pd.DataFrame(summary["pairs"])
     shared = pairs[pairs["n_images"] > 0] if len(pairs) else pairs
-    st.write("Cohen's kappa per reader pair (pairs that read the same images)")
+    st.write(f"Cohen's kappa per reader pair (pairs that read the same {items})")
     for column, pair in zip(
         st.columns(min(max(len(shared), 1), 4)), shared.head(8).itertuples(index=False), strict=False
     ):
         value = "n/a" if pd.isna(pair.kappa) else f"{pair.kappa:.3f}"
-        column.metric(f"{pair.reader_a} – {pair.reader_b}", value, help=f"{pair.n_images} shared images. {pair.reason}")
+        column.metric(
+            f"{pair.reader_a} – {pair.reader_b}", value, help=f"{pair.n_images} shared {items}. {pair.reason}"
+        )
+    if items == "cases":
+        shared = shared.rename(columns={"n_images": "n_cases"})
     st.dataframe(spreadsheet_safe(shared), hide_index=True, key="agreement_pairs")
-    st.write("Per class")
+    st.write("Per class" + (" (each counts the cases of its scope)" if items == "cases" else ""))
     per_class_left, per_class_right = st.columns(2)
     per_class = pd.DataFrame(summary["pairs_per_class"])
-    per_class_left.dataframe(
-        spreadsheet_safe(per_class[per_class["n_images"] > 0] if len(per_class) else per_class), hide_index=True
-    )
-    per_class_right.dataframe(spreadsheet_safe(pd.DataFrame(summary["fleiss_per_class"])), hide_index=True)
+    per_class = per_class[per_class["n_images"] > 0] if len(per_class) else per_class
+    fleiss_per_class = pd.DataFrame(summary["fleiss_per_class"])
+    if items == "cases":
+        per_class, fleiss_per_class = per_scope(per_class, scopes), per_scope(fleiss_per_class, scopes)
+    per_class_left.dataframe(spreadsheet_safe(per_class), hide_index=True)
+    per_class_right.dataframe(spreadsheet_safe(fleiss_per_class), hide_index=True)
 
 
 counts = review_counts(store, actor)

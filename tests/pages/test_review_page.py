@@ -1,19 +1,25 @@
 """The Review page through AppTest: adjudication without bias, a queue that survives its own
-decisions, and sections computed only when shown."""
+decisions, sections computed only when shown, and a study read reviewed and adjudicated as one case."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
+from sqlalchemy import select
 
 from medreview.ingest import InputFile, ingest_files
 from medreview.reading import review
+from medreview.reading.cases import case_images
+from medreview.reading.catalog import get_image
 from medreview.reading.reads import LOCAL_ACTOR, current_labels, save_read
 from medreview.reading.review import disagreements, review_queue
+from medreview.reading.schema import add_label_class
 from medreview.store import Store
+from medreview.store.models import Study
 from medreview.team.accounts import create_user
 from medreview.team.roles import Actor
 from tests.conftest import ADMIN, run_page_as
-from tests.helpers import add_model_version, add_predictions, png_bytes
+from tests.helpers import add_model_version, add_predictions, dicom_bytes, png_bytes
 from ui.text import plain
 
 ANN = Actor("ann", "annotator")
@@ -192,3 +198,111 @@ def test_with_an_active_model_the_map_is_beside_the_image_and_an_outside_image_h
     assert viewer_data(app, "review_viewer")["position"] == scan
     captions = " ".join(caption.value for caption in app.caption)
     assert "outside what the model was trained on" in captions and "58.4%" not in captions
+
+
+# --- cases (issue 17): a study-scoped class is reviewed and adjudicated as one case ---------------
+
+
+@pytest.fixture
+def study_read_twice(page_store) -> tuple[int, list[int]]:
+    """A CT study of patient P1 dated 2024-03-01, one series of three slices, and a study-scoped
+    pair of classes; ann read the study "pe present" (from its last slice), bob "no pe".
+    Returns (study id, slice ids in reading order)."""
+    for reader in (ANN, BOB):
+        create_user(page_store, ADMIN, reader.username, f"{reader.username}-password", reader.role)
+    for name in ("pe present", "no pe"):
+        add_label_class(page_store, ADMIN, name, scope="study")
+    files = [
+        InputFile(
+            f"ct-{number}.dcm",
+            dicom_bytes(
+                "P1",
+                study_uid="1.2.826.0.1.7701",
+                series_uid="1.2.826.0.1.7701.1",
+                instance_number=number + 1,
+                pixels=np.full((16, 16), 10 * number, dtype=np.uint16),
+            ),
+        )
+        for number in range(3)
+    ]
+    ingest_files(page_store, LOCAL_ACTOR, files)
+    with page_store.db.write() as session:
+        study = session.scalars(select(Study)).one()
+        study.study_date = "20240301"
+        study_id = study.id
+    slices = case_images(page_store, "study", study_id)
+    save_read(page_store, ANN, slices[2], "pe present")
+    save_read(page_store, BOB, slices[0], "no pe")
+    return study_id, slices
+
+
+def test_a_study_disagreement_is_one_row_opens_the_study_and_one_adjudication_settles_it(page_store, study_read_twice):
+    from tests.pages.viewer import viewer_data
+
+    study_id, slices = study_read_twice
+    app = run_page_as("review")
+    assert app.button_group(key="review_section").options[1] == "Disagreements (1)"
+    app.button_group(key="review_section").set_value("disagreements").run()
+    assert not app.exception, app.exception
+    [row] = app.dataframe[0].value.to_dict(orient="records")  # one row for the study, not one per slice
+    # The patient's pseudonym, never the PatientID "P1" the files carried.
+    assert row["case"] == f"Study · {pseudonym(page_store, slices[0])} · 2024-03-01 · CT" and row["scope"] == "study"
+    # The whole study in the case viewer: every slice of its series, not just its key image.
+    data = viewer_data(app, "review_case_viewer")
+    assert data["case"]["id"] == f"study:{study_id}"
+    assert {image for viewport in data["case"]["viewports"] for image in viewport["images"]} == set(slices)
+    reads = app.dataframe[1].value
+    assert dict(zip(reads["reader"], reads["label"], strict=True)) == {"ann": "pe present", "bob": "no pe"}
+    # The final label is one of the study's classes, chosen for the study.
+    final = app.radio(key=f"review_adjudicate_label_study_{study_id}")
+    assert final.options == ["pe present", "no pe"] and final.value is None
+    final.set_value("pe present").run()
+    app.button(key="review_adjudicate").click().run()
+    assert not app.exception, app.exception
+    assert disagreements(page_store, ADMIN).empty
+    [final_label] = current_labels(page_store, scope="study").to_dict(orient="records")
+    assert (final_label["label"], final_label["method"]) == ("pe present", "adjudicated")
+    assert {read["reader"]: read["status"] for read in case_reads_of(page_store, study_id)} == {
+        "ann": "approved",
+        "bob": "overruled",
+    }
+    assert "No open disagreements." in [info.value for info in app.info]
+
+
+def pseudonym(store: Store, image_id: int) -> str:
+    return get_image(store, ADMIN, image_id).patient_key
+
+
+def case_reads_of(store: Store, study_id: int) -> list[dict]:
+    return review.case_reads(store, ADMIN, "study", study_id).to_dict(orient="records")
+
+
+def test_the_queue_row_of_a_study_read_names_the_study_and_approving_acts_on_its_read(page_store, study_read_twice):
+    from tests.pages.viewer import viewer_data
+
+    study_id, slices = study_read_twice
+    app = run_page_as("review")
+    assert not app.exception, app.exception
+    queue = app.dataframe[0].value
+    assert list(queue["case"]) == [f"Study · {pseudonym(page_store, slices[0])} · 2024-03-01 · CT"] * 2
+    assert "P1" not in " ".join(queue.astype(str).to_numpy().ravel())
+    assert viewer_data(app, "review_case_viewer")["case"]["id"] == f"study:{study_id}"
+    assert any("Readers disagree on this study" in warning.value for warning in app.warning)
+    app.button(key="review_approve").click().run()  # ann's read: pe present
+    assert not app.exception, app.exception
+    assert {read["reader"]: read["status"] for read in case_reads_of(page_store, study_id)} == {
+        "ann": "approved",
+        "bob": "overruled",
+    }
+    assert review_queue(page_store, ADMIN).empty
+
+
+def test_agreement_counts_a_study_read_by_two_readers_once(page_store, study_read_twice):
+    app = run_page_as("review")
+    app.button_group(key="review_section").set_value("agreement").run()
+    assert not app.exception, app.exception
+    # Three slices, two study reads: one item.
+    assert "Cases read by several readers: 1" in [caption.value for caption in app.caption]
+    fleiss = app.dataframe[-1].value  # Fleiss' kappa per class
+    counted = fleiss.set_index("class").loc["pe present"]
+    assert (counted["n_cases"], counted["counts"]) == (1, "studies")
