@@ -43,8 +43,6 @@ from ui.viewer import ViewportSeries, case_viewer, hung_viewports, image_viewer,
 # and only one page is fetched, sent and drawn.
 PAGE_SIZE = 50
 CASE_VIEWER_KEY = "review_case_viewer"
-# What a scope's items are called where agreement counts them.
-PLURALS = {"study": "studies", "series": "series", "image": "images"}
 
 store = get_store()
 actor = session_actor("reviewer")
@@ -369,13 +367,12 @@ def disagreements_ui(open_disagreements: int) -> None:
 
 
 def per_scope(frame: pd.DataFrame, scopes: dict[str, str]) -> pd.DataFrame:
-    """A per-class table of a project with study or series classes: each class's scope and what its
-    figures count ("studies": a study-scoped class's kappa counts studies), "cases" for "images"."""
+    """A per-class table of a project with study or series classes, with each class's scope (a
+    study-scoped class's reads are reads of studies) and its counts called cases."""
     if frame.empty or "class" not in frame.columns:
         return frame
-    scope_of = frame["class"].map(scopes).fillna("image")
     frame = frame.rename(columns={"n_images": "n_cases", "n_readers_per_image": "n_readers_per_case"})
-    frame.insert(1, "counts", scope_of.map(PLURALS))
+    frame.insert(1, "scope", frame["class"].map(scopes).fillna("image"))
     return frame
 
 
@@ -407,7 +404,7 @@ def agreement_ui() -> None:
     if items == "cases":
         shared = shared.rename(columns={"n_images": "n_cases"})
     st.dataframe(spreadsheet_safe(shared), hide_index=True, key="agreement_pairs")
-    st.write("Per class" + (" (each counts the cases of its scope)" if items == "cases" else ""))
+    st.write("Per class")
     per_class_left, per_class_right = st.columns(2)
     per_class = pd.DataFrame(summary["pairs_per_class"])
     per_class = per_class[per_class["n_images"] > 0] if len(per_class) else per_class

@@ -305,4 +305,4 @@ def test_agreement_counts_a_study_read_by_two_readers_once(page_store, study_rea
     assert "Cases read by several readers: 1" in [caption.value for caption in app.caption]
     fleiss = app.dataframe[-1].value  # Fleiss' kappa per class
     counted = fleiss.set_index("class").loc["pe present"]
-    assert (counted["n_cases"], counted["counts"]) == (1, "studies")
+    assert (counted["n_cases"], counted["scope"]) == (1, "study")
