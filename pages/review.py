@@ -341,8 +341,11 @@ def disagreements_ui(open_disagreements: int) -> None:
             spreadsheet_safe(dashed(reads[["reader", "label", "unsure", "status", "comment"]])), hide_index=True
         )
         st.caption(
-            f"Adjudicating gives the {scope} one final label, approves its waiting reads of the class chosen and "
-            "overrules the others; their readers are told."
+            "Adjudicating approves the image's waiting reads of the class chosen and overrules the others; "
+            "their readers are told."
+            if scope == "image"
+            else f"Adjudicating gives the {scope} one final label, approves its waiting reads of the class chosen "
+            "and overrules the others; their readers are told."
         )
         # No class is preselected: a preselected one (the first of the schema) would be a nudge,
         # and one click away from being made final by mistake. Keyed by case, so a choice made
