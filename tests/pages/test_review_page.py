@@ -208,7 +208,7 @@ def study_read_twice(page_store) -> tuple[int, list[int]]:
     """A CT study of patient P1 dated 2024-03-01, one series of three slices, and a study-scoped
     pair of classes; ann read the study "pe present" (from its last slice), bob "no pe".
     Returns (study id, slice ids in reading order)."""
-    for reader in (ANN, BOB):
+    for reader in (ANN, BOB, CY):
         create_user(page_store, ADMIN, reader.username, f"{reader.username}-password", reader.role)
     for name in ("pe present", "no pe"):
         add_label_class(page_store, ADMIN, name, scope="study")
@@ -306,3 +306,28 @@ def test_agreement_counts_a_study_read_by_two_readers_once(page_store, study_rea
     fleiss = app.dataframe[-1].value  # Fleiss' kappa per class
     counted = fleiss.set_index("class").loc["pe present"]
     assert (counted["n_cases"], counted["scope"]) == (1, "study")
+
+
+def test_a_series_read_in_the_queue_opens_its_series_and_sending_it_back_returns_that_read(
+    page_store, study_read_twice
+):
+    from tests.pages.viewer import viewer_data
+
+    _study_id, slices = study_read_twice
+    add_label_class(page_store, ADMIN, "motion artefact", scope="series")
+    save_read(page_store, CY, slices[1], "motion artefact")  # the third read of the queue
+    [series_read] = review_queue(page_store, ADMIN).query("scope == 'series'").to_dict(orient="records")
+    app = run_page_as("review")
+    app.session_state["review_queue_table"] = {"selection": {"rows": [2], "columns": [], "cells": []}}
+    app.run()
+    assert not app.exception, app.exception
+    assert app.dataframe[0].value["case"].iloc[2] == f"Series · {pseudonym(page_store, slices[0])} · CT"
+    # The series alone, every slice of it.
+    data = viewer_data(app, "review_case_viewer")
+    assert data["case"]["id"] == f"series:{series_read['case_id']}"
+    assert [viewport["images"] for viewport in data["case"]["viewports"]] == [slices]
+    app.text_input(key=f"review_comment_{series_read['annotation_id']}").set_value("look again").run()
+    app.button(key="review_return").click().run()
+    assert not app.exception, app.exception
+    [read] = review.case_reads(page_store, ADMIN, "series", series_read["case_id"]).to_dict(orient="records")
+    assert (read["reader"], read["status"], read["review_comment"]) == ("cyd", "returned", "look again")
