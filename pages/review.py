@@ -100,9 +100,12 @@ def case_name(scope: str, case_id: int, key_image_id: int) -> str:
     if key not in names:
         if len(names) > 512:
             names.clear()
-        record = get_image(store, actor, key_image_id)
-        if scope == "study":
-            facts = study_facts(store, case_id)
+        try:
+            record = get_image(store, actor, key_image_id)
+            facts = study_facts(store, case_id) if scope == "study" else None
+        except MedreviewError:
+            return f"{scope.capitalize()} {case_id} (no longer stored)"  # deleted since the list was read
+        if facts is not None:
             modalities = "/".join(sorted(facts.modalities)) or record.modality
             names[key] = f"Study · {record.patient_key} · {stored_date(facts.study_date)} · {modalities}"
         else:
