@@ -11,6 +11,7 @@ from medreview.ingest import InputFile, ingest_files
 from medreview.reading import review
 from medreview.reading.cases import case_images
 from medreview.reading.catalog import get_image
+from medreview.reading.protocols import DEFAULT_PROTOCOLS
 from medreview.reading.reads import LOCAL_ACTOR, current_labels, save_read
 from medreview.reading.review import disagreements, review_queue
 from medreview.reading.schema import add_label_class
@@ -18,6 +19,7 @@ from medreview.store import Store
 from medreview.store.models import Study
 from medreview.team.accounts import create_user
 from medreview.team.roles import Actor
+from medreview.team.settings import set_setting
 from tests.conftest import ADMIN, run_page_as
 from tests.helpers import add_model_version, add_predictions, dicom_bytes, png_bytes
 from ui.text import plain
@@ -240,6 +242,14 @@ def test_a_study_disagreement_is_one_row_opens_the_study_and_one_adjudication_se
     from tests.pages.viewer import viewer_data
 
     study_id, slices = study_read_twice
+    # The generated slices carry no orientation: a site's rule hangs any CT in three windows.
+    three_windows = {
+        "name": "CT: three windows",
+        "modality": ["CT"],
+        "layout": "1x3",
+        "viewports": [{"modality": "CT", "preset": preset} for preset in ("mediastinum", "lung", "bone")],
+    }
+    set_setting(page_store, ADMIN, "hanging_protocols", [three_windows, *DEFAULT_PROTOCOLS])
     app = run_page_as("review")
     assert app.button_group(key="review_section").options[1] == "Disagreements (1)"
     app.button_group(key="review_section").set_value("disagreements").run()
@@ -247,10 +257,16 @@ def test_a_study_disagreement_is_one_row_opens_the_study_and_one_adjudication_se
     [row] = app.dataframe[0].value.to_dict(orient="records")  # one row for the study, not one per slice
     # The patient's pseudonym, never the PatientID "P1" the files carried.
     assert row["case"] == f"Study · {pseudonym(page_store, slices[0])} · 2024-03-01 · CT" and row["scope"] == "study"
-    # The whole study in the case viewer: every slice of its series, not just its key image.
+    # The whole study in the case viewer's grid, hung by the project's protocols: every slice of its
+    # series in each window, not just its key image.
     data = viewer_data(app, "review_case_viewer")
-    assert data["case"]["id"] == f"study:{study_id}"
-    assert {image for viewport in data["case"]["viewports"] for image in viewport["images"]} == set(slices)
+    assert (data["case"]["id"], data["case"]["layout"]) == (f"study:{study_id}", "1x3")
+    assert [(viewport["preset"], viewport["images"]) for viewport in data["case"]["viewports"]] == [
+        ("Mediastinum", slices),
+        ("Lung", slices),
+        ("Bone", slices),
+    ]
+    assert "Hung by" in " ".join(caption.value for caption in app.caption)
     reads = app.dataframe[1].value
     assert dict(zip(reads["reader"], reads["label"], strict=True)) == {"ann": "pe present", "bob": "no pe"}
     # The final label is one of the study's classes, chosen for the study.
