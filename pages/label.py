@@ -16,8 +16,9 @@ Case mode: when the project has study- or series-scoped classes (with image clas
 a toggle chooses), the list holds cases (medreview.reading.worklists.CaseWorklist) under the same
 filters, and the picked case opens in the case viewer, hung by the project's hanging protocols with
 the patient's prior where a protocol asks for one. A class key is one read of the case, saved at its
-key image; once it is saved the next case opens and the page runs again, so the list's counts and
-its marked row follow."""
+key image. The viewer holds the next case of the list (sent with the one on screen) and opens it at
+once; once the read is saved the page runs again on that case, so the list's counts and its marked
+row follow."""
 
 import hashlib
 from functools import partial
@@ -275,11 +276,21 @@ def case_worklist_ui(cases: CaseWorklist, version: str) -> None:
 
 
 def hung_case(scope: str, case_id: int) -> tuple[list[ViewportSeries], str, str]:
-    """(viewports, layout, what hung it) of a study by the project's hanging protocols, or a series alone."""
-    if scope == "study":
-        hanging = hanging_for_study(store, case_id, get_setting(store, "hanging_protocols"))
-        return hung_viewports(hanging), hanging.layout, hanging.reason
-    return [series_viewport(case_id)], "1x1", "one series"
+    """(viewports, layout, what hung it) of a study by the project's hanging protocols, or a series
+    alone. Kept for the session by case and rules: the viewer's every request for frames reruns the
+    viewer's fragment, and hanging a study and its next reads headers (about 10 ms a study)."""
+    protocols = get_setting(store, "hanging_protocols") if scope == "study" else None
+    memo: dict[str, tuple[list[ViewportSeries], str, str]] = st.session_state.setdefault("label_hung_cases", {})
+    memo_key = f"{scope}:{case_id}:{hashlib.sha256(repr(protocols).encode()).hexdigest()[:16]}"
+    if memo_key not in memo:
+        if len(memo) > 64:
+            memo.clear()
+        if scope == "study":
+            hanging = hanging_for_study(store, case_id, protocols)
+            memo[memo_key] = (hung_viewports(hanging), hanging.layout, hanging.reason)
+        else:
+            memo[memo_key] = ([series_viewport(case_id)], "1x1", "one series")
+    return memo[memo_key]
 
 
 @st.fragment(key="label_case_viewer_fragment")

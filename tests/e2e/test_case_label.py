@@ -3,7 +3,8 @@ project's classes are study-scoped, so the worklist lists studies; the first stu
 patient's prior beside it (the project's CT protocol asks for one) and that viewport's corner says
 "Prior · 2024-01-01"; one class key is one study read in the database, and the next study opens at
 once (painted before the read is acknowledged).
-Screenshots of the case mode at 1440x900 and 1280x720 under /tmp/shots (case-label-*.png).
+Screenshots of the case mode at 1440x900 and 1280x720, and of the next study just opened, under
+/tmp/shots (case-label-*.png).
 
 One server for the file: a store made in this process (generated CT slices: patient P1's current and
 prior studies, patient P2's one study)."""
@@ -150,6 +151,7 @@ def test_a_reader_labels_a_study_with_one_key_beside_its_prior(chromium, served)
     page.locator(f'.mrv-case[data-case-id="study:{prior}"][data-painted-ahead-of-save]').wait_for()
     assert case.get_attribute("data-opened-ahead") == "true"
     assert case.get_attribute("data-painted-ahead-of-save") == "true"
+    page.screenshot(path=str(SHOTS / "case-label-next-opened.png"))
     # Then saved and acknowledged: the page follows (the counts) and nothing is left pending.
     page.get_by_text("Studies: 2 to do").wait_for()
     store = Store.open(make_settings(data_dir))

@@ -473,7 +473,6 @@ export class CaseViewer {
       const viewport = this.viewports[index] as SeriesViewport;
       return viewport.wanted(has, this.info(viewport));
     });
-    // The next case's first slices come right after the frames on screen: a class key opens it.
     const next = this.data?.next && this.data.next.id !== this.shown?.id ? this.data.next : null;
     const nextLists = (next?.viewports ?? []).map((spec) =>
       spec.images
@@ -486,11 +485,14 @@ export class CaseViewer {
       const key = list[step];
       if (key !== undefined && !keys.includes(key)) keys.push(key);
     };
+    // The next case's first slice of each viewport (sent unasked with the case, so seldom missing)
+    // comes right after the frames on screen; its next few after this case's own prefetch.
     for (const list of lists) take(list, 0);
-    for (let step = 0; step < NEXT_CASE_SLICES; step++) for (const list of nextLists) take(list, step);
+    for (const list of nextLists) take(list, 0);
     for (let step = 1; keys.length < MAX_WANTED && lists.some((list) => step < list.length); step++) {
       for (const list of lists) take(list, step);
     }
+    for (let step = 1; step < NEXT_CASE_SLICES; step++) for (const list of nextLists) take(list, step);
     return keys.slice(0, MAX_WANTED);
   }
 
@@ -538,6 +540,7 @@ export class CaseViewer {
       this.root.dataset.paintedAheadOfSave = String(unsaved);
     }
     this.root.dataset.pendingReads = String(this.labels.pending.length);
+    this.root.dataset.framesHeld = String(this.cache.size);
     this.root.dataset.linkScroll = String(this.linkScroll);
     this.root.dataset.linkWindow = String(this.linkWindow);
     this.renderHeader();
