@@ -416,8 +416,17 @@ def multilabel_to_binary_reads(reads: pd.DataFrame, classes: Sequence[str]) -> p
     return frame.astype({"present": bool})
 
 
-def agreement_summary(reads: pd.DataFrame, classes: Sequence[str]) -> dict[str, Any]:
+def agreement_summary(
+    reads: pd.DataFrame,
+    classes: Sequence[str],
+    item_scopes: Mapping[Any, str] | None = None,
+    class_scopes: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
     """Every agreement figure for one set of reads.
+
+    ``item_scopes`` (item -> "study", "series" or "image") and ``class_scopes`` (class -> its scope):
+    when both are given, a class's own figures count only the items of its scope (a study class's
+    kappa counts studies, never the images read with image classes, which would all read "absent").
 
     Returns ``{"pairs", "pairs_per_class", "fleiss", "fleiss_per_class",
     "images_with_multiple_readers"}`` from :func:`cohen_kappa_pairs`,
@@ -429,6 +438,9 @@ def agreement_summary(reads: pd.DataFrame, classes: Sequence[str]) -> dict[str, 
     class_list = _class_list(classes)
     binary = _binary_reads(reads, class_list)
     readers_per_image = binary.groupby("image_id")["reader"].nunique()
+    if item_scopes is not None and class_scopes is not None:
+        own_scope = binary["image_id"].map(item_scopes) == binary["class"].map(class_scopes)
+        binary = binary.loc[own_scope].reset_index(drop=True)
     if _read_form(reads) == "single":
         pairs = cohen_kappa_pairs(reads, class_list)
         fleiss = fleiss_kappa_overall(reads, class_list)

@@ -27,7 +27,7 @@ from medreview.errors import MedreviewError, NotFoundError, PermissionDeniedErro
 from medreview.reading.agreement import agreement_summary
 from medreview.reading.cases import case_in, case_key_column, check_scope, images_in_case
 from medreview.reading.reads import READ_COLUMNS, can_see_others, clear_approval, reads_query, user_id
-from medreview.reading.schema import label_classes
+from medreview.reading.schema import label_class_scopes, label_classes
 from medreview.store import Store
 from medreview.store.db import upsert
 from medreview.store.models import Annotation, Assignment, FinalLabel, Image, LabelClass, User, utcnow
@@ -523,21 +523,23 @@ def agreement(store: Store, actor: Actor) -> dict:
     # Only the columns compared are fetched: the labels and boxes of every read (JSON, decoded
     # row by row) cost more than the statistics at 40,000 reads.
     if get_setting(store, "label_mode") == "multi":
-        query = select(case_key, User.username.label("reader"), Annotation.labels).select_from(Annotation)
-        columns = ["image_id", "reader", "labels"]
+        query = select(case_key, User.username.label("reader"), Annotation.labels, Annotation.scope).select_from(
+            Annotation
+        )
+        columns = ["image_id", "reader", "labels", "scope"]
     else:
         # A read changed after its reader saw the others' is not independent: its first, blind
         # class counts.
         blind_class = aliased(LabelClass)
         label = func.coalesce(blind_class.name, LabelClass.name)
         query = (
-            select(case_key, User.username.label("reader"), label.label("label"))
+            select(case_key, User.username.label("reader"), label.label("label"), Annotation.scope)
             .select_from(Annotation)
             .outerjoin(LabelClass, LabelClass.id == Annotation.label_class_id)
             .outerjoin(blind_class, blind_class.id == Annotation.blind_label_class_id)
             .where(label.is_not(None))
         )
-        columns = ["image_id", "reader", "label"]
+        columns = ["image_id", "reader", "label", "scope"]
     query = (
         query.join(User, User.id == Annotation.reader_id)
         .where(Annotation.status != "rejected")
@@ -546,4 +548,11 @@ def agreement(store: Store, actor: Actor) -> dict:
     with store.db.read() as session:
         # Plain tuples: pandas 3 probes each SQLAlchemy Row for a dtype, 0.5 s at 40,000 rows.
         reads = pd.DataFrame([tuple(row) for row in session.execute(query)], columns=columns)
-    return agreement_summary(reads, label_classes(store, include_retired=True))
+    # Each class's own figures count the cases of its scope (a study class's kappa counts studies).
+    item_scopes = dict(zip(reads["image_id"], reads["scope"], strict=True))
+    return agreement_summary(
+        reads.drop(columns="scope"),
+        label_classes(store, include_retired=True),
+        item_scopes=item_scopes,
+        class_scopes=label_class_scopes(store, include_retired=True),
+    )

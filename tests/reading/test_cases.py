@@ -248,3 +248,21 @@ def test_a_read_names_classes_of_one_scope_and_a_class_keeps_its_scope_once_read
         set_label_class_scope(ct.store, ADMIN, "pe present", "study")
     [read] = reads_table(ct.store, ADMIN).to_dict(orient="records")
     assert (read["scope"], read["image_id"]) == ("series", ct.slices["ax1.dcm"])
+
+
+def test_each_class_s_agreement_counts_the_cases_of_its_own_scope(ct):
+    # Two studies and one slice, each read by ann and bob: a study class's kappa counts the two
+    # studies, an image class's the one slice (before, every class counted all three cases, the
+    # slice's read standing as "no pe" absent and the studies' as "nodule" absent).
+    for reader, first, second in ((ANN, "pe present", "no pe"), (BOB, "pe present", "pe present")):
+        save_read(ct.store, reader, ct.slices["ax37.dcm"], first)
+        save_read(ct.store, reader, ct.other_study_image, second)
+    save_read(ct.store, ANN, ct.slices["ax12.dcm"], "nodule")
+    save_read(ct.store, BOB, ct.slices["ax12.dcm"], "normal")
+    summary = agreement(ct.store, REVIEWER)
+    per_class = summary["pairs_per_class"].set_index("class")["n_images"].to_dict()
+    assert per_class["pe present"] == per_class["no pe"] == 2
+    assert per_class["nodule"] == per_class["normal"] == 1
+    fleiss = summary["fleiss_per_class"].set_index("class")["n_images"].to_dict()
+    assert (fleiss["pe present"], fleiss["nodule"]) == (2, 1)
+    assert summary["images_with_multiple_readers"] == 3
