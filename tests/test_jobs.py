@@ -256,9 +256,12 @@ def test_a_run_whose_worker_died_is_marked_failed(store):
 
 
 WORKER_ONLY = {
+    "medreview.ml.cases",
     "medreview.ml.explain",
     "medreview.ml.layers",
     "medreview.ml.runners",
+    "medreview.ml.training.case_job",
+    "medreview.ml.training.cases",
     "medreview.ml.training.fit",
     "medreview.ml.training.job",
 }
