@@ -22,21 +22,28 @@ from typing import Any
 
 import keras
 import numpy as np
+from sqlalchemy import select
 
 from medreview.errors import TrainingError
-from medreview.ml.configs import AttentionMILConfig
+from medreview.ml.configs import AttentionMILConfig, get_case_config
 from medreview.ml.domain import ImageFacts, outside_domain
 from medreview.ml.explain import grad_cam
+from medreview.ml.training.dataset import prepared_array
 from medreview.ml.training.metrics import calibrated_calls
+from medreview.reading.cases import case_images
+from medreview.store import Store
+from medreview.store.models import Image, ModelVersion, Series
 
 __all__ = [
     "CasePrediction",
     "case_inputs",
     "case_outside_domain",
     "case_probabilities",
+    "case_volumes",
     "predict_cases",
     "slice_instances",
     "top_slice_maps",
+    "version_case_config",
 ]
 
 # Slices scored by the network in one call: (cases x slices) images, about 64 MB at 128 px.
@@ -207,3 +214,39 @@ def case_outside_domain(domain: Mapping[str, Any] | None, slice_facts: Sequence[
         return None
     total = len(slice_facts)
     return "; ".join(f"{reason} ({count} of {total} slices)" for reason, count in counts.items())
+
+
+# --- a stored case's slices -----------------------------------------------------------------------
+
+
+def version_case_config(version: ModelVersion) -> AttentionMILConfig:
+    """The case config a case model version was trained with (its metrics' ``case_model``)."""
+    arguments = (version.metrics or {}).get("case_model") or {}
+    return get_case_config(
+        arguments.get("architecture", version.architecture),
+        arguments.get("encoder", "small_cnn"),
+        arguments.get("max_slices"),
+    )
+
+
+def case_volumes(
+    store: Store, scope: str, case_ids: list[int], config: AttentionMILConfig, recipe: Any
+) -> tuple[list[np.ndarray], list[list[int]]]:
+    """Each case's slices as one (K, S, S) float32 array in [0, 1] (reading order) and its image ids.
+    Raises ImagingError naming the image that cannot be read."""
+    with store.db.read() as session:
+        files = {
+            int(image_id): (sha256, media_type)
+            for image_id, sha256, media_type in session.execute(
+                select(Image.id, Image.sha256, Image.media_type)
+                .join(Series, Series.id == Image.series_id)
+                .where(Series.study_id.in_(case_ids) if scope == "study" else Series.id.in_(case_ids))
+            ).tuples()
+        }
+    volumes, image_ids = [], []
+    for case_id in case_ids:
+        members = case_images(store, scope, case_id)
+        slices = [prepared_array(store, *files[image_id], config, recipe) for image_id in members]
+        volumes.append(np.stack(slices))
+        image_ids.append(members)
+    return volumes, image_ids

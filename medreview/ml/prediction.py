@@ -200,8 +200,7 @@ def _run_case_prediction(context: JobContext, version: ModelVersion, model: kera
     the top slices and their Grad-CAM maps (one per class), stored as
     ``cache/cases/<version>-<scope>-<case>.npz`` (``image_ids`` (K,), ``attention`` (K,), ``top``
     (k,) slice indices, ``maps_gradcam`` and ``maps_hirescam`` (C, k, h, w) float16)."""
-    from medreview.ml.cases import predict_cases, top_slice_maps
-    from medreview.ml.training.case_job import case_volumes, version_case_config
+    from medreview.ml.cases import case_volumes, predict_cases, top_slice_maps, version_case_config
 
     params = context.params()
     store = context.store

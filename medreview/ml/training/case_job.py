@@ -29,67 +29,30 @@ from sqlalchemy import select
 
 from medreview.errors import ImagingError, MedreviewError, TrainingError
 from medreview.jobs import JobContext
-from medreview.ml.cases import case_probabilities
-from medreview.ml.configs import AttentionMILConfig, get_case_config, version_preprocessing
+from medreview.ml.cases import case_probabilities, case_volumes, version_case_config
+from medreview.ml.configs import AttentionMILConfig, version_preprocessing
 from medreview.ml.domain import domain_facts
 from medreview.ml.evaluation import WAITING_FOR_EVALUATION, save_evaluation, score_on_set, settle_activation
 from medreview.ml.prediction import case_scope
 from medreview.ml.registry import KEPT_INACTIVE
 from medreview.ml.training.case_table import DEFAULT_ENCODER, case_training_table
 from medreview.ml.training.cases import CaseFitConfig, train_case_model
-from medreview.ml.training.dataset import prepared_array
 from medreview.ml.training.fit import EpochLog, save_model_atomic
 from medreview.ml.training.resolution import default_resolution
-from medreview.reading.cases import case_images
 from medreview.reading.evaluation_sets import evaluation_set_images, list_evaluation_sets
 from medreview.store import Store
-from medreview.store.models import Image, ModelVersion, Series, Study
+from medreview.store.models import ModelVersion, Series, Study
 
 __all__ = [
     "CASE_INPUT_CAP",
     "case_scope",
-    "case_volumes",
     "evaluate_case_version",
     "run_case_training",
-    "version_case_config",
 ]
 
 # The slice side a case model trains at by default: the data's own resolution, at most this (a
 # case holds up to max_slices slices of it in every batch).
 CASE_INPUT_CAP = 128
-
-
-def version_case_config(version: ModelVersion) -> AttentionMILConfig:
-    """The case config a case model version was trained with (its metrics' ``case_model``)."""
-    arguments = (version.metrics or {}).get("case_model") or {}
-    return get_case_config(
-        arguments.get("architecture", version.architecture),
-        arguments.get("encoder", "small_cnn"),
-        arguments.get("max_slices"),
-    )
-
-
-def case_volumes(
-    store: Store, scope: str, case_ids: list[int], config: AttentionMILConfig, recipe: Any
-) -> tuple[list[np.ndarray], list[list[int]]]:
-    """Each case's slices as one (K, S, S) float32 array in [0, 1] (reading order) and its image ids.
-    Raises ImagingError naming the image that cannot be read."""
-    with store.db.read() as session:
-        files = {
-            int(image_id): (sha256, media_type)
-            for image_id, sha256, media_type in session.execute(
-                select(Image.id, Image.sha256, Image.media_type)
-                .join(Series, Series.id == Image.series_id)
-                .where(Series.study_id.in_(case_ids) if scope == "study" else Series.id.in_(case_ids))
-            ).tuples()
-        }
-    volumes, image_ids = [], []
-    for case_id in case_ids:
-        members = case_images(store, scope, case_id)
-        slices = [prepared_array(store, *files[image_id], config, recipe) for image_id in members]
-        volumes.append(np.stack(slices))
-        image_ids.append(members)
-    return volumes, image_ids
 
 
 def _case_uids(store: Store, scope: str, case_ids: list[int]) -> dict[int, str]:
