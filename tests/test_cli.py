@@ -52,7 +52,11 @@ def test_ingest_prints_one_json_result_per_file(tmp_path):
     assert "Traceback" not in completed.stderr
 
 
-def test_import_train_predict_export_loop(tmp_path):
+def test_import_train_predict_export_then_score_on_an_imported_evaluation_set(tmp_path):
+    """The command-line loop, with one training run (each costs a worker's TensorFlow start): class
+    folders imported, a model trained (and made active, as the first), every image predicted, labels
+    and predictions exported; then a folder imported as an evaluation set queues the existing version
+    for scoring on it, and `evaluate --json` gives its figures there."""
     folder = tmp_path / "classes"
     data_dir = tmp_path / "data"
     import numpy as np
@@ -61,11 +65,12 @@ def test_import_train_predict_export_loop(tmp_path):
     from medreview.ingest.demo import demo_image
 
     rng = np.random.default_rng(1)
-    for class_name, opacity in (("normal", False), ("pneumonia", True)):
-        (folder / class_name).mkdir(parents=True)
-        for number in range(8):
-            pixels = (demo_image(rng, opacity, size=64) // 16).astype(np.uint8)
-            Image.fromarray(pixels).save(folder / class_name / f"{class_name}-{number}.png")
+    for part, count in (("classes", 8), ("external", 3)):
+        for class_name, opacity in (("normal", False), ("pneumonia", True)):
+            (tmp_path / part / class_name).mkdir(parents=True)
+            for number in range(count):
+                pixels = (demo_image(rng, opacity, size=64) // 16).astype(np.uint8)
+                Image.fromarray(pixels).save(tmp_path / part / class_name / f"{class_name}-{number}.png")
     imported = run_cli(data_dir, "import-folder", str(folder))
     assert imported.returncode == 0, imported.stderr
     assert imported.stdout.count("stored") == 16
@@ -75,6 +80,9 @@ def test_import_train_predict_export_loop(tmp_path):
     metrics = json.loads(trained.stdout)
     assert 0.0 <= metrics["roc_auc"] <= 1.0 and "confusion_matrix" in metrics
     assert "epoch 2:" in trained.stderr
+    [activation] = [line for line in trained.stderr.splitlines() if line.startswith("model version ")]
+    assert activation.endswith(": made active: the first model (no version was active)")
+    version_id = activation.removeprefix("model version ").split(":")[0]
 
     predicted = run_cli(data_dir, "predict", "--all")
     assert predicted.returncode == 0, predicted.stderr
@@ -88,6 +96,18 @@ def test_import_train_predict_export_loop(tmp_path):
         assert len(table) == 16
         assert table["display_name"].str.endswith(".png").all()
         assert table["sha256"].str.fullmatch(r"[0-9a-f]{64}").all()
+
+    imported = run_cli(data_dir, "import-folder", str(tmp_path / "external"), "--evaluation-set", "external")
+    assert imported.returncode == 0, imported.stderr
+    assert "evaluation set 'external' (the default set) frozen: 6 images (3 normal, 3 pneumonia)" in imported.stderr
+    assert "evaluation job" in imported.stderr  # the existing version is queued for scoring on it
+
+    evaluated = run_cli(data_dir, "evaluate", "--model", version_id, "--json")
+    assert evaluated.returncode == 0, evaluated.stderr
+    figures = json.loads(evaluated.stdout)
+    assert figures["evaluation_set"] == "external" and set(figures["evaluation"]) == EVALUATION_KEYS
+    assert figures["evaluation"]["n"] == 6 and figures["outside_training_data"] == 0
+    assert figures["evaluation"]["threshold"] == metrics["threshold"]
 
 
 def test_errors_are_one_line_not_a_traceback(tmp_path):
@@ -404,36 +424,3 @@ def test_evaluate_without_any_set_says_how_to_make_one(tmp_path):
     completed = run_cli(data_dir, "evaluate", "--model", str(version_id))
     assert completed.returncode == 1 and "Traceback" not in completed.stderr
     assert completed.stderr.startswith("error: there is no evaluation set yet: freeze one on the Train page first")
-
-
-def test_a_folder_imported_as_an_evaluation_set_scores_the_model_trained_before_it(tmp_path):
-    import numpy as np
-    from PIL import Image
-
-    from medreview.ingest.demo import demo_image
-
-    rng = np.random.default_rng(2)
-    for part, count in (("training", 6), ("external", 3)):
-        for class_name, opacity in (("normal", False), ("pneumonia", True)):
-            (tmp_path / part / class_name).mkdir(parents=True)
-            for number in range(count):
-                pixels = (demo_image(rng, opacity, size=64) // 16).astype(np.uint8)
-                Image.fromarray(pixels).save(tmp_path / part / class_name / f"{number}.png")
-    data_dir = tmp_path / "data"
-    assert run_cli(data_dir, "import-folder", str(tmp_path / "training")).returncode == 0
-    trained = run_cli(data_dir, "train", "--wait", "--json", "--epochs", "1", "--input-size", "32")
-    assert trained.returncode == 0, trained.stderr
-    result = json.loads(trained.stdout)
-    assert result["activated"] and result["activation_reason"].startswith("made active: the first model")
-
-    imported = run_cli(data_dir, "import-folder", str(tmp_path / "external"), "--evaluation-set", "external")
-    assert imported.returncode == 0, imported.stderr
-    assert "evaluation set 'external' (the default set) frozen: 6 images (3 normal, 3 pneumonia)" in imported.stderr
-    assert "evaluation job" in imported.stderr  # the existing version is queued for scoring on it
-
-    evaluated = run_cli(data_dir, "evaluate", "--model", str(result["model_version_id"]), "--json")
-    assert evaluated.returncode == 0, evaluated.stderr
-    figures = json.loads(evaluated.stdout)
-    assert figures["evaluation_set"] == "external" and set(figures["evaluation"]) == EVALUATION_KEYS
-    assert figures["evaluation"]["n"] == 6 and figures["outside_training_data"] == 0
-    assert figures["evaluation"]["threshold"] == result["threshold"]
