@@ -171,7 +171,11 @@ def test_with_the_setting_browse_orders_studies_by_shifted_date_and_no_original_
         assert session.query(Image).count() == 2
     on_disk = stored_bytes(store)
     assert listed["study_date"].iloc[0].encode() in on_disk  # the search reaches the rows and files
-    found = [form for date in [*ORIGINAL_DATES, "20220615"] for form in date_forms(date) if form in on_disk]
+    # An original date that a shift happened to land on (the current study moved back exactly the
+    # 595 days to the prior's date: about 1 run in 700) is on disk as a shifted date, not a leak.
+    shifted = set(listed["study_date"])
+    originals = [date for date in [*ORIGINAL_DATES, "20220615"] if date not in shifted]
+    found = [form for date in originals for form in date_forms(date) if form in on_disk]
     assert found == []
 
 
