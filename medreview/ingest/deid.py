@@ -85,6 +85,7 @@ from pydicom.uid import (
 )
 
 from medreview.errors import IngestError
+from medreview.imaging.geometry import image_plane
 from medreview.imaging.tags import PIXEL_DATA_TAGS
 from medreview.ingest.defined_terms import (
     BODY_PART_EXAMINED_TERMS,
@@ -797,8 +798,6 @@ _IMAGE_KINDS = MappingProxyType(
         "SUBTRACTION": "subtraction",
     }
 )
-# The slice normal closer to an axis than this (cosine: within about 25 degrees) names the plane.
-_PLANE_COSINE = 0.9
 
 
 def series_description(dataset: Dataset, *, contrast: bool = False) -> str:
@@ -818,7 +817,7 @@ def series_description(dataset: Dataset, *, contrast: bool = False) -> str:
     view = _text(dataset, "ViewPosition").upper()
     if view in VIEW_POSITION_TERMS:
         parts.append(view)
-    plane = _plane(_geometry_value(dataset, "PlaneOrientationSequence", "ImageOrientationPatient"))
+    plane = image_plane(_geometry_value(dataset, "PlaneOrientationSequence", "ImageOrientationPatient"))
     if plane:
         parts.append(plane)
     image_type = [str(value).strip().upper() for value in _as_list(dataset.get("ImageType"))]
@@ -851,31 +850,6 @@ def _number(value: object) -> float | None:
     except (TypeError, ValueError):
         return None
     return number if number == number else None  # not NaN
-
-
-def _plane(orientation: object) -> str:
-    """ "axial", "coronal", "sagittal" or "oblique" from Image Orientation (Patient): the plane
-    whose normal is the row direction x the column direction; "" without a valid orientation."""
-    values = [_number(value) for value in _as_list(orientation)]
-    if len(values) != 6 or any(value is None for value in values):
-        return ""
-    row, column = values[:3], values[3:]
-    normal = [
-        row[1] * column[2] - row[2] * column[1],  # type: ignore[operator]
-        row[2] * column[0] - row[0] * column[2],  # type: ignore[operator]
-        row[0] * column[1] - row[1] * column[0],  # type: ignore[operator]
-    ]
-    length = sum(component * component for component in normal) ** 0.5
-    if not 0.5 < length < 1.5:  # not two unit vectors at right angles
-        return ""
-    x, y, z = (abs(component) / length for component in normal)
-    if z >= _PLANE_COSINE:
-        return "axial"
-    if y >= _PLANE_COSINE:
-        return "coronal"
-    if x >= _PLANE_COSINE:
-        return "sagittal"
-    return "oblique"
 
 
 def _needs_burned_in_review(dataset: Dataset, sop_class_uid: str) -> bool:

@@ -48,6 +48,7 @@ from sqlalchemy import select
 
 from medreview.errors import MedreviewError, NotFoundError
 from medreview.imaging.display import WINDOW_PRESETS
+from medreview.imaging.geometry import image_plane
 from medreview.store import Store
 from medreview.store.models import Image, Series, Study
 
@@ -80,8 +81,6 @@ LATERALITIES = ("R", "L", "B", "U")
 PROJECTION_MODALITIES = frozenset({"MG", "CR", "DX", "RG", "IO", "PX"})
 # More images than this in a projection series: not a set of views; only the first header is read.
 _MAX_VIEWS_READ = 16
-# The slice normal closer to an axis than this cosine (about 25 degrees) names the plane.
-_PLANE_COSINE = 0.9
 
 _PROTOCOL_FIELDS = frozenset({"name", "modality", "layout", "viewports"})
 _VIEWPORT_FIELDS = frozenset(
@@ -692,33 +691,14 @@ def _views(store: Store, base: SeriesFacts, images: list[Any]) -> list[SeriesFac
 
 
 def _plane(dataset: Dataset) -> str:
-    """ "axial", "coronal", "sagittal" or "oblique" from Image Orientation (Patient) (top level or an
-    enhanced object's shared Plane Orientation): the plane whose normal is row x column; "" without."""
+    """The image's plane (medreview.imaging.geometry.image_plane) from Image Orientation (Patient),
+    at the top level or in an enhanced object's shared Plane Orientation; "" without."""
     orientation = dataset.get("ImageOrientationPatient")
     shared = dataset.get("SharedFunctionalGroupsSequence")
     if orientation is None and shared:
         plane = shared[0].get("PlaneOrientationSequence")
         orientation = plane[0].get("ImageOrientationPatient") if plane else None
-    values = [_number(value) for value in _as_list(orientation)]
-    if len(values) != 6 or any(value is None for value in values):
-        return ""
-    row, column = values[:3], values[3:]
-    normal = [
-        row[1] * column[2] - row[2] * column[1],  # type: ignore[operator]
-        row[2] * column[0] - row[0] * column[2],  # type: ignore[operator]
-        row[0] * column[1] - row[1] * column[0],  # type: ignore[operator]
-    ]
-    length = math.sqrt(sum(component * component for component in normal))
-    if not 0.5 < length < 1.5:  # not two unit vectors at right angles
-        return ""
-    x, y, z = (abs(component) / length for component in normal)
-    if z >= _PLANE_COSINE:
-        return "axial"
-    if y >= _PLANE_COSINE:
-        return "coronal"
-    if x >= _PLANE_COSINE:
-        return "sagittal"
-    return "oblique"
+    return image_plane(orientation)
 
 
 def _as_list(value: object) -> list[object]:
