@@ -28,7 +28,6 @@ import streamlit as st
 from medreview.errors import MedreviewError
 from medreview.reading.cases import case_images
 from medreview.reading.catalog import get_image
-from medreview.reading.protocols import hanging_for_study
 from medreview.reading.reads import can_see_others, save_read
 from medreview.reading.review import image_reads
 from medreview.reading.schema import label_class_scopes, label_classes
@@ -55,14 +54,12 @@ from ui.text import plain, spreadsheet_safe
 from ui.thumbnails import thumbnail_urls
 from ui.viewer import (
     NOT_THIS_SIGN_IN,
-    ViewportSeries,
     case_viewer,
-    hung_viewports,
+    hung_case,
     image_viewer,
     list_follower,
     pending_case_reads,
     save_pending_reads,
-    series_viewport,
     sign_in_id,
     signed_out_viewer,
     viewer_state,
@@ -275,24 +272,6 @@ def case_worklist_ui(cases: CaseWorklist, version: str) -> None:
             st.rerun()  # the whole page: the viewer opens the picked case
 
 
-def hung_case(scope: str, case_id: int) -> tuple[list[ViewportSeries], str, str]:
-    """(viewports, layout, what hung it) of a study by the project's hanging protocols, or a series
-    alone. Kept for the session by case and rules: the viewer's every request for frames reruns the
-    viewer's fragment, and hanging a study and its next reads headers (about 10 ms a study)."""
-    protocols = get_setting(store, "hanging_protocols") if scope == "study" else None
-    memo: dict[str, tuple[list[ViewportSeries], str, str]] = st.session_state.setdefault("label_hung_cases", {})
-    memo_key = f"{scope}:{case_id}:{hashlib.sha256(repr(protocols).encode()).hexdigest()[:16]}"
-    if memo_key not in memo:
-        if len(memo) > 64:
-            memo.clear()
-        if scope == "study":
-            hanging = hanging_for_study(store, case_id, protocols)
-            memo[memo_key] = (hung_viewports(hanging), hanging.layout, hanging.reason)
-        else:
-            memo[memo_key] = ([series_viewport(case_id)], "1x1", "one series")
-    return memo[memo_key]
-
-
 @st.fragment(key="label_case_viewer_fragment")
 def case_viewer_ui(cases: CaseWorklist, case_classes: list[str]) -> None:
     """The case on screen in the case viewer. A class key is one read of the case (saved at its key
@@ -316,11 +295,11 @@ def case_viewer_ui(cases: CaseWorklist, case_classes: list[str]) -> None:
             st.success(f"Every {cases.scope} on your worklist is read.")
         return
     try:
-        viewports, layout, hung_by = hung_case(cases.scope, position)
+        viewports, layout, hung_by = hung_case(cases.scope, position, "label_hung_cases")
         upcoming = next_case_id(store, reader, cases, after_case_id=position) if case_classes else None
         next_case = None
         if upcoming is not None and upcoming != position:
-            next_viewports, next_layout, _ = hung_case(cases.scope, upcoming)
+            next_viewports, next_layout, _ = hung_case(cases.scope, upcoming, "label_hung_cases")
             next_case = (f"{cases.scope}:{upcoming}", next_viewports, next_layout)
         case_viewer(
             CASE_VIEWER_KEY,

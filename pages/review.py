@@ -19,7 +19,7 @@ from medreview.ml.explanations import METHOD_TITLES, request_view_maps
 from medreview.ml.prediction import image_call
 from medreview.ml.registry import active_model
 from medreview.reading.catalog import get_image
-from medreview.reading.protocols import hanging_for_study, study_facts
+from medreview.reading.protocols import study_facts
 from medreview.reading.review import (
     adjudicate,
     agreement,
@@ -33,11 +33,10 @@ from medreview.reading.review import (
     review_queue_page,
 )
 from medreview.reading.schema import label_class_scopes
-from medreview.team.settings import get_setting
 from ui.exports import export_ui
 from ui.session import attempt, get_store, session_actor
 from ui.text import plain, spreadsheet_safe
-from ui.viewer import ViewportSeries, case_viewer, hung_viewports, image_viewer, overlay_row, series_viewport
+from ui.viewer import case_viewer, hung_case, image_viewer, overlay_row
 
 # Rows of a list page: the reviewer queue of a large project holds tens of thousands of reads,
 # and only one page is fetched, sent and drawn.
@@ -126,29 +125,11 @@ def with_case_names(rows: pd.DataFrame) -> pd.DataFrame:
     return rows.assign(case=names)[["case", *rows.columns]]
 
 
-def hung_case(scope: str, case_id: int) -> tuple[list[ViewportSeries], str, str]:
-    """(viewports, layout, what hung it) of a study by the project's hanging protocols, or a series
-    alone, as the Label page hangs them. Kept for the session by case and rules: the viewer's every
-    request for frames reruns the page."""
-    protocols = get_setting(store, "hanging_protocols") if scope == "study" else None
-    memo: dict[str, tuple[list[ViewportSeries], str, str]] = st.session_state.setdefault("review_hung_cases", {})
-    memo_key = f"{scope}:{case_id}:{protocols!r}"
-    if memo_key not in memo:
-        if len(memo) > 32:
-            memo.clear()
-        if scope == "study":
-            hanging = hanging_for_study(store, case_id, protocols)
-            memo[memo_key] = (hung_viewports(hanging), hanging.layout, hanging.reason)
-        else:
-            memo[memo_key] = ([series_viewport(case_id)], "1x1", "one series")
-    return memo[memo_key]
-
-
 def show_case(scope: str, case_id: int) -> None:
     """The whole study or series in the case viewer's grid, hung as on Label (a viewer only: the
     reviewer's decision is made with the buttons beside it)."""
     try:
-        viewports, layout, hung_by = hung_case(scope, case_id)
+        viewports, layout, hung_by = hung_case(scope, case_id, "review_hung_cases")
         case_viewer(CASE_VIEWER_KEY, actor, f"{scope}:{case_id}", viewports, layout=layout, max_height=640)
     except (MedreviewError, ValueError) as error:
         st.error(plain(error))

@@ -527,6 +527,29 @@ def hung_viewports(hanging: Hanging) -> list[ViewportSeries]:
     return viewports
 
 
+def hung_case(scope: str, case_id: int, memo_key: str) -> tuple[list[ViewportSeries], str, str]:
+    """(viewports, layout, what hung it) of a study by the project's hanging protocols, or a series
+    alone: as the Label and Review pages open a case. Kept in the session under ``memo_key`` by case
+    and rules: the viewer's every request for frames reruns its fragment, and hanging a study reads
+    headers (about 10 ms a study)."""
+    from medreview.reading.protocols import hanging_for_study
+    from medreview.team.settings import get_setting
+
+    store = get_store()
+    protocols = get_setting(store, "hanging_protocols") if scope == "study" else None
+    memo: dict[str, tuple[list[ViewportSeries], str, str]] = st.session_state.setdefault(memo_key, {})
+    key = f"{scope}:{case_id}:{hashlib.sha256(repr(protocols).encode()).hexdigest()[:16]}"
+    if key not in memo:
+        if len(memo) > 64:
+            memo.clear()
+        if scope == "study":
+            hanging = hanging_for_study(store, case_id, protocols)
+            memo[key] = (hung_viewports(hanging), hanging.layout, hanging.reason)
+        else:
+            memo[key] = ([series_viewport(case_id)], "1x1", "one series")
+    return memo[key]
+
+
 def _millimetres(value: Any) -> float | None:
     try:
         number = float(value)
