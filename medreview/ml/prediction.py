@@ -407,9 +407,14 @@ def predictions_table(store: Store, actor: Actor, model_version_id: int | None =
     labels = current_labels(store).set_index("image_id")["label"]
     table["label"] = table["image_id"].map(labels)
     table["outside_training_data"] = table["outside_training_data"].astype(bool)
-    # None: the image has no label, or the model made no confident call (outside its training
-    # data), so there is nothing to agree or disagree with.
-    table["agrees"] = pd.Series(
+    table["agrees"] = _agrees(table)
+    return table[PREDICTION_COLUMNS]
+
+
+def _agrees(table: pd.DataFrame) -> pd.Series:
+    """Whether each call agrees with the label: None where there is no label, or the model made no
+    confident call (outside its training data), so there is nothing to agree or disagree with."""
+    return pd.Series(
         [
             None if pd.isna(label) or outside else label == predicted
             for label, predicted, outside in zip(
@@ -419,7 +424,6 @@ def predictions_table(store: Store, actor: Actor, model_version_id: int | None =
         index=table.index,
         dtype=object,
     )
-    return table[PREDICTION_COLUMNS]
 
 
 CASE_PREDICTION_COLUMNS = [
@@ -490,16 +494,7 @@ def case_predictions_table(store: Store, actor: Actor, model_version_id: int) ->
         for case_id, modality in zip(table["case_id"], table["modality"], strict=True)
     ]
     table["outside_training_data"] = table["outside_training_data"].astype(bool)
-    table["agrees"] = pd.Series(
-        [
-            None if pd.isna(label) or outside else label == predicted
-            for label, predicted, outside in zip(
-                table["label"], table["predicted_class"], table["outside_training_data"], strict=True
-            )
-        ],
-        index=table.index,
-        dtype=object,
-    )
+    table["agrees"] = _agrees(table)
     return table[CASE_PREDICTION_COLUMNS].reset_index(drop=True)
 
 
