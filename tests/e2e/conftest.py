@@ -114,6 +114,14 @@ def chromium():  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
+def shared_chromium(chromium):  # type: ignore[no-untyped-def]
+    """The shared Chromium for a test on a server its file shares; its tabs are closed after it."""
+    yield chromium
+    for context in chromium.contexts:
+        context.close()
+
+
+@pytest.fixture
 def browser(server: Server, chromium):  # type: ignore[no-untyped-def]
     """The shared Chromium, with no tab left open from another test; this test's are closed after
     it (a tab left open would keep reconnecting to its stopped server)."""
@@ -124,9 +132,9 @@ def browser(server: Server, chromium):  # type: ignore[no-untyped-def]
         context.close()
 
 
-def new_page(browser):  # type: ignore[no-untyped-def]
+def new_page(browser, width: int = 1600, height: int = 1000):  # type: ignore[no-untyped-def]
     """A tab in a fresh browser context (its own cookies: its own Streamlit session)."""
-    context = browser.new_context(viewport={"width": 1600, "height": 1000})
+    context = browser.new_context(viewport={"width": width, "height": height})
     tab = context.new_page()
     tab.set_default_timeout(60_000)
     return tab

@@ -29,7 +29,7 @@ from medreview.team.accounts import create_first_admin, create_user
 from medreview.team.roles import Actor
 from medreview.team.settings import set_setting
 from tests.conftest import make_settings
-from tests.e2e.conftest import require_chromium, serving
+from tests.e2e.conftest import log_in, new_page, require_chromium, serving
 from tests.helpers import dicom_bytes
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -92,22 +92,10 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
         yield server.url, data_dir, study_ids
 
 
-@pytest.fixture(autouse=True)
-def tabs_closed_after(chromium):  # type: ignore[no-untyped-def]
-    yield
-    for context in chromium.contexts:
-        context.close()
-
-
-def label_page(chromium, url: str, width: int, height: int):  # type: ignore[no-untyped-def]
+def label_page(browser, url: str, width: int, height: int):  # type: ignore[no-untyped-def]
     """Signed in as the reader, on Label, with a case painted."""
-    page = chromium.new_context(viewport={"width": width, "height": height}).new_page()
-    page.set_default_timeout(30_000)
-    page.goto(url)
-    page.get_by_label("User name").fill(READER.username)
-    page.get_by_label("Password", exact=True).fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    page.get_by_text(f"Signed in as {READER.username}").wait_for()
+    page = new_page(browser, width, height)
+    log_in(page, url, READER.username, PASSWORD)
     page.get_by_role("link", name="Label").click()
     page.locator('.mrv-case:not([data-painted="0"])[data-painted]').wait_for()
     return page
@@ -119,10 +107,10 @@ def table_drawn(page) -> None:  # type: ignore[no-untyped-def]
     page.wait_for_timeout(500)
 
 
-def test_a_reader_labels_a_study_with_one_key_beside_its_prior(chromium, served):  # type: ignore[no-untyped-def]
+def test_a_reader_labels_a_study_with_one_key_beside_its_prior(shared_chromium, served):  # type: ignore[no-untyped-def]
     url, data_dir, (current, prior, _) = served
     SHOTS.mkdir(parents=True, exist_ok=True)
-    small = label_page(chromium, url, 1280, 720)
+    small = label_page(shared_chromium, url, 1280, 720)
     small.locator('.mrv-case[data-painted="2"]').wait_for()
     for stage in small.locator(".mrv-case .mrv-stage").all():
         box = stage.bounding_box()
@@ -131,7 +119,7 @@ def test_a_reader_labels_a_study_with_one_key_beside_its_prior(chromium, served)
     small.screenshot(path=str(SHOTS / "case-label-1280x720.png"))
     small.context.close()
 
-    page = label_page(chromium, url, 1440, 900)
+    page = label_page(shared_chromium, url, 1440, 900)
     case = page.locator(".mrv-case")
     assert case.get_attribute("data-case-id") == f"study:{current}"
     # Hung by the CT protocol: the study, and the patient's prior beside it, which says it is the prior.

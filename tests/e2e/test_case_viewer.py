@@ -18,7 +18,7 @@ from medreview.reading.reads import LOCAL_ACTOR
 from medreview.store import Store
 from medreview.team.accounts import create_first_admin
 from tests.conftest import make_settings
-from tests.e2e.conftest import require_chromium, serving
+from tests.e2e.conftest import log_in, new_page, require_chromium, serving
 from tests.pages.test_browse_page import MR_SERIES, mr_study_files
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -43,22 +43,10 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield server.url
 
 
-@pytest.fixture(autouse=True)
-def tabs_closed_after(chromium):  # type: ignore[no-untyped-def]
-    yield
-    for context in chromium.contexts:
-        context.close()
-
-
-def browse(chromium, url: str, width: int, height: int):  # type: ignore[no-untyped-def]
+def browse(browser, url: str, width: int, height: int):  # type: ignore[no-untyped-def]
     """Signed in, on Browse, with the four viewports painted."""
-    page = chromium.new_context(viewport={"width": width, "height": height}).new_page()
-    page.set_default_timeout(30_000)
-    page.goto(url)
-    page.get_by_label("User name").fill("chief")
-    page.get_by_label("Password", exact=True).fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    page.get_by_text("Signed in as chief").wait_for()
+    page = new_page(browser, width, height)
+    log_in(page, url, "chief", PASSWORD)
     page.get_by_role("link", name="Browse").click()
     page.locator('.mrv-case[data-painted="4"]').wait_for()
     return page
@@ -83,8 +71,8 @@ def wheel(page, viewport: int, steps: int) -> None:  # type: ignore[no-untyped-d
         page.wait_for_timeout(60)
 
 
-def test_tab_and_click_move_the_active_viewport_and_linked_series_scroll_by_position(served, chromium):
-    page = browse(chromium, served, 1440, 900)
+def test_tab_and_click_move_the_active_viewport_and_linked_series_scroll_by_position(served, shared_chromium):
+    page = browse(shared_chromium, served, 1440, 900)
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / "case-2x2-1440x900.png"))
     assert page.locator(".mrv-case").get_attribute("data-layout") == "2x2"
@@ -138,8 +126,8 @@ def test_tab_and_click_move_the_active_viewport_and_linked_series_scroll_by_posi
     assert len(set(linked)) == 1, linked
 
 
-def test_the_grid_fits_a_1280x720_window(served, chromium):
-    page = browse(chromium, served, 1280, 720)
+def test_the_grid_fits_a_1280x720_window(served, shared_chromium):
+    page = browse(shared_chromium, served, 1280, 720)
     page.screenshot(path=str(SHOTS / "case-2x2-1280x720.png"))
     for index in range(4):
         box = page.locator(".mrv-case .mrv-stage").nth(index).bounding_box()

@@ -17,7 +17,7 @@ from medreview.reading.reads import LOCAL_ACTOR
 from medreview.store import Store
 from medreview.team.accounts import create_first_admin
 from tests.conftest import make_settings
-from tests.e2e.conftest import require_chromium, serving
+from tests.e2e.conftest import log_in, new_page, require_chromium, serving
 from tests.e2e.viewer import wait_painted
 from tests.helpers import add_model_version, add_predictions, corpus_file, png_bytes
 from tests.pages.test_predictions_page import store_view_maps
@@ -53,21 +53,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield server.url
 
 
-@pytest.fixture(autouse=True)
-def tabs_closed_after(chromium):  # type: ignore[no-untyped-def]
-    yield
-    for context in chromium.contexts:
-        context.close()
-
-
-def signed_in(chromium, url: str, width: int, height: int):  # type: ignore[no-untyped-def]
-    page = chromium.new_context(viewport={"width": width, "height": height}).new_page()
-    page.set_default_timeout(60_000)
-    page.goto(url)
-    page.get_by_label("User name").fill("chief")
-    page.get_by_label("Password", exact=True).fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    page.get_by_text("Signed in as chief").wait_for()
+def signed_in(browser, url: str, width: int, height: int):  # type: ignore[no-untyped-def]
+    page = new_page(browser, width, height)
+    log_in(page, url, "chief", PASSWORD)
     return page
 
 
@@ -89,8 +77,8 @@ def bottom_left(page, pane: int = 0) -> str:  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.parametrize(("width", "height"), SIZES)
-def test_label_fits_the_window_and_a_comment_does_not_push_the_header_away(served, chromium, width, height):
-    page = signed_in(chromium, served, width, height)
+def test_label_fits_the_window_and_a_comment_does_not_push_the_header_away(served, shared_chromium, width, height):
+    page = signed_in(shared_chromium, served, width, height)
     page.get_by_role("link", name="Label").click()
     wait_painted(page)
     # The tall CR film first (upload order): header, image and class buttons on screen.
@@ -150,8 +138,8 @@ def test_label_fits_the_window_and_a_comment_does_not_push_the_header_away(serve
 
 
 @pytest.mark.parametrize(("width", "height"), SIZES)
-def test_predictions_show_the_map_beside_the_image_and_both_zoom_together(served, chromium, width, height):
-    page = signed_in(chromium, served, width, height)
+def test_predictions_show_the_map_beside_the_image_and_both_zoom_together(served, shared_chromium, width, height):
+    page = signed_in(shared_chromium, served, width, height)
     page.get_by_role("link", name="Predictions").click()
     # The map's viewport names the map it shows (the page's caption may already speak of the next
     # view: the viewer reports its window, and the page asks for that view's map).
