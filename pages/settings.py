@@ -1,7 +1,13 @@
 import streamlit as st
 
 from medreview.reading.protocols import parse_protocols, protocols_text
-from medreview.reading.schema import add_label_class, label_classes, rename_label_class, set_label_class_active
+from medreview.reading.schema import (
+    add_label_class,
+    label_class_scopes,
+    label_classes,
+    rename_label_class,
+    set_label_class_active,
+)
 from medreview.team.settings import CHOICES, DEFAULTS, project_settings, set_setting
 from ui.session import attempt, get_store, session_actor, succeeded
 from ui.text import plain
@@ -83,10 +89,13 @@ if changed and all(
 
 st.subheader("Label schema")
 st.caption("One button per class on the Label page, in this order. Retiring a class keeps its labels.")
+SCOPE_WORDS = {"image": "an image", "series": "a series", "study": "a study"}
 active = label_classes(store)
+scopes = label_class_scopes(store, include_retired=True)
 for name in label_classes(store, include_retired=True):
     name_column, rename_column, toggle_column = st.columns([2, 3, 1])
-    name_column.markdown(f"**{plain(name)}**" if name in active else f"~~{plain(name)}~~ (retired)")
+    shown = f"**{plain(name)}**" if name in active else f"~~{plain(name)}~~ (retired)"
+    name_column.markdown(f"{shown} · reads {SCOPE_WORDS[scopes.get(name, 'image')]}")
     new_name = rename_column.text_input(
         "Rename to", value=name, key=f"settings_rename_{name}", label_visibility="collapsed"
     )
@@ -104,7 +113,17 @@ for name in label_classes(store, include_retired=True):
 
 with st.form("settings_add_class", clear_on_submit=True):
     new_class = st.text_input("New class", key="settings_new_class")
-    if st.form_submit_button("Add class") and succeeded(lambda: add_label_class(store, actor, new_class)):
+    new_scope = st.radio(
+        "A read of it labels",
+        list(SCOPE_WORDS),
+        format_func=SCOPE_WORDS.get,
+        horizontal=True,
+        key="settings_new_class_scope",
+        help="A study or series class is read once per case (a study-level 'PE present'); an image class per image.",
+    )
+    if st.form_submit_button("Add class") and succeeded(
+        lambda: add_label_class(store, actor, new_class, scope=new_scope or "image")
+    ):
         st.rerun()
 
 st.subheader("Hanging protocols")
