@@ -97,20 +97,35 @@ def server(tmp_path: Path) -> Iterator[Server]:
         yield started
 
 
+def _launch(playwright):  # type: ignore[no-untyped-def]
+    return playwright.chromium.launch(
+        executable_path=CHROMIUM,
+        headless=True,
+        args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"],
+    )
+
+
 @pytest.fixture(scope="session")
-def chromium():  # type: ignore[no-untyped-def]
-    """One Chromium for the browser tests of a test process (they run in turn on one worker); each
-    test's tabs live in browser contexts of their own (new_page), closed after the test."""
+def launched_chromium():  # type: ignore[no-untyped-def]
+    """One Chromium for the browser tests of a test process (they run in turn on one worker), kept
+    in a holder so that a test finding it gone (a crash after another test's failure) gets a new one
+    instead of every later browser test failing with it."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"],
-        )
-        yield launched
-        launched.close()
+        holder = {"playwright": playwright, "browser": _launch(playwright)}
+        yield holder
+        if holder["browser"].is_connected():
+            holder["browser"].close()
+
+
+@pytest.fixture
+def chromium(launched_chromium):  # type: ignore[no-untyped-def]
+    """The shared Chromium (started again if it is gone); each test's tabs live in browser contexts
+    of their own (new_page), closed after the test."""
+    if not launched_chromium["browser"].is_connected():
+        launched_chromium["browser"] = _launch(launched_chromium["playwright"])
+    return launched_chromium["browser"]
 
 
 @pytest.fixture
