@@ -40,6 +40,14 @@ def wait_for_cookie(page, other_than: str | None = None) -> str:  # type: ignore
         time.sleep(0.2)
 
 
+def wait_for_password_changes(server, count: int) -> None:  # type: ignore[no-untyped-def]
+    """Wait until ``count`` password changes are in the audit trail."""
+    deadline = time.monotonic() + 30
+    while len([action for _, action in audit_actions(server) if action == "user.password"]) < count:
+        assert time.monotonic() < deadline, f"fewer than {count} password changes were recorded"
+        time.sleep(0.1)
+
+
 def choose_password(page, current: str, new: str) -> None:  # type: ignore[no-untyped-def]
     page.get_by_label("Current password").fill(current)
     page.get_by_label(re.compile("^New password")).fill(new)
@@ -110,6 +118,10 @@ def test_a_password_an_admin_set_is_replaced_at_the_next_sign_in(server, browser
     settle(ann)
     ann.get_by_test_id("stSidebar").locator("summary").filter(has_text="Change password").click()
     choose_password(ann, "ann-own-password-2", "ann-own-password-3")
+    # The sidebar still says "Your password was changed." from the page above until a run ends:
+    # wait for this change to be on the record (a Log out clicked before it would go first).
+    wait_for_password_changes(server, 4)
+    settle(ann)
     ann.get_by_text("Your password was changed.").wait_for()
     ann.get_by_text("Signed in as ann").wait_for()
     ann.get_by_role("button", name="Log out").click()
