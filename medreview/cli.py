@@ -1,7 +1,8 @@
 """``python -m medreview``: the same services as the pages, for scripts and servers.
 
 Exit codes: 0 success; 1 the command failed (message on stderr); 2 some files were rejected
-(ingest / import-folder; the per-file results say which and why); 128 + the signal number when
+(ingest / import-folder; the per-file results say which and why) or ``reader-study analyze`` refused
+its ratings (the one-line message says why); 128 + the signal number when
 stopped by a signal (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP). A command stopped so also stops the
 processes it started (the worker and the Streamlit server of ``serve``, the worker of
 ``train --wait``) before it exits.
@@ -389,6 +390,24 @@ def _cmd_import_labels(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_reader_study(args: argparse.Namespace) -> int:
+    """``reader-study analyze``: the MRMC analysis of a long ratings CSV (no store needed)."""
+    from medreview.reading.mrmc import RatingsError, analyze, read_ratings_csv
+
+    try:
+        result = analyze(read_ratings_csv(args.ratings), args.covariance)
+    except RatingsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(result.as_json()))
+        for note in result.notes:
+            print(f"note: {note}", file=sys.stderr)
+    else:
+        print(result.as_text())
+    return 0
+
+
 def _password_from_env_or_prompt() -> str:
     password = os.environ.get("MEDREVIEW_PASSWORD")
     if password:
@@ -599,6 +618,15 @@ def build_parser() -> argparse.ArgumentParser:
     import_labels = commands.add_parser("import-labels", help="re-create reads from a JSON 'reads' export")
     import_labels.add_argument("file")
     import_labels.set_defaults(handler=_cmd_import_labels)
+
+    reader_study = commands.add_parser(
+        "reader-study", help="analyze a reader study's ratings CSV (MRMC: Obuchowski-Rockette, Hillis ddf)"
+    )
+    reader_study.add_argument("action", choices=("analyze",))
+    reader_study.add_argument("ratings", help="long CSV: modality,reader,case,truth,rating (other columns ignored)")
+    reader_study.add_argument("--covariance", choices=("delong", "jackknife"), default="delong")
+    reader_study.add_argument("--json", action="store_true", help="print one JSON object")
+    reader_study.set_defaults(handler=_cmd_reader_study)
 
     users = commands.add_parser("users", help="manage accounts (the password is read from MEDREVIEW_PASSWORD or asked)")
     users.add_argument("action", choices=("list", "add", "set-role", "password", "deactivate", "activate"))
