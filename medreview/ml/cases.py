@@ -146,7 +146,7 @@ def predict_cases(
     model: keras.Model,
     config: AttentionMILConfig,
     cases: Sequence[np.ndarray],
-    temperature: float = 1.0,
+    temperature: dict[str, Any] | float = 1.0,
     threshold: float | None = None,
     top: int = 3,
     domain: Mapping[str, Any] | None = None,
@@ -154,7 +154,8 @@ def predict_cases(
 ) -> list[CasePrediction]:
     """Calibrated calls, attention and top slices for each case.
 
-    ``temperature`` and ``threshold`` are the model version's (its metrics' ``temperature`` and
+    ``temperature`` and ``threshold`` are the model version's (its calibrator,
+    :func:`~medreview.ml.training.metrics.calibrator_of` its metrics, or a bare temperature, and its
     ``threshold``); ``top`` the number of slices to name per case. With ``domain`` (the version's) and
     ``slice_facts`` (per case, the store's facts of each slice), a case with a slice outside the
     domain carries the reason.

@@ -48,9 +48,11 @@ from medreview.ml.training.dataset import prepared_array
 from medreview.ml.training.metrics import (
     BOOTSTRAP_RESAMPLES,
     calibrated_calls,
+    calibrator_of,
     classification_metrics,
     evaluation_notes,
     summary,
+    uncalibrated_reliability,
 )
 from medreview.ml.training.split import split_by_patient
 from medreview.reading.evaluation_sets import (
@@ -104,14 +106,16 @@ def score_on_set(
     labels: Sequence[str],
     probabilities: np.ndarray,
     class_names: Sequence[str],
-    temperature: float = 1.0,
+    calibration: dict[str, Any] | float = 1.0,
     threshold: float | None = None,
     seed: int = 0,
     bootstrap_resamples: int = BOOTSTRAP_RESAMPLES,
 ) -> dict[str, Any]:
     """A version's figures on a set: ``labels`` the frozen class names (N,), ``probabilities`` the
-    model's raw output (N, C) in ``class_names`` order, calibrated here with ``temperature`` and called
-    at ``threshold`` as the version calls new images.
+    model's raw output (N, C) in ``class_names`` order, calibrated here with ``calibration`` (the
+    version's calibrator, :func:`calibrator_of` its metrics, or a bare temperature) and called at
+    ``threshold`` as the version calls new images. The block also holds ``ece_uncalibrated`` and
+    ``calibration_uncalibrated``: the raw probabilities' reliability, the diagram before calibration.
 
     Returns :func:`classification_metrics`' block with its interval, plus ``notes`` (plain words) and
     ``unscored`` (reason -> images) for labels that are not among ``class_names``. With no image left to
@@ -126,7 +130,7 @@ def score_on_set(
     if not scored.any():
         return {"error": "none of the set's labels is a class of this model", "unscored": dict(unscored)}
     y_true = np.array([index[label] for label in labels if label in index], dtype=np.int64)
-    calibrated, _ = calibrated_calls(probabilities[scored], temperature, threshold)
+    calibrated, _ = calibrated_calls(probabilities[scored], calibration, threshold)
     block = classification_metrics(
         y_true,
         calibrated,
@@ -135,6 +139,7 @@ def score_on_set(
         bootstrap_resamples=bootstrap_resamples,
         seed=seed,
     )
+    block.update(uncalibrated_reliability(y_true, probabilities[scored]))
     block["notes"] = evaluation_notes("evaluation-set", block)
     block["unscored"] = dict(unscored)
     return block
@@ -176,7 +181,7 @@ def evaluate_version(
             labels,
             np.concatenate(outputs),
             list(version.class_names),
-            temperature=float(version.metrics.get("temperature", 1.0)),
+            calibration=calibrator_of(version.metrics),
             threshold=version.metrics.get("threshold"),
         )
         if unreadable:

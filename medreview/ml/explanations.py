@@ -218,7 +218,7 @@ def run_explanation_job(context: JobContext) -> dict[str, Any]:
     # TensorFlow enters here, in the worker process only.
     from medreview.ml.explain import grad_cam
     from medreview.ml.training.fit import predict_probabilities
-    from medreview.ml.training.metrics import calibrated_calls
+    from medreview.ml.training.metrics import calibrated_calls, calibrator_of
 
     params = context.params()
     store = context.store
@@ -237,7 +237,7 @@ def run_explanation_job(context: JobContext) -> dict[str, Any]:
     # Calibrated as the prediction job stores them, so the view's figure and the list's agree.
     probabilities = calibrated_calls(
         predict_probabilities(model, view_input),
-        version.metrics.get("temperature", 1.0),
+        calibrator_of(version.metrics),
         version.metrics.get("threshold"),
     )[0][0]  # (C,)
     maps = np.concatenate(

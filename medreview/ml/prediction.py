@@ -111,7 +111,7 @@ def run_prediction_job(context: JobContext) -> dict[str, Any]:
     from medreview.imaging.decoding import decode_file
     from medreview.ml.explain import grad_cam
     from medreview.ml.training.fit import predict_probabilities
-    from medreview.ml.training.metrics import calibrated_calls
+    from medreview.ml.training.metrics import calibrated_calls, calibrator_of
 
     params = context.params()
     store = context.store
@@ -144,7 +144,7 @@ def run_prediction_job(context: JobContext) -> dict[str, Any]:
             # The version's calibration and operating threshold, chosen on validation at training.
             probabilities, called = calibrated_calls(
                 predict_probabilities(model, x),
-                version.metrics.get("temperature", 1.0),
+                calibrator_of(version.metrics),
                 version.metrics.get("threshold"),
             )  # (B, C) calibrated, (B,) class index
             # One Grad-CAM map per class: (C, B, h, w) -> per image (C, h, w)
@@ -201,6 +201,7 @@ def _run_case_prediction(context: JobContext, version: ModelVersion, model: kera
     ``cache/cases/<version>-<scope>-<case>.npz`` (``image_ids`` (K,), ``attention`` (K,), ``top``
     (k,) slice indices, ``maps_gradcam`` and ``maps_hirescam`` (C, k, h, w) float16)."""
     from medreview.ml.cases import case_volumes, predict_cases, top_slice_maps, version_case_config
+    from medreview.ml.training.metrics import calibrator_of
 
     params = context.params()
     store = context.store
@@ -232,7 +233,7 @@ def _run_case_prediction(context: JobContext, version: ModelVersion, model: kera
                 model,
                 config,
                 volumes,
-                temperature=version.metrics.get("temperature", 1.0),
+                temperature=calibrator_of(version.metrics),
                 threshold=version.metrics.get("threshold"),
                 top=TOP_SLICES,
                 domain=version.domain,

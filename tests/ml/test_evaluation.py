@@ -81,7 +81,7 @@ def test_a_version_is_scored_on_a_set_as_its_test_part_with_an_interval():
     labels = ["normal"] * 20 + ["pneumonia"] * 20
     positive = np.concatenate([rng.uniform(0.0, 0.6, 20), rng.uniform(0.4, 1.0, 20)])
     probabilities = np.stack([1 - positive, positive], axis=1)
-    figures = score_on_set(labels, probabilities, CLASSES, temperature=1.0, threshold=0.5)
+    figures = score_on_set(labels, probabilities, CLASSES, calibration=1.0, threshold=0.5)
     assert set(SUMMARY_KEYS) <= set(figures) and figures["n"] == 40
     low, high = figures["roc_auc_ci"]
     assert low <= figures["roc_auc"] <= high and figures["threshold"] == 0.5

@@ -38,6 +38,7 @@ from medreview.ml.registry import KEPT_INACTIVE
 from medreview.ml.training.case_table import DEFAULT_ENCODER, case_training_table
 from medreview.ml.training.cases import CaseFitConfig, train_case_model
 from medreview.ml.training.fit import EpochLog, save_model_atomic
+from medreview.ml.training.metrics import calibrator_of
 from medreview.ml.training.resolution import default_resolution
 from medreview.reading.evaluation_sets import evaluation_set_images, list_evaluation_sets
 from medreview.store import Store
@@ -200,7 +201,7 @@ def evaluate_case_version(
             [str(label) for label in members["label"]],
             probabilities,
             list(version.class_names),
-            temperature=float(version.metrics.get("temperature", 1.0)),
+            calibration=calibrator_of(version.metrics),
             threshold=version.metrics.get("threshold"),
         )
         facts = domain_facts(store, [image_id for case in image_ids for image_id in case])

@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from scipy.optimize import brentq, minimize_scalar
+from scipy.optimize import brentq, minimize, minimize_scalar
 from scipy.stats import norm, rankdata
 from sklearn.metrics import confusion_matrix, roc_auc_score, roc_curve
 
@@ -40,25 +40,37 @@ from medreview.errors import TrainingError
 __all__ = [
     "BOOTSTRAP_RESAMPLES",
     "CALIBRATION_BINS",
+    "CALIBRATION_METHODS",
+    "ISOTONIC_MIN_PER_CLASS",
     "SUMMARY_KEYS",
     "TEMPERATURE_RANGE",
     "WIDE_INTERVAL",
+    "adjust_to_prevalence",
+    "apply_calibrator",
     "apply_temperature",
+    "at_edge",
     "bootstrap_roc_auc_interval",
     "calibrated_calls",
+    "calibrator_edge_notes",
+    "calibrator_of",
     "choose_threshold",
     "classification_metrics",
+    "describe_calibrator",
+    "estimate_prevalence",
     "evaluate_model",
     "evaluation_notes",
     "expected_calibration_error",
+    "fit_calibrator",
     "fit_temperature",
     "newcombe_auc_interval",
+    "operating_point",
     "reliability_diagram_png",
     "roc_auc_interval",
     "roc_curve_png",
     "roc_curves_png",
     "summary",
     "threshold_for_sensitivity",
+    "uncalibrated_reliability",
     "youden_threshold",
 ]
 
@@ -71,7 +83,18 @@ TEMPERATURE_RANGE = (0.1, 10.0)
 # An interval of ROC AUC at least this wide is called wide, in the notes and on the page.
 WIDE_INTERVAL = 0.2
 # The keys of one part's block in `python -m medreview train --wait --json` (see summary()).
-SUMMARY_KEYS = ("roc_auc", "roc_auc_ci", "accuracy", "sensitivity", "specificity", "threshold", "ece", "n")
+# ``ece_uncalibrated``: the ECE of the model's raw probabilities on the same images, before calibration.
+SUMMARY_KEYS = (
+    "roc_auc",
+    "roc_auc_ci",
+    "accuracy",
+    "sensitivity",
+    "specificity",
+    "threshold",
+    "ece",
+    "ece_uncalibrated",
+    "n",
+)
 _SMALLEST_PROBABILITY = 1e-12  # log(0) guard for the logits of a saturated softmax
 
 
@@ -191,31 +214,58 @@ def evaluate_model(
     target_sensitivity: float | None = None,
     seed: int = 0,
     bootstrap_resamples: int = BOOTSTRAP_RESAMPLES,
+    prevalence: float | str | None = None,
+    unlabelled_probabilities: np.ndarray | None = None,
 ) -> dict:
-    """A trained model's evaluation: temperature and threshold chosen on validation, then scored on
+    """A trained model's evaluation: calibrator and threshold chosen on validation, then scored on
     validation and, when there is one, on the held-out test part, which takes part in no choice.
 
     ``*_probabilities``: (N, C) float, the model's raw outputs; ``y_*``: (N,) int class indices.
+    ``prevalence`` (two classes): the expected share of class 1 in the population to be read, or
+    ``"estimate"``: estimated by EM (:func:`estimate_prevalence`) from ``unlabelled_probabilities``
+    (the raw outputs on the project's unlabelled images). With it, the calibrated posterior is moved
+    from validation's shares to that prevalence (:func:`adjust_to_prevalence`) and an image is called
+    positive when the moved posterior is at least 0.5: the fewest expected errors in that population.
     Returns a JSON-serialisable dict:
 
     - ``validation``, ``test``: :func:`classification_metrics` of the calibrated probabilities at the
-      chosen threshold, with ``roc_auc_ci``; ``test`` is ``None`` without a test part.
+      chosen threshold, with ``roc_auc_ci``, plus ``ece_uncalibrated`` and ``calibration_uncalibrated``
+      (the raw probabilities' ECE and reliability bins: the diagram before calibration); ``test`` is
+      ``None`` without a test part.
     - ``headline``: ``"test"`` when there is a test part, else ``"validation"``: the part to show first.
-    - ``temperature``; ``threshold`` (on the calibrated probability of class 1; ``None`` for more
-      than two classes); ``threshold_rule``: ``"youden"``, ``"target sensitivity"`` or ``"arg-max"``;
-      ``target_sensitivity``.
-    - ``notes``: plain-words warnings (:func:`evaluation_notes` of the headline part, and a temperature
-      fitted at the edge of its range).
+    - ``calibrator``: :func:`fit_calibrator`'s choice (method, parameters, each candidate's NLL), with
+      ``prior_shift`` under a prevalence; apply it with :func:`apply_calibrator`, or
+      :func:`calibrator_of` on the stored metrics. ``temperature``: the calibrator's temperature when
+      it is temperature scaling, else 1.0 (the key older versions were used with).
+    - ``threshold`` (on the calibrated probability of class 1; ``None`` for more than two classes);
+      ``threshold_rule``: ``"youden"``, ``"target sensitivity"``, ``"prevalence"`` or ``"arg-max"``;
+      ``target_sensitivity``; ``operating_point``: the rule in words with the expected sensitivity and
+      specificity at it (on validation) and, under a prevalence, the expected accuracy there.
+    - ``notes``: plain-words warnings (:func:`evaluation_notes` of the headline part, and a calibration
+      parameter fitted at the edge of its range).
     - the validation block's keys at the top level too, for readers of the metrics written before
       there was a test part (``metrics["roc_auc"]`` is the validation AUC).
     """
-    temperature = fit_temperature(y_validation, validation_probabilities)
-    calibrated_validation = apply_temperature(validation_probabilities, temperature)
-    threshold = choose_threshold(y_validation, calibrated_validation, target_sensitivity=target_sensitivity)
     binary = len(class_names) == 2
+    calibrator = fit_calibrator(y_validation, validation_probabilities, seed=seed)
+    prevalence_facts = None
+    if prevalence is not None:
+        if not binary:
+            raise TrainingError(f"A prevalence needs two classes; this run has {len(class_names)}.")
+        prevalence_facts = _target_prevalence(
+            y_validation, validation_probabilities, calibrator, prevalence, unlabelled_probabilities
+        )
+        calibrator["prior_shift"] = prevalence_facts["shift"]
+    calibrated_validation = apply_calibrator(validation_probabilities, calibrator)
+    if prevalence_facts is not None:
+        threshold: float | None = 0.5
+        rule = "prevalence"
+    else:
+        threshold = choose_threshold(y_validation, calibrated_validation, target_sensitivity=target_sensitivity)
+        rule = "arg-max" if not binary else "youden" if target_sensitivity is None else "target sensitivity"
 
-    def scored(y_true: np.ndarray, calibrated: np.ndarray) -> dict:
-        return classification_metrics(
+    def scored(y_true: np.ndarray, raw: np.ndarray, calibrated: np.ndarray) -> dict:
+        block = classification_metrics(
             y_true,
             calibrated,
             class_names,
@@ -223,30 +273,107 @@ def evaluate_model(
             bootstrap_resamples=bootstrap_resamples,
             seed=seed,
         )
+        return {**block, **uncalibrated_reliability(y_true, raw)}
 
-    validation = scored(y_validation, calibrated_validation)
+    validation = scored(y_validation, validation_probabilities, calibrated_validation)
     test = None
     if y_test is not None and test_probabilities is not None and len(y_test):
-        test = scored(y_test, apply_temperature(test_probabilities, temperature))
+        test = scored(y_test, test_probabilities, apply_calibrator(test_probabilities, calibrator))
     headline = "test" if test is not None else "validation"
     notes = evaluation_notes(headline, test if test is not None else validation)
-    if temperature in TEMPERATURE_RANGE:
-        notes.append(
-            f"The temperature fitted on validation, {temperature:g}, is at the edge of its range "
-            f"({TEMPERATURE_RANGE[0]:g} to {TEMPERATURE_RANGE[1]:g}): the validation images are too few, or too "
-            "easily told apart, to calibrate the probabilities well."
-        )
+    notes.extend(calibrator_edge_notes(calibrator))
     return {
         **validation,
         "validation": validation,
         "test": test,
         "headline": headline,
-        "temperature": temperature,
+        "calibrator": calibrator,
+        "temperature": float(calibrator["temperature"]) if calibrator["method"] == "temperature" else 1.0,
         "threshold": threshold,
-        "threshold_rule": "arg-max" if not binary else "youden" if target_sensitivity is None else "target sensitivity",
+        "threshold_rule": rule,
         "target_sensitivity": target_sensitivity,
+        "operating_point": operating_point(rule, validation, prevalence_facts, target_sensitivity),
         "notes": notes,
     }
+
+
+def uncalibrated_reliability(y_true: np.ndarray, raw_probabilities: np.ndarray) -> dict[str, Any]:
+    """``ece_uncalibrated`` and ``calibration_uncalibrated`` (the reliability bins) of a model's raw
+    probabilities (N, C): the before of a before/after reliability diagram."""
+    y_true, raw = _checked(y_true, raw_probabilities)
+    bins = _reliability_bins(y_true, raw, 1 if raw.shape[1] == 2 else None)
+    return {"ece_uncalibrated": _ece_from_bins(bins), "calibration_uncalibrated": bins}
+
+
+def operating_point(
+    rule: str, validation: dict, prevalence_facts: dict | None = None, target_sensitivity: float | None = None
+) -> dict[str, Any]:
+    """The operating rule, in words and figures: ``rule``, ``threshold``, ``description``,
+    ``expected_sensitivity`` and ``expected_specificity`` (measured on validation at the threshold),
+    and under a prevalence ``prevalence`` (the share of class 1 it was set for), ``prevalence_source``
+    and ``expected_accuracy`` there (``prevalence * sensitivity + (1 - prevalence) * specificity``)."""
+    sensitivity, specificity = validation.get("sensitivity"), validation.get("specificity")
+    threshold = validation.get("threshold") if rule != "arg-max" else None
+    point: dict[str, Any] = {
+        "rule": rule,
+        "threshold": threshold,
+        "expected_sensitivity": sensitivity,
+        "expected_specificity": specificity,
+    }
+    if rule == "arg-max":
+        point["description"] = "each image is called its most probable class"
+    elif rule == "youden":
+        point["description"] = "Youden's J on validation (sensitivity + specificity - 1 at its largest)"
+    elif rule == "target sensitivity":
+        point["description"] = f"the most specific threshold with a sensitivity of at least {target_sensitivity:g}"
+    else:
+        assert prevalence_facts is not None
+        share = prevalence_facts["prevalence"]
+        point["prevalence"] = share
+        point["prevalence_source"] = prevalence_facts["source"]
+        point["description"] = (
+            f"posterior adjusted to a prevalence of {share:.1%} ({prevalence_facts['source']}), "
+            "called positive at 0.5: the fewest expected errors there"
+        )
+        if sensitivity is not None and specificity is not None:
+            point["expected_accuracy"] = share * sensitivity + (1 - share) * specificity
+    return point
+
+
+def _target_prevalence(
+    y_validation: np.ndarray,
+    validation_probabilities: np.ndarray,
+    calibrator: dict[str, Any],
+    prevalence: float | str,
+    unlabelled_probabilities: np.ndarray | None,
+) -> dict[str, Any]:
+    counts = np.bincount(np.asarray(y_validation, dtype=np.int64), minlength=2).astype(np.float64)
+    validation_share = counts / counts.sum()
+    if (validation_share <= 0).any():
+        raise TrainingError("A prevalence adjustment needs validation images of both classes.")
+    if prevalence == "estimate":
+        if unlabelled_probabilities is None or len(unlabelled_probabilities) == 0:
+            raise TrainingError(
+                "The prevalence cannot be estimated: the project has no unlabelled images to estimate it from. "
+                "State the expected prevalence instead."
+            )
+        shares, iterations = estimate_prevalence(
+            apply_calibrator(unlabelled_probabilities, calibrator), validation_share
+        )
+        share = float(shares[1])
+        source = f"estimated by EM from {len(unlabelled_probabilities)} unlabelled images in {iterations} iterations"
+    else:
+        try:
+            share = float(prevalence)
+        except (TypeError, ValueError):
+            raise TrainingError(
+                f"The prevalence must be a share between 0 and 1 or 'estimate', not {prevalence!r}."
+            ) from None
+        if not 0.0 < share < 1.0:
+            raise TrainingError(f"The prevalence must lie strictly between 0 and 1, not {share}.")
+        source = "stated"
+    shift = {"from": validation_share.tolist(), "to": [1.0 - share, share], "source": source}
+    return {"prevalence": share, "source": source, "shift": shift}
 
 
 # --- choices made on validation -------------------------------------------------------------------
@@ -286,6 +413,267 @@ def apply_temperature(probabilities: np.ndarray, temperature: float) -> np.ndarr
     probabilities = np.asarray(probabilities, dtype=np.float64)
     logits = np.log(np.clip(probabilities, _SMALLEST_PROBABILITY, 1.0))
     return np.exp(_log_softmax(logits / temperature))
+
+
+# --- calibrators ----------------------------------------------------------------------------------
+
+# The calibrators evaluate_model chooses among, simplest first (a tie goes to the simpler one).
+CALIBRATION_METHODS = ("none", "temperature", "platt", "vector scaling", "isotonic")
+# Platt / vector scaling: logit' = a * logit + b, with a (the slope, 1 / temperature) and b kept here.
+SLOPE_RANGE = (0.1, 10.0)
+BIAS_RANGE = (-10.0, 10.0)
+# Isotonic regression (two classes only) is a candidate when validation has this many images of
+# each class: with fewer, its steps follow the noise of a few images.
+ISOTONIC_MIN_PER_CLASS = 200
+# Folds of the cross-validation on validation that compares the calibrators: each is fitted on the
+# other folds and scored on its own, so a flexible calibrator cannot win by memorising validation.
+CALIBRATION_FOLDS = 5
+# A fitted parameter within this share of its range's width (on a log scale for slopes and
+# temperatures) of a bound is reported at the edge.
+EDGE_TOLERANCE = 0.02
+
+
+def fit_calibrator(y_true: np.ndarray, probabilities: np.ndarray, seed: int = 0) -> dict[str, Any]:
+    """Choose and fit the calibrator of a model's raw ``probabilities`` (N, C) on validation
+    labels ``y_true`` (N,), by negative log-likelihood.
+
+    Candidates (:data:`CALIBRATION_METHODS`): ``none``; ``temperature`` (one divisor of the logits,
+    which can only stretch or squeeze them); with two classes ``platt`` (``sigmoid(a * z + b)`` on
+    the logit ``z = log(p1 / p0)``: it can also move them), with more ``vector scaling``
+    (``softmax(w * log p + b)``, a weight and a bias per class); and with two classes and at least
+    :data:`ISOTONIC_MIN_PER_CLASS` validation images of each class, ``isotonic`` (a monotone step
+    function of p1). Each is scored by the mean NLL over a stratified :data:`CALIBRATION_FOLDS`-fold
+    cross-validation on the validation images (fitted on the other folds), the lowest wins, and the
+    winner is refitted on all of them. With fewer than 2 images of a class there are no folds: only
+    none and temperature compete, on the fitting NLL (as temperature alone was before).
+
+    Returns ``{"method", ...parameters, "nll": {method: cross-validated NLL}}``; parameters:
+    ``temperature``; ``a``, ``b`` (platt); ``w``, ``b`` lists (vector scaling); ``x``, ``y`` lists
+    (isotonic: the step function's knots, interpolated linearly). Apply with :func:`apply_calibrator`.
+    """
+    y_true, probabilities = _checked(y_true, probabilities)
+    counts = np.bincount(y_true, minlength=probabilities.shape[1])
+    if (counts > 0).sum() < 2:
+        return {"method": "none", "nll": {}}
+    binary = probabilities.shape[1] == 2
+    methods = ["none", "temperature", "platt" if binary else "vector scaling"]
+    if binary and counts.min() >= ISOTONIC_MIN_PER_CLASS:
+        methods.append("isotonic")
+    folds = min(CALIBRATION_FOLDS, int(counts[counts > 0].min()))
+    if folds < 2:
+        methods = ["none", "temperature"]
+        scores = {m: _nll(y_true, apply_calibrator(probabilities, _fit_one(m, y_true, probabilities))) for m in methods}
+    else:
+        fold_of = np.empty(len(y_true), dtype=np.int64)
+        generator = np.random.default_rng(seed)
+        for c in np.flatnonzero(counts):
+            members = generator.permutation(np.flatnonzero(y_true == c))
+            fold_of[members] = np.arange(len(members)) % folds
+        scores = {}
+        for method in methods:
+            losses = []
+            for fold in range(folds):
+                held = fold_of == fold
+                fitted = _fit_one(method, y_true[~held], probabilities[~held])
+                losses.append(_nll(y_true[held], apply_calibrator(probabilities[held], fitted)) * held.sum())
+            scores[method] = float(sum(losses) / len(y_true))
+    best = min(methods, key=lambda m: (round(scores[m], 6), methods.index(m)))
+    return {**_fit_one(best, y_true, probabilities), "nll": {m: round(scores[m], 6) for m in methods}}
+
+
+def apply_calibrator(probabilities: np.ndarray, calibrator: dict[str, Any] | float) -> np.ndarray:
+    """A model's raw ``probabilities`` (N, C) through ``calibrator`` (:func:`fit_calibrator`'s dict,
+    or a bare temperature, as model versions stored before there was a choice), then through its
+    ``prior_shift`` when it has one (:func:`adjust_to_prevalence`). (N, C) float64 rows summing to 1."""
+    if not isinstance(calibrator, dict):
+        return apply_temperature(probabilities, float(calibrator))
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    method = calibrator.get("method", "temperature")
+    logits = np.log(np.clip(probabilities, _SMALLEST_PROBABILITY, 1.0))
+    if method == "none":
+        calibrated = probabilities / probabilities.sum(axis=1, keepdims=True)
+    elif method == "temperature":
+        calibrated = apply_temperature(probabilities, float(calibrator.get("temperature", 1.0)))
+    elif method == "platt":
+        z = calibrator["a"] * (logits[:, 1] - logits[:, 0]) + calibrator["b"]
+        calibrated = np.exp(_log_softmax(np.stack([np.zeros_like(z), z], axis=1)))
+    elif method == "vector scaling":
+        calibrated = np.exp(_log_softmax(logits * np.asarray(calibrator["w"]) + np.asarray(calibrator["b"])))
+    elif method == "isotonic":
+        positive = np.interp(probabilities[:, 1], calibrator["x"], calibrator["y"])
+        calibrated = np.stack([1 - positive, positive], axis=1)
+    else:
+        raise TrainingError(f"Unknown calibration method {method!r}.")
+    shift = calibrator.get("prior_shift")
+    if shift:
+        calibrated = adjust_to_prevalence(calibrated, shift["from"], shift["to"])
+    return calibrated
+
+
+def calibrator_of(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The calibrator a model version's ``metrics`` say to use: ``metrics["calibrator"]``, or, for a
+    version stored before calibrators were chosen, its temperature (1.0 when it has none)."""
+    calibrator = metrics.get("calibrator")
+    if calibrator:
+        return calibrator
+    return {"method": "temperature", "temperature": float(metrics.get("temperature", 1.0))}
+
+
+def describe_calibrator(calibrator: dict[str, Any]) -> str:
+    """The calibrator in words, e.g. "Platt scaling (a 1.12, b -0.31)"."""
+    method = calibrator.get("method", "temperature")
+    if method == "none":
+        words = "no calibration (the model's own probabilities)"
+    elif method == "temperature":
+        words = f"temperature scaling (T {float(calibrator.get('temperature', 1.0)):.3g})"
+    elif method == "platt":
+        words = f"Platt scaling on the logit (a {calibrator['a']:.3g}, b {calibrator['b']:+.3g})"
+    elif method == "vector scaling":
+        weights = ", ".join(f"{w:.3g}" for w in calibrator["w"])
+        biases = ", ".join(f"{b:+.3g}" for b in calibrator["b"])
+        words = f"vector scaling (w {weights}; b {biases})"
+    else:
+        words = f"isotonic regression ({len(calibrator['x'])} knots)"
+    shift = calibrator.get("prior_shift")
+    if shift:
+        words += f", then adjusted to a prevalence of {shift['to'][1]:.1%} ({shift.get('source', 'stated')})"
+    return words
+
+
+def calibrator_edge_notes(calibrator: dict[str, Any], tolerance: float = EDGE_TOLERANCE) -> list[str]:
+    """Plain-words notes for each fitted parameter within ``tolerance`` of its range's edge (a
+    share of the range's width; log scale for temperature and slopes): the optimum lay outside."""
+    method = calibrator.get("method")
+    checks: list[tuple[str, float, tuple[float, float], bool]] = []
+    if method == "temperature":
+        checks.append(("temperature", float(calibrator["temperature"]), TEMPERATURE_RANGE, True))
+    elif method == "platt":
+        checks += [("slope a", float(calibrator["a"]), SLOPE_RANGE, True)]
+        checks += [("bias b", float(calibrator["b"]), BIAS_RANGE, False)]
+    elif method == "vector scaling":
+        checks += [(f"weight w[{i}]", float(w), SLOPE_RANGE, True) for i, w in enumerate(calibrator["w"])]
+        checks += [(f"bias b[{i}]", float(b), BIAS_RANGE, False) for i, b in enumerate(calibrator["b"])]
+    notes = []
+    for name, value, bounds, logarithmic in checks:
+        if at_edge(value, bounds, tolerance, logarithmic):
+            notes.append(
+                f"The calibration's {name} fitted on validation, {value:.3g}, is at the edge of its range "
+                f"({bounds[0]:g} to {bounds[1]:g}): the validation images are too few, or too easily told "
+                "apart, or the model's outputs too far off, to calibrate the probabilities well."
+            )
+    return notes
+
+
+def at_edge(
+    value: float, bounds: tuple[float, float], tolerance: float = EDGE_TOLERANCE, logarithmic: bool = False
+) -> bool:
+    """Whether ``value`` lies within ``tolerance`` of the range's width from either bound (the width
+    measured on a log scale when ``logarithmic``)."""
+    low, high = bounds
+    if logarithmic:
+        value, low, high = np.log(value), np.log(low), np.log(high)
+    margin = tolerance * (high - low)
+    return bool(value <= low + margin or value >= high - margin)
+
+
+def _nll(y_true: np.ndarray, probabilities: np.ndarray) -> float:
+    true_class = np.clip(probabilities[np.arange(len(y_true)), y_true], _SMALLEST_PROBABILITY, 1.0)
+    return float(-np.mean(np.log(true_class)))
+
+
+def _fit_one(method: str, y_true: np.ndarray, probabilities: np.ndarray) -> dict[str, Any]:
+    if method == "none":
+        return {"method": "none"}
+    if method == "temperature":
+        return {"method": "temperature", "temperature": fit_temperature(y_true, probabilities)}
+    logits = np.log(np.clip(probabilities, _SMALLEST_PROBABILITY, 1.0))
+    if len(np.unique(y_true)) < 2:
+        return {"method": "none"}
+    if method == "platt":
+        z = logits[:, 1] - logits[:, 0]
+        target = (y_true == 1).astype(np.float64)
+
+        def platt_loss(params: np.ndarray) -> tuple[float, np.ndarray]:
+            s = params[0] * z + params[1]
+            # -[t log sigmoid(s) + (1 - t) log sigmoid(-s)] = logaddexp(0, s) - t * s
+            loss = np.logaddexp(0.0, s) - target * s
+            residual = 1.0 / (1.0 + np.exp(-s)) - target
+            return float(loss.mean()), np.array([np.mean(residual * z), np.mean(residual)])
+
+        found = minimize(
+            platt_loss, np.array([1.0, 0.0]), jac=True, method="L-BFGS-B", bounds=[SLOPE_RANGE, BIAS_RANGE]
+        )
+        return {"method": "platt", "a": float(found.x[0]), "b": float(found.x[1])}
+    if method == "vector scaling":
+        classes = probabilities.shape[1]
+        onehot = np.eye(classes)[y_true]
+
+        def vector_loss(params: np.ndarray) -> tuple[float, np.ndarray]:
+            w, b = params[:classes], params[classes:]
+            log_q = _log_softmax(logits * w + b)
+            residual = np.exp(log_q) - onehot  # (N, C)
+            loss = -np.mean((log_q * onehot).sum(axis=1))
+            return float(loss), np.concatenate([(residual * logits).mean(axis=0), residual.mean(axis=0)])
+
+        start = np.concatenate([np.ones(classes), np.zeros(classes)])
+        bounds = [SLOPE_RANGE] * classes + [BIAS_RANGE] * classes
+        found = minimize(vector_loss, start, jac=True, method="L-BFGS-B", bounds=bounds)
+        b = found.x[classes:] - found.x[classes:].mean()  # the softmax ignores a common shift
+        return {"method": "vector scaling", "w": found.x[:classes].tolist(), "b": b.tolist()}
+    if method == "isotonic":
+        from sklearn.isotonic import IsotonicRegression
+
+        # Never exactly 0 or 1: one image beyond the step would cost an infinite log-likelihood.
+        margin = 1.0 / (2 * (len(y_true) + 1))
+        regression = IsotonicRegression(y_min=margin, y_max=1 - margin, out_of_bounds="clip")
+        regression.fit(probabilities[:, 1], (y_true == 1).astype(np.float64))
+        return {
+            "method": "isotonic",
+            "x": [float(v) for v in regression.X_thresholds_],
+            "y": [float(v) for v in regression.y_thresholds_],
+        }
+    raise TrainingError(f"Unknown calibration method {method!r}.")
+
+
+# --- prevalence -----------------------------------------------------------------------------------
+
+
+def adjust_to_prevalence(
+    probabilities: np.ndarray, from_prior: Sequence[float], to_prior: Sequence[float]
+) -> np.ndarray:
+    """Posteriors ``probabilities`` (N, C), calibrated where the classes had the shares ``from_prior``
+    (C,), moved to a population with the shares ``to_prior`` (C,) (Bayes' rule with the likelihoods
+    unchanged, Saerens et al. 2002 eq. 2.4): ``p'(c) proportional to p(c) * to(c) / from(c)``. (N, C) float64."""
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    source, target = np.asarray(from_prior, dtype=np.float64), np.asarray(to_prior, dtype=np.float64)
+    if source.shape != (probabilities.shape[1],) or target.shape != source.shape:
+        raise TrainingError(f"A prevalence needs one share per class ({probabilities.shape[1]}).")
+    if (source <= 0).any() or (target < 0).any():
+        raise TrainingError("The class shares of a prevalence adjustment must be positive.")
+    weighted = probabilities * (target / source)
+    return weighted / np.maximum(weighted.sum(axis=1, keepdims=True), _SMALLEST_PROBABILITY)
+
+
+def estimate_prevalence(
+    probabilities: np.ndarray, training_prior: Sequence[float], tolerance: float = 1e-6, max_iterations: int = 1000
+) -> tuple[np.ndarray, int]:
+    """The class shares of an unlabelled population, by EM (Saerens, Latinne and Decaestecker, Neural
+    Computation 2002): from the calibrated posteriors ``probabilities`` (N, C) of its images (under
+    the training shares ``training_prior``), alternately adjust every posterior to the current
+    estimate and take their mean as the next estimate, until it moves less than ``tolerance``.
+    Returns (shares (C,), iterations)."""
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    if probabilities.ndim != 2 or len(probabilities) == 0:
+        raise TrainingError("Estimating a prevalence needs the probabilities of at least one image.")
+    estimate = np.asarray(training_prior, dtype=np.float64)
+    for iteration in range(1, max_iterations + 1):
+        updated = adjust_to_prevalence(probabilities, training_prior, estimate).mean(axis=0)
+        updated = np.clip(updated, 1e-6, 1.0)
+        updated /= updated.sum()
+        if np.abs(updated - estimate).max() < tolerance:
+            return updated, iteration
+        estimate = updated
+    return estimate, max_iterations
 
 
 def youden_threshold(is_positive: np.ndarray, scores: np.ndarray) -> float:
@@ -343,16 +731,21 @@ def choose_threshold(
 
 
 def calibrated_calls(
-    probabilities: np.ndarray, temperature: float = 1.0, threshold: float | None = None, positive_class: int = 1
+    probabilities: np.ndarray,
+    calibration: dict[str, Any] | float = 1.0,
+    threshold: float | None = None,
+    positive_class: int = 1,
 ) -> tuple[np.ndarray, np.ndarray]:
     """What a model version says about new images, as its evaluation scored them: the calibrated
-    probabilities (N, C) float64 (:func:`apply_temperature`) and the called class (N,) int64.
+    probabilities (N, C) float64 and the called class (N,) int64.
 
-    Two classes with a ``threshold`` (the model version's ``metrics["threshold"]``): ``positive_class``
-    when its calibrated probability is ``>= threshold``, else the other class. Otherwise the arg-max.
-    ``probabilities``: the model's raw (N, C) output.
+    ``calibration``: the version's calibrator (:func:`calibrator_of` its metrics), or a bare
+    temperature, as versions stored before calibrators were chosen were used
+    (:func:`apply_calibrator`). Two classes with a ``threshold`` (the model version's
+    ``metrics["threshold"]``): ``positive_class`` when its calibrated probability is ``>= threshold``,
+    else the other class. Otherwise the arg-max. ``probabilities``: the model's raw (N, C) output.
     """
-    calibrated = apply_temperature(probabilities, temperature)
+    calibrated = apply_calibrator(probabilities, calibration)
     if threshold is not None and calibrated.shape[1] == 2:
         called = np.where(calibrated[:, positive_class] >= threshold, positive_class, 1 - positive_class)
     else:

@@ -5,9 +5,11 @@ from medreview.errors import TrainingError
 from medreview.ml.training.metrics import (
     SUMMARY_KEYS,
     TEMPERATURE_RANGE,
+    apply_calibrator,
     apply_temperature,
     bootstrap_roc_auc_interval,
     calibrated_calls,
+    calibrator_of,
     choose_threshold,
     classification_metrics,
     evaluate_model,
@@ -151,11 +153,14 @@ def test_temperature_stays_in_its_range_and_is_one_for_a_single_class():
     assert fit_temperature(np.zeros(4, dtype=int), _as_probabilities([0.1, 0.2, 0.3, 0.4])) == 1.0
 
 
-def test_calibrated_calls_use_the_stored_temperature_and_threshold_as_the_evaluation_did():
+def test_calibrated_calls_use_the_stored_calibrator_and_threshold_as_the_evaluation_did():
     labels, probabilities = _scored_sample(300, seed=3)
     evaluation = evaluate_model(labels, probabilities, None, None, ["normal", "pneumonia"])
-    calibrated, called = calibrated_calls(probabilities, evaluation["temperature"], evaluation["threshold"])
-    assert np.allclose(calibrated, apply_temperature(probabilities, evaluation["temperature"]))
+    calibrated, called = calibrated_calls(probabilities, evaluation["calibrator"], evaluation["threshold"])
+    assert np.allclose(calibrated, apply_calibrator(probabilities, evaluation["calibrator"]))
+    # A version stored before calibrators were chosen is used with its bare temperature, as before.
+    old, _ = calibrated_calls(probabilities, calibrator_of({"temperature": 2.0}), evaluation["threshold"])
+    assert np.allclose(old, apply_temperature(probabilities, 2.0))
     # The calls reproduce the stored confusion matrix.
     matrix = np.zeros((2, 2), dtype=int)
     np.add.at(matrix, (labels, called), 1)
@@ -251,10 +256,10 @@ def test_evaluate_model_chooses_on_validation_and_only_scores_test():
     labels, probabilities = _scored_sample(400, seed=1)
     test_labels, test_probabilities = _scored_sample(400, seed=2)
     evaluation = evaluate_model(labels, probabilities, test_labels, test_probabilities, ["normal", "pneumonia"])
-    # The threshold and temperature come from validation: changing the test part changes neither.
+    # The threshold and calibrator come from validation: changing the test part changes neither.
     flipped = evaluate_model(labels, probabilities, 1 - test_labels, test_probabilities, ["normal", "pneumonia"])
-    assert (flipped["threshold"], flipped["temperature"]) == (evaluation["threshold"], evaluation["temperature"])
-    calibrated = apply_temperature(probabilities, evaluation["temperature"])
+    assert (flipped["threshold"], flipped["calibrator"]) == (evaluation["threshold"], evaluation["calibrator"])
+    calibrated = apply_calibrator(probabilities, evaluation["calibrator"])
     assert evaluation["threshold"] == pytest.approx(choose_threshold(labels, calibrated))
     assert evaluation["headline"] == "test" and evaluation["test"]["threshold"] == evaluation["threshold"]
     assert set(summary(evaluation["test"])) == set(SUMMARY_KEYS)
