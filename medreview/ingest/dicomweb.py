@@ -1,41 +1,54 @@
 """Import from a PACS over DICOMweb: search studies (QIDO-RS), retrieve them (WADO-RS) into the store.
 
-:class:`DicomWebClient` speaks to one DICOMweb service (for Orthanc with its DICOMweb plugin the
-base URL is ``http://host:8042/dicom-web``); :func:`import_study` retrieves one study and hands its
-instances to :func:`~medreview.ingest.service.ingest_files`, so a PACS import is stored, deduplicated
-and reported exactly like an upload.
+The HTTP side (requests, the QIDO/WADO transactions, splitting a multipart answer into instances)
+is the maintained ``dicomweb-client`` library; this module keeps what is medreview's: what to
+search and fetch, the limits a PACS is held to, the messages a user sees, and handing each
+retrieved instance to :func:`~medreview.ingest.service.ingest_files`, so a PACS import is
+de-identified, stored, deduplicated and reported per instance exactly like an upload.
+
+:class:`DicomWebClient` holds the address and login of one DICOMweb service (for Orthanc with its
+DICOMweb plugin ``http://host:8042/dicom-web``); :func:`pacs_client` turns it into a
+``dicomweb_client.DICOMwebClient`` with medreview's guards, for any DICOMweb transaction (STOW
+included); :func:`import_study` retrieves one study into the store.
 
 Every failure a user can cause (wrong address, server down, wrong password, a study the PACS does
 not have, a study larger than the import limit, a garbled answer) raises
 :class:`~medreview.errors.IngestError` with a plain message. Passwords never appear in messages,
 logs or the client's ``repr``.
 
-A PACS is not trusted to behave: redirects are followed only within the same scheme, host and
-port (the login must never travel to a server the user did not name), every answer is read as a
-stream against a size cap (:data:`MAX_SEARCH_BYTES` for a search; the caller's limits for a
-retrieve), and every call has an overall deadline (:data:`SEARCH_DEADLINE_SECONDS`,
-:data:`RETRIEVE_DEADLINE_SECONDS`) that a server dripping bytes cannot stretch.
+A PACS is not trusted to behave:
+
+- redirects are followed only within the same scheme, host and port, at most
+  :data:`MAX_REDIRECTS` times; one to another server is refused before anything is sent there,
+  so the login never travels to a server the user did not name (:class:`_GuardedSession`);
+- every answer is read as a stream against a size cap (:data:`MAX_SEARCH_BYTES` for a search;
+  the store's archive and file limits for a retrieve), counted as the library reads it;
+- every call has an overall deadline (:data:`SEARCH_DEADLINE_SECONDS`,
+  :data:`RETRIEVE_DEADLINE_SECONDS`) that a server dripping bytes cannot stretch, on top of the
+  per-request time-out;
+- retries are explicit (:data:`RETRY`): the library's own retrying is switched off.
 """
 
 from __future__ import annotations
 
-import email.message
-import json
+import logging
 import re
 import socket
 import string
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote, urljoin, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import requests
 import urllib3.connection
 import urllib3.connectionpool
+from dicomweb_client import DICOMwebClient
 from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 
 from medreview.errors import IngestError
 from medreview.ingest.service import IngestResult, InputFile, ingest_files
@@ -43,12 +56,15 @@ from medreview.store import Store
 from medreview.team.roles import Actor, require
 
 __all__ = [
+    "MAX_REDIRECTS",
     "MAX_SEARCH_BYTES",
     "RETRIEVE_DEADLINE_SECONDS",
+    "RETRY",
     "SEARCH_DEADLINE_SECONDS",
     "DicomWebClient",
     "StudySummary",
     "import_study",
+    "pacs_client",
 ]
 
 # The largest search answer read: a study is a few hundred bytes of DICOM JSON, so this holds tens
@@ -59,7 +75,30 @@ MAX_SEARCH_BYTES = 32 * 1024 * 1024
 SEARCH_DEADLINE_SECONDS = 120.0
 RETRIEVE_DEADLINE_SECONDS = 3600.0
 # Redirects followed within the PACS's own scheme, host and port; more is a loop.
-_MAX_REDIRECTS = 5
+MAX_REDIRECTS = 5
+# Retries, done by urllib3 under requests (dicomweb-client's own retrying is switched off: it
+# retries every exception, a refused login or our own size-cap refusal included, five times with
+# waits of 2 to 16 s, far past a search's patience):
+# - a connection that could not be made (refused, unknown host, connect time-out): 2 more tries,
+#   for any method, since nothing reached the server;
+# - an answer 429/502/503/504 (busy, restarting, gateway) to a GET: 2 more tries;
+# - never a read that failed or timed out midway (read=0): the request may have been acted on,
+#   and a user waiting out a time-out should not wait it out three times.
+# Waits are 0 s then 0.5 s (backoff_factor 0.25); Retry-After is not obeyed, so that a server
+# cannot park a call past its deadline (the deadline cannot interrupt a sleep).
+RETRY = Retry(
+    total=4,
+    connect=2,
+    read=0,
+    status=2,
+    other=0,
+    redirect=0,  # requests follows redirects itself, through _GuardedSession
+    status_forcelist=(429, 502, 503, 504),
+    allowed_methods=frozenset({"GET", "HEAD"}),
+    backoff_factor=0.25,
+    respect_retry_after_header=False,
+    raise_on_status=False,  # the last answer goes back to the caller, who reports its status
+)
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 # DICOM JSON model keys (PS3.18 F.2): upper-case hex group+element.
@@ -74,16 +113,20 @@ _INSTANCE_COUNT = "00201208"  # NumberOfStudyRelatedInstances
 # Attributes a PACS need not return unless asked for (PS3.18 8.3.4, "includefield").
 _INCLUDE_FIELDS = ",".join([_STUDY_DESCRIPTION, _MODALITIES_IN_STUDY, _SERIES_COUNT, _INSTANCE_COUNT])
 
-_SEARCH_ACCEPT = "application/dicom+json"
 # transfer-syntax=* asks for the instances as stored: no transcoding on the server, originals kept
-# byte-for-byte as the store promises.
+# byte-for-byte as the store promises (dicomweb-client's retrieve_study would parse and re-encode
+# them, so the retrieve uses its lower-level GET and part splitting, see retrieve_study).
 _RETRIEVE_ACCEPT = 'multipart/related; type="application/dicom"; transfer-syntax=*'
 _UID_PATTERN = re.compile(r"[0-9]+(\.[0-9]+)*")
-_CHUNK_BYTES = 1024 * 1024
-_PART_HEADER_BYTES = 64 * 1024  # more header than this in one multipart part is not a PACS
+# How much the library reads at a time; also the slack of the instance cap (see _Guard).
+_CHUNK_BYTES = 256 * 1024
+_PART_HEADER_BYTES = 64 * 1024  # allowed for an instance's part headers and delimiters
 # Characters that travel unescaped in a URL query (RFC 3986 unreserved, the wildcards, and
 # separators with no meaning in a query value); "&", "=", "+", "#" and "%" are not among them.
 _QUERY_SAFE = frozenset(string.ascii_letters + string.digits + "-._~*?:@/,")
+
+# dicomweb-client logs each request's URL at DEBUG; a search URL holds the patient ID and name.
+logging.getLogger("dicomweb_client").setLevel(logging.INFO)
 
 
 @dataclass(frozen=True)
@@ -104,9 +147,10 @@ class StudySummary:
 class DicomWebClient:
     """A DICOMweb service: ``base_url`` is the service root, e.g. ``http://127.0.0.1:8042/dicom-web``.
 
-    ``username``/``password`` are sent as HTTP basic auth when a username is given.
-    ``timeout`` (seconds) bounds connecting and each wait for data; ``search_deadline`` and
-    ``retrieve_deadline`` (seconds) bound a whole call, however slowly the data comes.
+    ``username``/``password`` are sent as HTTP basic auth when a username is given (a
+    ``user:password@`` in the address works too). ``timeout`` (seconds) bounds connecting and
+    each wait for data; ``search_deadline`` and ``retrieve_deadline`` (seconds) bound a whole
+    call, however slowly the data comes.
     """
 
     base_url: str
@@ -145,6 +189,9 @@ class DicomWebClient:
         """
         if limit < 1:
             raise ValueError(f"limit must be at least 1, got {limit}")
+        # The query is written here rather than by the library's search_for_studies, which
+        # percent-encodes every value ("*" becomes "%2A"), and Orthanc 1.10 does not decode
+        # query values: no wildcard search would match there (see _query_value).
         query = [f"includefield={_INCLUDE_FIELDS}", f"limit={limit}"]
         for keyword, value in (
             ("PatientID", patient_id),
@@ -154,17 +201,12 @@ class DicomWebClient:
         ):
             if value.strip():
                 query.append(f"{keyword}={_query_value(value.strip())}")
-        with self._get("/studies?" + "&".join(query), accept=_SEARCH_ACCEPT, action="search") as response:
-            declared = response.headers.get("Content-Length", "")
-            if declared.isdigit() and int(declared) > max_bytes:
-                raise self._search_too_large(max_bytes)
-            content = b"".join(self._limited_search(self._chunks(response), max_bytes))
-            # Some servers answer "no match" with 204 No Content rather than an empty array.
-            if response.status_code == 204 or not content.strip():
-                return []
+        with self._calling("search", max_bytes=max_bytes) as (client, _guard):
+            url = f"{client.base_url}/studies?" + "&".join(query)
             try:
-                datasets = json.loads(content)
-            except ValueError:
+                # stream=True: read through the size cap, and no Host header of the library's own
+                datasets: object = client._http_get_application_json(url, stream=True)
+            except requests.JSONDecodeError:
                 raise IngestError(
                     f"the PACS at {self.display_url} answered the search with something other than JSON"
                 ) from None
@@ -183,139 +225,133 @@ class DicomWebClient:
         """WADO-RS retrieve of a whole study: yields ``("pacs-instance-<n>.dcm", DICOM file bytes)``
         (never named after the study's UID: that is an identifier of the patient's study).
 
-        The answer is streamed and split as it arrives, so memory holds one instance at a time.
-        More than ``max_bytes`` in the answer, or one instance of more than ``max_instance_bytes``,
-        raises :class:`IngestError` (instances already yielded stay with the caller). A study the
-        PACS does not have raises :class:`IngestError`.
+        The answer is streamed and split as it arrives (by dicomweb-client), so memory holds one
+        instance at a time, and each instance is handed on byte-for-byte as the PACS stores it.
+        More than ``max_bytes`` in the answer, or one instance of more than
+        ``max_instance_bytes``, raises :class:`IngestError` (instances already yielded stay with
+        the caller), as does an answer cut before its end. A study the PACS does not have
+        raises :class:`IngestError`.
         """
         study_uid = study_uid.strip()
         if not _UID_PATTERN.fullmatch(study_uid) or len(study_uid) > 64:
             raise IngestError(f"{study_uid!r} is not a valid study UID (digits separated by dots)")
-        path = f"/studies/{quote(study_uid)}"
-        with self._get(path, accept=_RETRIEVE_ACCEPT, action="retrieve", study_uid=study_uid) as response:
-            content_type = response.headers.get("Content-Type", "")
-            boundary = _boundary(content_type)
-            if boundary is None:
-                raise IngestError(
-                    f"the PACS at {self.display_url} answered with {content_type or 'no content type'} "
-                    "instead of DICOM files (multipart/related)"
-                )
-            declared = response.headers.get("Content-Length", "")
-            if max_bytes is not None and declared.isdigit() and int(declared) > max_bytes:
-                raise _too_large(study_uid, max_bytes)
-            chunks = _limited(self._chunks(response), max_bytes, study_uid)
-            parts = _iter_multipart(chunks, boundary.encode("latin-1"), max_part_bytes=max_instance_bytes)
-            for number, part in enumerate(parts, start=1):
-                yield f"pacs-instance-{number:05d}.dcm", part
+        with self._calling("retrieve", max_bytes=max_bytes, max_part_bytes=max_instance_bytes, study_uid=study_uid) as (
+            client,
+            guard,
+        ):
+            # The library's retrieve_study / iter_study parse every instance with pydicom (which
+            # would re-encode them, and fail the whole import on one bad instance); its GET and
+            # its part splitter hand over the bytes as sent.
+            response = client._http_get(
+                f"{client.base_url}/studies/{study_uid}", headers={"Accept": _RETRIEVE_ACCEPT}, stream=True
+            )
+            instances = client._decode_multipart_message(response, stream=True)
+            number = 0
+            while True:
+                try:
+                    instance = next(instances)
+                except StopIteration:
+                    break
+                except ValueError:  # the library's word for an answer it cannot split
+                    raise self._not_instances(guard.content_type) from None
+                guard.instance_received()
+                number += 1
+                yield f"pacs-instance-{number:05d}.dcm", instance
 
-    # -- HTTP ---------------------------------------------------------------------------------
+    # -- one call: a guarded session, the library client, errors as messages -------------------
 
     @contextmanager
-    def _get(self, path: str, *, accept: str, action: str, study_uid: str = "") -> Iterator[requests.Response]:
-        """GET ``path`` below the base URL and yield the streamed answer (status 2xx).
+    def _calling(
+        self, action: str, *, max_bytes: int | None, max_part_bytes: int | None = None, study_uid: str = ""
+    ) -> Iterator[tuple[DICOMwebClient, _Guard]]:
+        """A library client for one call, and the guard that counts its answer.
 
-        Redirects are followed by hand, only within the same scheme, host and port, so the login
-        never reaches a server the user did not name. The whole call, from connecting to the end
-        of the body, is bounded by the action's deadline (for a retrieve this includes the time
-        the caller spends storing the instances it is handed): a failure in reading caused by the
-        deadline (the watchdog shuts the socket) is reported as the deadline.
+        Every failure becomes an :class:`IngestError`; whatever broke once the deadline shut the
+        socket (a cut body, a half JSON answer, a network error) is reported as the deadline.
+        For a retrieve the deadline includes the time the caller spends storing the instances.
         """
         seconds = self.retrieve_deadline if action == "retrieve" else self.search_deadline
-        deadline = _Deadline(seconds)
-        session: requests.Session | None = None
-        response: requests.Response | None = None
+        too_large = self._search_too_large if action == "search" else lambda cap: _too_large(study_uid, cap)
+        guard = _Guard(max_bytes, max_part_bytes, too_large)
+        session = _GuardedSession(self._origin_and_login(), seconds, guard)
         try:
-            session = _watched_session()
-            response = self._follow(session, self.base_url.rstrip("/") + path, accept, action, study_uid, deadline)
-            yield response
-            if deadline.expired:  # the body ended early because the deadline shut the socket
+            client = _library_client(self, session)
+            yield client, guard
+            if session.deadline.expired:  # the body ended early because the deadline shut the socket
                 raise self._deadline_error(action, seconds)
-        except Exception:
-            # Whatever broke once the deadline shut the socket (a cut body, a half JSON answer, a
-            # network error), the reason to report is the deadline.
-            if deadline.expired:
+        except Exception as error:
+            if session.deadline.expired:
                 raise self._deadline_error(action, seconds) from None
-            raise
+            if isinstance(error, IngestError):
+                raise
+            raise self._error(error, action, study_uid) from None
         finally:
-            deadline.cancel()
-            if response is not None:
-                response.close()
-            if session is not None:
-                session.close()
+            session.close()
 
-    def _follow(
-        self,
-        session: requests.Session,
-        url: str,
-        accept: str,
-        action: str,
-        study_uid: str,
-        deadline: _Deadline,
-    ) -> requests.Response:
-        """The first answer that is not a redirect, following same-origin redirects only."""
-        auth = self._auth()
-        origin = _origin(url)
-        for _ in range(_MAX_REDIRECTS + 1):
-            remaining = deadline.remaining()
-            if remaining <= 0:
-                raise self._deadline_error(action, deadline.seconds)
-            try:
-                with deadline.watching():
-                    response = session.get(
-                        url,
-                        headers={"Accept": accept},
-                        auth=auth,
-                        # Connecting may not outlast the deadline; the watchdog bounds the rest.
-                        timeout=(min(self.timeout, remaining), self.timeout),
-                        stream=True,
-                        allow_redirects=False,
-                    )
-            except requests.RequestException as error:
-                if deadline.expired:
-                    raise self._deadline_error(action, deadline.seconds) from None
-                raise self._network_error(error) from None
-            if not response.is_redirect:
-                self._check_status(response, action, study_uid)
-                return response
-            location = response.headers.get("Location", "")
-            response.close()
-            url = urljoin(url, location)
-            target = _origin(url)
-            if target is None or target != origin:
-                raise IngestError(
-                    f"the PACS at {self.display_url} redirected the {action} to another server "
-                    f"({_describe_origin(url)}); refused, so that the login is not sent there"
-                )
-        raise IngestError(f"the PACS at {self.display_url} redirected the {action} more than {_MAX_REDIRECTS} times")
+    def _origin_and_login(self) -> tuple[str, tuple[str, str, int], tuple[str, str] | None]:
+        """(the address without a login in it, its origin, the login), or IngestError."""
+        try:
+            parts = urlsplit(self.base_url.strip())
+            scheme = parts.scheme.lower()
+            if scheme not in _DEFAULT_PORTS:
+                raise IngestError(f"{self.display_url!r} is not an http:// or https:// address")
+            origin = _origin(self.base_url.strip())
+        except ValueError:
+            origin = None
+        if origin is None:
+            raise IngestError(f"{self.display_url!r} is not a valid address (expected http://host:port/path)")
+        address = urlunsplit((scheme, parts.netloc.rpartition("@")[2], parts.path.rstrip("/"), "", ""))
+        return address, origin, self._auth()
 
     def _auth(self) -> tuple[str, str] | None:
         if self.username:
             return (self.username, self.password or "")
-        # A login written into the address ("http://user:password@host/...") is kept for
-        # same-origin redirects too, whose Location usually has none.
+        # A login written into the address ("http://user:password@host/...").
         try:
             from_url = requests.utils.get_auth_from_url(self.base_url)
         except ValueError:
             return None
         return from_url if any(from_url) else None
 
-    def _check_status(self, response: requests.Response, action: str, study_uid: str) -> None:
-        status = response.status_code
-        if 200 <= status < 300:
-            return
-        response.close()
+    def _error(self, error: Exception, action: str, study_uid: str) -> IngestError:
+        """The message for what the library or requests raised."""
+        if isinstance(error, _OffOriginRedirect):
+            return IngestError(
+                f"the PACS at {self.display_url} redirected the {action} to another server "
+                f"({_describe_origin(error.url)}); refused, so that the login is not sent there"
+            )
+        if isinstance(error, requests.TooManyRedirects):
+            return IngestError(
+                f"the PACS at {self.display_url} redirected the {action} more than {MAX_REDIRECTS} times"
+            )
+        if isinstance(error, requests.HTTPError) and error.response is not None:
+            error.response.close()
+            return self._status_error(error.response.status_code, action, study_uid)
+        if isinstance(error, requests.RequestException):
+            return self._network_error(error)
+        return IngestError(f"the PACS at {self.display_url} failed the {action} ({type(error).__name__})")
+
+    def _status_error(self, status: int, action: str, study_uid: str) -> IngestError:
         if status in (401, 403) and not self._auth():
-            raise IngestError(f"the PACS asks for a login (HTTP {status}); give a user name and password")
+            return IngestError(f"the PACS asks for a login (HTTP {status}); give a user name and password")
         if status in (401, 403):
-            raise IngestError(f"the PACS refused the login (HTTP {status})")
+            return IngestError(f"the PACS refused the login (HTTP {status})")
         if status == 404 and action == "retrieve":
-            raise IngestError(f"the PACS at {self.display_url} has no study {study_uid}")
+            return IngestError(f"the PACS at {self.display_url} has no study {study_uid}")
         if status == 404:
-            raise IngestError(
+            return IngestError(
                 f"no DICOMweb service at {self.display_url} (HTTP 404); check the address "
                 "(for Orthanc it ends in /dicom-web)"
             )
-        raise IngestError(f"the PACS at {self.display_url} failed the {action} (HTTP {status})")
+        return IngestError(f"the PACS at {self.display_url} failed the {action} (HTTP {status})")
+
+    def _not_instances(self, content_type: str) -> IngestError:
+        if content_type.partition(";")[0].strip().lower() != _RETRIEVE_ACCEPT.partition(";")[0]:
+            return IngestError(
+                f"the PACS at {self.display_url} answered with {content_type or 'no content type'} "
+                "instead of DICOM files"
+            )
+        return IngestError(f"the PACS at {self.display_url} answered the retrieve with a garbled body")
 
     def _deadline_error(self, action: str, seconds: float) -> IngestError:
         return IngestError(f"the PACS at {self.display_url} did not complete the {action} within {seconds:g} seconds")
@@ -325,20 +361,6 @@ class DicomWebClient:
             f"the PACS at {self.display_url} answered the search with more than {max_bytes} bytes; "
             "refused (narrow the search)"
         )
-
-    def _limited_search(self, chunks: Iterable[bytes], max_bytes: int) -> Iterator[bytes]:
-        received = 0
-        for chunk in chunks:
-            received += len(chunk)
-            if received > max_bytes:
-                raise self._search_too_large(max_bytes)
-            yield chunk
-
-    def _chunks(self, response: requests.Response) -> Iterator[bytes]:
-        try:
-            yield from response.iter_content(chunk_size=_CHUNK_BYTES)
-        except requests.RequestException as error:
-            raise self._network_error(error) from None
 
     def _network_error(self, error: requests.RequestException) -> IngestError:
         if isinstance(error, requests.Timeout) or _caused_by(error, _is_timeout):
@@ -358,6 +380,40 @@ class DicomWebClient:
         else:
             reason = "network error"
         return IngestError(f"cannot reach the PACS at {self.display_url}: {reason}")
+
+
+def pacs_client(
+    config: DicomWebClient, *, deadline: float | None = None, max_answer_bytes: int | None = None
+) -> DICOMwebClient:
+    """A ``dicomweb_client.DICOMwebClient`` for the service ``config`` names, with medreview's guards.
+
+    Its session logs in with ``config``'s login; retries as :data:`RETRY` says (the library's
+    own retrying is off); follows redirects only within the service's scheme, host and port (a
+    redirect elsewhere raises a ``requests.RequestException`` before anything is sent there);
+    times out each request after ``config.timeout`` seconds; and stops the client's whole work
+    ``deadline`` seconds after this call (default ``config.retrieve_deadline``): its sockets are
+    shut then, so a request still running fails. ``max_answer_bytes`` caps each answer body as
+    it is read (:class:`IngestError`; default: no cap). ``client._session.close()`` releases
+    its connections and deadline timer early. An address that is not http(s) raises
+    :class:`IngestError`.
+
+    Use one client per piece of work (a search, an import, a send): the deadline is the client's.
+    """
+    guard = _Guard(max_answer_bytes, None, config._search_too_large)
+    seconds = config.retrieve_deadline if deadline is None else deadline
+    return _library_client(config, _GuardedSession(config._origin_and_login(), seconds, guard))
+
+
+def _library_client(config: DicomWebClient, session: _GuardedSession) -> DICOMwebClient:
+    try:
+        client = DICOMwebClient(
+            url=session.address, session=session, timeout=(config.timeout, config.timeout), chunk_size=_CHUNK_BYTES
+        )
+    except ValueError:  # the library's own address check ("Malformed URL")
+        session.close()
+        raise IngestError(f"{config.display_url!r} is not a valid address (expected http://host:port/path)") from None
+    client.set_http_retry_params(retry=False)  # retries are RETRY's, in the session's adapter
+    return client
 
 
 def import_study(
@@ -389,7 +445,147 @@ def import_study(
     return results
 
 
-# -- HTTP plumbing: origins, the deadline watchdog ------------------------------------------------
+# -- the guarded session: redirects, answer caps, the deadline ------------------------------------
+
+
+class _OffOriginRedirect(requests.RequestException):
+    """A redirect to another scheme, host or port: refused before anything is sent there."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(f"redirect to another server refused ({_describe_origin(url)})")
+        self.url = url
+
+
+class _Guard:
+    """Counts an answer's bytes as the library reads them, and refuses past the caps.
+
+    ``max_bytes`` caps the whole answer. ``max_part_bytes`` caps one instance without parsing
+    the multipart body: the library yields each instance as soon as its closing delimiter is
+    read, so the bytes read since the last instance was handed over bound the next instance's
+    size; allowed beyond the cap are one read chunk (the rest of the chunk that ended the last
+    instance) and the part's headers and delimiter, so an instance of exactly the cap passes (the
+    exact per-file limit is ingest_files', which rejects that instance with its own message).
+
+    ``ended`` is set once the answer has been read to its end; an instance handed over after
+    that came from the library's leftover buffer: the body ended before its closing delimiter,
+    i.e. the transfer was cut, and the instance may be incomplete.
+    """
+
+    def __init__(
+        self, max_bytes: int | None, max_part_bytes: int | None, too_large: Callable[[int], IngestError]
+    ) -> None:
+        self.max_bytes = max_bytes
+        self.max_part_bytes = max_part_bytes
+        self.too_large = too_large
+        self.content_type = ""
+        self.ended = False
+        self._received = 0
+        self._since_instance = 0
+
+    def check_declared(self, response: requests.Response) -> None:
+        """An answer that declares its excess up front is refused before any of it is read."""
+        declared = response.headers.get("Content-Length", "")
+        if self.max_bytes is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            response.close()
+            raise self.too_large(self.max_bytes)
+
+    def count(self, size: int) -> None:
+        self._received += size
+        self._since_instance += size
+        if self.max_bytes is not None and self._received > self.max_bytes:
+            raise self.too_large(self.max_bytes)
+        slack = _CHUNK_BYTES + _PART_HEADER_BYTES
+        if self.max_part_bytes is not None and self._since_instance > self.max_part_bytes + slack:
+            raise IngestError(
+                f"the PACS sent an instance larger than the file limit ({self.max_part_bytes} bytes); import refused"
+            )
+
+    def instance_received(self) -> None:
+        if self.ended:
+            raise IngestError("the PACS answer ended before its last instance was complete (cut transfer)")
+        self._since_instance = 0
+
+    def counted(self, response: requests.Response) -> None:
+        """Route the response's body through :meth:`count` (``.content`` reads it this way too)."""
+        read = response.iter_content
+
+        def iter_content(chunk_size: int | None = 1, decode_unicode: bool = False) -> Iterator[Any]:
+            for chunk in read(chunk_size=chunk_size, decode_unicode=decode_unicode):
+                self.count(len(chunk))
+                yield chunk
+            self.ended = True
+
+        response.iter_content = iter_content  # type: ignore[method-assign]
+
+
+class _GuardedSession(requests.Session):
+    """requests' session with medreview's guards, for the dicomweb-client library to use.
+
+    - Redirects: followed by requests, at most :data:`MAX_REDIRECTS`; :meth:`rebuild_auth`,
+      which requests calls for each redirect before sending it, refuses any target outside the
+      service's scheme, host and port. requests alone would strip the login on a redirect to
+      another host, but not on every change (http to https on the same host keeps it), and netrc
+      could add one; refusing is simpler to trust, and tells the user.
+    - Answers: a response hook counts each body against the caps of the :class:`_Guard`.
+    - Time: each request's connect time-out is clipped to what is left of the deadline, and the
+      sockets it opens are shut when the deadline passes (:class:`_Deadline`).
+    - Retries: :data:`RETRY`, in the adapter.
+    """
+
+    def __init__(
+        self,
+        address_origin_login: tuple[str, tuple[str, str, int], tuple[str, str] | None],
+        deadline_seconds: float,
+        guard: _Guard,
+    ) -> None:
+        super().__init__()
+        self.address, self.origin, self.auth = address_origin_login
+        self.max_redirects = MAX_REDIRECTS
+        self.guard = guard
+        self.deadline = _Deadline(deadline_seconds)
+        adapter = _WatchedAdapter(max_retries=RETRY)
+        self.mount("http://", adapter)
+        self.mount("https://", adapter)
+        self.hooks["response"].append(self._on_response)
+
+    def _on_response(self, response: requests.Response, **_: Any) -> requests.Response:
+        self.guard.counted(response)
+        if 200 <= response.status_code < 300:
+            self.guard.content_type = response.headers.get("Content-Type", "")
+            self.guard.check_declared(response)
+        return response
+
+    def should_strip_auth(self, old_url: str, new_url: str) -> bool:
+        # Any change of scheme, host or port drops the login (requests keeps it for http -> https).
+        return _origin(new_url) != self.origin or super().should_strip_auth(old_url, new_url)
+
+    def rebuild_auth(self, prepared_request: requests.PreparedRequest, response: requests.Response) -> None:
+        if _origin(prepared_request.url or "") != self.origin:
+            raise _OffOriginRedirect(prepared_request.url or "")
+        super().rebuild_auth(prepared_request, response)
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        remaining = self.deadline.remaining()
+        if remaining <= 0:
+            raise requests.Timeout("the deadline passed")
+        timeout = kwargs.get("timeout")
+        if isinstance(timeout, tuple):
+            kwargs["timeout"] = (min(timeout[0], remaining), timeout[1])
+        elif isinstance(timeout, int | float):
+            kwargs["timeout"] = (min(timeout, remaining), timeout)
+        with self.deadline.watching():
+            return super().send(request, **kwargs)
+
+    def close(self) -> None:
+        self.deadline.cancel()
+        super().close()
+
+
+def _too_large(study_uid: str, max_bytes: int) -> IngestError:
+    return IngestError(f"study {study_uid} is larger than the import limit ({max_bytes} bytes); import refused")
+
+
+# -- origins, the deadline watchdog ------------------------------------------------
 
 
 def _origin(url: str) -> tuple[str, str, int] | None:
@@ -516,14 +712,6 @@ class _WatchedAdapter(HTTPAdapter):
         return manager
 
 
-def _watched_session() -> requests.Session:
-    session = requests.Session()
-    adapter = _WatchedAdapter(max_retries=0)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    return session
-
-
 def _caused_by(error: BaseException, matches: Callable[[BaseException], bool]) -> bool:
     """Whether ``error`` or anything it wraps matches; requests and urllib3 nest the socket error
     several levels deep (in ``__cause__``/``__context__``, ``args`` and ``reason``)."""
@@ -601,89 +789,3 @@ def _summary(dataset: dict[str, object]) -> StudySummary:
         series_count=_count(dataset, _SERIES_COUNT),
         instance_count=_count(dataset, _INSTANCE_COUNT),
     )
-
-
-# -- multipart/related ---------------------------------------------------------------------------
-
-
-def _boundary(content_type: str) -> str | None:
-    """The boundary of a ``multipart/related`` Content-Type header, or None for anything else."""
-    message = email.message.Message()
-    message["Content-Type"] = content_type
-    if message.get_content_type() != "multipart/related":
-        return None
-    boundary = message.get_param("boundary")
-    return boundary if isinstance(boundary, str) and boundary else None
-
-
-def _too_large(study_uid: str, max_bytes: int) -> IngestError:
-    return IngestError(f"study {study_uid} is larger than the import limit ({max_bytes} bytes); import refused")
-
-
-def _limited(chunks: Iterable[bytes], max_bytes: int | None, study_uid: str) -> Iterator[bytes]:
-    received = 0
-    for chunk in chunks:
-        received += len(chunk)
-        if max_bytes is not None and received > max_bytes:
-            raise _too_large(study_uid, max_bytes)
-        yield chunk
-
-
-def _iter_multipart(chunks: Iterable[bytes], boundary: bytes, max_part_bytes: int | None = None) -> Iterator[bytes]:
-    """Split a streamed multipart body (RFC 2046) into part bodies, without their headers.
-
-    A delimiter is CRLF "--" boundary, then "--" for the last one or optional padding and CRLF
-    before the next part. The preamble before the first delimiter and the epilogue after the
-    last are ignored. A body that ends before its closing delimiter raises :class:`IngestError`
-    (a cut transfer must not pass for a complete study). A part (headers included), or a
-    preamble, longer than ``max_part_bytes`` raises :class:`IngestError` as soon as it is seen,
-    so a part that never ends cannot fill the memory.
-    """
-    delimiter = b"\r\n--" + boundary
-    # Allowed beyond the instance itself: its part headers, the leading CRLF and a delimiter
-    # split across chunks (an instance of exactly the limit must pass).
-    slack = _PART_HEADER_BYTES + len(delimiter) + 2
-    # A leading CRLF lets the first delimiter (usually at byte 0, no preamble) match like the others.
-    buffer = bytearray(b"\r\n")
-    search_from = 0
-    in_part = False  # False while in the preamble
-    received_any = False
-    for chunk in chunks:
-        received_any = received_any or bool(chunk)
-        buffer += chunk
-        while True:
-            index = buffer.find(delimiter, search_from)
-            if max_part_bytes is not None and (index if index >= 0 else len(buffer)) > max_part_bytes + slack:
-                raise IngestError(
-                    f"the PACS sent an instance larger than the file limit ({max_part_bytes} bytes); import refused"
-                )
-            if index < 0:
-                search_from = max(0, len(buffer) - len(delimiter) + 1)
-                break
-            after = index + len(delimiter)
-            if buffer[after : after + 2] == b"--":
-                if in_part:
-                    yield _part_body(bytes(buffer[:index]))
-                return
-            line_end = buffer.find(b"\r\n", after)
-            if line_end < 0 or len(buffer) < after + 2:
-                search_from = index  # wait for the rest of the delimiter line
-                break
-            if in_part:
-                yield _part_body(bytes(buffer[:index]))
-            del buffer[: line_end + 2]
-            in_part = True
-            search_from = 0
-    if not received_any:
-        return  # an empty answer: no instances
-    raise IngestError("the PACS answer ended before its last part (incomplete multipart body)")
-
-
-def _part_body(part: bytes) -> bytes:
-    # Headers end at the first empty line; a part without headers starts with that empty line.
-    if part.startswith(b"\r\n"):
-        return part[2:]
-    header_end = part.find(b"\r\n\r\n")
-    if header_end < 0:
-        raise IngestError("the PACS sent a part without a header/body separator (bad multipart body)")
-    return part[header_end + 4 :]

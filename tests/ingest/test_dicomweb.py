@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 
 from medreview.config import IngestLimits, Settings
 from medreview.errors import IngestError
-from medreview.ingest.dicomweb import DicomWebClient, _iter_multipart, import_study
+from medreview.ingest.dicomweb import DicomWebClient, import_study
 from medreview.reading.reads import LOCAL_ACTOR
 from medreview.store import Store
 from medreview.store.models import Image, Patient, Series, Study
@@ -236,32 +236,6 @@ def test_a_server_that_never_answers_times_out_plainly() -> None:
         for connection in accepted:
             connection.close()
     assert str(raised.value) == f"the PACS at http://127.0.0.1:{port}/dicom-web did not answer within 0.5 seconds"
-
-
-# -- multipart/related splitting ----------------------------------------------------------------
-
-BOUNDARY = b"8648c65e-7bd8-4041-867b-e1ff3f4e56c4"
-BODY = (
-    b"preamble to ignore\r\n"
-    b"--" + BOUNDARY + b"\r\nContent-Type: application/dicom\r\n\r\nfirst\r\n--not the boundary\r\n"
-    b"\r\n--" + BOUNDARY + b"  \r\n\r\nsecond, without headers"
-    b"\r\n--" + BOUNDARY + b"--\r\nepilogue to ignore"
-)
-
-
-@pytest.mark.parametrize("chunk_size", [1, 2, 7, 64, len(BODY)])
-def test_multipart_parts_are_split_however_the_body_arrives(chunk_size: int) -> None:
-    chunks = [BODY[start : start + chunk_size] for start in range(0, len(BODY), chunk_size)]
-
-    parts = list(_iter_multipart(chunks, BOUNDARY))
-
-    assert parts == [b"first\r\n--not the boundary\r\n", b"second, without headers"]
-
-
-def test_a_cut_multipart_body_is_refused() -> None:
-    cut = BODY[: BODY.index(b"second")]
-    with pytest.raises(IngestError, match="incomplete multipart body"):
-        list(_iter_multipart([cut], BOUNDARY))
 
 
 # -- a misbehaving server: redirects elsewhere, endless answers, a slow drip ----------------------
