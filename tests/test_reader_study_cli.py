@@ -105,6 +105,7 @@ def test_a_single_modality_reports_the_aucs_and_says_no_comparison_is_possible(t
         (lambda tmp: (tmp / "empty.csv").write_text("") or tmp / "empty.csv", "the file is empty"),
         (lambda tmp: (tmp / "header.csv").write_text(HEADER) and tmp / "header.csv", "the ratings hold no rows"),
         (lambda tmp: tmp / "absent.csv", "absent.csv: no such file"),
+        (lambda tmp: (tmp / "x.csv").write_bytes(b"\xff\xfe\x00\x81" * 64) and tmp / "x.csv", "not a readable CSV"),
     ],
     ids=[
         "incomplete-reader",
@@ -115,6 +116,7 @@ def test_a_single_modality_reports_the_aucs_and_says_no_comparison_is_possible(t
         "empty",
         "header-only",
         "absent",
+        "binary",
     ],
 )
 def test_bad_ratings_are_refused_in_one_line_with_exit_code_2(tmp_path, capsys, make, expected):

@@ -436,7 +436,13 @@ def _obuchowski_rockette(
                 "as OR-DBM MRMC prints it (RJafroc would use 0 there too)."
             )
     elif readers > 1:
-        var_r = ms_r - var + cov2  # one modality: E[MS(R)] = var_r + var - cov2
+        var_r = ms_r - var + cov2  # one modality: E[MS(R)] = var_r (with var_tr in it) + var - cov2
+    else:  # one reader: the differences, without the random-reader interval and test
+        for a, b in itertools.combinations(range(modalities), 2):
+            estimate = float(modality_mean[a] - modality_mean[b])
+            differences.append(
+                AucDifference(modality_names[a], modality_names[b], estimate, None, None, None, None, None)
+            )
     return per_modality, differences, test, VarianceComponents(var, cov1, cov2, cov3, var_r, var_tr)
 
 
@@ -476,18 +482,19 @@ def ratings_array(ratings: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, list[s
         raise RatingsError("the ratings hold no rows")
     frame = frame[list(COLUMNS)].copy()
     for column in ("modality", "reader", "case"):
-        frame[column] = frame[column].astype(str).str.strip()
+        frame[column] = _text(frame[column])
         blank = frame.index[frame[column] == ""]
         if len(blank):
             raise RatingsError(f"{len(blank)} row(s) have no {column}: {_rows(blank)}")
-    rating_text = frame["rating"].astype(str).str.strip()
+    rating_text = _text(frame["rating"])
     frame["rating"] = pd.to_numeric(rating_text, errors="coerce")
     bad = frame.index[~np.isfinite(frame["rating"].to_numpy(dtype=np.float64))]
     if len(bad):
         examples = ", ".join(f"{_row(i)} {rating_text[i]!r}" for i in bad[:_SHOWN])
         raise RatingsError(f"{len(bad)} rating(s) are not numbers: {examples}{_more(len(bad))}")
 
-    truth_text = frame["truth"].astype(str).str.strip()
+    truth = frame["truth"].astype(int) if pd.api.types.is_bool_dtype(frame["truth"]) else frame["truth"]
+    truth_text = _text(truth)
     no_truth = _unique(frame.loc[truth_text == "", "case"])
     if no_truth:
         raise RatingsError(f"{len(no_truth)} case(s) have no truth: {_names(no_truth)}")
@@ -574,6 +581,11 @@ def analyze(ratings: pd.DataFrame, covariance: Covariance = "delong") -> MrmcRes
         notes=notes,
         **test,
     )
+
+
+def _text(values: pd.Series) -> pd.Series:
+    """Each value as stripped text; a missing one (None, NaN) as "" (a frame from a page is typed)."""
+    return values.map(lambda value: "" if pd.isna(value) else str(value).strip())
 
 
 def _unique(values: pd.Series) -> list[str]:

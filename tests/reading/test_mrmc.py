@@ -313,6 +313,28 @@ def test_one_modality_reports_the_aucs_and_says_no_comparison_is_possible():
     assert "no comparison" in result.as_text()
 
 
+def test_a_typed_frame_from_a_page_gives_the_same_analysis_as_the_csv_text(vandyke):
+    """A page passes numbers and booleans, not text: the same figures, and a missing truth is "no truth"."""
+    typed = vandyke.assign(
+        reader=vandyke["reader"].astype(int),
+        truth=vandyke["truth"].astype(int).astype(bool),
+        rating=vandyke["rating"].astype(float),
+    )
+    assert mrmc.analyze(typed).as_json() == mrmc.analyze(vandyke).as_json()
+    typed["truth"] = typed["truth"].astype(float)
+    typed.loc[typed["case"] == "7", "truth"] = np.nan
+    assert "1 case(s) have no truth: 7" in refusal(typed)
+
+
+def test_one_reader_gets_the_differences_but_no_random_reader_test():
+    result = mrmc.analyze(small_study(readers=("ann",)))
+    (difference,) = result.differences
+    aucs = {row.modality: row.auc for row in result.per_reader}
+    assert difference.estimate == pytest.approx(aucs["unaided"] - aucs["aided"])
+    assert difference.ci_low is None and difference.p_value is None and result.f is None
+    assert "Only one reader (ann)" in result.notes[0]
+
+
 def refusal(frame: pd.DataFrame) -> str:
     with pytest.raises(mrmc.RatingsError) as raised:
         mrmc.analyze(frame)
