@@ -14,7 +14,8 @@ Labels and reads carry their ``scope`` (study, series or image) and every row th
 (de-identified) ``study_uid`` and ``series_uid``; the file keys of a study or series read are those
 of the case's key image (medreview.reading.cases). Import puts a read back on the case at its scope.
 
-``import_labels`` takes a JSON export of reads (plus final labels) and re-creates them in a store
+``import_labels`` takes a JSON export of reads (plus final labels), or medreview's own DICOM SR
+(``export sr``: a file, a zip or a folder; images found by SOP Instance UID), and re-creates them in a store
 that holds the same images, so an export re-imported into an empty store (after the same files
 were uploaded) reproduces the labels. Readers missing from the target store are created as
 inactive accounts without a password.
@@ -38,7 +39,17 @@ from medreview.reading.schema import label_classes
 from medreview.store import Store
 from medreview.store.blobs import atomic_write
 from medreview.store.db import upsert
-from medreview.store.models import Annotation, FinalLabel, LabelClass, PseudonymEntry, Series, Study, User, utcnow
+from medreview.store.models import (
+    Annotation,
+    FinalLabel,
+    Image,
+    LabelClass,
+    PseudonymEntry,
+    Series,
+    Study,
+    User,
+    utcnow,
+)
 from medreview.team.audit import neutralise_formula, record, record_now
 from medreview.team.roles import Actor, require
 
@@ -252,7 +263,15 @@ def import_labels(store: Store, actor: Actor, source: Path | bytes) -> dict[str,
     """
     require(actor, "admin", "import labels")
     try:
-        document = json.loads(source if isinstance(source, bytes) else Path(source).read_bytes())
+        data = source if isinstance(source, bytes) else b"" if Path(source).is_dir() else Path(source).read_bytes()
+        if not data or data[128:132] == b"DICM" or data[:4] == b"PK\x03\x04":
+            # medreview's own DICOM SR (a file, a zip or a folder of them): reads come back from it.
+            # (highdicom is loaded only here: the pages that import this module never need it.)
+            from medreview.reading.dicomout.parse import read_datasets, reads_document
+
+            document = reads_document(store, read_datasets(source))
+        else:
+            document = json.loads(data)
     except (OSError, ValueError) as error:
         # An upload's message names no file (on the server it would be a temporary path).
         where = "the uploaded file" if isinstance(source, bytes) else source
@@ -269,6 +288,8 @@ def import_labels(store: Store, actor: Actor, source: Path | bytes) -> dict[str,
 
         def image_for(row: dict[str, Any]) -> int | None:
             found = by_source.get(row.get("source_sha256") or "") or by_sha.get(row.get("sha256") or "")
+            if found is None and row.get("sop_instance_uid"):  # from a DICOM SR
+                found = session.scalar(select(Image.id).where(Image.sop_instance_uid == str(row["sop_instance_uid"])))
             if found is None and row.get("scope") in ("study", "series"):
                 # A case whose key image is not here (another image of it is): found by its UID
                 # when both stores de-identify under the same key.

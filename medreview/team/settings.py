@@ -9,6 +9,7 @@ import copy
 from typing import Any
 
 from medreview.errors import MedreviewError
+from medreview.reading.dicomout.codes import check_class_codes
 from medreview.reading.protocols import DEFAULT_PROTOCOLS, validate_protocols
 from medreview.store import Store
 from medreview.store.models import Setting
@@ -41,6 +42,9 @@ DEFAULTS: dict[str, Any] = {
     # The rules that fill the viewer's grid from a study, tried in order (medreview.reading.protocols):
     # a JSON list of protocols, validated on save.
     "hanging_protocols": DEFAULT_PROTOCOLS,
+    # Label class name -> its code in DICOM objects ("SCT:233604007", "RADLEX:RID5350"); a class
+    # without one gets medreview's private code (medreview.reading.dicomout.codes).
+    "class_codes": {},
 }
 CHOICES: dict[str, tuple[str, ...]] = {
     "training_label_source": ("final", "all"),
@@ -74,6 +78,8 @@ def set_setting(store: Store, actor: Actor, key: str, value: Any) -> None:
         raise MedreviewError("sessions must last between 5 minutes and a week")
     if key == "hanging_protocols":
         value = validate_protocols(value)
+    if key == "class_codes":
+        value = check_class_codes(value)
     with store.db.write() as session:
         row = session.get(Setting, key, with_for_update=True)
         old = DEFAULTS[key] if row is None else row.value
