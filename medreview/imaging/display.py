@@ -22,11 +22,13 @@ from medreview.imaging.decoding import DecodedImage, VoiLut, Window
 __all__ = [
     "AUTO_WINDOW_NAME",
     "CHANNELS",
+    "HOUNSFIELD_WINDOW",
     "RESIZE_METHODS",
     "STORED_WINDOW_NAME",
     "WINDOW_POLICIES",
     "WINDOW_POLICY_FILE_OR_PERCENTILES",
     "WINDOW_POLICY_FILE_OR_STORED",
+    "WINDOW_POLICY_HOUNSFIELD_OR_FILE",
     "WINDOW_PRESETS",
     "auto_window",
     "default_display_window",
@@ -225,9 +227,19 @@ def _grey_display(image: DecodedImage, frame_index: int, window: Window | None, 
 # file-or-percentiles (model versions without a recorded recipe): the same for a DICOM with a
 #   window; everything else, PNG/JPEG included, stretched to its 0.5-99.5 percentiles and rounded
 #   to 8 bits, which is how those versions were trained.
+# hounsfield-or-file (case models' slices): a CT through one fixed window over Hounsfield units
+#   (HOUNSFIELD_WINDOW), whatever window the file carries; any other image as file-or-stored. A case
+#   model compares the slices of a case and the cases with each other, so one value must give one
+#   input: a CT stored without a window got each slice's own percentile window, which stretched every
+#   slice to its brightest pixel; a lesion then darkened the rest of its slice instead of standing out,
+#   and a case model learnt that darkening (Grad-CAM of its top slices was empty). A file window is
+#   for presentation and differs between series (lung, soft tissue), so it is not used for CT either.
 WINDOW_POLICY_FILE_OR_STORED = "file-or-stored"
 WINDOW_POLICY_FILE_OR_PERCENTILES = "file-or-percentiles"
-WINDOW_POLICIES = (WINDOW_POLICY_FILE_OR_STORED, WINDOW_POLICY_FILE_OR_PERCENTILES)
+WINDOW_POLICY_HOUNSFIELD_OR_FILE = "hounsfield-or-file"
+WINDOW_POLICIES = (WINDOW_POLICY_FILE_OR_STORED, WINDOW_POLICY_FILE_OR_PERCENTILES, WINDOW_POLICY_HOUNSFIELD_OR_FILE)
+# -1000 HU (air) to +1000 HU (dense bone) onto [0, 1]: water at 0.5.
+HOUNSFIELD_WINDOW = Window(center=0.0, width=2000.0)
 # bilinear-antialias: bilinear interpolation (edge pixels repeated), Gaussian anti-aliasing when shrinking.
 RESIZE_METHODS = ("bilinear-antialias",)
 # grey-luma: frame 0, grey as it is; colour -> ITU-R BT.601 luma of the 0-255 RGB.
@@ -258,7 +270,9 @@ def training_array(
     frame = image.frames[_checked_frame_index(image, 0)]
     if image.is_color:  # (H, W, 3) uint8 -> luma
         grey = frame.astype(np.float32) @ _LUMA_WEIGHTS / 255.0
-    elif window_policy == WINDOW_POLICY_FILE_OR_STORED:
+    elif window_policy == WINDOW_POLICY_HOUNSFIELD_OR_FILE and image.modality == "CT":
+        grey = (_grey_display(image, 0, HOUNSFIELD_WINDOW, use_voi_lut=False) / 255.0).astype(np.float32)
+    elif window_policy in (WINDOW_POLICY_FILE_OR_STORED, WINDOW_POLICY_HOUNSFIELD_OR_FILE):
         grey = (_grey_display(image, 0, None, use_voi_lut=True) / 255.0).astype(np.float32)
     else:
         has_file_window = image.voi_lut is not None or (

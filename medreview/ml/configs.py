@@ -44,6 +44,7 @@ from medreview.imaging.display import (
     WINDOW_POLICIES,
     WINDOW_POLICY_FILE_OR_PERCENTILES,
     WINDOW_POLICY_FILE_OR_STORED,
+    WINDOW_POLICY_HOUNSFIELD_OR_FILE,
     training_array,
 )
 
@@ -73,7 +74,8 @@ class Preprocessing:
 
     ``window_policy``: how greyscale values map to [0, 1] (see :mod:`medreview.imaging.display`):
     "file-or-stored" (a DICOM's own VOI LUT or window, a PNG/JPEG as stored over its bit range) or
-    "file-or-percentiles" (versions trained before recipes were recorded). ``input_size``: the side
+    "file-or-percentiles" (versions trained before recipes were recorded) or "hounsfield-or-file"
+    (case models' slices: CT through one fixed Hounsfield window). ``input_size``: the side
     of the square input in pixels. ``resize``: "bilinear-antialias". ``channels``: "grey-luma"
     (frame 0; colour to BT.601 luma). Stored as JSON on the model version (:meth:`to_dict`).
     """
@@ -480,7 +482,9 @@ class AttentionMILConfig(ModelConfig):
 
     @property
     def window_policy(self) -> str:  # type: ignore[override]
-        return self.encoder_config.window_policy
+        # One fixed Hounsfield window for CT slices (see medreview.imaging.display): versions trained
+        # before recorded "file-or-stored" in their recipe and are still prepared so.
+        return WINDOW_POLICY_HOUNSFIELD_OR_FILE
 
     def network(self, input_size: int, num_classes: int, weights_path: str | None, channels: int = 1) -> keras.Model:
         import keras
