@@ -75,6 +75,7 @@ __all__ = [
 Covariance = Literal["delong", "jackknife"]
 COVARIANCES: tuple[str, ...] = ("delong", "jackknife")
 COLUMNS: tuple[str, ...] = ("modality", "reader", "case", "truth", "rating")
+_ROUNDING = 1e-24  # a mean square of AUCs (each in [0, 1]) below this is float rounding of a zero
 _SHOWN = 5  # how many offending readers / cases / rows a refusal names before "and N more"
 
 
@@ -397,6 +398,8 @@ def _obuchowski_rockette(
         interaction = auc - modality_mean[:, None] - reader_mean[None, :] + grand_mean
         tr_df = (modalities - 1) * (readers - 1)
         ms_tr = float(np.sum(interaction**2)) / tr_df
+        if ms_tr < _ROUNDING:  # readers' differences equal but for rounding: no spurious F of 1e28
+            ms_tr = 0.0
         error_term = ms_tr + readers * max(cov2 - cov3, 0.0)
         ddf = error_term**2 / (ms_tr**2 / tr_df) if ms_tr > 0 else math.inf
         var_tr = ms_tr - var + cov1 + cov2 - cov3
@@ -407,7 +410,7 @@ def _obuchowski_rockette(
                 "f": f_value,
                 "ndf": modalities - 1,
                 "ddf": ddf,
-                "p_value": float(stats.f.sf(f_value, modalities - 1, ddf)),
+                "p_value": _f_test_p(f_value, modalities - 1, ddf),
             }
             if math.isinf(ddf):
                 notes.append("The readers' AUC differences are identical: ddf is infinite (a normal test).")
@@ -417,19 +420,16 @@ def _obuchowski_rockette(
         t_critical = float(stats.t.ppf(0.975, ddf))
         for a, b in itertools.combinations(range(modalities), 2):
             estimate = float(modality_mean[a] - modality_mean[b])
-            p_value = float(2 * stats.t.sf(abs(estimate) / std_error, ddf)) if std_error > 0 else None
-            differences.append(
-                AucDifference(
-                    modality_names[a],
-                    modality_names[b],
-                    estimate,
-                    std_error,
-                    ddf,
-                    estimate - t_critical * std_error,
-                    estimate + t_critical * std_error,
-                    p_value,
+            if std_error > 0:
+                p_value = float(2 * stats.t.sf(abs(estimate) / std_error, ddf))
+                low, high = estimate - t_critical * std_error, estimate + t_critical * std_error
+                differences.append(
+                    AucDifference(modality_names[a], modality_names[b], estimate, std_error, ddf, low, high, p_value)
                 )
-            )
+            else:
+                differences.append(
+                    AucDifference(modality_names[a], modality_names[b], estimate, 0.0, None, None, None, None)
+                )
         if cov2 < cov3:
             notes.append(
                 "Cov2 < Cov3: the F test uses max(Cov2 - Cov3, 0) = 0 (Hillis 2007); var_tr uses Cov2 - Cov3 "
@@ -444,6 +444,13 @@ def _obuchowski_rockette(
                 AucDifference(modality_names[a], modality_names[b], estimate, None, None, None, None, None)
             )
     return per_modality, differences, test, VarianceComponents(var, cov1, cov2, cov3, var_r, var_tr)
+
+
+def _f_test_p(f_value: float, ndf: int, ddf: float) -> float:
+    """P(F(ndf, ddf) > f_value); at an infinite ddf the limit, chi-square(ndf) / ndf (scipy gives NaN)."""
+    if math.isinf(ddf):
+        return float(stats.chi2.sf(f_value * ndf, ndf))
+    return float(stats.f.sf(f_value, ndf, ddf))
 
 
 # --- ratings tables -------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from medreview.reading import mrmc
 from tests.helpers import SHARED_DATA, require_shared_data
@@ -183,6 +184,22 @@ def test_a_generated_three_modality_study_finds_the_better_modality():
     assert pairs["a", "c"].p_value < 0.01 and pairs["b", "c"].p_value < 0.01
     assert pairs["a", "c"].ci_high < 0 and pairs["b", "c"].ci_high < 0
     assert pairs["a", "b"].p_value > 0.05  # a shift of 0.1 is not found in 60 cases
+
+
+def test_readers_with_identical_ratings_give_an_infinite_ddf_and_plain_json(vandyke):
+    """Five copies of reader 0: no reader-by-modality variation, so Hillis' ddf is infinite (the F test
+    becomes a chi-square test); the JSON says null rather than Infinity, and a note says why."""
+    reader_0 = vandyke[vandyke["reader"] == "0"]
+    copies = pd.concat([reader_0.assign(reader=f"copy{k}") for k in range(5)], ignore_index=True)
+    result = mrmc.analyze(copies)
+    assert math.isinf(result.ddf)
+    assert result.p_value == pytest.approx(stats.chi2.sf(result.f, 1))
+    as_json = result.as_json()
+    json.dumps(as_json, allow_nan=False)
+    assert as_json["ddf"] is None and as_json["differences"][0]["df"] is None
+    assert "ddf is infinite" in " ".join(result.notes)
+    (difference,) = result.differences
+    assert difference.estimate == pytest.approx(0.91964573 - 0.94782609, abs=1e-6)  # reader 0's, Iowa
 
 
 # --- DeLong by hand -----------------------------------------------------------------------------------
