@@ -28,6 +28,7 @@ from medreview.ml.domain import OUTSIDE_TRAINING_DATA, domain_facts, outside_dom
 from medreview.ml.kinds import PREDICTION_JOB
 from medreview.ml.registry import active_model
 from medreview.reading.cases import case_of
+from medreview.reading.consensus import accept_by_consensus
 from medreview.reading.reads import can_see_others, current_labels, unlabelled_image_ids, visible_image_ids
 from medreview.store import Store
 from medreview.store.blobs import atomic_write, sha256_hex
@@ -121,7 +122,9 @@ def run_prediction_job(context: JobContext) -> dict[str, Any]:
             raise NotFoundError("the model version for this job no longer exists")
     model = load_version_model(store, version)
     if case_scope(version) is not None:
-        return _run_case_prediction(context, version, model)
+        result = _run_case_prediction(context, version, model)
+        _accept_by_consensus(context, version)
+        return result
     config = get_config(version.architecture)
     targets = _target_images(store, params["scope"], params.get("image_ids", []))
     total = len(targets)
@@ -160,7 +163,16 @@ def run_prediction_job(context: JobContext) -> dict[str, Any]:
             _store_batch(store, version, kept, probabilities, called, maps, outside)
         done += len(batch)
         context.report(done=done, total=total)
+    _accept_by_consensus(context, version)
     return {"model_version_id": version.id, "predicted": done - len(skipped), "skipped": skipped}
+
+
+def _accept_by_consensus(context: JobContext, version: ModelVersion) -> None:
+    """The active version's calls are stored: the consensus auto-accept rule (when the project has
+    it on) may now settle cases whose readers already agreed (medreview.reading.consensus)."""
+    if version.is_active:
+        with context.store.db.write() as session:
+            accept_by_consensus(context.store, session, f"prediction job {context.job_id}")
 
 
 def case_scope(version: ModelVersion) -> str | None:

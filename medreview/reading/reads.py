@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session, aliased
 
 from medreview.errors import MedreviewError, NotFoundError
 from medreview.reading.cases import case_in, case_keys, check_scope
+from medreview.reading.consensus import AUTO_ACCEPTED, accept_by_consensus
 from medreview.store import LOCAL_USER, Store
 from medreview.store.db import upsert
 from medreview.store.models import (
@@ -218,6 +219,8 @@ def save_read(
             record(session, actor.username, action, "image", image_id, old=old, new=new)
         else:
             record(session, actor.username, action, scope, case_id, image_id=image_id, old=old, new=new)
+        # Readers and the model may now agree enough for the project's auto-accept rule.
+        accept_by_consensus(store, session, actor.username, [(scope, case_id)])
 
 
 def _read_scope(
@@ -236,10 +239,13 @@ def _read_scope(
 
 
 def clear_approval(session: Session, scope: str, case_id: int) -> None:
-    """Drop a case's final label when it came from approving a read that has since changed."""
+    """Drop a case's final label when it came from approving a read (or from the auto-accept rule)
+    that has since changed."""
     session.execute(
         delete(FinalLabel).where(
-            FinalLabel.scope == scope, FinalLabel.case_id == case_id, FinalLabel.method == "approved"
+            FinalLabel.scope == scope,
+            FinalLabel.case_id == case_id,
+            FinalLabel.method.in_(("approved", AUTO_ACCEPTED)),
         )
     )
 

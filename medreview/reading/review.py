@@ -16,38 +16,55 @@ shown for a study or series is its key image. For image-scoped classes a case is
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import ColumnElement, Select, distinct, func, select
+from sqlalchemy import ColumnElement, Select, and_, case, distinct, false, func, select, true
 from sqlalchemy.orm import Session, aliased
 
 from medreview.errors import MedreviewError, NotFoundError, PermissionDeniedError
 from medreview.reading.agreement import agreement_summary
 from medreview.reading.cases import case_in, case_key_column, check_scope, images_in_case
+from medreview.reading.consensus import AUTO_ACCEPTED, set_final_label
 from medreview.reading.reads import READ_COLUMNS, can_see_others, clear_approval, reads_query, user_id
 from medreview.reading.schema import label_class_scopes, label_classes
 from medreview.store import Store
-from medreview.store.db import upsert
-from medreview.store.models import Annotation, Assignment, FinalLabel, Image, LabelClass, User, utcnow
+from medreview.store.models import (
+    Annotation,
+    Assignment,
+    FinalLabel,
+    Image,
+    LabelClass,
+    ModelVersion,
+    Prediction,
+    User,
+    utcnow,
+)
 from medreview.team.audit import record
 from medreview.team.roles import Actor, require
 from medreview.team.settings import get_setting
 
 __all__ = [
+    "ANY_PROBABILITY",
     "DECISIONS",
+    "MODEL_COLUMNS",
+    "QUEUE_FILTERS",
     "TOLD_TO_READERS",
     "adjudicate",
     "agreement",
     "approval_settles_disagreement",
+    "approve_reads",
     "assign",
+    "auto_accepted_page",
     "case_reads",
     "class_tally",
     "decide",
     "disagreements",
     "disagreements_page",
     "image_reads",
+    "queue_filter_counts",
+    "revert_auto_accept",
     "review_counts",
     "review_outcomes",
     "review_queue",
@@ -177,17 +194,126 @@ def review_queue(store: Store, actor: Actor) -> pd.DataFrame:
         return _reads_frame(session, query)
 
 
-def review_queue_page(store: Store, actor: Actor, offset: int = 0, limit: int = 50) -> tuple[pd.DataFrame, int]:
+# Filters of the queue by what the readers and the active model say of each read's case:
+#   agree             no reader of the case named another class, and the model calls this read's
+#   readers_disagree  another reader of the case named another class
+#   model_disagrees   no reader named another class, but the model calls another (inside its domain)
+#   outside           the case lies outside the model's training data (no call is trusted there)
+QUEUE_FILTERS = ("all", "agree", "readers_disagree", "model_disagrees", "outside")
+# Columns a queue page adds to READ_COLUMNS: the active model's call on the read's case.
+MODEL_COLUMNS = ["model_call", "model_probability", "outside_training_data"]
+# The calibrated probability band that keeps every read, those without a call included.
+ANY_PROBABILITY = (0.0, 1.0)
+
+
+def _active_version_id(session: Session) -> int | None:
+    return session.scalar(select(ModelVersion.id).where(ModelVersion.is_active.is_(True)))
+
+
+def _with_call(query: Select[Any], version_id: int | None) -> Select[Any]:
+    """``query`` (over reads, with LabelClass joined) with the active version's prediction of each
+    read's case outer-joined (none when no version is active)."""
+    return query.outerjoin(
+        Prediction,
+        and_(
+            Prediction.scope == Annotation.scope,
+            Prediction.case_id == Annotation.case_id,
+            Prediction.model_version_id == version_id,
+        ),
+    )
+
+
+def _filter_conditions() -> dict[str, ColumnElement[bool]]:
+    """The condition of each queue filter but "all", over a read joined to its class and the
+    active version's prediction (see :func:`_with_call`)."""
+    other = aliased(Annotation)
+    # EXISTS on the (scope, case_id, reader_id) index: one probe per read, not a grouping of all.
+    readers_disagree = (
+        select(other.id)
+        .where(
+            other.scope == Annotation.scope,
+            other.case_id == Annotation.case_id,
+            other.status != "rejected",
+            other.label_class_id.is_not(None),
+            other.label_class_id != Annotation.label_class_id,
+        )
+        .exists()
+    )
+    readers_agree = and_(Annotation.label_class_id.is_not(None), ~readers_disagree)
+    inside = and_(Prediction.id.is_not(None), Prediction.out_of_distribution.is_(false()))
+    return {
+        "agree": and_(readers_agree, inside, Prediction.predicted_class == LabelClass.name),
+        "readers_disagree": readers_disagree,
+        "model_disagrees": and_(readers_agree, inside, Prediction.predicted_class != LabelClass.name),
+        "outside": Prediction.out_of_distribution.is_(true()),
+    }
+
+
+def _queue_conditions(actor: Actor, agreement: str, band: tuple[float, float]) -> list[ColumnElement[bool]]:
+    if agreement not in QUEUE_FILTERS:
+        raise MedreviewError(f"unknown queue filter '{agreement}' (one of {', '.join(QUEUE_FILTERS)})")
+    low, high = band
+    if not 0.0 <= low <= high <= 1.0:
+        raise MedreviewError(f"a probability band runs from a low to a high value in 0-1, not {low}-{high}")
+    conditions = _waiting(actor)
+    if agreement != "all":
+        conditions.append(_filter_conditions()[agreement])
+    if (low, high) != ANY_PROBABILITY:
+        # The calibrated probability of the model's call, inside its training data only.
+        conditions += [
+            Prediction.out_of_distribution.is_(false()),
+            Prediction.probability >= low,
+            Prediction.probability <= high,
+        ]
+    return conditions
+
+
+def _count_reads(session: Session, version_id: int | None, *conditions: ColumnElement[bool]) -> int:
+    query = select(func.count(Annotation.id)).outerjoin(LabelClass, LabelClass.id == Annotation.label_class_id)
+    return int(session.scalar(_with_call(query, version_id).where(*conditions)) or 0)
+
+
+def review_queue_page(
+    store: Store,
+    actor: Actor,
+    offset: int = 0,
+    limit: int = 50,
+    agreement: str = "all",
+    band: tuple[float, float] = ANY_PROBABILITY,
+) -> tuple[pd.DataFrame, int]:
     """One page of the actor's reviewer queue and its length: submitted reads by other readers
     (nobody reviews their own reads), oldest first (by last change, then read id), with the
-    READ_COLUMNS. The page and the total are computed by the database."""
+    READ_COLUMNS and the active model's call on each read's case (MODEL_COLUMNS: None where it has
+    none). ``agreement`` (QUEUE_FILTERS) and ``band`` (the calibrated probability of the model's
+    call, inclusive) narrow it. The page and the total are computed by the database."""
     require(actor, "reviewer", "review labels")
     _check_page(offset, limit)
+    conditions = _queue_conditions(actor, agreement, band)
     with store.db.read() as session:
-        total = session.scalar(select(func.count(Annotation.id)).where(*_waiting(actor))) or 0
-        query = reads_query(*_waiting(actor)).order_by(Annotation.updated_at, Annotation.id)
-        page = _reads_frame(session, query.offset(offset).limit(limit))
-    return page, int(total)
+        version_id = _active_version_id(session)
+        total = _count_reads(session, version_id, *conditions)
+        query = _with_call(reads_query(*conditions), version_id).add_columns(
+            Prediction.predicted_class.label("model_call"),
+            Prediction.probability.label("model_probability"),
+            Prediction.out_of_distribution.label("outside_training_data"),
+        )
+        rows = session.execute(query.order_by(Annotation.updated_at, Annotation.id).offset(offset).limit(limit))
+        page = pd.DataFrame(rows.mappings().all(), columns=[*READ_COLUMNS, *MODEL_COLUMNS])
+    return page, total
+
+
+def queue_filter_counts(store: Store, actor: Actor, band: tuple[float, float] = ANY_PROBABILITY) -> dict[str, int]:
+    """How many reads of the actor's queue each filter of QUEUE_FILTERS keeps (within ``band``),
+    counted by the database in one pass."""
+    require(actor, "reviewer", "review labels")
+    conditions = _queue_conditions(actor, "all", band)
+    tallies = [func.count(Annotation.id)] + [
+        func.sum(case((condition, 1), else_=0)) for condition in _filter_conditions().values()
+    ]
+    with store.db.read() as session:
+        query = select(*tallies).outerjoin(LabelClass, LabelClass.id == Annotation.label_class_id)
+        row = session.execute(_with_call(query, _active_version_id(session)).where(*conditions)).one()
+    return {name: int(value or 0) for name, value in zip(QUEUE_FILTERS, row, strict=True)}
 
 
 def _of_case(model: type[Annotation] | type[FinalLabel], scope: str, case_id: int) -> list[ColumnElement[bool]]:
@@ -211,45 +337,78 @@ def _agreeing_class(session: Session, scope: str, case_id: int) -> int | None:
 def decide(store: Store, actor: Actor, annotation_id: int, decision: str, comment: str = "") -> None:
     """Approve, reject or send back (``return``, with a comment) one read."""
     require(actor, "reviewer", "review labels")
-    if decision not in DECISIONS:
-        raise MedreviewError(f"unknown decision '{decision}' (approve, reject or return)")
-    if decision == "return" and not comment.strip():
-        raise MedreviewError("say what to change when sending a read back")
+    _check_decision(decision, comment)
     with store.db.write() as session:
         annotation = session.get(Annotation, annotation_id, with_for_update=True)
         if annotation is None:
             raise NotFoundError(f"read {annotation_id} does not exist")
-        if annotation.reader.username == actor.username:
-            raise PermissionDeniedError("a reviewer cannot review their own read")
-        old_status = annotation.status
-        annotation.status = DECISIONS[decision]
-        annotation.review_comment = comment
-        annotation.reviewed_by_id = user_id(session, actor.username, active_only=True)
-        annotation.reviewed_at = utcnow()
-        session.flush()
-        resolved: dict[str, list[int]] = {}
-        if decision == "approve":
-            settled = _approve_class(session, annotation, actor, comment)
-            if settled:
-                resolved = _resolve_reads(
-                    session, annotation.scope, annotation.case_id, annotation.label_class_id, actor, comment
-                )
-        else:
-            clear_approval(session, annotation.scope, annotation.case_id)
-        record(
-            session,
-            actor.username,
-            f"review.{decision}",
-            "annotation",
-            annotation_id,
-            image_id=annotation.image_id,
-            **({} if annotation.scope == "image" else {annotation.scope: annotation.case_id}),
-            reader=annotation.reader.username,
-            old=old_status,
-            new=annotation.status,
-            comment=comment,
-            **({"resolved": resolved} if resolved else {}),
-        )
+        _decide(session, actor, annotation, decision, comment)
+
+
+def approve_reads(store: Store, actor: Actor, annotation_ids: Sequence[int], comment: str = "") -> dict[str, Any]:
+    """Approve several reads in one action (one transaction), each as :func:`decide` approves one,
+    with its own audit event. A read that cannot be approved is skipped with the reason: one that
+    no longer exists, the reviewer's own, or one no longer waiting (decided meanwhile, or settled
+    by approving an earlier read of the same case in this batch). Returns {"approved": [ids],
+    "skipped": {id: reason}}."""
+    require(actor, "reviewer", "review labels")
+    approved: list[int] = []
+    skipped: dict[int, str] = {}
+    with store.db.write() as session:
+        for annotation_id in dict.fromkeys(int(value) for value in annotation_ids):
+            annotation = session.get(Annotation, annotation_id, with_for_update=True)
+            if annotation is None:
+                skipped[annotation_id] = "no longer exists"
+            elif annotation.reader.username == actor.username:
+                skipped[annotation_id] = "your own read"
+            elif annotation.status != "submitted":
+                skipped[annotation_id] = f"already {annotation.status}"
+            else:
+                _decide(session, actor, annotation, "approve", comment)
+                approved.append(annotation_id)
+    return {"approved": approved, "skipped": skipped}
+
+
+def _check_decision(decision: str, comment: str) -> None:
+    if decision not in DECISIONS:
+        raise MedreviewError(f"unknown decision '{decision}' (approve, reject or return)")
+    if decision == "return" and not comment.strip():
+        raise MedreviewError("say what to change when sending a read back")
+
+
+def _decide(session: Session, actor: Actor, annotation: Annotation, decision: str, comment: str) -> None:
+    """One decision on one read, audited, in the caller's write session."""
+    if annotation.reader.username == actor.username:
+        raise PermissionDeniedError("a reviewer cannot review their own read")
+    old_status = annotation.status
+    annotation.status = DECISIONS[decision]
+    annotation.review_comment = comment
+    annotation.reviewed_by_id = user_id(session, actor.username, active_only=True)
+    annotation.reviewed_at = utcnow()
+    session.flush()
+    resolved: dict[str, list[int]] = {}
+    if decision == "approve":
+        settled = _approve_class(session, annotation, actor, comment)
+        if settled:
+            resolved = _resolve_reads(
+                session, annotation.scope, annotation.case_id, annotation.label_class_id, actor, comment
+            )
+    else:
+        clear_approval(session, annotation.scope, annotation.case_id)
+    record(
+        session,
+        actor.username,
+        f"review.{decision}",
+        "annotation",
+        annotation.id,
+        image_id=annotation.image_id,
+        **({} if annotation.scope == "image" else {annotation.scope: annotation.case_id}),
+        reader=annotation.reader.username,
+        old=old_status,
+        new=annotation.status,
+        comment=comment,
+        **({"resolved": resolved} if resolved else {}),
+    )
 
 
 def _approval_decides(session: Session, annotation: Annotation) -> bool:
@@ -267,7 +426,7 @@ def _approve_class(session: Session, annotation: Annotation, actor: Actor, comme
     if not _approval_decides(session, annotation):
         return False
     disputed = _agreeing_class(session, annotation.scope, annotation.case_id) is None
-    _set_final(
+    set_final_label(
         session,
         (annotation.scope, annotation.case_id, annotation.image_id),
         annotation.label_class_id,
@@ -318,29 +477,6 @@ def _resolve_reads(
         annotation.reviewed_at = utcnow()
         resolved[annotation.status].append(annotation.id)
     return {state: ids for state, ids in resolved.items() if ids}
-
-
-def _set_final(
-    session: Session, case: tuple[str, int, int], label_class_id: int, method: str, by: str, comment: str
-) -> None:
-    """Record the final label of ``case`` (scope, case id, key image id)."""
-    scope, case_id, image_id = case
-    values = {"label_class_id": label_class_id, "method": method, "decided_by": by, "comment": comment}
-    upsert(
-        session,
-        FinalLabel,
-        {
-            "image_id": image_id,
-            "scope": scope,
-            "case_id": case_id,
-            "decided_at": utcnow(),
-            "labels": [],
-            "boxes": [],
-            **values,
-        },
-        conflict_columns=["scope", "case_id"],
-        update_columns=[*values, "decided_at"],
-    )
 
 
 _DISAGREEMENT_IMAGE = func.min(Annotation.image_id).label("image_id")
@@ -432,12 +568,74 @@ def class_tally(labels: Mapping[str, str]) -> list[tuple[str, list[str]]]:
 
 
 def review_counts(store: Store, actor: Actor) -> dict[str, int]:
-    """{"queue": reads waiting for the actor's decision, "disagreements": open disagreements}."""
+    """{"queue": reads waiting for the actor's decision, "disagreements": open disagreements,
+    "auto_accepted": final labels the consensus rule set (medreview.reading.consensus)}."""
     require(actor, "reviewer", "review labels")
     with store.db.read() as session:
         queue = session.scalar(select(func.count(Annotation.id)).where(*_waiting(actor))) or 0
         open_disagreements = session.scalar(select(func.count()).select_from(_open_disagreements().subquery())) or 0
-    return {"queue": int(queue), "disagreements": int(open_disagreements)}
+        auto_accepted = session.scalar(select(func.count(FinalLabel.id)).where(FinalLabel.method == AUTO_ACCEPTED))
+    return {"queue": int(queue), "disagreements": int(open_disagreements), "auto_accepted": int(auto_accepted or 0)}
+
+
+def auto_accepted_page(store: Store, actor: Actor, offset: int = 0, limit: int = 50) -> tuple[pd.DataFrame, int]:
+    """One page of the final labels the consensus rule set, the latest first: image_id (a case's
+    key image), scope, case_id, label, decided_at; and how many there are."""
+    require(actor, "reviewer", "review labels")
+    _check_page(offset, limit)
+    query = (
+        select(FinalLabel.image_id, FinalLabel.scope, FinalLabel.case_id, LabelClass.name.label("label"))
+        .add_columns(FinalLabel.decided_at)
+        .outerjoin(LabelClass, LabelClass.id == FinalLabel.label_class_id)
+        .where(FinalLabel.method == AUTO_ACCEPTED)
+    )
+    with store.db.read() as session:
+        total = session.scalar(select(func.count(FinalLabel.id)).where(FinalLabel.method == AUTO_ACCEPTED)) or 0
+        rows = session.execute(
+            query.order_by(FinalLabel.decided_at.desc(), FinalLabel.id.desc()).offset(offset).limit(limit)
+        )
+        page = pd.DataFrame(rows.mappings().all(), columns=list(query.selected_columns.keys()))
+    return page, int(total)
+
+
+def revert_auto_accept(store: Store, actor: Actor, scope: str, case_id: int, comment: str = "") -> list[int]:
+    """Undo the consensus rule's final label of a case (reviewers): the label goes, the reads it
+    approved wait for review again (back in the queue where they were), audited; the rule leaves
+    the case alone from then on. Returns the ids of the reads put back."""
+    require(actor, "reviewer", "revert an auto-accepted label")
+    check_scope(scope)
+    with store.db.write() as session:
+        final = session.scalar(select(FinalLabel).where(*_of_case(FinalLabel, scope, case_id)).with_for_update())
+        if final is None or final.method != AUTO_ACCEPTED:
+            raise MedreviewError(f"{scope} {case_id} has no auto-accepted final label to revert")
+        label = final.label_class.name if final.label_class else None
+        # The rule's approvals are the ones with no reviewer.
+        reads = list(
+            session.scalars(
+                select(Annotation)
+                .where(
+                    *_of_case(Annotation, scope, case_id),
+                    Annotation.status == "approved",
+                    Annotation.reviewed_by_id.is_(None),
+                )
+                .order_by(Annotation.id)
+            )
+        )
+        for read in reads:
+            read.status = "submitted"
+            read.reviewed_at = None
+        session.delete(final)
+        record(
+            session,
+            actor.username,
+            "review.auto_accept_revert",
+            scope,
+            case_id,
+            label=label,
+            reads=[read.id for read in reads],
+            comment=comment,
+        )
+        return [read.id for read in reads]
 
 
 def adjudicate(store: Store, actor: Actor, image_id: int, label: str | None, comment: str = "") -> None:
@@ -458,7 +656,7 @@ def adjudicate(store: Store, actor: Actor, image_id: int, label: str | None, com
         old = previous.label_class.name if previous is not None and previous.label_class else None
         if previous is not None:
             key_image_id = previous.image_id
-        _set_final(session, (scope, case_id, key_image_id), label_class.id, "adjudicated", actor.username, comment)
+        set_final_label(session, (scope, case_id, key_image_id), label_class.id, "adjudicated", actor.username, comment)
         resolved = _resolve_reads(session, scope, case_id, label_class.id, actor, comment)
         record(
             session,

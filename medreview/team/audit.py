@@ -55,6 +55,8 @@ ACTIONS: tuple[str, ...] = (
     "review.reject",
     "review.return",
     "review.adjudicate",
+    "review.auto_accept",  # the consensus rule set a final label without a review (medreview.reading.consensus)
+    "review.auto_accept_revert",  # a reviewer undid it: the reads wait for review again
     "assignment.create",
     "assignment.delete",
     "training.start",

@@ -45,6 +45,12 @@ DEFAULTS: dict[str, Any] = {
     # Label class name -> its code in DICOM objects ("SCT:233604007", "RADLEX:RID5350"); a class
     # without one gets medreview's private code (medreview.reading.dicomout.codes).
     "class_codes": {},
+    # Consensus auto-accept (medreview.reading.consensus): a case's final label is set without a
+    # review when at least this many readers named one class, the active model calls it at a
+    # calibrated probability >= this, and the case is inside the model's training data.
+    "auto_accept": False,
+    "auto_accept_readers": 2,
+    "auto_accept_probability": 0.95,
 }
 CHOICES: dict[str, tuple[str, ...]] = {
     "training_label_source": ("final", "all"),
@@ -80,6 +86,10 @@ def set_setting(store: Store, actor: Actor, key: str, value: Any) -> None:
         value = validate_protocols(value)
     if key == "class_codes":
         value = check_class_codes(value)
+    if key == "auto_accept_readers" and not 1 <= value <= 20:
+        raise MedreviewError("the auto-accept rule needs between 1 and 20 agreeing readers")
+    if key == "auto_accept_probability" and not 0.5 <= value <= 1.0:
+        raise MedreviewError("the auto-accept probability must be between 0.5 and 1")
     with store.db.write() as session:
         row = session.get(Setting, key, with_for_update=True)
         old = DEFAULTS[key] if row is None else row.value

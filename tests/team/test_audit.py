@@ -239,6 +239,8 @@ def test_actions_list_covers_the_issue():
         # Evaluation sets decide which version becomes active: freezing one, choosing the default
         # and starting an evaluation are on the record too.
         "evaluation_set.create", "evaluation_set.default", "evaluation.start",
+        # The consensus rule's final labels and a reviewer's revert of one (issue 18).
+        "review.auto_accept", "review.auto_accept_revert",
     }  # fmt: skip
     assert set(audit.ACTIONS) == required
     assert len(audit.ACTIONS) == len(required)

@@ -35,6 +35,9 @@ def test_a_new_project_starts_safe(store):
         "boxes": False,
         "box_only_reads": False,
         "hanging_protocols": DEFAULT_PROTOCOLS,  # CT, MR brain, chest film with prior, mammography
+        "auto_accept": False,  # no final label without a review unless an admin turns the rule on
+        "auto_accept_readers": 2,
+        "auto_accept_probability": 0.95,
     }
 
 
