@@ -413,7 +413,10 @@ def _obuchowski_rockette(
                 "p_value": _f_test_p(f_value, modalities - 1, ddf),
             }
             if math.isinf(ddf):
-                notes.append("The readers' AUC differences are identical: ddf is infinite (a normal test).")
+                notes.append(
+                    "The readers' AUC differences are identical: ddf is infinite "
+                    "(F becomes a chi-square test, the intervals normal)."
+                )
         else:
             notes.append("The error term of the F test is zero (no reader-by-modality variation): no test.")
         std_error = math.sqrt(2 / readers * error_term)
