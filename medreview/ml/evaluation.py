@@ -43,6 +43,7 @@ from medreview.jobs import JobContext, submit_job
 from medreview.ml.configs import get_config, version_preprocessing
 from medreview.ml.domain import domain_facts, outside_domain
 from medreview.ml.kinds import EVALUATION_JOB
+from medreview.ml.localization import score_localization
 from medreview.ml.registry import KEPT_INACTIVE, list_models
 from medreview.ml.training.dataset import prepared_array
 from medreview.ml.training.metrics import (
@@ -149,7 +150,8 @@ def evaluate_version(
     store: Store, version: ModelVersion, evaluation_set_id: int, model: keras.Model | None = None
 ) -> dict[str, Any]:
     """Score ``version`` on an evaluation set, store the figures and return them (:func:`score_on_set`,
-    plus ``outside_training_data``: images outside the version's domain, scored all the same). A
+    plus ``outside_training_data``: images outside the version's domain, scored all the same; and
+    ``localization``: its heat maps against the readers' boxes, :mod:`medreview.ml.localization`). A
     failure (the model file, the images) is stored and returned as ``{"error": reason}``. Worker only:
     loads the model (TensorFlow) unless ``model`` is given."""
     from medreview.ml.prediction import load_version_model
@@ -190,6 +192,8 @@ def evaluate_version(
         metrics["outside_training_data"] = sum(
             outside_domain(version.domain, facts[int(image_id)]) is not None for image_id in images["image_id"]
         )
+        # Heat maps against the readers' boxes, on the set's images that have boxes (at most 200).
+        metrics["localization"] = score_localization(store, version, images, model)
     except MedreviewError as error:
         metrics = {"error": str(error)}
     metrics["set_images"] = len(images)
