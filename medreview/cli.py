@@ -352,11 +352,43 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 def _cmd_export(args: argparse.Namespace) -> int:
     from medreview.reading.exchange import write_export
 
+    if args.kind in ("sr", "kos"):
+        return _export_dicom(args)
     rows = write_export(
         Store.open(), _local_actor(), args.kind, Path(args.output), args.format, original_names=args.original_names
     )
     print(f"{rows} rows written to {args.output}", file=sys.stderr)
     return 0
+
+
+def _export_dicom(args: argparse.Namespace) -> int:
+    """``export sr|kos -o DIR``: one DICOM file per case and source (or study), a line per case."""
+    from medreview.reading.dicomout.documents import SOURCES, kos_objects, sr_objects, write_objects
+
+    store = Store.open()
+    if args.kind == "sr":
+        sources = [source for source in SOURCES if getattr(args, source)] or list(SOURCES)
+        if args.model is not None and "predictions" not in sources:
+            sources.append("predictions")
+        objects, results = sr_objects(store, _local_actor(), sources, model_id=args.model)
+    else:
+        objects, results = kos_objects(store, _local_actor(), args.set)
+    for result in results:
+        detail = result.sop_instance_uid or result.reason
+        print(f"{result.status:8s} {result.source} {result.case}  {detail}")
+    count = write_objects(store, _local_actor(), objects, Path(args.output), kind=args.kind)
+    print(f"{count} DICOM objects written to {args.output}", file=sys.stderr)
+    return 0
+
+
+def _cmd_pacs_send(args: argparse.Namespace) -> int:
+    from medreview.reading.dicomout.send import send_folder
+
+    results = send_folder(Store.open(), _local_actor(), _pacs_client(args), Path(args.folder))
+    for result in results:
+        reason = f": {result.reason}" if result.reason else ""
+        print(f"{result.status}{reason}  {result.file}")
+    return 2 if any(result.status == "refused" for result in results) else 0
 
 
 def _cmd_assign(args: argparse.Namespace) -> int:
@@ -591,8 +623,15 @@ def build_parser() -> argparse.ArgumentParser:
     scope.add_argument("--unlabelled", action="store_true", help="only unlabelled images (the default)")
     predict.set_defaults(handler=_cmd_predict)
 
-    export = commands.add_parser("export", help="write final labels, reads, predictions or boxes (COCO) to a file")
-    export.add_argument("kind", choices=("labels", "reads", "predictions", "coco"))
+    export = commands.add_parser(
+        "export",
+        help="write final labels, reads, predictions or boxes (COCO) to a file; DICOM SR or KOS objects to a folder",
+    )
+    export.add_argument("kind", choices=("labels", "reads", "predictions", "coco", "sr", "kos"))
+    for source, what in (("reads", "readers' reads"), ("final", "final labels"), ("predictions", "predictions")):
+        export.add_argument(f"--{source}", action="store_true", help=f"sr: the {what} (default: all three)")
+    export.add_argument("--model", type=int, metavar="N", help="sr: model version N's predictions (default: active)")
+    export.add_argument("--set", metavar="NAME", help="kos: the evaluation set (default: the default set)")
     export.add_argument("--format", default="csv", choices=("csv", "json"))
     export.add_argument("-o", "--output", required=True)
     export.add_argument(
@@ -643,7 +682,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     pacs_search = commands.add_parser("pacs-search", help="search a PACS over DICOMweb (QIDO-RS)")
     pacs_import = commands.add_parser("pacs-import", help="retrieve studies from a PACS (WADO-RS) into the store")
-    for pacs in (pacs_search, pacs_import):
+    pacs_send = commands.add_parser("pacs-send", help="store the DICOM objects of export sr/kos on a PACS (STOW-RS)")
+    for pacs in (pacs_search, pacs_import, pacs_send):
         pacs.add_argument("url", help="DICOMweb root, e.g. http://pacs:8042/dicom-web")
         pacs.add_argument("--user", help="user name; the password is read from MEDREVIEW_PACS_PASSWORD")
     pacs_search.add_argument("--patient-id", default="")
@@ -654,6 +694,8 @@ def build_parser() -> argparse.ArgumentParser:
     pacs_import.add_argument("study_uids", nargs="+")
     pacs_import.add_argument("--json", action="store_true")
     pacs_import.set_defaults(handler=_cmd_pacs_import)
+    pacs_send.add_argument("folder", help="the folder export sr / export kos wrote")
+    pacs_send.set_defaults(handler=_cmd_pacs_send)
 
     db = commands.add_parser("db", help="the database schema: show its revision or upgrade it")
     db.add_argument("action", choices=["upgrade", "revision"])
