@@ -289,6 +289,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     """A model version's figures on an evaluation set: stored ones at once, else an evaluation job
     (a worker is started for it when none runs)."""
     from medreview.ml.evaluation import evaluation_of, submit_evaluation
+    from medreview.ml.localization import localization_summary
     from medreview.ml.registry import get_model
     from medreview.ml.training.metrics import summary
     from medreview.reading.evaluation_sets import find_evaluation_set
@@ -317,6 +318,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             "outside_training_data": figures.get("outside_training_data"),
             "unscored": figures.get("unscored", {}),
             "notes": figures.get("notes", []),
+            # Heat maps against reader boxes; None when this evaluation did not score them.
+            "localization": localization_summary(figures),
         }
         print(json.dumps(document))
         return 0
@@ -327,6 +330,12 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"{figures['outside_training_data']} images of the set lie outside the version's training data")
     for reason, count in figures.get("unscored", {}).items():
         print(f"left out: {count} images ({reason})")
+    localization = localization_summary(figures)
+    if localization and localization["n"]:
+        print(
+            f"where readers look ({localization['n']} images with boxes): pointing game "
+            f"{localization['pointing_game']:.2f}, mass in boxes {localization['mass_in_boxes']:.2f}"
+        )
     for note in figures.get("notes", []):
         print(f"note: {note}")
     return 0
