@@ -1,9 +1,14 @@
 import datetime as dt
 
+import pandas as pd
 import streamlit as st
 
+from medreview.ingest.dicomweb import DicomWebClient
 from medreview.ingest.pseudonyms import pseudonym_table
 from medreview.reading.catalog import image_table
+from medreview.reading.dicomout.documents import SOURCES, kos_objects, sr_objects, zip_objects
+from medreview.reading.dicomout.send import send_objects
+from medreview.reading.evaluation_sets import list_evaluation_sets
 from medreview.reading.exchange import import_labels
 from medreview.reading.review import assign
 from medreview.team.accounts import change_password, create_user, list_users, reader_names, set_active, set_role
@@ -94,7 +99,11 @@ with audit_tab:
 
 with data_tab:
     export_ui(store, actor, "team")  # the same form reviewers have on the Review page
-    uploaded = st.file_uploader("Import reads (a JSON 'reads' export)", type=["json"], key="team_import")
+    uploaded = st.file_uploader(
+        "Import reads (a JSON 'reads' export, or medreview's SR: .dcm or .zip)",
+        type=["json", "dcm", "zip"],
+        key="team_import",
+    )
     if uploaded is not None and st.button("Import", key="team_import_run"):
         counts = attempt(lambda: import_labels(store, actor, uploaded.getvalue()))
         if counts is not None:
@@ -102,6 +111,37 @@ with data_tab:
                 f"{counts['reads']} reads and {counts['final_labels']} final labels imported; "
                 f"{counts['images_missing']} rows name images this store does not hold."
             )
+
+with data_tab, st.expander("DICOM SR / KOS for a PACS"):
+    # Structured reports (and evaluation sets as Key Object Selection) that point at the images;
+    # written for download, or stored on the PACS with STOW-RS (nothing is sent twice).
+    sources = st.multiselect("Reports of", SOURCES, default=list(SOURCES), key="team_sr_sources")
+    model_number = st.number_input("Model version (predictions; 0: the active one)", 0, step=1, key="team_sr_model")
+    sets = [summary.name for summary in list_evaluation_sets(store)]
+    kos_set = st.selectbox("Evaluation set as KOS", ["(none)", *sets], key="team_kos_set")
+
+    def dicom_objects() -> list:
+        objects, results = sr_objects(store, actor, sources, model_id=int(model_number) or None)
+        if kos_set != "(none)":
+            kos, kos_results = kos_objects(store, actor, kos_set)
+            objects, results = objects + kos, results + kos_results
+        st.dataframe(spreadsheet_safe(pd.DataFrame(results)), hide_index=True, key="team_sr_results")
+        return objects
+
+    if st.button("Write the SR zip", key="team_sr_zip"):
+        content = attempt(lambda: zip_objects(store, actor, dicom_objects()))
+        if content is not None:
+            downloads.send(content, "medreview-sr.zip", "application/zip", key="team_sr_download")
+    url_column, user_column, password_column = st.columns(3)
+    pacs_url = url_column.text_input("DICOMweb address", placeholder="http://pacs:8042/dicom-web", key="team_sr_url")
+    pacs_user = user_column.text_input("User", key="team_sr_user")
+    pacs_password = password_column.text_input("Password", type="password", key="team_sr_password")
+    if pacs_url and st.button("Send to PACS", key="team_sr_send"):
+        pacs = DicomWebClient(pacs_url, username=pacs_user or None, password=pacs_password or None)
+        with st.spinner("Sending to the PACS..."):
+            sent = attempt(lambda: send_objects(store, actor, pacs, dicom_objects()))
+        if sent is not None:
+            st.dataframe(spreadsheet_safe(pd.DataFrame(sent)), hide_index=True, key="team_sr_sent")
 
 with map_tab:
     st.caption("Original identifiers and their pseudonyms. Every look is recorded in the audit trail.")
