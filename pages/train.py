@@ -13,6 +13,7 @@ from medreview.ml.evaluation import (
     sample_evaluation_images,
     submit_evaluation,
 )
+from medreview.ml.localization import LOCALIZATION_CAP, localization_summary
 from medreview.ml.prediction import case_scope
 from medreview.ml.registry import activate_model, list_models
 from medreview.ml.training.case_table import CASE_SCOPES, DEFAULT_ENCODER, case_training_table, training_scope
@@ -466,6 +467,7 @@ def comparison_ui(evaluation_set) -> None:  # type: ignore[no-untyped-def]
         st.caption("No model versions yet.")
         return
     scored = [bool(metrics) and "error" not in metrics for metrics in table["metrics"]]
+    localization = [localization_summary(metrics) or {} for metrics in table["metrics"]]
     st.dataframe(
         spreadsheet_safe(
             pd.DataFrame(
@@ -477,6 +479,9 @@ def comparison_ui(evaluation_set) -> None:  # type: ignore[no-untyped-def]
                         format_auc(metrics) if ok else None
                         for metrics, ok in zip(table["metrics"], scored, strict=True)
                     ],
+                    "pointing game": [block.get("pointing_game") for block in localization],
+                    "mass in boxes": [block.get("mass_in_boxes") for block in localization],
+                    "images with boxes": [block.get("n") for block in localization],
                     "accuracy": table["accuracy"],
                     "sensitivity": table["sensitivity"],
                     "specificity": table["specificity"],
@@ -491,8 +496,21 @@ def comparison_ui(evaluation_set) -> None:  # type: ignore[no-untyped-def]
         key="train_eval_table",
         column_config={
             column: st.column_config.NumberColumn(format="%.3f")
-            for column in ("accuracy", "sensitivity", "specificity", "threshold", "ECE")
+            for column in (
+                "accuracy",
+                "sensitivity",
+                "specificity",
+                "threshold",
+                "ECE",
+                "pointing game",
+                "mass in boxes",
+            )
         },
+    )
+    st.caption(
+        f"Does the model look where readers look? On the set's images with boxes (at most {LOCALIZATION_CAP}; the "
+        "final label's boxes, else the readers'): the pointing game is the share of images whose heat-map peak "
+        "falls in a box, the mass in boxes the share of the map inside them, on average."
     )
     curves = [
         (f"version {version}" + (" (active)" if active else ""), metrics)

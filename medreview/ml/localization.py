@@ -261,7 +261,7 @@ def localization_summary(metrics: Mapping[str, Any] | None) -> dict[str, Any] | 
     """A stored evaluation's ``{"pointing_game", "mass_in_boxes", "n"}`` (``evaluate --json``, the Train
     page); None when the evaluation did not score localization (made before it existed, a case model,
     or no map)."""
-    block = (metrics or {}).get("localization")
+    block = metrics.get("localization") if isinstance(metrics, Mapping) else None
     if not isinstance(block, Mapping) or "error" in block:
         return None
     return {key: block.get(key) for key in ("pointing_game", "mass_in_boxes", "n")}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from medreview.ingest.demo import load_demo_data
@@ -95,7 +96,9 @@ def test_versions_are_compared_side_by_side_and_a_waiting_version_shows_why(demo
     active_id = add_model_version(demo, active=True)
     waiting_id = add_model_version(demo)
     unscored_id = add_model_version(demo)
-    save_evaluation(demo, active_id, held_out.id, figures(0, 0.6, labels))
+    # The active version's heat maps were also scored against reader boxes (medreview.ml.localization).
+    where = {"pointing_game": 0.75, "mass_in_boxes": 0.4, "n": 4, "images_with_boxes": 4, "cap": 200}
+    save_evaluation(demo, active_id, held_out.id, {**figures(0, 0.6, labels), "localization": where})
     save_evaluation(demo, waiting_id, held_out.id, figures(1, 0.2, labels))
     reason = "not made active: ROC AUC 0.600 on the evaluation set 'held out' against 0.900 for version 1"
     with demo.db.write() as session:
@@ -110,6 +113,8 @@ def test_versions_are_compared_side_by_side_and_a_waiting_version_shows_why(demo
     for version_id in (active_id, waiting_id):
         assert compared.loc[version_id, "ROC AUC (95% interval)"].count("–") == 1  # AUC with its interval
     assert compared.loc[unscored_id, "note"] == "not evaluated on this set yet"
+    shown_where = compared.loc[active_id, ["pointing game", "mass in boxes", "images with boxes"]].tolist()
+    assert shown_where == [0.75, 0.4, 4] and pd.isna(compared.loc[waiting_id, "pointing game"])
     captions = [caption for element in app.image for caption in element.captions]
     assert captions == ["ROC curves of 2 model versions on the same 8 images"]
 
