@@ -162,6 +162,19 @@ if restore_column.button(
     del st.session_state[PROTOCOLS_KEY]
     st.rerun()
 
+st.subheader("Class codes in DICOM")
+st.caption(
+    "The code each class gets in DICOM structured reports, as SCHEME:VALUE (SNOMED CT `SCT:233604007`, RadLex "
+    "`RADLEX:RID5350`). A class left empty gets medreview's private code (scheme 99MEDREVIEW, see the README)."
+)
+with st.form("settings_class_codes", border=False):
+    codes = {
+        name: st.text_input(name, value=current["class_codes"].get(name, ""), key=f"settings_code_{name}")
+        for name in label_classes(store)
+    }
+    if st.form_submit_button("Save codes") and succeeded(lambda: set_setting(store, actor, "class_codes", codes)):
+        st.success("Class codes saved.")
+
 st.subheader("Storage")
 st.write(f"Data folder: `{store.settings.data_dir}`")
 st.write(f"Database: `{store.db.engine.url.render_as_string(hide_password=True)}`")
