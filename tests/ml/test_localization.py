@@ -10,6 +10,7 @@ import json
 import numpy as np
 import pytest
 from PIL import Image as PILImage
+from skimage import transform
 from sqlalchemy import select
 
 from medreview.ingest import InputFile, ingest_files
@@ -96,6 +97,12 @@ def test_a_map_is_stretched_back_to_a_non_square_image_where_its_boxes_are():
     # 0 for c < 50, rising to 1 at c = 150; its share over c >= 100 is (50 * 0.75 + 50) / (100 * 0.5 + 50)
     # = 0.875, and the same over rows < 50: 0.875 ** 2 inside the top-right quarter.
     assert mass_in_boxes(heat, [box(100, 0, 100, 50)]) == pytest.approx(0.875**2)
+    # The values the viewer's overlay draws over the same film (skimage's bilinear resize), also when
+    # the image is smaller than the map on one axis.
+    feature_map = np.random.default_rng(0).random((7, 5))
+    for rows, columns in ((24, 40), (3, 90)):
+        overlay = transform.resize(feature_map, (rows, columns), order=1, mode="edge", anti_aliasing=False)
+        np.testing.assert_allclose(map_to_image(feature_map, rows, columns), overlay, atol=1e-12)
     with pytest.raises(ValueError, match="non-empty"):
         map_to_image(np.zeros((0, 3)), 10, 10)
 
