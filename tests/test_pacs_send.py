@@ -23,6 +23,7 @@ from medreview.ingest import InputFile, ingest_files
 from medreview.ingest.dicomweb import DicomWebClient
 from medreview.reading.dicomout.documents import CLASS, PROBABILITY, DicomObject, sr_objects
 from medreview.reading.dicomout.send import send_objects
+from medreview.reading.evaluation_sets import create_evaluation_set
 from medreview.reading.reads import LOCAL_ACTOR, reads_table, save_read
 from medreview.store import Store
 from medreview.store.models import Annotation, Image
@@ -58,17 +59,24 @@ def test_export_send_find_retrieve_parse_and_import_back(orthanc, store: Store, 
 
     assert main(["export", "sr", "-o", str(folder), "--reads", "--predictions"]) == 0
     assert len(list(folder.glob("SR-*.dcm"))) == 2
+    create_evaluation_set(store, LOCAL_ACTOR, "held out", [image.image_id])
+    assert main(["export", "kos", "-o", str(folder)]) == 0
+    assert len(list(folder.glob("KO-*.dcm"))) == 1
     monkeypatch.setenv("MEDREVIEW_PACS_PASSWORD", orthanc.password)
     send = ["pacs-send", orthanc.dicomweb_url, str(folder), "--user", orthanc.username]
     capsys.readouterr()
     assert main(send) == 0
-    assert [line.split()[0] for line in capsys.readouterr().out.splitlines()] == ["stored", "stored"]
-    # Sent again: the PACS has both, nothing is stored twice.
+    assert [line.split()[0] for line in capsys.readouterr().out.splitlines()] == ["stored"] * 3
+    # Sent again: the PACS has all three, nothing is stored twice.
     assert main(send) == 0
-    assert capsys.readouterr().out.count("already there") == 2
+    assert capsys.readouterr().out.count("already there") == 3
 
     web = _web(orthanc)
     study_uid = str(hd.sr.srread(next(folder.glob("SR-*.dcm"))).StudyInstanceUID)
+    (kos,) = web.search_for_instances(study_instance_uid=study_uid, search_filters={"Modality": "KO"})
+    kos = web.retrieve_instance(study_uid, kos["0020000E"]["Value"][0], kos["00080018"]["Value"][0])
+    images = [item for item in kos.ContentSequence if item.ValueType == "IMAGE"]
+    assert [item.ReferencedSOPSequence[0].ReferencedSOPInstanceUID for item in images] == [dicom_sop_uid(store, sha256)]
     found = web.search_for_instances(study_instance_uid=study_uid, search_filters={"Modality": "SR"})
     assert len(found) == 2
     reports = {}

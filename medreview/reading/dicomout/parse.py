@@ -50,7 +50,7 @@ def read_datasets(source: Path | bytes) -> list[Dataset]:
 
 def reads_document(store: Store, datasets: list[Dataset]) -> dict[str, Any]:
     """The reads and final labels in medreview SRs, as a JSON ``reads`` export would hold them
-    (rows keyed by ``sop_instance_uid``); ``skipped`` counts SRs that are not reads (predictions)."""
+    (rows keyed by ``sop_instance_uid``); ``skipped`` counts objects that are not reads (predictions' SRs, KOS)."""
     secret = project_secret(store)
     with store.db.read() as session:
         usernames = list(session.scalars(select(User.username)))
@@ -62,6 +62,9 @@ def reads_document(store: Store, datasets: list[Dataset]) -> dict[str, Any]:
     final_labels: list[dict[str, Any]] = []
     skipped = 0
     for number, dataset in enumerate(datasets, start=1):
+        if dataset.get("Modality") == "KO":  # an evaluation set's KOS from the same export folder
+            skipped += 1
+            continue
         try:
             report = hd.sr.Comprehensive3DSR.from_dataset(dataset).content
             group = report.get_image_measurement_groups()[0]
