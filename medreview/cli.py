@@ -363,6 +363,12 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
     if args.kind in ("sr", "kos"):
         return _export_dicom(args)
+    if args.kind == "settings":  # the project's settings and label schema, one JSON document
+        from medreview.reading.project_settings import project_settings_bytes
+
+        Path(args.output).write_bytes(project_settings_bytes(Store.open(), _local_actor()))
+        print(f"project settings written to {args.output}", file=sys.stderr)
+        return 0
     rows = write_export(
         Store.open(), _local_actor(), args.kind, Path(args.output), args.format, original_names=args.original_names
     )
@@ -446,6 +452,17 @@ def _cmd_reader_study(args: argparse.Namespace) -> int:
             print(f"note: {note}", file=sys.stderr)
     else:
         print(result.as_text())
+    return 0
+
+
+def _cmd_import_settings(args: argparse.Namespace) -> int:
+    from medreview.reading.project_settings import import_project_settings
+
+    changed = import_project_settings(Store.open(), _local_actor(), Path(args.file).read_bytes())
+    print(
+        f"{len(changed['settings'])} settings changed ({', '.join(changed['settings']) or 'none'}); "
+        f"label classes: {', '.join(changed['label_classes']) or 'unchanged'}"
+    )
     return 0
 
 
@@ -636,7 +653,7 @@ def build_parser() -> argparse.ArgumentParser:
         "export",
         help="write final labels, reads, predictions or boxes (COCO) to a file; DICOM SR or KOS objects to a folder",
     )
-    export.add_argument("kind", choices=("labels", "reads", "predictions", "coco", "sr", "kos"))
+    export.add_argument("kind", choices=("labels", "reads", "predictions", "coco", "sr", "kos", "settings"))
     for source, what in (("reads", "readers' reads"), ("final", "final labels"), ("predictions", "predictions")):
         export.add_argument(f"--{source}", action="store_true", help=f"sr: the {what} (default: all three)")
     export.add_argument("--model", type=int, metavar="N", help="sr: model version N's predictions (default: active)")
@@ -666,6 +683,12 @@ def build_parser() -> argparse.ArgumentParser:
     import_labels = commands.add_parser("import-labels", help="re-create reads from a JSON 'reads' export")
     import_labels.add_argument("file")
     import_labels.set_defaults(handler=_cmd_import_labels)
+
+    import_settings = commands.add_parser(
+        "import-settings", help="apply an 'export settings' file: label schema, hanging protocols, project settings"
+    )
+    import_settings.add_argument("file")
+    import_settings.set_defaults(handler=_cmd_import_settings)
 
     reader_study = commands.add_parser(
         "reader-study", help="analyze a reader study's ratings CSV (MRMC: Obuchowski-Rockette, Hillis ddf)"

@@ -1,5 +1,6 @@
 import streamlit as st
 
+from medreview.reading.project_settings import import_project_settings, project_settings_bytes
 from medreview.reading.protocols import parse_protocols, protocols_text
 from medreview.reading.schema import (
     add_label_class,
@@ -9,6 +10,7 @@ from medreview.reading.schema import (
     set_label_class_active,
 )
 from medreview.team.settings import CHOICES, DEFAULTS, project_settings, set_setting
+from ui import downloads
 from ui.session import attempt, get_store, session_actor, succeeded
 from ui.text import plain
 
@@ -174,6 +176,35 @@ with st.form("settings_class_codes", border=False):
     }
     if st.form_submit_button("Save codes") and succeeded(lambda: set_setting(store, actor, "class_codes", codes)):
         st.success("Class codes saved.")
+
+st.subheader("Export and import")
+st.caption(
+    "The label schema (with each class's scope), the hanging protocols and the settings above as one JSON file, "
+    "to set up another project the same way. No pseudonym key, account or password is in it. An import is "
+    "checked whole first: a bad rule or an unknown key is named and nothing is changed."
+)
+download_column, upload_column = st.columns([1, 2])
+if download_column.button("Download project settings", key="settings_export"):
+    content = attempt(lambda: project_settings_bytes(store, actor))
+    if content is not None:
+        downloads.send(content, "project.json", "application/json", key="settings_export_download")
+import_notice = st.session_state.pop("settings_import_notice", None)
+if import_notice:
+    st.success(import_notice)
+uploaded_key = "settings_import_file"
+uploaded = upload_column.file_uploader("Project settings file", type=["json"], key=uploaded_key)
+if uploaded is not None and upload_column.button("Import project settings", key="settings_import"):
+    changed = attempt(lambda: import_project_settings(store, actor, uploaded.getvalue()))
+    if changed is not None:
+        # The widgets above hold the old values in their state: drop it, or the next run would write them back.
+        for key in [key for key in st.session_state if str(key).startswith("settings_") and key != uploaded_key]:
+            del st.session_state[key]
+        st.session_state["settings_import_notice"] = (
+            f"Project settings imported: {len(changed['settings'])} settings changed"
+            + (f" ({', '.join(changed['settings'])})" if changed["settings"] else "")
+            + f"; label classes {', '.join(changed['label_classes']) or 'unchanged'}."
+        )
+        st.rerun()
 
 st.subheader("Storage")
 st.write(f"Data folder: `{store.settings.data_dir}`")

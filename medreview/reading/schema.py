@@ -10,7 +10,10 @@ with it (a study read cannot become a read of one slice after the fact).
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from medreview.errors import MedreviewError, NotFoundError
 from medreview.reading.cases import check_scope
@@ -21,9 +24,12 @@ from medreview.team.roles import Actor, require
 
 __all__ = [
     "add_label_class",
+    "check_label_schema",
     "label_class_scopes",
     "label_classes",
+    "label_schema",
     "rename_label_class",
+    "replace_label_schema",
     "set_label_class_active",
     "set_label_class_scope",
 ]
@@ -85,18 +91,100 @@ def set_label_class_scope(store: Store, actor: Actor, name: str, scope: str) -> 
             raise NotFoundError(f"no class named '{name}'")
         if row.scope == scope:
             return
-        reads = session.scalar(select(func.count(Annotation.id)).where(Annotation.label_class_id == row.id)) or 0
-        named = sum(
-            name in (labels or []) or any(box.get("label") == name for box in boxes or [])
-            for labels, boxes in session.execute(select(Annotation.labels, Annotation.boxes))
+        _change_scope(session, actor, row, scope)
+
+
+def _change_scope(session: Session, actor: Actor, row: LabelClass, scope: str) -> None:
+    name = row.name
+    reads = session.scalar(select(func.count(Annotation.id)).where(Annotation.label_class_id == row.id)) or 0
+    named = sum(
+        name in (labels or []) or any(box.get("label") == name for box in boxes or [])
+        for labels, boxes in session.execute(select(Annotation.labels, Annotation.boxes))
+    )
+    if reads or named:
+        raise MedreviewError(
+            f"class '{name}' has reads at {row.scope} level: its scope can change only before anyone reads with it"
         )
-        if reads or named:
+    old = row.scope
+    row.scope = scope
+    record(session, actor.username, "settings.change", "label_class", name, old_scope=old, scope=scope)
+
+
+_SCHEMA_FIELDS = ("name", "scope", "active")
+
+
+def label_schema(store: Store) -> list[dict[str, Any]]:
+    """Every class, retired ones too, in display order: ``{"name", "scope", "active"}`` (what a
+    project-settings export carries)."""
+    with store.db.read() as session:
+        rows = session.scalars(select(LabelClass).order_by(LabelClass.position, LabelClass.id))
+        return [{"name": row.name, "scope": row.scope, "active": bool(row.active)} for row in rows]
+
+
+def check_label_schema(value: object) -> list[dict[str, Any]]:
+    """A class list as :func:`label_schema` gives it, checked: a MedreviewError names the class and the
+    field that is wrong (an unknown field, a bad name or scope, a name given twice)."""
+    if not isinstance(value, list):
+        raise MedreviewError("the label classes are a list ([{'name': ..., 'scope': ..., 'active': ...}, ...])")
+    checked: list[dict[str, Any]] = []
+    for index, entry in enumerate(value, start=1):
+        if not isinstance(entry, dict):
+            raise MedreviewError(f"label class {index} is not an object ({{'name': ..., 'scope': ...}})")
+        unknown = sorted(set(entry) - set(_SCHEMA_FIELDS))
+        if unknown:
             raise MedreviewError(
-                f"class '{name}' has reads at {row.scope} level: its scope can change only before anyone reads with it"
+                f"label class {index}: unknown field '{unknown[0]}' (fields: {', '.join(_SCHEMA_FIELDS)})"
             )
-        old = row.scope
-        row.scope = scope
-        record(session, actor.username, "settings.change", "label_class", name, old_scope=old, scope=scope)
+        if not isinstance(entry.get("name"), str):
+            raise MedreviewError(f"label class {index}: 'name' is required (a text)")
+        name = _clean_name(entry["name"])
+        scope, active = entry.get("scope", "image"), entry.get("active", True)
+        if not isinstance(scope, str):
+            raise MedreviewError(f"label class '{name}': 'scope' is a text")
+        try:
+            check_scope(scope)
+        except MedreviewError as error:
+            raise MedreviewError(f"label class '{name}': {error}") from None
+        if not isinstance(active, bool):
+            raise MedreviewError(f"label class '{name}': 'active' is true or false")
+        if any(done["name"] == name for done in checked):
+            raise MedreviewError(f"label class '{name}' is given twice")
+        checked.append({"name": name, "scope": scope, "active": active})
+    return checked
+
+
+def replace_label_schema(session: Session, actor: Actor, classes: list[dict[str, Any]]) -> None:
+    """Make the classes those of ``classes`` (checked by :func:`check_label_schema`), in its order, in
+    the caller's write session: new ones added, existing ones given the scope and state the list says
+    (a scope change is refused once a class has reads), and classes the list does not name retired
+    (their labels kept). Audited per change."""
+    require(actor, "admin", "change the label schema")
+    rows = {row.name: row for row in session.scalars(select(LabelClass))}
+    for position, entry in enumerate(classes, start=1):
+        row = rows.pop(entry["name"], None)
+        if row is None:
+            session.add(LabelClass(name=entry["name"], position=position, scope=entry["scope"], active=entry["active"]))
+            record(
+                session,
+                actor.username,
+                "settings.change",
+                "label_class",
+                entry["name"],
+                change="add",
+                scope=entry["scope"],
+            )
+            continue
+        row.position = position
+        if row.scope != entry["scope"]:
+            _change_scope(session, actor, row, entry["scope"])
+        if bool(row.active) != entry["active"]:
+            row.active = entry["active"]
+            record(session, actor.username, "settings.change", "label_class", row.name, active=entry["active"])
+    for position, row in enumerate(sorted(rows.values(), key=lambda r: (r.position, r.id)), start=len(classes) + 1):
+        row.position = position
+        if row.active:
+            row.active = False
+            record(session, actor.username, "settings.change", "label_class", row.name, active=False)
 
 
 def rename_label_class(store: Store, actor: Actor, old_name: str, new_name: str) -> str:

@@ -8,6 +8,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from medreview.errors import MedreviewError
 from medreview.reading.dicomout.codes import check_class_codes
 from medreview.reading.protocols import DEFAULT_PROTOCOLS, validate_protocols
@@ -16,7 +18,7 @@ from medreview.store.models import Setting
 from medreview.team.audit import record
 from medreview.team.roles import Actor, require
 
-__all__ = ["CHOICES", "DEFAULTS", "get_setting", "project_settings", "set_setting"]
+__all__ = ["CHOICES", "DEFAULTS", "check_setting", "get_setting", "project_settings", "set_setting", "write_setting"]
 
 DEFAULTS: dict[str, Any] = {
     # De-identify DICOM and strip PNG/JPEG metadata at import (PS3.15 Basic Profile essentials).
@@ -74,6 +76,14 @@ def project_settings(store: Store) -> dict[str, Any]:
 def set_setting(store: Store, actor: Actor, key: str, value: Any) -> None:
     """Change a project setting (admins only; audited with the old and new value)."""
     require(actor, "admin", "change project settings")
+    value = check_setting(key, value)
+    with store.db.write() as session:
+        write_setting(session, actor, key, value)
+
+
+def check_setting(key: str, value: Any) -> Any:
+    """``value`` as setting ``key`` stores it, or a MedreviewError naming the setting and what it takes
+    (a project-settings import checks every value with this before writing any)."""
     if key not in DEFAULTS:
         raise MedreviewError(f"unknown setting '{key}'")
     if type(value) is not type(DEFAULTS[key]):
@@ -90,11 +100,15 @@ def set_setting(store: Store, actor: Actor, key: str, value: Any) -> None:
         raise MedreviewError("the auto-accept rule needs between 1 and 20 agreeing readers")
     if key == "auto_accept_probability" and not 0.5 <= value <= 1.0:
         raise MedreviewError("the auto-accept probability must be between 0.5 and 1")
-    with store.db.write() as session:
-        row = session.get(Setting, key, with_for_update=True)
-        old = DEFAULTS[key] if row is None else row.value
-        if row is None:
-            session.add(Setting(key=key, value=value))
-        else:
-            row.value = value
-        record(session, actor.username, "settings.change", "setting", key, old=old, new=value)
+    return value
+
+
+def write_setting(session: Session, actor: Actor, key: str, value: Any) -> None:
+    """Store a value :func:`check_setting` returned, in the caller's write session, with its audit event."""
+    row = session.get(Setting, key, with_for_update=True)
+    old = DEFAULTS[key] if row is None else row.value
+    if row is None:
+        session.add(Setting(key=key, value=value))
+    else:
+        row.value = value
+    record(session, actor.username, "settings.change", "setting", key, old=old, new=value)
