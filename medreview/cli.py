@@ -213,6 +213,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
             "batch_size": args.batch_size,
             "seed": args.seed,
             "target_sensitivity": args.target_sensitivity,
+            "prevalence": args.prevalence,
+            "confirm_mixed_sizes": True if args.confirm_mixed_sizes else None,
         }.items()
         if value is not None
     }
@@ -248,6 +250,11 @@ def _evaluation(metrics: dict) -> dict:
         "threshold": metrics["threshold"],
         "threshold_rule": metrics["threshold_rule"],
         "temperature": metrics["temperature"],
+        # The calibrator chosen on validation (method, parameters, each candidate's NLL) and the
+        # operating point (rule, threshold, expected sensitivity / specificity); older runs: None.
+        "calibrator": metrics.get("calibrator"),
+        "operating_point": metrics.get("operating_point"),
+        "resampling": metrics.get("resampling"),
         "split": metrics["split"],
         "notes": metrics["notes"],
     }
@@ -262,11 +269,15 @@ def _evaluation_lines(metrics: dict) -> list[str]:
             lines.append(f"{part}: no held-out {part} part")
             continue
         lines.append(_figures_line(part, block))
+    from medreview.ml.training.metrics import calibrator_of, describe_calibrator
+
     threshold = metrics["threshold"]
     lines.append(
         ("called by arg-max" if threshold is None else f"threshold {threshold:.3f} ({metrics['threshold_rule']})")
-        + f", temperature {metrics['temperature']:.3g}, both chosen on validation"
+        + f", {describe_calibrator(calibrator_of(metrics))}, both chosen on validation"
     )
+    if metrics.get("resampling"):
+        lines.append(metrics["resampling"]["description"])
     lines.extend(f"note: {note}" for note in metrics["notes"])
     return lines
 
@@ -315,6 +326,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             "active": version.is_active,
             "evaluation_set": evaluation_set.name,
             "evaluation": summary(figures),
+            # The reliability diagram's bins after calibration and of the raw probabilities before.
+            "reliability": {"after": figures.get("calibration"), "before": figures.get("calibration_uncalibrated")},
             "outside_training_data": figures.get("outside_training_data"),
             "unscored": figures.get("unscored", {}),
             "notes": figures.get("notes", []),
@@ -628,6 +641,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--target-sensitivity",
         type=float,
         help="choose the threshold on validation for this sensitivity (0-1) instead of by Youden's J",
+    )
+    train.add_argument(
+        "--prevalence",
+        help="the expected share (0-1) of the second class where the model will read, or 'estimate' (by EM "
+        "from the unlabelled images): the calibrated probability is adjusted to it and called at 0.5",
+    )
+    train.add_argument(
+        "--confirm-mixed-sizes",
+        action="store_true",
+        help="let the run be made active even though its training images differ in size by more than 8x",
     )
     train.set_defaults(handler=_cmd_train)
 

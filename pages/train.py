@@ -18,7 +18,13 @@ from medreview.ml.prediction import case_scope
 from medreview.ml.registry import activate_model, list_models
 from medreview.ml.training.case_table import CASE_SCOPES, DEFAULT_ENCODER, case_training_table, training_scope
 from medreview.ml.training.dataset import training_label_counts
-from medreview.ml.training.metrics import reliability_diagram_png, roc_curve_png, roc_curves_png
+from medreview.ml.training.metrics import (
+    calibrator_of,
+    describe_calibrator,
+    reliability_diagram_png,
+    roc_curve_png,
+    roc_curves_png,
+)
 from medreview.ml.training.service import TRAINING_JOB, submit_training
 from medreview.ml.training.split import MIN_TEST_PATIENTS_PER_CLASS
 from medreview.reading.evaluation_sets import list_evaluation_sets, set_default_evaluation_set
@@ -140,6 +146,28 @@ with st.form("train_form"):
         help="Two classes: the threshold is chosen on validation to maximise Youden's J (sensitivity + "
         "specificity - 1), or, when set here, as the most specific one that reaches this sensitivity.",
     )
+    prevalence_column, estimate_column, confirm_column = st.columns(3)
+    prevalence = prevalence_column.number_input(
+        "Expected prevalence (0 = use the rule above)",
+        0.0,
+        0.99,
+        0.0,
+        step=0.05,
+        key="train_prevalence",
+        help="Two classes: the expected share of the second class where the model will read. The calibrated "
+        "probability is adjusted to it (Bayes' rule) and an image is called at 0.5: the fewest expected errors there.",
+    )
+    estimate = estimate_column.checkbox(
+        "Estimate the prevalence from the unlabelled images",
+        key="train_estimate_prevalence",
+        help="EM on the calibrated probabilities of the project's unlabelled images (Saerens et al. 2002).",
+    )
+    confirm_mixed = confirm_column.checkbox(
+        "Confirm mixed image sizes",
+        key="train_confirm_mixed_sizes",
+        help="A run whose training images differ in size by more than 8x is not made active by itself unless "
+        "this is ticked.",
+    )
     st.caption(
         f"Images are split by patient into training, validation and, when every class has at least "
         f"{MIN_TEST_PATIENTS_PER_CLASS} patients, a held-out test part that takes part in no choice."
@@ -150,6 +178,12 @@ with st.form("train_form"):
             params["input_size"] = int(size)
         if target_sensitivity:
             params["target_sensitivity"] = float(target_sensitivity)
+        if estimate:
+            params["prevalence"] = "estimate"
+        elif prevalence:
+            params["prevalence"] = float(prevalence)
+        if confirm_mixed:
+            params["confirm_mixed_sizes"] = True
         if level_choice not in (None, "automatic"):
             params["scope"] = level_choice
         job_id = attempt(lambda: submit_training(store, actor, params))
@@ -259,7 +293,7 @@ def show_metrics(metrics: dict) -> None:
     if part == "test":
         st.markdown(
             f"**Held-out test part**: {block['n']} images ({plain(counts)}) of patients that took part in no "
-            "choice (best epoch, threshold, temperature)."
+            "choice (best epoch, threshold, calibration)."
         )
     else:
         st.markdown(f"**Validation part**: {block['n']} images ({plain(counts)}); there is no held-out test part.")
@@ -275,12 +309,17 @@ def show_metrics(metrics: dict) -> None:
     cells[1].metric("Accuracy", format_number(block.get("accuracy")))
     cells[2].metric("Sensitivity", format_number(block.get("sensitivity")) if binary else "n/a")
     cells[3].metric("Specificity", format_number(block.get("specificity")) if binary else "n/a")
+    before = block.get("ece_uncalibrated")
     cells[4].metric(
         "ECE",
         format_number(block.get("ece")),
+        delta=None if before is None else f"{block['ece'] - before:+.3f} from {before:.3f} uncalibrated",
+        delta_color="inverse",
         help="Expected calibration error over 10 equal-width bins: 0 when the probabilities mean what they say.",
     )
     st.caption(plain(operating_point(metrics)))
+    if metrics.get("resampling"):
+        st.caption(plain(metrics["resampling"]["description"]))
     matrix_column, roc_column, reliability_column = st.columns(3)
     names = block["class_names"]
     matrix_column.write("Confusion matrix (rows: label, columns: prediction)")
@@ -316,13 +355,25 @@ def show_metrics(metrics: dict) -> None:
 
 
 def operating_point(metrics: dict) -> str:
-    """The threshold and temperature the model is used with, in words (shown through plain())."""
-    temperature = f"probabilities calibrated with temperature {metrics['temperature']:.3g} (fitted on validation)"
+    """The threshold and calibration the model is used with, in words (shown through plain())."""
+    temperature = f"probabilities calibrated by {describe_calibrator(calibrator_of(metrics))}, chosen on validation"
     threshold = metrics.get("threshold")
     if threshold is None:
         return f"Each image is called its most probable class; {temperature}."
     block = metrics["validation"]
     positive = block["class_names"][block["positive_class"]]
+    point = metrics.get("operating_point")
+    if point:
+        expected = (
+            f"expected sensitivity {format_number(point['expected_sensitivity'])}, specificity "
+            f"{format_number(point['expected_specificity'])} (on validation)"
+        )
+        if point.get("expected_accuracy") is not None:
+            expected += f", accuracy {point['expected_accuracy']:.3f} at that prevalence"
+        return (
+            f"Called '{positive}' at a probability of {threshold:.3f} or more ({point['description']}); "
+            f"{expected}; {temperature}."
+        )
     if metrics.get("threshold_rule") == "target sensitivity":
         rule = (
             f"the most specific threshold with sensitivity at least {metrics['target_sensitivity']:.2f} on validation"

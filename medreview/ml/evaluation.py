@@ -503,9 +503,10 @@ def _settle(store: Store, version_id: int, compared_with: int | None, activate: 
     return activate, reason
 
 
-def evaluate_and_settle(store: Store, version_id: int, model: keras.Model) -> dict[str, Any]:
+def evaluate_and_settle(store: Store, version_id: int, model: keras.Model, hold: str | None = None) -> dict[str, Any]:
     """After a training run: score the new version (``model``, in memory) on every evaluation set,
-    then settle its activation. Returns ``activated``, ``activation_reason`` and ``evaluations``
+    then settle its activation; with ``hold`` (why, in words) it is kept inactive whatever its
+    figures, the first model too. Returns ``activated``, ``activation_reason`` and ``evaluations``
     (set name -> headline figures, or the error). Worker only."""
     with store.db.read() as session:
         version = session.get(ModelVersion, version_id)
@@ -521,5 +522,8 @@ def evaluate_and_settle(store: Store, version_id: int, model: keras.Model) -> di
             store, other, evaluation_set_id, model=model if model_version_id == version_id else None
         )
 
-    activated, reason = settle_activation(store, version_id, evaluate)
+    if hold is not None:
+        activated, reason = _settle(store, version_id, None, False, f"{KEPT_INACTIVE}: {hold}")
+    else:
+        activated, reason = settle_activation(store, version_id, evaluate)
     return {"activated": activated, "activation_reason": reason, "evaluations": evaluations}

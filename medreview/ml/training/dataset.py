@@ -53,6 +53,8 @@ class Dataset:
     input_size: int
     # The recipe that made ``images`` (Preprocessing.to_dict()): store it with the model version.
     preprocessing: dict[str, Any] = field(default_factory=dict)
+    # Each image's (rows, columns) as stored, before resizing to input_size.
+    source_shapes: list[tuple[int, int]] = field(default_factory=list)
 
     def split(self, validation_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
         """(train indices, validation indices) by patient, keyed on the uploads' SHA-256 so the same
@@ -139,6 +141,7 @@ def load_dataset(
         class_names=class_names,
         input_size=size,
         preprocessing=recipe.to_dict(),
+        source_shapes=[(int(r), int(c)) for r, c in zip(table["rows"], table["columns"], strict=True)],
     )
 
 

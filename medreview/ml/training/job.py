@@ -31,10 +31,14 @@ from medreview.ml.training.case_table import training_scope
 from medreview.ml.training.dataset import load_dataset
 from medreview.ml.training.fit import EpochLog, FitConfig, fit_model, predict_probabilities, save_model_atomic
 from medreview.ml.training.metrics import evaluate_model
+from medreview.ml.training.resolution import SIZE_SPREAD_LIMIT, resampling_report
 from medreview.ml.training.split import split_train_validation_test
 from medreview.store.models import ModelVersion
 
-__all__ = ["TRAINING_DEFAULTS", "automatic_batch_size", "run_training_job"]
+__all__ = ["ESTIMATE_PREVALENCE_IMAGES", "TRAINING_DEFAULTS", "automatic_batch_size", "run_training_job"]
+
+# At most this many unlabelled images (evenly spread over their ids) estimate a prevalence by EM.
+ESTIMATE_PREVALENCE_IMAGES = 2000
 
 TRAINING_DEFAULTS: dict[str, Any] = {
     "architecture": FitConfig.architecture,
@@ -46,6 +50,12 @@ TRAINING_DEFAULTS: dict[str, Any] = {
     "validation_fraction": 0.2,
     "test_fraction": 0.2,  # held out only when every class has enough patients (see split.py)
     "target_sensitivity": None,  # None: the threshold maximises Youden's J on validation
+    # The expected share of the second class where the model will read (a number in (0, 1)), or
+    # "estimate": by EM from the project's unlabelled images. The calibrated posterior is moved to it
+    # and called at 0.5 (see evaluate_model). None: the threshold rule above.
+    "prevalence": None,
+    # True: a run on images whose sizes differ by more than SIZE_SPREAD_LIMIT may still be made active.
+    "confirm_mixed_sizes": False,
     "label_source": None,  # None: the project's training_label_source setting
     "scope": None,  # None: study or series when their classes have enough labelled cases, else image
 }
@@ -133,6 +143,11 @@ def run_training_job(context: JobContext) -> dict[str, Any]:
     context.report(stage="evaluating")
     validation_probabilities = predict_probabilities(model, dataset.images[validation_index])  # (N_val, C)
     test_probabilities = predict_probabilities(model, dataset.images[test_index]) if split.has_test else None
+    prevalence = params["prevalence"]
+    unlabelled_probabilities = None
+    if prevalence == "estimate":
+        context.report(stage="estimating the prevalence from the unlabelled images")
+        unlabelled_probabilities = _unlabelled_probabilities(store, model, dataset, params["architecture"])
     metrics = evaluate_model(
         dataset.labels[validation_index],
         validation_probabilities,
@@ -141,7 +156,26 @@ def run_training_job(context: JobContext) -> dict[str, Any]:
         dataset.class_names,
         target_sensitivity=target_sensitivity,
         seed=config.seed,
+        prevalence=prevalence,
+        unlabelled_probabilities=unlabelled_probabilities,
     )
+    # Which images training resized, and by how much; very different sizes hold the activation back.
+    resampling = resampling_report(dataset.image_ids, dataset.source_shapes, dataset.input_size)
+    metrics["resampling"] = resampling
+    hold = None
+    if resampling["mixed_sizes"]:
+        if params["confirm_mixed_sizes"]:
+            metrics["notes"].append(
+                f"The training images' sizes differ by {resampling['size_spread']:.1f}x; the admin confirmed "
+                "mixed sizes, so the run may be made active."
+            )
+        else:
+            hold = (
+                f"the training images' short sides differ by {resampling['size_spread']:.1f}x (more than "
+                f"{SIZE_SPREAD_LIMIT:g}x) and it trained at {dataset.input_size} px; check the resampling on "
+                "the Train page, then promote it by hand, or train again confirming mixed sizes"
+            )
+            metrics["notes"].append(f"Not made active by itself: {hold}.")
     metrics["split"] = split.counts(dataset.labels, dataset.patient_keys, dataset.class_names)
     if not split.has_test:
         metrics["notes"].insert(0, split.no_test_reason(dataset.class_names))
@@ -180,7 +214,7 @@ def run_training_job(context: JobContext) -> dict[str, Any]:
         session.flush()
         version_id = version.id
     context.report(stage="evaluating on the evaluation sets")
-    activation = evaluate_and_settle(store, version_id, model)
+    activation = evaluate_and_settle(store, version_id, model, hold=hold)
     context.report(stage="done")
     return {
         "model_version_id": version_id,
@@ -192,3 +226,32 @@ def run_training_job(context: JobContext) -> dict[str, Any]:
         "domain": domain,
         **activation,
     }
+
+
+def _unlabelled_probabilities(store, model, dataset, architecture: str):  # type: ignore[no-untyped-def]
+    """The model's raw outputs (N, C) on up to ESTIMATE_PREVALENCE_IMAGES of the project's unlabelled
+    images, prepared as the training images were; unreadable images are left out. None: there are none."""
+    import numpy as np
+
+    from medreview.errors import ImagingError
+    from medreview.ml.configs import version_preprocessing
+    from medreview.ml.training.dataset import prepared_array
+    from medreview.reading.reads import unlabelled_image_ids
+    from medreview.store.models import Image
+
+    ids = unlabelled_image_ids(store)
+    if not ids:
+        return None
+    if len(ids) > ESTIMATE_PREVALENCE_IMAGES:
+        ids = [ids[int(i)] for i in np.linspace(0, len(ids) - 1, ESTIMATE_PREVALENCE_IMAGES)]
+    model_config = get_config(architecture)
+    recipe = version_preprocessing(dataset.preprocessing, dataset.input_size)
+    with store.db.read() as session:
+        rows = [(image.sha256, image.media_type) for image in session.query(Image).filter(Image.id.in_(ids))]
+    arrays = []
+    for sha256, media_type in rows:
+        try:
+            arrays.append(prepared_array(store, sha256, media_type, model_config, recipe))
+        except ImagingError:
+            continue
+    return predict_probabilities(model, np.stack(arrays)) if arrays else None

@@ -1079,7 +1079,28 @@ def reliability_diagram_png(metrics: dict) -> bytes:
     ]
     predicted, observed, counts = (list(column) for column in zip(*filled, strict=True))
     largest = max(counts)
-    axes.plot(predicted, observed, color=_CURVE, linewidth=1.5, label="model")
+    before = metrics.get("calibration_uncalibrated")
+    if before and any(before["bin_count"]):
+        # The raw probabilities on the same images: what calibration changed.
+        raw = [
+            (p, o)
+            for p, o, c in zip(
+                before["bin_mean_predicted"], before["bin_fraction_positive"], before["bin_count"], strict=True
+            )
+            if c
+        ]
+        ece_before = metrics.get("ece_uncalibrated")
+        axes.plot(
+            [p for p, _ in raw],
+            [o for _, o in raw],
+            color=_CHANCE,
+            linestyle=":",
+            marker="s",
+            markersize=4,
+            linewidth=1.2,
+            label="before calibration" + (f" (ECE {ece_before:.3f})" if ece_before is not None else ""),
+        )
+    axes.plot(predicted, observed, color=_CURVE, linewidth=1.5, label="calibrated" if before else "model")
     axes.scatter(predicted, observed, s=[30 + 170 * c / largest for c in counts], color=_POINT, zorder=3)
     positive = calibration.get("kind", "positive class") == "positive class"
     if positive and metrics.get("positive_class") is not None:

@@ -27,6 +27,8 @@ ALLOWED_PARAMS = (
     "label_source",
     "target_sensitivity",
     "scope",
+    "prevalence",
+    "confirm_mixed_sizes",
 )
 
 
@@ -47,6 +49,16 @@ def submit_training(store: Store, actor: Actor, params: dict[str, Any] | None = 
         raise TrainingError("the training resolution must be between 16 and 512 pixels")
     if params.get("target_sensitivity") is not None and not 0 < float(params["target_sensitivity"]) <= 1:
         raise TrainingError("the target sensitivity must be above 0 and at most 1")
+    prevalence = params.get("prevalence")
+    if prevalence is not None and prevalence != "estimate":
+        try:
+            share = float(prevalence)
+        except (TypeError, ValueError):
+            raise TrainingError(
+                f"the prevalence must be a share between 0 and 1 or 'estimate', not {prevalence!r}"
+            ) from None
+        if not 0 < share < 1:
+            raise TrainingError("the prevalence must lie strictly between 0 and 1")
     # Enough labelled images, or studies / series for a case model (which one this run trains).
     training_scope(store, params.get("label_source"), params.get("scope"))
     job_id = submit_job(store, TRAINING_JOB, params, created_by=actor.username)

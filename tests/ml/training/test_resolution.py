@@ -14,8 +14,9 @@ def test_large_films_are_capped():
     assert default_resolution([(1500, 1800)] * 10, cap=224) == 224
 
 
-def test_median_short_side_decides_rounded_down_to_a_multiple_of_8():
-    # Median of short sides 100 -> 96; the single huge film does not pull it up.
+def test_a_high_percentile_of_short_sides_decides_rounded_down_to_a_multiple_of_8():
+    # The 90th percentile (an actual image's short side) is 100 -> 96; one huge film in five does not
+    # pull it up.
     shapes = [(100, 120), (100, 140), (3000, 3000), (90, 100), (110, 100)]
     assert default_resolution(shapes) == 96
     # Just above the floor: rounding down stops at the floor, it never goes below it.
