@@ -12,12 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import requests
 from pydicom.uid import generate_uid
 from sqlalchemy import func, select
 
 from medreview.config import IngestLimits, Settings
 from medreview.errors import IngestError
-from medreview.ingest.dicomweb import DicomWebClient, import_study
+from medreview.ingest.dicomweb import DicomWebClient, _Guard, _GuardedSession, import_study, pacs_client
 from medreview.reading.reads import LOCAL_ACTOR
 from medreview.store import Store
 from medreview.store.models import Image, Patient, Series, Study
@@ -233,6 +234,10 @@ def test_a_server_that_never_answers_times_out_plainly() -> None:
             client.search_studies()
 
         thread.join(timeout=5)
+        # A read that timed out is not retried (RETRY: read=0): no second connection comes.
+        listener.settimeout(0.2)
+        with pytest.raises(TimeoutError):
+            accepted.append(listener.accept()[0])
         for connection in accepted:
             connection.close()
     assert str(raised.value) == f"the PACS at http://127.0.0.1:{port}/dicom-web did not answer within 0.5 seconds"
@@ -245,6 +250,17 @@ def test_a_server_that_never_answers_times_out_plainly() -> None:
 _MISBEHAVING_SECONDS = 20.0
 _ENDLESS_BYTES = 64 * 1024 * 1024
 _DRIP_BOUNDARY = "drip-boundary"
+_STUDY_TYPE = f'multipart/related; type="application/dicom"; boundary={_DRIP_BOUNDARY}'
+# Two instances as a PACS may send them: a part whose content holds a line that only looks like a
+# delimiter, a part without headers, an epilogue.
+_INSTANCES = (b"first\r\n--not the boundary\r\n", b"second, without headers")
+_STUDY_BODY = (
+    f"--{_DRIP_BOUNDARY}\r\nContent-Type: application/dicom\r\n\r\n".encode()
+    + _INSTANCES[0]
+    + f"\r\n--{_DRIP_BOUNDARY}  \r\n\r\n".encode()
+    + _INSTANCES[1]
+    + f"\r\n--{_DRIP_BOUNDARY}--\r\nepilogue to ignore".encode()
+)
 _NESTING = 100_000
 
 
@@ -285,6 +301,21 @@ class _MisbehavingHandler(http.server.BaseHTTPRequestHandler):
                 )
             elif path.startswith("/drip-body/"):
                 self._drip_body(retrieve="/studies/" in path)
+            elif path.startswith("/busy/"):
+                self._answer(b"busy", "text/plain", status=503)
+            elif path.startswith("/busy-once/"):
+                first = sum(seen.split("?")[0] == self.path.split("?")[0] for seen, _ in server.seen) == 1
+                self._answer(b"busy" if first else b"[]", "application/dicom+json", status=503 if first else 200)
+            elif path.startswith("/no-login/"):
+                self._answer(b"who are you?", "text/plain", status=401)
+            elif path.startswith("/study/"):
+                self._answer(_STUDY_BODY, _STUDY_TYPE)
+            elif path.startswith("/cut-study/"):  # the connection closes before the closing delimiter
+                self._endless(_STUDY_BODY[: _STUDY_BODY.index(b"second") + 3], _STUDY_TYPE, blocks=0)
+            elif path.startswith("/preamble-study/"):  # RFC 2046 allows it; dicomweb-client does not
+                self._answer(b"preamble\r\n" + _STUDY_BODY, _STUDY_TYPE)
+            elif path.startswith("/json-study/"):
+                self._answer(b"[]", "application/dicom+json")
             elif path.startswith("/drip-headers/"):
                 self._drip(b"HTTP/1.1 200 OK\r\nContent-Type: application/dicom+json\r\n" + b"X-Slow: y\r\n" * 100)
             else:
@@ -298,21 +329,21 @@ class _MisbehavingHandler(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", "0")
         self.end_headers()
 
-    def _answer(self, body: bytes, content_type: str, declared: int | None = None) -> None:
-        self.send_response(200)
+    def _answer(self, body: bytes, content_type: str, declared: int | None = None, status: int = 200) -> None:
+        self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(declared if declared is not None else len(body)))
         self.end_headers()
         self.wfile.write(body)
 
-    def _endless(self, start: bytes, content_type: str) -> None:
+    def _endless(self, start: bytes, content_type: str, blocks: int = _ENDLESS_BYTES // 65536) -> None:
         self.send_response(200)
         self.send_header("Content-Type", content_type)
         self.send_header("Connection", "close")  # no length: the body runs until the server stops
         self.end_headers()
         self.wfile.write(start)
         block = b"\0" * 65536
-        for _ in range(_ENDLESS_BYTES // len(block)):
+        for _ in range(blocks):
             self.wfile.write(block)
         self.close_connection = True
 
@@ -358,7 +389,7 @@ class _MisbehavingServer(http.server.ThreadingHTTPServer):
 @contextmanager
 def _serving(elsewhere: str = "") -> Iterator[_MisbehavingServer]:
     server = _MisbehavingServer(elsewhere)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
         yield server
@@ -511,3 +542,97 @@ def test_a_server_dripping_a_byte_a_second_hits_the_deadline(misbehaving, prefix
     with pytest.raises(IngestError, match="did not complete the retrieve within 2 seconds"):
         list(client.retrieve_study("1.2.3"))
     assert time.monotonic() - started < 5
+
+
+# -- retries, and the dicomweb-client client other modules use -----------------------------------
+
+
+def _requests_to(server: _MisbehavingServer, prefix: str) -> int:
+    return sum(path.startswith(f"/{prefix}/") for path, _ in server.seen)
+
+
+def test_a_busy_pacs_is_asked_twice_more_and_a_refused_login_once(misbehaving) -> None:
+    server, _ = misbehaving
+
+    # 503 once, then the answer: the search succeeds on the second try.
+    assert _client(server, "busy-once").search_studies() == []
+    assert _requests_to(server, "busy-once") == 2
+    # Still busy after two more tries: the last status is reported.
+    with pytest.raises(IngestError, match=r"failed the search \(HTTP 503\)$"):
+        _client(server, "busy").search_studies()
+    assert _requests_to(server, "busy") == 3
+    # A refused login is an answer, not a hiccup: never repeated.
+    with pytest.raises(IngestError, match=r"refused the login \(HTTP 401\)"):
+        _client(server, "no-login").search_studies()
+    assert _requests_to(server, "no-login") == 1
+
+
+def test_the_login_is_dropped_on_any_change_of_scheme_host_or_port() -> None:
+    # requests itself keeps the login on an http -> https redirect to the same host (and only
+    # some versions drop it on a port change); medreview's session drops it on every change,
+    # and refuses such a redirect before sending it (see the redirect tests above).
+    assert requests.Session().should_strip_auth("http://pacs/dicom-web", "https://pacs/dicom-web") is False
+    session = _GuardedSession(
+        ("http://pacs/dicom-web", ("http", "pacs", 80), ("reader", "secret")), 5.0, _Guard(None, None, IngestError)
+    )
+    try:
+        for elsewhere in ("https://pacs/dicom-web", "http://pacs:8080/dicom-web", "http://other/dicom-web"):
+            assert session.should_strip_auth("http://pacs/dicom-web", elsewhere) is True
+        assert session.should_strip_auth("http://pacs/dicom-web", "http://PACS:80/elsewhere") is False
+    finally:
+        session.close()
+
+
+def test_the_library_client_keeps_the_guards(misbehaving) -> None:
+    # pacs_client is what other modules (sending to the PACS) build their DICOMweb calls on.
+    server, other = misbehaving
+
+    with pytest.raises(requests.RequestException, match=r"redirect to another server refused"):
+        pacs_client(_client(server, "away")).search_for_studies()
+    assert other.seen == []
+    assert pacs_client(_client(server, "moved")).search_for_studies() == []
+    moved = [auth for path, auth in server.seen if path.startswith(("/moved/", "/dicom-web/"))]
+    assert len(moved) == 2 and moved[0] == moved[1] is not None
+    with pytest.raises(IngestError, match="more than 1000000 bytes"):
+        pacs_client(_client(server, "endless-json"), max_answer_bytes=1_000_000).search_for_studies()
+
+
+def test_the_library_client_searches_the_real_pacs_with_the_login(pacs: Pacs) -> None:
+    client = pacs_client(pacs.client())
+    try:
+        found = client.search_for_studies(search_filters={"PatientID": "PACS-CT"})
+    finally:
+        client._session.close()
+    assert [dataset["0020000D"]["Value"] for dataset in found] == [[pacs.ct_study_uid]]
+
+
+# -- a retrieve answer split into instances --------------------------------------------------------
+
+
+def test_a_retrieve_answer_is_split_into_instances_byte_for_byte(misbehaving) -> None:
+    server, _ = misbehaving
+
+    instances = list(_client(server, "study").retrieve_study("1.2.3"))
+
+    assert instances == [("pacs-instance-00001.dcm", _INSTANCES[0]), ("pacs-instance-00002.dcm", _INSTANCES[1])]
+
+
+def test_a_retrieve_cut_before_its_end_is_refused(misbehaving) -> None:
+    server, _ = misbehaving
+    received: list[bytes] = []
+
+    with pytest.raises(IngestError, match=r"ended before its last instance was complete \(cut transfer\)"):
+        for _name, data in _client(server, "cut-study").retrieve_study("1.2.3"):
+            received.append(data)
+
+    assert received == [_INSTANCES[0]]  # the complete one was handed on, the cut one never
+
+
+def test_a_retrieve_answered_with_something_else_says_so(misbehaving) -> None:
+    server, _ = misbehaving
+    # A preamble before the first instance: dicomweb-client 0.61 cannot split such an answer (no
+    # DICOMweb server known to us sends one); the user gets a plain refusal, nothing is stored.
+    with pytest.raises(IngestError, match=r"answered the retrieve with a garbled body$"):
+        list(_client(server, "preamble-study").retrieve_study("1.2.3"))
+    with pytest.raises(IngestError, match=r"answered with application/dicom\+json instead of DICOM files$"):
+        list(_client(server, "json-study").retrieve_study("1.2.3"))
