@@ -293,6 +293,8 @@ def _figures_line(title: str, block: dict) -> str:
         if block[key] is not None:
             figures.append(f"{key} {block[key]:.3f}")
     figures.append(f"ECE {block['ece']:.3f}")
+    if block.get("ece_uncalibrated") is not None:
+        figures[-1] += f" (before calibration {block['ece_uncalibrated']:.3f})"
     return f"{title} ({block['n']} images): {', '.join(figures)}"
 
 

@@ -1061,7 +1061,9 @@ def roc_curves_png(curves: Sequence[tuple[str, dict]], title: str = "ROC curves"
 
 def reliability_diagram_png(metrics: dict) -> bytes:
     """Draw the reliability diagram of :func:`classification_metrics`' ``calibration``: observed
-    frequency against mean predicted probability per bin, marker area by image count, and the ECE."""
+    frequency against mean predicted probability per bin, marker area by image count, and the ECE;
+    with ``calibration_uncalibrated`` in ``metrics`` (:func:`uncalibrated_reliability`), the raw
+    probabilities' curve too, dotted: before and after calibration on the same images."""
     calibration = metrics.get("calibration")
     if not calibration or not any(calibration["bin_count"]):
         raise TrainingError("There is no reliability diagram for this run: it has no scored images.")

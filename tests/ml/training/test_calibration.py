@@ -85,9 +85,9 @@ def test_multi_class_vector_scaling_moves_a_shifted_class():
     reported = np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True)
     calibrator = fit_calibrator(labels, reported)
     assert calibrator["method"] == "vector scaling"
-    assert expected_calibration_error(labels, apply_calibrator(reported, calibrator)) < 0.6 * expected_calibration_error(
-        labels, apply_temperature(reported, fit_temperature(labels, reported))
-    )
+    assert expected_calibration_error(
+        labels, apply_calibrator(reported, calibrator)
+    ) < 0.6 * expected_calibration_error(labels, apply_temperature(reported, fit_temperature(labels, reported)))
 
 
 def test_an_old_version_with_only_a_temperature_predicts_exactly_as_before():
@@ -206,3 +206,23 @@ def test_a_run_on_28_px_and_1000_px_films_is_not_activated_by_itself(store, tmp_
     point = metrics["operating_point"]
     assert point["rule"] == "prevalence" and point["prevalence_source"].startswith("estimated by EM from 6")
     assert 0 < point["prevalence"] < 1 and metrics["calibrator"]["prior_shift"]["to"][1] == point["prevalence"]
+
+
+def test_train_json_and_evaluation_sets_carry_the_calibration_before_and_after():
+    from medreview.cli import _evaluation, _figures_line
+    from medreview.ml.evaluation import score_on_set
+
+    labels, probabilities = _shifted(600, shift=-4.0, seed=8)
+    metrics = evaluate_model(labels[:300], probabilities[:300], labels[300:], probabilities[300:], CLASSES, 0.9)
+    metrics["split"] = {}
+    document = _evaluation(metrics)
+    assert document["calibrator"]["method"] == "platt"
+    assert document["operating_point"]["rule"] == "target sensitivity"
+    assert document["test"]["ece_uncalibrated"] > document["test"]["ece"]
+    assert "(before calibration " in _figures_line("test", metrics["test"])
+    # An evaluation set is scored through the version's stored calibrator, before and after kept.
+    figures = score_on_set(
+        [CLASSES[y] for y in labels[300:]], probabilities[300:], CLASSES, metrics["calibrator"], metrics["threshold"]
+    )
+    assert figures["ece"] == pytest.approx(metrics["test"]["ece"])
+    assert figures["calibration_uncalibrated"] == metrics["test"]["calibration_uncalibrated"]
