@@ -235,10 +235,8 @@ class DicomWebClient:
         study_uid = study_uid.strip()
         if not _UID_PATTERN.fullmatch(study_uid) or len(study_uid) > 64:
             raise IngestError(f"{study_uid!r} is not a valid study UID (digits separated by dots)")
-        with self._calling("retrieve", max_bytes=max_bytes, max_part_bytes=max_instance_bytes, study_uid=study_uid) as (
-            client,
-            guard,
-        ):
+        calling = self._calling("retrieve", max_bytes=max_bytes, max_part_bytes=max_instance_bytes, study_uid=study_uid)
+        with calling as (client, guard):
             # The library's retrieve_study / iter_study parse every instance with pydicom (which
             # would re-encode them, and fail the whole import on one bad instance); its GET and
             # its part splitter hand over the bytes as sent.
@@ -253,6 +251,8 @@ class DicomWebClient:
                 except StopIteration:
                     break
                 except ValueError:  # the library's word for an answer it cannot split
+                    if guard.ended:  # it failed on what was left when the answer ended: a cut
+                        raise _Guard.cut() from None
                     raise self._not_instances(guard.content_type) from None
                 guard.instance_received()
                 number += 1
@@ -362,6 +362,9 @@ class DicomWebClient:
             "refused (narrow the search)"
         )
 
+    def _answer_too_large(self, max_bytes: int) -> IngestError:
+        return IngestError(f"the PACS at {self.display_url} answered with more than {max_bytes} bytes; refused")
+
     def _network_error(self, error: requests.RequestException) -> IngestError:
         if isinstance(error, requests.Timeout) or _caused_by(error, _is_timeout):
             return IngestError(f"the PACS at {self.display_url} did not answer within {self.timeout:g} seconds")
@@ -399,7 +402,7 @@ def pacs_client(
 
     Use one client per piece of work (a search, an import, a send): the deadline is the client's.
     """
-    guard = _Guard(max_answer_bytes, None, config._search_too_large)
+    guard = _Guard(max_answer_bytes, None, config._answer_too_large)
     seconds = config.retrieve_deadline if deadline is None else deadline
     return _library_client(config, _GuardedSession(config._origin_and_login(), seconds, guard))
 
@@ -502,8 +505,12 @@ class _Guard:
 
     def instance_received(self) -> None:
         if self.ended:
-            raise IngestError("the PACS answer ended before its last instance was complete (cut transfer)")
+            raise self.cut()
         self._since_instance = 0
+
+    @staticmethod
+    def cut() -> IngestError:
+        return IngestError("the PACS answer ended before its last instance was complete (cut transfer)")
 
     def counted(self, response: requests.Response) -> None:
         """Route the response's body through :meth:`count` (``.content`` reads it this way too)."""

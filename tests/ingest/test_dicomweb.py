@@ -7,7 +7,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -312,6 +312,8 @@ class _MisbehavingHandler(http.server.BaseHTTPRequestHandler):
                 self._answer(_STUDY_BODY, _STUDY_TYPE)
             elif path.startswith("/cut-study/"):  # the connection closes before the closing delimiter
                 self._endless(_STUDY_BODY[: _STUDY_BODY.index(b"second") + 3], _STUDY_TYPE, blocks=0)
+            elif path.startswith("/cut-headers-study/"):  # ... within the second part's headers
+                self._endless(_STUDY_BODY[: _STUDY_BODY.index(b"second") - 2], _STUDY_TYPE, blocks=0)
             elif path.startswith("/preamble-study/"):  # RFC 2046 allows it; dicomweb-client does not
                 self._answer(b"preamble\r\n" + _STUDY_BODY, _STUDY_TYPE)
             elif path.startswith("/json-study/"):
@@ -587,22 +589,25 @@ def test_the_library_client_keeps_the_guards(misbehaving) -> None:
     # pacs_client is what other modules (sending to the PACS) build their DICOMweb calls on.
     server, other = misbehaving
 
-    with pytest.raises(requests.RequestException, match=r"redirect to another server refused"):
-        pacs_client(_client(server, "away")).search_for_studies()
+    client = pacs_client(_client(server, "away"))
+    refused = pytest.raises(requests.RequestException, match=r"redirect to another server refused")
+    with closing(client._session), refused:
+        client.search_for_studies()
     assert other.seen == []
-    assert pacs_client(_client(server, "moved")).search_for_studies() == []
+    client = pacs_client(_client(server, "moved"))
+    with closing(client._session):
+        assert client.search_for_studies() == []
     moved = [auth for path, auth in server.seen if path.startswith(("/moved/", "/dicom-web/"))]
     assert len(moved) == 2 and moved[0] == moved[1] is not None
-    with pytest.raises(IngestError, match="more than 1000000 bytes"):
-        pacs_client(_client(server, "endless-json"), max_answer_bytes=1_000_000).search_for_studies()
+    client = pacs_client(_client(server, "endless-json"), max_answer_bytes=1_000_000)
+    with closing(client._session), pytest.raises(IngestError, match=r"answered with more than 1000000 bytes; refused$"):
+        client.search_for_studies()
 
 
 def test_the_library_client_searches_the_real_pacs_with_the_login(pacs: Pacs) -> None:
     client = pacs_client(pacs.client())
-    try:
+    with closing(client._session):
         found = client.search_for_studies(search_filters={"PatientID": "PACS-CT"})
-    finally:
-        client._session.close()
     assert [dataset["0020000D"]["Value"] for dataset in found] == [[pacs.ct_study_uid]]
 
 
@@ -617,12 +622,13 @@ def test_a_retrieve_answer_is_split_into_instances_byte_for_byte(misbehaving) ->
     assert instances == [("pacs-instance-00001.dcm", _INSTANCES[0]), ("pacs-instance-00002.dcm", _INSTANCES[1])]
 
 
-def test_a_retrieve_cut_before_its_end_is_refused(misbehaving) -> None:
+@pytest.mark.parametrize("prefix", ["cut-study", "cut-headers-study"])
+def test_a_retrieve_cut_before_its_end_is_refused(misbehaving, prefix: str) -> None:
     server, _ = misbehaving
     received: list[bytes] = []
 
     with pytest.raises(IngestError, match=r"ended before its last instance was complete \(cut transfer\)"):
-        for _name, data in _client(server, "cut-study").retrieve_study("1.2.3"):
+        for _name, data in _client(server, prefix).retrieve_study("1.2.3"):
             received.append(data)
 
     assert received == [_INSTANCES[0]]  # the complete one was handed on, the cut one never
