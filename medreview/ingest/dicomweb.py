@@ -462,7 +462,7 @@ class _OffOriginRedirect(requests.RequestException):
 class _Guard:
     """Counts an answer's bytes as the library reads them, and refuses past the caps.
 
-    ``max_bytes`` caps the whole answer. ``max_part_bytes`` caps one instance without parsing
+    ``max_bytes`` caps each answer. ``max_part_bytes`` caps one instance without parsing
     the multipart body: the library yields each instance as soon as its closing delimiter is
     read, so the bytes read since the last instance was handed over bound the next instance's
     size; allowed beyond the cap are one read chunk (the rest of the chunk that ended the last
@@ -513,7 +513,11 @@ class _Guard:
         return IngestError("the PACS answer ended before its last instance was complete (cut transfer)")
 
     def counted(self, response: requests.Response) -> None:
-        """Route the response's body through :meth:`count` (``.content`` reads it this way too)."""
+        """Route the response's body through :meth:`count` (``.content`` reads it this way too).
+
+        Each answer is counted on its own (a redirect's, then the final one's)."""
+        self._received = self._since_instance = 0
+        self.ended = False
         read = response.iter_content
 
         def iter_content(chunk_size: int | None = 1, decode_unicode: bool = False) -> Iterator[Any]:

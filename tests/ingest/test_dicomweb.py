@@ -620,6 +620,8 @@ def test_a_retrieve_answer_is_split_into_instances_byte_for_byte(misbehaving) ->
     instances = list(_client(server, "study").retrieve_study("1.2.3"))
 
     assert instances == [("pacs-instance-00001.dcm", _INSTANCES[0]), ("pacs-instance-00002.dcm", _INSTANCES[1])]
+    # The same after a redirect within the server (whose own body is read and counted first).
+    assert list(_client(server, "moved/study").retrieve_study("1.2.3")) == instances
 
 
 @pytest.mark.parametrize("prefix", ["cut-study", "cut-headers-study"])
