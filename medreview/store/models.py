@@ -50,6 +50,7 @@ __all__ = [
     "EvaluationSet",
     "EvaluationSetImage",
     "FinalLabel",
+    "GoldCase",
     "Image",
     "Job",
     "LabelClass",
@@ -59,6 +60,9 @@ __all__ = [
     "Patient",
     "Prediction",
     "PseudonymEntry",
+    "ReaderStudy",
+    "ReaderStudyRating",
+    "ReaderStudyReader",
     "Series",
     "Setting",
     "SignInFailure",
@@ -510,6 +514,90 @@ class ModelEvaluation(Base):
     model_version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"), index=True)
     evaluation_set_id: Mapped[int] = mapped_column(ForeignKey("evaluation_sets.id"), index=True)
     metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+# --- reader studies and gold-standard checks (medreview.reading.studies) -------------------------
+
+
+class ReaderStudy(Base):
+    """A reader study on a frozen evaluation set: its readers read each case in each arm
+    ("unaided"; "aided": the model version's calibrated probability and map shown), in a per-reader
+    order drawn from ``seed``. ``design``: "crossover" (arms one after the other, in counterbalanced
+    order, the second opening ``washout_days`` after the reader finished the first) or "crossed"
+    (every case in every arm in one shuffled list). ``scale``: "confidence" (a class and 0-100) or
+    "five_point" (1 definitely negative .. 5 definitely positive of ``positive_class``)."""
+
+    __tablename__ = "reader_studies"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    evaluation_set_id: Mapped[int] = mapped_column(ForeignKey("evaluation_sets.id"), index=True)
+    model_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
+    positive_class: Mapped[str] = mapped_column(String(64))
+    arms: Mapped[list[Any]] = mapped_column(default=list)
+    design: Mapped[str] = mapped_column(String(16))
+    washout_days: Mapped[int] = mapped_column(default=0)
+    seed: Mapped[int] = mapped_column(BigInteger)
+    scale: Mapped[str] = mapped_column(String(16))
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class ReaderStudyReader(Base):
+    """A reader of a study; ``position`` (0, 1, ...) counterbalances the order of the arms."""
+
+    __tablename__ = "reader_study_readers"
+    __table_args__ = (UniqueConstraint("study_id", "reader_id", name="uq_reader_study_readers_study_reader"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("reader_studies.id"), index=True)
+    reader_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    position: Mapped[int]
+
+
+class ReaderStudyRating(Base):
+    """One reader's rating of one case of a study in one arm. The row is written when the case is
+    first shown (``shown_at``; ``rated_at`` NULL) and completed once by the rating: it is never
+    changed after (medreview.reading.studies refuses). ``score`` is the rating on one axis, higher
+    meaning more likely ``positive_class`` (the AUC's input); ``seconds`` the time the case was
+    shown before the rating, ``active_seconds`` that time with idle time left out as far as known."""
+
+    __tablename__ = "reader_study_ratings"
+    __table_args__ = (
+        UniqueConstraint("study_id", "reader_id", "arm", "member_id", name="uq_reader_study_ratings_study_reader"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("reader_studies.id"), index=True)
+    reader_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    arm: Mapped[str] = mapped_column(String(16))
+    # The case: a member of the study's evaluation set (its image is ``image_id``).
+    member_id: Mapped[int] = mapped_column(ForeignKey("evaluation_set_images.id"))
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id"))
+    reading_order: Mapped[int]  # 1-based place in the reader's list for the arm
+    label: Mapped[str | None] = mapped_column(String(64))
+    confidence: Mapped[float | None] = mapped_column(Float)
+    score: Mapped[float | None] = mapped_column(Float)
+    shown_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    rated_at: Mapped[dt.datetime | None]
+    seconds: Mapped[float | None] = mapped_column(Float)
+    active_seconds: Mapped[float | None] = mapped_column(Float)
+
+
+class GoldCase(Base):
+    """A case of an evaluation set put on a reader's worklist, unannounced, as a gold-standard
+    check: their read of it is scored against ``label`` (the set's frozen label)."""
+
+    __tablename__ = "gold_cases"
+    __table_args__ = (UniqueConstraint("reader_id", "image_id", name="uq_gold_cases_reader_image"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reader_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id"), index=True)
+    evaluation_set_id: Mapped[int] = mapped_column(ForeignKey("evaluation_sets.id"))
+    label: Mapped[str] = mapped_column(String(64))
+    assigned_by: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 

@@ -64,6 +64,9 @@ ACTIONS: tuple[str, ...] = (
     "evaluation_set.create",
     "evaluation_set.default",
     "evaluation.start",
+    "reader_study.create",
+    "reader_study.rate",  # a reader's rating of a study case (medreview.reading.studies): never changed after
+    "gold.mix",  # evaluation-set cases put on readers' worklists, unannounced, as gold-standard checks
     "export",
     "audit.export",
     "settings.change",
