@@ -213,6 +213,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
             "batch_size": args.batch_size,
             "seed": args.seed,
             "target_sensitivity": args.target_sensitivity,
+            "scope": args.scope,
             "prevalence": args.prevalence,
             "confirm_mixed_sizes": True if args.confirm_mixed_sizes else None,
         }.items()
@@ -229,7 +230,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
     metrics = result["metrics"]
     activation = {"activated": result.get("activated"), "activation_reason": result.get("activation_reason")}
     if args.json:
-        print(json.dumps({"model_version_id": result["model_version_id"], **_evaluation(metrics), **activation}))
+        # A case run's figures count cases (split: cases and patients per part); "scope" says which.
+        trained = {"scope": result.get("scope", "image"), "trained": result.get("trained")}
+        print(
+            json.dumps(
+                {"model_version_id": result["model_version_id"], **trained, **_evaluation(metrics), **activation}
+            )
+        )
         return 0
     for line in _evaluation_lines(metrics):
         print(line, file=sys.stderr)
@@ -636,6 +643,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--architecture", help="the model configuration (default small_cnn; a wrong name lists them)")
     train.add_argument("--input-size", type=int)
+    train.add_argument(
+        "--scope",
+        choices=("study", "series", "image"),
+        help="train a study- or series-level case model or the image model (default: study, then series, when "
+        "their classes have enough labelled cases, else image); a scope no class has is refused",
+    )
     train.add_argument("--epochs", type=int)
     train.add_argument("--batch-size", type=int)
     train.add_argument("--seed", type=int)

@@ -356,7 +356,12 @@ def _scored(metrics: dict[str, Any] | None) -> bool:
     return metrics is not None and "error" not in metrics
 
 
-def run_evaluation_job(context: JobContext) -> dict[str, Any]:
+def run_evaluation_job(
+    context: JobContext, evaluate: Callable[[Store, ModelVersion, int], dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """Score the job's versions on its set; ``evaluate`` scores one (default :func:`evaluate_version`; the
+    worker's runner passes one that scores a case model on cases)."""
+    evaluate = evaluate or evaluate_version
     params = context.params()
     store = context.store
     set_id = int(params["evaluation_set_id"])
@@ -371,7 +376,7 @@ def run_evaluation_job(context: JobContext) -> dict[str, Any]:
         if version is None:
             results[str(version_id)] = {"error": "the model version no longer exists"}
             continue
-        metrics = evaluate_version(store, version, set_id)
+        metrics = evaluate(store, version, set_id)
         results[str(version_id)] = {"error": metrics["error"]} if "error" in metrics else _headline(metrics)
     context.report(stage="done", done=len(version_ids), total=len(version_ids))
     return {"evaluation_set_id": set_id, "model_versions": results}

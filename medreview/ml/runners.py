@@ -39,8 +39,10 @@ def run_explanation(context: JobContext) -> dict[str, Any]:
 
 def run_evaluation(context: JobContext) -> dict[str, Any]:
     from medreview.ml.evaluation import run_evaluation_job
+    from medreview.ml.training.case_job import evaluate_version_of_its_kind
 
-    return run_evaluation_job(context)
+    # A case model version is scored on the set's cases of its scope, not as an image model.
+    return run_evaluation_job(context, evaluate=evaluate_version_of_its_kind)
 
 
 RUNNERS: dict[str, Runner] = {

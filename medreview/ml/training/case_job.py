@@ -32,7 +32,13 @@ from medreview.jobs import JobContext
 from medreview.ml.cases import case_probabilities, case_volumes, version_case_config
 from medreview.ml.configs import AttentionMILConfig, version_preprocessing
 from medreview.ml.domain import domain_facts
-from medreview.ml.evaluation import WAITING_FOR_EVALUATION, save_evaluation, score_on_set, settle_activation
+from medreview.ml.evaluation import (
+    WAITING_FOR_EVALUATION,
+    evaluate_version,
+    save_evaluation,
+    score_on_set,
+    settle_activation,
+)
 from medreview.ml.prediction import case_scope
 from medreview.ml.registry import KEPT_INACTIVE
 from medreview.ml.training.case_table import DEFAULT_ENCODER, case_training_table
@@ -48,6 +54,7 @@ __all__ = [
     "CASE_INPUT_CAP",
     "case_scope",
     "evaluate_case_version",
+    "evaluate_version_of_its_kind",
     "run_case_training",
 ]
 
@@ -216,6 +223,17 @@ def evaluate_case_version(
     metrics["scope"] = scope
     save_evaluation(store, version.id, evaluation_set_id, metrics)
     return metrics
+
+
+def evaluate_version_of_its_kind(
+    store: Store, version: ModelVersion, evaluation_set_id: int, model: keras.Model | None = None
+) -> dict[str, Any]:
+    """Score any model version on an evaluation set as what it is: a case model on the set's cases of
+    its scope (:func:`evaluate_case_version`), an image model on its images
+    (:func:`~medreview.ml.evaluation.evaluate_version`). The evaluation job scores every version so."""
+    if case_scope(version) is not None:
+        return evaluate_case_version(store, version, evaluation_set_id, model)
+    return evaluate_version(store, version, evaluation_set_id, model)
 
 
 def _evaluate_and_settle(store: Store, version_id: int, model: keras.Model) -> dict[str, Any]:

@@ -65,6 +65,12 @@ def training_scope(store: Store, label_source: str | None = None, scope: str | N
     """The scope a run trains at: ``scope`` when given (checked: TrainingError if there is not enough
     to train on), else the first of study, series with enough labelled cases, else image."""
     if scope is not None:
+        scopes = label_class_scopes(store, include_retired=True)
+        if scope not in scopes.values():
+            classes = ", ".join(f"{name} ({level})" for name, level in scopes.items()) or "none"
+            raise TrainingError(
+                f"no class of this project is {scope}-scoped, so nothing trains at {scope} level (classes: {classes})"
+            )
         if scope == "image":
             training_table(store, label_source)
         else:
