@@ -386,25 +386,30 @@ class DicomWebClient:
 
 
 def pacs_client(
-    config: DicomWebClient, *, deadline: float | None = None, max_answer_bytes: int | None = None
+    config: DicomWebClient,
+    *,
+    deadline: float | None = None,
+    max_answer_bytes: int | None = None,
+    retry: Retry = RETRY,
 ) -> DICOMwebClient:
     """A ``dicomweb_client.DICOMwebClient`` for the service ``config`` names, with medreview's guards.
 
-    Its session logs in with ``config``'s login; retries as :data:`RETRY` says (the library's
-    own retrying is off); follows redirects only within the service's scheme, host and port (a
-    redirect elsewhere raises a ``requests.RequestException`` before anything is sent there);
-    times out each request after ``config.timeout`` seconds; and stops the client's whole work
-    ``deadline`` seconds after this call (default ``config.retrieve_deadline``): its sockets are
-    shut then, so a request still running fails. ``max_answer_bytes`` caps each answer body as
-    it is read (:class:`IngestError`; default: no cap). ``client._session.close()`` releases
-    its connections and deadline timer early. An address that is not http(s) raises
+    Its session logs in with ``config``'s login; retries as ``retry`` says (default
+    :data:`RETRY`, ``Retry(0)`` for none; the library's own retrying is off); follows redirects
+    only within the service's scheme, host and port (a redirect elsewhere raises a
+    ``requests.RequestException`` before anything is sent there); times out each request after
+    ``config.timeout`` seconds; and stops the client's whole work ``deadline`` seconds after this
+    call (default ``config.retrieve_deadline``): its sockets are shut then, so a request still
+    running fails. ``max_answer_bytes`` caps each answer body as it is read
+    (:class:`IngestError`; default: no cap). ``client._session.close()`` releases its
+    connections and deadline timer early. An address that is not http(s) raises
     :class:`IngestError`.
 
     Use one client per piece of work (a search, an import, a send): the deadline is the client's.
     """
     guard = _Guard(max_answer_bytes, None, config._answer_too_large)
     seconds = config.retrieve_deadline if deadline is None else deadline
-    return _library_client(config, _GuardedSession(config._origin_and_login(), seconds, guard))
+    return _library_client(config, _GuardedSession(config._origin_and_login(), seconds, guard, retry))
 
 
 def _library_client(config: DicomWebClient, session: _GuardedSession) -> DICOMwebClient:
@@ -540,7 +545,7 @@ class _GuardedSession(requests.Session):
     - Answers: a response hook counts each body against the caps of the :class:`_Guard`.
     - Time: each request's connect time-out is clipped to what is left of the deadline, and the
       sockets it opens are shut when the deadline passes (:class:`_Deadline`).
-    - Retries: :data:`RETRY`, in the adapter.
+    - Retries: ``retry`` (default :data:`RETRY`), in the adapter.
     """
 
     def __init__(
@@ -548,13 +553,14 @@ class _GuardedSession(requests.Session):
         address_origin_login: tuple[str, tuple[str, str, int], tuple[str, str] | None],
         deadline_seconds: float,
         guard: _Guard,
+        retry: Retry = RETRY,
     ) -> None:
         super().__init__()
         self.address, self.origin, self.auth = address_origin_login
         self.max_redirects = MAX_REDIRECTS
         self.guard = guard
         self.deadline = _Deadline(deadline_seconds)
-        adapter = _WatchedAdapter(max_retries=RETRY)
+        adapter = _WatchedAdapter(max_retries=retry)
         self.mount("http://", adapter)
         self.mount("https://", adapter)
         self.hooks["response"].append(self._on_response)

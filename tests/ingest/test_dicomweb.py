@@ -15,6 +15,7 @@ import pytest
 import requests
 from pydicom.uid import generate_uid
 from sqlalchemy import func, select
+from urllib3.util.retry import Retry
 
 from medreview.config import IngestLimits, Settings
 from medreview.errors import IngestError
@@ -563,6 +564,11 @@ def test_a_busy_pacs_is_asked_twice_more_and_a_refused_login_once(misbehaving) -
     with pytest.raises(IngestError, match=r"failed the search \(HTTP 503\)$"):
         _client(server, "busy").search_studies()
     assert _requests_to(server, "busy") == 3
+    # A caller of the library client may ask for no retries at all.
+    client = pacs_client(_client(server, "busy"), retry=Retry(0))
+    with closing(client._session), pytest.raises(requests.HTTPError, match="503"):
+        client.search_for_studies()
+    assert _requests_to(server, "busy") == 3 + 1
     # A refused login is an answer, not a hiccup: never repeated.
     with pytest.raises(IngestError, match=r"refused the login \(HTTP 401\)"):
         _client(server, "no-login").search_studies()
