@@ -2,8 +2,9 @@
 
 The server and login are the PACS import's (:class:`medreview.ingest.dicomweb.DicomWebClient`:
 the ``pacs-*`` commands' URL, ``--user`` and ``MEDREVIEW_PACS_PASSWORD``, or the Team page's
-form); the transfer is ``dicomweb-client``'s ``store_instances``, without retries (a refused
-object is reported, and the next ``pacs-send`` tries it again).
+form), and so is the client (``pacs_client``, with its redirect, size and deadline guards); the
+transfer is ``dicomweb-client``'s ``store_instances``, without retries (a refused object is
+reported, and the next ``pacs-send`` tries it again).
 
 Nothing is sent twice: before storing an object, a QIDO-RS search asks the PACS for its SOP
 Instance UID in its study; an object found is "already there". medreview's SOP Instance UIDs are
@@ -17,11 +18,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit, urlunsplit
 
 import requests
 from dicomweb_client import DICOMwebClient
 from pydicom.dataset import Dataset
+from urllib3.util.retry import Retry
 
 from medreview.errors import MedreviewError
 from medreview.reading.dicomout.documents import DicomObject
@@ -36,6 +37,8 @@ if TYPE_CHECKING:
 __all__ = ["STATUSES", "SendResult", "send_folder", "send_objects"]
 
 STATUSES = ("stored", "already there", "refused")
+# A QIDO answer for one SOP Instance UID, or a STOW answer for one object, is a few kB.
+MAX_ANSWER_BYTES = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -47,13 +50,12 @@ class SendResult:
 
 
 def _web_client(pacs: DicomWebClient) -> DICOMwebClient:
-    session = requests.Session()
-    if pacs.username:
-        session.auth = (pacs.username, pacs.password or "")
-    client = DICOMwebClient(pacs.base_url.rstrip("/"), session=session, timeout=pacs.timeout)
-    # Explicitly no retries: a refused or timed-out object is reported per object at once.
-    client.set_http_retry_params(retry=False)
-    return client
+    # The PACS import's client, with its guards (the login never follows a redirect to another
+    # server, a cap on each answer, an overall deadline), and explicitly no retries: a refused or
+    # timed-out object is reported at once, and the next pacs-send tries it again.
+    from medreview.ingest.dicomweb import pacs_client
+
+    return pacs_client(pacs, max_answer_bytes=MAX_ANSWER_BYTES, retry=Retry(0))
 
 
 def _reason(error: Exception, timeout: float) -> str:
@@ -63,6 +65,8 @@ def _reason(error: Exception, timeout: float) -> str:
         return f"no answer from the PACS within {timeout:g} s"
     if isinstance(error, requests.ConnectionError):
         return "cannot reach the PACS"
+    if isinstance(error, MedreviewError):
+        return str(error)
     return f"the PACS's answer was not understood ({type(error).__name__})"
 
 
@@ -76,7 +80,7 @@ def _send_one(client: DICOMwebClient, name: str, dataset: Dataset, timeout: floa
         if found:
             return SendResult(name, sop_uid, "already there")
         answer = client.store_instances([dataset], study_instance_uid=study_uid)
-    except (requests.RequestException, ValueError) as error:
+    except (requests.RequestException, ValueError, MedreviewError) as error:
         return SendResult(name, sop_uid, "refused", _reason(error, timeout))
     for failed in answer.get("FailedSOPSequence", []):
         if str(failed.get("ReferencedSOPInstanceUID", "")) == sop_uid:
@@ -90,14 +94,12 @@ def send_objects(store: Store, actor: Actor, pacs: DicomWebClient, objects: list
     """STOW-RS each object to the PACS (admins only); one result per object, in order. Audited."""
     require(actor, "admin", "send to a PACS")
     client = _web_client(pacs)
-    results = [_send_one(client, item.file_name, item.dataset, pacs.timeout) for item in objects]
+    try:
+        results = [_send_one(client, item.file_name, item.dataset, pacs.timeout) for item in objects]
+    finally:
+        client._session.close()  # its connections and deadline timer (see pacs_client)
     counts = {status: sum(result.status == status for result in results) for status in STATUSES}
-    # The address without any login in it (http://user:password@host is possible).
-    address = urlsplit(pacs.base_url)
-    shown = urlunsplit((address.scheme, address.hostname or "", address.path, "", ""))
-    if address.port:
-        shown = shown.replace(address.hostname or "", f"{address.hostname}:{address.port}", 1)
-    record_now(store, actor.username, "export", "pacs", shown[:128], format="stow-rs", **counts)
+    record_now(store, actor.username, "export", "pacs", pacs.display_url[:128], format="stow-rs", **counts)
     return results
 
 
