@@ -77,6 +77,7 @@ APP_PAGES = (
     AppPage("pages/browse.py", "Browse", ":material/folder_open:"),
     AppPage("pages/predictions.py", "Predictions", ":material/insights:"),
     AppPage("pages/review.py", "Review", ":material/fact_check:", "reviewer"),
+    AppPage("pages/studies.py", "Studies", ":material/science:", "reviewer"),
     AppPage("pages/train.py", "Train", ":material/model_training:", "admin"),
     AppPage("pages/team.py", "Team", ":material/group:", "admin"),
     AppPage("pages/settings.py", "Settings", ":material/settings:", "admin"),

@@ -460,9 +460,12 @@ def _cmd_import_labels(args: argparse.Namespace) -> int:
 
 
 def _cmd_reader_study(args: argparse.Namespace) -> int:
-    """``reader-study analyze``: the MRMC analysis of a long ratings CSV (no store needed)."""
+    """``reader-study analyze``: the MRMC analysis of a long ratings CSV (no store needed);
+    ``export-ratings STUDY -o FILE`` and ``results STUDY [--json] [--png FILE]`` of a stored study."""
     from medreview.reading.mrmc import RatingsError, analyze, read_ratings_csv
 
+    if args.action != "analyze":
+        return _stored_reader_study(args)
     try:
         result = analyze(read_ratings_csv(args.ratings), args.covariance)
     except RatingsError as error:
@@ -485,6 +488,38 @@ def _cmd_import_settings(args: argparse.Namespace) -> int:
         f"{len(changed['settings'])} settings changed ({', '.join(changed['settings']) or 'none'}); "
         f"label classes: {', '.join(changed['label_classes']) or 'unchanged'}"
     )
+    return 0
+
+
+def _stored_reader_study(args: argparse.Namespace) -> int:
+    from medreview.reading import studies
+
+    store = Store.open()
+    actor = _local_actor()
+    try:
+        study = studies.find_study(store, actor, args.ratings)
+        if args.action == "export-ratings":
+            if not args.output:
+                print("error: export-ratings needs -o FILE", file=sys.stderr)
+                return 2
+            content = studies.ratings_csv(store, actor, study.id)
+            Path(args.output).write_bytes(content)
+            rows = content.count(b"\n") - 1
+            print(f"{rows} ratings of '{study.name}' written to {args.output}")
+            return 0
+        content, png = studies.export_results(store, actor, study.id)
+        if args.png:
+            Path(args.png).write_bytes(png)
+        if args.json:
+            print(content.decode())
+        else:
+            results = studies.study_results(store, actor, study.id)
+            print(results.analysis_text or "\n".join(results.notes))
+    except MedreviewError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    finally:
+        store.close()
     return 0
 
 
@@ -731,8 +766,12 @@ def build_parser() -> argparse.ArgumentParser:
     reader_study = commands.add_parser(
         "reader-study", help="analyze a reader study's ratings CSV (MRMC: Obuchowski-Rockette, Hillis ddf)"
     )
-    reader_study.add_argument("action", choices=("analyze",))
-    reader_study.add_argument("ratings", help="long CSV: modality,reader,case,truth,rating (other columns ignored)")
+    reader_study.add_argument("action", choices=("analyze", "export-ratings", "results"))
+    reader_study.add_argument(
+        "ratings", help="analyze: long CSV modality,reader,case,truth,rating (other columns ignored); else a study"
+    )
+    reader_study.add_argument("-o", "--output", help="export-ratings: the CSV file to write")
+    reader_study.add_argument("--png", help="results: also write the ROC plot with the readers' points here")
     reader_study.add_argument("--covariance", choices=("delong", "jackknife"), default="delong")
     reader_study.add_argument("--json", action="store_true", help="print one JSON object")
     reader_study.set_defaults(handler=_cmd_reader_study)

@@ -31,6 +31,7 @@ from medreview.reading.catalog import get_image
 from medreview.reading.reads import can_see_others, save_read
 from medreview.reading.review import image_reads
 from medreview.reading.schema import label_class_scopes, label_classes
+from medreview.reading.studies import list_studies
 from medreview.reading.worklists import (
     MAX_SEARCH_CHARS,
     WORKLIST_FILTERS,
@@ -50,6 +51,7 @@ from medreview.reading.worklists import (
 )
 from medreview.team.settings import get_setting
 from ui.session import get_store, session_actor
+from ui.study_reading import study_reading_ui
 from ui.text import plain, spreadsheet_safe
 from ui.thumbnails import thumbnail_urls
 from ui.viewer import (
@@ -82,6 +84,15 @@ classes = label_classes(store)
 multi = get_setting(store, "label_mode") == "multi"
 boxes_on = bool(get_setting(store, "boxes")) and bool(classes)
 boxes_alone = boxes_on and bool(get_setting(store, "box_only_reads"))
+# A reader of a reader study reads it here, as a worklist of its own (ui/study_reading.py).
+reading_studies = {study.name: study for study in list_studies(store, actor, reading=True)}
+if reading_studies:
+    with st.sidebar:
+        source = st.selectbox("Worklist", ["My worklist", *reading_studies], key="label_source")
+    if source in reading_studies:
+        st.caption("Reader study: your own list, in your own order; the truth and other readers stay hidden.")
+        study_reading_ui(actor, reading_studies[source])
+        st.stop()
 with st.sidebar:
     status = (
         st.segmented_control(

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import json
 import math
 import secrets
 from dataclasses import asdict, dataclass, field
@@ -78,6 +79,7 @@ __all__ = [
     "StudySummary",
     "StudyWait",
     "create_study",
+    "export_results",
     "find_study",
     "gold_scores",
     "gold_trend",
@@ -91,6 +93,7 @@ __all__ = [
     "results_json",
     "roc_png",
     "score_of",
+    "study_heatmap",
     "study_results",
     "timing_table",
 ]
@@ -275,12 +278,13 @@ def create_study(
     return find_study(store, actor, study_id)
 
 
-def list_studies(store: Store, actor: Actor) -> list[StudySummary]:
-    """Every study for a reviewer or admin (newest first); for an annotator the ones they read."""
+def list_studies(store: Store, actor: Actor, reading: bool = False) -> list[StudySummary]:
+    """Every study for a reviewer or admin (newest first); for an annotator, or with ``reading``,
+    the ones the actor reads."""
     require(actor, "annotator", "see reader studies")
     with store.db.read() as session:
         query = select(ReaderStudy.id).order_by(ReaderStudy.id.desc())
-        if not actor.can("reviewer"):
+        if reading or not actor.can("reviewer"):
             query = query.join(ReaderStudyReader, ReaderStudyReader.study_id == ReaderStudy.id).join(
                 User, User.id == ReaderStudyReader.reader_id
             )
@@ -461,6 +465,21 @@ def next_case(store: Store, actor: Actor, study_id: int, now: dt.datetime | None
                 **aided,
             )
         return StudyWait(study_id, True, None, f"You have rated every case of '{study.name}'. Thank you.")
+
+
+def study_heatmap(store: Store, actor: Actor, case: StudyCase) -> np.ndarray | None:
+    """The model's map of the positive class for an aided case, (h, w) float32 in [0, 1]; None in
+    the unaided arm or when the prediction stored no map."""
+    require(actor, "annotator", "read a reader study")
+    if case.arm != "aided" or not case.heatmap_path or not store.data_path(case.heatmap_path).exists():
+        return None
+    with store.db.read() as session:
+        study = session.get(ReaderStudy, case.study_id)
+        class_names = list(session.get(ModelVersion, study.model_version_id).class_names)
+    maps = np.load(store.data_path(case.heatmap_path)).astype(np.float32)  # (C, h, w)
+    if case.positive_class not in class_names or maps.ndim != 3:
+        return None
+    return maps[class_names.index(case.positive_class)]
 
 
 def _rated(row: ReaderStudyRating | None) -> dt.datetime | None:
@@ -779,6 +798,16 @@ def results_json(results: StudyResults) -> dict[str, Any]:
             "notes": results.notes,
         }
     )
+
+
+def export_results(store: Store, actor: Actor, study_id: int) -> tuple[bytes, bytes]:
+    """The results as JSON bytes and the ROC plot as PNG bytes; audited as an export."""
+    results = study_results(store, actor, study_id)
+    content = json.dumps(results_json(results), indent=2).encode()
+    png = roc_png(results)
+    with store.db.write() as session:
+        record(session, actor.username, "export", "reader_study", study_id, kind="reader_study_results")
+    return content, png
 
 
 def roc_png(results: StudyResults) -> bytes:

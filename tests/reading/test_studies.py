@@ -51,11 +51,17 @@ TRUTH = ["normal", "pneumonia"] * 4
 def add_readers(store: Store, *names: str) -> None:
     with store.db.write() as session:
         for name in names:
-            session.add(User(username=name, role="annotator"))
+            # A password hash that no password matches: the account can hold a sign-in (page tests).
+            session.add(User(username=name, role="annotator", password_hash="unusable"))
 
 
 @pytest.fixture
 def project(store: Store) -> dict:
+    return build_project(store)
+
+
+def build_project(store: Store) -> dict:
+    """8 images frozen as the set "holdout", a model version's predictions on them, three readers."""
     results = ingest_files(store, LOCAL_ACTOR, [InputFile(f"c{n}.png", png_bytes(seed=n, size=16)) for n in range(8)])
     images = [result.image_id for result in results]
     for image_id, label in zip(images, TRUTH, strict=True):
