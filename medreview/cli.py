@@ -636,7 +636,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     """Start the worker and the Streamlit app; stop both when the app stops or this command is
     stopped (Ctrl-C, SIGTERM, SIGHUP)."""
     Store.open()  # create the data dir and schema once, before two processes race to do it
-    command = [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(args.port)]
+    # asgi.py: app.py served with the routes beside its pages (the case viewer's frames).
+    command = [sys.executable, "-m", "streamlit", "run", str(ROOT / "asgi.py"), "--server.port", str(args.port)]
     if args.headless:
         command += ["--server.headless", "true"]
     children: list[subprocess.Popen] = []

@@ -8,8 +8,11 @@ reads not yet acknowledged (``pending``) and a counter (``tick``) that grows whe
 Each run of a page reads that state before mounting the component, saves the pending reads
 (idempotently: a read's ``seq`` is saved once per session), and sends back in ``data`` the frames
 asked for (up to a byte budget a run), the acknowledgements and failures, and the worklist from the
-current image on. Pixels therefore reach the browser only through the signed-in Streamlit session's
-websocket, never through a URL.
+current image on. Pixels therefore reach the worklist viewer only through the signed-in Streamlit
+session's websocket. The case viewer (four viewports of 512 x 512 series scrolled together: a run
+per 16 frames is too slow) fetches its frames over HTTP instead (ui/frame_route.py), under a frame
+token of the session that only the images its run offered pass, and that holds only while the
+session's sign-in does; without a login token it asks through the runs as the worklist viewer does.
 
 A viewer's report reruns only the fragment it sits in (the Label page's) or the page, and the
 reader is resolved from the store on each (``ui.session.session_actor``): once the sign-in has ended
@@ -625,10 +628,15 @@ def case_viewer(
     if sync.get("tick") is not None and sync.get("tick") != st.session_state.get(served_key):
         wanted = [str(item) for item in sync.get("want", []) or []]
         st.session_state[served_key] = sync.get("tick")
-    # The first slice of each viewport goes out with the data that opens the case, unasked, and so
-    # does the next case's: a class key opens it from the browser's cache.
+    offered = [
+        image_id for spec in (shown, upcoming) if spec for view in spec["viewports"] for image_id in view["images"]
+    ]
+    frame_url = _frame_url(key, [image_id for image_id in offered if allowed is None or allowed(image_id)])
+    # Without a frame URL the first slice of each viewport goes out with the data that opens the
+    # case, unasked, and so does the next case's: a class key opens it from the browser's cache. With
+    # one, the viewer fetches them as soon as the data arrives, and this run deflates nothing.
     pushed: set[str] = st.session_state.setdefault(f"{key}__pushed", set())
-    for spec in [*shown["viewports"], *(upcoming["viewports"] if upcoming else [])]:
+    for spec in [*shown["viewports"], *(upcoming["viewports"] if upcoming else [])] if frame_url is None else []:
         if not spec["images"]:
             continue
         frame_key = f"{spec['images'][0]}:0"
@@ -642,6 +650,7 @@ def case_viewer(
     data = {
         "case": shown,
         "next": upcoming,
+        "frameUrl": frame_url,
         "images": list(infos.values()),
         "pixels": rows,
         "missing": missing,
@@ -656,6 +665,28 @@ def case_viewer(
     }
     _component(key=key, data=data, default={"sync": None}, on_sync_change=lambda: None)
     return viewer_state(key)
+
+
+def _frame_url(key: str, image_ids: Sequence[int]) -> str | None:
+    """Where the case viewer fetches the frames of ``image_ids`` over HTTP (ui/frame_route.py), under
+    a frame token of this session renewed by each run; None for a session without a login token (the
+    viewer then asks through its runs). Relative to the page: Streamlit serves the app at the root."""
+    from ui import frame_route
+
+    token = getattr(st.session_state.get(LOGIN_KEY), "token", None)
+    if not token:
+        return None
+    held = st.session_state.get(f"{key}__frame_token")
+    store, cache = get_store(), _decoded_cache()  # resolved here: the route runs outside any script run
+    granted = frame_route.grants.grant(
+        held,
+        login_token=token,
+        store=store,
+        load=lambda image_id: cache.get(image_id, lambda wanted: decode_image(store, wanted)),
+        image_ids=image_ids,
+    )
+    st.session_state[f"{key}__frame_token"] = granted
+    return f"{frame_route.FRAMES_PATH}/{granted}"
 
 
 def _case_spec(

@@ -32,7 +32,7 @@ class EncodedFrame:
     width: int
     height: int
     channels: int  # 1 greyscale, 3 RGB
-    payload: bytes  # zlib(deflate) of the row-major little-endian values
+    payload: bytes  # zlib(deflate) of the row-major little-endian values (or the values, uncompressed)
 
     @property
     def raw_bytes(self) -> int:
@@ -52,8 +52,10 @@ def _compact(values: np.ndarray) -> np.ndarray:
     return values.astype("<f4")
 
 
-def encode_frame(image: DecodedImage, frame_index: int) -> EncodedFrame:
-    """One frame of ``image`` for the viewer (see the module docstring)."""
+def encode_frame(image: DecodedImage, frame_index: int, *, compress: bool = True) -> EncodedFrame:
+    """One frame of ``image`` for the viewer (see the module docstring). ``compress=False``: the
+    payload is the values' bytes as they are (a frame sent over HTTP to a browser on the same
+    network: deflating a 512 x 512 slice costs the server more than sending it)."""
     if not 0 <= frame_index < image.frame_count:
         raise ValueError(f"frame {frame_index} does not exist: the image has {image.frame_count} frame(s)")
     frame = image.frames[frame_index]
@@ -65,7 +67,8 @@ def encode_frame(image: DecodedImage, frame_index: int) -> EncodedFrame:
         channels = 1
     height, width = int(frame.shape[0]), int(frame.shape[1])
     dtype = {"<i2": "int16", "<u2": "uint16", "<f4": "float32", "|u1": "uint8"}[values.dtype.str]
-    return EncodedFrame(dtype, width, height, channels, zlib.compress(values.tobytes(), DEFLATE_LEVEL))
+    raw = values.tobytes()
+    return EncodedFrame(dtype, width, height, channels, zlib.compress(raw, DEFLATE_LEVEL) if compress else raw)
 
 
 def display_facts(image: DecodedImage) -> dict[str, Any]:

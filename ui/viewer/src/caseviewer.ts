@@ -8,9 +8,11 @@
  * with the scroll link on (Y; on by default) the viewports sharing its frame of reference go to the
  * slice nearest its position. Window/level is per viewport; L links it across the viewports.
  *
- * The server is told what is wanted and what was read through one state value (`sync`), as the
- * worklist viewer does (viewer.ts): the frames wanted, most urgent first, the case reads not yet
- * acknowledged, the slice each viewport shows and which one is active.
+ * The server is told what was read through one state value (`sync`), as the worklist viewer does
+ * (viewer.ts): the case reads not yet acknowledged, the slice each viewport shows and which one is
+ * active. The frames wanted, most urgent first, are fetched over HTTP in parallel batches
+ * (fetcher.ts, ui/frame_route.py) where the server gives a frame URL; else (or once that URL is
+ * refused) they are asked for in `sync` and arrive with the page's next run.
  *
  * The next case opens at once: the server sends the worklist's next case (`next`) with the one on
  * screen, and the first slice of each of its viewports unasked; the viewer prefetches a few more. A
@@ -24,6 +26,7 @@ import { CaseLabels } from "./controller";
 import { decodeRow, FrameCache, frameKey } from "./frames";
 import { isTextEntry, legendHtml } from "./keyboard";
 import { layoutOf, linkedSlices, nextViewport, windowTargets } from "./linking";
+import { FrameFetcher } from "./fetcher";
 import { SeriesViewport } from "./seriesviewport";
 import type { TabStorage } from "./pending";
 import type { CaseData, ImageInfo } from "./types";
@@ -81,6 +84,8 @@ export class CaseViewer {
   private readonly cache = new FrameCache(CACHE_BYTES);
   private readonly decoding = new Set<string>();
   private readonly missing = new Map<string, string>();
+  /** Frames over HTTP (null: through the runs). */
+  private fetcher: FrameFetcher | null = null;
   /** Facts by image id: a series' first image speaks for its slices. */
   private readonly infos = new Map<number, ImageInfo>();
   private viewports: SeriesViewport[] = [];
@@ -150,6 +155,7 @@ export class CaseViewer {
     this.data = data;
     this.setState = setState;
     this.labels.minSecondsOnScreen = data.minSecondsOnScreen;
+    this.useFrameUrl(data.frameUrl ?? null);
     if (data.owner) {
       // Case reads this sign-in left unsent in this tab go with the next report; another's are dropped.
       try {
@@ -209,6 +215,7 @@ export class CaseViewer {
   /** The sign-in ended: drop every frame, stop reporting, show the reads not saved. */
   signOut(reason: string): void {
     this.signedOut = reason || "signed out";
+    this.fetcher = null; // a batch on its way is dropped (frame() checks the sign-in)
     this.labels.signOut();
     this.cache.clear();
     this.drag = null;
@@ -465,9 +472,42 @@ export class CaseViewer {
 
   // --- server sync ----------------------------------------------------------------------------
 
+  private useFrameUrl(url: string | null): void {
+    if (url === null) {
+      this.fetcher = null;
+      return;
+    }
+    if (this.fetcher) {
+      this.fetcher.setUrl(url);
+      return;
+    }
+    this.fetcher = new FrameFetcher(url, {
+      frame: (frame) => {
+        if (this.signedOut === null) this.cache.put(frame); // not a frame that arrives after a sign-out
+      },
+      missing: (key, reason) => this.missing.set(key, reason),
+      batch: () => {
+        this.requestPaint();
+        this.pumpFrames();
+      },
+      broken: () => this.sync(true), // through the runs from now on
+    });
+  }
+
+  /** Frames over HTTP: whether they come that way now. */
+  private get fetching(): boolean {
+    return this.fetcher !== null && this.fetcher.broken === null && this.signedOut === null;
+  }
+
+  private pumpFrames(): void {
+    // The frame on screen of each viewport comes first in wanted(): those do not wait behind prefetches.
+    if (this.fetching) this.fetcher?.pump(this.wanted(), this.viewports.length);
+  }
+
   /** Frames wanted: every viewport's frame on screen (the active one first), then each one's prefetch in turn. */
   private wanted(): string[] {
-    const has = (key: string): boolean => this.cache.has(key) || this.decoding.has(key) || this.missing.has(key);
+    const has = (key: string): boolean =>
+      this.cache.has(key) || this.decoding.has(key) || this.missing.has(key) || (this.fetcher?.fetching(key) ?? false);
     const order = [this.active, ...this.viewports.map((_, index) => index).filter((index) => index !== this.active)];
     const lists = order.map((index) => {
       const viewport = this.viewports[index] as SeriesViewport;
@@ -498,7 +538,8 @@ export class CaseViewer {
 
   private sync(more: boolean): void {
     if (!this.data || !this.root.isConnected || this.signedOut !== null) return;
-    const want = this.wanted();
+    this.pumpFrames();
+    const want = this.fetching ? [] : this.wanted();
     const body = {
       want,
       active: this.active,

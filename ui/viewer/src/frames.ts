@@ -32,8 +32,25 @@ export async function inflate(compressed: Uint8Array): Promise<ArrayBuffer> {
   return await new Response(stream).arrayBuffer();
 }
 
-export async function decodeRow(row: { data: string; dtype: string; width: number; height: number; channels: number; key: string }): Promise<Frame> {
-  const buffer = await inflate(fromBase64(row.data));
+/** What the server says of a frame's bytes (a PixelRow without its data). */
+export interface FrameMeta {
+  key: string;
+  dtype: string;
+  width: number;
+  height: number;
+  channels: number;
+}
+
+export async function decodeRow(row: FrameMeta & { data: string }): Promise<Frame> {
+  return decodeBytes(row, new Uint8Array(await inflate(fromBase64(row.data))));
+}
+
+/** A frame from its values' bytes (the runs send them deflated, frame_route.py as they are). */
+export function decodeBytes(row: FrameMeta, bytes: Uint8Array): Frame {
+  // A part of a batch is copied to a buffer of its own: a typed array needs its alignment, and the
+  // batch it came in can go.
+  const whole = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength;
+  const buffer = whole ? bytes.buffer : bytes.slice().buffer;
   let values: GreyValues;
   switch (row.dtype) {
     case "int16":

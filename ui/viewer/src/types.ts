@@ -189,4 +189,9 @@ export interface CaseData {
   minSecondsOnScreen: number;
   maxHeight: number;
   below?: number;
+  /**
+   * Where the frames are fetched over HTTP, in parallel batches, without a run of the page per
+   * request (ui/frame_route.py); null: asked for through the runs (`want`).
+   */
+  frameUrl?: string | null;
 }
