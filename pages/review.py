@@ -19,20 +19,27 @@ from medreview.ml.explanations import METHOD_TITLES, request_view_maps
 from medreview.ml.prediction import image_call
 from medreview.ml.registry import active_model
 from medreview.reading.catalog import get_image
+from medreview.reading.consensus import consensus_rule
 from medreview.reading.protocols import study_facts
 from medreview.reading.review import (
+    ANY_PROBABILITY,
     adjudicate,
     agreement,
     approval_settles_disagreement,
+    approve_reads,
+    auto_accepted_page,
     case_reads,
     class_tally,
     decide,
     disagreements_page,
     image_reads,
+    queue_filter_counts,
+    revert_auto_accept,
     review_counts,
     review_queue_page,
 )
 from medreview.reading.schema import label_class_scopes
+from ui import review_keys
 from ui.exports import export_ui
 from ui.session import attempt, get_store, session_actor
 from ui.text import plain, spreadsheet_safe
@@ -48,13 +55,16 @@ actor = session_actor("reviewer")
 st.title("Review")
 
 
-def show_image(image_id: int) -> None:
+def show_image(image_id: int, upcoming: list[int] | None = None) -> None:
     """The image in the viewer, as wide as the column it is drawn in (the reads sit beside it). With
     an active model, the image and its map side by side (sharing window, zoom, pan and slice), the
-    map of the class the model gave it, computed on the first frame at the default window."""
+    map of the class the model gave it, computed on the first frame at the default window.
+    ``upcoming``: the next images of the queue, whose first frames the viewer fetches ahead, so the
+    next read opens at once after a decision."""
+    images = [image_id, *dict.fromkeys(image for image in upcoming or [] if image != image_id)][:4]
     model = active_model(store)
     if model is None:
-        image_viewer("review_viewer", actor, [image_id], position=image_id, max_height=640)
+        image_viewer("review_viewer", actor, images, position=image_id, max_height=640)
         return
     call = image_call(store, actor, model.id, image_id)
     maps = attempt(lambda: request_view_maps(store, actor, model.id, image_id))
@@ -62,7 +72,7 @@ def show_image(image_id: int) -> None:
     if maps is not None and maps.ready and call is not None:
         heat = maps.maps[list(model.class_names).index(call["predicted_class"])]
         overlays = [overlay_row(image_id, 0, heat, f"{METHOD_TITLES[maps.method]}: {call['predicted_class']}")]
-    image_viewer("review_viewer", actor, [image_id], position=image_id, max_height=640, overlays=overlays, split=True)
+    image_viewer("review_viewer", actor, images, position=image_id, max_height=640, overlays=overlays, split=True)
     if call is None:
         st.caption(f"Model version {model.id} has not called this image: no map.")
     elif call["outside_training_data"]:
@@ -138,10 +148,10 @@ def show_case(scope: str, case_id: int) -> None:
     st.caption(f"Hung by {plain(hung_by)}." + (f" {plain(priors[0])} beside the current study." if priors else ""))
 
 
-def show_read_case(row: pd.Series) -> None:
+def show_read_case(row: pd.Series, upcoming: list[int] | None = None) -> None:
     """The case a queue or disagreement row is about: the image, or the whole study or series."""
     if row["scope"] == "image":
-        show_image(int(row["image_id"]))
+        show_image(int(row["image_id"]), upcoming)
     else:
         show_case(str(row["scope"]), int(row["case_id"]))
 
@@ -198,87 +208,305 @@ def picked_row(rows: pd.DataFrame, selection) -> pd.Series:  # type: ignore[no-u
     return rows.iloc[min(picked[0], len(rows) - 1)] if picked else rows.iloc[0]
 
 
+def selected_rows(key: str) -> list[int]:
+    """The rows picked in the table under ``key`` as the browser last reported them (read before
+    the table is drawn, so this run draws what they open)."""
+    state = st.session_state.get(key)
+    try:
+        return [int(row) for row in state["selection"]["rows"]]
+    except (KeyError, TypeError, ValueError):
+        return []
+
+
+def queue_table_key(annotation_ids: list[int]) -> str:
+    """The queue table's key, new whenever the rows it shows change: a selection is of rows by
+    position, so one made on an earlier list must not pick other reads of this one."""
+    drawn = st.session_state.setdefault("review_queue_drawn", {"ids": annotation_ids, "version": 0})
+    if drawn["ids"] != annotation_ids:
+        drawn.update(ids=annotation_ids, version=drawn["version"] + 1)
+    return f"review_queue_table_{drawn['version']}"
+
+
+def at_row(annotation_ids: list[int], state_key: str) -> int:
+    """The row index held under ``state_key`` ({"id", "index"}): the read's row while it is on the
+    list, else the row that took its place (a decided read leaves; the next one moves up), the last
+    row past the end. Never fails."""
+    held = st.session_state.get(state_key) or {"id": None, "index": 0}
+    if held["id"] in annotation_ids:
+        return annotation_ids.index(held["id"])
+    return max(0, min(int(held["index"]), len(annotation_ids) - 1))
+
+
+def hold_row(annotation_ids: list[int], state_key: str, index: int) -> None:
+    st.session_state[state_key] = {"id": annotation_ids[index], "index": index}
+
+
+KEYS_LEGEND = (
+    "Keys: **A** approve · **R** reject · **S** send back (type the comment, Enter) · "
+    "**J**/**K** or ↓/↑ move · **Enter** open"
+)
+COMMENT_LABEL = "Comment (required to send back)"
+AGREEMENT_FILTERS = {
+    "all": "All reads",
+    "agree": "Readers and model agree",
+    "readers_disagree": "Readers disagree",
+    "model_disagrees": "Model disagrees with readers",
+    "outside": "Outside the training data",
+}
+
+
+def handle_press(press: dict, annotation_ids: list[int]) -> None:  # type: ignore[type-arg]
+    """Act on a key the review keyboard reported (ui.review_keys): a decision on the read open on
+    screen, or a move of the highlighted row, or opening it."""
+    action = press["action"]
+    if annotation_ids:
+        opened, cursor = at_row(annotation_ids, "review_open"), at_row(annotation_ids, "review_cursor")
+        if action in ("next", "previous"):
+            step = 1 if action == "next" else -1
+            hold_row(annotation_ids, "review_cursor", max(0, min(cursor + step, len(annotation_ids) - 1)))
+        elif action == "open":
+            hold_row(annotation_ids, "review_open", cursor)
+        elif press.get("annotation") != annotation_ids[opened]:
+            st.session_state["review_said"] = (
+                "warning",
+                "The read on screen changed before the key arrived: nothing was decided.",
+            )
+        else:
+            decide_ui(
+                annotation_ids[opened],
+                {"approve": "approve", "reject": "reject"}.get(action, "return"),
+                press.get("comment") if action == "return" else None,
+            )
+    review_keys.acknowledge(press)
+
+
+def decide_ui(annotation_id: int, decision: str, comment: str | None = None) -> bool:
+    """One decision on a read, its outcome said on the next run; the next read opens in its place."""
+    if comment is None:
+        comment = st.session_state.get(f"review_comment_{annotation_id}", "")
+    try:
+        decide(store, actor, annotation_id, decision, comment)
+    except MedreviewError as error:
+        st.session_state["review_said"] = ("error", plain(error))
+        return False
+    done = {"approve": "Approved", "reject": "Rejected", "return": "Sent back"}[decision]
+    st.session_state["review_said"] = ("success", f"{done} read {annotation_id}.")
+    return True
+
+
+def say_ui() -> None:
+    said = st.session_state.pop("review_said", None)
+    if said is not None:
+        kind, text = said
+        {"success": st.success, "warning": st.warning, "error": st.error}[kind](text)
+
+
+def model_text(row: pd.Series) -> str:
+    """The active model's call on a row's case: "pneumonia 93%", "outside the training data", "—"."""
+    if row.get("outside_training_data") is True:
+        return "outside the training data"
+    if row.get("model_call") is None or pd.isna(row.get("model_probability")):
+        return "—"
+    return f"{row['model_call']} {row['model_probability']:.0%}"
+
+
+def queue_filters_ui() -> tuple[str, tuple[float, float]]:
+    """The queue's filters: by what readers and the model say, and by the model's probability."""
+    left, right = st.columns([3, 2])
+    band = right.slider(
+        "Model probability (calibrated, of its call)",
+        min_value=0.0,
+        max_value=1.0,
+        value=ANY_PROBABILITY,
+        step=0.05,
+        key="review_band",
+        help="Reads whose case the active model called with a probability in this band (inside its "
+        "training data). The full range keeps every read, those without a call too.",
+    )
+    band = (float(band[0]), float(band[1]))
+    counts = queue_filter_counts(store, actor, band)
+    agreement_filter = left.selectbox(
+        "Show",
+        list(AGREEMENT_FILTERS),
+        format_func=lambda name: f"{AGREEMENT_FILTERS[name]} ({counts[name]:,})",
+        key="review_filter",
+    )
+    return agreement_filter, band
+
+
+@st.fragment
 def queue_ui(waiting: int) -> None:
+    """The reviewer queue, a fragment: a key, a click in the table or the viewer's request for frames
+    reruns this alone, not the app's sign-in checks and the page above it."""
+    agreement_filter, band = queue_filters_ui()
     offset = page_offset(waiting, "review_queue_page")
-    queue, total = review_queue_page(store, actor, offset, PAGE_SIZE)
+    queue, total = review_queue_page(store, actor, offset, PAGE_SIZE, agreement_filter, band)
     if queue.empty and total:  # the queue shrank since it was counted (another reviewer's decisions)
         offset = page_offset(total, "review_queue_page")
-        queue, total = review_queue_page(store, actor, offset, PAGE_SIZE)
+        queue, total = review_queue_page(store, actor, offset, PAGE_SIZE, agreement_filter, band)
+    press = review_keys.pressed("review_keys")
+    if press is not None:
+        handle_press(press, [int(value) for value in queue["annotation_id"]])
+        if press["action"] in ("approve", "reject", "return"):
+            queue, total = review_queue_page(store, actor, offset, PAGE_SIZE, agreement_filter, band)
+    annotation_ids = [int(value) for value in queue["annotation_id"]]
+    table_key = queue_table_key(annotation_ids)
+    picked = [row for row in selected_rows(table_key) if row < len(annotation_ids)]
+    seen = st.session_state.get("review_seen_selection", (None, []))
+    added = [row for row in picked if seen[0] != table_key or row not in seen[1]]
+    st.session_state["review_seen_selection"] = (table_key, picked)
+    if added:  # a row clicked in the table opens
+        hold_row(annotation_ids, "review_open", added[-1])
+        hold_row(annotation_ids, "review_cursor", added[-1])
+    opened = cursor = 0
+    if annotation_ids:
+        opened, cursor = at_row(annotation_ids, "review_open"), at_row(annotation_ids, "review_cursor")
+        hold_row(annotation_ids, "review_open", opened)
+        hold_row(annotation_ids, "review_cursor", cursor)
+    # Mounted before the rest is drawn, always here: the browser hears the key was handled (and
+    # may send the next) while this run draws on.
+    review_keys.listen(
+        "review_keys",
+        annotation_ids[opened] if annotation_ids else None,
+        COMMENT_LABEL,
+        arrows=bool(annotation_ids) and queue["scope"].iloc[opened] == "image",
+    )
+    say_ui()
     if queue.empty:
-        st.info("No submitted reads are waiting for review.")
+        filtered = agreement_filter != "all" or band != ANY_PROBABILITY
+        st.info(
+            "No read of the queue is shown by these filters."
+            if filtered
+            else "No submitted reads are waiting for review."
+        )
         return
     page_picker_ui(total, offset, "Reads", "review_queue_page")
     shown = with_case_names(queue)
     columns = [column for column in ("case",) if column in shown.columns]
-    picked = st.dataframe(
-        spreadsheet_safe(
-            dashed(
-                shown[
-                    [
-                        *columns,
-                        "annotation_id",
-                        "image_id",
-                        "reader",
-                        "label",
-                        "labels",
-                        "unsure",
-                        "comment",
-                        "updated_at",
-                    ]
-                ].assign(**{"changed after unblinding": queue["changed_after_unblinding"]})
-            )
-        ),
+    marks = ["▶" if index == opened else ("›" if index == cursor else "") for index in range(len(shown))]
+    table = shown[[*columns, "annotation_id", "image_id", "reader", "label", "labels"]].assign(
+        model=[model_text(row) for _, row in queue.iterrows()],
+        unsure=queue["unsure"],
+        comment=queue["comment"],
+        updated_at=queue["updated_at"],
+        **{"changed after unblinding": queue["changed_after_unblinding"]},
+    )
+    st.dataframe(
+        spreadsheet_safe(dashed(table.assign(**{" ": marks})[[" ", *table.columns]])),
         hide_index=True,
         on_select="rerun",
-        selection_mode="single-row",
-        key="review_queue_table",
+        selection_mode="multi-row",
+        key=table_key,
         height=180,  # a few rows: the image under the table stays above the fold at 1280x720
     )
-    row = picked_row(shown, picked)
+    if picked:
+        batch_ui([annotation_ids[row] for row in picked])
+    row = shown.iloc[opened]
+    following = queue.iloc[opened + 1 :]
+    upcoming = [int(image_id) for image_id in following.loc[following["scope"] == "image", "image_id"]]
     scope = str(row["scope"])
     left, right = st.columns([3, 2])
     with left:
-        show_read_case(row)
+        show_read_case(row, upcoming=upcoming)
     with right:
-        if scope != "image":
-            st.markdown(f"**{plain(row['case'])}**: one read of the whole {scope}")
-        st.markdown(
-            f"**{plain(row['reader'])}** read **{plain(row['label'] or ', '.join(row['labels']))}**"
-            + (" (unsure)" if row["unsure"] else "")
+        decision_ui(row, scope)
+        st.caption(KEYS_LEGEND)
+
+
+def batch_ui(annotation_ids: list[int]) -> None:
+    """Approve the reads picked in the table in one action (one audited decision per read)."""
+    noun = "read" if len(annotation_ids) == 1 else "reads"
+    if st.button(f"Approve {len(annotation_ids)} selected {noun}", key="review_approve_selected", type="primary"):
+        result = approve_reads(store, actor, annotation_ids)
+        approved = len(result["approved"])
+        text = f"Approved {approved} {'read' if approved == 1 else 'reads'}."
+        skipped = "; ".join(f"read {read}: {reason}" for read, reason in result["skipped"].items())
+        st.session_state["review_said"] = (
+            "warning" if skipped else "success",
+            text + (f" Skipped {skipped}." if skipped else ""),
         )
-        if row["changed_after_unblinding"]:
-            st.warning(
-                f"Changed after unblinding: the first, blind read was **{plain(row['blind_label'])}**; "
-                "agreement counts that one."
-            )
-        others = attempt(lambda: reads_of_case(row))
-        if others is None:
-            return
-        st.dataframe(
-            spreadsheet_safe(
-                dashed(others[["reader", "label", "blind_label", "changed_after_unblinding", "status", "comment"]])
-            ),
-            hide_index=True,
+        st.rerun()
+
+
+def decision_ui(row: pd.Series, scope: str) -> None:
+    """The open read, the other reads of its case and the three decisions."""
+    if scope != "image":
+        st.markdown(f"**{plain(row['case'])}**: one read of the whole {scope}")
+    st.markdown(
+        f"**{plain(row['reader'])}** read **{plain(row['label'] or ', '.join(row['labels']))}**"
+        + (" (unsure)" if row["unsure"] else "")
+    )
+    if row["changed_after_unblinding"]:
+        st.warning(
+            f"Changed after unblinding: the first, blind read was **{plain(row['blind_label'])}**; "
+            "agreement counts that one."
         )
-        if approval_settles_disagreement(store, actor, int(row["annotation_id"])):
-            st.warning(
-                f"Readers disagree on this {scope}: approving this read makes **{plain(row['label'])}** its final "
-                "label, approves the other waiting reads of that class and overrules the rest."
-            )
-        comment = st.text_input("Comment (required to send back)", key=f"review_comment_{row['annotation_id']}")
-        approve, reject, send_back = st.columns(3)
-        for column, decision, title in (
-            (approve, "approve", "Approve"),
-            (reject, "reject", "Reject"),
-            (send_back, "return", "Send back"),
-        ):
-            if column.button(title, key=f"review_{decision}", width="stretch"):
-                try:
-                    decide(store, actor, int(row["annotation_id"]), decision, comment)
-                except MedreviewError as error:
-                    st.error(plain(error))
-                else:
-                    st.rerun()
+    others = attempt(lambda: reads_of_case(row))
+    if others is None:
+        return
+    st.dataframe(
+        spreadsheet_safe(
+            dashed(others[["reader", "label", "blind_label", "changed_after_unblinding", "status", "comment"]])
+        ),
+        hide_index=True,
+    )
+    if approval_settles_disagreement(store, actor, int(row["annotation_id"])):
+        st.warning(
+            f"Readers disagree on this {scope}: approving this read makes **{plain(row['label'])}** its final "
+            "label, approves the other waiting reads of that class and overrules the rest."
+        )
+    st.text_input(COMMENT_LABEL, key=f"review_comment_{row['annotation_id']}")
+    approve, reject, send_back = st.columns(3)
+    for column, decision, title in (
+        (approve, "approve", "Approve"),
+        (reject, "reject", "Reject"),
+        (send_back, "return", "Send back"),
+    ):
+        if column.button(title, key=f"review_{decision}", width="stretch"):
+            decide_ui(int(row["annotation_id"]), decision)
+            st.rerun()
+
+
+def auto_accepted_ui(count: int) -> None:
+    """The final labels the consensus rule set, and a reviewer's revert of one."""
+    rule = consensus_rule(store)
+    st.caption(
+        (
+            f"The rule is on: at least {rule['readers']} readers agree and the active model agrees at "
+            f"{rule['probability']:.0%} or more, inside its training data."
+            if rule
+            else "The rule is off (an admin turns it on in Settings)."
+        )
+        + " Reverting removes the final label and puts the reads back in the queue."
+    )
+    offset = page_offset(count, "review_auto_page")
+    table, total = auto_accepted_page(store, actor, offset, PAGE_SIZE)
+    say_ui()
+    if table.empty:
+        st.info("No label was auto-accepted.")
+        return
+    page_picker_ui(total, offset, "Cases", "review_auto_page")
+    table = with_case_names(table)
+    picked = st.dataframe(
+        spreadsheet_safe(table),
+        hide_index=True,
+        on_select="rerun",
+        selection_mode="single-row",
+        key="review_auto_table",
+    )
+    rows = picked.selection.rows if picked else []
+    row = table.iloc[min(rows[0], len(table) - 1)] if rows else table.iloc[0]
+    name = row["case"] if "case" in table.columns else f"Image {int(row['image_id'])}"
+    st.markdown(f"**{plain(name)}**: auto-accepted as **{plain(row['label'])}**")
+    note = st.text_input("Why (optional)", key="review_revert_note")
+    if st.button("Revert", key="review_revert"):
+        try:
+            put_back = revert_auto_accept(store, actor, str(row["scope"]), int(row["case_id"]), note)
+        except MedreviewError as error:
+            st.error(plain(error))
+        else:
+            st.session_state["review_said"] = ("success", f"Reverted: {len(put_back)} reads are back in the queue.")
+            st.rerun()
 
 
 def tally_text(labels: dict[str, str]) -> str:
@@ -406,6 +634,7 @@ counts = review_counts(store, actor)
 SECTIONS = {
     "queue": f"Reviewer queue ({counts['queue']:,})",
     "disagreements": f"Disagreements ({counts['disagreements']:,})",
+    "auto_accepted": f"Auto-accepted ({counts['auto_accepted']:,})",
     "agreement": "Agreement",
     "export": "Export labels",
 }
@@ -418,6 +647,8 @@ if section == "queue":
     queue_ui(counts["queue"])
 elif section == "disagreements":
     disagreements_ui(counts["disagreements"])
+elif section == "auto_accepted":
+    auto_accepted_ui(counts["auto_accepted"])
 elif section == "agreement":
     agreement_ui()
 else:

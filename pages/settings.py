@@ -1,5 +1,6 @@
 import streamlit as st
 
+from medreview.reading.consensus import apply_consensus_rule
 from medreview.reading.project_settings import import_project_settings, project_settings_bytes
 from medreview.reading.protocols import parse_protocols, protocols_text
 from medreview.reading.schema import (
@@ -163,6 +164,45 @@ if restore_column.button(
     st.session_state["settings_protocols_notice"] = "The shipped hanging protocols are restored."
     del st.session_state[PROTOCOLS_KEY]
     st.rerun()
+
+st.subheader("Consensus auto-accept")
+st.caption(
+    "A case's final label is set without a review when enough readers agree, the active model agrees with "
+    "them at a calibrated probability at least this high, and the case is inside the model's training data. "
+    "It runs when a read is saved and when predictions are stored; each is audited (review.auto_accept, with "
+    "the rule's values), counted on Review, and a reviewer can revert it."
+)
+with st.form("settings_auto_accept", border=False):
+    rule_left, rule_middle, rule_right = st.columns(3)
+    auto_accept = rule_left.toggle("Auto-accept on", value=current["auto_accept"], key="settings_auto_accept")
+    auto_readers = rule_middle.number_input(
+        "Readers who agree (at least)", 1, 20, current["auto_accept_readers"], key="settings_auto_accept_readers"
+    )
+    auto_probability = rule_right.slider(
+        "Model probability (at least)",
+        0.5,
+        1.0,
+        float(current["auto_accept_probability"]),
+        step=0.01,
+        key="settings_auto_accept_probability",
+    )
+    rule = {
+        "auto_accept": auto_accept,
+        "auto_accept_readers": int(auto_readers),
+        "auto_accept_probability": round(float(auto_probability), 4),
+    }
+    if st.form_submit_button("Save the rule") and all(
+        [
+            succeeded(lambda k=key, v=value: set_setting(store, actor, k, v))
+            for key, value in rule.items()
+            if value != current[key]
+        ]
+    ):
+        st.rerun()
+if st.button("Apply the rule now", key="settings_auto_accept_apply", disabled=not current["auto_accept"]):
+    accepted = attempt(lambda: apply_consensus_rule(store, actor))
+    if accepted is not None:
+        st.success(f"The rule accepted {accepted} case{'' if accepted == 1 else 's'}.")
 
 st.subheader("Class codes in DICOM")
 st.caption(

@@ -77,7 +77,7 @@ def test_deciding_the_last_row_of_the_queue_moves_on_without_failing(page_store)
     app = run_page_as("review")
     # The reviewer picks the last row of the queue and approves it: the row leaves the queue and
     # the pick points past its end.
-    app.session_state["review_queue_table"] = {"selection": {"rows": [2], "columns": [], "cells": []}}
+    app.session_state["review_queue_table_0"] = {"selection": {"rows": [2], "columns": [], "cells": []}}
     app.run()
     assert [m.value for m in app.markdown if m.value.startswith("**ann** read")] == ["**ann** read **normal**"]
     app.button(key="review_approve").click().run()
@@ -195,7 +195,7 @@ def test_with_an_active_model_the_map_is_beside_the_image_and_an_outside_image_h
     assert data["split"] is True and [overlay["label"] for overlay in data["overlays"]] == ["Grad-CAM: pneumonia"]
     assert any("pneumonia** (58.4%)" in caption.value for caption in app.caption)
     # The second read of the queue is of the image outside the training data: a map, no figure.
-    app.session_state["review_queue_table"] = {"selection": {"rows": [1], "columns": [], "cells": []}}
+    app.session_state["review_queue_table_0"] = {"selection": {"rows": [1], "columns": [], "cells": []}}
     app.run()
     assert viewer_data(app, "review_viewer")["position"] == scan
     captions = " ".join(caption.value for caption in app.caption)
@@ -334,7 +334,7 @@ def test_a_series_read_in_the_queue_opens_its_series_and_sending_it_back_returns
     save_read(page_store, CY, slices[1], "motion artefact")  # the third read of the queue
     [series_read] = review_queue(page_store, ADMIN).query("scope == 'series'").to_dict(orient="records")
     app = run_page_as("review")
-    app.session_state["review_queue_table"] = {"selection": {"rows": [2], "columns": [], "cells": []}}
+    app.session_state["review_queue_table_0"] = {"selection": {"rows": [2], "columns": [], "cells": []}}
     app.run()
     assert not app.exception, app.exception
     assert app.dataframe[0].value["case"].iloc[2] == f"Series · {pseudonym(page_store, slices[0])} · CT"

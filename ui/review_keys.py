@@ -1,0 +1,156 @@
+"""The Review page's keyboard: a tiny Components v2 element (inline JavaScript, no iframe, zero
+height) that listens for the review keys anywhere on the page and reports them to the script.
+
+Keys: A approve, R reject, S send back (focuses the comment box; Enter in it sends the read back
+with what was typed, Escape leaves it), J or ArrowDown the next row of the queue, K or ArrowUp the
+previous one (the arrows only where the viewer does not need them: ``arrows`` False on a case of
+several slices, which they scroll), Enter opens the highlighted row. No key fires while the focus
+is in a text box, a select or an open combobox, nor with Ctrl, Alt or Meta held.
+
+The listener sits on ``window`` in the capture phase, as the viewer's does: the viewer stops the
+propagation of the keys it uses (A is its "actual size", R its reset, the arrows its slices), which
+keeps them from listeners on ``document`` but not from another listener on ``window``.
+
+Delivery: one press at a time. The element reports a press as its ``pressed`` state
+({"seq", "action", "annotation", "comment"}), ``annotation`` being the read open on screen when the
+press is sent; it sends the next press only once the script has acknowledged the last one (``ack``
+in the data it is given: the last ``seq`` handled), so presses made while the page reruns queue up
+in the browser instead of replacing each other, and a press is re-sent after a while without an
+answer (the script ignores a ``seq`` it has handled). State, not a trigger: a run interrupted before
+it handled a press finds the press again in the next run.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+__all__ = ["ACTIONS", "acknowledge", "listen", "pressed"]
+
+# What a press asks for (the "action" of the element's state).
+ACTIONS = ("approve", "reject", "return", "next", "previous", "open")
+_DONE = "review_keys__done"  # session state: the last seq handled
+
+_JS = """
+const NON_TEXT = new Set(["button", "checkbox", "radio", "range", "color", "file", "submit", "reset", "image"]);
+function typing(element) {
+  if (!element) return false;
+  if (element instanceof HTMLTextAreaElement || element instanceof HTMLSelectElement) return true;
+  if (element instanceof HTMLInputElement) {
+    if (element.getAttribute("role") === "combobox") return element.getAttribute("aria-expanded") === "true";
+    return !NON_TEXT.has(element.type);
+  }
+  return element instanceof HTMLElement && element.isContentEditable;
+}
+const KEYS = { a: "approve", r: "reject", j: "next", k: "previous" };
+
+export default function (component) {
+  const { parentElement, data, setStateValue } = component;
+  let keys = parentElement.__reviewKeys;
+  if (!keys) {
+    keys = { queue: [], inFlight: null, seq: 0, timer: null, marker: document.createElement("span") };
+    parentElement.appendChild(keys.marker);  // says what was handled (data-review-ack), for tests
+    parentElement.__reviewKeys = keys;
+    keys.commentBox = () => document.querySelector(`input[aria-label="${CSS.escape(keys.data.commentLabel)}"]`);
+    keys.flush = () => {
+      if (keys.inFlight !== null || keys.queue.length === 0 || !parentElement.isConnected) return;
+      const press = keys.queue.shift();
+      keys.seq = Math.max(keys.seq, keys.data.ack) + 1;
+      keys.inFlight = { seq: keys.seq, action: press.action, comment: press.comment ?? "", annotation: keys.data.open };
+      keys.send();
+    };
+    keys.send = () => {
+      keys.marker.dataset.reviewSent = String(keys.inFlight.seq);
+      keys.setState("pressed", { ...keys.inFlight, sentAt: Date.now() });
+      clearTimeout(keys.timer);
+      keys.timer = setTimeout(() => keys.inFlight !== null && keys.send(), 2000);
+    };
+    keys.onKey = (event) => {
+      if (!parentElement.isConnected || event.altKey || event.metaKey || event.ctrlKey) return;
+      const active = document.activeElement;
+      const box = keys.commentBox();
+      if (typing(active)) {
+        if (active !== box) return;
+        if (event.key === "Enter") keys.queue.push({ action: "return", comment: box.value });
+        else if (event.key === "Escape") box.blur();
+        else return;
+        keys.flush();
+        return;
+      }
+      const key = event.key.length === 1 ? event.key.toLowerCase() : event.key;
+      let action = KEYS[key];
+      if (!action && keys.data.arrows && key === "ArrowDown") action = "next";
+      if (!action && keys.data.arrows && key === "ArrowUp") action = "previous";
+      // Enter on a control of the page (a button, a tab) or in the table is that control's.
+      const controls = "button, a, [role=button], [role=tab], [role=option], [data-testid=stDataFrame]";
+      const onControl = active && active !== document.body && active.closest(controls);
+      if (onControl && (key === "Enter" || key.startsWith("Arrow"))) return;
+      if (!action && key === "Enter") action = "open";
+      if (key === "s" && box) {
+        box.focus();
+        event.preventDefault();  // the S does not land in the box
+        event.stopImmediatePropagation();
+        return;
+      }
+      if (!action) return;
+      keys.marker.dataset.reviewPressed = String(Number(keys.marker.dataset.reviewPressed || 0) + 1);
+      event.preventDefault();
+      event.stopImmediatePropagation();
+      if (event.repeat && action !== "next" && action !== "previous") return;  // a held A decides once
+      keys.queue.push({ action });
+      keys.flush();
+    };
+    window.addEventListener("keydown", keys.onKey, true);
+  }
+  keys.data = data;
+  keys.setState = setStateValue;
+  keys.marker.dataset.reviewAck = String(data.ack);
+  keys.marker.dataset.reviewOpen = String(data.open ?? "");
+  if (keys.inFlight !== null && data.ack >= keys.inFlight.seq) {
+    keys.inFlight = null;
+    clearTimeout(keys.timer);
+  }
+  keys.flush();
+  return () => {
+    window.removeEventListener("keydown", keys.onKey, true);
+    clearTimeout(keys.timer);
+    delete parentElement.__reviewKeys;
+  };
+}
+"""
+
+_listener = st.components.v2.component("medreview_review_keys", js=_JS)
+
+
+def pressed(key: str) -> dict[str, Any] | None:
+    """The press the element under ``key`` reported that this session has not handled yet
+    ({"seq", "action", "annotation", "comment"}), else None. Read it before mounting the element
+    (:func:`listen`), act on it, then :func:`acknowledge` it."""
+    state = st.session_state.get(key)
+    press = state.get("pressed") if isinstance(state, dict) else None
+    if not isinstance(press, dict) or press.get("action") not in ACTIONS:
+        return None
+    try:
+        seq = int(press["seq"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    return press if seq > int(st.session_state.get(_DONE, 0)) else None
+
+
+def acknowledge(press: dict[str, Any]) -> None:
+    """Mark ``press`` handled: the element sends the next one once it is given the new ack."""
+    st.session_state[_DONE] = max(int(st.session_state.get(_DONE, 0)), int(press["seq"]))
+
+
+def listen(key: str, open_annotation: int | None, comment_label: str, arrows: bool) -> None:
+    """Mount the listener: ``open_annotation`` is the read on screen (what A, R and S act on),
+    ``comment_label`` the label of the comment box S focuses, ``arrows`` whether ArrowUp/ArrowDown
+    move through the queue (False where the viewer scrolls slices with them)."""
+    data = {
+        "open": open_annotation,
+        "ack": int(st.session_state.get(_DONE, 0)),
+        "commentLabel": comment_label,
+        "arrows": arrows,
+    }
+    _listener(key=key, data=data, default={"pressed": None}, on_pressed_change=lambda: None, height=0)
