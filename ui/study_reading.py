@@ -29,16 +29,23 @@ def study_reading_ui(actor: Actor, study: StudySummary) -> None:
         f"({case.done} of {case.total} rated) · a rating cannot be changed once saved"
     )
     overlays = []
+    missing_map = False
     if case.arm == "aided":
         heat = study_heatmap(store, actor, case)
         if heat is not None:
             overlays = [overlay_row(case.image_id, 0, heat, f"model map: {case.positive_class}")]
+        missing_map = heat is None
     view_column, rating_column = st.columns([9, 4])
     with view_column:
         image_viewer(STUDY_VIEWER_KEY, actor, [case.image_id], overlays=overlays, split=bool(overlays))
     with rating_column:
         if case.arm == "aided" and case.model_probability is not None:
             st.metric(f"Model: probability of {case.positive_class}", f"{case.model_probability:.0%}")
+        if missing_map:
+            st.caption(
+                "The model's map of this image is not stored yet: an admin computes it by opening the image "
+                "on the Predictions page."
+            )
         rating_form(actor, case)
 
 

@@ -49,6 +49,7 @@ __all__ = [
     "describe_view",
     "request_view_maps",
     "run_explanation_job",
+    "stored_view_maps",
     "view_image",
 ]
 
@@ -177,6 +178,28 @@ def request_view_maps(
             return dataclasses.replace(answer, status="failed", job_id=job.id, error=job.error)
     job_id = submit_job(store, EXPLAIN_JOB, params, created_by=actor.username)
     return dataclasses.replace(answer, job_id=job_id)
+
+
+def stored_view_maps(
+    store: Store,
+    model_version_id: int,
+    image_id: int,
+    frame_index: int = 0,
+    window: Window | None = None,
+    method: str = "gradcam",
+) -> np.ndarray | None:
+    """The maps of one view as :func:`request_view_maps` gives them to the Predictions page, (C, h, w)
+    float32 in [0, 1], when its cache file is there; None when it is not (nothing is queued). No
+    blinding check: for a service that decides itself who may see the model's output (a reader
+    study's aided arm, :func:`medreview.reading.studies.study_heatmap`)."""
+    with store.db.read() as session:
+        version = session.get(ModelVersion, model_version_id)
+        if version is None:
+            return None
+        class_count = len(version.class_names)
+    relative = _job_params(model_version_id, image_id, frame_index, window, method)["path"]
+    stored = _read_maps(store, relative, class_count)
+    return None if stored is None else stored[0]
 
 
 def _job_params(

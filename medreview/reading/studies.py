@@ -232,6 +232,7 @@ def create_study(
                 session.scalars(
                     select(Prediction.image_id).where(
                         Prediction.model_version_id == model_version_id,
+                        Prediction.scope == "image",  # a case model's call is no image's
                         Prediction.image_id.in_([member.image_id for member in members]),
                     )
                 )
@@ -239,7 +240,7 @@ def create_study(
             missing = len(members) - len(predicted)
             if missing:
                 raise MedreviewError(
-                    f"model version {model_version_id} has no stored prediction for {missing} of the "
+                    f"model version {model_version_id} has no stored image prediction for {missing} of the "
                     f"{len(members)} cases of '{target.name}': run it on them (Predictions page) first"
                 )
         study = ReaderStudy(
@@ -468,18 +469,43 @@ def next_case(store: Store, actor: Actor, study_id: int, now: dt.datetime | None
 
 
 def study_heatmap(store: Store, actor: Actor, case: StudyCase) -> np.ndarray | None:
-    """The model's map of the positive class for an aided case, (h, w) float32 in [0, 1]; None in
-    the unaided arm or when the prediction stored no map."""
+    """The model's map of the positive class for an aided case, (h, w) float32 in [0, 1]: the map
+    the Predictions page shows when it opens the image (Grad-CAM of frame 0 at the file's own
+    display, :func:`medreview.ml.explanations.request_view_maps`, cached once someone opened it
+    there), else the prediction job's stored map, the same computation on the same input. None in
+    the unaided arm or when neither map is stored; NotFoundError for someone who does not read the study."""
     require(actor, "annotator", "read a reader study")
-    if case.arm != "aided" or not case.heatmap_path or not store.data_path(case.heatmap_path).exists():
+    if case.arm != "aided":
         return None
+    # Imported here: ml sits beside reading (the map's cache belongs to ml), and only the aided
+    # arm needs it.
+    from medreview.ml.explanations import stored_view_maps
+
     with store.db.read() as session:
-        study = session.get(ReaderStudy, case.study_id)
-        class_names = list(session.get(ModelVersion, study.model_version_id).class_names)
-    maps = np.load(store.data_path(case.heatmap_path)).astype(np.float32)  # (C, h, w)
-    if case.positive_class not in class_names or maps.ndim != 3:
+        study, _, _ = _reader_context(session, actor, case.study_id)
+        member = session.get(EvaluationSetImage, case.member_id)
+        version = session.get(ModelVersion, study.model_version_id) if study.model_version_id else None
+        prediction = (
+            session.scalar(
+                select(Prediction).where(
+                    Prediction.model_version_id == version.id, Prediction.image_id == member.image_id
+                )
+            )
+            if version is not None and member is not None
+            else None
+        )
+        if prediction is None or member.evaluation_set_id != study.evaluation_set_id:
+            return None
+        class_names = list(version.class_names)
+        stored_path = prediction.heatmap_path if prediction.scope == "image" else None
+    if study.positive_class not in class_names:
         return None
-    return maps[class_names.index(case.positive_class)]
+    maps = stored_view_maps(store, version.id, member.image_id)  # (C, h, w) float32, or None
+    if maps is None and stored_path and stored_path.endswith(".npy") and store.data_path(stored_path).exists():
+        maps = np.load(store.data_path(stored_path)).astype(np.float32)  # (C, h, w)
+    if maps is None or maps.ndim != 3 or maps.shape[0] != len(class_names):
+        return None
+    return maps[class_names.index(study.positive_class)]
 
 
 def _rated(row: ReaderStudyRating | None) -> dt.datetime | None:

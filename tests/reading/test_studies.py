@@ -60,8 +60,9 @@ def project(store: Store) -> dict:
     return build_project(store)
 
 
-def build_project(store: Store) -> dict:
-    """8 images frozen as the set "holdout", a model version's predictions on them, three readers."""
+def build_project(store: Store, readers: bool = True) -> dict:
+    """8 images frozen as the set "holdout", a model version's predictions on them, three readers
+    (``readers`` False: the caller makes their accounts)."""
     results = ingest_files(store, LOCAL_ACTOR, [InputFile(f"c{n}.png", png_bytes(seed=n, size=16)) for n in range(8)])
     images = [result.image_id for result in results]
     for image_id, label in zip(images, TRUTH, strict=True):
@@ -74,7 +75,8 @@ def build_project(store: Store) -> dict:
     }
     probability[images[0]] = 0.9
     add_predictions(store, model, {i: {"normal": 1 - p, "pneumonia": p} for i, p in probability.items()})
-    add_readers(store, *READERS)
+    if readers:
+        add_readers(store, *READERS)
     return {"store": store, "images": images, "model": model}
 
 
