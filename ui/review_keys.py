@@ -12,11 +12,11 @@ propagation of the keys it uses (A is its "actual size", R its reset, the arrows
 keeps them from listeners on ``document`` but not from another listener on ``window``.
 
 Delivery: one press at a time. The element reports a press as its ``pressed`` state
-({"seq", "action", "annotation", "comment"}), ``annotation`` being the read open on screen when the
-press is sent; it sends the next press only once the script has acknowledged the last one (``ack``
-in the data it is given: the last ``seq`` handled), so presses made while the page reruns queue up
-in the browser instead of replacing each other, and a press is re-sent after a while without an
-answer (the script ignores a ``seq`` it has handled). State, not a trigger: a run interrupted before
+({"mount", "seq", "action", "annotation", "comment"}), ``annotation`` being the read open on screen
+when the press is sent; it sends the next press only once the script has acknowledged the last one
+(``ack`` in the data it is given: the mount and seq last handled), so presses made while the page
+reruns queue up in the browser instead of replacing each other, and a press is re-sent after a
+while without an answer (the script ignores one it has handled). State, not a trigger: a run interrupted before
 it handled a press finds the press again in the next run.
 """
 
@@ -30,7 +30,7 @@ __all__ = ["ACTIONS", "acknowledge", "listen", "pressed"]
 
 # What a press asks for (the "action" of the element's state).
 ACTIONS = ("approve", "reject", "return", "next", "previous", "open")
-_DONE = "review_keys__done"  # session state: the last seq handled
+_DONE = "review_keys__done"  # session state: {"mount", "seq"} of the last press handled, "handled" (a count)
 
 _JS = """
 const NON_TEXT = new Set(["button", "checkbox", "radio", "range", "color", "file", "submit", "reset", "image"]);
@@ -49,15 +49,19 @@ export default function (component) {
   const { parentElement, data, setStateValue } = component;
   let keys = parentElement.__reviewKeys;
   if (!keys) {
-    keys = { queue: [], inFlight: null, seq: 0, timer: null, marker: document.createElement("span") };
-    parentElement.appendChild(keys.marker);  // says what was handled (data-review-ack), for tests
+    // A mount's presses are numbered from 1 under a token of its own: a new mount (a reload) never
+    // reuses the number of a press the script has handled.
+    const mount = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
+    keys = { mount, queue: [], inFlight: null, seq: 0, timer: null, marker: document.createElement("span") };
+    parentElement.appendChild(keys.marker);  // says how many presses were handled (data-review-handled), for tests
     parentElement.__reviewKeys = keys;
     keys.commentBox = () => document.querySelector(`input[aria-label="${CSS.escape(keys.data.commentLabel)}"]`);
     keys.flush = () => {
       if (keys.inFlight !== null || keys.queue.length === 0 || !parentElement.isConnected) return;
       const press = keys.queue.shift();
-      keys.seq = Math.max(keys.seq, keys.data.ack) + 1;
-      keys.inFlight = { seq: keys.seq, action: press.action, comment: press.comment ?? "", annotation: keys.data.open };
+      keys.seq += 1;
+      const { action, comment } = press;
+      keys.inFlight = { mount: keys.mount, seq: keys.seq, action, comment: comment ?? "", annotation: keys.data.open };
       keys.send();
     };
     keys.send = () => {
@@ -105,9 +109,10 @@ export default function (component) {
   }
   keys.data = data;
   keys.setState = setStateValue;
-  keys.marker.dataset.reviewAck = String(data.ack);
+  keys.marker.dataset.reviewHandled = String(data.handled);
   keys.marker.dataset.reviewOpen = String(data.open ?? "");
-  if (keys.inFlight !== null && data.ack >= keys.inFlight.seq) {
+  const ack = data.ack || {};
+  if (keys.inFlight !== null && ack.mount === keys.mount && ack.seq >= keys.inFlight.seq) {
     keys.inFlight = null;
     clearTimeout(keys.timer);
   }
@@ -125,8 +130,8 @@ _listener = st.components.v2.component("medreview_review_keys", js=_JS)
 
 def pressed(key: str) -> dict[str, Any] | None:
     """The press the element under ``key`` reported that this session has not handled yet
-    ({"seq", "action", "annotation", "comment"}), else None. Read it before mounting the element
-    (:func:`listen`), act on it, then :func:`acknowledge` it."""
+    ({"mount", "seq", "action", "annotation", "comment"}), else None. Read it before mounting the
+    element (:func:`listen`), act on it, then :func:`acknowledge` it."""
     state = st.session_state.get(key)
     press = state.get("pressed") if isinstance(state, dict) else None
     if not isinstance(press, dict) or press.get("action") not in ACTIONS:
@@ -135,21 +140,26 @@ def pressed(key: str) -> dict[str, Any] | None:
         seq = int(press["seq"])
     except (KeyError, TypeError, ValueError):
         return None
-    return press if seq > int(st.session_state.get(_DONE, 0)) else None
+    done = st.session_state.get(_DONE) or {"mount": None, "seq": 0, "handled": 0}
+    return press if press.get("mount") != done["mount"] or seq > done["seq"] else None
 
 
 def acknowledge(press: dict[str, Any]) -> None:
     """Mark ``press`` handled: the element sends the next one once it is given the new ack."""
-    st.session_state[_DONE] = max(int(st.session_state.get(_DONE, 0)), int(press["seq"]))
+    done = st.session_state.get(_DONE) or {"handled": 0}
+    st.session_state[_DONE] = {"mount": press.get("mount"), "seq": int(press["seq"]), "handled": done["handled"] + 1}
 
 
 def listen(key: str, open_annotation: int | None, comment_label: str, arrows: bool) -> None:
     """Mount the listener: ``open_annotation`` is the read on screen (what A, R and S act on),
     ``comment_label`` the label of the comment box S focuses, ``arrows`` whether ArrowUp/ArrowDown
     move through the queue (False where the viewer scrolls slices with them)."""
+    done = st.session_state.get(_DONE) or {"mount": None, "seq": 0, "handled": 0}
     data = {
         "open": open_annotation,
-        "ack": int(st.session_state.get(_DONE, 0)),
+        "ack": {"mount": done["mount"], "seq": done["seq"]},
+        # Presses handled in this session, shown on the element (data-review-handled) for tests.
+        "handled": done["handled"],
         "commentLabel": comment_label,
         "arrows": arrows,
     }

@@ -47,9 +47,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Stor
 def wait_handled(page, presses: int) -> None:  # type: ignore[no-untyped-def]
     """Wait until the page has handled ``presses`` keys; say where the keyboard stood if it does not."""
     try:
-        page.locator(f'[data-review-ack="{presses}"]').wait_for(state="attached", timeout=30_000)
+        page.locator(f'[data-review-handled="{presses}"]').wait_for(state="attached", timeout=30_000)
     except PlaywrightTimeoutError:
-        marker = page.locator("[data-review-ack]").evaluate("element => JSON.stringify(element.dataset)")
+        marker = page.locator("[data-review-handled]").evaluate("element => JSON.stringify(element.dataset)")
         focused = page.evaluate("() => document.activeElement.outerHTML.slice(0, 200)")
         pytest.fail(f"key {presses} was not handled: keyboard {marker}, focus on {focused}")
 
@@ -60,7 +60,7 @@ def test_a_reviewer_clears_a_50_read_queue_with_the_keyboard_alone(served, share
     log_in(page, url, "senior", "senior-password")
     page.get_by_role("link", name="Review").click()
     page.get_by_text(f"Reviewer queue ({READS})").wait_for()
-    page.locator('[data-review-ack="0"]').wait_for(state="attached")
+    page.locator('[data-review-handled="0"]').wait_for(state="attached")
     for position in range(READS):
         if position == SENT_BACK:
             page.keyboard.press("s")  # focuses the comment box; the next keys are the comment

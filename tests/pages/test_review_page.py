@@ -347,3 +347,104 @@ def test_a_series_read_in_the_queue_opens_its_series_and_sending_it_back_returns
     assert not app.exception, app.exception
     [read] = review.case_reads(page_store, ADMIN, "series", series_read["case_id"]).to_dict(orient="records")
     assert (read["reader"], read["status"], read["review_comment"]) == ("cyd", "returned", "look again")
+
+
+# --- review at speed (issue 18): filters, batch approval, the keyboard, auto-accepted labels -----
+
+
+def queue_with_model_calls(store: Store) -> tuple[list[int], list[int]]:
+    """ann's reads of three films the active model calls: the first as ann did (90%), the second
+    otherwise (70%), the third outside its training data. Returns (image ids, read ids)."""
+    images = readers_and_images(store, 3)
+    for image_id, label in zip(images, ("pneumonia", "normal", "normal"), strict=True):
+        save_read(store, ANN, image_id, label)
+    model_id = add_model_version(store, active=True)
+    calls = {images[0]: {"normal": 0.1, "pneumonia": 0.9}, images[1]: {"normal": 0.3, "pneumonia": 0.7}}
+    calls[images[2]] = {"normal": 0.2, "pneumonia": 0.8}
+    add_predictions(store, model_id, calls, {images[2]: "modality NM, trained on CR, DX"})
+    return images, [int(read) for read in review_queue(store, ADMIN)["annotation_id"]]
+
+
+def queue_table(app):  # type: ignore[no-untyped-def]
+    return next(frame.value for frame in app.dataframe if "model" in frame.value.columns)
+
+
+def test_the_queue_filters_by_what_readers_and_model_say_and_approves_selected_rows_at_once(page_store):
+    images, reads = queue_with_model_calls(page_store)
+    app = run_page_as("review")
+    assert app.selectbox(key="review_filter").options == [
+        "All reads (3)",
+        "Readers and model agree (1)",
+        "Readers disagree (0)",
+        "Model disagrees with readers (1)",
+        "Outside the training data (1)",
+    ]
+    assert queue_table(app)["model"].tolist() == ["pneumonia 90%", "pneumonia 70%", "outside the training data"]
+    app.selectbox(key="review_filter").set_value("model_disagrees").run()
+    assert queue_table(app)["image_id"].tolist() == [images[1]]
+    app.selectbox(key="review_filter").set_value("all").run()
+    app.slider(key="review_band").set_value((0.85, 1.0)).run()
+    assert queue_table(app)["image_id"].tolist() == [images[0]]
+    app.slider(key="review_band").set_value((0.0, 1.0)).run()
+    # Two rows picked, approved in one action: one audited decision per read.
+    table_key = f"review_queue_table_{app.session_state['review_queue_drawn']['version']}"
+    app.session_state[table_key] = {"selection": {"rows": [0, 2], "columns": [], "cells": []}}
+    app.run()
+    app.button(key="review_approve_selected").click().run()
+    assert not app.exception
+    assert "Approved 2 reads." in [message.value for message in app.success]
+    remaining = review_queue(page_store, ADMIN)
+    assert remaining["annotation_id"].tolist() == [reads[1]]
+    actions = audit_events(page_store, "review.approve")
+    assert sorted(int(event.object_id) for event in actions) == sorted([reads[0], reads[2]])
+
+
+def test_a_key_reported_by_the_keyboard_decides_the_read_on_screen_once_and_the_next_opens(page_store):
+    from tests.pages.viewer import viewer_data
+
+    images, reads = queue_with_model_calls(page_store)
+    app = run_page_as("review")
+    assert viewer_data(app, "review_viewer")["position"] == images[0]
+    # The next images of the queue are in the viewer's list, fetched ahead of the decision.
+    assert viewer_data(app, "review_viewer")["order"] == images
+    press = {"mount": "m1", "seq": 1, "action": "approve", "annotation": reads[0], "comment": ""}
+    app.session_state["review_keys"] = {"pressed": press}
+    app.run()
+    assert not app.exception
+    assert viewer_data(app, "review_viewer")["position"] == images[1]
+    app.run()  # the same press again (not yet replaced in the browser): handled once
+    assert review_queue(page_store, ADMIN)["annotation_id"].tolist() == reads[1:]
+    assert len(audit_events(page_store, "review.approve")) == 1
+    # A key for a read no longer on screen decides nothing.
+    app.session_state["review_keys"] = {"pressed": {**press, "seq": 2, "annotation": reads[0]}}
+    app.run()
+    assert any("nothing was decided" in message.value for message in app.warning)
+    assert len(review_queue(page_store, ADMIN)) == 2
+
+
+def test_the_auto_accepted_labels_are_counted_and_a_reviewer_reverts_one(page_store):
+    images = readers_and_images(page_store, 1)
+    model_id = add_model_version(page_store, active=True)
+    add_predictions(page_store, model_id, {images[0]: {"normal": 0.02, "pneumonia": 0.98}})
+    for key, value in (("auto_accept", True), ("auto_accept_readers", 2), ("auto_accept_probability", 0.9)):
+        set_setting(page_store, ADMIN, key, value)
+    save_read(page_store, ANN, images[0], "pneumonia")
+    save_read(page_store, BOB, images[0], "pneumonia")
+    app = run_page_as("review")
+    assert "Auto-accepted (1)" in app.segmented_control(key="review_section").options  # counted on the page
+    app.segmented_control(key="review_section").set_value("auto_accepted").run()
+    assert any("at least 2 readers agree" in caption.value for caption in app.caption)
+    app.text_input(key="review_revert_note").input("left base needs a second look").run()
+    app.button(key="review_revert").click().run()
+    assert not app.exception
+    assert "Reverted: 2 reads are back in the queue." in [message.value for message in app.success]
+    assert len(review_queue(page_store, ADMIN)) == 2
+    (event,) = audit_events(page_store, "review.auto_accept_revert")
+    assert event.details["comment"] == "left base needs a second look"
+
+
+def audit_events(store: Store, action: str) -> list:  # type: ignore[type-arg]
+    from medreview.store.models import AuditEvent
+
+    with store.db.read() as session:
+        return list(session.scalars(select(AuditEvent).where(AuditEvent.action == action)))
