@@ -11,6 +11,7 @@ from medreview.reading.dicomout.send import send_objects
 from medreview.reading.evaluation_sets import list_evaluation_sets
 from medreview.reading.exchange import import_labels
 from medreview.reading.review import assign
+from medreview.reading.studies import gold_scores, gold_trend, mix_gold
 from medreview.team.accounts import change_password, create_user, list_users, reader_names, set_active, set_role
 from medreview.team.audit import ACTIONS, csv_bytes, query
 from medreview.team.roles import ROLES
@@ -148,3 +149,30 @@ with map_tab:
     search = st.text_input("Search", key="team_map_search")
     if st.button("Show", key="team_map_show"):
         st.dataframe(spreadsheet_safe(attempt(lambda: pseudonym_table(store, actor, search))), hide_index=True)
+
+with assign_tab, st.expander("Gold-standard checks"):
+    # Cases of a frozen evaluation set mixed into readers' worklists at a rate, unannounced (they
+    # look like any other assignment); each reader's reads of them scored against the set's labels.
+    gold_sets = [summary.name for summary in list_evaluation_sets(store)]
+    if not gold_sets:
+        st.info("Freeze an evaluation set on the Train page first: its labels are the gold standard.")
+    else:
+        with st.form("team_gold_form"):
+            gold_set = st.selectbox("Evaluation set (its labels are the gold standard)", gold_sets, key="team_gold_set")
+            gold_readers = st.multiselect("Readers", reader_names(store), key="team_gold_readers")
+            gold_rate = st.slider("Share of each worklist that is gold", 0.05, 0.5, 0.1, 0.05, key="team_gold_rate")
+            if st.form_submit_button("Mix gold cases in"):
+                added = attempt(lambda: mix_gold(store, actor, gold_readers, gold_set, gold_rate))
+                if added is not None:
+                    st.success("Gold cases added: " + ", ".join(f"{reader} {count}" for reader, count in added.items()))
+    scores = attempt(lambda: gold_scores(store, actor))
+    if scores is not None and len(scores):
+        st.markdown("**Per reader** (accuracy and Cohen's kappa against the gold labels, seconds per gold case)")
+        st.dataframe(spreadsheet_safe(scores), hide_index=True, key="team_gold_scores")
+        trend = gold_trend(store, actor)
+        if len(trend):
+            st.markdown("**Accuracy per week** (the Monday of the week the gold case was read)")
+            st.line_chart(trend.pivot(index="week", columns="reader", values="accuracy"), height=220)
+            st.dataframe(spreadsheet_safe(trend), hide_index=True, key="team_gold_trend")
+    elif scores is not None:
+        st.caption("No gold cases on any worklist yet.")
