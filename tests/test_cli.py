@@ -293,7 +293,17 @@ def test_sigterm_to_train_wait_stops_the_worker_it_started(tmp_path):
 
 # --- train --wait --json: the honest evaluation -----------------------------------------------------
 
-EVALUATION_KEYS = {"roc_auc", "roc_auc_ci", "accuracy", "sensitivity", "specificity", "threshold", "ece", "n"}
+EVALUATION_KEYS = {
+    "roc_auc",
+    "roc_auc_ci",
+    "accuracy",
+    "sensitivity",
+    "specificity",
+    "threshold",
+    "ece",
+    "ece_uncalibrated",
+    "n",
+}
 
 
 def test_train_wait_json_through_redis_prints_one_object_with_validation_and_test_blocks(tmp_path):
