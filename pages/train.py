@@ -356,7 +356,9 @@ def show_metrics(metrics: dict) -> None:
 
 def operating_point(metrics: dict) -> str:
     """The threshold and calibration the model is used with, in words (shown through plain())."""
-    temperature = f"probabilities calibrated by {describe_calibrator(calibrator_of(metrics))}, chosen on validation"
+    # The prevalence adjustment is said once, with the rule, not again with the calibrator.
+    calibrator = {key: value for key, value in calibrator_of(metrics).items() if key != "prior_shift"}
+    temperature = f"probabilities calibrated by {describe_calibrator(calibrator)}, chosen on validation"
     threshold = metrics.get("threshold")
     if threshold is None:
         return f"Each image is called its most probable class; {temperature}."
