@@ -30,7 +30,7 @@ import { FrameFetcher } from "./fetcher";
 import { SeriesViewport } from "./seriesviewport";
 import type { TabStorage } from "./pending";
 import type { CaseData, ImageInfo } from "./types";
-import { escapeHtml, pageTop } from "./viewer";
+import { escapeHtml, pageTop } from "./dom";
 import { draggedWindow, type Window } from "./windowing";
 
 type SetState = (name: string, value: unknown) => void;
