@@ -61,7 +61,7 @@ def show_image(image_id: int, upcoming: list[int] | None = None) -> None:
     map of the class the model gave it, computed on the first frame at the default window.
     ``upcoming``: the next images of the queue, whose first frames the viewer fetches ahead, so the
     next read opens at once after a decision."""
-    images = [image_id, *dict.fromkeys(image for image in upcoming or [] if image != image_id)][:4]
+    images = [image_id, *dict.fromkeys(image for image in upcoming or [] if image != image_id)][:3]
     model = active_model(store)
     if model is None:
         image_viewer("review_viewer", actor, images, position=image_id, max_height=640)
@@ -363,14 +363,8 @@ def queue_ui(waiting: int) -> None:
         opened, cursor = at_row(annotation_ids, "review_open"), at_row(annotation_ids, "review_cursor")
         hold_row(annotation_ids, "review_open", opened)
         hold_row(annotation_ids, "review_cursor", cursor)
-    # Mounted before the rest is drawn, always here: the browser hears the key was handled (and
-    # may send the next) while this run draws on.
-    review_keys.listen(
-        "review_keys",
-        annotation_ids[opened] if annotation_ids else None,
-        COMMENT_LABEL,
-        arrows=bool(annotation_ids) and queue["scope"].iloc[opened] == "image",
-    )
+    open_read = annotation_ids[opened] if annotation_ids else None
+    arrows = bool(annotation_ids) and queue["scope"].iloc[opened] == "image"
     say_ui()
     if queue.empty:
         filtered = agreement_filter != "all" or band != ANY_PROBABILITY
@@ -379,6 +373,7 @@ def queue_ui(waiting: int) -> None:
             if filtered
             else "No submitted reads are waiting for review."
         )
+        review_keys.listen("review_keys", None, COMMENT_LABEL, arrows=True)
         return
     page_picker_ui(total, offset, "Reads", "review_queue_page")
     shown = with_case_names(queue)
@@ -411,6 +406,9 @@ def queue_ui(waiting: int) -> None:
     with right:
         decision_ui(row, scope)
         st.caption(KEYS_LEGEND)
+    # Last, so that when the browser hears a key was handled the page it drew is all there (S
+    # focuses this read's comment box, not the one of the read before).
+    review_keys.listen("review_keys", open_read, COMMENT_LABEL, arrows=arrows)
 
 
 def batch_ui(annotation_ids: list[int]) -> None:

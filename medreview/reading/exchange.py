@@ -34,6 +34,7 @@ from medreview.errors import MedreviewError
 from medreview.ml.prediction import predictions_table
 from medreview.ml.registry import active_model
 from medreview.reading.cases import SCOPES, case_in, images_in_case
+from medreview.reading.consensus import AUTO_ACCEPTED
 from medreview.reading.reads import current_labels, image_facts, reads_table
 from medreview.reading.schema import label_classes
 from medreview.store import Store
@@ -354,7 +355,7 @@ def import_labels(store: Store, actor: Actor, source: Path | bytes) -> dict[str,
             image_id = image_for(row) if isinstance(row, dict) else None
             if image_id is None:
                 continue
-            if row.get("method", "adjudicated") not in ("adjudicated", "approved"):
+            if row.get("method", "adjudicated") not in ("adjudicated", "approved", AUTO_ACCEPTED):
                 raise MedreviewError(f"final label of image {row.get('sha256', '?')}: unknown method")
             if (row.get("scope") or "image") not in SCOPES:
                 raise MedreviewError(f"final label of image {row.get('sha256', '?')}: unknown scope")

@@ -9,20 +9,23 @@ from sqlalchemy import select
 from medreview.errors import MedreviewError, PermissionDeniedError
 from medreview.ingest import InputFile, ingest_files
 from medreview.reading.consensus import AUTO_ACCEPTED, RULE_ACTOR, apply_consensus_rule
+from medreview.reading.exchange import import_labels, write_export
 from medreview.reading.reads import LOCAL_ACTOR, save_read
 from medreview.reading.review import (
     approve_reads,
     auto_accepted_page,
     decide,
     queue_filter_counts,
+    revert_auto_accept,
     review_counts,
     review_queue_page,
-    revert_auto_accept,
 )
+from medreview.store import Store
 from medreview.store.models import Annotation, AuditEvent, FinalLabel
 from medreview.team.accounts import create_first_admin, create_user
 from medreview.team.roles import Actor
 from medreview.team.settings import set_setting
+from tests.conftest import make_settings
 from tests.helpers import add_model_version, add_predictions, png_bytes
 
 ADMIN = Actor("boss", "admin")
@@ -188,7 +191,7 @@ def test_auto_accept_fires_only_when_enough_readers_the_calibrated_model_and_the
     assert review_counts(store, REVIEWER)["auto_accepted"] == 2
 
 
-def test_a_case_is_auto_accepted_when_its_last_agreeing_read_is_saved(team):
+def test_a_case_is_auto_accepted_when_its_last_agreeing_read_is_saved(team, tmp_path):
     store, (image_id, *_), model_id = team
     rule_on(store)
     add_predictions(store, model_id, {image_id: call(0.97)})
@@ -197,6 +200,14 @@ def test_a_case_is_auto_accepted_when_its_last_agreeing_read_is_saved(team):
     save_read(store, BOB, image_id, "pneumonia")
     assert final_labels(store) == {image_id: ("pneumonia", AUTO_ACCEPTED)}
     assert events(store, "review.auto_accept")[0].details["triggered_by"] == "bob"
+    # A reads export carries the label as auto-accepted, and imports as such (into a second store).
+    path = tmp_path / "reads.json"
+    write_export(store, ADMIN, "reads", path, "json")
+    second = Store.open(make_settings(tmp_path / "second"))
+    ingest_files(second, LOCAL_ACTOR, [InputFile("0.png", png_bytes(300))])
+    assert import_labels(second, LOCAL_ACTOR, path)["final_labels"] == 1
+    assert list(final_labels(second).values()) == [("pneumonia", AUTO_ACCEPTED)]
+    second.close()
     # A reader who changes their read takes the label away: the reads disagree now.
     save_read(store, BOB, image_id, "normal")
     assert final_labels(store) == {}
