@@ -387,85 +387,86 @@ def next_case(store: Store, actor: Actor, study_id: int, now: dt.datetime | None
     require(actor, "annotator", "read a reader study")
     now = now or utcnow()
     with store.db.write() as session:
-        study, reader_id, schedule = _reader_context(session, actor, study_id)
-        ratings = {
-            (row.arm, row.member_id): row
-            for row in session.scalars(
-                select(ReaderStudyRating).where(
-                    ReaderStudyRating.study_id == study_id, ReaderStudyRating.reader_id == reader_id
+        return _next_case(session, actor, study_id, now)
+
+
+def _next_case(session: Any, actor: Actor, study_id: int, now: dt.datetime) -> StudyCase | StudyWait:
+    """:func:`next_case` inside the caller's write transaction (noting the case as shown)."""
+    study, reader_id, schedule = _reader_context(session, actor, study_id)
+    ratings = {
+        (row.arm, row.member_id): row
+        for row in session.scalars(
+            select(ReaderStudyRating).where(
+                ReaderStudyRating.study_id == study_id, ReaderStudyRating.reader_id == reader_id
+            )
+        )
+    }
+    done = sum(1 for row in ratings.values() if row.rated_at is not None)
+    total = sum(len(block) for block in schedule)
+    finished_block_at: dt.datetime | None = None
+    for block in schedule:
+        pending = [(arm, member) for arm, member in block if _rated(ratings.get((arm, member))) is None]
+        if not pending:
+            finished_block_at = max(as_utc(ratings[pair].rated_at) for pair in block)
+            continue
+        if finished_block_at is not None and study.washout_days:
+            opens_at = finished_block_at + dt.timedelta(days=study.washout_days)
+            if now < opens_at:
+                return StudyWait(
+                    study_id,
+                    False,
+                    opens_at,
+                    f"The next arm of '{study.name}' opens on {opens_at:%Y-%m-%d %H:%M} UTC, "
+                    f"{study.washout_days} days after you finished the first (washout).",
+                )
+        arm, member_id = pending[0]
+        order = [m for a, m in block if a == arm].index(member_id) + 1
+        of = sum(1 for a, _ in block if a == arm)
+        member = session.get(EvaluationSetImage, member_id)
+        row = ratings.get((arm, member_id))
+        if row is None:
+            session.add(
+                ReaderStudyRating(
+                    study_id=study_id,
+                    reader_id=reader_id,
+                    arm=arm,
+                    member_id=member_id,
+                    image_id=member.image_id,
+                    reading_order=order,
+                    shown_at=now,
                 )
             )
-        }
-        done = sum(1 for row in ratings.values() if row.rated_at is not None)
-        total = sum(len(block) for block in schedule)
-        finished_block_at: dt.datetime | None = None
-        for block in schedule:
-            pending = [(arm, member) for arm, member in block if _rated(ratings.get((arm, member))) is None]
-            if not pending:
-                finished_block_at = max(as_utc(ratings[pair].rated_at) for pair in block)
-                continue
-            if finished_block_at is not None and study.washout_days:
-                opens_at = finished_block_at + dt.timedelta(days=study.washout_days)
-                if now < opens_at:
-                    return StudyWait(
-                        study_id,
-                        False,
-                        opens_at,
-                        f"The next arm of '{study.name}' opens on {opens_at:%Y-%m-%d %H:%M} UTC, "
-                        f"{study.washout_days} days after you finished the first (washout).",
-                    )
-            arm, member_id = pending[0]
-            order = [m for a, m in block if a == arm].index(member_id) + 1
-            of = sum(1 for a, _ in block if a == arm)
-            member = session.get(EvaluationSetImage, member_id)
-            row = ratings.get((arm, member_id))
-            if row is None:
-                session.add(
-                    ReaderStudyRating(
-                        study_id=study_id,
-                        reader_id=reader_id,
-                        arm=arm,
-                        member_id=member_id,
-                        image_id=member.image_id,
-                        reading_order=order,
-                        shown_at=now,
-                    )
-                )
-            classes = list(
-                session.scalars(
-                    select(LabelClass.name).where(LabelClass.active.is_(True)).order_by(LabelClass.position)
+        classes = list(
+            session.scalars(select(LabelClass.name).where(LabelClass.active.is_(True)).order_by(LabelClass.position))
+        )
+        aided: dict[str, Any] = {}
+        if arm == "aided":
+            prediction = session.scalar(
+                select(Prediction).where(
+                    Prediction.model_version_id == study.model_version_id, Prediction.image_id == member.image_id
                 )
             )
-            aided: dict[str, Any] = {}
-            if arm == "aided":
-                prediction = session.scalar(
-                    select(Prediction).where(
-                        Prediction.model_version_id == study.model_version_id, Prediction.image_id == member.image_id
-                    )
-                )
-                if prediction is not None:
-                    aided = {
-                        "model_probability": float(
-                            (prediction.probabilities or {}).get(study.positive_class, math.nan)
-                        ),
-                        "model_class": prediction.predicted_class,
-                        "heatmap_path": prediction.heatmap_path,
-                    }
-            return StudyCase(
-                study_id=study_id,
-                arm=arm,
-                member_id=member_id,
-                image_id=member.image_id,
-                order=order,
-                of=of,
-                done=done,
-                total=total,
-                classes=classes,
-                scale=study.scale,
-                positive_class=study.positive_class,
-                **aided,
-            )
-        return StudyWait(study_id, True, None, f"You have rated every case of '{study.name}'. Thank you.")
+            if prediction is not None:
+                aided = {
+                    "model_probability": float((prediction.probabilities or {}).get(study.positive_class, math.nan)),
+                    "model_class": prediction.predicted_class,
+                    "heatmap_path": prediction.heatmap_path,
+                }
+        return StudyCase(
+            study_id=study_id,
+            arm=arm,
+            member_id=member_id,
+            image_id=member.image_id,
+            order=order,
+            of=of,
+            done=done,
+            total=total,
+            classes=classes,
+            scale=study.scale,
+            positive_class=study.positive_class,
+            **aided,
+        )
+    return StudyWait(study_id, True, None, f"You have rated every case of '{study.name}'. Thank you.")
 
 
 def study_heatmap(store: Store, actor: Actor, case: StudyCase) -> np.ndarray | None:
@@ -546,8 +547,10 @@ def rate_case(
     time on screen, when it reports one."""
     require(actor, "annotator", "read a reader study")
     now = now or utcnow()
-    current = next_case(store, actor, study_id, now=now)
+    # One write transaction: which case is being read, and its rating (no rating can slip in between).
     with store.db.write() as session:
+        current = _next_case(session, actor, study_id, now)
+        session.flush()  # the row of a case shown just now
         study, reader_id, _ = _reader_context(session, actor, study_id)
         row = session.scalar(
             select(ReaderStudyRating).where(

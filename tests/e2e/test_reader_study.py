@@ -18,8 +18,7 @@ from medreview.team.roles import Actor
 from tests.conftest import make_settings
 from tests.e2e.conftest import log_in, new_page, require_chromium, serving
 from tests.e2e.viewer import wait_painted
-from tests.pages.test_studies_page import with_maps
-from tests.reading.test_studies import READERS, build_project, make_study, read_all
+from tests.reading.test_studies import READERS, build_project, make_study, read_all, with_maps
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -55,14 +54,20 @@ def wait_shown(page, image_id: int) -> None:  # type: ignore[no-untyped-def]
     )
 
 
+def settle(page) -> None:  # type: ignore[no-untyped-def]
+    """Wait until the app's script run has finished (until then the last run's elements linger)."""
+    page.locator('[data-testid="stApp"][data-test-script-state="notRunning"]').wait_for()
+
+
 def rate_in_the_browser(page, arm: str, label: str) -> None:  # type: ignore[no-untyped-def]
     """Rate the case on screen: ``label`` at the default confidence, then wait for the next one."""
+    settle(page)
     caption = page.get_by_text(f"{arm} arm · case", exact=False)
-    caption.wait_for()
-    before = caption.inner_text()
+    before = caption.inner_text().split(" · a rating")[0]
     page.get_by_test_id("stRadio").get_by_text(label, exact=True).click()
+    page.locator("[data-testid=stRadio] input[type=radio]:checked").wait_for(state="attached")
     page.get_by_role("button", name="Save rating").click()
-    page.wait_for_function("before => !document.body.innerText.includes(before)", arg=before.split(" · a rating")[0])
+    page.wait_for_function("before => !document.body.innerText.includes(before)", arg=before)
 
 
 def test_a_two_arm_study_is_read_in_the_browser_and_its_results_shown(served, shared_chromium):

@@ -5,40 +5,56 @@ and the Studies page's results for a reviewer."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
-from sqlalchemy import update
 
 from medreview.errors import NotFoundError
 from medreview.ml import explanations
 from medreview.reading.reads import LOCAL_ACTOR, save_read
 from medreview.reading.studies import StudyCase, next_case, rate_case, study_heatmap
-from medreview.store.models import Prediction, User
+from medreview.store.models import User
 from medreview.team.roles import Actor
-from tests.conftest import run_page_as
+from tests.conftest import ADMIN, run_page_as
 from tests.pages.viewer import viewer_data
-from tests.reading.test_studies import READERS, START, build_project, make_study, read_all, truthful
+from tests.reading.test_studies import (
+    READERS,
+    START,
+    add_readers,
+    make_study,
+    open_project_copy,
+    read_all,
+    truthful,
+)
 from ui.viewer import overlay_row
 
 READER = Actor("reader1", "annotator")
 
 
-def with_maps(project: dict) -> None:
-    """A stored (C, h, w) map per prediction, as a prediction job leaves it."""
-    store = project["store"]
-    for image_id in project["images"]:
-        relative = f"heatmaps/test-{image_id}.npy"
-        path = store.data_path(relative)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        np.save(path, np.stack([np.zeros((4, 4)), np.eye(4)]).astype(np.float32))  # normal, pneumonia
-        with store.db.write() as session:
-            session.execute(update(Prediction).where(Prediction.image_id == image_id).values(heatmap_path=relative))
+@pytest.fixture
+def page_project(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path_factory: pytest.TempPathFactory,
+    new_store_file: Path,
+) -> Iterator[dict]:
+    """A copy of the built project (tests/reading/test_studies.py) with an admin account, and the
+    pages' cached Store pointed at it."""
+    import streamlit as st
+
+    project = open_project_copy(tmp_path, monkeypatch, tmp_path_factory, new_store_file)
+    st.cache_resource.clear()
+    add_readers(project["store"], ADMIN.username, role="admin")
+    yield project
+    st.cache_resource.clear()
+    project["store"].close()
 
 
-def test_the_label_page_sends_the_image_alone_unaided_and_the_model_aided(page_store):
-    project = build_project(page_store)
-    with_maps(project)
+def test_the_label_page_sends_the_image_alone_unaided_and_the_model_aided(page_project):
+    project = page_project
+    page_store = project["store"]
     study_id = make_study(project)
     app = run_page_as("label", READER)
     [source] = [box for box in app.selectbox if box.label == "Worklist"]
@@ -66,8 +82,9 @@ def test_the_label_page_sends_the_image_alone_unaided_and_the_model_aided(page_s
     assert app.metric[0].label == "Model: probability of pneumonia"
 
 
-def test_the_studies_page_shows_the_results_to_a_reviewer_only(page_store):
-    project = build_project(page_store)
+def test_the_studies_page_shows_the_results_to_a_reviewer_only(page_project):
+    project = page_project
+    page_store = project["store"]
     study_id = make_study(project)
     right = truthful(project)
     for number, reader in enumerate(READERS):
@@ -89,12 +106,12 @@ def test_the_studies_page_shows_the_results_to_a_reviewer_only(page_store):
     assert not refused.code and not any("Readers per arm" in block.value for block in refused.markdown)
 
 
-def test_the_aided_arm_shows_the_map_the_predictions_page_shows(page_store):
+def test_the_aided_arm_shows_the_map_the_predictions_page_shows(page_project):
     """The Predictions page draws the map of the view it opens (Grad-CAM of frame 0 at the file's own
     display, cached by the explanation job); the aided arm draws that one, else the prediction job's
     stored map (the same computation), and neither to someone who does not read the study."""
-    project = build_project(page_store)
-    with_maps(project)  # the prediction job's maps: the identity for pneumonia
+    project = page_project  # with the prediction job's maps: the identity for pneumonia
+    page_store = project["store"]
     study_id = make_study(project, design="crossed")
     reader = Actor("reader2", "annotator")
     while (case := next_case(page_store, reader, study_id)).arm != "aided":
@@ -125,8 +142,9 @@ def test_the_aided_arm_shows_the_map_the_predictions_page_shows(page_store):
     reason="ui/viewer.py image_info sends the reader's own ordinary read of an image as label/labels/boxes/read; "
     "image_viewer has no way to leave it out (the viewer's owner adds one; see the issue 19 note)",
 )
-def test_a_reader_s_own_earlier_read_of_a_study_image_is_not_sent_to_the_viewer(page_store):
-    project = build_project(page_store)
+def test_a_reader_s_own_earlier_read_of_a_study_image_is_not_sent_to_the_viewer(page_project):
+    project = page_project
+    page_store = project["store"]
     study_id = make_study(project)
     case = next_case(page_store, READER, study_id)
     # reader1 read this image in ordinary reading before it went into the study, and boxed it.

@@ -10,7 +10,7 @@ from medreview.store.models import Assignment, GoldCase, User
 from medreview.team.roles import Actor
 from tests.conftest import run_page_as
 from tests.helpers import png_bytes
-from tests.reading.test_studies import build_project
+from tests.pages.test_studies_page import page_project  # noqa: F401 (the fixture)
 
 
 def table_with(app, column: str):  # type: ignore[no-untyped-def]
@@ -19,8 +19,8 @@ def table_with(app, column: str):  # type: ignore[no-untyped-def]
     return frame
 
 
-def test_an_admin_mixes_gold_in_and_sees_each_reader_scored(page_store):
-    build_project(page_store)
+def test_an_admin_mixes_gold_in_and_sees_each_reader_scored(page_project):  # noqa: F811 (the fixture)
+    page_store = page_project["store"]
     ordinary = ingest_files(
         page_store, LOCAL_ACTOR, [InputFile(f"w{n}.png", png_bytes(seed=60 + n, size=16)) for n in range(6)]
     )

@@ -7,10 +7,14 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, func, text, update
 
 from medreview.errors import MedreviewError, NotFoundError, PermissionDeniedError
 from medreview.ingest import InputFile, ingest_files
@@ -36,7 +40,7 @@ from medreview.reading.studies import (
     study_results,
 )
 from medreview.store import Store, schema
-from medreview.store.models import Assignment, GoldCase, User
+from medreview.store.models import Assignment, GoldCase, Prediction, User
 from medreview.team.audit import query
 from medreview.team.roles import Actor
 from tests.conftest import make_settings
@@ -48,16 +52,69 @@ START = dt.datetime(2026, 12, 1, 9, 0, tzinfo=dt.UTC)
 TRUTH = ["normal", "pneumonia"] * 4
 
 
-def add_readers(store: Store, *names: str) -> None:
+def add_readers(store: Store, *names: str, role: str = "annotator") -> None:
     with store.db.write() as session:
         for name in names:
             # A password hash that no password matches: the account can hold a sign-in (page tests).
-            session.add(User(username=name, role="annotator", password_hash="unusable"))
+            session.add(User(username=name, role=role, password_hash="unusable"))
+
+
+# The built project (build_project and with_maps), made once per test process: each test starts
+# from a copy of its data dir (a file copy, milliseconds) instead of ingesting and predicting again.
+_TEMPLATE: dict[str, tuple[Path, dict]] = {}
+
+
+def project_template(tmp_path_factory: pytest.TempPathFactory, new_store_file: Path) -> tuple[Path, dict]:
+    """(the data dir of a built project, its images and model version id); closed, ready to copy."""
+    if "built" not in _TEMPLATE:
+        data_dir = tmp_path_factory.mktemp("reader-study-template")
+        shutil.copyfile(new_store_file, data_dir / "medreview.db")
+        store = Store.open(make_settings(data_dir))
+        try:
+            built = build_project(store)
+            with_maps(built)
+        finally:
+            store.close()
+        _TEMPLATE["built"] = (data_dir, {"images": built["images"], "model": built["model"]})
+    return _TEMPLATE["built"]
+
+
+def open_project_copy(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory, new_store_file: Path
+) -> dict:
+    """A copy of the built project in ``data_dir``, the data dir the pages' store opens too; the
+    caller closes ``["store"]``."""
+    template_dir, built = project_template(tmp_path_factory, new_store_file)
+    shutil.copytree(template_dir, data_dir, dirs_exist_ok=True)
+    monkeypatch.setenv("MEDREVIEW_DATA_DIR", str(data_dir))
+    monkeypatch.delenv("MEDREVIEW_DATABASE_URL", raising=False)
+    monkeypatch.delenv("MEDREVIEW_REDIS_URL", raising=False)
+    return {"store": Store.open(make_settings(data_dir)), **built}
 
 
 @pytest.fixture
-def project(store: Store) -> dict:
-    return build_project(store)
+def project(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory, new_store_file: Path
+) -> Iterator[dict]:
+    copy = open_project_copy(tmp_path, monkeypatch, tmp_path_factory, new_store_file)
+    yield copy
+    copy["store"].close()
+
+
+def with_maps(project: dict) -> None:
+    """A stored (C, h, w) map per prediction, as a prediction job leaves it: the identity for
+    pneumonia, nothing for normal."""
+    store = project["store"]
+    for image_id in project["images"]:
+        path = store.data_path(f"heatmaps/test-{image_id}.npy")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.save(path, np.stack([np.zeros((4, 4)), np.eye(4)]).astype(np.float32))  # normal, pneumonia
+    with store.db.write() as session:
+        session.execute(
+            update(Prediction)
+            .where(Prediction.model_version_id == project["model"])
+            .values(heatmap_path=func.printf("heatmaps/test-%d.npy", Prediction.image_id))
+        )
 
 
 def build_project(store: Store, readers: bool = True) -> dict:
