@@ -363,8 +363,13 @@ def queue_ui(waiting: int) -> None:
         opened, cursor = at_row(annotation_ids, "review_open"), at_row(annotation_ids, "review_cursor")
         hold_row(annotation_ids, "review_open", opened)
         hold_row(annotation_ids, "review_cursor", cursor)
-    open_read = annotation_ids[opened] if annotation_ids else None
-    arrows = bool(annotation_ids) and queue["scope"].iloc[opened] == "image"
+    # Mounted before the rest is drawn, always here: the browser hears that the key was handled,
+    # and may send the next, while this run draws on.
+    review_keys.listen(
+        "review_keys",
+        annotation_ids[opened] if annotation_ids else None,
+        arrows=bool(annotation_ids) and queue["scope"].iloc[opened] == "image",
+    )
     say_ui()
     if queue.empty:
         filtered = agreement_filter != "all" or band != ANY_PROBABILITY
@@ -373,7 +378,6 @@ def queue_ui(waiting: int) -> None:
             if filtered
             else "No submitted reads are waiting for review."
         )
-        review_keys.listen("review_keys", None, COMMENT_LABEL, arrows=True)
         return
     page_picker_ui(total, offset, "Reads", "review_queue_page")
     shown = with_case_names(queue)
@@ -406,9 +410,6 @@ def queue_ui(waiting: int) -> None:
     with right:
         decision_ui(row, scope)
         st.caption(KEYS_LEGEND)
-    # Last, so that when the browser hears a key was handled the page it drew is all there (S
-    # focuses this read's comment box, not the one of the read before).
-    review_keys.listen("review_keys", open_read, COMMENT_LABEL, arrows=arrows)
 
 
 def batch_ui(annotation_ids: list[int]) -> None:
@@ -453,7 +454,11 @@ def decision_ui(row: pd.Series, scope: str) -> None:
             f"Readers disagree on this {scope}: approving this read makes **{plain(row['label'])}** its final "
             "label, approves the other waiting reads of that class and overrules the rest."
         )
-    st.text_input(COMMENT_LABEL, key=f"review_comment_{row['annotation_id']}")
+    st.text_input(
+        COMMENT_LABEL,
+        key=f"review_comment_{row['annotation_id']}",
+        placeholder=review_keys.comment_placeholder(int(row["annotation_id"])),
+    )
     approve, reject, send_back = st.columns(3)
     for column, decision, title in (
         (approve, "approve", "Approve"),

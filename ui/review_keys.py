@@ -1,11 +1,13 @@
 """The Review page's keyboard: a tiny Components v2 element (inline JavaScript, no iframe, zero
 height) that listens for the review keys anywhere on the page and reports them to the script.
 
-Keys: A approve, R reject, S send back (focuses the comment box; Enter in it sends the read back
-with what was typed, Escape leaves it), J or ArrowDown the next row of the queue, K or ArrowUp the
-previous one (the arrows only where the viewer does not need them: ``arrows`` False on a case of
-several slices, which they scroll), Enter opens the highlighted row. No key fires while the focus
-is in a text box, a select or an open combobox, nor with Ctrl, Alt or Meta held.
+Keys: A approve, R reject, S send back (focuses the open read's comment box, found by its
+placeholder, :func:`comment_placeholder`; keys typed before the page has drawn it are held and put
+in it; Enter sends the read back with what was typed, Escape leaves the box), J or ArrowDown the
+next row of the queue, K or ArrowUp the previous one (the arrows only where the viewer does not
+need them: ``arrows`` False on a case of several slices, which they scroll), Enter opens the
+highlighted row. No key fires while the focus is in a text box, a select or an open combobox, nor
+with Ctrl, Alt or Meta held.
 
 The listener sits on ``window`` in the capture phase, as the viewer's does: the viewer stops the
 propagation of the keys it uses (A is its "actual size", R its reset, the arrows its slices), which
@@ -16,8 +18,9 @@ Delivery: one press at a time. The element reports a press as its ``pressed`` st
 when the press is sent; it sends the next press only once the script has acknowledged the last one
 (``ack`` in the data it is given: the mount and seq last handled), so presses made while the page
 reruns queue up in the browser instead of replacing each other, and a press is re-sent after a
-while without an answer (the script ignores one it has handled). State, not a trigger: a run interrupted before
-it handled a press finds the press again in the next run.
+while without an answer (the script ignores one it has handled). State, not a trigger: a run
+interrupted before it handled a press finds the press again in the next run. The page mounts the
+element before it draws the rest, so the next press goes while that run draws on.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from typing import Any
 
 import streamlit as st
 
-__all__ = ["ACTIONS", "acknowledge", "listen", "pressed"]
+__all__ = ["ACTIONS", "acknowledge", "comment_placeholder", "listen", "pressed"]
 
 # What a press asks for (the "action" of the element's state).
 ACTIONS = ("approve", "reject", "return", "next", "previous", "open")
@@ -55,28 +58,63 @@ export default function (component) {
     keys = { mount, queue: [], inFlight: null, seq: 0, timer: null, marker: document.createElement("span") };
     parentElement.appendChild(keys.marker);  // says how many presses were handled (data-review-handled), for tests
     parentElement.__reviewKeys = keys;
-    keys.commentBox = () => document.querySelector(`input[aria-label="${CSS.escape(keys.data.commentLabel)}"]`);
+    // The open read's comment box: its placeholder ends with "(read <id>)". A box of another read
+    // (the page may still show the last read's while it draws the next) is never the one.
+    keys.commentBox = (annotation) => document.querySelector(`input[placeholder$="(read ${annotation})"]`);
     keys.flush = () => {
       if (keys.inFlight !== null || keys.queue.length === 0 || !parentElement.isConnected) return;
       const press = keys.queue.shift();
       keys.seq += 1;
-      const { action, comment } = press;
-      keys.inFlight = { mount: keys.mount, seq: keys.seq, action, comment: comment ?? "", annotation: keys.data.open };
+      const { action, comment, annotation } = press;
+      keys.inFlight = {
+        mount: keys.mount, seq: keys.seq, action, comment: comment ?? "", annotation: annotation ?? keys.data.open,
+      };
       keys.send();
     };
     keys.send = () => {
-      keys.marker.dataset.reviewSent = String(keys.inFlight.seq);
       keys.setState("pressed", { ...keys.inFlight, sentAt: Date.now() });
       clearTimeout(keys.timer);
       keys.timer = setTimeout(() => keys.inFlight !== null && keys.send(), 2000);
     };
+    // After S: the keys typed go to the open read's comment box, held here until the box is drawn.
+    keys.composing = null;
+    keys.toBox = () => {
+      const composing = keys.composing;
+      if (composing === null) return;
+      const box = keys.commentBox(composing.annotation);
+      if (!box) {
+        if (Date.now() - composing.since < 5000) requestAnimationFrame(keys.toBox);
+        else keys.composing = null;
+        return;
+      }
+      keys.composing = null;
+      box.focus();
+      if (composing.typed) {
+        // A React input takes a value through the native setter and an input event.
+        const setter = Object.getOwnPropertyDescriptor(HTMLInputElement.prototype, "value").set;
+        setter.call(box, box.value + composing.typed);
+        box.dispatchEvent(new Event("input", { bubbles: true }));
+      }
+    };
     keys.onKey = (event) => {
       if (!parentElement.isConnected || event.altKey || event.metaKey || event.ctrlKey) return;
       const active = document.activeElement;
-      const box = keys.commentBox();
+      if (keys.composing !== null) {
+        event.preventDefault();
+        event.stopImmediatePropagation();
+        if (event.key === "Escape") keys.composing = null;
+        else if (event.key === "Enter") {
+          keys.queue.push({ action: "return", comment: keys.composing.typed, annotation: keys.composing.annotation });
+          keys.composing = null;
+          keys.flush();
+        } else if (event.key.length === 1) keys.composing.typed += event.key;
+        return;
+      }
       if (typing(active)) {
+        const box = keys.commentBox(keys.data.open);
         if (active !== box) return;
-        if (event.key === "Enter") keys.queue.push({ action: "return", comment: box.value });
+        const annotation = keys.data.open;
+        if (event.key === "Enter") keys.queue.push({ action: "return", comment: box.value, annotation });
         else if (event.key === "Escape") box.blur();
         else return;
         keys.flush();
@@ -91,14 +129,14 @@ export default function (component) {
       const onControl = active && active !== document.body && active.closest(controls);
       if (onControl && (key === "Enter" || key.startsWith("Arrow"))) return;
       if (!action && key === "Enter") action = "open";
-      if (key === "s" && box) {
-        box.focus();
+      if (key === "s" && keys.data.open !== null && !event.repeat) {
         event.preventDefault();  // the S does not land in the box
         event.stopImmediatePropagation();
+        keys.composing = { annotation: keys.data.open, typed: "", since: Date.now() };
+        keys.toBox();
         return;
       }
       if (!action) return;
-      keys.marker.dataset.reviewPressed = String(Number(keys.marker.dataset.reviewPressed || 0) + 1);
       event.preventDefault();
       event.stopImmediatePropagation();
       if (event.repeat && action !== "next" && action !== "previous") return;  // a held A decides once
@@ -150,17 +188,21 @@ def acknowledge(press: dict[str, Any]) -> None:
     st.session_state[_DONE] = {"mount": press.get("mount"), "seq": int(press["seq"]), "handled": done["handled"] + 1}
 
 
-def listen(key: str, open_annotation: int | None, comment_label: str, arrows: bool) -> None:
-    """Mount the listener: ``open_annotation`` is the read on screen (what A, R and S act on),
-    ``comment_label`` the label of the comment box S focuses, ``arrows`` whether ArrowUp/ArrowDown
-    move through the queue (False where the viewer scrolls slices with them)."""
+def comment_placeholder(annotation_id: int) -> str:
+    """The placeholder of a read's comment box: how S finds the box of the read on screen."""
+    return f"What should the reader change? (read {annotation_id})"
+
+
+def listen(key: str, open_annotation: int | None, arrows: bool) -> None:
+    """Mount the listener: ``open_annotation`` is the read on screen (what A, R and S act on; its
+    comment box has the :func:`comment_placeholder`), ``arrows`` whether ArrowUp/ArrowDown move
+    through the queue (False where the viewer scrolls slices with them)."""
     done = st.session_state.get(_DONE) or {"mount": None, "seq": 0, "handled": 0}
     data = {
         "open": open_annotation,
         "ack": {"mount": done["mount"], "seq": done["seq"]},
         # Presses handled in this session, shown on the element (data-review-handled) for tests.
         "handled": done["handled"],
-        "commentLabel": comment_label,
         "arrows": arrows,
     }
     _listener(key=key, data=data, default={"pressed": None}, on_pressed_change=lambda: None, height=0)
