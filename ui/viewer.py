@@ -8,11 +8,12 @@ reads not yet acknowledged (``pending``) and a counter (``tick``) that grows whe
 Each run of a page reads that state before mounting the component, saves the pending reads
 (idempotently: a read's ``seq`` is saved once per session), and sends back in ``data`` the frames
 asked for (up to a byte budget a run), the acknowledgements and failures, and the worklist from the
-current image on. Pixels therefore reach the worklist viewer only through the signed-in Streamlit
-session's websocket. The case viewer (four viewports of 512 x 512 series scrolled together: a run
-per 16 frames is too slow) fetches its frames over HTTP instead (ui/frame_route.py), under a frame
-token of the session that only the images its run offered pass, and that holds only while the
-session's sign-in does; without a login token it asks through the runs as the worklist viewer does.
+current image on. That way pixels reach the browser only through the signed-in Streamlit session's
+websocket. Where a run gives them a frame URL the viewers fetch their frames over HTTP instead
+(ui/frame_route.py: a run per 16 frames is too slow for a scrolled CT, let alone four viewports of
+512 x 512 series scrolled together), under a frame token of the session that only the images the run
+offered pass (the images sent and their series) and that holds only while the session's sign-in
+does; without a login token, or once the URL is refused, they ask through the runs.
 
 A viewer's report reruns only the fragment it sits in (the Label page's) or the page, and the
 reader is resolved from the store on each (``ui.session.session_actor``): once the sign-in has ended
@@ -420,10 +421,13 @@ def image_viewer(
         wanted = [str(item) for item in sync.get("want", []) or []]
         st.session_state[served_key] = sync.get("tick")
     position = position if position is not None else (int(images[0]) if images else None)
+    offered = {info["id"] for info in infos} | {member for info in infos for member in info["series"] or ()}
+    frame_url = _frame_url(key, [image_id for image_id in offered if allowed is None or allowed(image_id)])
     # The first frames go out with the data that opens an image, unasked: the viewer paints the
-    # first image without waiting a round trip for its request (once per image and session).
+    # first image without waiting a round trip for its request (once per image and session). With a
+    # frame URL only the image opened comes so; the viewer fetches the others as the data arrives.
     pushed: set[str] = st.session_state.setdefault(f"{key}__pushed", set())
-    for info in infos[:PUSHED_IMAGES]:
+    for info in infos[:PUSHED_IMAGES] if frame_url is None else [info for info in infos[:1] if info["id"] == position]:
         frame_key = f"{info['id']}:0"
         if frame_key not in pushed and frame_key not in wanted:
             pushed.add(frame_key)
@@ -446,6 +450,7 @@ def image_viewer(
         "boxOnly": boxes_alone,
         "pixels": rows,
         "missing": missing,
+        "frameUrl": frame_url,
         "overlays": list(overlays),
         "colormap": INFERNO_RGB,
         "acked": list(acked),

@@ -105,6 +105,11 @@ export interface ViewerData {
    * to do for the reader, and the first of them (null when none).
    */
   left: { count: number; first: number | null } | null;
+  /**
+   * Where the frames are fetched over HTTP, in parallel batches, without a run of the page per
+   * request (ui/frame_route.py); null: asked for in the reports (`want`).
+   */
+  frameUrl?: string | null;
 }
 
 /** The Label worklist's follower (follower.ts): the key of the viewer it follows. */

@@ -16,6 +16,7 @@
  * pixels go, it sends nothing more, and its pending reads stay on screen marked as not saved.
  */
 
+import type { FrameFetcher } from "./fetcher";
 import { type Frame, FrameCache } from "./frames";
 import { KEY_MARK, mark } from "./marks";
 import { guard } from "./navigation";
@@ -76,6 +77,8 @@ export class Viewer {
   /** The viewports: the first shows the image, a second (split) the image under its map. */
   readonly panes: Pane[] = [];
   readonly cache = new FrameCache(CACHE_BYTES);
+  /** Frames over HTTP (viewersync.ts; null: asked for in the reports). */
+  fetcher: FrameFetcher | null = null;
   readonly infos = new Map<number, ImageInfo>();
   readonly decoding = new Set<string>();
   readonly missing = new Map<string, string>();

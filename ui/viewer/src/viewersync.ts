@@ -1,6 +1,7 @@
 /** The viewer's half of the server protocol: the data of each run, what is wanted, the reports (sync). */
 
 import { announceProgress } from "./follower";
+import { FrameFetcher } from "./fetcher";
 import { decodeRow, frameKey, fromBase64 } from "./frames";
 import { overlayCanvas } from "./renderer";
 import type { PendingSave, SignedOutData, SyncState, ViewerData } from "./types";
@@ -21,6 +22,7 @@ export function update(v: Viewer, data: ViewerData | SignedOutData, setState: Se
   v.data = data;
   v.setState = setState;
   v.unanswered = false;
+  useFrameUrl(v, data.frameUrl ?? null);
   v.setSplit(data.split === true);
   if (data.mode === "label" && data.owner) {
     // Reads this sign-in left unsent in this tab (a page left before the answer, a reload) go
@@ -91,6 +93,7 @@ export function update(v: Viewer, data: ViewerData | SignedOutData, setState: Se
 /** The sign-in ended: drop every pixel and overlay, stop asking, keep the unsaved reads shown. */
 export function signOut(v: Viewer, reason: string): void {
   v.signedOut = reason || "signed out";
+  v.fetcher = null; // a batch on its way is dropped (its frames check the sign-in)
   v.pending.signOut();
   v.leaving?.();
   v.leaving = null;
@@ -110,6 +113,42 @@ export function signOut(v: Viewer, reason: string): void {
   viewerpaint.paint(v);
 }
 
+/**
+ * Frames over HTTP (fetcher.ts, ui/frame_route.py) where the server gives a frame URL: a scroll
+ * through a series then costs no run of the page. Null: the frames are asked for in the reports.
+ */
+function useFrameUrl(v: Viewer, url: string | null): void {
+  if (url === null) {
+    v.fetcher = null;
+    return;
+  }
+  if (v.fetcher) {
+    v.fetcher.setUrl(url);
+    return;
+  }
+  v.fetcher = new FrameFetcher(url, {
+    frame: (frame) => {
+      if (v.signedOut === null) v.cache.put(frame); // not a frame that arrives after a sign-out
+    },
+    missing: (key, reason) => v.missing.set(key, reason),
+    batch: () => {
+      v.requestPaint();
+      pumpFrames(v);
+    },
+    broken: () => sync(v, true), // through the reports from now on
+  });
+}
+
+/** Whether the frames come over HTTP now. */
+function fetching(v: Viewer): boolean {
+  return v.fetcher !== null && v.fetcher.broken === null && v.signedOut === null;
+}
+
+/** The frame on screen first (it does not wait behind prefetches), then the rest of wanted(). */
+function pumpFrames(v: Viewer): void {
+  if (fetching(v)) v.fetcher?.pump(wanted(v), 1);
+}
+
 /** A pending read as the reader knows it: the image's name and what they chose. */
 export function readText(v: Viewer, save: PendingSave): string {
   const name = v.infos.get(save.imageId)?.name || `image ${save.imageId}`;
@@ -123,7 +162,8 @@ export function wanted(v: Viewer): string[] {
   const add = (imageId: number | null | undefined, frame = 0): void => {
     if (imageId === null || imageId === undefined || imageId < 0) return;
     const key = frameKey(imageId, frame);
-    if (!v.cache.has(key) && !v.decoding.has(key) && !v.missing.has(key) && !keys.includes(key)) keys.push(key);
+    const held = v.cache.has(key) || v.decoding.has(key) || v.missing.has(key) || (v.fetcher?.fetching(key) ?? false);
+    if (!held && !keys.includes(key)) keys.push(key);
   };
   add(v.shown, v.frame);
   const info = v.info(v.shown);
@@ -153,7 +193,8 @@ export function wanted(v: Viewer): string[] {
 export function sync(v: Viewer, more: boolean, resend = false): void {
   if (!v.data || !v.root.isConnected || v.signedOut !== null || v.left) return;
   announce(v);
-  const want = wanted(v);
+  pumpFrames(v);
+  const want = fetching(v) ? [] : wanted(v);
   const body = { position: v.current, want, pending: [...v.pending.items], view: viewReport(v) };
   const text = JSON.stringify(body);
   const askAgain = resend || (more && want.length > 0);
