@@ -83,3 +83,29 @@ def test_an_admin_edits_the_hanging_protocols_and_restores_the_defaults_both_aud
         ("hanging_protocols", KNEE),
         ("hanging_protocols", DEFAULT_PROTOCOLS),
     ]
+
+
+def test_an_admin_turns_the_consensus_auto_accept_rule_on_and_applies_it_now(page_store):
+    from medreview.ingest import InputFile, ingest_files
+    from medreview.reading.reads import save_read
+    from medreview.team.accounts import create_user
+    from medreview.team.roles import Actor
+    from tests.conftest import ADMIN
+    from tests.helpers import add_model_version, add_predictions, png_bytes
+
+    readers = [Actor("ann", "annotator"), Actor("bob", "annotator")]
+    for reader in readers:
+        create_user(page_store, ADMIN, reader.username, f"{reader.username}-password", reader.role)
+    [image] = ingest_files(page_store, LOCAL_ACTOR, [InputFile("film.png", png_bytes(5))])
+    for reader in readers:  # read before the rule is on: only "apply now" takes them
+        save_read(page_store, reader, image.image_id, "pneumonia")
+    add_predictions(page_store, add_model_version(page_store, active=True), {image.image_id: {"pneumonia": 0.97}})
+    app = run_page_as("settings")
+    assert app.button(key="settings_auto_accept_apply").disabled, "nothing to apply while the rule is off"
+    app.toggle(key="settings_auto_accept").set_value(True)
+    app.slider(key="settings_auto_accept_probability").set_value(0.9)
+    app.button(key="FormSubmitter:settings_auto_accept-Save the rule").click().run()
+    assert not app.exception, app.exception
+    assert (get_setting(page_store, "auto_accept"), get_setting(page_store, "auto_accept_probability")) == (True, 0.9)
+    app.button(key="settings_auto_accept_apply").click().run()
+    assert "The rule accepted 1 case." in [message.value for message in app.success]
