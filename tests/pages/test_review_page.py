@@ -420,6 +420,15 @@ def test_a_key_reported_by_the_keyboard_decides_the_read_on_screen_once_and_the_
     app.run()
     assert any("nothing was decided" in message.value for message in app.warning)
     assert len(review_queue(page_store, ADMIN)) == 2
+    # J moves the highlighted row (the viewer stays on the open read), Enter opens it.
+    app.session_state["review_keys"] = {"pressed": {**press, "seq": 3, "action": "next"}}
+    app.run()
+    assert queue_table(app)[" "].tolist() == ["▶", "›"]
+    assert viewer_data(app, "review_viewer")["position"] == images[1]
+    app.session_state["review_keys"] = {"pressed": {**press, "seq": 4, "action": "open"}}
+    app.run()
+    assert queue_table(app)[" "].tolist() == ["", "▶"]
+    assert viewer_data(app, "review_viewer")["position"] == images[2]
 
 
 def test_the_auto_accepted_labels_are_counted_and_a_reviewer_reverts_one(page_store):
