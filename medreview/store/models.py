@@ -430,7 +430,11 @@ class ModelVersion(Base):
 
 class Prediction(Base):
     __tablename__ = "predictions"
-    __table_args__ = (UniqueConstraint("image_id", "model_version_id", name="uq_predictions_image_model"),)
+    __table_args__ = (
+        UniqueConstraint("image_id", "model_version_id", name="uq_predictions_image_model"),
+        # A read's case to its call by a version (the Review queue's filters; migration 0011).
+        Index("ix_predictions_scope_case_model", "scope", "case_id", "model_version_id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     image_id: Mapped[int] = mapped_column(ForeignKey("images.id"), index=True)

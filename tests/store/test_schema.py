@@ -292,3 +292,45 @@ def test_a_0008_store_upgrades_to_cases_with_everything_it_had_image_scoped(tmp_
         assert reads["scope"].value_counts().to_dict() == {"image": 8, "study": 1}
     finally:
         store.close()
+
+
+def test_a_0010_store_upgrades_to_predictions_found_by_case_with_its_predictions_kept(tmp_path):
+    from alembic import command
+    from sqlalchemy import inspect
+
+    data_dir = first_release_store(tmp_path)
+    engine = create_engine(f"sqlite:///{data_dir / 'medreview.db'}")
+    with engine.connect() as connection, connection.begin():
+        config = schema._config(connection)
+        command.stamp(config, schema.BASELINE)
+        command.upgrade(config, "0010_reader_studies")
+        connection.execute(
+            text(
+                "INSERT INTO predictions (image_id, scope, case_id, model_version_id, predicted_class, probability, "
+                "probabilities, out_of_distribution, created_at) SELECT id, 'image', id, 1, 'pneumonia', 0.9, '{}', 0, "
+                "'2026-01-01 00:00:00' FROM images"
+            )
+        )
+        before = connection.execute(text("SELECT id, image_id, case_id FROM predictions ORDER BY id")).all()
+    engine.dispose()
+
+    store = Store.open(make_settings(data_dir))
+    try:
+        assert schema.current_revision(store.db.engine) == schema.head_revision()
+        indexes = {
+            index["name"]: index["column_names"] for index in inspect(store.db.engine).get_indexes("predictions")
+        }
+        assert indexes["ix_predictions_scope_case_model"] == ["scope", "case_id", "model_version_id"]
+        with store.db.read() as session:
+            assert session.execute(text("SELECT id, image_id, case_id FROM predictions ORDER BY id")).all() == before
+            # A read's case finds its call through the index, not by searching all of a version's calls.
+            plan = session.execute(
+                text(
+                    "EXPLAIN QUERY PLAN SELECT id FROM predictions "
+                    "WHERE scope = 'image' AND case_id = 1 AND model_version_id = 1"
+                )
+            ).all()
+        assert "ix_predictions_scope_case_model" in " ".join(str(row) for row in plan)
+        assert len(before) > 0
+    finally:
+        store.close()
