@@ -3,8 +3,9 @@
  * screen (image, slice, frame, window, camera), the frames held in the browser (frames.ts), the
  * worklist (worklist.ts: the links that make "next" instant, the way back), the tools (tools.ts) and
  * the reads waiting for the server (pending.ts, navigation.ts); the work on that state is in modules
- * of its own: the server protocol (viewersync.ts), painting (viewerpaint.ts), pointer input
- * (viewerpointer.ts) and keys (viewerkeys.ts). The fields are open to those modules, not to pages.
+ * of its own: the server protocol (viewersync.ts), moving and labelling (viewernav.ts), painting
+ * (viewerpaint.ts), pointer input (viewerpointer.ts) and keys (viewerkeys.ts). The fields are open
+ * to those modules, not to pages.
  *
  * The server is asked for frames and told about reads through one state value (`sync`): the frames
  * wanted in priority order, the reads not yet acknowledged, the image on screen. A read stays pending
@@ -16,22 +17,22 @@
  * pixels go, it sends nothing more, and its pending reads stay on screen marked as not saved.
  */
 
+import { escapeHtml, pageTop } from "./dom";
 import type { FrameFetcher } from "./fetcher";
 import { type Frame, FrameCache } from "./frames";
-import { KEY_MARK, mark } from "./marks";
 import { guard } from "./navigation";
 import { Pane } from "./pane";
 import { PendingReads, type TabStorage } from "./pending";
 import type { Renderer } from "./renderer";
 import { Tools } from "./tools";
-import type { Box, ImageInfo, PendingSave, SignedOutData, ViewerData } from "./types";
+import type { Box, ImageInfo, SignedOutData, ViewerData } from "./types";
 import * as viewerkeys from "./viewerkeys";
 import * as viewerpaint from "./viewerpaint";
 import * as viewerpointer from "./viewerpointer";
 import * as viewersync from "./viewersync";
 import type { Point } from "./viewport";
 import type { DisplayParams, Window } from "./windowing";
-import { END, Worklist } from "./worklist";
+import { Worklist } from "./worklist";
 
 export type SetState = (name: string, value: unknown) => void;
 
@@ -262,153 +263,9 @@ export class Viewer {
 
   readonly seriesSibling = new Map<number, ImageInfo>();
 
-  /** Go to a worklist image. */
-  open(imageId: number, remember: boolean): void {
-    if (remember && this.current !== null && this.current !== imageId) this.worklist.leave(this.current);
-    if (imageId !== this.current) this.tools.imageChanged(); // a tool does not carry over to the next image
-    this.current = imageId;
-    this.shown = imageId;
-    this.atEnd = null;
-    this.waitingForNext = false;
-    this.frame = 0;
-    this.unsure = false;
-    this.multiSelection = new Set(this.info(imageId)?.labels ?? []);
-    this.selectedBox = null;
-    this.draftBox = null;
-    this.ruler = null;
-    this.renderer.camera.fitted = true;
-    viewerpaint.paint(this);
-    viewersync.sync(this, false);
-  }
-
-  nextImage(): number | null {
-    if (this.current === null) return null;
-    return this.worklist.next(this.current, this.data?.mode === "label");
-  }
-
-  advance(): void {
-    if (this.current === null && this.atEnd !== null) return this.openFirstLeft();
-    const next = this.nextImage();
-    if (next === END) {
-      // Past the last image: the server says what is left to do on the list (the report below
-      // carries the reads still pending, saved before it counts).
-      if (this.current !== null) this.worklist.leave(this.current);
-      this.current = null;
-      this.shown = null;
-      this.atEnd = "unknown";
-      this.tools.imageChanged();
-      // Nothing is on screen past the end: not the last image under the message.
-      this.painted = null;
-      for (const pane of this.panes) {
-        pane.renderer.clear();
-        pane.annotate(null, null, null);
-      }
-      delete this.root.dataset.paintedImage;
-      viewerpaint.paint(this);
-      viewersync.sync(this, false);
-      return;
-    }
-    if (next === null) {
-      // The next link has not arrived yet: it will, with the next data from the server.
-      viewerpaint.showMessage(this, "Loading the next image…");
-      this.waitingForNext = true;
-      return;
-    }
-    this.open(next, true);
-  }
-
   waitingForNext = false;
 
-  back(): void {
-    const previous = this.worklist.back();
-    if (previous !== undefined) this.open(previous, false);
-    else viewerpaint.flashStatus(this, "Back: this is the first image you opened on this list.");
-  }
-
-  /** Past the list's end: open the first image of the list still to do. */
-  openFirstLeft(): void {
-    const first = this.atEnd !== null && this.atEnd !== "unknown" ? this.atEnd.first : null;
-    if (first !== null) this.open(first, false);
-  }
-
-  stepSlice(delta: number): void {
-    const info = this.info(this.shown);
-    const series = info?.series;
-    if (!series || series.length < 2 || this.shown === null) return;
-    const index = series.indexOf(this.shown);
-    const target = series[Math.min(series.length - 1, Math.max(0, index + delta))];
-    if (target === undefined || target === this.shown) return;
-    this.scrollDirection = delta > 0 ? 1 : -1;
-    this.shown = target;
-    this.frame = 0;
-    this.requestPaint();
-    viewersync.sync(this, false);
-  }
-
-  stepFrame(delta: number): void {
-    const info = this.info(this.shown);
-    if (!info || info.frames < 2) return;
-    this.frame = (this.frame + delta + info.frames) % info.frames;
-    this.scrollDirection = delta > 0 ? 1 : -1;
-    this.requestPaint();
-    viewersync.sync(this, false);
-  }
-
   // --- labelling ------------------------------------------------------------------------------
-
-  /**
-   * The image a key made at `eventTime` (the event's own timeStamp, on performance.now()'s clock)
-   * labels: the one on screen, when its pixels had been painted for the bounce guard's time by
-   * then. The key's own time, not the time it is handled: a key held up behind a busy page must not
-   * label an image painted after it was pressed, or just before.
-   */
-  labelTarget(eventTime: number): number | null {
-    if (!this.painted || this.shown === null || this.painted.imageId !== this.shown) return null;
-    const minimum = (this.data?.minSecondsOnScreen ?? 0) * 1000;
-    if (eventTime - this.painted.firstAt < minimum) return null;
-    return this.shown;
-  }
-
-  boxesOf(imageId: number): Box[] {
-    return this.tools.boxesOf(imageId, this.info(imageId)?.boxes ?? []);
-  }
-
-  save(label: string | null, labels: string[] | null, thenNext: boolean, eventTime: number): void {
-    if (this.signedOut !== null || this.left || !this.data) return;
-    const target = this.labelTarget(eventTime);
-    if (target === null) {
-      viewerpaint.flashStatus(this, "Not saved: the image was not on screen yet.");
-      return;
-    }
-    mark(KEY_MARK, { imageId: target });
-    const painted = this.painted;
-    const seconds = painted ? Math.max(0, eventTime - painted.firstAt) / 1000 : 0;
-    const save: PendingSave = {
-      seq: Date.now() * 1000 + Math.floor(Math.random() * 1000),
-      imageId: target,
-      label,
-      labels,
-      boxes: this.data.boxesEnabled ? this.boxesOf(target) : null,
-      seconds: Math.round(seconds * 100) / 100,
-      unsure: this.unsure,
-      owner: this.data.owner,
-    };
-    this.pending.add(save);
-    this.worklist.markLabelled(target);
-    if (this.data.boxesEnabled) this.tools.taken(target);
-    const info = this.info(target);
-    if (info) {
-      if (label !== null) info.label = label;
-      if (labels !== null) info.labels = labels;
-      info.read = true;
-    }
-    if (thenNext) this.advance();
-    else viewerpaint.paint(this);
-    // The read shows as saving at once: past the list's last image nothing is painted, and the
-    // status would go on saying "all reads saved" until the server answered.
-    viewerpaint.renderStatus(this);
-    viewersync.sync(this, false);
-  }
 
   // --- server sync ----------------------------------------------------------------------------
 

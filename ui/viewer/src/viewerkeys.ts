@@ -2,6 +2,7 @@
 
 import { isTextEntry } from "./keyboard";
 import type { Viewer } from "./viewer";
+import * as viewernav from "./viewernav";
 import * as viewerpaint from "./viewerpaint";
 import * as viewersync from "./viewersync";
 
@@ -16,7 +17,7 @@ export function classKey(v: Viewer, index: number, eventTime: number): void {
     viewerpaint.renderStatus(v);
     return;
   }
-  v.save(name, null, true, eventTime);
+  viewernav.save(v, name, null, true, eventTime);
 }
 
 export function onKey(v: Viewer, event: KeyboardEvent): void {
@@ -30,7 +31,7 @@ export function onKey(v: Viewer, event: KeyboardEvent): void {
   const label = v.data.mode === "label";
   let handled = true;
   if (event.ctrlKey) {
-    if (key.toLowerCase() === "z" && label) v.back();
+    if (key.toLowerCase() === "z" && label) viewernav.back(v);
     else handled = false;
   } else if (event.shiftKey && /^Digit[1-9]$/.test(event.code)) {
     const info = v.info(v.shown);
@@ -44,13 +45,13 @@ export function onKey(v: Viewer, event: KeyboardEvent): void {
   } else {
     switch (key) {
       case "Enter":
-        if (label && v.current === null && v.atEnd !== null) v.openFirstLeft();
-        else if (label && v.data.multi) v.save(null, [...v.multiSelection], true, event.timeStamp);
+        if (label && v.current === null && v.atEnd !== null) viewernav.openFirstLeft(v);
+        else if (label && v.data.multi) viewernav.save(v, null, [...v.multiSelection], true, event.timeStamp);
         else handled = false;
         break;
       case "Backspace":
         if (v.tools.tool === "box" && v.selectedBox !== null) deleteSelectedBox(v);
-        else if (label) v.back();
+        else if (label) viewernav.back(v);
         else handled = false;
         break;
       case "Delete":
@@ -59,11 +60,11 @@ export function onKey(v: Viewer, event: KeyboardEvent): void {
       case "n":
       case "N":
       case "PageDown":
-        if (label) v.advance();
+        if (label) viewernav.advance(v);
         else handled = false;
         break;
       case "PageUp":
-        if (label) v.back();
+        if (label) viewernav.back(v);
         else handled = false;
         break;
       case "u":
@@ -72,16 +73,16 @@ export function onKey(v: Viewer, event: KeyboardEvent): void {
         v.requestPaint();
         break;
       case "ArrowUp":
-        v.stepSlice(-1);
+        viewernav.stepSlice(v, -1);
         break;
       case "ArrowDown":
-        v.stepSlice(1);
+        viewernav.stepSlice(v, 1);
         break;
       case "ArrowLeft":
-        v.stepFrame(-1);
+        viewernav.stepFrame(v, -1);
         break;
       case "ArrowRight":
-        v.stepFrame(1);
+        viewernav.stepFrame(v, 1);
         break;
       case "+":
       case "=":
@@ -195,16 +196,16 @@ export function saveBoxes(v: Viewer, eventTime: number): void {
     viewerpaint.flashStatus(v, `Not saved: choose a class for this image (${multi ? "1-9, then Enter" : "1-9"}); its boxes go with it.`);
     return;
   }
-  if (label === null && !labels?.length && v.boxesOf(info.id).length === 0) {
+  if (label === null && !labels?.length && viewernav.boxesOf(v, info.id).length === 0) {
     viewerpaint.flashStatus(v, "Not saved: draw a box first, or choose a class (1-9).");
     return;
   }
-  v.save(label, labels, false, eventTime);
+  viewernav.save(v, label, labels, false, eventTime);
 }
 
 export function deleteSelectedBox(v: Viewer): void {
   if (v.shown === null || v.selectedBox === null) return;
-  const boxes = v.boxesOf(v.shown).filter((_, index) => index !== v.selectedBox);
+  const boxes = viewernav.boxesOf(v, v.shown).filter((_, index) => index !== v.selectedBox);
   v.tools.edit(v.shown, boxes);
   v.selectedBox = null;
   v.requestPaint();
@@ -252,8 +253,8 @@ export function toggleCine(v: Viewer): void {
     if (!now) return;
     if (slices && now.series && v.shown !== null) {
       const index = now.series.indexOf(v.shown);
-      v.stepSlice(index >= now.series.length - 1 ? -index : 1);
-    } else v.stepFrame(1);
+      viewernav.stepSlice(v, index >= now.series.length - 1 ? -index : 1);
+    } else viewernav.stepFrame(v, 1);
   }, 1000 / v.cineFps);
   v.requestPaint();
 }

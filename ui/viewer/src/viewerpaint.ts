@@ -9,6 +9,7 @@ import { navigationHeld } from "./navigation";
 import { type Edges, Pane } from "./pane";
 import type { ImageInfo } from "./types";
 import type { Viewer } from "./viewer";
+import * as viewernav from "./viewernav";
 import * as viewersync from "./viewersync";
 import type { Point } from "./viewport";
 
@@ -19,9 +20,9 @@ export function paint(v: Viewer): void {
     showMessage(v, "Signed out: log in again to go on reading.");
     return;
   }
-  if (v.waitingForNext && v.nextImage() !== null) {
+  if (v.waitingForNext && viewernav.nextImage(v) !== null) {
     v.waitingForNext = false;
-    v.advance();
+    viewernav.advance(v);
     return;
   }
   const info = v.info(v.shown);
@@ -43,7 +44,7 @@ export function paint(v: Viewer): void {
   if (v.renderer.camera.fitted) v.renderer.fit(frame);
   const overlay = v.overlays.get(key);
   const params = v.displayParams(info);
-  const boxes = v.boxesOf(v.shown).filter((box) => box.frame === v.frame);
+  const boxes = viewernav.boxesOf(v, v.shown).filter((box) => box.frame === v.frame);
   const ruler = v.ruler ? { ...v.ruler, text: rulerText(v, info, v.ruler) } : null;
   // Split: the image alone on the left, the image under its map on the right (O hides the map).
   const mapPane = v.panes.length - 1;

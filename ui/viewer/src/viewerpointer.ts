@@ -4,6 +4,7 @@ import type { Renderer } from "./renderer";
 import type { Box } from "./types";
 import type { Viewer } from "./viewer";
 import * as viewerkeys from "./viewerkeys";
+import * as viewernav from "./viewernav";
 import * as viewerpaint from "./viewerpaint";
 import * as viewersync from "./viewersync";
 import type { Point } from "./viewport";
@@ -76,7 +77,7 @@ export function bindPointer(v: Viewer, renderer: Renderer): void {
     if (drag?.mode === "window") viewersync.sync(v, false);
     if (drag?.mode === "box" && v.draftBox && v.shown !== null) {
       if (v.draftBox.width >= 2 && v.draftBox.height >= 2) {
-        const boxes = [...v.boxesOf(v.shown), v.draftBox];
+        const boxes = [...viewernav.boxesOf(v, v.shown), v.draftBox];
         v.tools.edit(v.shown, boxes);
         v.selectedBox = boxes.length - 1;
       }
@@ -95,8 +96,8 @@ export function bindPointer(v: Viewer, renderer: Renderer): void {
       const stack = !!info && ((info.series?.length ?? 0) > 1 || info.frames > 1);
       if (stack && !event.ctrlKey) {
         const step = event.deltaY > 0 ? 1 : -1;
-        if ((info?.series?.length ?? 0) > 1) v.stepSlice(step);
-        else v.stepFrame(step);
+        if ((info?.series?.length ?? 0) > 1) viewernav.stepSlice(v, step);
+        else viewernav.stepFrame(v, step);
         return;
       }
       const anchor = renderer.canvasPoint(event.clientX, event.clientY);
@@ -117,19 +118,19 @@ export function bindButtons(v: Viewer): void {
       viewersync.sync(v, false, true);
       viewerpaint.renderStatus(v);
     } else if (target.classList.contains("mrv-save-multi")) {
-      v.save(null, [...v.multiSelection], true, event.timeStamp);
+      viewernav.save(v, null, [...v.multiSelection], true, event.timeStamp);
     } else if (target.dataset.classIndex !== undefined) {
       viewerkeys.classKey(v, Number(target.dataset.classIndex), event.timeStamp);
     }
   });
   v.message.addEventListener("click", (event) => {
-    if ((event.target as HTMLElement).closest(".mrv-first-left") && v.signedOut === null && !v.left) v.openFirstLeft();
+    if ((event.target as HTMLElement).closest(".mrv-first-left") && v.signedOut === null && !v.left) viewernav.openFirstLeft(v);
   });
 }
 
 export function hitBox(v: Viewer, point: Point): { index: number; handle: string } | null {
   if (v.shown === null) return null;
-  const boxes = v.boxesOf(v.shown);
+  const boxes = viewernav.boxesOf(v, v.shown);
   const tolerance = 8 * (window.devicePixelRatio || 1);
   for (let index = boxes.length - 1; index >= 0; index--) {
     const box = boxes[index] as Box;
@@ -168,7 +169,7 @@ export function dragBox(v: Viewer, drag: NonNullable<Viewer["drag"]>, point: Poi
     };
     return;
   }
-  const boxes = v.boxesOf(v.shown).map((box) => ({ ...box }));
+  const boxes = viewernav.boxesOf(v, v.shown).map((box) => ({ ...box }));
   const box = boxes[drag.boxIndex];
   if (!box) return;
   const scale = v.renderer.camera.scale;

@@ -1,12 +1,13 @@
 /** The viewer's half of the server protocol: the data of each run, what is wanted, the reports (sync). */
 
-import { announceProgress } from "./follower";
 import { FrameFetcher } from "./fetcher";
+import { announceProgress } from "./follower";
 import { decodeRow, frameKey, fromBase64 } from "./frames";
 import { overlayCanvas } from "./renderer";
 import type { PendingSave, SignedOutData, SyncState, ViewerData } from "./types";
 import { MAX_WANTED, PREFETCH_IMAGES, PREFETCH_SLICES, type SetState, type Viewer } from "./viewer";
 import * as viewerkeys from "./viewerkeys";
+import * as viewernav from "./viewernav";
 import * as viewerpaint from "./viewerpaint";
 import type { Window } from "./windowing";
 
@@ -67,7 +68,7 @@ export function update(v: Viewer, data: ViewerData | SignedOutData, setState: Se
   // first image; not otherwise: data answering an earlier report names where the reader was then.
   if (data.jump !== v.lastJump) {
     v.lastJump = data.jump;
-    if (data.position !== null && data.position !== v.current) v.open(data.position, false);
+    if (data.position !== null && data.position !== v.current) viewernav.open(v, data.position, false);
   }
   const decoded = data.pixels.filter((row) => !v.cache.has(row.key) && !v.decoding.has(row.key));
   for (const row of decoded) v.decoding.add(row.key);
