@@ -295,10 +295,14 @@ def decide_ui(annotation_id: int, decision: str, comment: str | None = None) -> 
 
 
 def say_ui() -> None:
+    """The outcome of the last decision, once. Always one element, empty or not: an element that
+    comes and goes would move those under it, and the browser would draw them anew (the comment
+    box being typed in would lose the focus, and the keys typed would act on the queue)."""
+    slot = st.empty()
     said = st.session_state.pop("review_said", None)
     if said is not None:
         kind, text = said
-        {"success": st.success, "warning": st.warning, "error": st.error}[kind](text)
+        {"success": slot.success, "warning": slot.warning, "error": slot.error}[kind](text)
 
 
 def model_text(row: pd.Series) -> str:
