@@ -42,7 +42,7 @@ export type SetState = (name: string, value: unknown) => void;
 /** Frames kept in the browser for the case: four 100-slice 512x512 series are 200 MB as int16. */
 export const CACHE_BYTES = 768 * 1024 * 1024;
 /** Frames asked for at once (the server sends what fits its per-run budget). */
-export const MAX_WANTED = 128;
+export const MAX_WANTED = 256;
 /** Slices of each viewport of the next case prefetched before it opens (the first one comes unasked). */
 export const NEXT_CASE_SLICES = 4;
 

@@ -12,8 +12,12 @@ import { type Edges, Pane } from "./pane";
 import type { ImageInfo, ViewportSpec } from "./types";
 import type { DisplayParams, Window } from "./windowing";
 
-/** Slices prefetched ahead of the one on screen in the scroll direction (and half as many behind). */
-const PREFETCH_SLICES = 24;
+/**
+ * Slices prefetched ahead of the one on screen in the scroll direction (and half as many behind):
+ * four viewports scrolled together at 30 slices a second need 120 frames a second, more than this
+ * machine's server decodes, so the time a reader looks at a case goes to getting well ahead.
+ */
+const PREFETCH_SLICES = 48;
 
 export interface WindowState {
   window: Window | null;
