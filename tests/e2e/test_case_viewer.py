@@ -133,3 +133,27 @@ def test_the_grid_fits_a_1280x720_window(served, shared_chromium):
         box = page.locator(".mrv-case .mrv-stage").nth(index).bounding_box()
         assert box is not None and box["y"] >= 0 and box["y"] + box["height"] <= 720, (index, box)
         assert box["width"] > 200 and box["height"] > 120, box
+
+
+def test_the_viewports_fetch_their_frames_over_http_only_while_signed_in(served, shared_chromium):
+    """The four viewports' frames come over HTTP (ui/frame_route.py), not through the page's runs;
+    the frame URL is the session's and serves nothing once the reader has logged out."""
+    page = new_page(shared_chromium, 1440, 900)
+    frames: list[tuple[str, int]] = []
+    page.on(
+        "response",
+        lambda response: (
+            frames.append((response.url, response.status)) if "/medreview/frames/" in response.url else None
+        ),
+    )
+    log_in(page, served, "chief", PASSWORD)
+    page.get_by_role("link", name="Browse").click()
+    page.locator('.mrv-case[data-painted="4"]').wait_for()
+    assert frames and all(status == 200 for _, status in frames), frames
+    url = frames[0][0]
+    fetch_status = "url => fetch(url, { cache: 'no-store' }).then((response) => response.status)"
+    assert page.evaluate(fetch_status, url) == 200
+    page.get_by_role("button", name="Log out").click()
+    page.get_by_role("button", name="Log in").wait_for()
+    page.wait_for_timeout(1100)  # the route checks the sign-in at most once a second per token
+    assert page.evaluate(fetch_status, url) == 403
