@@ -311,7 +311,11 @@ class Assignment(Base):
     """A case put on a reader's personal worklist by an admin."""
 
     __tablename__ = "assignments"
-    __table_args__ = (UniqueConstraint("scope", "case_id", "reader_id", name="uq_assignments_scope_case_reader"),)
+    __table_args__ = (
+        UniqueConstraint("scope", "case_id", "reader_id", name="uq_assignments_scope_case_reader"),
+        # Whether a reader's list has a placed case, in one seek (migration 0012).
+        Index("ix_assignments_reader_place", "reader_id", "list_place"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     image_id: Mapped[int] = mapped_column(ForeignKey("images.id"), index=True)
@@ -320,6 +324,9 @@ class Assignment(Base):
     reader_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
     assigned_by: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # Where the case stands in the worklist's order, in place of its image id (None: the image id):
+    # a gold-standard case is placed among the reader's ordinary cases (reading.studies.mix_gold).
+    list_place: Mapped[float | None] = mapped_column(Float)
 
 
 class FinalLabel(Base):
