@@ -28,8 +28,8 @@ reader's operating point; the model against each reader and against the average 
 and the MRMC analysis of the arms (:func:`medreview.reading.mrmc.analyze`).
 
 Gold-standard checks (:func:`mix_gold`): cases of an evaluation set put on readers' worklists at
-a set rate, as ordinary assignments (nothing tells the reader); :func:`gold_scores` scores each
-reader's reads of them against the set's labels.
+a set rate, as ordinary assignments placed among their cases (nothing tells the reader);
+:func:`gold_scores` scores each reader's reads of them against the set's labels.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, select
 
 from medreview.errors import MedreviewError, NotFoundError
 from medreview.reading import mrmc
@@ -887,14 +887,23 @@ def mix_gold(
     store: Store, actor: Actor, readers: list[str], evaluation_set: str, rate: float, seed: int | None = None
 ) -> dict[str, int]:
     """Put cases of ``evaluation_set`` on each reader's worklist so that gold makes up ``rate`` of
-    it (0 < rate <= 0.5; of their assigned cases, gold ones included), as ordinary assignments:
-    nothing on the worklist tells them apart. Returns the gold cases added per reader (fewer when the
-    set runs out); audited. Image cases only."""
+    what they have left to read (0 < rate <= 0.5; of their assigned cases not read by them or sent
+    back to them, gold ones included), unannounced. Returns the gold cases added per reader (fewer
+    when the set runs out); audited, with the seed. Image cases only.
+
+    A gold case is an ordinary assignment with a place among the reader's cases still to read
+    (:attr:`Assignment.list_place`, see :mod:`medreview.reading.worklists`): a random gap between two
+    of them, before the first or after the last, never beside another gold case (the rate, at most
+    one gold case per ordinary one, always leaves enough gaps). Without places the worklist's upload
+    order would put them together at the top: evaluation-set images are usually the oldest. The
+    cases and places are drawn from ``seed`` and the reader's id, so one reader's are reproducible
+    whoever else is mixed at the same time; without a seed one is drawn (and recorded). A case the
+    reader has read before is never gold for them."""
     require(actor, "admin", "mix gold-standard cases into worklists")
     if not 0 < float(rate) <= 0.5:
         raise MedreviewError("the gold rate is a share above 0 and at most 0.5 of the worklist")
     target = find_evaluation_set(store, evaluation_set)
-    rng = np.random.default_rng(seed if seed is not None else secrets.randbits(31))
+    seed = int(seed) if seed is not None else secrets.randbits(31)
     added: dict[str, int] = {}
     with store.db.write() as session:
         members = session.execute(
@@ -908,16 +917,53 @@ def mix_gold(
             reader_id = session.scalar(select(User.id).where(User.username == reader))
             if reader_id is None:
                 raise MedreviewError(f"no such user: {reader}")
-            assigned = set(session.scalars(select(Assignment.image_id).where(Assignment.reader_id == reader_id)))
+            rng = np.random.default_rng([seed, int(reader_id)])
+            own_read = and_(
+                Annotation.scope == "image",
+                Annotation.case_id == Assignment.image_id,
+                Annotation.reader_id == reader_id,
+            )
+            assignments = session.execute(
+                select(Assignment.image_id, Assignment.list_place, Annotation.status)
+                .outerjoin(Annotation, own_read)
+                .where(Assignment.reader_id == reader_id)
+            ).all()
             gold = set(session.scalars(select(GoldCase.image_id).where(GoldCase.reader_id == reader_id)))
-            ordinary = len(assigned - gold)
+            # The cases still to read, in list order: (place, image id), a case's place its image id
+            # when it has none (as the worklist orders them).
+            to_read = sorted(
+                (row.image_id if row.list_place is None else row.list_place, row.image_id)
+                for row in assignments
+                if row.status is None or row.status == "returned"
+            )
+            gold_left = sum(image_id in gold for _, image_id in to_read)
+            ordinary_left = len(to_read) - gold_left
             # gold / (ordinary + gold) = rate  ->  gold = rate * ordinary / (1 - rate)
-            wanted = max(0, math.ceil(rate * ordinary / (1 - rate) - 1e-9) - len(gold))
-            candidates = [member for member in members if member.image_id not in assigned]
+            wanted = max(0, math.ceil(rate * ordinary_left / (1 - rate) - 1e-9) - gold_left)
+            read_before = set(
+                session.scalars(
+                    select(Annotation.case_id).where(
+                        Annotation.reader_id == reader_id,
+                        Annotation.scope == "image",
+                        Annotation.case_id.in_([member.image_id for member in members]),
+                    )
+                )
+            )
+            taken = {row.image_id for row in assignments} | read_before
+            candidates = [member for member in members if member.image_id not in taken]
             chosen = [candidates[i] for i in rng.permutation(len(candidates))[:wanted]]
-            for member in chosen:
+            places = _gold_places(
+                [place for place, _ in to_read], [image_id in gold for _, image_id in to_read], len(chosen), rng
+            )
+            for member, place in zip(chosen, places, strict=True):
                 session.add(
-                    Assignment(image_id=member.image_id, scope="image", reader_id=reader_id, assigned_by=actor.username)
+                    Assignment(
+                        image_id=member.image_id,
+                        scope="image",
+                        reader_id=reader_id,
+                        assigned_by=actor.username,
+                        list_place=place,
+                    )
                 )
                 session.add(
                     GoldCase(
@@ -937,9 +983,36 @@ def mix_gold(
             target.id,
             readers=list(readers),
             rate=float(rate),
+            seed=seed,
             added=added,
         )
     return added
+
+
+def _gold_places(places: list[float], is_gold: list[bool], count: int, rng: np.random.Generator) -> list[float]:
+    """``count`` new places among a reader's cases to read (``places``, ascending; ``is_gold``, which
+    of them are gold): gap ``i`` lies before case ``i`` (gap ``len(places)`` after the last), and
+    the gaps are drawn without repeats among those with no gold case on either side; only when
+    those run out (not at a rate of at most 0.5) do several share a gap. A gap's places split it
+    evenly; the ends reach one place beyond the first and the last case. In ascending order."""
+    cases = len(places)
+    if count < 1:
+        return []
+    if cases == 0:
+        return [float(n) for n in range(count)]
+    free = [
+        gap for gap in range(cases + 1) if not (gap > 0 and is_gold[gap - 1]) and not (gap < cases and is_gold[gap])
+    ]
+    spread = min(count, len(free))
+    gaps = [int(gap) for gap in rng.choice(free, size=spread, replace=False)] if spread else []
+    gaps += [int(gap) for gap in rng.integers(0, cases + 1, size=count - spread)]
+    chosen: list[float] = []
+    for gap in sorted(set(gaps)):
+        sharing = gaps.count(gap)
+        low = float(places[gap - 1]) if gap > 0 else float(places[0]) - 1.0
+        high = float(places[gap]) if gap < cases else float(places[-1]) + 1.0
+        chosen += [low + (high - low) * share / (sharing + 1) for share in range(1, sharing + 1)]
+    return chosen
 
 
 def _gold_reads(store: Store) -> pd.DataFrame:

@@ -21,6 +21,12 @@ reader's read of a case found by the same unique index at the case's scope.
 
 The default order is upload order (image id). The other orders (patient, study date, modality,
 status) end with the image id, so every order is total and "after this image" always means one place.
+An assignment may carry a place of its own (``list_place``, standing where its image id would):
+gold-standard cases are placed among the reader's ordinary cases that way
+(:func:`medreview.reading.studies.mix_gold`), so evaluation-set images, usually the oldest, do not
+sit together at the top of the list. A list with a placed case is ordered by (place, image id) where
+the others order by the image id; a list without one keeps its order and its queries. Nothing the
+list sends (its columns, counts, position) says whether a case has a place or why.
 An image that leaves the list (it was just read) keeps its place in the orders of patient, study
 date and modality; under the status order its place moves with its new status.
 """
@@ -143,15 +149,41 @@ def _is_assigned_work(session: Session, reader_id: int) -> bool:
     return session.scalar(select(Assignment.id).where(Assignment.reader_id == reader_id).limit(1)) is not None
 
 
+@dataclass(frozen=True)
+class _ReaderList:
+    """Whose worklist it is and how it is made: ``assigned``, images are assigned to the reader (the
+    list holds those only); ``placed``, one of those assignments has a place of its own (the list
+    runs in place order, see the module docstring)."""
+
+    reader_id: int
+    assigned: bool
+    placed: bool
+
+
+def _reader_list(session: Session, actor: Actor) -> _ReaderList:
+    reader_id = user_id(session, actor.username)
+    assigned = _is_assigned_work(session, reader_id)
+    # One seek of the (reader_id, list_place) index; asked only of an assigned list.
+    placed = assigned and (
+        session.scalar(
+            select(Assignment.id).where(Assignment.reader_id == reader_id, Assignment.list_place.is_not(None)).limit(1)
+        )
+        is not None
+    )
+    return _ReaderList(reader_id, assigned, placed)
+
+
 def _status_rank() -> ColumnElement[int]:
     """The place of the reader's own read (outer-joined) under the status order."""
     ranks = [(Annotation.status == status, rank) for status, rank in _STATUS_RANKS.items()]
     return case((Annotation.id.is_(None), _UNREAD_RANK), *ranks, else_=len(_STATUS_RANKS) + 1)
 
 
-def _sort_keys(sort: str) -> list[tuple[ColumnElement[Any], bool]]:
+def _sort_keys(sort: str, placed: bool = False) -> list[tuple[ColumnElement[Any], bool]]:
     """The expressions a list is ordered by, each with whether it runs descending; never NULL
-    (keyset comparisons need a value) and ending with the image id (so the order is total)."""
+    (keyset comparisons need a value) and ending with the image id (so the order is total). On a
+    ``placed`` list (the assignment joined) the image id is preceded by the case's place, its image
+    id when it has none."""
     if sort == "patient":
         keys: list[tuple[ColumnElement[Any], bool]] = [(Patient.patient_key, False)]
     elif sort == "study_date":
@@ -163,6 +195,8 @@ def _sort_keys(sort: str) -> list[tuple[ColumnElement[Any], bool]]:
         keys = [(_status_rank(), False)]
     else:
         keys = []
+    if placed:
+        keys.append((func.coalesce(Assignment.list_place, Image.id), False))
     return [*keys, (Image.id, False)]
 
 
@@ -217,16 +251,20 @@ def _images(reader_id: int, *columns: Any, series: bool = False, hierarchy: bool
 
 
 def _filtered(
-    session: Session, actor: Actor, worklist_filter: WorklistFilter, *columns: Any, with_hierarchy: bool = False
+    session: Session,
+    reader_list: _ReaderList,
+    worklist_filter: WorklistFilter,
+    *columns: Any,
+    with_hierarchy: bool = False,
 ) -> Select[Any]:
-    """SELECT ``columns`` FROM the actor's filtered worklist, unordered.
+    """SELECT ``columns`` FROM the reader's filtered worklist, unordered.
 
     The series is joined for the modality filter, and the study and patient too for the search,
     an order that reads them, or when ``with_hierarchy`` (columns of them are wanted)."""
-    reader_id = user_id(session, actor.username)
+    reader_id = reader_list.reader_id
     hierarchy = with_hierarchy or worklist_filter.needs_hierarchy
     query = _images(reader_id, *columns, series=bool(worklist_filter.modality), hierarchy=hierarchy)
-    if _is_assigned_work(session, reader_id):
+    if reader_list.assigned:
         query = query.join(Assignment, and_(Assignment.image_id == Image.id, Assignment.reader_id == reader_id))
     status = worklist_filter.status
     if status == "todo":
@@ -248,27 +286,34 @@ def _filtered(
     return query
 
 
-def _ordered(query: Select[Any], worklist_filter: WorklistFilter) -> Select[Any]:
-    return query.order_by(*(key.desc() if descending else key for key, descending in _sort_keys(worklist_filter.sort)))
+def _ordered(query: Select[Any], reader_list: _ReaderList, worklist_filter: WorklistFilter) -> Select[Any]:
+    keys = _sort_keys(worklist_filter.sort, reader_list.placed)
+    return query.order_by(*(key.desc() if descending else key for key, descending in keys))
 
 
-def _anchor(session: Session, actor: Actor, worklist_filter: WorklistFilter, image_id: int) -> tuple[Any, ...] | None:
+def _anchor(
+    session: Session, reader_list: _ReaderList, worklist_filter: WorklistFilter, image_id: int
+) -> tuple[Any, ...] | None:
     """The values of ``image_id``'s sort keys, whether or not it is on the list (an image just read
     has left a "to do" list and the list goes on after its place); None for no such image."""
-    keys = _sort_keys(worklist_filter.sort)
+    keys = _sort_keys(worklist_filter.sort, reader_list.placed)
     if len(keys) == 1:  # upload order: the image id is the place
         return (image_id,)
-    reader_id = user_id(session, actor.username)
-    query = _images(reader_id, *(key for key, _ in keys), hierarchy=True).where(Image.id == image_id)
-    row = session.execute(query).one_or_none()
+    query = _images(reader_list.reader_id, *(key for key, _ in keys), hierarchy=True).where(Image.id == image_id)
+    if reader_list.placed:
+        # Outer: an image not (or no longer) assigned has no place, and its image id stands for it.
+        query = query.outerjoin(
+            Assignment, and_(Assignment.image_id == Image.id, Assignment.reader_id == reader_list.reader_id)
+        )
+    row = session.execute(query.limit(1)).one_or_none()
     return tuple(row) if row is not None else None
 
 
-def _rows_query(session: Session, actor: Actor, worklist_filter: WorklistFilter) -> Select[Any]:
+def _rows_query(session: Session, reader_list: _ReaderList, worklist_filter: WorklistFilter) -> Select[Any]:
     """The list's rows in list order (WORKLIST_COLUMNS, the series as number and description)."""
     query = _filtered(
         session,
-        actor,
+        reader_list,
         worklist_filter,
         Image.id.label("image_id"),
         Image.display_name.label("file"),
@@ -285,7 +330,9 @@ def _rows_query(session: Session, actor: Actor, worklist_filter: WorklistFilter)
         Annotation.status,
         with_hierarchy=True,
     )
-    return _ordered(query.outerjoin(LabelClass, LabelClass.id == Annotation.label_class_id), worklist_filter)
+    return _ordered(
+        query.outerjoin(LabelClass, LabelClass.id == Annotation.label_class_id), reader_list, worklist_filter
+    )
 
 
 def _study_date_text(study_date: str | None) -> str:
@@ -333,9 +380,10 @@ def worklist_page(
     if offset < 0 or limit < 1:
         raise ValueError(f"a worklist page needs offset >= 0 and limit >= 1, got offset={offset}, limit={limit}")
     with store.db.read() as session:
+        reader_list = _reader_list(session, actor)
         if total is None:
-            total = session.scalar(_filtered(session, actor, worklist_filter, func.count(Image.id))) or 0
-        page = _frame(session, _rows_query(session, actor, worklist_filter).offset(offset).limit(limit))
+            total = session.scalar(_filtered(session, reader_list, worklist_filter, func.count(Image.id))) or 0
+        page = _frame(session, _rows_query(session, reader_list, worklist_filter).offset(offset).limit(limit))
     return page, int(total)
 
 
@@ -348,7 +396,7 @@ def worklist_counts(store: Store, actor: Actor, worklist_filter: WorklistFilter 
     with store.db.read() as session:
         query = _filtered(
             session,
-            actor,
+            _reader_list(session, actor),
             everything,
             func.count(Image.id),
             func.count(Annotation.id),
@@ -381,13 +429,15 @@ def following_image_ids(
     if limit < 1:
         raise ValueError(f"limit must be at least 1, got {limit}")
     with store.db.read() as session:
-        query = _filtered(session, actor, worklist_filter, Image.id)
+        reader_list = _reader_list(session, actor)
+        query = _filtered(session, reader_list, worklist_filter, Image.id)
         if after_image_id is not None:
-            anchor = _anchor(session, actor, worklist_filter, after_image_id)
+            anchor = _anchor(session, reader_list, worklist_filter, after_image_id)
             if anchor is not None:
-                after = _beyond(_sort_keys(worklist_filter.sort), anchor, later=True)
+                after = _beyond(_sort_keys(worklist_filter.sort, reader_list.placed), anchor, later=True)
                 query = query.where(or_(after, Image.id == after_image_id) if include_anchor else after)
-        return [int(image_id) for image_id in session.scalars(_ordered(query, worklist_filter).limit(limit))]
+        ordered = _ordered(query, reader_list, worklist_filter)
+        return [int(image_id) for image_id in session.scalars(ordered.limit(limit))]
 
 
 def next_image_id(
@@ -412,14 +462,16 @@ def list_position(store: Store, actor: Actor, worklist_filter: WorklistFilter, i
     """The 0-based place of ``image_id`` in the filtered list ("image 3 of 120" is position 2),
     or None when the image is not on it (never was, or has just left it)."""
     with store.db.read() as session:
-        on_list = session.scalar(_filtered(session, actor, worklist_filter, Image.id).where(Image.id == image_id))
+        reader_list = _reader_list(session, actor)
+        on_list = session.scalar(_filtered(session, reader_list, worklist_filter, Image.id).where(Image.id == image_id))
         if on_list is None:
             return None
-        anchor = _anchor(session, actor, worklist_filter, image_id)
+        anchor = _anchor(session, reader_list, worklist_filter, image_id)
         if anchor is None:
             return None
-        before = _beyond(_sort_keys(worklist_filter.sort), anchor, later=False)
-        return int(session.scalar(_filtered(session, actor, worklist_filter, func.count(Image.id)).where(before)) or 0)
+        before = _beyond(_sort_keys(worklist_filter.sort, reader_list.placed), anchor, later=False)
+        counted = _filtered(session, reader_list, worklist_filter, func.count(Image.id)).where(before)
+        return int(session.scalar(counted) or 0)
 
 
 def worklist(
@@ -435,7 +487,7 @@ def worklist(
     small lists and scripts: a page should show :func:`worklist_page`."""
     worklist_filter = WorklistFilter(status, label, modality, search, sort)
     with store.db.read() as session:
-        return _frame(session, _rows_query(session, actor, worklist_filter))
+        return _frame(session, _rows_query(session, _reader_list(session, actor), worklist_filter))
 
 
 def modalities(store: Store) -> list[str]:
