@@ -72,6 +72,7 @@ export default function (component) {
       keys.send();
     };
     keys.send = () => {
+      keys.marker.dataset.reviewSent = `${keys.inFlight.seq}@${keys.mount}`;
       keys.setState("pressed", { ...keys.inFlight, sentAt: Date.now() });
       clearTimeout(keys.timer);
       keys.timer = setTimeout(() => keys.inFlight !== null && keys.send(), 2000);
@@ -97,6 +98,7 @@ export default function (component) {
       }
     };
     keys.onKey = (event) => {
+      keys.marker.dataset.reviewLastKey = `${event.key}${parentElement.isConnected ? "" : " (unmounted)"}`;
       if (!parentElement.isConnected || event.altKey || event.metaKey || event.ctrlKey) return;
       const active = document.activeElement;
       if (keys.composing !== null) {
@@ -155,6 +157,9 @@ export default function (component) {
     clearTimeout(keys.timer);
   }
   keys.flush();
+  keys.marker.dataset.reviewState = JSON.stringify({
+    ack, inFlight: keys.inFlight?.seq ?? null, queued: keys.queue.length, composing: keys.composing !== null,
+  });
   return () => {
     window.removeEventListener("keydown", keys.onKey, true);
     clearTimeout(keys.timer);
