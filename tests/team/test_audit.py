@@ -241,6 +241,8 @@ def test_actions_list_covers_the_issue():
         "evaluation_set.create", "evaluation_set.default", "evaluation.start",
         # The consensus rule's final labels and a reviewer's revert of one (issue 18).
         "review.auto_accept", "review.auto_accept_revert",
+        # Reader studies: a study made, each rating (never changed after), gold cases mixed in (issue 19).
+        "reader_study.create", "reader_study.rate", "gold.mix",
     }  # fmt: skip
     assert set(audit.ACTIONS) == required
     assert len(audit.ACTIONS) == len(required)

@@ -38,6 +38,7 @@ def test_a_new_project_starts_safe(store):
         "auto_accept": False,  # no final label without a review unless an admin turns the rule on
         "auto_accept_readers": 2,
         "auto_accept_probability": 0.95,
+        "class_codes": {},  # every class in DICOM SR under medreview's private code until an admin gives one
     }
 
 
