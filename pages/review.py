@@ -342,17 +342,18 @@ def queue_filters_ui() -> tuple[str, tuple[float, float]]:
 def queue_ui(waiting: int) -> None:
     """The reviewer queue, a fragment: a key, a click in the table or the viewer's request for frames
     reruns this alone, not the app's sign-in checks and the page above it."""
+    reviewer = session_actor("reviewer")  # a fragment reruns on its own: check the user again
     agreement_filter, band = queue_filters_ui()
     offset = page_offset(waiting, "review_queue_page")
-    queue, total = review_queue_page(store, actor, offset, PAGE_SIZE, agreement_filter, band)
+    queue, total = review_queue_page(store, reviewer, offset, PAGE_SIZE, agreement_filter, band)
     if queue.empty and total:  # the queue shrank since it was counted (another reviewer's decisions)
         offset = page_offset(total, "review_queue_page")
-        queue, total = review_queue_page(store, actor, offset, PAGE_SIZE, agreement_filter, band)
+        queue, total = review_queue_page(store, reviewer, offset, PAGE_SIZE, agreement_filter, band)
     press = review_keys.pressed("review_keys")
     if press is not None:
         handle_press(press, [int(value) for value in queue["annotation_id"]])
         if press["action"] in ("approve", "reject", "return"):
-            queue, total = review_queue_page(store, actor, offset, PAGE_SIZE, agreement_filter, band)
+            queue, total = review_queue_page(store, reviewer, offset, PAGE_SIZE, agreement_filter, band)
     annotation_ids = [int(value) for value in queue["annotation_id"]]
     table_key = queue_table_key(annotation_ids)
     picked = [row for row in selected_rows(table_key) if row < len(annotation_ids)]

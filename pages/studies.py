@@ -105,7 +105,7 @@ def results_ui(study_id: int) -> None:
         st.dataframe(spreadsheet_safe(modalities), hide_index=True, key="studies_modalities")
         st.code(results.analysis_text, language=None)
         st.markdown("Variance components")
-        st.dataframe(pd.DataFrame([results.analysis["variance_components"]]), hide_index=True)
+        st.dataframe(spreadsheet_safe(pd.DataFrame([results.analysis["variance_components"]])), hide_index=True)
     csv_column, json_column = st.columns(2)
     if csv_column.button("Download ratings (CSV)", key="studies_csv"):
         content = attempt(lambda: ratings_csv(store, actor, study_id))

@@ -167,7 +167,7 @@ def test_two_readers_study_reads_are_one_kappa_item_and_the_reviewer_settles_the
     )
 
     adjudicate(ct.store, REVIEWER, ct.slices["ax12.dcm"], "pe present", "filling defect")  # from any slice
-    assert review_counts(ct.store, REVIEWER) == {"queue": 3, "disagreements": 0}
+    assert review_counts(ct.store, REVIEWER) == {"queue": 3, "disagreements": 0, "auto_accepted": 0}
     statuses = reads_table(ct.store, ADMIN).set_index("reader")
     study_statuses = statuses[statuses["case_id"] == ct.study_id]["status"].to_dict()
     assert study_statuses == {"ann": "approved", "bob": "overruled"}
