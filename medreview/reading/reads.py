@@ -33,6 +33,7 @@ from sqlalchemy import ColumnElement, Select, delete, select
 from sqlalchemy.orm import Session, aliased
 
 from medreview.errors import MedreviewError, NotFoundError
+from medreview.reading.assist import assist_values
 from medreview.reading.cases import case_in, case_keys, check_scope
 from medreview.reading.consensus import AUTO_ACCEPTED, accept_by_consensus
 from medreview.store import LOCAL_USER, Store
@@ -192,6 +193,8 @@ def save_read(
             "status": "submitted",
             "updated_at": now,
         }
+        # What the reader saw of the model (medreview.reading.assist): the suggestion and its fate.
+        values.update(assist_values(store, session, image_id, previous, label))
         # The read of a case stays at the key image it was first saved at (image_id is not updated).
         upsert(
             session,

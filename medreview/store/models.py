@@ -297,6 +297,15 @@ class Annotation(Base):
     # Seconds the image was on the reader's screen before this read was saved (reader statistics);
     # None for reads saved without the viewer (CLI, import, older reads).
     seconds_on_case: Mapped[float | None] = mapped_column(Float)
+    # Model-assisted reading (medreview.reading.assist, migration 0013): the project's assist mode at
+    # the first save, the model version whose call the reader was shown, the class it suggested
+    # before the first save (None: no suggestion shown), whether the first save named it (accepted
+    # unchanged) or not (overridden), and whether the class changed once the call was on screen.
+    assist_mode: Mapped[str | None] = mapped_column(String(16))
+    model_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
+    model_suggestion: Mapped[str | None] = mapped_column(String(64))
+    suggestion_accepted: Mapped[bool | None] = mapped_column(Boolean)
+    changed_after_model: Mapped[bool] = mapped_column(Boolean, default=False)
     reviewed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     reviewed_at: Mapped[dt.datetime | None]
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -29,6 +29,11 @@ DEFAULTS: dict[str, Any] = {
     "shift_dates": False,
     # Hide other readers' labels and the model's predictions from a reader until they submit.
     "blinded": False,
+    # What a reader sees of the active model on the Label page (medreview.reading.assist): "unaided"
+    # (nothing before the read is saved), "aided_after" (its call, probability and map once the
+    # reader's first read of the image is saved), "aided" (its call as a suggestion Enter accepts);
+    # "auto": unaided when blinded reading is on, else aided_after.
+    "assist_mode": "auto",
     # Which labels training uses: "final" (adjudicated, approved, or unanimous reads) or "all"
     # (every submitted, non-rejected read).
     "training_label_source": "final",
@@ -57,6 +62,7 @@ DEFAULTS: dict[str, Any] = {
 CHOICES: dict[str, tuple[str, ...]] = {
     "training_label_source": ("final", "all"),
     "label_mode": ("single", "multi"),
+    "assist_mode": ("auto", "unaided", "aided_after", "aided"),
 }
 
 
