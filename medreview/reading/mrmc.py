@@ -49,7 +49,6 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from medreview.errors import MedreviewError
 
@@ -77,6 +76,14 @@ COVARIANCES: tuple[str, ...] = ("delong", "jackknife")
 COLUMNS: tuple[str, ...] = ("modality", "reader", "case", "truth", "rating")
 _ROUNDING = 1e-24  # a mean square of AUCs (each in [0, 1]) below this is float rounding of a zero
 _SHOWN = 5  # how many offending readers / cases / rows a refusal names before "and N more"
+
+
+def _stats():  # type: ignore[no-untyped-def]
+    """scipy.stats, imported when a figure needs it: it takes ~0.4 s, and the Label page imports
+    this module (through the reader studies) on its first run, which must stay fast."""
+    from scipy import stats
+
+    return stats
 
 
 class RatingsError(MedreviewError):
@@ -234,9 +241,9 @@ def _placements(ratings: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.
     counts the other class's cases below it (Sun & Xu 2014)."""
     positives, negatives = ratings[:, truth], ratings[:, ~truth]
     n1, n0 = positives.shape[1], negatives.shape[1]
-    ranks = stats.rankdata(ratings, axis=1)  # (K, N) float64 midranks
-    v10 = (ranks[:, truth] - stats.rankdata(positives, axis=1)) / n0
-    v01 = 1.0 - (ranks[:, ~truth] - stats.rankdata(negatives, axis=1)) / n1
+    ranks = _stats().rankdata(ratings, axis=1)  # (K, N) float64 midranks
+    v10 = (ranks[:, truth] - _stats().rankdata(positives, axis=1)) / n0
+    v01 = 1.0 - (ranks[:, ~truth] - _stats().rankdata(negatives, axis=1)) / n1
     return v10, v01
 
 
@@ -289,10 +296,10 @@ def delong_paired_test(
     variance = max(float(covariance[0, 0] + covariance[1, 1] - 2 * covariance[0, 1]), 0.0)
     difference = float(auc[0] - auc[1])
     std_error = math.sqrt(variance)
-    half_width = float(stats.norm.ppf(0.5 + confidence / 2)) * std_error
+    half_width = float(_stats().norm.ppf(0.5 + confidence / 2)) * std_error
     if std_error > 0:
         z: float | None = difference / std_error
-        p_value = float(2 * stats.norm.sf(abs(z)))
+        p_value = float(2 * _stats().norm.sf(abs(z)))
     else:
         z, p_value = None, 1.0 if difference == 0 else 0.0
     return PairedAucTest(
@@ -314,7 +321,7 @@ def wilson_interval(successes: int, total: int, confidence: float = 0.95) -> tup
         raise ValueError(f"a proportion needs 0 <= successes <= total, not {successes} of {total}")
     if total == 0:
         return (math.nan, math.nan)
-    z = float(stats.norm.ppf(0.5 + confidence / 2))
+    z = float(_stats().norm.ppf(0.5 + confidence / 2))
     share = successes / total
     centre = (share + z * z / (2 * total)) / (1 + z * z / total)
     half_width = z / (1 + z * z / total) * math.sqrt(share * (1 - share) / total + z * z / (4 * total * total))
@@ -383,7 +390,7 @@ def _obuchowski_rockette(
             df_single = (
                 (ms_r_t + readers * max(cov2_t, 0.0)) ** 2 / (ms_r_t**2 / (readers - 1)) if ms_r_t > 0 else math.inf
             )
-            half_width = float(stats.t.ppf(0.975, df_single)) * math.sqrt(error)
+            half_width = float(_stats().t.ppf(0.975, df_single)) * math.sqrt(error)
             low, high = float(modality_mean[t] - half_width), float(modality_mean[t] + half_width)
         per_modality.append(ModalityAuc(name, float(modality_mean[t]), low, high))
 
@@ -420,11 +427,11 @@ def _obuchowski_rockette(
         else:
             notes.append("The error term of the F test is zero (no reader-by-modality variation): no test.")
         std_error = math.sqrt(2 / readers * error_term)
-        t_critical = float(stats.t.ppf(0.975, ddf))
+        t_critical = float(_stats().t.ppf(0.975, ddf))
         for a, b in itertools.combinations(range(modalities), 2):
             estimate = float(modality_mean[a] - modality_mean[b])
             if std_error > 0:
-                p_value = float(2 * stats.t.sf(abs(estimate) / std_error, ddf))
+                p_value = float(2 * _stats().t.sf(abs(estimate) / std_error, ddf))
                 low, high = estimate - t_critical * std_error, estimate + t_critical * std_error
                 differences.append(
                     AucDifference(modality_names[a], modality_names[b], estimate, std_error, ddf, low, high, p_value)
@@ -452,8 +459,8 @@ def _obuchowski_rockette(
 def _f_test_p(f_value: float, ndf: int, ddf: float) -> float:
     """P(F(ndf, ddf) > f_value); at an infinite ddf the limit, chi-square(ndf) / ndf (scipy gives NaN)."""
     if math.isinf(ddf):
-        return float(stats.chi2.sf(f_value * ndf, ndf))
-    return float(stats.f.sf(f_value, ndf, ddf))
+        return float(_stats().chi2.sf(f_value * ndf, ndf))
+    return float(_stats().f.sf(f_value, ndf, ddf))
 
 
 # --- ratings tables -------------------------------------------------------------------------------
