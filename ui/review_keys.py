@@ -116,8 +116,11 @@ export default function (component) {
         const box = keys.commentBox(keys.data.open);
         if (active !== box) return;
         const annotation = keys.data.open;
-        if (event.key === "Enter") keys.queue.push({ action: "return", comment: box.value, annotation });
-        else if (event.key === "Escape") box.blur();
+        if (event.key === "Enter") {
+          keys.queue.push({ action: "return", comment: box.value, annotation });
+          // Sent: the next key (an A for the next read) is a decision, not text for a box about to go.
+          box.blur();
+        } else if (event.key === "Escape") box.blur();
         else return;
         keys.flush();
         return;
