@@ -26,6 +26,7 @@ from functools import partial
 import streamlit as st
 
 from medreview.errors import MedreviewError
+from medreview.reading.assist import assist_mode
 from medreview.reading.cases import case_images
 from medreview.reading.catalog import get_image
 from medreview.reading.reads import can_see_others, save_read
@@ -488,6 +489,7 @@ def viewer_ui() -> None:
         boxes_alone=boxes_alone,
         acked=acked,
         failed=failed,
+        assist=assist_mode(store),  # what the reader may see of the model's call (assist.py)
     )
     if position is None:  # past the list's last image: the viewer offers what is left on it
         image_viewer(VIEWER_KEY, reader, [], position=None, left=left_on_list(reader), **shown)

@@ -47,6 +47,7 @@ from medreview.imaging.decoding import DecodedImage, Window
 from medreview.imaging.display import default_display_window, window_choices
 from medreview.imaging.overlays import INFERNO_RGB
 from medreview.imaging.transfer import display_facts, encode_frame, heatmap_intensities
+from medreview.reading.assist import shown_call
 from medreview.reading.browse import series_image_ids, series_slices
 from medreview.reading.catalog import ImageRecord, decode_image, get_image
 from medreview.reading.reads import save_read
@@ -198,30 +199,44 @@ def _display_facts(image_id: int) -> dict[str, Any]:
 
 
 def image_info(
-    actor: Actor, image_id: int, record: ImageRecord | None = None, series: list[int] | None = None
+    actor: Actor,
+    image_id: int,
+    record: ImageRecord | None = None,
+    series: list[int] | None = None,
+    *,
+    blind: bool = False,
+    assist: str | None = None,
 ) -> dict[str, Any]:
     """What the viewer shows about one image, the reader's own read included (never others').
-    ``series``: the image's series in reading order when the caller already has it."""
+    ``series``: the image's series in reading order when the caller already has it.
+
+    ``blind``: a reader study's case: nothing of the reader's own earlier read, and no file name or
+    patient key that could carry the truth (a file named ``person1_bacteria_1.jpeg``). ``assist``:
+    the project's assist mode (medreview.reading.assist) on a page that may show the model's call
+    (the Label page): ``model`` is what the mode lets the reader see of it now, else None."""
     store = get_store()
     record = record or get_image(store, actor, image_id)
     facts = _display_facts(image_id)
     series = series if series is not None else series_image_ids(store, image_id)
-    caption = f"{record.modality} · patient {record.patient_key} · {record.columns}×{record.rows}"
+    caption = f"{record.modality} · {record.columns}×{record.rows}"
+    if not blind:
+        caption = f"{record.modality} · patient {record.patient_key} · {record.columns}×{record.rows}"
     if record.number_of_frames > 1:
         caption += f" · {record.number_of_frames} frames"
     return {
         **facts,
         "id": image_id,
-        "name": record.display_name.rsplit("/", 1)[-1],
+        "name": "case image" if blind else record.display_name.rsplit("/", 1)[-1],
         "caption": caption,
         "series": series if len(series) > 1 else None,
         # For the viewer's corner: described at import from coded values and geometry only, so it
         # carries no identifier (medreview.ingest.deid); the patient key stays out of the corners.
         "seriesDescription": record.series_description,
-        "label": record.label,
-        "labels": list(record.labels),
-        "boxes": [dict(box) for box in record.boxes],
-        "read": record.read,
+        "label": None if blind else record.label,
+        "labels": [] if blind else list(record.labels),
+        "boxes": [] if blind else [dict(box) for box in record.boxes],
+        "read": False if blind else record.read,
+        "model": None if blind or assist is None else shown_call(store, image_id, record.read, assist),
     }
 
 
@@ -385,6 +400,8 @@ def image_viewer(
     below: int | None = None,
     split: bool = False,
     allowed: Callable[[int], bool] | None = None,
+    blind: bool = False,
+    assist: str | None = None,
 ) -> dict[str, Any]:
     """Mount the viewer; returns its ``sync`` state (see the module docstring).
 
@@ -396,7 +413,8 @@ def image_viewer(
     (``position`` None), {"count", "first"} of the images on the list still to do. The viewer's height
     follows the window, at most ``max_height`` (0: no limit), leaving ``below`` CSS pixels under it for
     the page (default: the Label page's comment title in label mode). ``split``: the image and the
-    image under its map (``overlays``) side by side, sharing window, zoom, pan and slice.
+    image under its map (``overlays``) side by side, sharing window, zoom, pan and slice. ``blind``
+    and ``assist``: see :func:`image_info` (a reader study's case; the Label page's assist mode).
     """
     sync = viewer_state(key)
     started = time.perf_counter()
@@ -404,7 +422,7 @@ def image_viewer(
     series_of: dict[int, list[int]] = {}  # a worklist of CT slices shares one series: look it up once
     for image_id in images:
         try:
-            info = image_info(actor, int(image_id), series=series_of.get(int(image_id)))
+            info = image_info(actor, int(image_id), series=series_of.get(int(image_id)), blind=blind, assist=assist)
         except MedreviewError:
             continue  # an image deleted meanwhile: the viewer skips it
         infos.append(info)

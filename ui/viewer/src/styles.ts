@@ -3,6 +3,7 @@ export const STYLES = `
 .mrv-root { display: flex; flex-direction: column; gap: 4px; outline: none; font: 13px/1.4 var(--st-font, sans-serif); color: var(--st-text-color, #fafafa); }
 .mrv-header { display: flex; gap: 0 12px; min-height: 1.4em; white-space: nowrap; }
 .mrv-read { flex: none; font-weight: 600; }
+.mrv-model { margin-left: 0.5em; padding: 0 0.4em; border: 1px dashed currentColor; border-radius: 0.3em; font-weight: 400; }
 .mrv-header-rest { min-width: 0; overflow: hidden; text-overflow: ellipsis; }
 .mrv-stages { position: relative; display: flex; gap: 4px; }
 .mrv-stage { position: relative; flex: 1 1 0; min-width: 0; background: #000; border-radius: 4px; overflow: hidden; touch-action: none; }

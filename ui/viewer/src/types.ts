@@ -43,6 +43,21 @@ export interface ImageInfo {
   boxes: Box[];
   /** Whether the reader has a read of this image (a read may be boxes alone, where allowed). */
   read: boolean;
+  /** What the project's assist mode lets the reader see of the model's call now (assist.py); null: nothing. */
+  model?: ModelCall | null;
+}
+
+/** The active model's call on an image as the Label page may show it (medreview/reading/assist.py). */
+export interface ModelCall {
+  mode: "aided_after" | "aided";
+  version: number;
+  /** The class called; null outside the model's training data (`reason` says why). */
+  label: string | null;
+  probability: number | null;
+  outside: boolean;
+  reason: string | null;
+  /** A suggestion Enter accepts (aided mode, before the reader's first read of the image). */
+  suggest: boolean;
 }
 
 /** One frame's modality values (see medreview/imaging/transfer.py). key: "<imageId>:<frame>". */

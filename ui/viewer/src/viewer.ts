@@ -17,6 +17,7 @@
  * pixels go, it sends nothing more, and its pending reads stay on screen marked as not saved.
  */
 
+import { ActiveClock } from "./activetime";
 import { escapeHtml, pageTop } from "./dom";
 import type { FrameFetcher } from "./fetcher";
 import { type Frame, FrameCache } from "./frames";
@@ -63,6 +64,8 @@ export interface WindowState {
 }
 
 let activeViewer: Viewer | null = null;
+/** What tells the active clock the reader is there. */
+const INPUT_EVENTS = ["keydown", "pointermove", "pointerdown", "wheel"] as const;
 
 window.addEventListener("keydown", (event) => activeViewer?.onKey(event), true);
 
@@ -98,6 +101,8 @@ export class Viewer {
   lockedWindow: { modality: string; state: WindowState } | null = null;
   /** The image whose pixels are on the canvas, and since when (performance.now()). */
   painted: { imageId: number; frame: number; at: number; firstAt: number } | null = null;
+  /** The active reading time of the image on screen (activetime.ts): restarted when it is first painted. */
+  readonly clock = new ActiveClock(performance.now(), document.visibilityState !== "hidden");
   readonly pending = new PendingReads(tabStorage());
   /** Reads the server acknowledged since the viewer was mounted (the worklist follows the count). */
   savedCount = 0;
@@ -148,6 +153,8 @@ export class Viewer {
     activeViewer = this;
     this.root.addEventListener("pointerenter", () => (activeViewer = this));
     window.addEventListener("beforeunload", this.beforeUnload);
+    for (const type of INPUT_EVENTS) window.addEventListener(type, this.onInput, { capture: true, passive: true });
+    document.addEventListener("visibilitychange", this.onVisibility);
     // A delivery can be lost with an interrupted app run (and a report, sent in one batch with
     // another fragment's): ask again for frames still missing, send again what had no answer.
     this.retryTimer = window.setInterval(() => {
@@ -159,6 +166,10 @@ export class Viewer {
   }
 
   readonly retryTimer: number;
+
+  /** A key, pointer move, wheel turn or click: the reader is at the screen (activetime.ts). */
+  readonly onInput = (event: Event): void => this.clock.input(event.timeStamp);
+  readonly onVisibility = (event: Event): void => this.clock.visibility(document.visibilityState !== "hidden", event.timeStamp);
 
   /** This viewer takes the keys (the last one the pointer entered or pressed in). */
   activate(): void {
@@ -227,6 +238,8 @@ export class Viewer {
     this.resizeObserver.disconnect();
     window.removeEventListener("resize", this.layoutHandler);
     window.removeEventListener("beforeunload", this.beforeUnload);
+    for (const type of INPUT_EVENTS) window.removeEventListener(type, this.onInput, { capture: true });
+    document.removeEventListener("visibilitychange", this.onVisibility);
     if (activeViewer === this) activeViewer = null;
     this.root.remove();
   }

@@ -20,6 +20,20 @@ export function classKey(v: Viewer, index: number, eventTime: number): void {
   viewernav.save(v, name, null, true, eventTime);
 }
 
+/**
+ * Enter in aided mode: the model's suggestion for the image on screen, saved as the reader's read
+ * (a class key overrides it). False when there is none to accept (outside the training data, read
+ * already, another mode).
+ */
+export function acceptSuggestion(v: Viewer, eventTime: number): boolean {
+  const info = v.info(v.shown);
+  const call = info?.model;
+  if (!info || !call || !call.suggest || info.read || call.label === null || v.data?.multi) return false;
+  if (!v.data?.classes.includes(call.label)) return false;
+  viewernav.save(v, call.label, null, true, eventTime);
+  return true;
+}
+
 export function onKey(v: Viewer, event: KeyboardEvent): void {
   if (!v.root.isConnected || !v.data || v.signedOut !== null || v.left) return;
   // The reader clicked another page and the viewer finishes its saves: keys wait for the page.
@@ -47,7 +61,7 @@ export function onKey(v: Viewer, event: KeyboardEvent): void {
       case "Enter":
         if (label && v.current === null && v.atEnd !== null) viewernav.openFirstLeft(v);
         else if (label && v.data.multi) viewernav.save(v, null, [...v.multiSelection], true, event.timeStamp);
-        else handled = false;
+        else if (!label || !acceptSuggestion(v, event.timeStamp)) handled = false;
         break;
       case "Backspace":
         if (v.tools.tool === "box" && v.selectedBox !== null) deleteSelectedBox(v);

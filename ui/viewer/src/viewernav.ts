@@ -122,8 +122,8 @@ export function save(v: Viewer, label: string | null, labels: string[] | null, t
     return;
   }
   mark(KEY_MARK, { imageId: target });
-  const painted = v.painted;
-  const seconds = painted ? Math.max(0, eventTime - painted.firstAt) / 1000 : 0;
+  // Active seconds (activetime.ts): visible, and without idle gaps over a minute.
+  const seconds = v.painted ? v.clock.seconds(eventTime) : 0;
   const save: PendingSave = {
     seq: Date.now() * 1000 + Math.floor(Math.random() * 1000),
     imageId: target,

@@ -64,6 +64,7 @@ export function paint(v: Viewer): void {
   renderHeader(v, info); // after the paint: a fit changes the zoom it shows
   const now = performance.now();
   const sameImage = v.painted?.imageId === v.shown;
+  if (!sameImage || !v.painted) v.clock.restart(now);
   v.painted = { imageId: v.shown, frame: v.frame, at: now, firstAt: sameImage && v.painted ? v.painted.firstAt : now };
   v.root.dataset.paintedImage = String(v.shown);
   v.root.dataset.paintedFrame = String(v.frame);
@@ -156,6 +157,8 @@ export function renderHeader(v: Viewer, info: ImageInfo | undefined): void {
     else if (info.read) read = `my read: <strong class="mrv-label">boxes only</strong>`;
     else read = "not read by me yet";
     if (v.unsure) read += " · unsure";
+    const badge = modelBadge(info);
+    if (badge) read += ` ${badge}`;
   }
   const parts = info.name ? [`<b>${escapeHtml(info.name)}</b>`] : [];
   parts.push(escapeHtml(info.caption));
@@ -172,6 +175,23 @@ export function renderHeader(v: Viewer, info: ImageInfo | undefined): void {
   const rest = `<span class="mrv-header-rest">${parts.join(" · ")}</span>`;
   const html = read ? `<span class="mrv-read">${read}</span>${rest}` : rest;
   if (v.header.innerHTML !== html) v.header.innerHTML = html;
+}
+
+/**
+ * The model's call as the assist mode lets the reader see it (medreview/reading/assist.py): a
+ * suggestion Enter accepts (never the read until the reader saves it), the call after the reader's
+ * own read, or why there is no suggestion (outside the model's training data).
+ */
+export function modelBadge(info: ImageInfo): string {
+  const call = info.model;
+  if (!call) return "";
+  if (call.outside || call.label === null) {
+    return `<span class="mrv-model" data-suggest="false">model: no suggestion (${escapeHtml(call.reason ?? "outside its training data")})</span>`;
+  }
+  const percent = call.probability === null ? "" : ` ${Math.round(call.probability * 100)}%`;
+  const hint = call.suggest && !info.read ? " · <kbd>Enter</kbd> accepts" : "";
+  const suggest = call.suggest && !info.read;
+  return `<span class="mrv-model" data-suggest="${suggest}">model: ${escapeHtml(call.label)}${percent}${hint}</span>`;
 }
 
 /** The tool in the header; the box tool with its class, or that none is chosen yet. */
