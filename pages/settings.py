@@ -73,6 +73,20 @@ with right:
     minutes = st.number_input(
         "Log out after inactivity (minutes)", 5, 7 * 24 * 60, current["session_minutes"], key="settings_minutes"
     )
+    assist = st.selectbox(
+        "Model on the Label page",
+        CHOICES["assist_mode"],
+        index=CHOICES["assist_mode"].index(current["assist_mode"]),
+        key="settings_assist_mode",
+        format_func={
+            "auto": "Automatic (unaided with blinded reading, else after the read)",
+            "unaided": "Unaided: never before the read is saved",
+            "aided_after": "After the read: call, probability and map once saved",
+            "aided": "Aided: the call as a suggestion (Enter accepts)",
+        }.get,
+        help="What a reader sees of the active model's call. Each read records the suggestion shown and "
+        "whether it was accepted or overridden; the Team page shows how often, per reader and model version.",
+    )
 wanted = {
     "deidentify": deidentify,
     "shift_dates": shift_dates,
@@ -82,6 +96,7 @@ wanted = {
     "label_mode": label_mode,
     "training_label_source": source,
     "session_minutes": int(minutes),
+    "assist_mode": assist,
 }
 changed = {key: value for key, value in wanted.items() if value != current[key]}
 # Every change is attempted (a list, not a generator: no short-circuit); rerun only if all worked.

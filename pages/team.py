@@ -5,6 +5,7 @@ import streamlit as st
 
 from medreview.ingest.dicomweb import DicomWebClient
 from medreview.ingest.pseudonyms import pseudonym_table
+from medreview.reading.assist import assist_monitor
 from medreview.reading.catalog import image_table
 from medreview.reading.dicomout.documents import SOURCES, kos_objects, sr_objects, zip_objects
 from medreview.reading.dicomout.send import send_objects
@@ -176,3 +177,29 @@ with assign_tab, st.expander("Gold-standard checks"):
             st.dataframe(spreadsheet_safe(trend), hide_index=True, key="team_gold_trend")
     elif scores is not None:
         st.caption("No gold cases on any worklist yet.")
+
+with users_tab, st.expander("Model suggestions (automation-bias monitor)"):
+    st.caption(
+        "Reads made with the model's suggestion on screen (Settings: model on the Label page, aided), per "
+        "reader and model version: how often the suggestion was accepted unchanged or overridden, and the "
+        "reader's accuracy against the final label in each case (over the reads whose case has one). A reader "
+        "who accepts nearly everything and is less accurate when accepting may be following the model."
+    )
+    monitor = assist_monitor(store, actor)
+    if monitor.empty:
+        st.caption("No read has been made with a suggestion yet.")
+    else:
+        st.dataframe(
+            spreadsheet_safe(monitor),
+            hide_index=True,
+            key="team_assist_monitor",
+            column_config={
+                "accepted_share": st.column_config.NumberColumn("accepted", format="percent"),
+                "accepted": st.column_config.NumberColumn("accepted (n)"),
+                "accuracy_accepted": st.column_config.NumberColumn("accuracy when accepted", format="percent"),
+                "accuracy_overridden": st.column_config.NumberColumn("accuracy when overridden", format="percent"),
+                "final_accepted": st.column_config.NumberColumn("accepted, with final label"),
+                "final_overridden": st.column_config.NumberColumn("overridden, with final label"),
+                "changed_after_model": st.column_config.NumberColumn("changed after seeing the model"),
+            },
+        )

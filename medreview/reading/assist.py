@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 
 from medreview.store import Store
 from medreview.store.models import Annotation, FinalLabel, ModelVersion, Prediction, User
+from medreview.team.roles import Actor, require
 from medreview.team.settings import get_setting
 
 __all__ = ["ASSIST_MODES", "MONITOR_COLUMNS", "ModelCall", "assist_mode", "assist_monitor", "model_call", "shown_call"]
@@ -159,11 +160,13 @@ def assist_values(
     }
 
 
-def assist_monitor(store: Store) -> pd.DataFrame:
-    """Per reader and model version, the reads made with a suggestion on screen: how many, how many
-    accepted it unchanged and how many overrode it, and the reader's accuracy against the final
-    label in each case (over the reads whose case has a final label: ``final_accepted`` and
-    ``final_overridden`` of them); ``changed_after_model``: reads changed once the call was seen."""
+def assist_monitor(store: Store, actor: Actor) -> pd.DataFrame:
+    """(Reviewers and admins.) Per reader and model version, the reads made with a suggestion on
+    screen: how many, how many accepted it unchanged and how many overrode it, and the reader's
+    accuracy against the final label in each case (over the reads whose case has a final label:
+    ``final_accepted`` and ``final_overridden`` of them); ``changed_after_model``: reads changed
+    once the call was seen."""
+    require(actor, "reviewer", "see how readers use the model's suggestions")
     final_class = select(FinalLabel.label_class_id).where(
         FinalLabel.scope == Annotation.scope, FinalLabel.case_id == Annotation.case_id
     )

@@ -101,3 +101,29 @@ def test_a_blind_viewer_gets_no_earlier_read_no_file_name_no_patient_key_and_no_
     assert blinded["name"] == "case image" and "bacteria" not in json.dumps(blinded)
     assert "patient" not in blinded["caption"] and seen["caption"].split(" · ")[1] not in json.dumps(blinded)
     assert blinded["model"] is None
+
+
+def test_an_admin_chooses_aided_reading_and_the_team_page_shows_how_suggestions_were_used(page_store):
+    from medreview.reading.reads import save_read
+    from medreview.reading.review import adjudicate
+    from medreview.team.settings import get_setting
+
+    create_user(page_store, SYSTEM, READER.username, "reader-password-1", role="annotator")
+    files = [InputFile(f"film-{index}.png", png_bytes(600 + index)) for index in range(2)]
+    first, second = (result.image_id for result in ingest_files(page_store, LOCAL_ACTOR, files))
+    version = add_model_version(page_store, active=True)
+    add_predictions(page_store, version, {image_id: {"normal": 0.3, "pneumonia": 0.7} for image_id in (first, second)})
+    app = run_page_as("settings")
+    app.selectbox(key="settings_assist_mode").set_value("aided").run()
+    assert not app.exception, app.exception
+    assert get_setting(page_store, "assist_mode") == "aided"
+    save_read(page_store, READER, first, "pneumonia")  # accepted, and right
+    save_read(page_store, READER, second, "normal")  # overridden, and wrong
+    adjudicate(page_store, ADMIN, first, "pneumonia")
+    adjudicate(page_store, ADMIN, second, "pneumonia")
+    team = run_page_as("team")
+    assert not team.exception, team.exception
+    [table] = [frame for frame in team.dataframe if "accuracy_accepted" in frame.value.columns]
+    row = table.value.iloc[0]
+    assert (row["reader"], row["model_version"], row["accepted"], row["overridden"]) == ("reader1", version, 1, 1)
+    assert (row["accuracy_accepted"], row["accuracy_overridden"]) == (1.0, 0.0)

@@ -135,7 +135,7 @@ def test_monitor_figures_on_a_hand_made_example(project):
     save_read(store, BOB, ids[2], "normal")
     for image_id, label in zip(ids[:2] + ids[3:5], ["pneumonia", "pneumonia", "normal", "normal"], strict=True):
         adjudicate(store, ADMIN, image_id, label)
-    monitor = assist_monitor(store).set_index("reader")
+    monitor = assist_monitor(store, ADMIN).set_index("reader")
     ann = monitor.loc["ann"]
     assert (ann.model_version, ann.suggestions, ann.accepted, ann.overridden) == (version, 5, 3, 2)
     assert ann.accepted_share == pytest.approx(3 / 5)

@@ -8,7 +8,7 @@ from sqlalchemy import create_engine, text
 
 from medreview.reading.assist import assist_monitor
 from medreview.store import Store, schema
-from tests.conftest import make_settings
+from tests.conftest import ADMIN, make_settings
 from tests.store.test_schema import first_release_store
 
 
@@ -35,6 +35,6 @@ def test_a_0012_store_upgrades_to_assisted_reads_with_its_reads_unassisted(tmp_p
             ).all()
         assert [tuple(row[:4]) for row in rows] == [tuple(row) for row in before]
         assert all(row[4:8] == (None, None, None, None) and not row.changed_after_model for row in rows)
-        assert assist_monitor(store).empty
+        assert assist_monitor(store, ADMIN).empty
     finally:
         store.close()
