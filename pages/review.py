@@ -315,8 +315,16 @@ def model_text(row: pd.Series) -> str:
 
 
 def queue_filters_ui() -> tuple[str, tuple[float, float]]:
-    """The queue's filters: by what readers and the model say, and by the model's probability."""
-    left, right = st.columns([3, 2])
+    """The queue's filters: by what readers and the model say, and by the model's probability. In
+    an expander that says what it applies (open while a filter narrows the queue): at 1280x720 the
+    two widgets' row pushed the image on screen below the fold."""
+    chosen = st.session_state.get("review_filter", "all")
+    chosen_band = tuple(st.session_state.get("review_band", ANY_PROBABILITY))
+    narrowed = chosen != "all" or chosen_band != ANY_PROBABILITY
+    title = (
+        f"Filter: {AGREEMENT_FILTERS.get(chosen, chosen)} · model probability {chosen_band[0]:.2f}-{chosen_band[1]:.2f}"
+    )
+    left, right = st.expander(title, expanded=narrowed).columns([3, 2])
     band = right.slider(
         "Model probability (calibrated, of its call)",
         min_value=0.0,
@@ -343,7 +351,9 @@ def queue_ui(waiting: int) -> None:
     """The reviewer queue, a fragment: a key, a click in the table or the viewer's request for frames
     reruns this alone, not the app's sign-in checks and the page above it."""
     reviewer = session_actor("reviewer")  # a fragment reruns on its own: check the user again
-    agreement_filter, band = queue_filters_ui()
+    filters_column, pages_column = st.columns([3, 1], vertical_alignment="center")  # one row: the image above the fold
+    with filters_column:
+        agreement_filter, band = queue_filters_ui()
     offset = page_offset(waiting, "review_queue_page")
     queue, total = review_queue_page(store, reviewer, offset, PAGE_SIZE, agreement_filter, band)
     if queue.empty and total:  # the queue shrank since it was counted (another reviewer's decisions)
@@ -384,7 +394,8 @@ def queue_ui(waiting: int) -> None:
             else "No submitted reads are waiting for review."
         )
         return
-    page_picker_ui(total, offset, "Reads", "review_queue_page")
+    with pages_column:
+        page_picker_ui(total, offset, "Reads", "review_queue_page")
     shown = with_case_names(queue)
     columns = [column for column in ("case",) if column in shown.columns]
     marks = ["▶" if index == opened else ("›" if index == cursor else "") for index in range(len(shown))]
@@ -401,7 +412,7 @@ def queue_ui(waiting: int) -> None:
         on_select="rerun",
         selection_mode="multi-row",
         key=table_key,
-        height=180,  # a few rows: the image under the table stays above the fold at 1280x720
+        height=150,  # a few rows: the image under the table stays above the fold at 1280x720
     )
     if picked:
         batch_ui([annotation_ids[row] for row in picked])
