@@ -47,10 +47,11 @@ from medreview.imaging.decoding import DecodedImage, Window
 from medreview.imaging.display import default_display_window, window_choices
 from medreview.imaging.overlays import INFERNO_RGB
 from medreview.imaging.transfer import display_facts, encode_frame, heatmap_intensities
-from medreview.reading.assist import shown_call
+from medreview.reading.assist import model_call, shown_call
 from medreview.reading.browse import series_image_ids, series_slices
 from medreview.reading.catalog import ImageRecord, decode_image, get_image
 from medreview.reading.reads import save_read
+from medreview.store import Store
 from medreview.team.roles import Actor
 from ui.session import LOGIN_KEY, get_store
 
@@ -352,6 +353,29 @@ def _seconds(value: Any) -> float | None:
     return seconds if 0 <= seconds < 86_400 else None
 
 
+def assist_map(store: Store, image_id: int, read: bool, mode: str) -> tuple[np.ndarray, str] | None:
+    """The model's map of its call on ``image_id`` ((h, w) float32 in [0, 1]) and the class it is
+    of, when the assist mode (medreview.reading.assist) lets the reader see the call and the map is
+    stored (the Predictions page's view map, else the prediction job's); None otherwise, and
+    outside the training data (no call)."""
+    # Imported here: the ml package is loaded by the pages that need it, not by every viewer.
+    from medreview.ml.explanations import stored_view_maps
+
+    if shown_call(store, image_id, read, mode) is None:
+        return None
+    with store.db.read() as session:
+        call = model_call(session, image_id)
+    if call is None or call.label is None or call.label not in call.class_names:
+        return None
+    maps = stored_view_maps(store, call.version_id, image_id)  # (C, h, w), or None
+    path = call.heatmap_path
+    if maps is None and path and path.endswith(".npy") and store.data_path(path).exists():
+        maps = np.load(store.data_path(path)).astype(np.float32)
+    if maps is None or maps.ndim != 3 or maps.shape[0] != len(call.class_names):
+        return None
+    return np.asarray(maps[call.class_names.index(call.label)], dtype=np.float32), call.label
+
+
 def overlay_row(image_id: int, frame_index: int, heat: np.ndarray, label: str) -> dict[str, Any]:
     """A heat map ((h, w) float in [0, 1]) for the viewer's overlay layer over one frame."""
     intensities = heatmap_intensities(heat)  # (h, w) uint8
@@ -439,6 +463,12 @@ def image_viewer(
         wanted = [str(item) for item in sync.get("want", []) or []]
         st.session_state[served_key] = sync.get("tick")
     position = position if position is not None else (int(images[0]) if images else None)
+    # The model's map beside its call, where the assist mode shows the call (none given by the page).
+    shown_info = next((info for info in infos if info["id"] == position), None) if assist is not None else None
+    if shown_info is not None and not overlays and (shown_info["model"] or {}).get("label"):
+        found = assist_map(get_store(), shown_info["id"], shown_info["read"], assist)
+        if found is not None:
+            overlays = [overlay_row(shown_info["id"], 0, found[0], f"model map: {found[1]}")]
     offered = {info["id"] for info in infos} | {member for info in infos for member in info["series"] or ()}
     frame_url = _frame_url(key, [image_id for image_id in offered if allowed is None or allowed(image_id)])
     # The first frames go out with the data that opens an image, unasked: the viewer paints the

@@ -35,7 +35,15 @@ from medreview.store.models import Annotation, FinalLabel, ModelVersion, Predict
 from medreview.team.roles import Actor, require
 from medreview.team.settings import get_setting
 
-__all__ = ["ASSIST_MODES", "MONITOR_COLUMNS", "ModelCall", "assist_mode", "assist_monitor", "model_call", "shown_call"]
+__all__ = [
+    "ASSIST_MODES",
+    "MONITOR_COLUMNS",
+    "ModelCall",
+    "assist_mode",
+    "assist_monitor",
+    "model_call",
+    "shown_call",
+]
 
 ASSIST_MODES = ("unaided", "aided_after", "aided")
 MONITOR_COLUMNS = [

@@ -12,6 +12,7 @@ from medreview.team.roles import SYSTEM, Actor
 from medreview.team.settings import set_setting
 from tests.conftest import ADMIN, run_page_as
 from tests.helpers import add_model_version, add_predictions, png_bytes
+from tests.pages.test_predictions_page import store_view_maps
 from tests.pages.viewer import report, save, viewer_data
 
 KEY = "label_viewer"
@@ -29,6 +30,7 @@ def test_each_assist_mode_sends_the_viewer_what_it_allows_of_the_model(page_stor
     version = add_model_version(page_store, active=True)
     calls = {image_id: {"normal": 0.13, "pneumonia": 0.87} for image_id in (first, second, outside)}
     add_predictions(page_store, version, calls, outside={outside: "a colour photograph, not a chest film"})
+    store_view_maps(page_store, version, first, (0.13, 0.87))
 
     # Unaided: nothing of the model reaches the browser, read or not.
     set_setting(page_store, ADMIN, "assist_mode", "unaided")
@@ -36,11 +38,12 @@ def test_each_assist_mode_sends_the_viewer_what_it_allows_of_the_model(page_stor
     data = viewer_data(app, KEY)
     assert models_sent(data) == {first: None, second: None, outside: None}
     assert "0.87" not in json.dumps(data["images"]) and "pneumonia" not in json.dumps(data["images"])
+    assert data["overlays"] == []
 
     # Aided after: not before the first save; once the read is saved, the call and its probability.
     set_setting(page_store, ADMIN, "assist_mode", "aided_after")
     data = report(app, KEY, position=first)
-    assert models_sent(data) == {first: None, second: None, outside: None}
+    assert models_sent(data) == {first: None, second: None, outside: None} and data["overlays"] == []
     data = report(app, KEY, position=second, pending=[save(1, first, "normal")])
     assert data["acked"] == [1]
     data = report(app, KEY, position=first)  # the reader goes back to the image read
@@ -51,6 +54,7 @@ def test_each_assist_mode_sends_the_viewer_what_it_allows_of_the_model(page_stor
         False,
         version,
     )
+    assert [overlay["label"] for overlay in data["overlays"]] == ["model map: pneumonia"]  # and its map
 
     # Aided: a suggestion for an unread image (never the read: label and read stay empty), and for
     # an image outside the training data no class, the reason instead.
