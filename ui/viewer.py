@@ -326,6 +326,7 @@ def save_pending_reads(
                     unsure=bool(entry.get("unsure")),
                     comment=typed,  # None keeps the stored one
                     seconds_on_case=_seconds(entry.get("seconds")),
+                    assisted=True,  # the Label viewer: the assist mode decided what was shown
                 )
             except MedreviewError as error:
                 failed[seq] = str(error)  # the viewer escapes it as HTML text

@@ -138,6 +138,7 @@ def save_read(
     unsure: bool = False,
     comment: str | None = "",
     seconds_on_case: float | None = None,
+    assisted: bool = False,
 ) -> None:
     """Record ``actor``'s read of an image, or of the study or series holding it when the classes
     named are study- or series-scoped (replacing their earlier read of that case; a read that was
@@ -146,6 +147,9 @@ def save_read(
 
     ``comment`` None keeps the earlier read's comment (the viewer's keyboard saves carry none).
     ``seconds_on_case``: how long the image was on the reader's screen before this save.
+    ``assisted``: the read was made in the Label viewer, where the project's assist mode decides what
+    of the model was on screen (medreview.reading.assist): its suggestion and a change made after
+    seeing the model are recorded. Other saves (imports, a comment) leave that record as it was.
     """
     if seconds_on_case is not None and not (math.isfinite(seconds_on_case) and seconds_on_case >= 0):
         raise MedreviewError("seconds on case must be a finite number of seconds, not negative")
@@ -194,7 +198,8 @@ def save_read(
             "updated_at": now,
         }
         # What the reader saw of the model (medreview.reading.assist): the suggestion and its fate.
-        values.update(assist_values(store, session, image_id, previous, label))
+        if assisted:
+            values.update(assist_values(store, session, image_id, previous, label))
         # The read of a case stays at the key image it was first saved at (image_id is not updated).
         upsert(
             session,

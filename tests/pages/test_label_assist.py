@@ -121,8 +121,8 @@ def test_an_admin_chooses_aided_reading_and_the_team_page_shows_how_suggestions_
     app.selectbox(key="settings_assist_mode").set_value("aided").run()
     assert not app.exception, app.exception
     assert get_setting(page_store, "assist_mode") == "aided"
-    save_read(page_store, READER, first, "pneumonia")  # accepted, and right
-    save_read(page_store, READER, second, "normal")  # overridden, and wrong
+    save_read(page_store, READER, first, "pneumonia", assisted=True)  # accepted, and right
+    save_read(page_store, READER, second, "normal", assisted=True)  # overridden, and wrong
     adjudicate(page_store, ADMIN, first, "pneumonia")
     adjudicate(page_store, ADMIN, second, "pneumonia")
     team = run_page_as("team")

@@ -80,9 +80,9 @@ def test_what_each_mode_lets_the_viewer_show(project):
 def test_aided_reads_record_the_suggestion_accepted_or_overridden(project):
     store, ids, version = project
     set_setting(store, ADMIN, "assist_mode", "aided")
-    save_read(store, ANN, ids[0], "pneumonia")
-    save_read(store, ANN, ids[1], "normal")
-    save_read(store, ANN, ids[5], "normal")  # outside: no suggestion shown
+    save_read(store, ANN, ids[0], "pneumonia", assisted=True)
+    save_read(store, ANN, ids[1], "normal", assisted=True)
+    save_read(store, ANN, ids[5], "normal", assisted=True)  # outside: no suggestion shown
     accepted, overridden, outside = (read_of(store, "ann", image_id) for image_id in ids[:2] + ids[5:])
     assert (accepted.assist_mode, accepted.model_version_id, accepted.model_suggestion) == (
         "aided",
@@ -94,7 +94,7 @@ def test_aided_reads_record_the_suggestion_accepted_or_overridden(project):
     assert outside.model_suggestion is None and outside.suggestion_accepted is None
     assert outside.model_version_id is None
     # A later change keeps what the first read did with the suggestion, and says it came after the call.
-    save_read(store, ANN, ids[0], "normal")
+    save_read(store, ANN, ids[0], "normal", assisted=True)
     changed = read_of(store, "ann", ids[0])
     assert changed.suggestion_accepted is True and changed.changed_after_model is True
 
@@ -102,22 +102,31 @@ def test_aided_reads_record_the_suggestion_accepted_or_overridden(project):
 def test_aided_after_records_a_change_made_after_the_model_was_shown(project):
     store, ids, version = project
     set_setting(store, ADMIN, "assist_mode", "aided_after")
-    save_read(store, ANN, ids[0], "normal")
+    save_read(store, ANN, ids[0], "normal", assisted=True)
     first = read_of(store, "ann", ids[0])
     assert first.assist_mode == "aided_after" and first.model_suggestion is None
     assert first.changed_after_model is False and first.model_version_id is None
-    save_read(store, ANN, ids[0], "normal")  # the same class again: no change
+    save_read(store, ANN, ids[0], "normal", assisted=True)  # the same class again: no change
     assert read_of(store, "ann", ids[0]).changed_after_model is False
-    save_read(store, ANN, ids[0], "pneumonia")  # the model said pneumonia once the read was saved
+    save_read(store, ANN, ids[0], "pneumonia", assisted=True)  # the model said pneumonia once the read was saved
     changed = read_of(store, "ann", ids[0])
     assert changed.changed_after_model is True and changed.model_version_id == version
+
+
+def test_a_read_saved_outside_the_viewer_records_no_suggestion(project):
+    store, ids, _ = project
+    set_setting(store, ADMIN, "assist_mode", "aided")
+    save_read(store, ANN, ids[0], "pneumonia")  # a labelled-folder import, a script: no suggestion was shown
+    read = read_of(store, "ann", ids[0])
+    assert (read.assist_mode, read.model_suggestion, read.suggestion_accepted) == (None, None, None)
+    assert assist_monitor(store, ADMIN).empty
 
 
 def test_unaided_reads_record_nothing_of_the_model(project):
     store, ids, _ = project
     set_setting(store, ADMIN, "assist_mode", "unaided")
-    save_read(store, ANN, ids[0], "normal")
-    save_read(store, ANN, ids[0], "pneumonia")
+    save_read(store, ANN, ids[0], "normal", assisted=True)
+    save_read(store, ANN, ids[0], "pneumonia", assisted=True)
     read = read_of(store, "ann", ids[0])
     assert read.assist_mode == "unaided" and read.model_version_id is None
     assert read.changed_after_model is False and read.suggestion_accepted is None
@@ -129,10 +138,10 @@ def test_monitor_figures_on_a_hand_made_example(project):
     # The model says pneumonia for images 0-3, normal for 4. Final labels: 0, 1 pneumonia; 3, 4 normal; 2 none.
     # ann accepts 0, 1, 2 (right, right, wrong) and overrides 3 (right) and 4 (wrong: says pneumonia).
     for image_id, label in zip(ids[:5], ["pneumonia", "pneumonia", "pneumonia", "normal", "pneumonia"], strict=True):
-        save_read(store, ANN, image_id, label)
+        save_read(store, ANN, image_id, label, assisted=True)
     # bob accepts 0 only; his other read (image 2, overridden) has no final label.
-    save_read(store, BOB, ids[0], "pneumonia")
-    save_read(store, BOB, ids[2], "normal")
+    save_read(store, BOB, ids[0], "pneumonia", assisted=True)
+    save_read(store, BOB, ids[2], "normal", assisted=True)
     for image_id, label in zip(ids[:2] + ids[3:5], ["pneumonia", "pneumonia", "normal", "normal"], strict=True):
         adjudicate(store, ADMIN, image_id, label)
     monitor = assist_monitor(store, ADMIN).set_index("reader")
