@@ -37,7 +37,7 @@ def study_reading_ui(actor: Actor, study: StudySummary) -> None:
         missing_map = heat is None
     view_column, rating_column = st.columns([9, 4])
     with view_column:
-        image_viewer(STUDY_VIEWER_KEY, actor, [case.image_id], overlays=overlays, split=bool(overlays))
+        image_viewer(STUDY_VIEWER_KEY, actor, [case.image_id], overlays=overlays, split=bool(overlays), blind=True)
     with rating_column:
         if case.arm == "aided" and case.model_probability is not None:
             st.metric(f"Model: probability of {case.positive_class}", f"{case.model_probability:.0%}")

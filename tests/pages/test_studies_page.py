@@ -137,11 +137,6 @@ def test_the_aided_arm_shows_the_map_the_predictions_page_shows(page_project):
         study_heatmap(page_store, Actor("outsider", "annotator"), case)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ui/viewer.py image_info sends the reader's own ordinary read of an image as label/labels/boxes/read; "
-    "image_viewer has no way to leave it out (the viewer's owner adds one; see the issue 19 note)",
-)
 def test_a_reader_s_own_earlier_read_of_a_study_image_is_not_sent_to_the_viewer(page_project):
     project = page_project
     page_store = project["store"]
