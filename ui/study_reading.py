@@ -37,32 +37,49 @@ def study_reading_ui(actor: Actor, study: StudySummary) -> None:
         missing_map = heat is None
     view_column, rating_column = st.columns([9, 4])
     with view_column:
-        image_viewer(STUDY_VIEWER_KEY, actor, [case.image_id], overlays=overlays, split=bool(overlays), blind=True)
+        view = image_viewer(
+            STUDY_VIEWER_KEY,
+            actor,
+            [case.image_id],
+            overlays=overlays,
+            split=bool(overlays),
+            blind=True,
+            report_active=True,
+        ).get("view")
     with rating_column:
         if case.arm == "aided" and case.model_probability is not None:
-            st.metric(f"Model: probability of {case.positive_class}", f"{case.model_probability:.0%}")
+            st.metric(f"Model: probability of {plain(case.positive_class)}", f"{case.model_probability:.0%}")
         if missing_map:
             st.caption(
                 "The model's map of this image is not stored yet: an admin computes it by opening the image "
                 "on the Predictions page."
             )
-        rating_form(actor, case)
+        rating_form(actor, case, active_seconds(view, case.image_id))
 
 
-def rating_form(actor: Actor, case: StudyCase) -> None:
+def active_seconds(view: object, image_id: int) -> float | None:
+    """The viewer's active reading seconds of this case's image, as it last reported them (tab
+    visible, idle gaps over a minute left out); None before it has."""
+    if not isinstance(view, dict) or view.get("imageId") != image_id:
+        return None
+    seconds = view.get("activeSeconds")
+    return float(seconds) if isinstance(seconds, int | float) and seconds >= 0 else None
+
+
+def rating_form(actor: Actor, case: StudyCase, seconds: float | None = None) -> None:
     key = f"study_{case.study_id}_{case.arm}_{case.member_id}"
     with st.form(f"{key}_form"):
         if case.scale == "five_point":
             label = None
             confidence = st.radio(
-                f"Is there {case.positive_class}?",
+                f"Is there {plain(case.positive_class)}?",
                 list(FIVE_POINT),
                 format_func=lambda value: f"{value} {FIVE_POINT[value]}",
                 index=None,
                 key=f"{key}_five",
             )
         else:
-            label = st.radio("Class", case.classes, index=None, key=f"{key}_class")
+            label = st.radio("Class", case.classes, index=None, format_func=plain, key=f"{key}_class")
             confidence = st.slider("Confidence", 0, 100, 50, key=f"{key}_confidence")
         if st.form_submit_button("Save rating", type="primary"):
             if confidence is None or (case.scale == "confidence" and label is None):
@@ -70,7 +87,14 @@ def rating_form(actor: Actor, case: StudyCase) -> None:
                 return
             try:
                 rate_case(
-                    get_store(), actor, case.study_id, case.member_id, case.arm, label=label, confidence=confidence
+                    get_store(),
+                    actor,
+                    case.study_id,
+                    case.member_id,
+                    case.arm,
+                    label=label,
+                    confidence=confidence,
+                    seconds=seconds,
                 )
             except MedreviewError as error:
                 st.error(plain(error))

@@ -427,8 +427,13 @@ def image_viewer(
     allowed: Callable[[int], bool] | None = None,
     blind: bool = False,
     assist: str | None = None,
+    report_active: bool = False,
 ) -> dict[str, Any]:
     """Mount the viewer; returns its ``sync`` state (see the module docstring).
+
+    ``report_active`` (view mode): the report of the view carries ``activeSeconds``, the active
+    reading time of the image on screen (tab visible, idle gaps over a minute left out), sent again
+    when the pointer or the focus leaves the viewer (a reader study's rating beside it).
 
     ``images``: the image to open first, then the worklist's next ones (label mode) or nothing else
     (view mode). ``jump``: the viewer moves to ``position`` whenever this value changes (a click in a
@@ -508,6 +513,7 @@ def image_viewer(
         "maxHeight": max_height,
         "below": (LABEL_ROOM_BELOW if mode == "label" else 0) if below is None else below,
         "split": split,
+        "reportActive": report_active,
         "owner": sign_in_id() if mode == "label" else "",
         "left": left,
         "serverMs": round((time.perf_counter() - started) * 1000, 1),

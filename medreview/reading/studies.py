@@ -17,10 +17,11 @@ model's probability and map; never the truth, other readers' ratings or (unaided
 rating is accepted only for the case being read and never changed after (:func:`rate_case`).
 
 Time per case. The store notes when a case was first given to the reader (``shown_at``) and the
-rating's arrival; ``seconds`` is what the viewer reported when it reports one, else that interval.
-Neither knows about idle time or a hidden tab, so ``active_seconds`` counts at most
-:data:`ACTIVE_SECONDS_CAP` per case: a reader who left a case on screen over lunch does not make
-the arm look slow. Per reader and arm: the median and total, and cases per hour.
+rating's arrival. The study's viewer reports its active reading seconds (ui/viewer/src/activetime.ts:
+the tab visible, idle gaps over a minute left out), and ``seconds`` and ``active_seconds`` are that
+figure (never more than the interval). Without a report the interval counts, and ``active_seconds``
+at most :data:`ACTIVE_SECONDS_CAP` per case: a reader who left a case on screen over lunch does not
+make the arm look slow. Per reader and arm: the median and total, and cases per hour.
 
 Results (:func:`study_results`): per reader and arm sensitivity and specificity at their calls
 with Wilson intervals and the AUC of their ratings; the model's ROC curve on the set with each
@@ -544,7 +545,7 @@ def rate_case(
     """Rate the case the reader reads now (``member_id`` in ``arm``, as :func:`next_case` gave it);
     audited. Refused: a case rated before (a rating is never changed), a case that is not the one
     being read (the reader moved on, or has not got there), a bad rating. ``seconds``: the viewer's
-    time on screen, when it reports one."""
+    active reading seconds, when it reports them (never more than the time since the case was shown)."""
     require(actor, "annotator", "read a reader study")
     now = now or utcnow()
     # One write transaction: which case is being read, and its rating (no rating can slip in between).
@@ -577,7 +578,9 @@ def rate_case(
         row.score = score
         row.rated_at = now
         row.seconds = round(elapsed, 2)
-        row.active_seconds = round(min(elapsed, ACTIVE_SECONDS_CAP), 2)
+        # The viewer's active seconds leave out a hidden tab and idle gaps itself; without them the
+        # time since the case was shown counts, up to the cap.
+        row.active_seconds = round(elapsed if reported is not None else min(elapsed, ACTIVE_SECONDS_CAP), 2)
         record(
             session,
             actor.username,

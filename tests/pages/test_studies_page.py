@@ -4,21 +4,23 @@ and the Studies page's results for a reviewer."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+from sqlalchemy import select
 
 from medreview.errors import NotFoundError
 from medreview.ml import explanations
 from medreview.reading.reads import LOCAL_ACTOR, save_read
 from medreview.reading.studies import StudyCase, next_case, rate_case, study_heatmap
-from medreview.store.models import User
+from medreview.store.models import ReaderStudyRating, User, as_utc
 from medreview.team.roles import Actor
 from tests.conftest import ADMIN, run_page_as
-from tests.pages.viewer import viewer_data
+from tests.pages.viewer import report, viewer_data
 from tests.reading.test_studies import (
     READERS,
     START,
@@ -155,3 +157,33 @@ def test_a_reader_s_own_earlier_read_of_a_study_image_is_not_sent_to_the_viewer(
     source.set_value("cxr study").run()
     [image] = viewer_data(app, "study_viewer")["images"]
     assert (image["label"], image["labels"], image["boxes"], image["read"]) == (None, [], [], False)
+
+
+def test_a_rating_keeps_the_viewers_active_seconds_not_the_time_the_case_was_open(page_project):
+    # The case was open for 10 minutes, of which the viewer counted 42.5 s active (the tab hidden or
+    # the reader idle the rest): the rating records the viewer's figure, not the cap or the interval.
+    project = page_project
+    page_store = project["store"]
+    study_id = make_study(project)
+    app = run_page_as("label", READER)
+    [source] = [box for box in app.selectbox if box.label == "Worklist"]
+    source.set_value("cxr study").run()
+    case = next_case(page_store, READER, study_id)
+    readers_rating = select(ReaderStudyRating).where(
+        ReaderStudyRating.study_id == study_id,
+        ReaderStudyRating.arm == case.arm,
+        ReaderStudyRating.member_id == case.member_id,
+        ReaderStudyRating.reader_id == select(User.id).where(User.username == READER.username).scalar_subquery(),
+    )
+    with page_store.db.write() as session:
+        row = session.scalar(readers_rating)
+        row.shown_at = as_utc(row.shown_at) - dt.timedelta(minutes=10)
+    view = {"imageId": case.image_id, "frame": 0, "window": None, "activeSeconds": 42.5}
+    data = report(app, "study_viewer", view=view)
+    assert data["reportActive"] is True
+    app.radio(key=f"study_{study_id}_unaided_{case.member_id}_class").set_value("normal")
+    app.button[0].click().run()
+    assert not app.exception
+    with page_store.db.read() as session:
+        row = session.scalar(readers_rating)
+        assert (row.active_seconds, row.seconds) == (42.5, 42.5)

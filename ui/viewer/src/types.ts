@@ -125,6 +125,12 @@ export interface ViewerData {
    * request (ui/frame_route.py); null: asked for in the reports (`want`).
    */
   frameUrl?: string | null;
+  /**
+   * View mode: report the active reading seconds of the image on screen (activetime.ts) with the
+   * view, sent again when the pointer or the focus leaves the viewer (a reader study's rating form
+   * beside it is saved with that figure).
+   */
+  reportActive?: boolean;
 }
 
 /** The Label worklist's follower (follower.ts): the key of the viewer it follows. */

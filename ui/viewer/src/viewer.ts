@@ -152,6 +152,13 @@ export class Viewer {
     window.addEventListener("resize", this.layoutHandler);
     activeViewer = this;
     this.root.addEventListener("pointerenter", () => (activeViewer = this));
+    // A reader study's rating form sits beside the viewer: the active seconds so far go to the server
+    // when the reader leaves the image for it (pointer or keyboard focus).
+    const reportActive = (): void => {
+      if (this.data?.mode === "view" && this.data.reportActive) viewersync.sync(this, false);
+    };
+    this.root.addEventListener("pointerleave", reportActive);
+    this.root.addEventListener("focusout", reportActive);
     window.addEventListener("beforeunload", this.beforeUnload);
     for (const type of INPUT_EVENTS) window.addEventListener(type, this.onInput, { capture: true, passive: true });
     document.addEventListener("visibilitychange", this.onVisibility);
