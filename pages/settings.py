@@ -226,7 +226,7 @@ st.caption(
 )
 with st.form("settings_class_codes", border=False):
     codes = {
-        name: st.text_input(name, value=current["class_codes"].get(name, ""), key=f"settings_code_{name}")
+        name: st.text_input(plain(name), value=current["class_codes"].get(name, ""), key=f"settings_code_{name}")
         for name in label_classes(store)
     }
     if st.form_submit_button("Save codes") and succeeded(lambda: set_setting(store, actor, "class_codes", codes)):

@@ -38,7 +38,8 @@ def test_a_new_project_starts_safe(store):
         "auto_accept": False,  # no final label without a review unless an admin turns the rule on
         "auto_accept_readers": 2,
         "auto_accept_probability": 0.95,
-        "class_codes": {},  # every class in DICOM SR under medreview's private code until an admin gives one
+        "class_codes": {},
+        "assist_mode": "auto",  # the model on the Label page: unaided under blinded reading, else after the read  # every class in DICOM SR under medreview's private code until an admin gives one
     }
 
 
