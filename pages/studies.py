@@ -83,8 +83,12 @@ def results_ui(study_id: int) -> None:
         st.info(plain(note))
     plot_column, table_column = st.columns([5, 7])
     png = roc_png(results)
-    plot_column.image(png, caption="The model's ROC curve and each reader's operating point per arm")
-    readers = pd.DataFrame(results.readers)
+    plot_column.image(
+        png,
+        caption="The model's ROC curve, each reader's operating point per arm, and their empirical ROC "
+        "curves from the ratings (solid unaided, dashed aided)",
+    )
+    readers = pd.DataFrame(results.readers).drop(columns=["roc"], errors="ignore")
     if len(readers):
         for column in ("sensitivity", "specificity"):
             readers[f"{column} 95% CI"] = [f"{low:.2f}-{high:.2f}" for low, high in readers.pop(f"{column}_ci")]

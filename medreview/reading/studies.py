@@ -80,6 +80,7 @@ __all__ = [
     "StudySummary",
     "StudyWait",
     "create_study",
+    "empirical_roc",
     "export_results",
     "find_study",
     "gold_scores",
@@ -717,6 +718,7 @@ def study_results(store: Store, actor: Actor, study_id: int, covariance: mrmc.Co
             {
                 "reader": reader,
                 "arm": arm,
+                "roc": empirical_roc(group["rating"].to_numpy(dtype=float), truth),
                 "cases": len(group),
                 "sensitivity": true_positive / positives if positives else math.nan,
                 "sensitivity_ci": list(sensitivity_ci),
@@ -739,6 +741,20 @@ def study_results(store: Store, actor: Actor, study_id: int, covariance: mrmc.Co
         else:
             analysis, analysis_text = result.as_json(), result.as_text()
     return StudyResults(summary, readers, timing, model, analysis, analysis_text, notes)
+
+
+def empirical_roc(ratings: np.ndarray, truth: np.ndarray) -> dict[str, list[float]]:
+    """A reader's empirical ROC curve from their ratings: (1 - specificity, sensitivity) when every
+    rating at or above each distinct rating counts as positive, from (0, 0) to (1, 1). The area under
+    it (trapezoids) is the reader's Mann-Whitney AUC with ties as 1/2."""
+    truth = np.asarray(truth, dtype=bool)
+    positives, negatives = int(truth.sum()), int((~truth).sum())
+    if not positives or not negatives:
+        return {"fpr": [], "tpr": []}
+    thresholds = np.unique(ratings)[::-1]
+    tpr = [0.0] + [float((ratings[truth] >= value).sum() / positives) for value in thresholds]
+    fpr = [0.0] + [float((ratings[~truth] >= value).sum() / negatives) for value in thresholds]
+    return {"fpr": fpr, "tpr": tpr}
 
 
 def _model_figures(
@@ -844,7 +860,7 @@ def export_results(store: Store, actor: Actor, study_id: int) -> tuple[bytes, by
 
 def roc_png(results: StudyResults) -> bytes:
     """The model's ROC curve with each reader's operating point per arm (1 - specificity,
-    sensitivity), as PNG bytes."""
+    sensitivity) and their empirical ROC curve (solid unaided, dashed aided), as PNG bytes."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -859,6 +875,15 @@ def roc_png(results: StudyResults) -> bytes:
         colours = pyplot.get_cmap("tab10")
         names = sorted({row["reader"] for row in results.readers})
         for row in results.readers:
+            if row.get("roc", {}).get("fpr"):  # the reader's empirical ROC from their ratings
+                axes.plot(
+                    row["roc"]["fpr"],
+                    row["roc"]["tpr"],
+                    color=colours(names.index(row["reader"]) % 10),
+                    linestyle="--" if row["arm"] == "aided" else "-",
+                    linewidth=0.8,
+                    alpha=0.6,
+                )
             if math.isnan(row["sensitivity"]) or math.isnan(row["specificity"]):
                 continue
             axes.scatter(
