@@ -43,9 +43,22 @@ if TYPE_CHECKING:
     from medreview.imaging.decoding import DecodedImage
     from medreview.store import Store
 
-__all__ = ["FRAMES_PATH", "GRANT_SECONDS", "MAX_KEYS", "FrameGrants", "frame_routes", "grants", "serve_frames"]
+__all__ = [
+    "ACTIVE_PATH",
+    "FRAMES_PATH",
+    "GRANT_SECONDS",
+    "MAX_KEYS",
+    "FrameGrants",
+    "active_seconds",
+    "frame_routes",
+    "grants",
+    "record_active",
+    "serve_frames",
+]
 
 FRAMES_PATH = "/medreview/frames"
+# Where a viewer sends the active reading seconds of its image (record_active).
+ACTIVE_PATH = "/medreview/active"
 # A grant lives this long after the last page run that renewed it.
 GRANT_SECONDS = 15 * 60
 # Frames one request may ask for (a batch the browser decodes while the next is on its way).
@@ -63,6 +76,8 @@ class Grant:
     previous_ids: frozenset[int] = frozenset()
     expires: float = 0.0
     checked_at: float = field(default=-1e9)
+    # Active reading seconds per image, as the viewer last sent them (record_active).
+    active: dict[int, float] = field(default_factory=dict)
 
 
 class FrameGrants:
@@ -179,8 +194,36 @@ def serve_frames(token: str, keys_text: str, registry: FrameGrants | None = None
     return 200, b"".join([struct.pack("<I", len(header)), header, *payloads]), "application/octet-stream"
 
 
+def record_active(token: str, body: bytes, registry: FrameGrants | None = None) -> int:
+    """Keep the active reading seconds the viewer sends for an image it was offered (a JSON body
+    ``{"imageId": N, "seconds": S}``, sent as a beacon when the reader leaves the image for the
+    page's own controls: no run of the page). Returns the HTTP status: 204 kept, 400 a bad body,
+    403 the token or its sign-in no longer holds, or an image not offered."""
+    held = (registry or grants).lookup(token)
+    if held is None or _login_refused(held) is not None:
+        return 403
+    try:
+        sent = json.loads(body[:1000])
+        image_id, seconds = int(sent["imageId"]), float(sent["seconds"])
+    except (ValueError, TypeError, KeyError):
+        return 400
+    if not 0 <= seconds < 86_400:
+        return 400
+    if image_id not in held.image_ids and image_id not in held.previous_ids:
+        return 403
+    held.active[image_id] = seconds
+    return 204
+
+
+def active_seconds(token: str | None, image_id: int, registry: FrameGrants | None = None) -> float | None:
+    """The active reading seconds the viewer of ``token`` last sent for ``image_id`` (None: none)."""
+    held = (registry or grants).lookup(token) if token else None
+    return None if held is None else held.active.get(int(image_id))
+
+
 def frame_routes() -> list[Any]:
-    """The Starlette route of this module, for ``st.App(routes=...)``."""
+    """The Starlette routes of this module, for ``st.App(routes=...)``."""
+    from starlette.concurrency import run_in_threadpool
     from starlette.responses import Response
     from starlette.routing import Route
 
@@ -189,4 +232,13 @@ def frame_routes() -> list[Any]:
         headers = {"Cache-Control": "no-store", "Content-Encoding": "identity"}
         return Response(body, status_code=status, media_type=media_type, headers=headers)
 
-    return [Route(FRAMES_PATH + "/{token}", frames, methods=["GET"])]
+    async def active(request: Any) -> Any:
+        body = await request.body()
+        # The sign-in check reads the store: in the thread pool, off the event loop.
+        status = await run_in_threadpool(record_active, request.path_params["token"], body)
+        return Response(status_code=status)
+
+    return [
+        Route(FRAMES_PATH + "/{token}", frames, methods=["GET"]),
+        Route(ACTIVE_PATH + "/{token}", active, methods=["POST"]),
+    ]

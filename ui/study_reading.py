@@ -12,7 +12,7 @@ from medreview.reading.studies import FIVE_POINT, StudyCase, StudySummary, next_
 from medreview.team.roles import Actor
 from ui.session import get_store
 from ui.text import plain
-from ui.viewer import image_viewer, overlay_row
+from ui.viewer import image_viewer, overlay_row, reported_active_seconds
 
 STUDY_VIEWER_KEY = "study_viewer"
 
@@ -37,7 +37,7 @@ def study_reading_ui(actor: Actor, study: StudySummary) -> None:
         missing_map = heat is None
     view_column, rating_column = st.columns([9, 4])
     with view_column:
-        view = image_viewer(
+        image_viewer(
             STUDY_VIEWER_KEY,
             actor,
             [case.image_id],
@@ -45,7 +45,7 @@ def study_reading_ui(actor: Actor, study: StudySummary) -> None:
             split=bool(overlays),
             blind=True,
             report_active=True,
-        ).get("view")
+        )
     with rating_column:
         if case.arm == "aided" and case.model_probability is not None:
             st.metric(f"Model: probability of {plain(case.positive_class)}", f"{case.model_probability:.0%}")
@@ -54,19 +54,10 @@ def study_reading_ui(actor: Actor, study: StudySummary) -> None:
                 "The model's map of this image is not stored yet: an admin computes it by opening the image "
                 "on the Predictions page."
             )
-        rating_form(actor, case, active_seconds(view, case.image_id))
+        rating_form(actor, case)
 
 
-def active_seconds(view: object, image_id: int) -> float | None:
-    """The viewer's active reading seconds of this case's image, as it last reported them (tab
-    visible, idle gaps over a minute left out); None before it has."""
-    if not isinstance(view, dict) or view.get("imageId") != image_id:
-        return None
-    seconds = view.get("activeSeconds")
-    return float(seconds) if isinstance(seconds, int | float) and seconds >= 0 else None
-
-
-def rating_form(actor: Actor, case: StudyCase, seconds: float | None = None) -> None:
+def rating_form(actor: Actor, case: StudyCase) -> None:
     key = f"study_{case.study_id}_{case.arm}_{case.member_id}"
     with st.form(f"{key}_form"):
         if case.scale == "five_point":
@@ -94,7 +85,8 @@ def rating_form(actor: Actor, case: StudyCase, seconds: float | None = None) -> 
                     case.arm,
                     label=label,
                     confidence=confidence,
-                    seconds=seconds,
+                    # What the viewer counted (tab visible, no idle gap over a minute), if it sent it.
+                    seconds=reported_active_seconds(STUDY_VIEWER_KEY, case.image_id),
                 )
             except MedreviewError as error:
                 st.error(plain(error))

@@ -431,9 +431,10 @@ def image_viewer(
 ) -> dict[str, Any]:
     """Mount the viewer; returns its ``sync`` state (see the module docstring).
 
-    ``report_active`` (view mode): the report of the view carries ``activeSeconds``, the active
-    reading time of the image on screen (tab visible, idle gaps over a minute left out), sent again
-    when the pointer or the focus leaves the viewer (a reader study's rating beside it).
+    ``report_active`` (view mode): the viewer sends the active reading time of the image on screen
+    (tab visible, idle gaps over a minute left out) to the frame route whenever the reader leaves
+    the image for the page's own controls (a reader study's rating form), without a run of the page;
+    :func:`reported_active_seconds` reads it.
 
     ``images``: the image to open first, then the worklist's next ones (label mode) or nothing else
     (view mode). ``jump``: the viewer moves to ``position`` whenever this value changes (a click in a
@@ -513,7 +514,7 @@ def image_viewer(
         "maxHeight": max_height,
         "below": (LABEL_ROOM_BELOW if mode == "label" else 0) if below is None else below,
         "split": split,
-        "reportActive": report_active,
+        "activeUrl": _active_url(key) if report_active else None,
         "owner": sign_in_id() if mode == "label" else "",
         "left": left,
         "serverMs": round((time.perf_counter() - started) * 1000, 1),
@@ -725,6 +726,21 @@ def case_viewer(
     }
     _component(key=key, data=data, default={"sync": None}, on_sync_change=lambda: None)
     return viewer_state(key)
+
+
+def _active_url(key: str) -> str | None:
+    """Where the viewer under ``key`` sends its active reading seconds (its frame token's)."""
+    from ui import frame_route
+
+    token = st.session_state.get(f"{key}__frame_token")
+    return f"{frame_route.ACTIVE_PATH}/{token}" if token else None
+
+
+def reported_active_seconds(key: str, image_id: int) -> float | None:
+    """The active reading seconds the viewer under ``key`` last sent for ``image_id`` (None: none)."""
+    from ui import frame_route
+
+    return frame_route.active_seconds(st.session_state.get(f"{key}__frame_token"), image_id)
 
 
 def _frame_url(key: str, image_ids: Sequence[int]) -> str | None:

@@ -20,7 +20,7 @@ from medreview.reading.studies import StudyCase, next_case, rate_case, study_hea
 from medreview.store.models import ReaderStudyRating, User, as_utc
 from medreview.team.roles import Actor
 from tests.conftest import ADMIN, run_page_as
-from tests.pages.viewer import report, viewer_data
+from tests.pages.viewer import viewer_data
 from tests.reading.test_studies import (
     READERS,
     START,
@@ -30,6 +30,7 @@ from tests.reading.test_studies import (
     read_all,
     truthful,
 )
+from ui import frame_route
 from ui.viewer import overlay_row
 
 READER = Actor("reader1", "annotator")
@@ -161,7 +162,8 @@ def test_a_reader_s_own_earlier_read_of_a_study_image_is_not_sent_to_the_viewer(
 
 def test_a_rating_keeps_the_viewers_active_seconds_not_the_time_the_case_was_open(page_project):
     # The case was open for 10 minutes, of which the viewer counted 42.5 s active (the tab hidden or
-    # the reader idle the rest): the rating records the viewer's figure, not the cap or the interval.
+    # the reader idle the rest) and sent it as it left the image: the rating records the viewer's
+    # figure, not the cap or the interval.
     project = page_project
     page_store = project["store"]
     study_id = make_study(project)
@@ -178,9 +180,12 @@ def test_a_rating_keeps_the_viewers_active_seconds_not_the_time_the_case_was_ope
     with page_store.db.write() as session:
         row = session.scalar(readers_rating)
         row.shown_at = as_utc(row.shown_at) - dt.timedelta(minutes=10)
-    view = {"imageId": case.image_id, "frame": 0, "window": None, "activeSeconds": 42.5}
-    data = report(app, "study_viewer", view=view)
-    assert data["reportActive"] is True
+    # What the viewer sent to the frame route (tests/ui/test_frame_route.py) under this viewer's token.
+    token = frame_route.grants.grant(
+        None, login_token="a sign-in", store=page_store, load=lambda image_id: None, image_ids=[case.image_id]
+    )
+    frame_route.grants.lookup(token).active[case.image_id] = 42.5
+    app.session_state["study_viewer__frame_token"] = token
     app.radio(key=f"study_{study_id}_unaided_{case.member_id}_class").set_value("normal")
     app.button[0].click().run()
     assert not app.exception

@@ -85,3 +85,24 @@ def test_a_token_expires_without_runs_and_is_never_another_logins(store: Store):
     now[0] += GRANT_SECONDS + 1
     assert serve_frames(token, "1:0", registry=grants)[0] == 403
     assert serve_frames("a-guessed-token", "1:0", registry=grants)[0] == 403
+
+
+def test_a_viewer_sends_its_active_seconds_for_an_offered_image_only(store: Store, monkeypatch):
+    actor = create_first_admin(store, "admin", "a long enough password")
+    login = issue_login_token(store, actor)
+    grants = FrameGrants()
+    token = grants.grant(None, login_token=login, store=store, load=slice_of, image_ids=[7])
+
+    assert frame_route.record_active(token, b'{"imageId": 7, "seconds": 42.5}', registry=grants) == 204
+    assert frame_route.active_seconds(token, 7, registry=grants) == 42.5
+    # An image not offered, a bad body, an impossible figure, an unknown token: nothing kept.
+    assert frame_route.record_active(token, b'{"imageId": 8, "seconds": 3}', registry=grants) == 403
+    assert frame_route.record_active(token, b"not json", registry=grants) == 400
+    assert frame_route.record_active(token, b'{"imageId": 7, "seconds": -1}', registry=grants) == 400
+    assert frame_route.record_active("unknown", b'{"imageId": 7, "seconds": 1}', registry=grants) == 403
+    assert frame_route.active_seconds(token, 8, registry=grants) is None
+    assert frame_route.active_seconds(token, 7, registry=grants) == 42.5
+    # After a logout the token's sign-in no longer holds.
+    revoke_login_token(store, login)
+    monkeypatch.setattr(frame_route.time, "monotonic", lambda: 1e12)  # past the once-a-second check
+    assert frame_route.record_active(token, b'{"imageId": 7, "seconds": 50}', registry=grants) == 403

@@ -126,11 +126,11 @@ export interface ViewerData {
    */
   frameUrl?: string | null;
   /**
-   * View mode: report the active reading seconds of the image on screen (activetime.ts) with the
-   * view, sent again when the pointer or the focus leaves the viewer (a reader study's rating form
-   * beside it is saved with that figure).
+   * View mode: where to send the active reading seconds of the image on screen (activetime.ts) as a
+   * beacon when the reader leaves it for the page's own controls (a reader study's rating form), so
+   * the rating gets them without a run of the page; absent: not sent.
    */
-  reportActive?: boolean;
+  activeUrl?: string | null;
 }
 
 /** The Label worklist's follower (follower.ts): the key of the viewer it follows. */

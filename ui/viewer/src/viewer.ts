@@ -153,12 +153,11 @@ export class Viewer {
     activeViewer = this;
     this.root.addEventListener("pointerenter", () => (activeViewer = this));
     // A reader study's rating form sits beside the viewer: the active seconds so far go to the server
-    // when the reader leaves the image for it (pointer or keyboard focus).
-    const reportActive = (): void => {
-      if (this.data?.mode === "view" && this.data.reportActive) viewersync.sync(this, false);
-    };
-    this.root.addEventListener("pointerleave", reportActive);
-    this.root.addEventListener("focusout", reportActive);
+    // when the reader leaves the image for it (pointer, keyboard focus, a press outside the viewer),
+    // as a beacon to the frame route: a report would rerun the page under the form being filled.
+    this.root.addEventListener("pointerleave", this.sendActive);
+    this.root.addEventListener("focusout", this.sendActive);
+    window.addEventListener("pointerdown", this.onPressOutside, true);
     window.addEventListener("beforeunload", this.beforeUnload);
     for (const type of INPUT_EVENTS) window.addEventListener(type, this.onInput, { capture: true, passive: true });
     document.addEventListener("visibilitychange", this.onVisibility);
@@ -177,6 +176,17 @@ export class Viewer {
   /** A key, pointer move, wheel turn or click: the reader is at the screen (activetime.ts). */
   readonly onInput = (event: Event): void => this.clock.input(event.timeStamp);
   readonly onVisibility = (event: Event): void => this.clock.visibility(document.visibilityState !== "hidden", event.timeStamp);
+
+  /** The active seconds of the image on screen to `ViewerData.activeUrl`, if the page asked for them. */
+  readonly sendActive = (): void => {
+    const url = this.data?.mode === "view" ? this.data.activeUrl : null;
+    if (!url || this.shown === null || !this.painted) return;
+    const seconds = Math.round(this.clock.seconds(performance.now()) * 10) / 10;
+    navigator.sendBeacon(url, new Blob([JSON.stringify({ imageId: this.shown, seconds })], { type: "application/json" }));
+  };
+  readonly onPressOutside = (event: Event): void => {
+    if (!this.root.contains(event.target as Node)) this.sendActive();
+  };
 
   /** This viewer takes the keys (the last one the pointer entered or pressed in). */
   activate(): void {
@@ -247,6 +257,7 @@ export class Viewer {
     window.removeEventListener("beforeunload", this.beforeUnload);
     for (const type of INPUT_EVENTS) window.removeEventListener(type, this.onInput, { capture: true });
     document.removeEventListener("visibilitychange", this.onVisibility);
+    window.removeEventListener("pointerdown", this.onPressOutside, true);
     if (activeViewer === this) activeViewer = null;
     this.root.remove();
   }

@@ -218,16 +218,11 @@ export function announce(v: Viewer): void {
  * What is on screen, for pages that act on it (the map of the frame and window shown, the header of
  * the slice shown). The window is reported once it settles (a drag reports when released).
  */
-export function viewReport(
-  v: Viewer,
-): { imageId: number; frame: number; window: Window | null; activeSeconds?: number } | null {
+export function viewReport(v: Viewer): { imageId: number; frame: number; window: Window | null } | null {
   if (v.data?.mode !== "view" || v.shown === null) return null;
   const info = v.info(v.shown);
   const state = info && !info.color ? v.windowState(info) : null;
   const window = v.drag?.mode === "window" ? v.settledWindow : (state?.window ?? null);
   v.settledWindow = window;
-  if (!v.data.reportActive) return { imageId: v.shown, frame: v.frame, window };
-  // Whole tenths: the report is sent only when something in it changed (see sync()).
-  const activeSeconds = v.painted ? Math.round(v.clock.seconds(performance.now()) * 10) / 10 : 0;
-  return { imageId: v.shown, frame: v.frame, window, activeSeconds };
+  return { imageId: v.shown, frame: v.frame, window };
 }
