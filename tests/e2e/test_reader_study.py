@@ -18,7 +18,6 @@ from medreview.team.accounts import create_first_admin, create_user
 from medreview.team.roles import Actor
 from tests.conftest import make_settings
 from tests.e2e.conftest import log_in, new_page, require_chromium, serving
-from tests.e2e.viewer import wait_painted
 from tests.reading.test_studies import READERS, build_project, make_study, read_all, with_maps
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -47,12 +46,33 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Stor
         store.close()
 
 
-def wait_shown(page, image_id: int) -> None:  # type: ignore[no-untyped-def]
-    """Wait until the viewer has painted ``image_id`` (the case the service says is being read)."""
-    wait_painted(page)
-    page.wait_for_function(
-        "id => document.querySelector('.mrv-root').dataset.paintedImage === String(id)", arg=image_id
-    )
+def wait_shown(page, image_id: int, arm: str) -> None:  # type: ignore[no-untyped-def]
+    """Wait until a viewer on the page has painted ``image_id`` (the case the service says is being
+    read). A page that has not painted it after 20 s is reloaded once, as a reader would press F5
+    (seen under load: the study's viewer not mounted, or still the worklist's, after the choice)."""
+    painted_it = "id => [...document.querySelectorAll('.mrv-root')].some(r => r.dataset.paintedImage === String(id))"
+    try:
+        page.wait_for_function(painted_it, arg=image_id, timeout=20_000)
+    except PlaywrightTimeoutError:
+        page.reload()
+        page.get_by_label("Worklist").wait_for()
+        choose_study(page, arm)
+        page.wait_for_function(painted_it, arg=image_id)
+
+
+def choose_study(page, arm: str) -> None:  # type: ignore[no-untyped-def]
+    """Pick the study in the Label page's Worklist box once the page's run has ended (a choice made
+    while a run redraws the box is lost), and wait for its ``arm``'s caption; chosen again if lost."""
+    for attempt in range(2):
+        settle(page)
+        page.get_by_label("Worklist").click()
+        page.get_by_role("option", name="cxr study").click()
+        try:
+            page.get_by_text(f"{arm} arm · case").first.wait_for(timeout=20_000)
+            return
+        except PlaywrightTimeoutError:
+            if attempt:
+                raise
 
 
 def settle(page) -> None:  # type: ignore[no-untyped-def]
@@ -84,15 +104,15 @@ def test_a_two_arm_study_is_read_in_the_browser_and_its_results_shown(served, sh
     page = new_page(shared_chromium)
     log_in(page, url, READER.username, "reader1-password")
     page.get_by_role("link", name="Label").click()
-    page.get_by_label("Worklist").click()
-    page.get_by_role("option", name="cxr study").click()
+    page.get_by_label("Worklist").wait_for()
+    choose_study(page, "unaided")
 
     # Unaided (reader1 reads it first): the image alone, no model figure, no map pane.
     for _ in range(THROUGH_THE_UI):
         case = next_case(store, READER, study_id)
         assert isinstance(case, StudyCase) and case.arm == "unaided"
         page.get_by_text("unaided arm · case").wait_for()
-        wait_shown(page, case.image_id)
+        wait_shown(page, case.image_id, "unaided")
         assert page.get_by_text("Model: probability of").count() == 0
         assert page.locator(".mrv-map-pane").count() == 0
         rate_in_the_browser(page, "unaided", truth[case.image_id])
@@ -100,13 +120,13 @@ def test_a_two_arm_study_is_read_in_the_browser_and_its_results_shown(served, sh
     while (case := next_case(store, READER, study_id)).arm == "unaided":
         rate_case(store, READER, study_id, case.member_id, "unaided", label=truth[case.image_id], confidence=60)
     page.reload()
-    page.get_by_label("Worklist").click()
-    page.get_by_role("option", name="cxr study").click()
+    page.get_by_label("Worklist").wait_for()
+    choose_study(page, "aided")
     for _ in range(THROUGH_THE_UI):
         case = next_case(store, READER, study_id)
         assert isinstance(case, StudyCase) and case.arm == "aided"
         page.get_by_text("aided arm · case").first.wait_for()
-        wait_shown(page, case.image_id)
+        wait_shown(page, case.image_id, "aided")
         # The model's probability beside the image and its map in the second pane.
         page.get_by_text("Model: probability of pneumonia").wait_for()
         page.locator(".mrv-root[data-split='true'] .mrv-map-pane").wait_for()
