@@ -25,22 +25,25 @@ def changes(store) -> list[tuple[str, dict]]:
 
 def test_a_new_project_starts_safe(store):
     # De-identification on, no blinding, final labels for training, 8-hour sessions.
-    assert project_settings(store) == {
-        "deidentify": True,
-        "shift_dates": False,  # dates removed, not shifted (PS3.15 Modified Dates option off)
-        "blinded": False,
-        "training_label_source": "final",
-        "session_minutes": 480,
-        "label_mode": "single",
-        "boxes": False,
-        "box_only_reads": False,
-        "hanging_protocols": DEFAULT_PROTOCOLS,  # CT, MR brain, chest film with prior, mammography
-        "auto_accept": False,  # no final label without a review unless an admin turns the rule on
-        "auto_accept_readers": 2,
-        "auto_accept_probability": 0.95,
-        "class_codes": {},
-        "assist_mode": "auto",  # the model on the Label page: unaided under blinded reading, else after the read  # every class in DICOM SR under medreview's private code until an admin gives one
-    }
+    assert (
+        project_settings(store)
+        == {
+            "deidentify": True,
+            "shift_dates": False,  # dates removed, not shifted (PS3.15 Modified Dates option off)
+            "blinded": False,
+            "training_label_source": "final",
+            "session_minutes": 480,
+            "label_mode": "single",
+            "boxes": False,
+            "box_only_reads": False,
+            "hanging_protocols": DEFAULT_PROTOCOLS,  # CT, MR brain, chest film with prior, mammography
+            "auto_accept": False,  # no final label without a review unless an admin turns the rule on
+            "auto_accept_readers": 2,
+            "auto_accept_probability": 0.95,
+            "class_codes": {},
+            "assist_mode": "auto",  # the model on the Label page: unaided under blinded reading, else after the read  # every class in DICOM SR under medreview's private code until an admin gives one
+        }
+    )
 
 
 def test_reading_an_unknown_setting_is_refused(store):
