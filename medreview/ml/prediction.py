@@ -518,15 +518,7 @@ def case_slices(store: Store, actor: Actor, prediction_id: int) -> dict[str, Any
     ("gradcam", "hirescam") (C, k, h, w) float32 in [0, 1], the map of each top slice per class, and
     ``class_names``. Refused in blinded
     reading for a case the annotator has not read."""
-    require(actor, "annotator", "see the model's maps")
-    with store.db.read() as session:
-        prediction = session.get(Prediction, prediction_id)
-        if prediction is None:
-            raise NotFoundError(f"prediction {prediction_id} does not exist")
-        if not can_see_others(store, actor, prediction.image_id):
-            raise PermissionDeniedError("blinded reading: submit your own read of this case first")
-        class_names = list(prediction.model_version.class_names)
-        path = prediction.heatmap_path
+    class_names, path = _maps_of(store, actor, prediction_id, "case")
     if not path or not path.endswith(".npz") or not store.data_path(path).exists():
         raise NotFoundError("the slices of this case prediction are missing; run the prediction again")
     with np.load(store.data_path(path)) as stored:
@@ -644,15 +636,20 @@ def most_uncertain(store: Store, actor: Actor, model_version_id: int | None = No
 def load_heatmaps(store: Store, actor: Actor, prediction_id: int) -> tuple[np.ndarray, list[str]]:
     """Grad-CAM maps ``(C, h, w)`` float32 in [0, 1] and the class names they belong to, for an
     image the actor may see the model's output of (blinded mode: one they have read)."""
+    class_names, path = _maps_of(store, actor, prediction_id, "image")
+    if not path or not store.data_path(path).exists():
+        raise NotFoundError("the Grad-CAM map for this prediction is missing; run the prediction again")
+    return np.load(store.data_path(path)).astype(np.float32), class_names
+
+
+def _maps_of(store: Store, actor: Actor, prediction_id: int, what: str) -> tuple[list[str], str | None]:
+    """The class names and stored map path of a prediction whose maps ``actor`` may see (blinded
+    mode: a ``what``, case or image, they have read)."""
     require(actor, "annotator", "see the model's maps")
     with store.db.read() as session:
         prediction = session.get(Prediction, prediction_id)
         if prediction is None:
             raise NotFoundError(f"prediction {prediction_id} does not exist")
         if not can_see_others(store, actor, prediction.image_id):
-            raise PermissionDeniedError("blinded reading: submit your own read of this image first")
-        class_names = list(prediction.model_version.class_names)
-        path = prediction.heatmap_path
-    if not path or not store.data_path(path).exists():
-        raise NotFoundError("the Grad-CAM map for this prediction is missing; run the prediction again")
-    return np.load(store.data_path(path)).astype(np.float32), class_names
+            raise PermissionDeniedError(f"blinded reading: submit your own read of this {what} first")
+        return list(prediction.model_version.class_names), prediction.heatmap_path

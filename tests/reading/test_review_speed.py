@@ -23,15 +23,10 @@ from medreview.reading.review import (
 from medreview.store import Store
 from medreview.store.models import Annotation, AuditEvent, FinalLabel
 from medreview.team.accounts import create_first_admin, create_user
-from medreview.team.roles import Actor
 from medreview.team.settings import set_setting
 from tests.conftest import make_settings
 from tests.helpers import add_model_version, add_predictions, png_bytes
-
-ADMIN = Actor("boss", "admin")
-REVIEWER = Actor("rev", "reviewer")
-ANN = Actor("ann", "annotator")
-BOB = Actor("bob", "annotator")
+from tests.reading.test_review import ADMIN, ANN, BOB, REVIEWER
 
 
 @pytest.fixture
